@@ -1,0 +1,139 @@
+/* lbd's process state: services (listeners), pools (nodes and their
+ * balancing), and the settings of [lbd]. One struct lbd per process; the
+ * main thread owns it, worker threads read services and pools through the
+ * pools' locks and the atomics of node.h and of struct service. */
+#ifndef LBD_LBD_H
+#define LBD_LBD_H
+
+#include <ev.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "../common/addr.h"
+#include "../health/health.h"
+#include "lb.h"
+#include "node.h"
+
+#define LBD_NAME_MAX 64
+#define LBD_MAX_WORKERS 64
+
+enum service_proto { PROTO_TCP, PROTO_SMTP, PROTO_IMAP, PROTO_POP3, PROTO_HTTP };
+
+struct pool {
+	char name[LBD_NAME_MAX];
+	int line; /* where [pool NAME] starts in the config */
+	const struct lb_ops *lb;
+	struct probe_spec probe; /* probe.type CHECK_NONE: always up */
+	int check_interval_ms;
+	int rise, fall;
+
+	pthread_mutex_t lock; /* guards nodes, nnodes and lbst */
+	struct node **nodes;
+	size_t nnodes, cap;
+	struct lb_state *lbst;
+	_Atomic unsigned long rr_hint; /* spare counter for algorithms */
+
+	struct pool *next;
+};
+
+struct service {
+	char name[LBD_NAME_MAX];
+	int line;
+	struct addr listen;
+	char listenstr[ADDR_STRLEN];
+	enum service_proto protocol;
+	char pool_name[LBD_NAME_MAX];
+	struct pool *pool;
+	int proxy_protocol; /* 0 off, 1 v1, 2 v2 */
+
+	/* settings a reload may change while workers read them */
+	_Atomic int connect_timeout_ms;
+	_Atomic int idle_timeout_s;
+	_Atomic int max_connections;
+	_Atomic int retries;
+
+	_Atomic long active;
+	_Atomic unsigned long total;
+	_Atomic unsigned long refused; /* pool empty or over max_connections */
+	_Atomic unsigned long bytes_in, bytes_out;
+
+	bool closing; /* removed by a reload: listeners closed */
+	struct service *next;
+};
+
+struct lbd_settings {
+	char control[108]; /* sun_path */
+	int control_mode;  /* default 0660 */
+	char state_file[256];
+	char redis[128];
+	int workers;
+	struct addr metrics;
+	bool has_metrics;
+	char metrics_str[ADDR_STRLEN];
+	int log_level;
+	int grace_s;
+};
+
+/* A parsed configuration: what config_load() returns. */
+struct lbd_config {
+	char path[256];
+	struct lbd_settings set;
+	struct service *services;
+	struct pool *pools;
+};
+
+struct worker;
+struct ctl_server;
+struct metrics_server;
+
+/* The process. */
+struct lbd {
+	struct ev_loop *loop; /* main thread: probes, control, metrics */
+	struct lbd_config *cfg;
+	char config_path[256];
+	double started; /* ev_time() at start */
+	struct worker *workers;
+	int nworkers;
+	struct ctl_server *ctl;
+	struct metrics_server *metrics;
+	ev_timer housekeeping; /* 1 s: timed maintenance ends, removals */
+	bool stopping;
+};
+
+const char *service_proto_name(enum service_proto p);
+int service_proto_parse(const char *s, enum service_proto *out);
+
+struct pool *pool_new(const char *name);
+void pool_free(struct pool *p);
+/* Appends a node (pool takes its reference) and rebuilds the balancing
+ * state. Takes the pool lock. Returns 0, or -1 on allocation failure. */
+int pool_insert(struct pool *p, struct node *n);
+/* Unlinks n from the pool and drops the pool's reference. */
+void pool_detach(struct pool *p, struct node *n);
+/* Rebuilds the balancing state (after a weight change). */
+void pool_rebuild(struct pool *p);
+/* Main thread: the node named name, or NULL. No lock needed: only the
+ * main thread changes the node list. */
+struct node *pool_node(struct pool *p, const char *name);
+/* Worker: a usable node not in skip[], with a reference taken, and its
+ * active count raised; NULL when none. */
+struct node *pool_pick(struct pool *p, uint32_t client_hash,
+    struct node *const *skip, size_t nskip);
+
+struct pool *config_pool(struct lbd_config *c, const char *name);
+struct service *config_service(struct lbd_config *c, const char *name);
+
+/* checker.c: probes each node of each pool on the main loop. */
+/* Starts probing n (a new node, or one a reload kept). */
+void checker_start_node(struct lbd *l, struct pool *p, struct node *n);
+/* Stops n's probes (the node is being removed). */
+void checker_stop_node(struct node *n);
+
+/* ctl_server.c: one line per node state change, to the log and to every
+ * `watch` client: "2026-11-22T10:00:00.123Z POOL NODE FROM -> TO REASON".
+ * Called on the main thread only. */
+void lbd_state_event(struct lbd *l, struct pool *p, struct node *n,
+    const char *from, const char *to, const char *reason);
+
+#endif
