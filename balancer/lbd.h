@@ -121,6 +121,11 @@ struct node *pool_node(struct pool *p, const char *name);
 struct node *pool_pick(struct pool *p, uint32_t client_hash,
     struct node *const *skip, size_t nskip);
 
+/* Worker: gives back what pool_pick took (active count and reference). */
+void pool_release(struct node *n);
+/* Swaps the balancing algorithm (a reload changed `balance`). */
+void pool_set_lb(struct pool *p, const struct lb_ops *lb);
+
 struct pool *config_pool(struct lbd_config *c, const char *name);
 struct service *config_service(struct lbd_config *c, const char *name);
 
