@@ -39,13 +39,14 @@ struct pool {
 
 struct service {
 	char name[LBD_NAME_MAX];
-	int line;
+	int line, listen_line, pool_line; /* for config errors */
 	struct addr listen;
 	char listenstr[ADDR_STRLEN];
 	enum service_proto protocol;
 	char pool_name[LBD_NAME_MAX];
-	struct pool *pool;
-	int proxy_protocol; /* 0 off, 1 v1, 2 v2 */
+	struct pool *_Atomic pool; /* a reload may point it elsewhere */
+	_Atomic int proxy_protocol; /* 0 off, 1 v1, 2 v2 */
+	int fds[LBD_MAX_WORKERS];   /* one SO_REUSEPORT listener per worker */
 
 	/* settings a reload may change while workers read them */
 	_Atomic int connect_timeout_ms;
@@ -58,7 +59,7 @@ struct service {
 	_Atomic unsigned long refused; /* pool empty or over max_connections */
 	_Atomic unsigned long bytes_in, bytes_out;
 
-	bool closing; /* removed by a reload: listeners closed */
+	_Atomic bool closing; /* removed by a reload: listeners close */
 	struct service *next;
 };
 
@@ -97,12 +98,20 @@ struct lbd {
 	int nworkers;
 	struct ctl_server *ctl;
 	struct metrics_server *metrics;
+	struct checker *checker; /* checker.c's queue of traffic failures */
 	ev_timer housekeeping; /* 1 s: timed maintenance ends, removals */
+	pthread_mutex_t svc_lock; /* the service list, against worker syncs */
+	ev_signal sigterm, sigint, sighup;
+	ev_timer grace;
+	double grace_end;
 	bool stopping;
 };
 
+/* service.c */
 const char *service_proto_name(enum service_proto p);
 int service_proto_parse(const char *s, enum service_proto *out);
+/* What a client of this protocol hears when no node can take it. */
+const char *service_empty_reply(enum service_proto p);
 
 struct pool *pool_new(const char *name);
 void pool_free(struct pool *p);
@@ -130,10 +139,19 @@ struct pool *config_pool(struct lbd_config *c, const char *name);
 struct service *config_service(struct lbd_config *c, const char *name);
 
 /* checker.c: probes each node of each pool on the main loop. */
+int checker_init(struct lbd *l);
+void checker_free(struct lbd *l);
 /* Starts probing n (a new node, or one a reload kept). */
 void checker_start_node(struct lbd *l, struct pool *p, struct node *n);
 /* Stops n's probes (the node is being removed). */
 void checker_stop_node(struct node *n);
+/* A reload changed the pool's rise/fall: counters follow, verdicts stay. */
+void checker_pool_changed(struct pool *p);
+
+/* Any thread: a connect of real traffic to n failed (errno err); the
+ * checker counts it as a probe failure on the main loop. */
+void checker_report_connect_failure(struct lbd *l, struct pool *p,
+    struct node *n, int err);
 
 /* ctl_server.c: one line per node state change, to the log and to every
  * `watch` client: "2026-11-22T10:00:00.123Z POOL NODE FROM -> TO REASON".

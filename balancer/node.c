@@ -6,7 +6,7 @@
 
 struct node *
 node_new(const char *name, const struct addr *a, int weight, int maxconn,
-    enum node_health health)
+	 enum node_health health)
 {
 	struct node *n = calloc(1, sizeof(*n));
 	if (n == NULL)
@@ -14,7 +14,7 @@ node_new(const char *name, const struct addr *a, int weight, int maxconn,
 	snprintf(n->name, sizeof(n->name), "%s", name);
 	n->addr = *a;
 	addr_fmt((const struct sockaddr *)&a->ss, n->addrstr,
-	    sizeof(n->addrstr));
+		 sizeof(n->addrstr));
 	n->maxconn = maxconn;
 	atomic_init(&n->weight, weight);
 	atomic_init(&n->health, health);

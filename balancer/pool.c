@@ -47,7 +47,7 @@ pool_rebuild_locked(struct pool *p)
 		p->lbst = p->lb->create();
 	if (p->lbst == NULL || p->lb->rebuild(p->lbst, p->nodes, p->nnodes) < 0)
 		log_err("%s: pool %s: out of memory rebuilding %s", __func__,
-		    p->name, p->lb->name);
+			p->name, p->lb->name);
 }
 
 int
@@ -78,7 +78,7 @@ pool_detach(struct pool *p, struct node *n)
 		if (p->nodes[i] != n)
 			continue;
 		memmove(&p->nodes[i], &p->nodes[i + 1],
-		    (p->nnodes - i - 1) * sizeof(*p->nodes));
+			(p->nnodes - i - 1) * sizeof(*p->nodes));
 		p->nnodes--;
 		pool_rebuild_locked(p);
 		pthread_mutex_unlock(&p->lock);
@@ -122,13 +122,13 @@ pool_node(struct pool *p, const char *name)
 
 struct node *
 pool_pick(struct pool *p, uint32_t client_hash, struct node *const *skip,
-    size_t nskip)
+	  size_t nskip)
 {
 	struct node *n = NULL;
 	pthread_mutex_lock(&p->lock);
 	if (p->lbst)
 		n = p->lb->pick(p->lbst, p->nodes, p->nnodes, client_hash, skip,
-		    nskip);
+				nskip);
 	if (n) {
 		node_ref(n);
 		atomic_fetch_add_explicit(&n->active, 1, memory_order_relaxed);

@@ -68,7 +68,7 @@ log_vemit(enum log_level lvl, const char *fmt, va_list ap)
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
 	/* One fprintf per line keeps lines from several threads whole. */
 	fprintf(stderr, "%s.%03ldZ %s %s: %s\n", when, ts.tv_nsec / 1000000,
-	    log_ident, tags[lvl], msg);
+		log_ident, tags[lvl], msg);
 }
 
 #define LOG_FN(fn, lvl)                                                        \

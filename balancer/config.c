@@ -1,0 +1,790 @@
+#include "config.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../common/log.h"
+
+#define CONF_MAX_ERRORS 20
+
+struct conf_ctx {
+	const char *path;
+	FILE *f;
+	int line;	  /* line the reader returned last */
+	int line_toolong; /* that line did not fit inih's buffer */
+	struct lbd_config *cfg;
+	char cur_section[128];
+	void *cur_obj; /* the service or pool being read */
+	int cur_kind;  /* 0 lbd, 1 service, 2 pool, -1 unknown */
+	char *err;
+	size_t errlen;
+	int nerrors;
+};
+
+static void conf_error(struct conf_ctx *c, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+conf_error(struct conf_ctx *c, int line, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+	if (c->nerrors++ >= CONF_MAX_ERRORS)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	size_t used = strlen(c->err);
+	if (used < c->errlen)
+		snprintf(c->err + used, c->errlen - used, "%s%s:%d: %s",
+			 used ? "\n" : "", c->path, line, msg);
+}
+
+/* Parses a decimal integer in [min, max]. */
+static int
+conf_int(struct conf_ctx *c, const char *key, const char *val, int min, int max,
+	 int *out)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(val, &end, 10);
+	if (*val == '\0' || *end != '\0' || errno || v < min || v > max) {
+		conf_error(c, c->line, "%s: \"%s\" is not a number in %d..%d",
+			   key, val, min, max);
+		return -1;
+	}
+	*out = (int)v;
+	return 0;
+}
+
+static int
+conf_atomic_int(struct conf_ctx *c, const char *key, const char *val, int min,
+		int max, _Atomic int *out)
+{
+	int v;
+	if (conf_int(c, key, val, min, max, &v) < 0)
+		return -1;
+	atomic_store(out, v);
+	return 0;
+}
+
+static int
+conf_string(struct conf_ctx *c, const char *key, const char *val, char *out,
+	    size_t outlen)
+{
+	if (strlen(val) >= outlen) {
+		conf_error(c, c->line, "%s: value longer than %zu bytes", key,
+			   outlen - 1);
+		return -1;
+	}
+	memcpy(out, val, strlen(val) + 1);
+	return 0;
+}
+
+static int
+conf_addr(struct conf_ctx *c, const char *key, const char *val, struct addr *a,
+	  char *str, size_t strlen_)
+{
+	const char *why;
+	if (addr_parse(val, a, &why) < 0) {
+		conf_error(c, c->line, "%s: bad address \"%s\": %s", key, val,
+			   why);
+		return -1;
+	}
+	addr_fmt((struct sockaddr *)&a->ss, str, strlen_);
+	return 0;
+}
+
+/* [lbd] */
+
+static int
+lbd_control(struct conf_ctx *c, void *o, const char *k, const char *v)
+{
+	struct lbd_settings *s = o;
+	return conf_string(c, k, v, s->control, sizeof(s->control));
+}
+
+static int
+lbd_control_mode(struct conf_ctx *c, void *o, const char *k, const char *v)
+{
+	struct lbd_settings *s = o;
+	char *end;
+	long mode = strtol(v, &end, 8);
+	if (*v == '\0' || *end != '\0' || mode < 0 || mode > 0777) {
+		conf_error(c, c->line, "%s: \"%s\" is not an octal mode", k, v);
+		return -1;
+	}
+	s->control_mode = (int)mode;
+	return 0;
+}
+
+static int
+lbd_state_file(struct conf_ctx *c, void *o, const char *k, const char *v)
+{
+	struct lbd_settings *s = o;
+	return conf_string(c, k, v, s->state_file, sizeof(s->state_file));
+}
+
+static int
+lbd_redis(struct conf_ctx *c, void *o, const char *k, const char *v)
+{
+	struct lbd_settings *s = o;
+	struct addr a;
+	char buf[ADDR_STRLEN];
+	if (conf_addr(c, k, v, &a, buf, sizeof(buf)) < 0)
+		return -1;
+	return conf_string(c, k, v, s->redis, sizeof(s->redis));
+}
+
+static int
+lbd_workers(struct conf_ctx *c, void *o, const char *k, const char *v)
+{
+	struct lbd_settings *s = o;
+	return conf_int(c, k, v, 1, LBD_MAX_WORKERS, &s->workers);
+}
+
+static int
+lbd_metrics(struct conf_ctx *c, void *o, const char *k, const char *v)
+{
+	struct lbd_settings *s = o;
+	if (conf_addr(c, k, v, &s->metrics, s->metrics_str,
+		      sizeof(s->metrics_str)) < 0)
+		return -1;
+	s->has_metrics = true;
+	return 0;
+}
+
+static int
+lbd_log_level(struct conf_ctx *c, void *o, const char *k, const char *v)
+{
+	struct lbd_settings *s = o;
+	enum log_level lvl;
+	if (log_level_parse(v, &lvl) < 0) {
+		conf_error(c, c->line,
+			   "%s: \"%s\" is not one of err, warn, info, debug", k,
+			   v);
+		return -1;
+	}
+	s->log_level = (int)lvl;
+	return 0;
+}
+
+static int
+lbd_grace_s(struct conf_ctx *c, void *o, const char *k, const char *v)
+{
+	struct lbd_settings *s = o;
+	return conf_int(c, k, v, 0, 86400, &s->grace_s);
+}
+
+/* [service NAME] */
+
+static int
+svc_listen(struct conf_ctx *c, void *o, const char *k, const char *v)
+{
+	struct service *s = o;
+	s->listen_line = c->line;
+	return conf_addr(c, k, v, &s->listen, s->listenstr,
+			 sizeof(s->listenstr));
+}
+
+static int
+svc_protocol(struct conf_ctx *c, void *o, const char *k, const char *v)
+{
+	struct service *s = o;
+	if (service_proto_parse(v, &s->protocol) < 0) {
+		conf_error(
+		    c, c->line,
+		    "%s: \"%s\" is not one of smtp, imap, pop3, http, tcp", k,
+		    v);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+svc_pool(struct conf_ctx *c, void *o, const char *k, const char *v)
+{
+	struct service *s = o;
+	s->pool_line = c->line;
+	return conf_string(c, k, v, s->pool_name, sizeof(s->pool_name));
+}
+
+static int
+svc_proxy_protocol(struct conf_ctx *c, void *o, const char *k, const char *v)
+{
+	struct service *s = o;
+	if (strcmp(v, "off") == 0)
+		s->proxy_protocol = 0;
+	else if (strcmp(v, "v1") == 0)
+		s->proxy_protocol = 1;
+	else if (strcmp(v, "v2") == 0)
+		s->proxy_protocol = 2;
+	else {
+		conf_error(c, c->line, "%s: \"%s\" is not one of off, v1, v2",
+			   k, v);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+svc_connect_timeout(struct conf_ctx *c, void *o, const char *k, const char *v)
+{
+	return conf_atomic_int(c, k, v, 1, 600000,
+			       &((struct service *)o)->connect_timeout_ms);
+}
+
+static int
+svc_idle_timeout(struct conf_ctx *c, void *o, const char *k, const char *v)
+{
+	return conf_atomic_int(c, k, v, 1, 7 * 86400,
+			       &((struct service *)o)->idle_timeout_s);
+}
+
+static int
+svc_max_connections(struct conf_ctx *c, void *o, const char *k, const char *v)
+{
+	return conf_atomic_int(c, k, v, 0, 10000000,
+			       &((struct service *)o)->max_connections);
+}
+
+static int
+svc_retries(struct conf_ctx *c, void *o, const char *k, const char *v)
+{
+	return conf_atomic_int(c, k, v, 0, 64, &((struct service *)o)->retries);
+}
+
+/* [pool NAME] */
+
+static int
+pool_balance(struct conf_ctx *c, void *o, const char *k, const char *v)
+{
+	struct pool *p = o;
+	const struct lb_ops *lb = lb_find(v);
+	if (lb == NULL) {
+		conf_error(
+		    c, c->line,
+		    "%s: \"%s\" is not one of roundrobin, leastconn, maglev", k,
+		    v);
+		return -1;
+	}
+	p->lb = lb;
+	return 0;
+}
+
+static int
+pool_check(struct conf_ctx *c, void *o, const char *k, const char *v)
+{
+	struct pool *p = o;
+	if (check_type_parse(v, &p->probe.type) < 0) {
+		conf_error(c, c->line, "%s: unknown check \"%s\"", k, v);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+pool_check_user(struct conf_ctx *c, void *o, const char *k, const char *v)
+{
+	struct pool *p = o;
+	return conf_string(c, k, v, p->probe.user, sizeof(p->probe.user));
+}
+
+static int
+pool_check_password(struct conf_ctx *c, void *o, const char *k, const char *v)
+{
+	struct pool *p = o;
+	return conf_string(c, k, v, p->probe.password,
+			   sizeof(p->probe.password));
+}
+
+static int
+pool_check_path(struct conf_ctx *c, void *o, const char *k, const char *v)
+{
+	struct pool *p = o;
+	if (v[0] != '/' || strpbrk(v, " \r\n") != NULL) {
+		conf_error(c, c->line,
+			   "%s: \"%s\" must start with / and hold no spaces", k,
+			   v);
+		return -1;
+	}
+	return conf_string(c, k, v, p->probe.path, sizeof(p->probe.path));
+}
+
+static int
+pool_check_ca(struct conf_ctx *c, void *o, const char *k, const char *v)
+{
+	struct pool *p = o;
+	if (access(v, R_OK) < 0) {
+		conf_error(c, c->line, "%s: cannot read \"%s\": %s", k, v,
+			   strerror(errno));
+		return -1;
+	}
+	return conf_string(c, k, v, p->probe.ca_file, sizeof(p->probe.ca_file));
+}
+
+static int
+pool_check_interval(struct conf_ctx *c, void *o, const char *k, const char *v)
+{
+	return conf_int(c, k, v, 10, 3600000,
+			&((struct pool *)o)->check_interval_ms);
+}
+
+static int
+pool_check_timeout(struct conf_ctx *c, void *o, const char *k, const char *v)
+{
+	return conf_int(c, k, v, 10, 600000,
+			&((struct pool *)o)->probe.timeout_ms);
+}
+
+static int
+pool_check_cert_days(struct conf_ctx *c, void *o, const char *k, const char *v)
+{
+	return conf_int(c, k, v, 0, 3650, &((struct pool *)o)->probe.cert_days);
+}
+
+static int
+pool_rise(struct conf_ctx *c, void *o, const char *k, const char *v)
+{
+	return conf_int(c, k, v, 1, 100, &((struct pool *)o)->rise);
+}
+
+static int
+pool_fall(struct conf_ctx *c, void *o, const char *k, const char *v)
+{
+	return conf_int(c, k, v, 1, 100, &((struct pool *)o)->fall);
+}
+
+static int
+pool_node_line(struct conf_ctx *c, void *o, const char *k, const char *v)
+{
+	struct pool *p = o;
+	char why[160];
+	(void)k;
+	struct node *n = config_node_parse(v, HEALTH_UP, why, sizeof(why));
+	if (n == NULL) {
+		conf_error(c, c->line, "node: %s", why);
+		return -1;
+	}
+	if (pool_node(p, n->name) != NULL) {
+		conf_error(c, c->line, "node: \"%s\" already in pool %s",
+			   n->name, p->name);
+		node_unref(n);
+		return -1;
+	}
+	n->from_config = true;
+	if (pool_insert(p, n) < 0) {
+		conf_error(c, c->line, "node: out of memory");
+		node_unref(n);
+		return -1;
+	}
+	return 0;
+}
+
+struct conf_key {
+	const char *name;
+	int (*set)(struct conf_ctx *c, void *obj, const char *key,
+		   const char *val);
+};
+
+static const struct conf_key lbd_keys[] = {
+    {"control", lbd_control},
+    {"control_mode", lbd_control_mode},
+    {"state_file", lbd_state_file},
+    {"redis", lbd_redis},
+    {"workers", lbd_workers},
+    {"metrics", lbd_metrics},
+    {"log_level", lbd_log_level},
+    {"grace_s", lbd_grace_s},
+    {NULL, NULL},
+};
+
+static const struct conf_key service_keys[] = {
+    {"listen", svc_listen},
+    {"protocol", svc_protocol},
+    {"pool", svc_pool},
+    {"proxy_protocol", svc_proxy_protocol},
+    {"connect_timeout_ms", svc_connect_timeout},
+    {"idle_timeout_s", svc_idle_timeout},
+    {"max_connections", svc_max_connections},
+    {"retries", svc_retries},
+    {NULL, NULL},
+};
+
+static const struct conf_key pool_keys[] = {
+    {"balance", pool_balance},
+    {"check", pool_check},
+    {"check_user", pool_check_user},
+    {"check_password", pool_check_password},
+    {"check_path", pool_check_path},
+    {"check_ca", pool_check_ca},
+    {"check_cert_days", pool_check_cert_days},
+    {"check_interval_ms", pool_check_interval},
+    {"check_timeout_ms", pool_check_timeout},
+    {"rise", pool_rise},
+    {"fall", pool_fall},
+    {"node", pool_node_line},
+    {NULL, NULL},
+};
+
+static const struct conf_key *
+conf_key_find(const struct conf_key *table, const char *name)
+{
+	for (; table->name; table++)
+		if (strcmp(table->name, name) == 0)
+			return table;
+	return NULL;
+}
+
+/* Names: letters, digits, '-', '_', '.'; what the control socket and the
+ * status table can show without quoting. */
+static int
+conf_name_ok(const char *s)
+{
+	if (*s == '\0' || strlen(s) >= LBD_NAME_MAX)
+		return 0;
+	for (; *s; s++)
+		if (!(*s >= 'a' && *s <= 'z') && !(*s >= 'A' && *s <= 'Z') &&
+		    !(*s >= '0' && *s <= '9') && *s != '-' && *s != '_' &&
+		    *s != '.')
+			return 0;
+	return 1;
+}
+
+static struct service *
+conf_service_new(struct conf_ctx *c, const char *name)
+{
+	struct service *s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return NULL;
+	snprintf(s->name, sizeof(s->name), "%s", name);
+	s->line = c->line;
+	s->protocol = PROTO_TCP;
+	atomic_init(&s->connect_timeout_ms, 1000);
+	atomic_init(&s->idle_timeout_s, 1800);
+	atomic_init(&s->max_connections, 0);
+	atomic_init(&s->retries, 2);
+	struct service **tail = &c->cfg->services;
+	while (*tail)
+		tail = &(*tail)->next;
+	*tail = s;
+	return s;
+}
+
+static struct pool *
+conf_pool_new(struct conf_ctx *c, const char *name)
+{
+	struct pool *p = pool_new(name);
+	if (p == NULL)
+		return NULL;
+	p->line = c->line;
+	struct pool **tail = &c->cfg->pools;
+	while (*tail)
+		tail = &(*tail)->next;
+	*tail = p;
+	return p;
+}
+
+/* A new section header: find what it names and whether it repeats. */
+static void
+conf_enter_section(struct conf_ctx *c, const char *section)
+{
+	snprintf(c->cur_section, sizeof(c->cur_section), "%s", section);
+	c->cur_obj = NULL;
+	c->cur_kind = -1;
+	if (strcmp(section, "lbd") == 0) {
+		c->cur_kind = 0;
+		c->cur_obj = &c->cfg->set;
+		return;
+	}
+	const char *name = strchr(section, ' ');
+	int is_service = strncmp(section, "service ", 8) == 0;
+	int is_pool = strncmp(section, "pool ", 5) == 0;
+	if ((!is_service && !is_pool) || name == NULL) {
+		conf_error(
+		    c, c->line,
+		    "unknown section [%s] (expected [lbd], [service NAME] or "
+		    "[pool NAME])",
+		    section);
+		return;
+	}
+	while (*name == ' ')
+		name++;
+	if (!conf_name_ok(name)) {
+		conf_error(
+		    c, c->line,
+		    "[%s]: bad name \"%s\" (letters, digits, - _ . and at most "
+		    "%d bytes)",
+		    section, name, LBD_NAME_MAX - 1);
+		return;
+	}
+	if (is_service) {
+		if (config_service(c->cfg, name)) {
+			conf_error(c, c->line, "service %s defined twice",
+				   name);
+			return;
+		}
+		c->cur_kind = 1;
+		c->cur_obj = conf_service_new(c, name);
+	} else {
+		if (config_pool(c->cfg, name)) {
+			conf_error(c, c->line, "pool %s defined twice", name);
+			return;
+		}
+		c->cur_kind = 2;
+		c->cur_obj = conf_pool_new(c, name);
+	}
+}
+
+static int
+conf_handler(void *user, const char *section, const char *name,
+	     const char *value)
+{
+	struct conf_ctx *c = user;
+	static const struct conf_key *const tables[] = {lbd_keys, service_keys,
+							pool_keys};
+	static const char *const kinds[] = {"[lbd]", "[service]", "[pool]"};
+
+	if (c->line_toolong) {
+		conf_error(c, c->line, "line too long");
+		return 1;
+	}
+	if (strcmp(section, c->cur_section) != 0 || c->cur_obj == NULL) {
+		if (strcmp(section, c->cur_section) != 0)
+			conf_enter_section(c, section);
+		if (c->cur_obj == NULL) {
+			if (c->cur_kind == -1 && section[0] == '\0')
+				conf_error(c, c->line,
+					   "%s = ... outside any section",
+					   name);
+			return 1;
+		}
+	}
+	const struct conf_key *k = conf_key_find(tables[c->cur_kind], name);
+	if (k == NULL) {
+		conf_error(c, c->line, "unknown key \"%s\" in %s", name,
+			   kinds[c->cur_kind]);
+		return 1;
+	}
+	k->set(c, c->cur_obj, name, value);
+	return 1;
+}
+
+/* inih's reader: one line per call, so the line number is ours to keep. */
+static char *
+conf_reader(char *str, int num, void *stream)
+{
+	struct conf_ctx *c = stream;
+	if (fgets(str, num, c->f) == NULL)
+		return NULL;
+	c->line++;
+	size_t len = strlen(str);
+	c->line_toolong = 0;
+	if (len > 0 && str[len - 1] != '\n' && !feof(c->f)) {
+		/* Skip the rest: the line is reported, never split. */
+		int ch;
+		c->line_toolong = 1;
+		while ((ch = fgetc(c->f)) != EOF && ch != '\n')
+			;
+	}
+	return str;
+}
+
+static void
+conf_validate(struct conf_ctx *c)
+{
+	struct lbd_config *cfg = c->cfg;
+	if (cfg->set.control[0] == '\0')
+		conf_error(c, 1, "[lbd]: control = PATH is required");
+	for (struct service *s = cfg->services; s; s = s->next) {
+		if (s->listen.len == 0)
+			conf_error(c, s->line, "service %s: listen is required",
+				   s->name);
+		if (s->pool_name[0] == '\0')
+			conf_error(c, s->line, "service %s: pool is required",
+				   s->name);
+		else if ((s->pool = config_pool(cfg, s->pool_name)) == NULL)
+			conf_error(c, s->pool_line,
+				   "service %s: pool \"%s\" does not exist",
+				   s->name, s->pool_name);
+		for (struct service *t = cfg->services; t != s; t = t->next)
+			if (s->listen.len && addr_equal(&s->listen, &t->listen))
+				conf_error(
+				    c, s->listen_line,
+				    "service %s: listen %s already used by "
+				    "service %s (line %d)",
+				    s->name, s->listenstr, t->name,
+				    t->listen_line);
+	}
+	if (cfg->set.has_metrics)
+		for (struct service *s = cfg->services; s; s = s->next)
+			if (addr_equal(&s->listen, &cfg->set.metrics))
+				conf_error(
+				    c, s->listen_line,
+				    "service %s: listen %s is the metrics "
+				    "address",
+				    s->name, s->listenstr);
+	for (struct pool *p = cfg->pools; p; p = p->next)
+		if ((p->probe.type == CHECK_NONE ||
+		     p->probe.type == CHECK_TCP) &&
+		    p->probe.user[0])
+			conf_error(
+			    c, p->line,
+			    "pool %s: check_user needs check = imap or pop3 "
+			    "(or their TLS forms)",
+			    p->name);
+}
+
+struct lbd_config *
+config_load(const char *path, char *err, size_t errlen)
+{
+	struct conf_ctx c = {.path = path, .err = err, .errlen = errlen};
+	err[0] = '\0';
+	c.f = fopen(path, "r");
+	if (c.f == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	c.cfg = calloc(1, sizeof(*c.cfg));
+	if (c.cfg == NULL) {
+		fclose(c.f);
+		snprintf(err, errlen, "%s: out of memory", path);
+		return NULL;
+	}
+	snprintf(c.cfg->path, sizeof(c.cfg->path), "%s", path);
+	c.cfg->set.control_mode = 0660;
+	c.cfg->set.workers = (int)sysconf(_SC_NPROCESSORS_ONLN);
+	if (c.cfg->set.workers < 1 || c.cfg->set.workers > LBD_MAX_WORKERS)
+		c.cfg->set.workers = 1;
+	c.cfg->set.log_level = LOG_LVL_INFO;
+	c.cfg->set.grace_s = 30;
+	c.cur_kind = -1;
+
+	int rc = ini_parse_stream(conf_reader, &c, conf_handler, &c);
+	fclose(c.f);
+	if (rc > 0 && c.nerrors == 0)
+		conf_error(&c, rc,
+			   "syntax error (expected [section] or "
+			   "key = value)");
+	if (rc < 0)
+		conf_error(&c, 0, "cannot read the file");
+	if (c.nerrors == 0)
+		conf_validate(&c);
+	if (c.nerrors > 0) {
+		config_free(c.cfg);
+		return NULL;
+	}
+	return c.cfg;
+}
+
+void
+config_free(struct lbd_config *c)
+{
+	if (c == NULL)
+		return;
+	while (c->services) {
+		struct service *s = c->services;
+		c->services = s->next;
+		free(s);
+	}
+	while (c->pools) {
+		struct pool *p = c->pools;
+		c->pools = p->next;
+		pool_free(p);
+	}
+	free(c);
+}
+
+struct pool *
+config_pool(struct lbd_config *c, const char *name)
+{
+	for (struct pool *p = c->pools; p; p = p->next)
+		if (strcmp(p->name, name) == 0)
+			return p;
+	return NULL;
+}
+
+struct service *
+config_service(struct lbd_config *c, const char *name)
+{
+	for (struct service *s = c->services; s; s = s->next)
+		if (strcmp(s->name, name) == 0 && !atomic_load(&s->closing))
+			return s;
+	return NULL;
+}
+
+struct node *
+config_node_parse(const char *spec, enum node_health health, char *why,
+		  size_t whylen)
+{
+	char buf[512], *save, *tok;
+	char name[NODE_NAME_MAX] = "";
+	struct addr a;
+	const char *awhy;
+	int weight = 1, maxconn = 0, have_addr = 0;
+
+	if (strlen(spec) >= sizeof(buf)) {
+		snprintf(why, whylen, "too long");
+		return NULL;
+	}
+	memcpy(buf, spec, strlen(spec) + 1);
+	for (tok = strtok_r(buf, " \t", &save); tok;
+	     tok = strtok_r(NULL, " \t", &save)) {
+		if (name[0] == '\0') {
+			if (!conf_name_ok(tok) || strlen(tok) >= sizeof(name)) {
+				snprintf(why, whylen, "bad node name \"%.64s\"",
+					 tok);
+				return NULL;
+			}
+			snprintf(name, sizeof(name), "%s", tok);
+		} else if (!have_addr) {
+			if (addr_parse(tok, &a, &awhy) < 0) {
+				snprintf(why, whylen,
+					 "bad address \"%.64s\": %s", tok,
+					 awhy);
+				return NULL;
+			}
+			have_addr = 1;
+		} else if (strncmp(tok, "weight=", 7) == 0 ||
+			   strncmp(tok, "maxconn=", 8) == 0) {
+			int is_weight = tok[0] == 'w';
+			const char *v = strchr(tok, '=') + 1;
+			char *end;
+			errno = 0;
+			long n = strtol(v, &end, 10);
+			long max = is_weight ? 256 : 10000000;
+			if (*v == '\0' || *end || errno || n < 0 || n > max) {
+				snprintf(
+				    why, whylen, "bad %s \"%.32s\" (0..%ld)",
+				    is_weight ? "weight" : "maxconn", v, max);
+				return NULL;
+			}
+			if (is_weight)
+				weight = (int)n;
+			else
+				maxconn = (int)n;
+		} else {
+			snprintf(why, whylen,
+				 "unexpected \"%.64s\" (expected weight=N or "
+				 "maxconn=N)",
+				 tok);
+			return NULL;
+		}
+	}
+	if (!have_addr) {
+		snprintf(why, whylen,
+			 "expected NAME HOST:PORT [weight=N] "
+			 "[maxconn=N]");
+		return NULL;
+	}
+	struct node *n = node_new(name, &a, weight, maxconn, health);
+	if (n == NULL)
+		snprintf(why, whylen, "out of memory");
+	return n;
+}

@@ -1,0 +1,161 @@
+/* lbd's life: start (listeners, control socket, metrics, probes, workers),
+ * signals, and the graceful stop. The reload is reload.c's. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../common/log.h"
+#include "config.h"
+#include "ctl.h"
+#include "lbd_run.h"
+#include "metrics.h"
+#include "runtime.h"
+#include "statefile.h"
+#include "worker.h"
+
+#define LBD_STOP_POLL_S 0.1
+
+/* The grace period: every 100 ms, end when no connection is left or the
+ * time is up. */
+static void
+lbd_grace_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct lbd *l = t->data;
+	(void)revents;
+	long active = workers_active(l);
+	double left = l->grace_end - ev_now(loop);
+	if (active > 0 && left > 0)
+		return;
+	if (active > 0)
+		log_warn("grace period over: closing %ld connections", active);
+	ev_timer_stop(loop, t);
+	ev_break(loop, EVBREAK_ALL);
+}
+
+void
+lbd_stop(struct lbd *l)
+{
+	if (l->stopping)
+		return;
+	l->stopping = true;
+	log_info("stopping: no new connections, %ld to finish within %d s",
+		 workers_active(l), l->cfg->set.grace_s);
+	ctl_server_stop(l);
+	metrics_stop(l);
+	workers_post(l, WORKER_STOP_ACCEPT);
+	l->grace_end = ev_now(l->loop) + l->cfg->set.grace_s;
+	ev_timer_init(&l->grace, lbd_grace_cb, 0., LBD_STOP_POLL_S);
+	l->grace.data = l;
+	ev_timer_again(l->loop, &l->grace);
+}
+
+static void
+lbd_signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	struct lbd *l = w->data;
+	(void)loop;
+	(void)revents;
+	if (w->signum == SIGHUP) {
+		if (!l->stopping)
+			lbd_reload(l);
+		return;
+	}
+	log_info("%s received", strsignal(w->signum));
+	lbd_stop(l);
+}
+
+static void
+lbd_signals(struct lbd *l)
+{
+	signal(SIGPIPE, SIG_IGN);
+	ev_signal_init(&l->sigterm, lbd_signal_cb, SIGTERM);
+	ev_signal_init(&l->sigint, lbd_signal_cb, SIGINT);
+	ev_signal_init(&l->sighup, lbd_signal_cb, SIGHUP);
+	l->sigterm.data = l->sigint.data = l->sighup.data = l;
+	ev_signal_start(l->loop, &l->sigterm);
+	ev_signal_start(l->loop, &l->sigint);
+	ev_signal_start(l->loop, &l->sighup);
+}
+
+/* Frees what the run left: probes, pools, services. */
+static void
+lbd_cleanup(struct lbd *l)
+{
+	for (struct pool *p = l->cfg->pools; p; p = p->next)
+		for (size_t i = 0; i < p->nnodes; i++)
+			checker_stop_node(p->nodes[i]);
+	runtime_stop(l);
+	checker_free(l);
+	for (struct service *s = l->cfg->services; s; s = s->next)
+		for (int i = 0; i < LBD_MAX_WORKERS; i++)
+			if (s->fds[i] >= 0)
+				close(s->fds[i]);
+	config_free(l->cfg);
+	l->cfg = NULL;
+	pthread_mutex_destroy(&l->svc_lock);
+}
+
+int
+lbd_run(struct lbd_config *cfg)
+{
+	struct lbd lbd, *l = &lbd;
+	char err[256];
+	int rc = 1;
+
+	memset(l, 0, sizeof(*l));
+	l->cfg = cfg;
+	snprintf(l->config_path, sizeof(l->config_path), "%s", cfg->path);
+	l->loop = ev_default_loop(0);
+	l->started = ev_time();
+	pthread_mutex_init(&l->svc_lock, NULL);
+	log_set_level((enum log_level)cfg->set.log_level);
+	lbd_signals(l);
+	if (checker_init(l) < 0)
+		fatal("%s: out of memory", __func__);
+
+	for (struct service *s = cfg->services; s; s = s->next)
+		for (int i = 0; i < LBD_MAX_WORKERS; i++)
+			s->fds[i] = -1;
+	for (struct service *s = cfg->services; s; s = s->next)
+		if (service_open(l, s, err, sizeof(err)) < 0) {
+			log_err("%s", err);
+			goto out;
+		}
+	if (ctl_server_start(l) < 0)
+		goto out;
+	if (metrics_start(l) < 0)
+		goto out;
+	if (runtime_start(l) < 0)
+		goto out;
+	for (struct pool *p = cfg->pools; p; p = p->next)
+		for (size_t i = 0; i < p->nnodes; i++)
+			checker_start_node(l, p, p->nodes[i]);
+	if (statefile_load(l) < 0)
+		goto out;
+	if (workers_start(l) < 0)
+		goto out;
+
+	int nsvc = 0, npool = 0;
+	for (struct service *s = cfg->services; s; s = s->next)
+		nsvc++;
+	for (struct pool *p = cfg->pools; p; p = p->next)
+		npool++;
+	log_info("started: %d services, %d pools, %d workers, control %s", nsvc,
+		 npool, l->nworkers, cfg->set.control);
+	ev_run(l->loop, 0);
+
+	workers_post(l, WORKER_EXIT);
+	workers_join(l);
+	log_info("stopped");
+	rc = 0;
+out:
+	if (!l->stopping) {
+		ctl_server_stop(l);
+		metrics_stop(l);
+	}
+	lbd_cleanup(l);
+	return rc;
+}

@@ -1,0 +1,16 @@
+/* The lbd process's entry points: run, stop, reload. */
+#ifndef LBD_RUN_H
+#define LBD_RUN_H
+
+#include "lbd.h"
+
+/* Runs lbd with cfg (which it takes over) until SIGTERM/SIGINT and the
+ * grace period end. Returns the exit status: 0, or 1 when it could not
+ * start (a listener, the control socket). */
+int lbd_run(struct lbd_config *cfg);
+/* Stops accepting and lets connections finish for grace_s. */
+void lbd_stop(struct lbd *l);
+/* SIGHUP: re-reads the config file and applies it in place. */
+void lbd_reload(struct lbd *l);
+
+#endif

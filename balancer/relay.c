@@ -1,0 +1,594 @@
+/* The relay: one client connection, its node connection, and the bytes in
+ * between. States: CONNECTING (to a node, with retries on other nodes),
+ * RELAYING (full duplex, half-close kept), REPLYING (no node: the
+ * protocol's "unavailable" answer, then a lingering close). Bytes move with
+ * splice() through a pipe where the kernel allows it, through a buffer
+ * otherwise; pipes and buffers are taken only while data is in flight, so
+ * an idle connection holds neither. */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "../common/log.h"
+#include "../common/proxy.h"
+#include "worker.h"
+
+#define RELAY_BUF 16384
+#define RELAY_SPLICE_CHUNK 65536
+#define RELAY_MAX_TRIES 17 /* one try + at most 16 retries are tracked */
+#define RELAY_LINGER_S 2.0
+#define SPARE_BUFS 256
+#define SPARE_PIPES 64
+#define SPARE_CONNS 1024
+
+enum conn_state { CONN_CONNECTING, CONN_RELAYING, CONN_REPLYING };
+
+/* One direction: bytes read from one socket, pending for the other. */
+struct half {
+	int pipe[2]; /* -1: none held */
+	size_t inpipe;
+	char *buf; /* pending bytes buf[off..len); NULL: none held */
+	size_t off, len;
+	bool eof;  /* the reading side sent FIN */
+	bool shut; /* FIN passed on to the writing side */
+};
+
+struct conn {
+	struct worker *w;
+	struct service *svc;
+	struct pool *pool;
+	struct node *node;
+	enum conn_state state;
+	int cfd, sfd;
+	ev_io cio, sio;
+	ev_timer timer;
+	double last;	  /* last I/O, for the idle timeout */
+	struct half up;	  /* client to node */
+	struct half down; /* node to client */
+	struct node *tried[RELAY_MAX_TRIES];
+	int ntried;
+	uint32_t hash;
+	struct sockaddr_storage peer;
+	struct conn *prev, *next;
+};
+
+static void relay_connect_next(struct conn *c);
+static void relay_update(struct conn *c);
+
+static inline size_t
+half_pending(const struct half *h)
+{
+	return (h->buf ? h->len - h->off : 0) + h->inpipe;
+}
+
+static char *
+relay_buf_get(struct worker *w)
+{
+	if (w->nfree_bufs > 0)
+		return w->free_bufs[--w->nfree_bufs];
+	return malloc(RELAY_BUF);
+}
+
+static void
+relay_buf_put(struct worker *w, struct half *h)
+{
+	if (h->buf == NULL)
+		return;
+	if (w->free_bufs == NULL)
+		w->free_bufs = calloc(SPARE_BUFS, sizeof(*w->free_bufs));
+	if (w->free_bufs && w->nfree_bufs < SPARE_BUFS)
+		w->free_bufs[w->nfree_bufs++] = h->buf;
+	else
+		free(h->buf);
+	h->buf = NULL;
+	h->off = h->len = 0;
+}
+
+static int
+relay_pipe_get(struct worker *w, struct half *h)
+{
+	if (w->nfree_pipes > 0) {
+		w->nfree_pipes--;
+		h->pipe[0] = w->free_pipes[w->nfree_pipes][0];
+		h->pipe[1] = w->free_pipes[w->nfree_pipes][1];
+		return 0;
+	}
+	return pipe2(h->pipe, O_NONBLOCK | O_CLOEXEC);
+}
+
+/* Keeps an empty pipe for reuse; closes one that still holds bytes. */
+static void
+relay_pipe_put(struct worker *w, struct half *h)
+{
+	if (h->pipe[0] < 0)
+		return;
+	if (w->free_pipes == NULL)
+		w->free_pipes = calloc(SPARE_PIPES, sizeof(*w->free_pipes));
+	if (h->inpipe == 0 && w->free_pipes && w->nfree_pipes < SPARE_PIPES) {
+		w->free_pipes[w->nfree_pipes][0] = h->pipe[0];
+		w->free_pipes[w->nfree_pipes][1] = h->pipe[1];
+		w->nfree_pipes++;
+	} else {
+		close(h->pipe[0]);
+		close(h->pipe[1]);
+	}
+	h->pipe[0] = h->pipe[1] = -1;
+	h->inpipe = 0;
+}
+
+static void
+relay_free(struct conn *c)
+{
+	struct worker *w = c->w;
+	struct ev_loop *loop = w->loop;
+
+	ev_io_stop(loop, &c->cio);
+	ev_io_stop(loop, &c->sio);
+	ev_timer_stop(loop, &c->timer);
+	if (c->cfd >= 0)
+		close(c->cfd);
+	if (c->sfd >= 0)
+		close(c->sfd);
+	relay_buf_put(w, &c->up);
+	relay_buf_put(w, &c->down);
+	relay_pipe_put(w, &c->up);
+	relay_pipe_put(w, &c->down);
+	if (c->node)
+		pool_release(c->node);
+	atomic_fetch_sub_explicit(&c->svc->active, 1, memory_order_relaxed);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		w->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	if (w->nfree_conns < SPARE_CONNS) {
+		c->next = w->free_conns;
+		w->free_conns = c;
+		w->nfree_conns++;
+	} else
+		free(c);
+}
+
+/* Sets the events a watcher waits for, touching libev only on change. */
+static void
+relay_watch(struct ev_loop *loop, ev_io *io, int fd, int events)
+{
+	if (io->fd == fd && (io->events & (EV_READ | EV_WRITE)) == events &&
+	    ev_is_active(io) == (events != 0))
+		return;
+	ev_io_stop(loop, io);
+	if (fd < 0 || events == 0)
+		return;
+	ev_io_set(io, fd, events);
+	ev_io_start(loop, io);
+}
+
+/* Moves pending bytes of h to fd. Returns 0, or -1 when the connection
+ * must end (the peer reset it). */
+static int
+relay_flush(struct conn *c, struct half *h, int fd)
+{
+	while (h->buf && h->off < h->len) {
+		ssize_t n = send(fd, h->buf + h->off, h->len - h->off,
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0)
+			return errno == EAGAIN || errno == EINTR ? 0 : -1;
+		h->off += (size_t)n;
+	}
+	relay_buf_put(c->w, h);
+	while (h->inpipe > 0) {
+		ssize_t n = splice(h->pipe[0], NULL, fd, NULL, h->inpipe,
+				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		if (n < 0)
+			return errno == EAGAIN || errno == EINTR ? 0 : -1;
+		h->inpipe -= (size_t)n;
+	}
+	relay_pipe_put(c->w, h);
+	if (h->eof && !h->shut) {
+		shutdown(fd, SHUT_WR);
+		h->shut = true;
+	}
+	return 0;
+}
+
+static void
+relay_count(struct conn *c, struct half *h, size_t n)
+{
+	if (h == &c->up) {
+		atomic_fetch_add_explicit(&c->node->bytes_in, n,
+					  memory_order_relaxed);
+		atomic_fetch_add_explicit(&c->svc->bytes_in, n,
+					  memory_order_relaxed);
+	} else {
+		atomic_fetch_add_explicit(&c->node->bytes_out, n,
+					  memory_order_relaxed);
+		atomic_fetch_add_explicit(&c->svc->bytes_out, n,
+					  memory_order_relaxed);
+	}
+}
+
+/* Reads what `from` has into h (splice into a pipe where possible), then
+ * passes it on to `to`. Returns -1 when the connection must end. */
+static int
+relay_pump(struct conn *c, struct half *h, int from, int to)
+{
+	struct worker *w = c->w;
+	ssize_t n;
+
+	if (w->splice_ok && h->pipe[0] < 0 && relay_pipe_get(w, h) < 0)
+		w->splice_ok = 0;
+	if (w->splice_ok) {
+		n = splice(from, NULL, h->pipe[1], NULL, RELAY_SPLICE_CHUNK,
+			   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		if (n < 0 && (errno == EINVAL || errno == ENOSYS)) {
+			w->splice_ok = 0; /* not spliceable: buffers */
+			relay_pipe_put(w, h);
+		} else if (n > 0)
+			h->inpipe += (size_t)n;
+	}
+	if (!w->splice_ok) {
+		if (h->buf == NULL && (h->buf = relay_buf_get(w)) == NULL)
+			return -1;
+		n = recv(from, h->buf, RELAY_BUF, MSG_DONTWAIT);
+		if (n > 0) {
+			h->off = 0;
+			h->len = (size_t)n;
+		}
+	}
+	if (n == 0)
+		h->eof = true;
+	else if (n < 0) {
+		if (errno != EAGAIN && errno != EINTR)
+			return -1;
+	} else
+		relay_count(c, h, (size_t)n);
+	return relay_flush(c, h, to);
+}
+
+static void
+relay_io_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	struct conn *c = io->data;
+	int rc = 0;
+	c->last = ev_now(loop);
+	if (io == &c->cio) {
+		if (revents & EV_WRITE)
+			rc = relay_flush(c, &c->down, c->cfd);
+		if (rc == 0 && (revents & EV_READ))
+			rc = relay_pump(c, &c->up, c->cfd, c->sfd);
+	} else {
+		if (revents & EV_WRITE)
+			rc = relay_flush(c, &c->up, c->sfd);
+		if (rc == 0 && (revents & EV_READ))
+			rc = relay_pump(c, &c->down, c->sfd, c->cfd);
+	}
+	if (rc < 0) {
+		relay_free(c);
+		return;
+	}
+	relay_update(c);
+}
+
+/* Recomputes what each side waits for; ends the connection once both
+ * directions have passed their FIN on and flushed. */
+static void
+relay_update(struct conn *c)
+{
+	struct ev_loop *loop = c->w->loop;
+	if (c->up.shut && c->down.shut) {
+		relay_free(c);
+		return;
+	}
+	int cev = 0, sev = 0;
+	if (!c->up.eof && half_pending(&c->up) == 0)
+		cev |= EV_READ;
+	if (half_pending(&c->up) > 0)
+		sev |= EV_WRITE;
+	if (!c->down.eof && half_pending(&c->down) == 0)
+		sev |= EV_READ;
+	if (half_pending(&c->down) > 0)
+		cev |= EV_WRITE;
+	relay_watch(loop, &c->cio, c->cfd, cev);
+	relay_watch(loop, &c->sio, c->sfd, sev);
+}
+
+static void
+relay_idle_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct conn *c = t->data;
+	(void)revents;
+	double idle = atomic_load(&c->svc->idle_timeout_s);
+	double left = c->last + idle - ev_now(loop);
+	if (left > 0.01) {
+		t->repeat = left;
+		ev_timer_again(loop, t);
+		return;
+	}
+	log_debug("service %s: idle timeout, closing", c->svc->name);
+	relay_free(c);
+}
+
+/* Puts the PROXY header for the client's connection first in the
+ * client-to-node direction. */
+static int
+relay_proxy_header(struct conn *c)
+{
+	int version = atomic_load(&c->svc->proxy_protocol);
+	struct sockaddr_storage local;
+	socklen_t llen = sizeof(local);
+	int n;
+	if (version == 0)
+		return 0;
+	if (getsockname(c->cfd, (struct sockaddr *)&local, &llen) < 0)
+		return -1;
+	if ((c->up.buf = relay_buf_get(c->w)) == NULL)
+		return -1;
+	if (version == 1)
+		n = proxy_v1_encode(c->up.buf, RELAY_BUF,
+				    (struct sockaddr *)&c->peer,
+				    (struct sockaddr *)&local);
+	else
+		n = proxy_v2_encode((unsigned char *)c->up.buf, RELAY_BUF,
+				    (struct sockaddr *)&c->peer,
+				    (struct sockaddr *)&local);
+	if (n < 0)
+		return -1;
+	c->up.off = 0;
+	c->up.len = (size_t)n;
+	return 0;
+}
+
+static void
+relay_established(struct conn *c)
+{
+	struct ev_loop *loop = c->w->loop;
+	atomic_fetch_add_explicit(&c->node->total, 1, memory_order_relaxed);
+	ev_timer_stop(loop, &c->timer);
+	c->state = CONN_RELAYING;
+	c->last = ev_now(loop);
+	ev_set_cb(&c->timer, relay_idle_cb);
+	c->timer.repeat = atomic_load(&c->svc->idle_timeout_s);
+	ev_timer_again(loop, &c->timer);
+	if (log_debug_enabled()) {
+		char from[ADDR_STRLEN];
+		addr_fmt((struct sockaddr *)&c->peer, from, sizeof(from));
+		log_debug("service %s: %s -> pool %s node %s (%s)",
+			  c->svc->name, from, c->pool->name, c->node->name,
+			  c->node->addrstr);
+	}
+	if (relay_proxy_header(c) < 0 || relay_flush(c, &c->up, c->sfd) < 0) {
+		relay_free(c);
+		return;
+	}
+	relay_update(c);
+}
+
+/* The node refused, timed out or reset: count it against the node, and
+ * give the client to the next one. */
+static void
+relay_connect_failed(struct conn *c, int err)
+{
+	struct ev_loop *loop = c->w->loop;
+	ev_io_stop(loop, &c->sio);
+	ev_timer_stop(loop, &c->timer);
+	close(c->sfd);
+	c->sfd = -1;
+	checker_report_connect_failure(c->w->l, c->pool, c->node, err);
+	pool_release(c->node);
+	c->node = NULL;
+	relay_connect_next(c);
+}
+
+static void
+relay_connect_io_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	struct conn *c = io->data;
+	int err = 0;
+	socklen_t len = sizeof(err);
+	(void)loop;
+	(void)revents;
+	if (getsockopt(c->sfd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+		err = errno;
+	if (err != 0) {
+		relay_connect_failed(c, err);
+		return;
+	}
+	ev_io_stop(loop, io);
+	ev_set_cb(io, relay_io_cb);
+	relay_established(c);
+}
+
+static void
+relay_connect_timeout_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	(void)loop;
+	(void)revents;
+	relay_connect_failed(t->data, ETIMEDOUT);
+}
+
+static void
+relay_linger_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	(void)loop;
+	(void)revents;
+	relay_free(t->data);
+}
+
+/* While lingering: read and drop what the client still sends, until it
+ * closes or the linger timer fires, so our answer is not lost to a RST. */
+static void
+relay_drain_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	struct conn *c = io->data;
+	char sink[4096];
+	(void)loop;
+	(void)revents;
+	for (int i = 0; i < 16; i++) {
+		ssize_t n = recv(c->cfd, sink, sizeof(sink), MSG_DONTWAIT);
+		if (n > 0)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		break;
+	}
+	relay_free(c);
+}
+
+/* No node can take the client: answer in the service's protocol. */
+static void
+relay_reply_unavailable(struct conn *c)
+{
+	struct ev_loop *loop = c->w->loop;
+	const char *reply = service_empty_reply(c->svc->protocol);
+	atomic_fetch_add_explicit(&c->svc->refused, 1, memory_order_relaxed);
+	c->state = CONN_REPLYING;
+	if (*reply == '\0') {
+		relay_free(c);
+		return;
+	}
+	(void)!send(c->cfd, reply, strlen(reply), MSG_NOSIGNAL | MSG_DONTWAIT);
+	shutdown(c->cfd, SHUT_WR);
+	ev_io_stop(loop, &c->cio);
+	ev_set_cb(&c->cio, relay_drain_cb);
+	ev_io_set(&c->cio, c->cfd, EV_READ);
+	ev_io_start(loop, &c->cio);
+	ev_timer_stop(loop, &c->timer);
+	ev_set_cb(&c->timer, relay_linger_cb);
+	ev_timer_set(&c->timer, RELAY_LINGER_S, 0.);
+	ev_timer_start(loop, &c->timer);
+}
+
+/* Picks the next node not tried yet and starts connecting to it. */
+static void
+relay_connect_next(struct conn *c)
+{
+	struct ev_loop *loop = c->w->loop;
+	int tries = 1 + atomic_load(&c->svc->retries);
+	if (tries > RELAY_MAX_TRIES)
+		tries = RELAY_MAX_TRIES;
+
+	while (c->ntried < tries) {
+		struct node *n =
+		    pool_pick(c->pool, c->hash, c->tried, (size_t)c->ntried);
+		if (n == NULL)
+			break;
+		c->tried[c->ntried++] = n;
+		c->node = n;
+		c->sfd = socket(n->addr.ss.ss_family,
+				SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (c->sfd < 0) {
+			log_warn("service %s: socket: %s", c->svc->name,
+				 strerror(errno));
+			pool_release(n);
+			c->node = NULL;
+			break;
+		}
+		int one = 1;
+		setsockopt(c->sfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		if (connect(c->sfd, (struct sockaddr *)&n->addr.ss,
+			    n->addr.len) == 0) {
+			ev_init(&c->sio, relay_io_cb);
+			c->sio.data = c;
+			relay_established(c);
+			return;
+		}
+		if (errno != EINPROGRESS) {
+			relay_connect_failed(c, errno);
+			return;
+		}
+		ev_io_init(&c->sio, relay_connect_io_cb, c->sfd, EV_WRITE);
+		c->sio.data = c;
+		ev_io_start(loop, &c->sio);
+		ev_init(&c->timer, relay_connect_timeout_cb);
+		c->timer.data = c;
+		ev_timer_set(&c->timer,
+			     atomic_load(&c->svc->connect_timeout_ms) / 1000.0,
+			     0.);
+		ev_timer_start(loop, &c->timer);
+		return;
+	}
+	relay_reply_unavailable(c);
+}
+
+void
+relay_accept(struct worker *w, struct service *svc, int fd,
+	     const struct sockaddr *peer, socklen_t peerlen)
+{
+	struct conn *c = w->free_conns;
+	if (c) {
+		w->free_conns = c->next;
+		w->nfree_conns--;
+	} else if ((c = malloc(sizeof(*c))) == NULL) {
+		close(fd);
+		return;
+	}
+	memset(c, 0, sizeof(*c));
+	c->w = w;
+	c->svc = svc;
+	c->pool = atomic_load(&svc->pool);
+	c->cfd = fd;
+	c->sfd = -1;
+	c->up.pipe[0] = c->up.pipe[1] = -1;
+	c->down.pipe[0] = c->down.pipe[1] = -1;
+	memcpy(&c->peer, peer, peerlen);
+	c->hash = addr_hash_host(peer);
+	ev_init(&c->cio, relay_io_cb);
+	c->cio.data = c;
+	ev_init(&c->sio, relay_io_cb);
+	c->sio.data = c;
+	ev_init(&c->timer, relay_idle_cb);
+	c->timer.data = c;
+	c->next = w->conns;
+	if (w->conns)
+		w->conns->prev = c;
+	w->conns = c;
+
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	atomic_fetch_add_explicit(&svc->total, 1, memory_order_relaxed);
+	long active =
+	    atomic_fetch_add_explicit(&svc->active, 1, memory_order_relaxed);
+	int max = atomic_load(&svc->max_connections);
+	if (max > 0 && active >= max) {
+		log_debug("service %s: max_connections %d reached", svc->name,
+			  max);
+		relay_reply_unavailable(c);
+		return;
+	}
+	relay_connect_next(c);
+}
+
+void
+relay_close_all(struct worker *w)
+{
+	while (w->conns)
+		relay_free(w->conns);
+}
+
+void
+relay_free_pools(struct worker *w)
+{
+	while (w->free_conns) {
+		struct conn *c = w->free_conns;
+		w->free_conns = c->next;
+		free(c);
+	}
+	for (size_t i = 0; i < w->nfree_bufs; i++)
+		free(w->free_bufs[i]);
+	free(w->free_bufs);
+	for (size_t i = 0; i < w->nfree_pipes; i++) {
+		close(w->free_pipes[i][0]);
+		close(w->free_pipes[i][1]);
+	}
+	free(w->free_pipes);
+	w->free_bufs = NULL;
+	w->free_pipes = NULL;
+	w->nfree_bufs = w->nfree_pipes = 0;
+}

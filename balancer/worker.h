@@ -1,0 +1,67 @@
+/* Worker threads: each runs its own libev loop with its own SO_REUSEPORT
+ * listener per service, accepts, and relays its connections (relay.c). */
+#ifndef LBD_WORKER_H
+#define LBD_WORKER_H
+
+#include <ev.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "lbd.h"
+
+struct conn;
+
+struct listener {
+	struct service *svc;
+	ev_io io;
+	struct listener *next;
+};
+
+struct worker {
+	struct lbd *l;
+	int id;
+	pthread_t thread;
+	struct ev_loop *loop;
+	ev_async wake;
+	_Atomic int cmd; /* WORKER_* bits for the next wake */
+	struct listener *listeners;
+	struct conn *conns;	 /* live connections (doubly linked) */
+	struct conn *free_conns; /* spare connection structs */
+	size_t nfree_conns;
+	void **free_bufs; /* spare relay buffers (a stack) */
+	size_t nfree_bufs;
+	int (*free_pipes)[2]; /* spare empty pipes */
+	size_t nfree_pipes;
+	int splice_ok; /* 0 once splice() proved unusable here */
+};
+
+enum {
+	WORKER_SYNC = 1,	/* start or stop listeners to match services */
+	WORKER_STOP_ACCEPT = 2, /* close every listener */
+	WORKER_EXIT = 4,	/* close every connection and return */
+};
+
+/* Opens a non-blocking SO_REUSEPORT listener on a. Returns the fd, or -1
+ * with errno set. */
+int listener_open(const struct addr *a);
+
+/* Opens svc's listeners (one per worker). Returns 0, or -1 with the
+ * reason in err. */
+int service_open(struct lbd *l, struct service *svc, char *err, size_t len);
+
+int workers_start(struct lbd *l);
+/* Posts cmd to every worker. */
+void workers_post(struct lbd *l, int cmd);
+void workers_join(struct lbd *l);
+/* Connections open in every worker. */
+long workers_active(struct lbd *l);
+
+/* relay.c: takes over an accepted client socket. */
+void relay_accept(struct worker *w, struct service *svc, int fd,
+		  const struct sockaddr *peer, socklen_t peerlen);
+/* Closes every connection of w (a stop after the grace period). */
+void relay_close_all(struct worker *w);
+/* Frees w's spare buffers, pipes and connection structs. */
+void relay_free_pools(struct worker *w);
+
+#endif
