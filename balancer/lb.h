@@ -45,4 +45,11 @@ lb_skipped(const struct node *n, struct node *const *skip, size_t nskip)
 	return 0;
 }
 
+/* Helper for pick(): true if n may take this client (usable, not skipped). */
+static inline int
+lb_eligible(struct node *n, struct node *const *skip, size_t nskip)
+{
+	return node_usable(n) && !lb_skipped(n, skip, nskip);
+}
+
 #endif
