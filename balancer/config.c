@@ -18,6 +18,7 @@ struct conf_ctx {
 	FILE *f;
 	int line;	  /* line the reader returned last */
 	int line_toolong; /* that line did not fit inih's buffer */
+	int section_line; /* line of the last [section] header */
 	struct lbd_config *cfg;
 	char cur_section[128];
 	void *cur_obj; /* the service or pool being read */
@@ -464,7 +465,7 @@ conf_service_new(struct conf_ctx *c, const char *name)
 	if (s == NULL)
 		return NULL;
 	snprintf(s->name, sizeof(s->name), "%s", name);
-	s->line = c->line;
+	s->line = c->section_line;
 	s->protocol = PROTO_TCP;
 	atomic_init(&s->connect_timeout_ms, 1000);
 	atomic_init(&s->idle_timeout_s, 1800);
@@ -483,7 +484,7 @@ conf_pool_new(struct conf_ctx *c, const char *name)
 	struct pool *p = pool_new(name);
 	if (p == NULL)
 		return NULL;
-	p->line = c->line;
+	p->line = c->section_line;
 	struct pool **tail = &c->cfg->pools;
 	while (*tail)
 		tail = &(*tail)->next;
@@ -495,6 +496,7 @@ conf_pool_new(struct conf_ctx *c, const char *name)
 static void
 conf_enter_section(struct conf_ctx *c, const char *section)
 {
+	int line = c->section_line;
 	snprintf(c->cur_section, sizeof(c->cur_section), "%s", section);
 	c->cur_obj = NULL;
 	c->cur_kind = -1;
@@ -526,15 +528,14 @@ conf_enter_section(struct conf_ctx *c, const char *section)
 	}
 	if (is_service) {
 		if (config_service(c->cfg, name)) {
-			conf_error(c, c->line, "service %s defined twice",
-				   name);
+			conf_error(c, line, "service %s defined twice", name);
 			return;
 		}
 		c->cur_kind = 1;
 		c->cur_obj = conf_service_new(c, name);
 	} else {
 		if (config_pool(c->cfg, name)) {
-			conf_error(c, c->line, "pool %s defined twice", name);
+			conf_error(c, line, "pool %s defined twice", name);
 			return;
 		}
 		c->cur_kind = 2;
@@ -584,6 +585,9 @@ conf_reader(char *str, int num, void *stream)
 	if (fgets(str, num, c->f) == NULL)
 		return NULL;
 	c->line++;
+	const char *p = str + strspn(str, " \t");
+	if (*p == '[')
+		c->section_line = c->line;
 	size_t len = strlen(str);
 	c->line_toolong = 0;
 	if (len > 0 && str[len - 1] != '\n' && !feof(c->f)) {

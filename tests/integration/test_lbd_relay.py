@@ -1,0 +1,295 @@
+"""lbd relaying for real: distribution, failover on a node's SIGKILL, the
+pool-empty replies, PROXY v1/v2, byte-exact bulk with half-close, reload,
+graceful stop, limits, IPv6. Stand-in nodes are real processes."""
+import hashlib
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+import unittest
+
+from lbdtest import (LbdTestCase, free_port, greeting, recv_line, wait_for)
+
+
+def config(port, nodes, proto="smtp", balance="roundrobin", check="tcp",
+           extra_service="", extra_pool="", workers=1, lbd_extra=""):
+    lines = "".join("node = %s %s\n" % (n.name, n.addr) for n in nodes)
+    return """[lbd]
+control = {control}
+state_file = {state}
+workers = %d
+grace_s = 5
+%s
+[service front]
+listen = 127.0.0.1:%d
+protocol = %s
+pool = p
+retries = 2
+connect_timeout_ms = 500
+%s
+[pool p]
+balance = %s
+check = %s
+check_interval_ms = 200
+check_timeout_ms = 300
+rise = 2
+fall = 2
+%s%s""" % (workers, lbd_extra, port, proto, extra_service, balance, check,
+           extra_pool, lines)
+
+
+class RelayTest(LbdTestCase):
+    def three_smtp(self, **kw):
+        nodes = [self.node("n%d" % i, "smtp") for i in (1, 2, 3)]
+        port = free_port()
+        l = self.lbd(config(port, nodes, **kw))
+        for n in nodes:
+            l.wait_state("p", n.name, "up")
+        return nodes, port, l
+
+    def test_roundrobin_spreads_evenly(self):
+        nodes, port, l = self.three_smtp()
+        seen = {}
+        for _ in range(30):
+            g = greeting(port)
+            name = g.split()[1]
+            seen[name] = seen.get(name, 0) + 1
+        self.assertEqual(seen, {"n1": 10, "n2": 10, "n3": 10})
+        st = l.status()
+        self.assertEqual(st["services"][0]["total"], 30)
+
+    def test_greeting_names_real_client_without_proxy(self):
+        nodes, port, l = self.three_smtp()
+        g = greeting(port)
+        self.assertTrue(g.startswith("220 n"), g)
+
+    def test_sigkill_of_a_node_costs_no_connection(self):
+        nodes, port, l = self.three_smtp()
+        nodes[1].kill()
+        failures, names = 0, set()
+        for i in range(100):
+            try:
+                g = greeting(port, timeout=2)
+                if not g.startswith("220 "):
+                    failures += 1
+                else:
+                    names.add(g.split()[1])
+            except OSError:
+                failures += 1
+            time.sleep(0.01)
+        self.assertEqual(failures, 0)
+        self.assertEqual(names, {"n1", "n3"})
+        l.wait_state("p", "n2", "down", timeout=5)
+        self.assertIn("pool p node n2 down: connect refused", l.log())
+        # Back up after a restart on the same port.
+        nodes[1].start()
+        l.wait_state("p", "n2", "up", timeout=10)
+        names = {greeting(port).split()[1] for _ in range(9)}
+        self.assertIn("n2", names)
+
+    def test_pool_empty_replies(self):
+        cases = [("smtp", b"421 4.3.2 Service not available, try again later\r\n"),
+                 ("imap", b"* BYE [UNAVAILABLE] Service temporarily unavailable\r\n"),
+                 ("pop3", b"-ERR [SYS/TEMP] Service temporarily unavailable\r\n")]
+        dead = free_port()
+        for proto, reply in cases:
+            with self.subTest(proto=proto):
+                port = free_port()
+                cfg = config(port, [], proto=proto, check="none").replace(
+                    "[pool p]", "[pool p]\nnode = gone 127.0.0.1:%d" % dead)
+                l = self.lbd(cfg, name="lbd-" + proto)
+                with socket.create_connection(("127.0.0.1", port), timeout=3) as s:
+                    data = b""
+                    while True:
+                        chunk = s.recv(4096)
+                        if not chunk:
+                            break
+                        data += chunk
+                self.assertEqual(data, reply)
+                l.stop()
+
+    def test_pool_empty_http_503(self):
+        port = free_port()
+        l = self.lbd(config(port, [], proto="http", check="none"))
+        out = subprocess.run(["python3", "-c", """
+import http.client, sys
+c = http.client.HTTPConnection('127.0.0.1', %d, timeout=3)
+c.request('GET', '/')
+r = c.getresponse()
+print(r.status, r.getheader('Retry-After'))
+""" % port], capture_output=True, text=True, timeout=10)
+        self.assertEqual(out.stdout.strip(), "503 30", out.stderr)
+
+    def test_pool_empty_tcp_closes(self):
+        port = free_port()
+        l = self.lbd(config(port, [], proto="tcp", check="none"))
+        with socket.create_connection(("127.0.0.1", port), timeout=3) as s:
+            self.assertEqual(s.recv(100), b"")
+
+    def proxy_case(self, version):
+        n = self.node("p1", "smtp", proxy=True)
+        port = free_port()
+        self.lbd(config(port, [n], check="none",
+                        extra_service="proxy_protocol = %s\n" % version))
+        with socket.create_connection(("127.0.0.1", port), timeout=3) as s:
+            me = "%s:%d" % s.getsockname()[:2]
+            g = recv_line(s)
+        self.assertEqual(g.strip(), "220 p1 ESMTP peer=%s %s" % (version, me))
+
+    def test_proxy_v1_carries_client_address(self):
+        self.proxy_case("v1")
+
+    def test_proxy_v2_carries_client_address(self):
+        self.proxy_case("v2")
+
+    def test_8mb_byte_exact_with_half_close(self):
+        n = self.node("e1", "echo")
+        port = free_port()
+        self.lbd(config(port, [n], proto="tcp", check="tcp"))
+        payload = os.urandom(8 * 1024 * 1024)
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
+            self.assertTrue(recv_line(s).startswith("e1 "))
+            def send():
+                s.sendall(payload)
+                s.shutdown(socket.SHUT_WR)  # FIN one way only
+            t = threading.Thread(target=send)
+            t.start()
+            got = bytearray()
+            while True:
+                chunk = s.recv(1 << 20)
+                if not chunk:
+                    break
+                got += chunk
+            t.join()
+        self.assertEqual(len(got), len(payload))
+        self.assertEqual(hashlib.sha256(got).digest(),
+                         hashlib.sha256(payload).digest())
+
+    def test_reload_keeps_established_connection_and_health(self):
+        nodes = [self.node("n%d" % i, "echo") for i in (1, 2)]
+        port = free_port()
+        l = self.lbd(config(port, nodes[:1], proto="tcp"))
+        l.wait_state("p", "n1", "up")
+        before = l.node("p", "n1")
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        self.assertTrue(recv_line(s).startswith("n1 "))
+        s.sendall(b"hello ")
+        # Add n2 and a second service, then SIGHUP.
+        l.write_config(config(port, nodes, proto="tcp").replace(
+            "[pool p]", "[service second]\nlisten = 127.0.0.1:%d\nprotocol = tcp\npool = p\n\n[pool p]" % free_port()))
+        l.signal(signal.SIGHUP)
+        wait_for(lambda: "reloaded" in l.log(), 5, what="reload")
+        l.wait_state("p", "n2", "up")
+        after = l.node("p", "n1")
+        # n1 kept its state history: the same last change, not a new node.
+        self.assertGreaterEqual(after["last_change_s"], before["last_change_s"])
+        self.assertEqual(after["total"], before["total"])
+        s.sendall(b"world")
+        s.shutdown(socket.SHUT_WR)
+        self.assertEqual(s.recv(100), b"hello world")
+        s.close()
+        names = set()
+        for _ in range(4):
+            with socket.create_connection(("127.0.0.1", port), timeout=3) as c:
+                names.add(recv_line(c).split()[0])
+        self.assertEqual(names, {"n1", "n2"})
+
+    def test_reload_with_bad_config_keeps_running(self):
+        nodes, port, l = self.three_smtp()
+        l.write_config("[lbd]\ncontrol = {control}\nbogus = 1\n")
+        l.signal(signal.SIGHUP)
+        wait_for(lambda: "reload of" in l.log(), 5, what="refusal")
+        self.assertIn('unknown key "bogus"', l.log())
+        self.assertTrue(greeting(port).startswith("220 "))
+
+    def test_sigterm_lets_connections_finish(self):
+        n = self.node("e1", "echo")
+        port = free_port()
+        l = self.lbd(config(port, [n], proto="tcp", check="none"))
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        self.assertTrue(recv_line(s).startswith("e1 "))
+        l.signal(signal.SIGTERM)
+        wait_for(lambda: not os.path.exists(l.control), 5, what="socket removed")
+        # New connections are refused, the established one still works.
+        with self.assertRaises(OSError):
+            socket.create_connection(("127.0.0.1", port), timeout=1)
+        s.sendall(b"still here")
+        s.shutdown(socket.SHUT_WR)
+        self.assertEqual(s.recv(100), b"still here")
+        s.close()
+        self.assertEqual(l.proc.wait(10), 0)
+
+    def test_max_connections_and_maxconn(self):
+        n = self.node("e1", "echo")
+        port = free_port()
+        l = self.lbd(config(port, [n], proto="smtp", check="none",
+                            extra_service="max_connections = 2\n"))
+        held = []
+        for _ in range(2):
+            s = socket.create_connection(("127.0.0.1", port), timeout=3)
+            self.assertTrue(recv_line(s).startswith("e1 "))
+            held.append(s)
+        self.assertTrue(greeting(port).startswith("421 "))
+        for s in held:
+            s.close()
+        wait_for(lambda: l.status()["services"][0]["active"] == 0, 5,
+                 what="connections closed")
+        self.assertTrue(greeting(port).startswith("e1 "))
+
+    def test_node_maxconn(self):
+        nodes = [self.node("e%d" % i, "echo") for i in (1, 2)]
+        port = free_port()
+        cfg = config(port, [], proto="tcp", check="none") + \
+            "node = e1 %s maxconn=1\nnode = e2 %s maxconn=1\n" % (nodes[0].addr, nodes[1].addr)
+        self.lbd(cfg)
+        a = socket.create_connection(("127.0.0.1", port), timeout=3)
+        b = socket.create_connection(("127.0.0.1", port), timeout=3)
+        self.assertEqual({recv_line(a).split()[0], recv_line(b).split()[0]}, {"e1", "e2"})
+        with socket.create_connection(("127.0.0.1", port), timeout=3) as c:
+            self.assertEqual(c.recv(10), b"")  # tcp: full pool closes
+        a.close()
+        b.close()
+
+    def test_idle_timeout(self):
+        n = self.node("e1", "echo")
+        port = free_port()
+        self.lbd(config(port, [n], proto="tcp", check="none",
+                        extra_service="idle_timeout_s = 1\n"))
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            self.assertTrue(recv_line(s).startswith("e1 "))
+            t0 = time.monotonic()
+            self.assertEqual(s.recv(10), b"")
+            self.assertLess(time.monotonic() - t0, 3)
+
+    def test_ipv6_front_and_node(self):
+        n = self.node("v6", "smtp", host="::1")
+        port = free_port("::1")
+        cfg = config(port, [n], check="tcp").replace(
+            "listen = 127.0.0.1:%d" % port, "listen = [::1]:%d" % port)
+        l = self.lbd(cfg)
+        l.wait_state("p", "v6", "up")
+        g = greeting(port, host="::1")
+        self.assertTrue(g.startswith("220 v6 ESMTP peer=[::1]:"), g)
+
+    def test_two_workers_share_the_load(self):
+        nodes, port, l = self.three_smtp(workers=2)
+        ok = 0
+        for _ in range(60):
+            if greeting(port).startswith("220 "):
+                ok += 1
+        self.assertEqual(ok, 60)
+        total = sum(n["total"] for n in l.status()["pools"][0]["nodes"])
+        self.assertEqual(total, 60)
+
+    def test_debug_log_per_connection(self):
+        n = self.node("n1", "smtp")
+        port = free_port()
+        l = self.lbd(config(port, [n], check="none", lbd_extra="log_level = debug\n"))
+        greeting(port)
+        wait_for(lambda: "-> pool p node n1" in l.log(), 5, what="debug line")
+
+
+if __name__ == "__main__":
+    unittest.main()
