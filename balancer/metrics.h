@@ -1,0 +1,17 @@
+/* The Prometheus endpoint: when [lbd] metrics is set, a tiny HTTP/1.x
+ * server on the main loop answering GET /metrics in the text exposition
+ * format; 404 for other paths, 400 for what is not a request. */
+#ifndef LBD_METRICS_H
+#define LBD_METRICS_H
+
+#include "../common/strbuf.h"
+#include "lbd.h"
+
+/* Listens on l->cfg->set.metrics when has_metrics. Returns 0 (also when
+ * not configured), or -1 (logged). */
+int metrics_start(struct lbd *l);
+void metrics_stop(struct lbd *l);
+/* The exposition text. Returns 0, or -1 when sb hit its cap. */
+int metrics_render(struct lbd *l, struct strbuf *sb);
+
+#endif
