@@ -510,7 +510,7 @@ conf_enter_section(struct conf_ctx *c, const char *section)
 	int is_pool = strncmp(section, "pool ", 5) == 0;
 	if ((!is_service && !is_pool) || name == NULL) {
 		conf_error(
-		    c, c->line,
+		    c, line,
 		    "unknown section [%s] (expected [lbd], [service NAME] or "
 		    "[pool NAME])",
 		    section);
@@ -520,7 +520,7 @@ conf_enter_section(struct conf_ctx *c, const char *section)
 		name++;
 	if (!conf_name_ok(name)) {
 		conf_error(
-		    c, c->line,
+		    c, line,
 		    "[%s]: bad name \"%s\" (letters, digits, - _ . and at most "
 		    "%d bytes)",
 		    section, name, LBD_NAME_MAX - 1);

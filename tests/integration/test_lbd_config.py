@@ -78,7 +78,7 @@ class ConfigTest(LbdTestCase):
                         ['pool "acess" does not exist'])
 
     def test_duplicate_listen(self):
-        self.assert_bad(GOOD.replace("[::1]:2143", "127.0.0.1:2525"), 16,
+        self.assert_bad(GOOD.replace("[::1]:2143", "127.0.0.1:2525"), 15,
                         ["already used by service smtp"])
 
     def test_bad_values(self):

@@ -172,10 +172,11 @@ print(r.status, r.getheader('Retry-After'))
         port = free_port()
         l = self.lbd(config(port, nodes[:1], proto="tcp"))
         l.wait_state("p", "n1", "up")
-        before = l.node("p", "n1")
         s = socket.create_connection(("127.0.0.1", port), timeout=5)
         self.assertTrue(recv_line(s).startswith("n1 "))
         s.sendall(b"hello ")
+        before = l.node("p", "n1")
+        self.assertEqual(before["total"], 1)
         # Add n2 and a second service, then SIGHUP.
         l.write_config(config(port, nodes, proto="tcp").replace(
             "[pool p]", "[service second]\nlisten = 127.0.0.1:%d\nprotocol = tcp\npool = p\n\n[pool p]" % free_port()))
@@ -213,8 +214,13 @@ print(r.status, r.getheader('Retry-After'))
         l.signal(signal.SIGTERM)
         wait_for(lambda: not os.path.exists(l.control), 5, what="socket removed")
         # New connections are refused, the established one still works.
-        with self.assertRaises(OSError):
-            socket.create_connection(("127.0.0.1", port), timeout=1)
+        def refused():
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return False
+            except OSError:
+                return True
+        wait_for(refused, 5, what="listener closed")
         s.sendall(b"still here")
         s.shutdown(socket.SHUT_WR)
         self.assertEqual(s.recv(100), b"still here")
