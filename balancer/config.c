@@ -275,7 +275,7 @@ pool_balance(struct conf_ctx *c, void *o, const char *k, const char *v)
 		    v);
 		return -1;
 	}
-	p->lb = lb;
+	pool_set_lb(p, lb); /* node lines may have come first */
 	return 0;
 }
 

@@ -147,6 +147,12 @@ class ConfigTest(LbdTestCase):
             r = subprocess.run([LBD, "-t", "-c", path], capture_output=True, timeout=10)
             self.assertIn(r.returncode, (0, 2), r.stderr[-500:])
 
+    def test_balance_after_nodes(self):
+        # The algorithm is swapped with its state: nodes may come first.
+        text = GOOD.replace("balance = maglev\n", "") + "balance = maglev\n"
+        r, path = self.check(text)
+        self.assertEqual(r.returncode, 0, r.stderr)
+
     def test_overlong_line(self):
         self.assert_bad(GOOD.replace("check_password = secret",
                                      "check_password = " + "x" * 5000), 31,
