@@ -1,7 +1,6 @@
 #include "config.h"
 
 #include <errno.h>
-#include <ini.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -9,63 +8,16 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../common/conf.h"
 #include "../common/log.h"
 
-#define CONF_MAX_ERRORS 20
-
-struct conf_ctx {
-	const char *path;
-	FILE *f;
-	int line;	  /* line the reader returned last */
-	int line_toolong; /* that line did not fit inih's buffer */
-	int section_line; /* line of the last [section] header */
+/* The state of one config_load(): the config being filled. */
+struct lbd_conf {
 	struct lbd_config *cfg;
-	char cur_section[128];
-	void *cur_obj; /* the service or pool being read */
-	int cur_kind;  /* 0 lbd, 1 service, 2 pool, -1 unknown */
-	char *err;
-	size_t errlen;
-	int nerrors;
 };
 
-static void conf_error(struct conf_ctx *c, int line, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-conf_error(struct conf_ctx *c, int line, const char *fmt, ...)
-{
-	char msg[256];
-	va_list ap;
-	if (c->nerrors++ >= CONF_MAX_ERRORS)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	size_t used = strlen(c->err);
-	if (used < c->errlen)
-		snprintf(c->err + used, c->errlen - used, "%s%s:%d: %s",
-			 used ? "\n" : "", c->path, line, msg);
-}
-
-/* Parses a decimal integer in [min, max]. */
 static int
-conf_int(struct conf_ctx *c, const char *key, const char *val, int min, int max,
-	 int *out)
-{
-	char *end;
-	errno = 0;
-	long v = strtol(val, &end, 10);
-	if (*val == '\0' || *end != '\0' || errno || v < min || v > max) {
-		conf_error(c, c->line, "%s: \"%s\" is not a number in %d..%d",
-			   key, val, min, max);
-		return -1;
-	}
-	*out = (int)v;
-	return 0;
-}
-
-static int
-conf_atomic_int(struct conf_ctx *c, const char *key, const char *val, int min,
+conf_atomic_int(struct conf *c, const char *key, const char *val, int min,
 		int max, _Atomic int *out)
 {
 	int v;
@@ -75,44 +27,17 @@ conf_atomic_int(struct conf_ctx *c, const char *key, const char *val, int min,
 	return 0;
 }
 
-static int
-conf_string(struct conf_ctx *c, const char *key, const char *val, char *out,
-	    size_t outlen)
-{
-	if (strlen(val) >= outlen) {
-		conf_error(c, c->line, "%s: value longer than %zu bytes", key,
-			   outlen - 1);
-		return -1;
-	}
-	memcpy(out, val, strlen(val) + 1);
-	return 0;
-}
-
-static int
-conf_addr(struct conf_ctx *c, const char *key, const char *val, struct addr *a,
-	  char *str, size_t strlen_)
-{
-	const char *why;
-	if (addr_parse(val, a, &why) < 0) {
-		conf_error(c, c->line, "%s: bad address \"%s\": %s", key, val,
-			   why);
-		return -1;
-	}
-	addr_fmt((struct sockaddr *)&a->ss, str, strlen_);
-	return 0;
-}
-
 /* [lbd] */
 
 static int
-lbd_control(struct conf_ctx *c, void *o, const char *k, const char *v)
+lbd_control(struct conf *c, void *o, const char *k, const char *v)
 {
 	struct lbd_settings *s = o;
 	return conf_string(c, k, v, s->control, sizeof(s->control));
 }
 
 static int
-lbd_control_mode(struct conf_ctx *c, void *o, const char *k, const char *v)
+lbd_control_mode(struct conf *c, void *o, const char *k, const char *v)
 {
 	struct lbd_settings *s = o;
 	char *end;
@@ -126,14 +51,14 @@ lbd_control_mode(struct conf_ctx *c, void *o, const char *k, const char *v)
 }
 
 static int
-lbd_state_file(struct conf_ctx *c, void *o, const char *k, const char *v)
+lbd_state_file(struct conf *c, void *o, const char *k, const char *v)
 {
 	struct lbd_settings *s = o;
 	return conf_string(c, k, v, s->state_file, sizeof(s->state_file));
 }
 
 static int
-lbd_redis(struct conf_ctx *c, void *o, const char *k, const char *v)
+lbd_redis(struct conf *c, void *o, const char *k, const char *v)
 {
 	struct lbd_settings *s = o;
 	struct addr a;
@@ -144,14 +69,14 @@ lbd_redis(struct conf_ctx *c, void *o, const char *k, const char *v)
 }
 
 static int
-lbd_workers(struct conf_ctx *c, void *o, const char *k, const char *v)
+lbd_workers(struct conf *c, void *o, const char *k, const char *v)
 {
 	struct lbd_settings *s = o;
 	return conf_int(c, k, v, 1, LBD_MAX_WORKERS, &s->workers);
 }
 
 static int
-lbd_metrics(struct conf_ctx *c, void *o, const char *k, const char *v)
+lbd_metrics(struct conf *c, void *o, const char *k, const char *v)
 {
 	struct lbd_settings *s = o;
 	if (conf_addr(c, k, v, &s->metrics, s->metrics_str,
@@ -162,7 +87,7 @@ lbd_metrics(struct conf_ctx *c, void *o, const char *k, const char *v)
 }
 
 static int
-lbd_log_level(struct conf_ctx *c, void *o, const char *k, const char *v)
+lbd_log_level(struct conf *c, void *o, const char *k, const char *v)
 {
 	struct lbd_settings *s = o;
 	enum log_level lvl;
@@ -177,7 +102,7 @@ lbd_log_level(struct conf_ctx *c, void *o, const char *k, const char *v)
 }
 
 static int
-lbd_grace_s(struct conf_ctx *c, void *o, const char *k, const char *v)
+lbd_grace_s(struct conf *c, void *o, const char *k, const char *v)
 {
 	struct lbd_settings *s = o;
 	return conf_int(c, k, v, 0, 86400, &s->grace_s);
@@ -186,7 +111,7 @@ lbd_grace_s(struct conf_ctx *c, void *o, const char *k, const char *v)
 /* [service NAME] */
 
 static int
-svc_listen(struct conf_ctx *c, void *o, const char *k, const char *v)
+svc_listen(struct conf *c, void *o, const char *k, const char *v)
 {
 	struct service *s = o;
 	s->listen_line = c->line;
@@ -195,7 +120,7 @@ svc_listen(struct conf_ctx *c, void *o, const char *k, const char *v)
 }
 
 static int
-svc_protocol(struct conf_ctx *c, void *o, const char *k, const char *v)
+svc_protocol(struct conf *c, void *o, const char *k, const char *v)
 {
 	struct service *s = o;
 	if (service_proto_parse(v, &s->protocol) < 0) {
@@ -209,7 +134,7 @@ svc_protocol(struct conf_ctx *c, void *o, const char *k, const char *v)
 }
 
 static int
-svc_pool(struct conf_ctx *c, void *o, const char *k, const char *v)
+svc_pool(struct conf *c, void *o, const char *k, const char *v)
 {
 	struct service *s = o;
 	s->pool_line = c->line;
@@ -217,7 +142,7 @@ svc_pool(struct conf_ctx *c, void *o, const char *k, const char *v)
 }
 
 static int
-svc_proxy_protocol(struct conf_ctx *c, void *o, const char *k, const char *v)
+svc_proxy_protocol(struct conf *c, void *o, const char *k, const char *v)
 {
 	struct service *s = o;
 	if (strcmp(v, "off") == 0)
@@ -235,28 +160,28 @@ svc_proxy_protocol(struct conf_ctx *c, void *o, const char *k, const char *v)
 }
 
 static int
-svc_connect_timeout(struct conf_ctx *c, void *o, const char *k, const char *v)
+svc_connect_timeout(struct conf *c, void *o, const char *k, const char *v)
 {
 	return conf_atomic_int(c, k, v, 1, 600000,
 			       &((struct service *)o)->connect_timeout_ms);
 }
 
 static int
-svc_idle_timeout(struct conf_ctx *c, void *o, const char *k, const char *v)
+svc_idle_timeout(struct conf *c, void *o, const char *k, const char *v)
 {
 	return conf_atomic_int(c, k, v, 1, 7 * 86400,
 			       &((struct service *)o)->idle_timeout_s);
 }
 
 static int
-svc_max_connections(struct conf_ctx *c, void *o, const char *k, const char *v)
+svc_max_connections(struct conf *c, void *o, const char *k, const char *v)
 {
 	return conf_atomic_int(c, k, v, 0, 10000000,
 			       &((struct service *)o)->max_connections);
 }
 
 static int
-svc_retries(struct conf_ctx *c, void *o, const char *k, const char *v)
+svc_retries(struct conf *c, void *o, const char *k, const char *v)
 {
 	return conf_atomic_int(c, k, v, 0, 64, &((struct service *)o)->retries);
 }
@@ -264,7 +189,7 @@ svc_retries(struct conf_ctx *c, void *o, const char *k, const char *v)
 /* [pool NAME] */
 
 static int
-pool_balance(struct conf_ctx *c, void *o, const char *k, const char *v)
+pool_balance(struct conf *c, void *o, const char *k, const char *v)
 {
 	struct pool *p = o;
 	const struct lb_ops *lb = lb_find(v);
@@ -280,7 +205,7 @@ pool_balance(struct conf_ctx *c, void *o, const char *k, const char *v)
 }
 
 static int
-pool_check(struct conf_ctx *c, void *o, const char *k, const char *v)
+pool_check(struct conf *c, void *o, const char *k, const char *v)
 {
 	struct pool *p = o;
 	if (check_type_parse(v, &p->probe.type) < 0) {
@@ -291,14 +216,14 @@ pool_check(struct conf_ctx *c, void *o, const char *k, const char *v)
 }
 
 static int
-pool_check_user(struct conf_ctx *c, void *o, const char *k, const char *v)
+pool_check_user(struct conf *c, void *o, const char *k, const char *v)
 {
 	struct pool *p = o;
 	return conf_string(c, k, v, p->probe.user, sizeof(p->probe.user));
 }
 
 static int
-pool_check_password(struct conf_ctx *c, void *o, const char *k, const char *v)
+pool_check_password(struct conf *c, void *o, const char *k, const char *v)
 {
 	struct pool *p = o;
 	return conf_string(c, k, v, p->probe.password,
@@ -306,7 +231,7 @@ pool_check_password(struct conf_ctx *c, void *o, const char *k, const char *v)
 }
 
 static int
-pool_check_path(struct conf_ctx *c, void *o, const char *k, const char *v)
+pool_check_path(struct conf *c, void *o, const char *k, const char *v)
 {
 	struct pool *p = o;
 	if (v[0] != '/' || strpbrk(v, " \r\n") != NULL) {
@@ -319,7 +244,7 @@ pool_check_path(struct conf_ctx *c, void *o, const char *k, const char *v)
 }
 
 static int
-pool_check_ca(struct conf_ctx *c, void *o, const char *k, const char *v)
+pool_check_ca(struct conf *c, void *o, const char *k, const char *v)
 {
 	struct pool *p = o;
 	if (access(v, R_OK) < 0) {
@@ -331,39 +256,39 @@ pool_check_ca(struct conf_ctx *c, void *o, const char *k, const char *v)
 }
 
 static int
-pool_check_interval(struct conf_ctx *c, void *o, const char *k, const char *v)
+pool_check_interval(struct conf *c, void *o, const char *k, const char *v)
 {
 	return conf_int(c, k, v, 10, 3600000,
 			&((struct pool *)o)->check_interval_ms);
 }
 
 static int
-pool_check_timeout(struct conf_ctx *c, void *o, const char *k, const char *v)
+pool_check_timeout(struct conf *c, void *o, const char *k, const char *v)
 {
 	return conf_int(c, k, v, 10, 600000,
 			&((struct pool *)o)->probe.timeout_ms);
 }
 
 static int
-pool_check_cert_days(struct conf_ctx *c, void *o, const char *k, const char *v)
+pool_check_cert_days(struct conf *c, void *o, const char *k, const char *v)
 {
 	return conf_int(c, k, v, 0, 3650, &((struct pool *)o)->probe.cert_days);
 }
 
 static int
-pool_rise(struct conf_ctx *c, void *o, const char *k, const char *v)
+pool_rise(struct conf *c, void *o, const char *k, const char *v)
 {
 	return conf_int(c, k, v, 1, 100, &((struct pool *)o)->rise);
 }
 
 static int
-pool_fall(struct conf_ctx *c, void *o, const char *k, const char *v)
+pool_fall(struct conf *c, void *o, const char *k, const char *v)
 {
 	return conf_int(c, k, v, 1, 100, &((struct pool *)o)->fall);
 }
 
 static int
-pool_node_line(struct conf_ctx *c, void *o, const char *k, const char *v)
+pool_node_line(struct conf *c, void *o, const char *k, const char *v)
 {
 	struct pool *p = o;
 	char why[160];
@@ -387,12 +312,6 @@ pool_node_line(struct conf_ctx *c, void *o, const char *k, const char *v)
 	}
 	return 0;
 }
-
-struct conf_key {
-	const char *name;
-	int (*set)(struct conf_ctx *c, void *obj, const char *key,
-		   const char *val);
-};
 
 static const struct conf_key lbd_keys[] = {
     {"control", lbd_control},
@@ -434,32 +353,8 @@ static const struct conf_key pool_keys[] = {
     {NULL, NULL},
 };
 
-static const struct conf_key *
-conf_key_find(const struct conf_key *table, const char *name)
-{
-	for (; table->name; table++)
-		if (strcmp(table->name, name) == 0)
-			return table;
-	return NULL;
-}
-
-/* Names: letters, digits, '-', '_', '.'; what the control socket and the
- * status table can show without quoting. */
-static int
-conf_name_ok(const char *s)
-{
-	if (*s == '\0' || strlen(s) >= LBD_NAME_MAX)
-		return 0;
-	for (; *s; s++)
-		if (!(*s >= 'a' && *s <= 'z') && !(*s >= 'A' && *s <= 'Z') &&
-		    !(*s >= '0' && *s <= '9') && *s != '-' && *s != '_' &&
-		    *s != '.')
-			return 0;
-	return 1;
-}
-
 static struct service *
-conf_service_new(struct conf_ctx *c, const char *name)
+conf_service_new(struct conf *c, const char *name)
 {
 	struct service *s = calloc(1, sizeof(*s));
 	if (s == NULL)
@@ -471,7 +366,7 @@ conf_service_new(struct conf_ctx *c, const char *name)
 	atomic_init(&s->idle_timeout_s, 1800);
 	atomic_init(&s->max_connections, 0);
 	atomic_init(&s->retries, 2);
-	struct service **tail = &c->cfg->services;
+	struct service **tail = &((struct lbd_config *)c->user)->services;
 	while (*tail)
 		tail = &(*tail)->next;
 	*tail = s;
@@ -479,32 +374,29 @@ conf_service_new(struct conf_ctx *c, const char *name)
 }
 
 static struct pool *
-conf_pool_new(struct conf_ctx *c, const char *name)
+conf_pool_new(struct conf *c, const char *name)
 {
 	struct pool *p = pool_new(name);
 	if (p == NULL)
 		return NULL;
 	p->line = c->section_line;
-	struct pool **tail = &c->cfg->pools;
+	struct pool **tail = &((struct lbd_config *)c->user)->pools;
 	while (*tail)
 		tail = &(*tail)->next;
 	*tail = p;
 	return p;
 }
 
-/* A new section header: find what it names and whether it repeats. */
-static void
-conf_enter_section(struct conf_ctx *c, const char *section)
+/* A section header: [lbd], [service NAME] or [pool NAME], each once. */
+static struct conf_section
+conf_open_section(struct conf *c, const char *section)
 {
+	struct lbd_config *cfg = c->user;
 	int line = c->section_line;
-	snprintf(c->cur_section, sizeof(c->cur_section), "%s", section);
-	c->cur_obj = NULL;
-	c->cur_kind = -1;
-	if (strcmp(section, "lbd") == 0) {
-		c->cur_kind = 0;
-		c->cur_obj = &c->cfg->set;
-		return;
-	}
+	struct conf_section none = {NULL, NULL, NULL};
+
+	if (strcmp(section, "lbd") == 0)
+		return (struct conf_section){&cfg->set, lbd_keys, "[lbd]"};
 	const char *name = strchr(section, ' ');
 	int is_service = strncmp(section, "service ", 8) == 0;
 	int is_pool = strncmp(section, "pool ", 5) == 0;
@@ -514,96 +406,37 @@ conf_enter_section(struct conf_ctx *c, const char *section)
 		    "unknown section [%s] (expected [lbd], [service NAME] or "
 		    "[pool NAME])",
 		    section);
-		return;
+		return none;
 	}
-	while (*name == ' ')
-		name++;
-	if (!conf_name_ok(name)) {
+	name += strspn(name, " ");
+	if (!conf_name_ok(name, LBD_NAME_MAX)) {
 		conf_error(
 		    c, line,
 		    "[%s]: bad name \"%s\" (letters, digits, - _ . and at most "
 		    "%d bytes)",
 		    section, name, LBD_NAME_MAX - 1);
-		return;
+		return none;
 	}
 	if (is_service) {
-		if (config_service(c->cfg, name)) {
+		if (config_service(cfg, name)) {
 			conf_error(c, line, "service %s defined twice", name);
-			return;
+			return none;
 		}
-		c->cur_kind = 1;
-		c->cur_obj = conf_service_new(c, name);
-	} else {
-		if (config_pool(c->cfg, name)) {
-			conf_error(c, line, "pool %s defined twice", name);
-			return;
-		}
-		c->cur_kind = 2;
-		c->cur_obj = conf_pool_new(c, name);
+		return (struct conf_section){conf_service_new(c, name),
+					     service_keys, "[service]"};
 	}
-}
-
-static int
-conf_handler(void *user, const char *section, const char *name,
-	     const char *value)
-{
-	struct conf_ctx *c = user;
-	static const struct conf_key *const tables[] = {lbd_keys, service_keys,
-							pool_keys};
-	static const char *const kinds[] = {"[lbd]", "[service]", "[pool]"};
-
-	if (c->line_toolong) {
-		conf_error(c, c->line, "line too long");
-		return 1;
+	if (config_pool(cfg, name)) {
+		conf_error(c, line, "pool %s defined twice", name);
+		return none;
 	}
-	if (strcmp(section, c->cur_section) != 0 || c->cur_obj == NULL) {
-		if (strcmp(section, c->cur_section) != 0)
-			conf_enter_section(c, section);
-		if (c->cur_obj == NULL) {
-			if (c->cur_kind == -1 && section[0] == '\0')
-				conf_error(c, c->line,
-					   "%s = ... outside any section",
-					   name);
-			return 1;
-		}
-	}
-	const struct conf_key *k = conf_key_find(tables[c->cur_kind], name);
-	if (k == NULL) {
-		conf_error(c, c->line, "unknown key \"%s\" in %s", name,
-			   kinds[c->cur_kind]);
-		return 1;
-	}
-	k->set(c, c->cur_obj, name, value);
-	return 1;
-}
-
-/* inih's reader: one line per call, so the line number is ours to keep. */
-static char *
-conf_reader(char *str, int num, void *stream)
-{
-	struct conf_ctx *c = stream;
-	if (fgets(str, num, c->f) == NULL)
-		return NULL;
-	c->line++;
-	const char *p = str + strspn(str, " \t");
-	if (*p == '[')
-		c->section_line = c->line;
-	size_t len = strlen(str);
-	c->line_toolong = 0;
-	if (len > 0 && str[len - 1] != '\n' && !feof(c->f)) {
-		/* Skip the rest: the line is reported, never split. */
-		int ch;
-		c->line_toolong = 1;
-		while ((ch = fgetc(c->f)) != EOF && ch != '\n')
-			;
-	}
-	return str;
+	return (struct conf_section){conf_pool_new(c, name), pool_keys,
+				     "[pool]"};
 }
 
 static void
-conf_validate(struct conf_ctx *c)
+conf_validate(struct conf *c)
 {
-	struct lbd_config *cfg = c->cfg;
+	struct lbd_config *cfg = c->user;
 	if (cfg->set.control[0] == '\0')
 		conf_error(c, 1, "[lbd]: control = PATH is required");
 	for (struct service *s = cfg->services; s; s = s->next) {
@@ -648,43 +481,28 @@ conf_validate(struct conf_ctx *c)
 struct lbd_config *
 config_load(const char *path, char *err, size_t errlen)
 {
-	struct conf_ctx c = {.path = path, .err = err, .errlen = errlen};
-	err[0] = '\0';
-	c.f = fopen(path, "r");
-	if (c.f == NULL) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return NULL;
-	}
-	c.cfg = calloc(1, sizeof(*c.cfg));
-	if (c.cfg == NULL) {
-		fclose(c.f);
+	struct lbd_config *cfg = calloc(1, sizeof(*cfg));
+	if (cfg == NULL) {
 		snprintf(err, errlen, "%s: out of memory", path);
 		return NULL;
 	}
-	snprintf(c.cfg->path, sizeof(c.cfg->path), "%s", path);
-	c.cfg->set.control_mode = 0660;
-	c.cfg->set.workers = (int)sysconf(_SC_NPROCESSORS_ONLN);
-	if (c.cfg->set.workers < 1 || c.cfg->set.workers > LBD_MAX_WORKERS)
-		c.cfg->set.workers = 1;
-	c.cfg->set.log_level = LOG_LVL_INFO;
-	c.cfg->set.grace_s = 30;
-	c.cur_kind = -1;
+	snprintf(cfg->path, sizeof(cfg->path), "%s", path);
+	cfg->set.control_mode = 0660;
+	cfg->set.workers = (int)sysconf(_SC_NPROCESSORS_ONLN);
+	if (cfg->set.workers < 1 || cfg->set.workers > LBD_MAX_WORKERS)
+		cfg->set.workers = 1;
+	cfg->set.log_level = LOG_LVL_INFO;
+	cfg->set.grace_s = 30;
 
-	int rc = ini_parse_stream(conf_reader, &c, conf_handler, &c);
-	fclose(c.f);
-	if (rc > 0 && c.nerrors == 0)
-		conf_error(&c, rc,
-			   "syntax error (expected [section] or "
-			   "key = value)");
-	if (rc < 0)
-		conf_error(&c, 0, "cannot read the file");
-	if (c.nerrors == 0)
+	struct conf c = {
+	    .path = path, .open_section = conf_open_section, .user = cfg};
+	if (conf_parse(&c, err, errlen) == 0)
 		conf_validate(&c);
 	if (c.nerrors > 0) {
-		config_free(c.cfg);
+		config_free(cfg);
 		return NULL;
 	}
-	return c.cfg;
+	return cfg;
 }
 
 void
@@ -741,7 +559,7 @@ config_node_parse(const char *spec, enum node_health health, char *why,
 	for (tok = strtok_r(buf, " \t", &save); tok;
 	     tok = strtok_r(NULL, " \t", &save)) {
 		if (name[0] == '\0') {
-			if (!conf_name_ok(tok) || strlen(tok) >= sizeof(name)) {
+			if (!conf_name_ok(tok, sizeof(name))) {
 				snprintf(why, whylen, "bad node name \"%.64s\"",
 					 tok);
 				return NULL;
