@@ -1,0 +1,17 @@
+/* Passwords: crypt(3) hashes only (yescrypt where libcrypt has it, else
+ * SHA-512-crypt), checked with crypt_r against the directory's hash. */
+#ifndef NODE_AUTH_H
+#define NODE_AUTH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "directory.h"
+
+/* True when password matches the user's hash. Constant-time compare. */
+bool auth_check(const struct directory *d, const char *user,
+    const char *password);
+/* A new hash of password with a fresh random salt. Returns 0 or -1. */
+int auth_hash(const char *password, char *out, size_t outlen);
+
+#endif

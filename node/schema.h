@@ -1,0 +1,22 @@
+/* The shared config in Redis: key names that mailnode and mailctl share.
+ *
+ *   ms:domains              set of local domains (lowercase)
+ *   ms:users:DOMAIN         set of addresses of DOMAIN's users
+ *   ms:user:ADDRESS         hash: password = crypt(3) hash
+ *   ms:aliases:DOMAIN       set of alias addresses in DOMAIN
+ *   ms:alias:ADDRESS        set of target addresses
+ *   ms:config:version       counter, INCR on every change
+ *   channel ms:config       a message (the new version) after every change
+ */
+#ifndef NODE_SCHEMA_H
+#define NODE_SCHEMA_H
+
+#define SCHEMA_DOMAINS "ms:domains"
+#define SCHEMA_USERS_PREFIX "ms:users:"
+#define SCHEMA_USER_PREFIX "ms:user:"
+#define SCHEMA_ALIASES_PREFIX "ms:aliases:"
+#define SCHEMA_ALIAS_PREFIX "ms:alias:"
+#define SCHEMA_VERSION "ms:config:version"
+#define SCHEMA_CHANNEL "ms:config"
+
+#endif
