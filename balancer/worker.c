@@ -10,33 +10,9 @@
 #include <unistd.h>
 
 #include "../common/log.h"
+#include "../common/net.h"
 
 #define ACCEPT_BATCH 64
-
-int
-listener_open(const struct addr *a)
-{
-	int one = 1;
-	int fd = socket(a->ss.ss_family,
-			SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -1;
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
-		goto fail;
-	if (a->ss.ss_family == AF_INET6 &&
-	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)
-		goto fail;
-	if (bind(fd, (const struct sockaddr *)&a->ss, a->len) < 0 ||
-	    listen(fd, 1024) < 0)
-		goto fail;
-	return fd;
-fail:;
-	int saved = errno;
-	close(fd);
-	errno = saved;
-	return -1;
-}
 
 int
 service_open(struct lbd *l, struct service *svc, char *err, size_t len)
@@ -44,7 +20,7 @@ service_open(struct lbd *l, struct service *svc, char *err, size_t len)
 	for (int i = 0; i < LBD_MAX_WORKERS; i++)
 		svc->fds[i] = -1;
 	for (int i = 0; i < l->cfg->set.workers; i++) {
-		svc->fds[i] = listener_open(&svc->listen);
+		svc->fds[i] = net_listen(&svc->listen, true);
 		if (svc->fds[i] < 0) {
 			snprintf(err, len, "service %s: listen %s: %s",
 				 svc->name, svc->listenstr, strerror(errno));

@@ -41,10 +41,6 @@ enum {
 	WORKER_EXIT = 4,	/* close every connection and return */
 };
 
-/* Opens a non-blocking SO_REUSEPORT listener on a. Returns the fd, or -1
- * with errno set. */
-int listener_open(const struct addr *a);
-
 /* Opens svc's listeners (one per worker). Returns 0, or -1 with the
  * reason in err. */
 int service_open(struct lbd *l, struct service *svc, char *err, size_t len);

@@ -1,0 +1,671 @@
+#include "stream.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+
+#include "proxy.h"
+
+#define STREAM_MIN_IN 1024 /* room for the largest PROXY header we take */
+
+enum stream_phase { PHASE_PROXY, PHASE_HANDSHAKE, PHASE_READY };
+
+struct stream {
+	struct ev_loop *loop;
+	int fd;
+	ev_io io;
+	ev_timer timer;
+	ev_timer reaper; /* finishes a close from the loop, never inline */
+	const struct stream_ops *ops;
+	void *arg;
+	struct stream_opts opts;
+	enum stream_phase phase;
+
+	SSL *ssl;
+	SSL_CTX *upgrade; /* STARTTLS requested, waits for output to drain */
+	bool ssl_want_write;
+
+	char *in;
+	size_t instart, inlen, incap;
+	bool discarding; /* dropping the rest of an overlong line */
+	bool eof;
+
+	char *out;
+	size_t outoff, outlen, outcap;
+
+	bool paused, closing, dead;
+	int depth; /* nesting of our callbacks into the session */
+	const char *why;
+
+	struct sockaddr_storage peer, local;
+	char peerstr[ADDR_STRLEN];
+};
+
+static void stream_update(struct stream *s);
+static void stream_process(struct stream *s);
+
+int
+netlist_parse(const char *str, struct netlist *out, char *why, size_t whylen)
+{
+	char buf[1024], *save, *tok;
+	memset(out, 0, sizeof(*out));
+	if (strlen(str) >= sizeof(buf)) {
+		snprintf(why, whylen, "list too long");
+		return -1;
+	}
+	strcpy(buf, str);
+	for (tok = strtok_r(buf, ", \t", &save); tok;
+	     tok = strtok_r(NULL, ", \t", &save)) {
+		if (out->n == STREAM_MAX_NETS) {
+			snprintf(why, whylen, "more than %d networks",
+				 STREAM_MAX_NETS);
+			return -1;
+		}
+		char *slash = strchr(tok, '/');
+		int bits = -1;
+		if (slash) {
+			char *end;
+			*slash = '\0';
+			bits = (int)strtol(slash + 1, &end, 10);
+			if (slash[1] == '\0' || *end != '\0' || bits < 0)
+				goto bad;
+		}
+		typeof(out->net[0]) *n = &out->net[out->n];
+		if (inet_pton(AF_INET, tok, n->addr) == 1) {
+			n->family = AF_INET;
+			if (bits < 0)
+				bits = 32;
+			if (bits > 32)
+				goto bad;
+		} else if (inet_pton(AF_INET6, tok, n->addr) == 1) {
+			n->family = AF_INET6;
+			if (bits < 0)
+				bits = 128;
+			if (bits > 128)
+				goto bad;
+		} else
+			goto bad;
+		n->bits = bits;
+		out->n++;
+		continue;
+	bad:
+		snprintf(why, whylen, "\"%.64s\" is not an address or network",
+			 tok);
+		return -1;
+	}
+	return 0;
+}
+
+static bool
+netlist_prefix(const unsigned char *a, const unsigned char *b, int bits)
+{
+	int bytes = bits / 8, rest = bits % 8;
+	if (memcmp(a, b, (size_t)bytes) != 0)
+		return false;
+	if (rest == 0)
+		return true;
+	unsigned char mask = (unsigned char)(0xff << (8 - rest));
+	return (a[bytes] & mask) == (b[bytes] & mask);
+}
+
+bool
+netlist_match(const struct netlist *nl, const struct sockaddr *sa)
+{
+	const unsigned char *a;
+	unsigned char mapped[4];
+	int family = sa->sa_family;
+	if (family == AF_INET)
+		a = (const unsigned char *)&((const struct sockaddr_in *)sa)
+			->sin_addr;
+	else if (family == AF_INET6) {
+		a = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+		if (IN6_IS_ADDR_V4MAPPED(
+			&((const struct sockaddr_in6 *)sa)->sin6_addr)) {
+			memcpy(mapped, a + 12, 4);
+			a = mapped;
+			family = AF_INET;
+		}
+	} else
+		return false;
+	for (int i = 0; i < nl->n; i++)
+		if (nl->net[i].family == family &&
+		    netlist_prefix(a, nl->net[i].addr, nl->net[i].bits))
+			return true;
+	return false;
+}
+
+static void
+stream_destroy(struct stream *s)
+{
+	ev_io_stop(s->loop, &s->io);
+	ev_timer_stop(s->loop, &s->timer);
+	ev_timer_stop(s->loop, &s->reaper);
+	s->ops->on_close(s->arg, s->why ? s->why : "closed");
+	if (s->ssl) {
+		if (!s->eof)
+			SSL_shutdown(s->ssl);
+		SSL_free(s->ssl);
+	}
+	close(s->fd);
+	free(s->in);
+	free(s->out);
+	free(s);
+}
+
+static void
+stream_reaper_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	(void)loop;
+	(void)revents;
+	stream_destroy(t->data);
+}
+
+/* Ends the connection now (errors) or once output is flushed. */
+static void
+stream_finish(struct stream *s, const char *why)
+{
+	if (s->dead)
+		return;
+	s->dead = true;
+	if (s->why == NULL)
+		s->why = why;
+	ev_io_stop(s->loop, &s->io);
+	ev_timer_stop(s->loop, &s->timer);
+	ev_timer_set(&s->reaper, 0., 0.);
+	ev_timer_start(s->loop, &s->reaper);
+}
+
+void
+stream_close(struct stream *s, const char *why)
+{
+	if (s->dead || s->closing)
+		return;
+	s->closing = true;
+	s->why = why;
+	stream_update(s);
+}
+
+/* Sends pending output. Returns -1 when the connection failed. */
+static int
+stream_flush(struct stream *s)
+{
+	s->ssl_want_write = false;
+	while (s->outoff < s->outlen) {
+		size_t len = s->outlen - s->outoff;
+		ssize_t n;
+		if (s->ssl) {
+			int r = SSL_write(s->ssl, s->out + s->outoff,
+					  len > 65536 ? 65536 : (int)len);
+			if (r <= 0) {
+				int e = SSL_get_error(s->ssl, r);
+				if (e == SSL_ERROR_WANT_WRITE) {
+					s->ssl_want_write = true;
+					return 0;
+				}
+				if (e == SSL_ERROR_WANT_READ)
+					return 0;
+				ERR_clear_error();
+				return -1;
+			}
+			n = r;
+		} else {
+			n = send(s->fd, s->out + s->outoff, len,
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
+			if (n < 0) {
+				if (errno == EAGAIN || errno == EINTR) {
+					s->ssl_want_write = true;
+					return 0;
+				}
+				return -1;
+			}
+		}
+		s->outoff += (size_t)n;
+	}
+	s->outoff = s->outlen = 0;
+	return 0;
+}
+
+static int
+stream_handshake(struct stream *s)
+{
+	int r = SSL_accept(s->ssl);
+	if (r == 1) {
+		s->phase = PHASE_READY;
+		s->depth++;
+		s->ops->on_ready(s->arg);
+		s->depth--;
+		return 0;
+	}
+	int e = SSL_get_error(s->ssl, r);
+	if (e == SSL_ERROR_WANT_READ)
+		return 0;
+	if (e == SSL_ERROR_WANT_WRITE) {
+		s->ssl_want_write = true;
+		return 0;
+	}
+	ERR_clear_error();
+	s->eof = true; /* no close_notify on a failed handshake */
+	return -1;
+}
+
+static int
+stream_start_tls(struct stream *s, SSL_CTX *ctx)
+{
+	s->ssl = SSL_new(ctx);
+	if (s->ssl == NULL || SSL_set_fd(s->ssl, s->fd) != 1)
+		return -1;
+	SSL_set_mode(s->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE |
+				 SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	s->phase = PHASE_HANDSHAKE;
+	/* What the client sent before the upgrade does not count. */
+	s->instart = s->inlen = 0;
+	s->discarding = false;
+	return stream_handshake(s);
+}
+
+/* Reads what there is into the input buffer. Returns -1 on error, 0
+ * otherwise (s->eof set at end of input). */
+static int
+stream_fill(struct stream *s)
+{
+	if (s->instart > 0 && s->instart == s->inlen)
+		s->instart = s->inlen = 0;
+	if (s->inlen == s->incap && s->instart > 0) {
+		memmove(s->in, s->in + s->instart, s->inlen - s->instart);
+		s->inlen -= s->instart;
+		s->instart = 0;
+	}
+	while (s->inlen < s->incap) {
+		size_t room = s->incap - s->inlen;
+		ssize_t n;
+		if (s->ssl) {
+			int r = SSL_read(s->ssl, s->in + s->inlen, (int)room);
+			if (r <= 0) {
+				int e = SSL_get_error(s->ssl, r);
+				if (e == SSL_ERROR_WANT_READ)
+					return 0;
+				if (e == SSL_ERROR_WANT_WRITE) {
+					s->ssl_want_write = true;
+					return 0;
+				}
+				ERR_clear_error();
+				if (e == SSL_ERROR_ZERO_RETURN ||
+				    (e == SSL_ERROR_SYSCALL && r == 0)) {
+					s->eof = true;
+					return 0;
+				}
+				s->eof = true;
+				return -1;
+			}
+			n = r;
+		} else {
+			n = recv(s->fd, s->in + s->inlen, room, MSG_DONTWAIT);
+			if (n == 0) {
+				s->eof = true;
+				return 0;
+			}
+			if (n < 0)
+				return errno == EAGAIN || errno == EINTR ? 0
+									 : -1;
+		}
+		s->inlen += (size_t)n;
+		ev_timer_again(s->loop, &s->timer);
+	}
+	return 0;
+}
+
+/* PROXY phase: take the header off the front of the input. Returns -1 for
+ * a bad header, 0 otherwise. */
+static int
+stream_take_proxy(struct stream *s)
+{
+	struct proxy_info pi;
+	int n = proxy_decode((unsigned char *)s->in + s->instart,
+			     s->inlen - s->instart, &pi);
+	if (n < 0)
+		return -1;
+	if (n == 0)
+		return s->inlen == s->incap ? -1 : 0;
+	s->instart += (size_t)n;
+	if (!pi.local) {
+		memcpy(&s->peer, &pi.src, sizeof(pi.src));
+		memcpy(&s->local, &pi.dst, sizeof(pi.dst));
+		addr_fmt((struct sockaddr *)&s->peer, s->peerstr,
+			 sizeof(s->peerstr));
+	}
+	if (s->opts.tls)
+		return stream_start_tls(s, s->opts.tls) < 0 ? -1 : 0;
+	s->phase = PHASE_READY;
+	s->depth++;
+	s->ops->on_ready(s->arg);
+	s->depth--;
+	return 0;
+}
+
+/* Hands complete lines to the session while it is not paused. */
+static void
+stream_lines(struct stream *s)
+{
+	while (!s->paused && !s->dead && !s->closing &&
+	       s->phase == PHASE_READY && s->upgrade == NULL) {
+		char *start = s->in + s->instart;
+		size_t avail = s->inlen - s->instart;
+		char *lf = memchr(start, '\n', avail);
+		if (lf == NULL) {
+			if (avail <= s->opts.max_line + 1 || s->discarding) {
+				if (s->discarding) /* drop what we have */
+					s->instart = s->inlen;
+				return;
+			}
+			/* Overlong: deliver its head, drop the rest. */
+			s->discarding = true;
+			s->instart = s->inlen;
+			s->depth++;
+			s->ops->on_line(s->arg, start, s->opts.max_line, false,
+					true);
+			s->depth--;
+			continue;
+		}
+		size_t len = (size_t)(lf - start);
+		s->instart += len + 1;
+		if (s->discarding) {
+			s->discarding = false;
+			continue;
+		}
+		bool crlf = len > 0 && start[len - 1] == '\r';
+		if (crlf)
+			len--;
+		bool toolong = len > s->opts.max_line;
+		if (toolong)
+			len = s->opts.max_line;
+		start[len] = '\0';
+		s->depth++;
+		s->ops->on_line(s->arg, start, len, crlf, toolong);
+		s->depth--;
+	}
+}
+
+static void
+stream_process(struct stream *s)
+{
+	if (s->dead)
+		return;
+	if (s->phase == PHASE_HANDSHAKE) {
+		if (stream_handshake(s) < 0) {
+			stream_finish(s, "TLS handshake failed");
+			return;
+		}
+	}
+	if (s->phase != PHASE_HANDSHAKE && !s->eof && stream_fill(s) < 0) {
+		stream_finish(s, "connection reset");
+		return;
+	}
+	if (s->phase == PHASE_PROXY && stream_take_proxy(s) < 0) {
+		stream_finish(s, "bad PROXY header");
+		return;
+	}
+	stream_lines(s);
+	if (s->dead)
+		return;
+	if (s->eof && (s->paused || s->inlen == s->instart || s->discarding ||
+		       s->phase != PHASE_READY)) {
+		stream_finish(s, "connection closed by peer");
+		return;
+	}
+	if (s->eof && !s->paused) {
+		/* A last line without its terminator. */
+		s->instart = s->inlen;
+		stream_finish(s, "connection closed by peer");
+		return;
+	}
+	stream_update(s);
+}
+
+/* Flushes, starts a pending TLS upgrade, and sets what we wait for. */
+static void
+stream_update(struct stream *s)
+{
+	if (s->dead)
+		return;
+	if (stream_flush(s) < 0) {
+		stream_finish(s, "connection reset");
+		return;
+	}
+	bool pending = s->outlen > s->outoff;
+	if (!pending && s->closing) {
+		stream_finish(s, s->why);
+		return;
+	}
+	if (!pending && s->upgrade) {
+		SSL_CTX *ctx = s->upgrade;
+		s->upgrade = NULL;
+		if (stream_start_tls(s, ctx) < 0) {
+			stream_finish(s, "TLS handshake failed");
+			return;
+		}
+		if (s->dead)
+			return;
+		pending = s->outlen > s->outoff;
+	}
+	int ev = 0;
+	if (!s->eof && !s->closing && s->upgrade == NULL &&
+	    (s->inlen < s->incap || s->instart > 0) &&
+	    (!s->paused || s->inlen - s->instart < s->incap / 2))
+		ev |= EV_READ;
+	if (pending || s->ssl_want_write)
+		ev |= EV_WRITE;
+	if (s->ssl && SSL_pending(s->ssl) > 0 && !s->paused) {
+		/* Decrypted bytes wait inside OpenSSL: no fd event will come.
+		 */
+		ev_feed_event(s->loop, &s->io, EV_READ);
+	}
+	if ((s->io.events & (EV_READ | EV_WRITE)) != ev ||
+	    !ev_is_active(&s->io)) {
+		ev_io_stop(s->loop, &s->io);
+		ev_io_set(&s->io, s->fd, ev);
+		if (ev)
+			ev_io_start(s->loop, &s->io);
+	}
+}
+
+static void
+stream_io_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	struct stream *s = io->data;
+	(void)loop;
+	(void)revents;
+	s->depth++;
+	stream_process(s);
+	s->depth--;
+}
+
+static void
+stream_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct stream *s = t->data;
+	(void)loop;
+	(void)revents;
+	if (s->ops->on_timeout == NULL || s->phase != PHASE_READY ||
+	    s->closing) {
+		stream_finish(s, "timeout");
+		return;
+	}
+	s->depth++;
+	s->ops->on_timeout(s->arg);
+	s->depth--;
+	if (!s->closing)
+		stream_close(s, "timeout");
+	else
+		stream_update(s);
+}
+
+struct stream *
+stream_new(struct ev_loop *loop, int fd, const struct sockaddr *peer,
+	   socklen_t peerlen, const struct stream_opts *opts,
+	   const struct stream_ops *ops, void *arg)
+{
+	struct stream *s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		goto fail;
+	s->loop = loop;
+	s->fd = fd;
+	s->ops = ops;
+	s->arg = arg;
+	s->opts = *opts;
+	s->incap = opts->max_line + 2 > STREAM_MIN_IN ? opts->max_line + 2
+						      : STREAM_MIN_IN;
+	s->in = malloc(s->incap + 1);
+	if (s->in == NULL)
+		goto fail;
+	memcpy(&s->peer, peer, peerlen);
+	socklen_t llen = sizeof(s->local);
+	getsockname(fd, (struct sockaddr *)&s->local, &llen);
+	addr_fmt(peer, s->peerstr, sizeof(s->peerstr));
+	ev_init(&s->io, stream_io_cb);
+	s->io.data = s;
+	ev_init(&s->timer, stream_timer_cb);
+	s->timer.data = s;
+	s->timer.repeat = opts->idle_timeout > 0 ? opts->idle_timeout : 300;
+	ev_timer_again(loop, &s->timer);
+	ev_init(&s->reaper, stream_reaper_cb);
+	s->reaper.data = s;
+
+	if (opts->proxy_from && netlist_match(opts->proxy_from, peer))
+		s->phase = PHASE_PROXY;
+	else if (opts->tls) {
+		if (stream_start_tls(s, opts->tls) < 0) {
+			stream_finish(s, "TLS setup failed");
+			return s;
+		}
+	} else {
+		s->phase = PHASE_READY;
+		s->depth++;
+		ops->on_ready(arg);
+		s->depth--;
+	}
+	stream_update(s);
+	return s;
+fail:
+	if (s)
+		free(s->in);
+	free(s);
+	close(fd);
+	return NULL;
+}
+
+void
+stream_write(struct stream *s, const void *buf, size_t len)
+{
+	if (s->dead || s->closing)
+		return;
+	size_t pending = s->outlen - s->outoff;
+	if (pending + len > s->opts.max_output) {
+		stream_finish(s, "client does not read its answers");
+		return;
+	}
+	if (s->outlen + len > s->outcap) {
+		if (s->outoff > 0) {
+			memmove(s->out, s->out + s->outoff, pending);
+			s->outoff = 0;
+			s->outlen = pending;
+		}
+		if (s->outlen + len > s->outcap) {
+			size_t cap = s->outcap ? s->outcap : 4096;
+			while (cap < s->outlen + len)
+				cap *= 2;
+			char *out = realloc(s->out, cap);
+			if (out == NULL) {
+				stream_finish(s, "out of memory");
+				return;
+			}
+			s->out = out;
+			s->outcap = cap;
+		}
+	}
+	memcpy(s->out + s->outlen, buf, len);
+	s->outlen += len;
+	if (s->depth == 0)
+		stream_update(s);
+}
+
+void
+stream_printf(struct stream *s, const char *fmt, ...)
+{
+	char buf[2048];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	stream_write(s, buf,
+		     (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
+}
+
+int
+stream_starttls(struct stream *s, SSL_CTX *ctx)
+{
+	if (s->ssl || s->upgrade)
+		return -1;
+	s->upgrade = ctx;
+	if (s->depth == 0)
+		stream_update(s);
+	return 0;
+}
+
+bool
+stream_is_tls(const struct stream *s)
+{
+	return s->ssl != NULL;
+}
+
+void
+stream_pause(struct stream *s)
+{
+	s->paused = true;
+}
+
+void
+stream_resume(struct stream *s)
+{
+	if (!s->paused)
+		return;
+	s->paused = false;
+	if (s->dead)
+		return;
+	/* Buffered lines go from the loop, not from inside the caller. */
+	ev_feed_event(s->loop, &s->io, EV_CUSTOM);
+}
+
+void
+stream_set_timeout(struct stream *s, double seconds)
+{
+	s->timer.repeat = seconds;
+	if (!s->dead)
+		ev_timer_again(s->loop, &s->timer);
+}
+
+const struct sockaddr *
+stream_peer(const struct stream *s)
+{
+	return (const struct sockaddr *)&s->peer;
+}
+
+const char *
+stream_peer_str(const struct stream *s)
+{
+	return s->peerstr;
+}
+
+const struct sockaddr *
+stream_local(const struct stream *s)
+{
+	return (const struct sockaddr *)&s->local;
+}

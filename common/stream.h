@@ -1,0 +1,98 @@
+/* A server-side connection of a line protocol (SMTP, IMAP, POP3, HTTP):
+ * non-blocking, an optional PROXY header first (from trusted peers only),
+ * optional TLS (implicit, or upgraded by STARTTLS/STLS), a bounded input
+ * line and a bounded output buffer, and an idle timeout. The protocol
+ * sessions sit on top and see whole lines. */
+#ifndef MS_STREAM_H
+#define MS_STREAM_H
+
+#include <ev.h>
+#include <openssl/ssl.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include "addr.h"
+
+struct stream;
+
+struct stream_ops {
+	/* The connection is ready (PROXY header read, TLS handshake done):
+	 * time to greet. */
+	void (*on_ready)(void *arg);
+	/* One line, without its terminator. crlf: it ended in CRLF (false:
+	 * a bare LF). toolong: it was longer than max_line; line holds its
+	 * first max_line bytes and the rest was dropped. The session may call
+	 * stream_close() or stream_pause() from here. */
+	void (*on_line)(void *arg, char *line, size_t len, bool crlf,
+			bool toolong);
+	/* The connection is over (peer closed, reset, timeout, TLS error,
+	 * output overflow, or stream_close() done): the session frees what it
+	 * owns; the stream frees itself after this returns. */
+	void (*on_close)(void *arg, const char *why);
+	/* Optional: no input for idle_timeout seconds. The session may answer
+	 * and stream_close(); without this hook the stream just closes. */
+	void (*on_timeout)(void *arg);
+};
+
+/* Networks allowed to send a PROXY header: "10.0.0.0/24, 127.0.0.0/8". */
+#define STREAM_MAX_NETS 16
+struct netlist {
+	int n;
+	struct {
+		int family;
+		unsigned char addr[16];
+		int bits;
+	} net[STREAM_MAX_NETS];
+};
+/* Parses a comma-separated list of CIDR networks (or bare addresses).
+ * Returns 0, or -1 with the bad element in why. */
+int netlist_parse(const char *s, struct netlist *out, char *why, size_t whylen);
+bool netlist_match(const struct netlist *nl, const struct sockaddr *sa);
+
+struct stream_opts {
+	size_t max_line;     /* bytes, terminator excluded */
+	size_t max_output;   /* pending output beyond this closes */
+	double idle_timeout; /* seconds without input */
+	SSL_CTX *tls;	     /* implicit TLS when set */
+	const struct netlist *proxy_from; /* PROXY header expected from these
+					     peers; NULL: never */
+};
+
+/* Takes over fd (accepted, non-blocking). ops->on_ready comes once the
+ * PROXY header and the TLS handshake are done. Returns NULL (fd closed)
+ * on allocation failure. */
+struct stream *stream_new(struct ev_loop *loop, int fd,
+			  const struct sockaddr *peer, socklen_t peerlen,
+			  const struct stream_opts *opts,
+			  const struct stream_ops *ops, void *arg);
+
+/* Queues output; it goes out as the socket allows. */
+void stream_write(struct stream *s, const void *buf, size_t len);
+void stream_printf(struct stream *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Upgrades to TLS once pending output is flushed. Input that arrived
+ * before the upgrade is discarded (no command injection across STARTTLS).
+ * Returns -1 if TLS is already on. */
+int stream_starttls(struct stream *s, SSL_CTX *ctx);
+bool stream_is_tls(const struct stream *s);
+
+/* Holds back lines (an asynchronous lookup is in flight) / delivers them
+ * again, starting with those already buffered. */
+void stream_pause(struct stream *s);
+void stream_resume(struct stream *s);
+
+void stream_set_timeout(struct stream *s, double seconds);
+
+/* Flushes pending output, then closes; on_close gets why. */
+void stream_close(struct stream *s, const char *why);
+
+/* The client's address: from the PROXY header when one was accepted. */
+const struct sockaddr *stream_peer(const struct stream *s);
+/* "1.2.3.4:5678" or "[::1]:5678". */
+const char *stream_peer_str(const struct stream *s);
+/* The local address the client reached (from PROXY when accepted). */
+const struct sockaddr *stream_local(const struct stream *s);
+
+#endif
