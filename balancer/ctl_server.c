@@ -7,6 +7,7 @@
  * enough is dropped. */
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -456,13 +457,10 @@ ctl_event_line(struct strbuf *sb, double t, const char *pool, const char *node,
 {
 	char stamp[40], why[256];
 	struct tm tm;
-	time_t secs = (time_t)t;
-	int ms = (int)((t - (double)secs) * 1000.0);
+	long long total_ms = llround(t * 1000.0);
+	time_t secs = (time_t)(total_ms / 1000);
+	int ms = (int)(total_ms % 1000);
 
-	if (ms < 0)
-		ms = 0;
-	if (ms > 999)
-		ms = 999;
 	gmtime_r(&secs, &tm);
 	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
 	ctl_event_clean(why, sizeof(why), reason);
