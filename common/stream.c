@@ -41,7 +41,8 @@ struct stream {
 	size_t outoff, outlen, outcap;
 
 	bool paused, closing, dead;
-	int depth; /* nesting of our callbacks into the session */
+	bool ready_told; /* on_ready was called */
+	int depth;	 /* nesting of our callbacks into the session */
 	const char *why;
 
 	struct sockaddr_storage peer, local;
@@ -238,9 +239,6 @@ stream_handshake(struct stream *s)
 	int r = SSL_accept(s->ssl);
 	if (r == 1) {
 		s->phase = PHASE_READY;
-		s->depth++;
-		s->ops->on_ready(s->arg);
-		s->depth--;
 		return 0;
 	}
 	int e = SSL_get_error(s->ssl, r);
@@ -343,9 +341,6 @@ stream_take_proxy(struct stream *s)
 	if (s->opts.tls)
 		return stream_start_tls(s, s->opts.tls) < 0 ? -1 : 0;
 	s->phase = PHASE_READY;
-	s->depth++;
-	s->ops->on_ready(s->arg);
-	s->depth--;
 	return 0;
 }
 
@@ -410,6 +405,12 @@ stream_process(struct stream *s)
 	if (s->phase == PHASE_PROXY && stream_take_proxy(s) < 0) {
 		stream_finish(s, "bad PROXY header");
 		return;
+	}
+	if (s->phase == PHASE_READY && !s->ready_told) {
+		s->ready_told = true;
+		s->ops->on_ready(s->arg);
+		if (s->dead)
+			return;
 	}
 	stream_lines(s);
 	if (s->dead)
@@ -537,20 +538,20 @@ stream_new(struct ev_loop *loop, int fd, const struct sockaddr *peer,
 	ev_init(&s->reaper, stream_reaper_cb);
 	s->reaper.data = s;
 
+	/* Nothing is called back from here: the first step runs from the
+	 * loop, once the caller holds the stream. */
 	if (opts->proxy_from && netlist_match(opts->proxy_from, peer))
 		s->phase = PHASE_PROXY;
 	else if (opts->tls) {
-		if (stream_start_tls(s, opts->tls) < 0) {
-			stream_finish(s, "TLS setup failed");
-			return s;
-		}
-	} else {
+		if (stream_start_tls(s, opts->tls) < 0)
+			stream_finish(s, "TLS handshake failed");
+	} else
 		s->phase = PHASE_READY;
-		s->depth++;
-		ops->on_ready(arg);
-		s->depth--;
+	if (!s->dead) {
+		ev_io_set(&s->io, fd, EV_READ);
+		ev_io_start(loop, &s->io);
+		ev_feed_event(loop, &s->io, EV_CUSTOM);
 	}
-	stream_update(s);
 	return s;
 fail:
 	if (s)

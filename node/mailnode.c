@@ -1,0 +1,193 @@
+/* mailnode's life: start (TLS, Redis, directory, store, spool,
+ * listeners), accept, and the graceful stop. */
+#include "mailnode.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../common/log.h"
+#include "../common/net.h"
+#include "../common/tls_server.h"
+
+#define NODE_OUTPUT_MAX (4 * 1024 * 1024)
+
+struct stream_opts
+mailnode_stream_opts(struct mailnode *mn, enum node_role role, size_t max_line,
+		     double idle_timeout)
+{
+	struct stream_opts o = {
+	    .max_line = max_line,
+	    .max_output = NODE_OUTPUT_MAX,
+	    .idle_timeout = idle_timeout,
+	    .tls = node_role_implicit_tls(role) ? mn->tls : NULL,
+	    .proxy_from =
+		mn->cfg->proxy_protocol ? &mn->cfg->proxy_trusted : NULL,
+	};
+	return o;
+}
+
+static void
+mailnode_accept_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	struct mailnode_listener *ls = io->data;
+	(void)loop;
+	(void)revents;
+	for (int i = 0; i < 64; i++) {
+		struct sockaddr_storage peer;
+		socklen_t plen = sizeof(peer);
+		int fd = accept4(io->fd, (struct sockaddr *)&peer, &plen,
+				 SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EINTR)
+				log_warn("%s: accept: %s",
+					 node_role_name(ls->role),
+					 strerror(errno));
+			return;
+		}
+		if (ls->role == ROLE_HTTP)
+			http_session_start(ls->mn, fd, (struct sockaddr *)&peer,
+					   plen);
+		else
+			smtp_session_start(ls->mn, ls->role, fd,
+					   (struct sockaddr *)&peer, plen);
+	}
+}
+
+static int
+mailnode_listen(struct mailnode *mn)
+{
+	for (int r = 0; r < ROLE_COUNT; r++) {
+		struct node_listen *l = &mn->cfg->listen[r];
+		struct mailnode_listener *ls = &mn->listeners[r];
+		ls->fd = -1;
+		if (!l->on)
+			continue;
+		ls->fd = net_listen(&l->addr, false);
+		if (ls->fd < 0) {
+			log_err("listen %s %s: %s", node_role_name(r), l->str,
+				strerror(errno));
+			return -1;
+		}
+		ls->role = (enum node_role)r;
+		ls->mn = mn;
+		ev_io_init(&ls->io, mailnode_accept_cb, ls->fd, EV_READ);
+		ls->io.data = ls;
+		ev_io_start(mn->loop, &ls->io);
+		log_info("%s listens on %s", node_role_name(r), l->str);
+	}
+	return 0;
+}
+
+static void
+mailnode_unlisten(struct mailnode *mn)
+{
+	for (int r = 0; r < ROLE_COUNT; r++) {
+		struct mailnode_listener *ls = &mn->listeners[r];
+		if (ls->fd < 0)
+			continue;
+		ev_io_stop(mn->loop, &ls->io);
+		close(ls->fd);
+		ls->fd = -1;
+	}
+}
+
+static void
+mailnode_grace_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct mailnode *mn = t->data;
+	(void)revents;
+	if (mn->sessions > 0 && ev_now(loop) < mn->grace_end)
+		return;
+	if (mn->sessions > 0)
+		log_warn("grace period over: %ld sessions cut", mn->sessions);
+	ev_break(loop, EVBREAK_ALL);
+}
+
+static void
+mailnode_signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	struct mailnode *mn = w->data;
+	(void)revents;
+	if (mn->stopping)
+		return;
+	mn->stopping = true;
+	log_info("%s received: no new sessions, %ld to finish within %d s",
+		 strsignal(w->signum), mn->sessions, mn->cfg->grace_s);
+	mailnode_unlisten(mn);
+	mn->grace_end = ev_now(loop) + mn->cfg->grace_s;
+	ev_timer_init(&mn->grace, mailnode_grace_cb, 0., 0.1);
+	mn->grace.data = mn;
+	ev_timer_again(loop, &mn->grace);
+}
+
+int
+mailnode_run(struct node_config *cfg)
+{
+	struct mailnode node, *mn = &node;
+	char err[512];
+	int rc = 1;
+
+	memset(mn, 0, sizeof(*mn));
+	for (int r = 0; r < ROLE_COUNT; r++)
+		mn->listeners[r].fd = -1;
+	mn->cfg = cfg;
+	mn->loop = ev_default_loop(0);
+	log_set_level((enum log_level)cfg->log_level);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (cfg->tls_cert[0]) {
+		mn->tls = tls_server_ctx(cfg->tls_cert, cfg->tls_key, err,
+					 sizeof(err));
+		if (mn->tls == NULL) {
+			log_err("%s", err);
+			goto out;
+		}
+	}
+	if (store_init(&mn->store, cfg->store, cfg->hostname) < 0) {
+		log_err("store %s: %s", cfg->store, strerror(errno));
+		goto out;
+	}
+	mn->spool =
+	    spool_open(mn->loop, cfg->spool, &mn->store, cfg->spool_retry_s);
+	if (mn->spool == NULL) {
+		log_err("spool %s: %s", cfg->spool, strerror(errno));
+		goto out;
+	}
+	mn->redis = redis_new(mn->loop, &cfg->redis);
+	mn->dir = mn->redis ? directory_new(mn->redis) : NULL;
+	if (mn->dir == NULL) {
+		log_err("out of memory");
+		goto out;
+	}
+	if (mailnode_listen(mn) < 0)
+		goto out;
+	size_t queued = spool_run(mn->spool);
+	if (queued)
+		log_warn("spool: %zu messages wait for the store", queued);
+
+	ev_signal_init(&mn->sigterm, mailnode_signal_cb, SIGTERM);
+	ev_signal_init(&mn->sigint, mailnode_signal_cb, SIGINT);
+	mn->sigterm.data = mn->sigint.data = mn;
+	ev_signal_start(mn->loop, &mn->sigterm);
+	ev_signal_start(mn->loop, &mn->sigint);
+	log_info("node %s (%s) started", cfg->name, cfg->hostname);
+	ev_run(mn->loop, 0);
+	log_info("stopped");
+	rc = 0;
+out:
+	mailnode_unlisten(mn);
+	if (mn->dir)
+		directory_free(mn->dir);
+	if (mn->redis)
+		redis_free(mn->redis);
+	if (mn->spool)
+		spool_close(mn->spool);
+	if (mn->tls)
+		SSL_CTX_free(mn->tls);
+	free(cfg);
+	return rc;
+}

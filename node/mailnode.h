@@ -1,0 +1,55 @@
+/* mailnode's process state: one libev loop serving SMTP (MX and
+ * submission) and HTTP, over the shared store, this node's spool, and the
+ * shared config cached from Redis. */
+#ifndef NODE_MAILNODE_H
+#define NODE_MAILNODE_H
+
+#include <ev.h>
+#include <openssl/ssl.h>
+#include <stdbool.h>
+
+#include "config.h"
+#include "directory.h"
+#include "spool.h"
+#include "store.h"
+
+struct mailnode_listener {
+	int fd;
+	ev_io io;
+	enum node_role role;
+	struct mailnode *mn;
+};
+
+struct mailnode {
+	struct ev_loop *loop;
+	struct node_config *cfg;
+	SSL_CTX *tls; /* NULL: no certificate, no STARTTLS */
+	struct redis *redis;
+	struct directory *dir;
+	struct store store;
+	struct spool *spool;
+	struct mailnode_listener listeners[ROLE_COUNT];
+	ev_signal sigterm, sigint;
+	ev_timer grace;
+	double grace_end;
+	bool stopping;
+	long sessions; /* open client sessions, all protocols */
+};
+
+/* Runs the node until SIGTERM/SIGINT; takes cfg. Returns the exit status:
+ * 0, or 1 when it could not start. */
+int mailnode_run(struct node_config *cfg);
+
+/* A stream_opts for a client of role: line and output bounds, timeouts,
+ * implicit TLS and PROXY trust from the config. */
+struct stream_opts mailnode_stream_opts(struct mailnode *mn,
+					enum node_role role, size_t max_line,
+					double idle_timeout);
+
+/* The protocol sessions: each takes over an accepted socket. */
+void smtp_session_start(struct mailnode *mn, enum node_role role, int fd,
+			const struct sockaddr *peer, socklen_t peerlen);
+void http_session_start(struct mailnode *mn, int fd,
+			const struct sockaddr *peer, socklen_t peerlen);
+
+#endif
