@@ -13,6 +13,8 @@
 #define METRICS_TIMEOUT_S 5.0
 #define METRICS_MAX_CLIENTS 32
 #define METRICS_BODY_MAX (32u << 20)
+#define METRICS_LINGER_S 1.0
+#define METRICS_LINGER_MAX (1u << 20)
 
 struct metrics_server;
 
@@ -24,6 +26,8 @@ struct metrics_client {
 	char req[METRICS_REQ_MAX + 1];
 	size_t len;
 	struct strbuf out;
+	bool draining; /* response sent, reading what is left */
+	size_t drained;
 	struct metrics_client *prev, *next;
 };
 
@@ -279,6 +283,45 @@ metrics_client_close(struct metrics_client *c)
 	free(c);
 }
 
+static void metrics_drain_cb(struct ev_loop *loop, ev_io *w, int revents);
+
+/* The response is out: shut our side and drain the rest of the request
+ * for a moment, so that unread input does not turn close into a reset
+ * that could destroy the response. */
+static void
+metrics_client_linger(struct metrics_client *c)
+{
+	struct ev_loop *loop = c->srv->l->loop;
+	c->draining = true;
+	shutdown(c->fd, SHUT_WR);
+	ev_io_stop(loop, &c->wio);
+	ev_io_stop(loop, &c->rio);
+	ev_set_cb(&c->rio, metrics_drain_cb);
+	ev_io_start(loop, &c->rio);
+	ev_timer_stop(loop, &c->timer);
+	ev_timer_set(&c->timer, METRICS_LINGER_S, 0.);
+	ev_timer_start(loop, &c->timer);
+}
+
+static void
+metrics_drain_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct metrics_client *c = w->data;
+	char scratch[4096];
+	(void)loop, (void)revents;
+	for (int i = 0; i < 16; i++) {
+		ssize_t n = recv(c->fd, scratch, sizeof(scratch), 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		if (n <= 0 || (c->drained += (size_t)n) > METRICS_LINGER_MAX) {
+			metrics_client_close(c);
+			return;
+		}
+	}
+}
+
 static void
 metrics_client_flush(struct metrics_client *c)
 {
@@ -295,7 +338,11 @@ metrics_client_flush(struct metrics_client *c)
 			break;
 		strbuf_consume(&c->out, (size_t)n);
 	}
-	metrics_client_close(c);
+	if (c->out.len > 0 || c->draining) {
+		metrics_client_close(c);
+		return;
+	}
+	metrics_client_linger(c);
 }
 
 /* Queues a whole response and starts sending it. */
