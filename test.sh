@@ -6,30 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-PACKAGES=(build-essential cmake pkg-config python3 openssl
-  libev-dev libssl-dev libhiredis-dev libinih-dev libcriterion-dev
-  libcrypt-dev redis-server)
-
-install_missing() {
-  local missing=()
-  for p in "${PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
-      missing+=("$p")
-  done
-  [ ${#missing[@]} -eq 0 ] && return 0
-  echo "test.sh: installing missing packages: ${missing[*]}"
-  local sudo=""
-  if [ "$(id -u)" -ne 0 ]; then
-    command -v sudo >/dev/null || {
-      echo "test.sh: need root (or sudo) to install: ${missing[*]}" >&2
-      exit 1
-    }
-    sudo=sudo
-  fi
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq \
-    --no-install-recommends "${missing[@]}"
-}
+. scripts/install-deps.sh
 
 run_suite() {
   local dir=$1

@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# Brings up a whole mailswitch cluster on loopback, in the foreground: a
+# private redis-server, three mailnodes sharing one store, and lbd in
+# front. Prints a line with "ready" once every pool has an up node; Ctrl-C
+# or SIGTERM stops everything. State lives under .demo/ (DEMO_DIR).
+#
+# Front ports on 127.0.0.1: SMTP 2525, submission 2587, HTTP 8080.
+# (IMAP 2143 and POP3 2110 come with mailnode's IMAP/POP3, not built yet.)
+# Users alice@example.test and bob@example.test, password "demo".
+set -euo pipefail
+cd "$(dirname "$0")"
+top=$PWD
+DEMO_DIR=${DEMO_DIR:-$top/.demo}
+REDIS_PORT=${DEMO_REDIS_PORT:-26379}
+
+. scripts/install-deps.sh
+install_missing
+
+cmake -S . -B build >/dev/null
+cmake --build build -j "$(nproc)" >/dev/null
+BIN=$top/build/bin
+
+mkdir -p "$DEMO_DIR"
+DEMO_DIR=$(cd "$DEMO_DIR" && pwd)
+mkdir -p "$DEMO_DIR/store" "$DEMO_DIR/log"
+pids=()
+
+stop_all() {
+  trap - INT TERM EXIT
+  echo "demo: stopping"
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+    kill -TERM "${pids[$i]}" 2>/dev/null || true
+  done
+  for pid in "${pids[@]}"; do
+    wait "$pid" 2>/dev/null || true
+  done
+  echo "demo: stopped"
+}
+trap stop_all INT TERM EXIT
+
+# A self-signed certificate: STARTTLS and implicit TLS are on.
+if [ ! -f "$DEMO_DIR/cert.pem" ]; then
+  openssl req -x509 -newkey rsa:2048 -nodes -days 365 -subj "/CN=localhost" \
+    -keyout "$DEMO_DIR/key.pem" -out "$DEMO_DIR/cert.pem" 2>/dev/null
+fi
+
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" \
+  --appendonly no --dir "$DEMO_DIR" >"$DEMO_DIR/log/redis.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 50); do
+  (exec 3<>/dev/tcp/127.0.0.1/"$REDIS_PORT") 2>/dev/null && break
+  sleep 0.1
+done
+
+export MAILCTL_REDIS=127.0.0.1:$REDIS_PORT
+"$BIN/mailctl" domain list | grep -qx example.test ||
+  "$BIN/mailctl" domain add example.test
+for u in alice bob; do
+  "$BIN/mailctl" user list example.test | grep -qx "$u@example.test" ||
+    echo demo | "$BIN/mailctl" user add "$u@example.test" --password-stdin
+done
+
+# Three nodes: node N listens on 127.0.0.1:(2N)5025, (2N)5587, (2N)5080.
+for n in 1 2 3; do
+  mkdir -p "$DEMO_DIR/spool$n"
+  cat >"$DEMO_DIR/mail$n.ini" <<INI
+[node]
+name = mail$n
+hostname = mail$n.example.test
+redis = 127.0.0.1:$REDIS_PORT
+store = $DEMO_DIR/store
+spool = $DEMO_DIR/spool$n
+tls_cert = $DEMO_DIR/cert.pem
+tls_key = $DEMO_DIR/key.pem
+proxy_protocol = on
+proxy_trusted = 127.0.0.0/8
+
+[listen]
+smtp = 127.0.0.1:2${n}025
+submission = 127.0.0.1:2${n}587
+http = 127.0.0.1:2${n}080
+INI
+  "$BIN/mailnode" -c "$DEMO_DIR/mail$n.ini" >"$DEMO_DIR/log/mail$n.log" 2>&1 &
+  pids+=($!)
+done
+
+nodes() { # nodes PORTSUFFIX
+  for n in 1 2 3; do echo "node = mail$n 127.0.0.1:2${n}$1"; done
+}
+cat >"$DEMO_DIR/lbd.ini" <<INI
+[lbd]
+control = $DEMO_DIR/lbd.sock
+state_file = $DEMO_DIR/lbd.state
+workers = 1
+grace_s = 5
+
+[service smtp]
+listen = 127.0.0.1:2525
+protocol = smtp
+pool = mx
+proxy_protocol = v2
+
+[service submission]
+listen = 127.0.0.1:2587
+protocol = smtp
+pool = submission
+proxy_protocol = v2
+
+[service http]
+listen = 127.0.0.1:8080
+protocol = http
+pool = web
+proxy_protocol = v2
+
+[pool mx]
+check = smtp
+check_interval_ms = 1000
+$(nodes 025)
+
+[pool submission]
+balance = leastconn
+check = smtp
+check_interval_ms = 1000
+$(nodes 587)
+
+[pool web]
+check = http
+check_path = /health
+check_interval_ms = 1000
+$(nodes 080)
+INI
+"$BIN/lbd" -c "$DEMO_DIR/lbd.ini" >"$DEMO_DIR/log/lbd.log" 2>&1 &
+pids+=($!)
+
+# Ready once every pool has a node up.
+export LBCTL_SOCKET=$DEMO_DIR/lbd.sock
+for _ in $(seq 300); do
+  if status=$("$BIN/lbctl" status --json 2>/dev/null) &&
+    python3 -c 'import json,sys; d=json.loads(sys.argv[1]); sys.exit(0 if all(any(n["state"]=="up" for n in p["nodes"]) for p in d["pools"]) else 1)' "$status"; then
+    echo "demo: ready: SMTP 127.0.0.1:2525, submission 2587, HTTP 8080;" \
+      "users alice@example.test and bob@example.test (password demo);" \
+      "lbctl -s $DEMO_DIR/lbd.sock status"
+    break
+  fi
+  for pid in "${pids[@]}"; do
+    kill -0 "$pid" 2>/dev/null || { echo "demo: a process died; logs in $DEMO_DIR/log" >&2; exit 1; }
+  done
+  sleep 0.1
+done
+[ -n "${status:-}" ] || echo "demo: not ready after 30 s; logs in $DEMO_DIR/log" >&2
+wait -n "${pids[@]}" || true
+echo "demo: a process exited; logs in $DEMO_DIR/log" >&2

@@ -1,0 +1,145 @@
+"""Shared pieces of mailnode's integration tests: a private redis-server
+(redistest.py), the shared config made with the real mailctl, a
+self-signed certificate, and real mailnode processes on one store."""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+from lbdtest import BIN, can_connect, free_port, wait_for
+import redistest
+
+MAILNODE = os.path.join(BIN, "mailnode")
+MAILCTL = os.path.join(BIN, "mailctl")
+
+
+def make_cert(tmp):
+    """A self-signed certificate for localhost, made with openssl."""
+    cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
+    if not os.path.exists(cert):
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048",
+                        "-nodes", "-keyout", key, "-out", cert, "-days", "30",
+                        "-subj", "/CN=localhost"], check=True,
+                       capture_output=True, timeout=60)
+    return cert, key
+
+
+class MailNode:
+    def __init__(self, tmp, name, redis_port, store, extra_node="",
+                 listen=("smtp", "submission", "http"), tls=True):
+        self.tmp, self.name = tmp, name
+        self.ports = {role: free_port() for role in listen}
+        self.spool = os.path.join(tmp, "spool-" + name)
+        os.makedirs(self.spool, exist_ok=True)
+        self.path = os.path.join(tmp, name + ".ini")
+        self.logpath = os.path.join(tmp, name + ".log")
+        cert = ""
+        if tls:
+            c, k = make_cert(tmp)
+            cert = "tls_cert = %s\ntls_key = %s\n" % (c, k)
+        with open(self.path, "w") as f:
+            f.write("[node]\nname = %s\nhostname = %s.example.test\n"
+                    "redis = 127.0.0.1:%d\nstore = %s\nspool = %s\n%s%s\n"
+                    "[listen]\n" % (name, name, redis_port, store, self.spool,
+                                     cert, extra_node))
+            for role, port in self.ports.items():
+                f.write("%s = 127.0.0.1:%d\n" % (role, port))
+        self.proc = None
+
+    def start(self):
+        self.logf = open(self.logpath, "ab")
+        self.proc = subprocess.Popen([MAILNODE, "-c", self.path],
+                                     stdout=self.logf, stderr=self.logf)
+        port = next(iter(self.ports.values()))
+        wait_for(lambda: self.proc.poll() is not None or can_connect(port),
+                 10, what="mailnode %s" % self.name)
+        if self.proc.poll() is not None:
+            raise AssertionError("mailnode exited %d:\n%s" % (
+                self.proc.returncode, self.log()))
+        return self
+
+    def log(self):
+        with open(self.logpath, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+            self.logf.close()
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.logf.close()
+        return self.proc.returncode if self.proc else None
+
+
+class NodeTestCase(unittest.TestCase):
+    """A private redis-server, a store, a demo domain with users alice and
+    bob (password "demo") and an alias, and helpers to start nodes."""
+
+    def setUp(self):
+        self._tmp = tempfile.TemporaryDirectory(prefix="nodetest-")
+        self.tmp = self._tmp.name
+        self.store = os.path.join(self.tmp, "store")
+        os.makedirs(self.store)
+        self.redis = redistest.RedisServer(self.tmp)
+        self.redis.start()
+        self.nodes = []
+        self.mailctl("domain", "add", "example.test")
+        for user in ("alice", "bob"):
+            self.mailctl("user", "add", user + "@example.test",
+                         "--password-stdin", input="demo\n")
+        self.mailctl("alias", "add", "team@example.test", "alice@example.test")
+        self.mailctl("alias", "add", "team@example.test", "bob@example.test")
+
+    def tearDown(self):
+        for n in self.nodes:
+            n.kill()
+        if not self._outcome.success if hasattr(self._outcome, "success") else False:
+            for n in self.nodes:
+                sys.stderr.write("---- %s ----\n%s\n" % (n.name, n.log()[-3000:]))
+        self.redis.stop()
+        self._tmp.cleanup()
+
+    def mailctl(self, *args, input=None, check=True):
+        env = dict(os.environ, MAILCTL_REDIS="127.0.0.1:%d" % self.redis.port)
+        r = subprocess.run([MAILCTL] + list(args), input=input, env=env,
+                           capture_output=True, text=True, timeout=20)
+        if check and r.returncode != 0:
+            raise AssertionError("mailctl %s: %d %s" % (args, r.returncode, r.stderr))
+        return r
+
+    def node(self, name="mail1", start=True, **kw):
+        n = MailNode(self.tmp, name, self.redis.port, self.store, **kw)
+        self.nodes.append(n)
+        if start:
+            n.start()
+        return n
+
+    def maildir(self, address):
+        """Every message file of address's Maildir (new/ and cur/)."""
+        local, domain = address.split("@")
+        found = []
+        for root, dirs, files in os.walk(os.path.join(self.store, domain)):
+            if os.path.basename(os.path.dirname(root)) == local and \
+                    os.path.basename(root) in ("new", "cur"):
+                found += [os.path.join(root, f) for f in files]
+        return sorted(found)
+
+    def messages(self, address):
+        out = []
+        for p in self.maildir(address):
+            with open(p, "rb") as f:
+                out.append(f.read())
+        return out
