@@ -11,6 +11,7 @@
 
 #include <openssl/err.h>
 
+#include "log.h"
 #include "proxy.h"
 
 #define STREAM_MIN_IN 1024 /* room for the largest PROXY header we take */
@@ -34,7 +35,8 @@ struct stream {
 
 	char *in;
 	size_t instart, inlen, incap;
-	bool discarding; /* dropping the rest of an overlong line */
+	bool discarding;   /* dropping the rest of an overlong line */
+	size_t want_bytes; /* raw bytes still owed to on_bytes */
 	bool eof;
 
 	char *out;
@@ -265,6 +267,7 @@ stream_start_tls(struct stream *s, SSL_CTX *ctx)
 	/* What the client sent before the upgrade does not count. */
 	s->instart = s->inlen = 0;
 	s->discarding = false;
+	s->want_bytes = 0;
 	return stream_handshake(s);
 }
 
@@ -352,6 +355,18 @@ stream_lines(struct stream *s)
 	       s->phase == PHASE_READY && s->upgrade == NULL) {
 		char *start = s->in + s->instart;
 		size_t avail = s->inlen - s->instart;
+		if (s->want_bytes > 0) {
+			if (avail == 0)
+				return;
+			size_t n =
+			    avail < s->want_bytes ? avail : s->want_bytes;
+			s->instart += n;
+			s->want_bytes -= n;
+			s->depth++;
+			s->ops->on_bytes(s->arg, start, n, s->want_bytes);
+			s->depth--;
+			continue;
+		}
 		char *lf = memchr(start, '\n', avail);
 		if (lf == NULL) {
 			if (avail <= s->opts.max_line + 1 || s->discarding) {
@@ -643,6 +658,14 @@ stream_resume(struct stream *s)
 		return;
 	/* Buffered lines go from the loop, not from inside the caller. */
 	ev_feed_event(s->loop, &s->io, EV_CUSTOM);
+}
+
+void
+stream_read_bytes(struct stream *s, size_t n)
+{
+	if (s->ops->on_bytes == NULL)
+		fatal("%s: no on_bytes callback", __func__);
+	s->want_bytes = n;
 }
 
 void

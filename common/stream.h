@@ -33,6 +33,11 @@ struct stream_ops {
 	/* Optional: no input for idle_timeout seconds. The session may answer
 	 * and stream_close(); without this hook the stream just closes. */
 	void (*on_timeout)(void *arg);
+	/* Optional: after stream_read_bytes(), the raw input in order, in one
+	 * or more chunks; left is how many bytes are still to come after this
+	 * chunk (0: the last one, line mode is back). The session may pause or
+	 * close from here. */
+	void (*on_bytes)(void *arg, char *data, size_t len, size_t left);
 };
 
 /* Networks allowed to send a PROXY header: "10.0.0.0/24, 127.0.0.0/8". */
@@ -82,6 +87,11 @@ bool stream_is_tls(const struct stream *s);
  * again, starting with those already buffered. */
 void stream_pause(struct stream *s);
 void stream_resume(struct stream *s);
+
+/* The next n input bytes go to ops->on_bytes (which must be set) instead
+ * of on_line: a request body, an IMAP literal. Call it from on_line (or
+ * before any input); n == 0 does nothing. */
+void stream_read_bytes(struct stream *s, size_t n);
 
 void stream_set_timeout(struct stream *s, double seconds);
 
