@@ -1,8 +1,16 @@
 /* The shared message store: Maildir (Maildir++ folders), one tree per
  * domain, mailboxes spread over two levels of hash prefixes:
  *   STORE/example.test/a7/3f/alice/{cur,new,tmp}
- * Delivery writes tmp/, fsyncs the file and tmp/, renames into new/ and
- * fsyncs new/: a message is durable when store_deliver() returns 0. */
+ * Delivery writes tmp/NAME, fsyncs the file, renames it into new/ and
+ * fsyncs new/ (tmp/ needs no fsync: the name only has to last in new/);
+ * every directory is fsynced in its parent when it is created. A message
+ * is durable when store_deliver() returns 0.
+ *
+ * Mailbox directory: STORE/DOMAIN/H1/H2/LOCAL, DOMAIN and LOCAL lowercased
+ * (ASCII), H1 H2 the first two bytes, in hex, of the 32-bit FNV-1a hash of
+ * LOCAL. File names: TIME.M<usec>P<pid>Q<seq>.HOST,S=<size>, size being
+ * the bytes of the file (prefix included). Directories are mode 0700,
+ * files 0600; the store is walked without following symlinks. */
 #ifndef NODE_STORE_H
 #define NODE_STORE_H
 
@@ -17,15 +25,19 @@ struct store {
 	unsigned long seq;  /* per-process counter for unique names */
 };
 
-/* Checks that root exists and is a directory. Returns 0, or -1 with errno
- * set. */
+/* Checks that root exists and is a directory. hostname goes into file
+ * names with Maildir's escapes ('/' -> \057, ':' -> \072, and ',' ->
+ * \054 so that ",S=" stays unambiguous). Returns 0, or -1 with errno set
+ * (EINVAL for an empty root or hostname). */
 int store_init(struct store *s, const char *root, const char *hostname);
 
 /* The Maildir of address ("local@domain", matched case-insensitively:
  * lowercased before hashing) into out. With create, makes the Maildir
  * (cur, new, tmp) and its parents. Refuses addresses whose parts could
- * escape the store ("..", "/", empty parts, control bytes). Returns 0, or
- * -1 with errno set (EINVAL for a refused address). */
+ * escape the store: an empty part, a local part over 64 or a domain over
+ * 253 bytes, a second '@', '/', '\\', control bytes, "..", a leading or
+ * trailing dot. Returns 0, or -1 with errno set (EINVAL for a refused
+ * address, ENOTDIR when something in the way is not a directory). */
 int store_user_dir(const struct store *s, const char *address, char *out,
     size_t outlen, bool create);
 
@@ -40,7 +52,8 @@ int store_deliver(struct store *s, const char *const *rcpts, size_t n,
     int fd, size_t len, const char *prefix, bool *failed);
 
 /* True when a file can be created, written and fsynced under root now
- * (the /health check: the shared filesystem is there). */
+ * (the /health check: the shared filesystem is there): a probe file in
+ * ROOT/.health/ is written, fsynced and unlinked. */
 bool store_writable(struct store *s);
 
 #endif
