@@ -511,7 +511,7 @@ spool_env_read(struct spool *sp, const char *name, struct spool_env *env,
 	}
 	p = env->buf;
 	end = env->buf + len;
-	*why = "no version line";
+	*why = "not a \"" SPOOL_ENV_VERSION "\" envelope";
 	if ((line = spool_env_line(&p, end)) == NULL ||
 	    strcmp(line, SPOOL_ENV_VERSION) != 0)
 		goto fail;
@@ -630,6 +630,19 @@ spool_try(struct spool *sp, const char *id)
 		gone = true;
 		goto out;
 	}
+	for (i = 0; i < env.nrcpts; i++) {
+		char dir[4096];
+		if (store_user_dir(sp->store, env.rcpts[i], dir, sizeof(dir),
+				   false) < 0 &&
+		    errno == EINVAL) {
+			log_warn("spool: %s: recipient %s refused by the "
+				 "store",
+				 id, env.rcpts[i]);
+			spool_set_aside(sp, id, "invalid recipient");
+			gone = true;
+			goto out;
+		}
+	}
 	if ((failed = calloc(env.nrcpts, sizeof(*failed))) == NULL) {
 		log_warn("spool: %s: out of memory", id);
 		goto out;
@@ -654,7 +667,7 @@ spool_try(struct spool *sp, const char *id)
 				 id, strerror(errno));
 		else
 			log_info("spool: delivered %s to %zu recipient%s, %zu "
-				 "wait",
+				 "still queued",
 				 id, env.nrcpts - k,
 				 env.nrcpts - k == 1 ? "" : "s", k);
 	}
@@ -753,8 +766,8 @@ spool_run(struct spool *sp)
 		return sp->pending;
 	}
 	if (n > 0 && !store_writable(sp->store)) {
-		log_warn("spool: store unwritable, %zu message%s wait", n,
-			 n == 1 ? "" : "s");
+		log_warn("spool: store unwritable, %zu message%s", n,
+			 n == 1 ? " waits" : "s wait");
 		left = n;
 		goto out;
 	}
@@ -762,8 +775,8 @@ spool_run(struct spool *sp)
 		if (!spool_try(sp, ids[i]))
 			left++;
 	if (left > 0)
-		log_warn("spool: %zu message%s wait for the store", left,
-			 left == 1 ? "" : "s");
+		log_warn("spool: %zu message%s for the store", left,
+			 left == 1 ? " waits" : "s wait");
 out:
 	for (i = 0; i < n; i++)
 		free(ids[i]);
