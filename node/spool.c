@@ -284,11 +284,19 @@ spool_msg_place(struct spool *sp, int fd, size_t len, const char *id)
 {
 	char name[SPOOL_NAME_MAX], tmp[SPOOL_NAME_MAX], proc[64];
 
+	struct stat st;
+
 	snprintf(name, sizeof(name), "%s.msg", id);
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-	if (linkat(AT_FDCWD, proc, sp->queue, name, AT_SYMLINK_FOLLOW) == 0)
-		return 0;
-	log_debug("spool: link %s: %s, copying", name, strerror(errno));
+	if (fstat(fd, &st) < 0)
+		return -1;
+	/* a link takes the whole file: only when it is exactly the message */
+	if ((uintmax_t)st.st_size == len) {
+		if (linkat(AT_FDCWD, proc, sp->queue, name,
+			   AT_SYMLINK_FOLLOW) == 0)
+			return 0;
+		log_debug("spool: link %s: %s, copying", name, strerror(errno));
+	}
 	snprintf(tmp, sizeof(tmp), "%s.msg.tmp", id);
 	if (spool_copy_to(sp, fd, len, tmp) < 0)
 		return -1;

@@ -247,6 +247,22 @@ Test(spool, enqueue_copies_when_link_impossible)
 	spool_close(sp);
 }
 
+/* A file longer than the message: only len bytes are queued. */
+Test(spool, enqueue_takes_only_len_bytes)
+{
+	const char *rcpt = "alice@example.test";
+	struct spool *sp = spool_open(loop, spooldir, &st, 5);
+	cr_assert_not_null(sp);
+	int fd = incoming(sp);
+	cr_assert_eq(write(fd, "trailing junk", 13), 13);
+	cr_assert_eq(spool_enqueue(sp, fd, strlen(body), "", &rcpt, 1, prefix),
+		     0);
+	close(fd);
+	cr_assert_eq(spool_run(sp), 0);
+	assert_delivered_once(rcpt);
+	spool_close(sp);
+}
+
 Test(spool, enqueue_refuses_bad_envelopes)
 {
 	const char *nl[] = {"a@example.test\nrcpt evil@example.test"};
