@@ -1,0 +1,698 @@
+/* Maildir reading with cluster-wide UIDs: the lock-file mechanism of
+ * DESIGN.md ("Durability and the shared state"), mailbox names, folder
+ * listing and the few headers the API shows. */
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../common/log.h"
+#include "maildir.h"
+
+#define MAILDIR_LOCK "mailswitch-uidlock"
+#define MAILDIR_UIDNEXT "mailswitch-uidnext"
+#define MAILDIR_UIDVALIDITY "mailswitch-uidvalidity"
+#define MAILDIR_HEAD_READ 65536
+#define MAILDIR_PATH_MAX 4096
+
+/* A file of new/ waiting for its UID. */
+struct maildir_new {
+	char name[MAILDIR_NAME_MAX + 1];
+	struct timespec mtime;
+};
+
+/* ---- names ---- */
+
+/* Splits a cur/ name into its UID (0: none), flags and size (0: no S=).
+ * The base is what precedes ":2,"; the UID is a ",U=" field in it. */
+static void
+maildir_parse_name(const char *name, uint32_t *uid, char *flags,
+		   size_t flagslen, uint64_t *size)
+{
+	*uid = 0;
+	*size = 0;
+	flags[0] = '\0';
+	const char *info = strstr(name, ":2,");
+	size_t baselen = info ? (size_t)(info - name) : strlen(name);
+	if (info)
+		snprintf(flags, flagslen, "%s", info + 3);
+	for (const char *p = name; p < name + baselen; p++) {
+		if (*p != ',' || p + 3 > name + baselen)
+			continue;
+		char key = p[1];
+		if ((key != 'U' && key != 'S') || p[2] != '=')
+			continue;
+		uint64_t v = 0;
+		const char *d = p + 3;
+		bool ok = d < name + baselen && isdigit((unsigned char)*d);
+		for (; d < name + baselen && isdigit((unsigned char)*d); d++) {
+			if (v > UINT64_MAX / 10 - 10) {
+				ok = false;
+				break;
+			}
+			v = v * 10 + (uint64_t)(*d - '0');
+		}
+		if (!ok || (d < name + baselen && *d != ','))
+			continue;
+		if (key == 'U' && v > 0 && v <= UINT32_MAX)
+			*uid = (uint32_t)v;
+		else if (key == 'S')
+			*size = v;
+	}
+}
+
+/* ---- small file helpers ---- */
+
+static int
+maildir_fsync_dir(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	int rc = fsync(fd);
+	int e = errno;
+	close(fd);
+	errno = e;
+	return rc;
+}
+
+/* Reads a decimal number from dir/name. Returns 1 and *v, 0 when the file
+ * is missing or holds no number, -1 on a read error. */
+static int
+maildir_read_number(const char *dir, const char *name, uint32_t *v)
+{
+	char path[MAILDIR_PATH_MAX], buf[32];
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -1;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	int e = errno;
+	close(fd);
+	if (n < 0) {
+		errno = e;
+		return -1;
+	}
+	buf[n] = '\0';
+	char *end;
+	errno = 0;
+	unsigned long long x = strtoull(buf, &end, 10);
+	if (errno || end == buf || (*end != '\n' && *end != '\0') ||
+	    x > UINT32_MAX) {
+		log_warn("%s: %s holds no number, reconciling", __func__, path);
+		return 0;
+	}
+	*v = (uint32_t)x;
+	return 1;
+}
+
+/* Replaces dir/name with "v\n" atomically and durably: a temp file,
+ * fsync, rename, fsync of dir. */
+static int
+maildir_write_number(const char *dir, const char *name, uint32_t v)
+{
+	char path[MAILDIR_PATH_MAX], tmp[MAILDIR_PATH_MAX], buf[32];
+	int fd = -1;
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	snprintf(tmp, sizeof(tmp), "%s/.%s.%ld.tmp", dir, name, (long)getpid());
+	int len = snprintf(buf, sizeof(buf), "%" PRIu32 "\n", v);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		goto fail;
+	if (write(fd, buf, (size_t)len) != len || fsync(fd) < 0)
+		goto fail;
+	if (close(fd) < 0) {
+		fd = -1;
+		goto fail;
+	}
+	fd = -1;
+	if (rename(tmp, path) < 0 || maildir_fsync_dir(dir) < 0)
+		goto fail;
+	return 0;
+fail:;
+	int e = errno ? errno : EIO;
+	log_err("%s: %s: %s", __func__, path, strerror(e));
+	if (fd >= 0)
+		close(fd);
+	unlink(tmp);
+	errno = e;
+	return -1;
+}
+
+/* Takes the exclusive lock of dir, waiting at most MAILDIR_LOCK_WAIT_MS.
+ * Returns the lock's fd, or -1 with errno. */
+static int
+maildir_lock(const char *dir)
+{
+	char path[MAILDIR_PATH_MAX];
+	snprintf(path, sizeof(path), "%s/%s", dir, MAILDIR_LOCK);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -1;
+	for (int waited = 0; waited <= MAILDIR_LOCK_WAIT_MS; waited++) {
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+			return fd;
+		if (errno != EWOULDBLOCK && errno != EINTR)
+			break;
+		struct timespec ms = {0, 1000000};
+		nanosleep(&ms, NULL);
+	}
+	int e = errno == EWOULDBLOCK ? ETIMEDOUT : errno;
+	log_warn("%s: %s: %s", __func__, path, strerror(e));
+	close(fd);
+	errno = e;
+	return -1;
+}
+
+static void
+maildir_unlock(int fd)
+{
+	flock(fd, LOCK_UN);
+	close(fd);
+}
+
+/* ---- the list ---- */
+
+static int
+maildir_list_add(struct maildir_list *l, const char *name, uint32_t uid,
+		 const char *flags, uint64_t size)
+{
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		struct maildir_msg *m = realloc(l->msg, cap * sizeof(*m));
+		if (m == NULL)
+			return -1;
+		l->msg = m;
+		l->cap = cap;
+	}
+	struct maildir_msg *m = &l->msg[l->n++];
+	m->uid = uid;
+	snprintf(m->name, sizeof(m->name), "%s", name);
+	snprintf(m->flags, sizeof(m->flags), "%s", flags);
+	m->size = size;
+	return 0;
+}
+
+static int
+maildir_msg_cmp(const void *a, const void *b)
+{
+	const struct maildir_msg *x = a, *y = b;
+	if (x->uid != y->uid)
+		return x->uid < y->uid ? -1 : 1;
+	return strcmp(x->name, y->name);
+}
+
+static int
+maildir_new_cmp(const void *a, const void *b)
+{
+	const struct maildir_new *x = a, *y = b;
+	if (x->mtime.tv_sec != y->mtime.tv_sec)
+		return x->mtime.tv_sec < y->mtime.tv_sec ? -1 : 1;
+	if (x->mtime.tv_nsec != y->mtime.tv_nsec)
+		return x->mtime.tv_nsec < y->mtime.tv_nsec ? -1 : 1;
+	return strcmp(x->name, y->name);
+}
+
+static bool
+maildir_skip_entry(const char *name)
+{
+	return name[0] == '.' || strlen(name) > MAILDIR_NAME_MAX - 24;
+}
+
+/* Lists dir/sub: every message file, with what its name says. In new/,
+ * the files in the order they arrived (mtime, then name). *maxuid gets
+ * the highest UID seen. */
+static int
+maildir_read_dir(const char *dir, const char *sub, struct maildir_list *l,
+		 struct maildir_new **news, size_t *nnew, uint32_t *maxuid)
+{
+	char path[MAILDIR_PATH_MAX];
+	size_t cap = 0;
+	snprintf(path, sizeof(path), "%s/%s", dir, sub);
+	DIR *d = opendir(path);
+	if (d == NULL)
+		return -1;
+	int dfd = dirfd(d);
+	for (;;) {
+		errno = 0;
+		struct dirent *de = readdir(d);
+		if (de == NULL)
+			break;
+		if (maildir_skip_entry(de->d_name))
+			continue;
+		struct stat st;
+		if (fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISREG(st.st_mode))
+			continue; /* gone meanwhile, or not a message */
+		if (news) {
+			if (*nnew == cap) {
+				cap = cap ? cap * 2 : 64;
+				struct maildir_new *p =
+				    realloc(*news, cap * sizeof(**news));
+				if (p == NULL)
+					goto fail;
+				*news = p;
+			}
+			struct maildir_new *m = &(*news)[(*nnew)++];
+			snprintf(m->name, sizeof(m->name), "%s", de->d_name);
+			m->mtime = st.st_mtim;
+			continue;
+		}
+		uint32_t uid;
+		uint64_t size;
+		char flags[32];
+		maildir_parse_name(de->d_name, &uid, flags, sizeof(flags),
+				   &size);
+		if (uid > *maxuid)
+			*maxuid = uid;
+		if (maildir_list_add(l, de->d_name, uid, flags,
+				     size ? size : (uint64_t)st.st_size) < 0)
+			goto fail;
+	}
+	if (errno != 0)
+		goto fail;
+	closedir(d);
+	if (news && *nnew > 1)
+		qsort(*news, *nnew, sizeof(**news), maildir_new_cmp);
+	return 0;
+fail:;
+	int e = errno ? errno : ENOMEM;
+	closedir(d);
+	errno = e;
+	return -1;
+}
+
+/* Renames dir/from/old to dir/cur/<base>,U=uid:2,<flags>. */
+static int
+maildir_give_uid(const char *dir, const char *from, const char *old,
+		 uint32_t uid, char *newname, size_t newlen)
+{
+	char src[MAILDIR_PATH_MAX], dst[MAILDIR_PATH_MAX];
+	const char *info = strstr(old, ":2,");
+	int baselen = info ? (int)(info - old) : (int)strlen(old);
+	/* Maildir info other than ":2," (":1,..." is experimental) is
+	 * dropped, as it has no flags. */
+	const char *colon = memchr(old, ':', (size_t)baselen);
+	if (colon)
+		baselen = (int)(colon - old);
+	snprintf(newname, newlen, "%.*s,U=%" PRIu32 ":2,%s", baselen, old, uid,
+		 info ? info + 3 : "");
+	snprintf(src, sizeof(src), "%s/%s/%s", dir, from, old);
+	snprintf(dst, sizeof(dst), "%s/cur/%s", dir, newname);
+	return rename(src, dst);
+}
+
+/* Under the lock: UIDVALIDITY, the mark, and UIDs for what has none. */
+static int
+maildir_assign(const char *dir, struct maildir_list *l)
+{
+	struct maildir_new *news = NULL;
+	size_t nnew = 0;
+	uint32_t maxuid = 0, mark = 0;
+	char path[MAILDIR_PATH_MAX];
+
+	int r = maildir_read_number(dir, MAILDIR_UIDVALIDITY, &l->uidvalidity);
+	if (r < 0)
+		goto fail;
+	if (r == 0 || l->uidvalidity == 0) {
+		l->uidvalidity = (uint32_t)time(NULL);
+		if (maildir_write_number(dir, MAILDIR_UIDVALIDITY,
+					 l->uidvalidity) < 0)
+			goto fail;
+	}
+	if (maildir_read_number(dir, MAILDIR_UIDNEXT, &mark) < 0)
+		goto fail;
+	if (maildir_read_dir(dir, "cur", l, NULL, NULL, &maxuid) < 0)
+		goto fail;
+	if (maildir_read_dir(dir, "new", l, &news, &nnew, &maxuid) < 0)
+		goto fail;
+
+	/* Files of cur/ without a UID (put there by another program) are
+	 * new too, after new/'s. */
+	size_t nolabel = 0;
+	for (size_t i = 0; i < l->n; i++)
+		if (l->msg[i].uid == 0)
+			nolabel++;
+	uint32_t next = mark > maxuid ? mark : maxuid + 1;
+	if (next == 0)
+		next = 1;
+	size_t want = nnew + nolabel;
+	if (want == 0) {
+		l->uidnext = next;
+		if (next != mark &&
+		    maildir_write_number(dir, MAILDIR_UIDNEXT, next) < 0)
+			goto fail;
+		goto done;
+	}
+	if ((uint64_t)next + want > UINT32_MAX) {
+		errno = EOVERFLOW;
+		goto fail;
+	}
+	/* The mark goes up before any file shows its UID: after a crash a
+	 * UID may be skipped, never given twice. */
+	l->uidnext = next + (uint32_t)want;
+	if (maildir_write_number(dir, MAILDIR_UIDNEXT, l->uidnext) < 0)
+		goto fail;
+	for (size_t i = 0; i < nnew; i++) {
+		char name[MAILDIR_NAME_MAX + 1];
+		uint32_t uid = next++;
+		if (maildir_give_uid(dir, "new", news[i].name, uid, name,
+				     sizeof(name)) < 0) {
+			if (errno == ENOENT)
+				continue; /* taken by another program */
+			goto fail;
+		}
+		struct stat st;
+		snprintf(path, sizeof(path), "%s/cur/%s", dir, name);
+		uint64_t size = 0;
+		uint32_t u;
+		char flags[32];
+		maildir_parse_name(name, &u, flags, sizeof(flags), &size);
+		if (size == 0 && stat(path, &st) == 0)
+			size = (uint64_t)st.st_size;
+		if (maildir_list_add(l, name, uid, flags, size) < 0)
+			goto fail;
+	}
+	for (size_t i = 0; i < l->n; i++) {
+		struct maildir_msg *m = &l->msg[i];
+		if (m->uid != 0)
+			continue;
+		char name[MAILDIR_NAME_MAX + 1];
+		uint32_t uid = next++;
+		if (maildir_give_uid(dir, "cur", m->name, uid, name,
+				     sizeof(name)) < 0) {
+			if (errno == ENOENT) {
+				m->uid = 0; /* dropped below */
+				continue;
+			}
+			goto fail;
+		}
+		m->uid = uid;
+		snprintf(m->name, sizeof(m->name), "%s", name);
+	}
+	snprintf(path, sizeof(path), "%s/cur", dir);
+	if (maildir_fsync_dir(path) < 0)
+		goto fail;
+	snprintf(path, sizeof(path), "%s/new", dir);
+	if (maildir_fsync_dir(path) < 0)
+		goto fail;
+done:
+	free(news);
+	return 0;
+fail:;
+	int e = errno ? errno : EIO;
+	free(news);
+	errno = e;
+	return -1;
+}
+
+int
+maildir_scan(const char *dir, struct maildir_list *out)
+{
+	int lockfd = -1;
+	memset(out, 0, sizeof(*out));
+	struct stat st;
+	char cur[MAILDIR_PATH_MAX];
+	snprintf(cur, sizeof(cur), "%s/cur", dir);
+	if (stat(cur, &st) < 0)
+		goto fail;
+	if ((lockfd = maildir_lock(dir)) < 0)
+		goto fail;
+	if (maildir_assign(dir, out) < 0)
+		goto fail;
+	maildir_unlock(lockfd);
+	lockfd = -1;
+
+	/* Drop what vanished while we renamed; sort by UID. */
+	size_t k = 0;
+	for (size_t i = 0; i < out->n; i++)
+		if (out->msg[i].uid != 0)
+			out->msg[k++] = out->msg[i];
+	out->n = k;
+	if (out->n > 1)
+		qsort(out->msg, out->n, sizeof(*out->msg), maildir_msg_cmp);
+	return 0;
+fail:;
+	int e = errno ? errno : EIO;
+	if (lockfd >= 0)
+		maildir_unlock(lockfd);
+	maildir_list_free(out);
+	errno = e;
+	return -1;
+}
+
+void
+maildir_list_free(struct maildir_list *l)
+{
+	free(l->msg);
+	memset(l, 0, sizeof(*l));
+}
+
+const struct maildir_msg *
+maildir_find(const struct maildir_list *l, uint32_t uid)
+{
+	size_t lo = 0, hi = l->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (l->msg[mid].uid == uid)
+			return &l->msg[mid];
+		if (l->msg[mid].uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+size_t
+maildir_unseen(const struct maildir_list *l)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < l->n; i++)
+		if (strchr(l->msg[i].flags, 'S') == NULL)
+			n++;
+	return n;
+}
+
+/* ---- mailboxes ---- */
+
+static bool
+maildir_valid_folder(const char *name)
+{
+	size_t len = strlen(name);
+	if (len == 0 || len > MAILDIR_MBOX_MAX || name[0] == '.' ||
+	    name[len - 1] == '.' || strstr(name, "..") != NULL)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)name[i];
+		if (c < 0x20 || c == 0x7f || c == '/' || c == '\\')
+			return false;
+	}
+	return true;
+}
+
+int
+maildir_mailbox_path(const char *userdir, const char *mailbox, char *out,
+		     size_t outlen)
+{
+	int n;
+	if (strcasecmp(mailbox, "INBOX") == 0)
+		n = snprintf(out, outlen, "%s", userdir);
+	else if (maildir_valid_folder(mailbox) &&
+		 strncasecmp(mailbox, "INBOX.", 6) != 0)
+		n = snprintf(out, outlen, "%s/.%s", userdir, mailbox);
+	else {
+		errno = EINVAL;
+		return -1;
+	}
+	if (n < 0 || (size_t)n >= outlen) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return 0;
+}
+
+static int
+maildir_name_cmp(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+int
+maildir_folders(const char *userdir, char (**names)[MAILDIR_MBOX_MAX + 1],
+		size_t *n)
+{
+	char(*list)[MAILDIR_MBOX_MAX + 1] = NULL;
+	size_t cap = 0;
+	*names = NULL;
+	*n = 0;
+	DIR *d = opendir(userdir);
+	if (d == NULL)
+		return errno == ENOENT ? 0 : -1;
+	int dfd = dirfd(d);
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		const char *name = de->d_name;
+		if (name[0] != '.' || !maildir_valid_folder(name + 1))
+			continue;
+		char cur[MAILDIR_NAME_MAX + 8];
+		struct stat st;
+		snprintf(cur, sizeof(cur), "%s/cur", name);
+		if (fstatat(dfd, cur, &st, 0) < 0 || !S_ISDIR(st.st_mode))
+			continue;
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 16;
+			void *p = realloc(list, cap * sizeof(*list));
+			if (p == NULL)
+				goto fail;
+			list = p;
+		}
+		snprintf(list[(*n)++], sizeof(*list), "%s", name + 1);
+	}
+	closedir(d);
+	if (*n > 1)
+		qsort(list, *n, sizeof(*list), maildir_name_cmp);
+	*names = list;
+	return 0;
+fail:
+	closedir(d);
+	free(list);
+	*n = 0;
+	errno = ENOMEM;
+	return -1;
+}
+
+/* ---- headers ---- */
+
+/* Length of the valid UTF-8 sequence at s (n bytes left), 0 if invalid. */
+static size_t
+maildir_utf8_len(const unsigned char *s, size_t n)
+{
+	size_t len;
+	uint32_t cp, min;
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+		len = 2;
+		cp = s[0] & 0x1f;
+		min = 0x80;
+	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+		len = 3;
+		cp = s[0] & 0x0f;
+		min = 0x800;
+	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+		len = 4;
+		cp = s[0] & 0x07;
+		min = 0x10000;
+	} else
+		return 0;
+	if (n < len)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3f);
+	}
+	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return len;
+}
+
+/* Copies an unfolded header value: CR and LF dropped, tabs and runs of
+ * white space made one space, control bytes and invalid UTF-8 made '?',
+ * trimmed, cut at a character boundary to fit out. */
+static void
+maildir_copy_value(const char *v, size_t len, char *out, size_t outlen)
+{
+	size_t o = 0;
+	bool space = false;
+	const unsigned char *s = (const unsigned char *)v;
+	for (size_t i = 0; i < len;) {
+		unsigned char c = s[i];
+		if (c == '\r' || c == '\n' || c == ' ' || c == '\t') {
+			space = o > 0;
+			i++;
+			continue;
+		}
+		size_t n = maildir_utf8_len(s + i, len - i);
+		const char *piece = (const char *)s + i;
+		if (n == 0 || c < 0x20 || c == 0x7f) {
+			piece = "?";
+			n = 1;
+			i++;
+		} else
+			i += n;
+		if (o + (space ? 1 : 0) + n >= outlen)
+			break;
+		if (space)
+			out[o++] = ' ';
+		space = false;
+		memcpy(out + o, piece, n);
+		o += n;
+	}
+	out[o] = '\0';
+}
+
+int
+maildir_read_headers(int fd, struct maildir_headers *h)
+{
+	char *buf = malloc(MAILDIR_HEAD_READ + 1);
+	size_t len = 0;
+	memset(h, 0, sizeof(*h));
+	if (buf == NULL)
+		return -1;
+	while (len < MAILDIR_HEAD_READ) {
+		ssize_t n =
+		    pread(fd, buf + len, MAILDIR_HEAD_READ - len, (off_t)len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int e = errno;
+			free(buf);
+			errno = e;
+			return -1;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	buf[len] = '\0';
+	size_t i = 0;
+	while (i < len) {
+		/* One field: its first line and continuation lines. */
+		size_t start = i;
+		if (buf[i] == '\n' ||
+		    (buf[i] == '\r' && i + 1 < len && buf[i + 1] == '\n'))
+			break; /* end of the header section */
+		do {
+			char *lf = memchr(buf + i, '\n', len - i);
+			i = lf ? (size_t)(lf - buf) + 1 : len;
+		} while (i < len && (buf[i] == ' ' || buf[i] == '\t'));
+		const char *colon = memchr(buf + start, ':', i - start);
+		if (colon == NULL)
+			continue;
+		size_t nlen = (size_t)(colon - (buf + start));
+		char *dst = NULL;
+		if (nlen == 4 && strncasecmp(buf + start, "from", 4) == 0)
+			dst = h->from;
+		else if (nlen == 7 &&
+			 strncasecmp(buf + start, "subject", 7) == 0)
+			dst = h->subject;
+		else if (nlen == 4 && strncasecmp(buf + start, "date", 4) == 0)
+			dst = h->date;
+		if (dst == NULL || dst[0] != '\0')
+			continue; /* not ours, or a repeat: the first wins */
+		maildir_copy_value(colon + 1, (size_t)(buf + i - colon - 1),
+				   dst, MAILDIR_HDR_MAX);
+	}
+	free(buf);
+	return 0;
+}
