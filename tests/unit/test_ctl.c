@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "../../balancer/ctl.h"
@@ -674,7 +676,7 @@ Test(ctl, show_status_json)
 	atomic_store(&smtp->total, 120);
 	atomic_store(&node("mx", "n2")->active, 3);
 	atomic_store(&node("mx", "n2")->total, 120);
-	config_pool(&W.cfg, "mx")->lb = &lb_leastconn;
+	pool_set_lb(config_pool(&W.cfg, "mx"), &lb_leastconn);
 	ok("node disable mx n4");
 	node("mx", "n4")->last_change = ev_now(W.l.loop) - 1.5;
 	const char *doc = run("show status json", CTL_OK);
@@ -979,4 +981,136 @@ Test(strbuf, cap_and_escaping)
 	cr_assert_eq(strbuf_append_json(&sb, "\x01\n\x7f"), 0);
 	cr_assert_str_eq(strbuf_str(&sb), "\"\\u0001\\n\\u007f\"");
 	strbuf_free(&sb);
+}
+
+/* The server on a real socket, driven by running the loop. */
+static int
+server_connect(const char *path)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	cr_assert_geq(fd, 0);
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	return fd;
+}
+
+static void
+spin(int rounds)
+{
+	for (int i = 0; i < rounds; i++)
+		ev_run(W.l.loop, EVRUN_NOWAIT);
+}
+
+/* Reads until EOF while running the loop; returns what came. */
+static const char *
+server_read_all(int fd)
+{
+	static char buf[1 << 16];
+	size_t len = 0;
+	for (int i = 0; i < 2000; i++) {
+		spin(2);
+		ssize_t n =
+		    recv(fd, buf + len, sizeof(buf) - 1 - len, MSG_DONTWAIT);
+		if (n == 0)
+			break;
+		if (n > 0)
+			len += (size_t)n;
+		else
+			usleep(1000);
+	}
+	buf[len] = '\0';
+	return buf;
+}
+
+Test(ctl, server_socket)
+{
+	struct stat st;
+	snprintf(W.cfg.set.control, sizeof(W.cfg.set.control), "%s/ctl.sock",
+		 W.dir);
+	W.cfg.set.control_mode = 0640;
+	cr_assert_eq(ctl_server_start(&W.l), 0);
+	cr_assert_eq(stat(W.cfg.set.control, &st), 0);
+	cr_assert(S_ISSOCK(st.st_mode));
+	cr_assert_eq(st.st_mode & 0777, 0640);
+
+	int fd = server_connect(W.cfg.set.control);
+	cr_assert_eq(write(fd, "ping\n", 5), 5);
+	cr_assert_str_eq(server_read_all(fd), "pong\n");
+	close(fd);
+
+	/* a second server on the same path is refused */
+	struct lbd l2 = W.l;
+	l2.ctl = NULL;
+	cr_assert_eq(ctl_server_start(&l2), -1);
+
+	ctl_server_stop(&W.l);
+	cr_assert_neq(access(W.cfg.set.control, F_OK), 0);
+}
+
+Test(ctl, server_drops_slow_watcher)
+{
+	snprintf(W.cfg.set.control, sizeof(W.cfg.set.control), "%s/ctl.sock",
+		 W.dir);
+	cr_assert_eq(ctl_server_start(&W.l), 0);
+	int slow = server_connect(W.cfg.set.control);
+	int fast = server_connect(W.cfg.set.control);
+	cr_assert_eq(write(slow, "watch\n", 6), 6);
+	cr_assert_eq(write(fast, "watch\n", 6), 6);
+	spin(10);
+	struct pool *p = config_pool(&W.cfg, "mx");
+	struct node *n = pool_node(p, "n1");
+	/* the slow one never reads; the fast one is read as we go */
+	char buf[65536];
+	size_t got = 0;
+	for (int i = 0; i < 20000; i++) {
+		lbd_state_event(&W.l, p, n, "up", "down", "flapping");
+		if (i % 100 == 0) {
+			spin(2);
+			ssize_t r;
+			while ((r = recv(fast, buf, sizeof(buf),
+					 MSG_DONTWAIT)) > 0)
+				got += (size_t)r;
+		}
+	}
+	/* the slow watcher was dropped: its stream ends */
+	size_t slow_bytes = 0;
+	for (int i = 0; i < 5000; i++) {
+		ssize_t r = recv(slow, buf, sizeof(buf), MSG_DONTWAIT);
+		if (r == 0)
+			break;
+		if (r > 0)
+			slow_bytes += (size_t)r;
+		else
+			usleep(100);
+		cr_assert(i < 4999, "slow watcher not dropped");
+	}
+	cr_assert_lt(slow_bytes, 20000 * 60);
+	cr_assert_gt(got, 100 * 60);
+	/* the fast one still gets events, to the last */
+	lbd_state_event(&W.l, p, n, "down", "up", "last");
+	/* the last bytes seen, so a line split between reads still shows */
+	char tail[2 * 64 + 1] = "";
+	bool seen = false;
+	for (int i = 0; i < 5000 && !seen; i++) {
+		spin(1);
+		ssize_t r = recv(fast, buf, 64, MSG_DONTWAIT);
+		cr_assert_neq(r, 0, "fast watcher dropped");
+		if (r < 0) {
+			usleep(100);
+			continue;
+		}
+		size_t tl = strlen(tail);
+		if (tl > 64) {
+			memmove(tail, tail + tl - 64, 65);
+			tl = 64;
+		}
+		memcpy(tail + tl, buf, (size_t)r);
+		tail[tl + (size_t)r] = '\0';
+		seen = strstr(tail, "mx n1 down -> up last\n") != NULL;
+	}
+	cr_assert(seen);
+	close(slow);
+	close(fast);
+	ctl_server_stop(&W.l);
 }
