@@ -89,16 +89,7 @@ lbd_metrics(struct conf *c, void *o, const char *k, const char *v)
 static int
 lbd_log_level(struct conf *c, void *o, const char *k, const char *v)
 {
-	struct lbd_settings *s = o;
-	enum log_level lvl;
-	if (log_level_parse(v, &lvl) < 0) {
-		conf_error(c, c->line,
-			   "%s: \"%s\" is not one of err, warn, info, debug", k,
-			   v);
-		return -1;
-	}
-	s->log_level = (int)lvl;
-	return 0;
+	return conf_log_level(c, k, v, &((struct lbd_settings *)o)->log_level);
 }
 
 static int

@@ -1,9 +1,9 @@
 /* lbd: the mailswitch layer-4 balancer. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/cli.h"
 #include "../common/log.h"
 #include "config.h"
 #include "lbd_run.h"
@@ -35,54 +35,24 @@ usage(FILE *out)
 int
 main(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-	    {"help", no_argument, NULL, 'h'},
-	    {"config", required_argument, NULL, 'c'},
-	    {"test", no_argument, NULL, 't'},
-	    {"debug", no_argument, NULL, 'd'},
-	    {NULL, 0, NULL, 0},
-	};
-	const char *path = LBD_DEFAULT_CONFIG;
-	int test = 0, debug = 0, ch;
+	struct cli_opts o = {.config = LBD_DEFAULT_CONFIG};
 	char err[4096];
 
 	log_init("lbd", LOG_LVL_INFO);
-	while ((ch = getopt_long(argc, argv, "c:tdh", longopts, NULL)) != -1) {
-		switch (ch) {
-		case 'c':
-			path = optarg;
-			break;
-		case 't':
-			test = 1;
-			break;
-		case 'd':
-			debug = 1;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
-		}
-	}
-	if (optind != argc) {
-		fprintf(stderr, "lbd: unexpected argument \"%s\"\n",
-			argv[optind]);
-		usage(stderr);
-		return 2;
-	}
-	struct lbd_config *cfg = config_load(path, err, sizeof(err));
+	int rc = cli_parse(argc, argv, "lbd", usage, &o);
+	if (rc >= 0)
+		return rc;
+	struct lbd_config *cfg = config_load(o.config, err, sizeof(err));
 	if (cfg == NULL) {
 		fprintf(stderr, "%s\n", err);
 		return 2;
 	}
-	if (test) {
-		printf("lbd: configuration %s is valid\n", path);
+	if (o.test) {
+		printf("lbd: configuration %s is valid\n", o.config);
 		config_free(cfg);
 		return 0;
 	}
-	if (debug)
+	if (o.debug)
 		cfg->set.log_level = LOG_LVL_DEBUG;
 	return lbd_run(cfg);
 }

@@ -1,5 +1,7 @@
 #include "conf.h"
 
+#include "log.h"
+
 #include <errno.h>
 #include <ini.h>
 #include <stdarg.h>
@@ -66,6 +68,20 @@ conf_addr(struct conf *c, const char *key, const char *val, struct addr *a,
 	}
 	if (str)
 		addr_fmt((struct sockaddr *)&a->ss, str, strlen_);
+	return 0;
+}
+
+int
+conf_log_level(struct conf *c, const char *key, const char *val, int *out)
+{
+	enum log_level lvl;
+	if (log_level_parse(val, &lvl) < 0) {
+		conf_error(c, c->line,
+			   "%s: \"%s\" is not one of err, warn, info, debug",
+			   key, val);
+		return -1;
+	}
+	*out = (int)lvl;
 	return 0;
 }
 

@@ -61,6 +61,8 @@ int conf_string(struct conf *c, const char *key, const char *val, char *out,
 		size_t outlen);
 int conf_addr(struct conf *c, const char *key, const char *val, struct addr *a,
 	      char *str, size_t strlen_);
+/* err, warn, info, debug: an enum log_level as int. */
+int conf_log_level(struct conf *c, const char *key, const char *val, int *out);
 /* yes/no, on/off, true/false, 1/0. */
 int conf_bool(struct conf *c, const char *key, const char *val, bool *out);
 

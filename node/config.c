@@ -132,16 +132,7 @@ node_allow_plaintext_auth(struct conf *c, void *o, const char *k, const char *v)
 static int
 node_log_level(struct conf *c, void *o, const char *k, const char *v)
 {
-	struct node_config *n = o;
-	enum log_level lvl;
-	if (log_level_parse(v, &lvl) < 0) {
-		conf_error(c, c->line,
-			   "%s: \"%s\" is not one of err, warn, info, debug", k,
-			   v);
-		return -1;
-	}
-	n->log_level = (int)lvl;
-	return 0;
+	return conf_log_level(c, k, v, &((struct node_config *)o)->log_level);
 }
 
 static int
