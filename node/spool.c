@@ -504,7 +504,8 @@ spool_env_free(struct spool_env *env)
 	memset(env, 0, sizeof(*env));
 }
 
-/* Parses queue/name into env. Returns 0, or -1 with a reason in why. */
+/* Parses queue/name into env. Returns 0, or -1 with a reason in why and
+ * errno set (ENOENT: there is no such file; EINVAL: it does not parse). */
 static int
 spool_env_read(struct spool *sp, const char *name, struct spool_env *env,
 	       const char **why)
@@ -563,6 +564,7 @@ spool_env_read(struct spool *sp, const char *name, struct spool_env *env,
 	return 0;
 fail:
 	spool_env_free(env);
+	errno = EINVAL; /* not ENOENT: the caller tells a vanished file so */
 	return -1;
 }
 

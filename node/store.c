@@ -139,21 +139,25 @@ fail:
 	return -1;
 }
 
-/* Opens directory name under dirfd, creating it (mode 0700) when create is
- * set; a directory just made has its entry fsynced in dirfd. Refuses to
- * follow a symlink. Returns the new fd or -1 with errno. */
+/* Opens directory name under dirfd, creating it (mode 0700) when it is
+ * missing and create is set; a directory just made has its entry fsynced
+ * in dirfd. Tries open first: on a shared filesystem a mkdir of what
+ * exists costs a round trip. Refuses to follow a symlink. Returns the new
+ * fd or -1 with errno. */
 static int
 store_subdir(int dirfd, const char *name, bool create)
 {
-	if (create) {
-		if (mkdirat(dirfd, name, 0700) == 0) {
-			if (fsync(dirfd) < 0)
-				return -1;
-		} else if (errno != EEXIST)
+	const int flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+	int fd = openat(dirfd, name, flags);
+
+	if (fd >= 0 || errno != ENOENT || !create)
+		return fd;
+	if (mkdirat(dirfd, name, 0700) == 0) {
+		if (fsync(dirfd) < 0)
 			return -1;
-	}
-	return openat(dirfd, name,
-		      O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	} else if (errno != EEXIST) /* EEXIST: another node made it */
+		return -1;
+	return openat(dirfd, name, flags);
 }
 
 /* Walks root/domain/h1/h2/local, creating what is missing when create is
