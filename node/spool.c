@@ -316,14 +316,8 @@ spool_env_value_ok(const char *s)
 	return strpbrk(s, "\r\n") == NULL;
 }
 
-/* Writes queue/ID.env for the given envelope: ID.env.tmp, fsynced, renamed,
- * the directory fsynced. The format, one item a line:
- *   mailswitch-spool 1
- *   sender ADDRESS          (empty for the null sender)
- *   rcpt ADDRESS            (one line each, at least one)
- *   size N                  (bytes of ID.msg)
- *   prefix N                (then exactly N bytes of prefix, then EOF)
- */
+/* Writes queue/ID.env for the given envelope (the format is in spool.h):
+ * ID.env.tmp, fsynced, renamed, the directory fsynced. */
 static int
 spool_env_write(struct spool *sp, const char *id, const char *sender,
 		const char *const *rcpts, size_t n, size_t size,
