@@ -6,6 +6,7 @@
  * so a reader can rebuild it. test_store_crash.py SIGKILLs it at random
  * moments and checks that every printed ID is complete in new/. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,13 +22,13 @@ static const char *tool_users[] = {"alice@crash.test", "bob@crash.test",
 static int
 tool_body(unsigned long id, size_t *len)
 {
-	char tmpl[] = "/tmp/store_deliver_tool.XXXXXX", line[128];
+	char line[128];
 	unsigned long i, lines = 1 + id % 3000;
 	int fd, n;
 
-	if ((fd = mkstemp(tmpl)) < 0)
+	/* anonymous: a SIGKILL leaves nothing behind */
+	if ((fd = open("/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600)) < 0)
 		return -1;
-	unlink(tmpl);
 	n = snprintf(line, sizeof(line), "id %lu ", id);
 	memset(line + n, 'x', 60);
 	memcpy(line + n + 60, "\r\n", 2);
