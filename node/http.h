@@ -13,6 +13,7 @@
 
 #include "../common/redis.h"
 #include "../common/stream.h"
+#include "../common/strbuf.h"
 #include "directory.h"
 
 #define HTTP_LINE_MAX 8192	/* request line or one header line */
@@ -28,6 +29,7 @@
 #define HTTP_LOGIN_FAILS 5	/* failed logins per window ... */
 #define HTTP_LOGIN_WINDOW 300	/* ... seconds, per address and user */
 #define HTTP_PASSWORD_MAX 1024
+#define HTTP_LIST_MAX (8 * 1024 * 1024) /* a JSON answer */
 
 enum http_method { HTTP_GET, HTTP_HEAD, HTTP_POST, HTTP_OTHER };
 
@@ -123,6 +125,8 @@ struct http_session {
 	char password[HTTP_PASSWORD_MAX];
 	bool head_only; /* HEAD: the body is not sent */
 	bool response_started;
+	bool close_after; /* the connection ends after this answer */
+	int status;	  /* of the answer, for the log */
 };
 
 /* http_session.c: answers. A response is a head (status, type, extra

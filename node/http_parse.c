@@ -17,6 +17,7 @@ http_request_reset(struct http_request *rq)
 	memset(rq, 0, sizeof(*rq));
 	rq->state = HTTP_PARSE_LINE;
 	rq->json_body = true;
+	rq->minor = 1; /* until a request line says otherwise */
 }
 
 /* Records the first error only: it is the one answered. */
@@ -350,18 +351,24 @@ http_skim_header(struct http_request *rq, const char *line, size_t len)
 		http_header_connection(rq, line + 11, len - 11);
 }
 
+static void http_parse_check(struct http_request *rq);
+
 /* The empty line: checks that need the whole head. */
 static void
 http_parse_end(struct http_request *rq)
 {
 	rq->state = HTTP_PARSE_DONE;
-	if (rq->status != 0) {
-		/* What follows a refused head cannot be framed if it
-		 * announced a body. */
-		if (rq->framing_seen)
-			rq->must_close = true;
-		return;
-	}
+	if (rq->status == 0)
+		http_parse_check(rq);
+	/* What follows a refused head cannot be framed if it announced a
+	 * body. */
+	if (rq->status != 0 && rq->framing_seen)
+		rq->must_close = true;
+}
+
+static void
+http_parse_check(struct http_request *rq)
+{
 	if (rq->has_te) {
 		rq->must_close = true;
 		if (rq->has_length)
