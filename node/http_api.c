@@ -53,7 +53,7 @@ static const char api_rate_fail_lua[] =
 
 struct api_route {
 	const char *path;
-	bool prefix; /* path is a prefix, the rest an argument */
+	bool prefix; /* path is a prefix, the rest a UID */
 	enum http_method method;
 	bool session; /* runs after the session is found */
 	void (*run)(struct http_session *s);
@@ -130,6 +130,30 @@ api_session_then_run(struct http_session *s)
 		http_respond_error(s, 503, "session store unavailable");
 }
 
+/* "/api/messages/UID": 1 to 2^32-1, decimal, no sign. Returns 0 if bad. */
+static uint32_t
+api_parse_uid(const char *s)
+{
+	uint64_t v = 0;
+	if (*s == '\0' || strlen(s) > 10)
+		return 0;
+	for (; *s; s++) {
+		if (!isdigit((unsigned char)*s))
+			return 0;
+		v = v * 10 + (uint64_t)(*s - '0');
+	}
+	return v <= UINT32_MAX ? (uint32_t)v : 0;
+}
+
+static bool
+api_route_match(const struct api_route *r, const char *path)
+{
+	size_t n = strlen(r->path);
+	if (!r->prefix)
+		return strcmp(path, r->path) == 0;
+	return strncmp(path, r->path, n) == 0 && api_parse_uid(path + n) != 0;
+}
+
 void
 http_api_dispatch(struct http_session *s)
 {
@@ -138,10 +162,7 @@ http_api_dispatch(struct http_session *s)
 	const char *allow = NULL;
 	for (int i = 0; i < API_NROUTES; i++) {
 		const struct api_route *r = &api_routes[i];
-		size_t n = strlen(r->path);
-		if (r->prefix
-			? strncmp(path, r->path, n) != 0 || path[n] == '\0'
-			: strcmp(path, r->path) != 0)
+		if (!api_route_match(r, path))
 			continue;
 		path_known = true;
 		bool ok = s->rq.method == r->method ||
@@ -616,21 +637,6 @@ api_messages(struct http_session *s)
 	maildir_list_free(&l);
 }
 
-/* "/api/messages/UID": 1 to 2^32-1, decimal, no sign. Returns 0 if bad. */
-static uint32_t
-api_parse_uid(const char *s)
-{
-	uint64_t v = 0;
-	if (*s == '\0' || strlen(s) > 10)
-		return 0;
-	for (; *s; s++) {
-		if (!isdigit((unsigned char)*s))
-			return 0;
-		v = v * 10 + (uint64_t)(*s - '0');
-	}
-	return v <= UINT32_MAX ? (uint32_t)v : 0;
-}
-
 /* Sends the file as it is stored. Once the head is out its length is
  * promised: a short read ends the connection instead. */
 static void
@@ -669,10 +675,6 @@ api_message(struct http_session *s)
 	char path[API_PATH_MAX + MAILDIR_NAME_MAX + 8];
 	struct maildir_list l;
 	uint32_t uid = api_parse_uid(s->rq.path + strlen("/api/messages/"));
-	if (uid == 0) {
-		http_respond_error(s, 404, "no such message");
-		return;
-	}
 	if (api_mailbox_dir(s, name, sizeof(name), dir, sizeof(dir)) < 0)
 		return;
 	if (api_scan(s, dir, strcasecmp(name, "INBOX") == 0, &l) < 0)
