@@ -1,9 +1,12 @@
 /* An asynchronous Redis client on a libev loop (hiredis 0.14 and its libev
  * adapter). hiredis 0.14 has no async timeouts, so every command here is
- * bounded by an ev_timer of its own: when it fires the caller gets its
- * callback with reply NULL, and the connection is dropped and retried in
- * the background. While the connection is down, commands fail at once
- * (callback not called, redis_command() returns 0) instead of waiting.
+ * bounded by its own deadline (timeout_ms after it was sent, watched by an
+ * ev_timer): when it passes the caller gets its callback with reply NULL,
+ * and the connection is dropped and retried in the background every
+ * reconnect_ms. An idle connection is PINGed every second, so a hung Redis
+ * is noticed without traffic. While the connection is down, commands fail
+ * at once (callback not called, redis_command() returns 0) instead of
+ * waiting.
  * A request can be cancelled: a session that closes cancels what it still
  * waits for, so no callback ever reaches freed memory. */
 #ifndef MS_REDIS_H
@@ -33,10 +36,14 @@ int redis_opts_parse(const char *hostport, struct redis_opts *opts);
 
 /* Starts connecting in the background. Never NULL but on out of memory. */
 struct redis *redis_new(struct ev_loop *loop, const struct redis_opts *opts);
+/* Closes both connections; no callback is called after it. Best not
+ * called from a redis callback; if it is, r goes when that returns. */
 void redis_free(struct redis *r);
 
 /* True while connected (and authenticated). */
 bool redis_up(const struct redis *r);
+/* The loop r runs on (for a caller's own timers). */
+struct ev_loop *redis_loop(const struct redis *r);
 
 /* Called each time the connection comes up (first time and after every
  * reconnect), e.g. to reload a cache. */
@@ -54,8 +61,17 @@ uint64_t redis_commandargv(struct redis *r, redis_cb cb, void *arg, int argc,
 void redis_cancel(struct redis *r, uint64_t id);
 
 /* Subscribes to channel on a second connection kept for pub/sub, and
- * resubscribes after reconnects; cb gets each message. */
+ * resubscribes after reconnects; cb gets each message. cb is also called
+ * with msg NULL (len 0) each time the subscription is confirmed, the
+ * first time and after every reconnect, because messages published while
+ * unsubscribed are lost: a cache reloads then. One callback per channel.
+ * The pub/sub connection is dropped and made again with the command
+ * connection, so a hung Redis is noticed on both. */
 int redis_subscribe(struct redis *r, const char *channel,
     void (*cb)(const char *msg, size_t len, void *arg), void *arg);
+
+/* Removes the on_up hooks and subscription callbacks registered with
+ * arg, before arg is freed (the channel stays subscribed, unheard). */
+void redis_forget(struct redis *r, void *arg);
 
 #endif
