@@ -293,7 +293,7 @@ class TestTls(ProbeCase):
     def test_smtp_starttls_expiring_certificate(self):
         with ps.StandIn(ps.smtp_handler(starttls_ctx=self.soon)) as srv:
             self.assertFail("smtp-starttls", srv.addr,
-                            "certificate expires in 1 day", *self.ca())
+                            "certificate expires in [12] days?", *self.ca())
             self.assertEqual(srv.sessions[0][-2:], ["<tls>", "QUIT"])
 
     def test_cert_days_is_a_threshold(self):
@@ -360,7 +360,7 @@ class TestTls(ProbeCase):
     def test_imap_starttls_expiring(self):
         with ps.StandIn(ps.imap_handler(starttls_ctx=self.soon)) as srv:
             self.assertFail("imap-starttls", srv.addr,
-                            "certificate expires in 1 day", *self.ca())
+                            "certificate expires in [12] days?", *self.ca())
             self.assertEqual(srv.sessions[0], ["a1 STARTTLS", "<tls>",
                                                "a2 LOGOUT"])
 
