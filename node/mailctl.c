@@ -387,15 +387,17 @@ ctl_prompt(FILE *tty, const char *prompt, char *buf, size_t len)
 	struct termios old, quiet;
 	int fd = fileno(tty), rc;
 
-	fputs(prompt, tty);
-	fflush(tty);
 	if (tcgetattr(fd, &old) < 0)
 		return -1;
 	quiet = old;
 	quiet.c_lflag &= ~(tcflag_t)ECHO;
 	quiet.c_lflag |= ECHONL;
+	/* Echo off before the prompt shows, so nothing typed after it is
+	 * echoed or flushed. */
 	if (tcsetattr(fd, TCSAFLUSH, &quiet) < 0)
 		return -1;
+	fputs(prompt, tty);
+	fflush(tty);
 	rc = ctl_read_line(tty, buf, len);
 	tcsetattr(fd, TCSAFLUSH, &old);
 	return rc;
@@ -1050,12 +1052,19 @@ ctl_find(const char *object, const char *verb)
 static int
 ctl_parse_args(struct ctl *x, const struct ctl_cmd *cmd, int argc, char **argv)
 {
+	bool options = true;
+
 	for (int i = 0; i < argc; i++) {
-		if (strcmp(argv[i], "--password-stdin") == 0 && cmd->password) {
+		if (options && strcmp(argv[i], "--") == 0) {
+			options = false;
+			continue;
+		}
+		if (options && strcmp(argv[i], "--password-stdin") == 0 &&
+		    cmd->password) {
 			x->password_stdin = true;
 			continue;
 		}
-		if (argv[i][0] == '-' && argv[i][1] != '\0') {
+		if (options && argv[i][0] == '-' && argv[i][1] != '\0') {
 			fprintf(stderr, "mailctl: %s: unknown option %s\n",
 				x->what, argv[i]);
 			return -1;
