@@ -394,8 +394,10 @@ redis_main_ready(struct redis *r, redisReply *reply, void *arg)
 	if (reply == NULL)
 		return; /* already dropped */
 	if (reply->type == REDIS_REPLY_ERROR) {
-		log_err("redis %s:%d: %s: %s", r->opts.host, r->opts.port,
-			r->opts.password[0] ? "AUTH" : "PING", reply->str);
+		if (!c->warned)
+			log_err(
+			    "redis %s:%d: %s: %s", r->opts.host, r->opts.port,
+			    r->opts.password[0] ? "AUTH" : "PING", reply->str);
 		c->warned = true;
 		redis_conn_drop(c, "handshake refused");
 		return;
