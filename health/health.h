@@ -56,7 +56,10 @@ struct probe;
 /* Starts one probe of addr on loop. cb is called exactly once with the
  * result unless probe_cancel() is called first; the probe frees itself
  * after cb returns. spec is copied. Returns NULL only on allocation or
- * socket failure, with cb not called. */
+ * socket failure, with cb not called. cb never runs inside probe_start().
+ * spec->timeout_ms bounds the whole probe, polite ending included (<= 0:
+ * 1000). The process must ignore SIGPIPE (TLS writes go through OpenSSL's
+ * socket BIO). */
 struct probe *probe_start(struct ev_loop *loop, const struct addr *addr,
     const struct probe_spec *spec, probe_cb cb, void *arg);
 /* Stops a probe in flight; cb will not be called. */

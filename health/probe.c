@@ -498,7 +498,9 @@ probe_handshake(struct probe *p)
 
 /* Implicit TLS does not verify the certificate: nodes commonly serve
  * self-signed ones there, and the probe asks whether the service answers.
- * The -starttls forms verify (probe_tls_verify). */
+ * The -starttls forms verify (probe_tls_verify). Each probe makes its own
+ * context: a probe every few seconds per node makes that cheap next to
+ * the handshake, and a changed CA file is read at the next probe. */
 static void
 probe_tls_begin(struct probe *p)
 {
@@ -652,8 +654,9 @@ probe_connect(struct probe *p)
 		       SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (p->fd == -1)
 		return -1;
-	if (connect(p->fd, sa, p->addr.len) == 0 || errno == EINPROGRESS)
-		return 0;
+	if (connect(p->fd, sa, p->addr.len) == 0 || errno == EINPROGRESS ||
+	    errno == EINTR)
+		return 0; /* probe_connected() reads the outcome */
 	if (errno == ECONNREFUSED)
 		probe_abort(p, "connect refused");
 	else

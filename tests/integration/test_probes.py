@@ -29,6 +29,9 @@ def probe(check, addr, *args, timeout_ms=2000):
         [PROBE_CHECK, check, addr, "--timeout-ms", str(timeout_ms)]
         + list(args), capture_output=True, text=True, timeout=60)
     took = time.monotonic() - start
+    # a sanitizer build reports there; probe_check itself says nothing
+    if r.stderr:
+        raise AssertionError("probe_check stderr: " + r.stderr[-2000:])
     return r.returncode, r.stdout.splitlines(), took
 
 
@@ -401,6 +404,28 @@ class TestParallel(ProbeCase):
             self.assertEqual(rc, 1)
             self.assertEqual(out, ["fail timeout"] * 20)
             self.assertLess(took, 2.5)
+
+    def test_cancel_stops_probes_in_flight_without_callbacks(self):
+        for check in ("smtp", "imaps"):  # mid-session, mid-handshake
+            with self.subTest(check=check):
+                with ps.StandIn(ps.silent_handler) as srv:
+                    rc, out, took = probe(check, srv.addr, "--parallel",
+                                          "10", "--cancel-after-ms", "200",
+                                          timeout_ms=3000)
+                    self.assertEqual(out, ["cancelled 10"])
+                    self.assertEqual(rc, 1)
+                    self.assertLess(took, 2)
+                    deadline = time.monotonic() + 3
+                    while srv.open_now and time.monotonic() < deadline:
+                        time.sleep(0.05)
+                    self.assertEqual(srv.open_now, 0, "sockets were closed")
+
+    def test_cancel_after_the_last_callback_is_a_no_op(self):
+        with ps.StandIn(ps.pop3_handler()) as srv:
+            rc, out, _ = probe("pop3", srv.addr, "--parallel", "5",
+                               "--cancel-after-ms", "1500")
+            self.assertEqual(rc, 0, out)
+            self.assertEqual(len(out), 5)
 
 
 if __name__ == "__main__":

@@ -3,9 +3,12 @@
  *
  *   probe_check TYPE HOST:PORT [--path P] [--user U --password P]
  *               [--ca FILE] [--cert-days N] [--timeout-ms N] [--parallel N]
+ *               [--cancel-after-ms N]
  *
  * Prints one line per probe, "ok LATENCY_MS" or "fail REASON", and exits 0
- * when every probe passed, 1 otherwise, 2 on bad usage. */
+ * when every probe passed, 1 otherwise, 2 on bad usage. --cancel-after-ms
+ * cancels the probes still in flight after N ms and prints "cancelled K".
+ * A callback that comes twice, or after a cancel, is reported on stderr. */
 #include <ev.h>
 #include <getopt.h>
 #include <signal.h>
@@ -18,27 +21,41 @@
 
 #define PROBE_CHECK_MAX 10000
 
+struct check_slot {
+	struct check_run *run;
+	struct probe *probe; /* NULL once reported or cancelled */
+	int calls;
+	bool cancelled;
+};
+
 struct check_run {
-	int started, done, failed;
+	struct check_slot *slots;
+	int n, started, done, failed, cancelled;
+	ev_timer cancel;
 };
 
 static void
 check_usage(void)
 {
-	fprintf(
-	    stderr,
-	    "usage: probe_check TYPE HOST:PORT [--path P] [--user U "
-	    "--password P]\n"
-	    "                   [--ca FILE] [--cert-days N] [--timeout-ms N] "
-	    "[--parallel N]\n");
+	fprintf(stderr,
+		"usage: probe_check TYPE HOST:PORT [--path P] [--user U "
+		"--password P]\n"
+		"                   [--ca FILE] [--cert-days N] [--timeout-ms "
+		"N] [--parallel N]\n"
+		"                   [--cancel-after-ms N]\n");
 	exit(2);
 }
 
 static void
 check_done(void *arg, const struct probe_result *r)
 {
-	struct check_run *run = arg;
+	struct check_slot *slot = arg;
+	struct check_run *run = slot->run;
 
+	if (++slot->calls > 1 || slot->cancelled)
+		fprintf(stderr, "probe_check: callback %d%s\n", slot->calls,
+			slot->cancelled ? " after cancel" : "");
+	slot->probe = NULL;
 	run->done++;
 	if (r->ok) {
 		printf("ok %.3f\n", r->latency_ms);
@@ -46,6 +63,28 @@ check_done(void *arg, const struct probe_result *r)
 		run->failed++;
 		printf("fail %s\n", r->reason);
 	}
+	fflush(stdout);
+	if (run->done + run->cancelled == run->started)
+		ev_timer_stop(ev_default_loop(0), &run->cancel);
+}
+
+static void
+check_cancel_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct check_run *run = w->data;
+
+	(void)loop;
+	(void)revents;
+	for (int i = 0; i < run->n; i++) {
+		struct check_slot *slot = &run->slots[i];
+		if (slot->probe == NULL)
+			continue;
+		probe_cancel(slot->probe);
+		slot->probe = NULL;
+		slot->cancelled = true;
+		run->cancelled++;
+	}
+	printf("cancelled %d\n", run->cancelled);
 	fflush(stdout);
 }
 
@@ -79,14 +118,15 @@ main(int argc, char **argv)
 	    {"cert-days", required_argument, NULL, 'd'},
 	    {"timeout-ms", required_argument, NULL, 't'},
 	    {"parallel", required_argument, NULL, 'n'},
+	    {"cancel-after-ms", required_argument, NULL, 'x'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct probe_spec spec = {.timeout_ms = 1000, .cert_days = 7};
-	struct check_run run = {0};
+	struct check_run run = {.n = 1};
 	struct ev_loop *loop;
 	struct addr addr;
 	const char *why;
-	int parallel = 1, ch;
+	int cancel_ms = 0, ch, rc;
 
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (ch) {
@@ -110,7 +150,10 @@ main(int argc, char **argv)
 			spec.timeout_ms = check_number(optarg, 1, 3600000);
 			break;
 		case 'n':
-			parallel = check_number(optarg, 1, PROBE_CHECK_MAX);
+			run.n = check_number(optarg, 1, PROBE_CHECK_MAX);
+			break;
+		case 'x':
+			cancel_ms = check_number(optarg, 1, 3600000);
 			break;
 		default:
 			check_usage();
@@ -127,10 +170,17 @@ main(int argc, char **argv)
 		fprintf(stderr, "probe_check: %s: %s\n", argv[optind + 1], why);
 		return 2;
 	}
+	if ((run.slots = calloc((size_t)run.n, sizeof(*run.slots))) == NULL) {
+		fprintf(stderr, "probe_check: out of memory\n");
+		return 1;
+	}
 	signal(SIGPIPE, SIG_IGN); /* TLS writes to a closed peer */
 	loop = ev_default_loop(0);
-	for (int i = 0; i < parallel; i++) {
-		if (probe_start(loop, &addr, &spec, check_done, &run) == NULL) {
+	for (int i = 0; i < run.n; i++) {
+		struct check_slot *slot = &run.slots[i];
+		slot->run = &run;
+		slot->probe = probe_start(loop, &addr, &spec, check_done, slot);
+		if (slot->probe == NULL) {
 			fprintf(stderr, "probe_check: cannot start probe %d\n",
 				i);
 			run.failed++;
@@ -138,7 +188,15 @@ main(int argc, char **argv)
 		}
 		run.started++;
 	}
+	ev_timer_init(&run.cancel, check_cancel_cb, cancel_ms / 1e3, 0.);
+	run.cancel.data = &run;
+	if (cancel_ms > 0 && run.done < run.started)
+		ev_timer_start(loop, &run.cancel);
 	ev_run(loop, 0); /* every probe is bounded by its own timer */
 	ev_loop_destroy(loop);
-	return run.failed == 0 && run.done == run.started ? 0 : 1;
+	rc = run.failed == 0 && run.cancelled == 0 && run.done == run.started
+		 ? 0
+		 : 1;
+	free(run.slots);
+	return rc;
 }
