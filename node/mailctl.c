@@ -342,8 +342,9 @@ ctl_members(struct ctl *x, const char *key)
 			freeReplyObject(rep);
 			return NULL;
 		}
-	qsort(rep->element, rep->elements, sizeof(*rep->element),
-	      ctl_cmp_reply);
+	if (rep->elements > 1)
+		qsort(rep->element, rep->elements, sizeof(*rep->element),
+		      ctl_cmp_reply);
 	return rep;
 }
 
