@@ -75,6 +75,8 @@ struct directory {
 	bool again;	  /* a change came while load was running */
 	bool load_failed; /* the last load did not complete */
 	ev_timer retry;
+	void (*on_load)(struct directory *d, void *arg);
+	void *on_load_arg;
 };
 
 /* Copies s lowercased into out (outlen bytes). Returns 0, or -1 when it
@@ -335,6 +337,16 @@ dir_load_step(struct dir_load *l)
 		d->again = false;
 		dir_load_start(d);
 	}
+	if (d->on_load)
+		d->on_load(d, d->on_load_arg);
+}
+
+void
+directory_on_load(struct directory *d,
+		  void (*cb)(struct directory *d, void *arg), void *arg)
+{
+	d->on_load = cb;
+	d->on_load_arg = arg;
 }
 
 static void

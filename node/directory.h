@@ -19,6 +19,12 @@ struct directory;
 struct directory *directory_new(struct redis *r);
 void directory_free(struct directory *d);
 
+/* cb runs after every complete load is swapped in (the first one
+ * included), e.g. to start listeners only once the node can answer. One
+ * callback; a second call replaces it. */
+void directory_on_load(struct directory *d,
+    void (*cb)(struct directory *d, void *arg), void *arg);
+
 /* True once a first full load has succeeded. */
 bool directory_loaded(const struct directory *d);
 /* True while Redis is away (the cache may be behind). */

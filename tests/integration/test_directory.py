@@ -193,12 +193,15 @@ class TestChanges(DirectoryTestCase):
     def test_mailctl_change_seen_within_a_second(self):
         p = self.loaded_probe()
         self.assertEqual(p.resolve("dave@example.test"), "unknown")
+        loads = int(p("loads"))
+        self.assertGreaterEqual(loads, 1)
         t0 = time.monotonic()
         self.mailctl("user", "add", "dave@example.test", "--password-stdin",
                      input="pw-dave\n")
         wait_for(lambda: p.resolve("dave@example.test") ==
                  ["dave@example.test"], 1.0, what="dave via pub/sub")
         self.assertLess(time.monotonic() - t0, 1.5)
+        self.assertGreater(int(p("loads")), loads)
         self.assertEqual(p("auth dave@example.test pw-dave"), "yes")
         self.mailctl("user", "passwd", "dave@example.test", "--password-stdin",
                      input="new\n")

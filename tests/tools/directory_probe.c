@@ -12,6 +12,7 @@
  *   stale                  yes  |  no
  *   loaded                 yes  |  no
  *   up                     yes  |  no   (the Redis connection)
+ *   loads                  how many complete loads so far
  *   quit
  *
  * Every answer is one line. An unknown command answers "error: ...". */
@@ -37,6 +38,7 @@ struct probe {
 	ev_io input;
 	char line[PROBE_LINE_MAX];
 	size_t len;
+	unsigned long loads;
 };
 
 struct probe_cmd {
@@ -114,6 +116,22 @@ probe_up(struct probe *p, char **argv)
 }
 
 static void
+probe_loads(struct probe *p, char **argv)
+{
+	(void)argv;
+	printf("%lu\n", p->loads);
+}
+
+static void
+probe_on_load(struct directory *d, void *arg)
+{
+	struct probe *p = arg;
+
+	(void)d;
+	p->loads++;
+}
+
+static void
 probe_quit(struct probe *p, char **argv)
 {
 	(void)argv;
@@ -126,7 +144,8 @@ static const struct probe_cmd probe_cmds[] = {
     {"resolve", 1, probe_resolve}, {"auth", 2, probe_auth},
     {"hash", 1, probe_hash},	   {"local", 1, probe_local},
     {"stale", 0, probe_stale},	   {"loaded", 0, probe_loaded},
-    {"up", 0, probe_up},	   {"quit", 0, probe_quit},
+    {"up", 0, probe_up},	   {"loads", 0, probe_loads},
+    {"quit", 0, probe_quit},
 };
 
 static void
@@ -247,6 +266,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "directory_probe: out of memory\n");
 		return 1;
 	}
+	directory_on_load(p.dir, probe_on_load, &p);
 	ev_io_init(&p.input, probe_input_cb, 0, EV_READ);
 	p.input.data = &p;
 	ev_io_start(p.loop, &p.input);
