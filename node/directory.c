@@ -3,12 +3,15 @@
  *
  * A load reads everything with pipelined async commands: SMEMBERS
  * ms:domains; per domain SMEMBERS of its users and aliases; per user HGET
- * of the password, per alias SMEMBERS of its targets. It builds a new
- * cache on the side and swaps it in only when every answer is in, so a
- * load cut short (Redis gone, a timeout, a bad reply) never replaces a
- * good cache: its outstanding requests are cancelled and it is dropped.
- * Loads start on every message on SCHEMA_CHANNEL and every reconnect; one
- * that comes while another runs is remembered and started after it. */
+ * of the password, per alias SMEMBERS of its targets. Commands wait in a
+ * to-do list and at most DIR_WINDOW are in flight, so a directory of 100k
+ * users never puts a long queue in front of a session's own commands (nor
+ * near their deadline). The new cache is built on the side and swapped in
+ * only when every answer is in, so a load cut short (Redis gone, a
+ * timeout, a bad reply) never replaces a good cache: its requests in
+ * flight are cancelled and it is dropped. Loads start on every message on
+ * SCHEMA_CHANNEL and every reconnect; one that comes while another runs
+ * is remembered and started after it. */
 #include <ctype.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -20,6 +23,7 @@
 
 #define DIR_ALIAS_DEPTH 8
 #define DIR_RETRY_S 1.0 /* after a failed load while Redis is up */
+#define DIR_WINDOW 256	/* load commands in flight at most */
 
 struct dir_user {
 	char *addr;
@@ -42,7 +46,8 @@ struct dir_cache {
 };
 
 /* One answer awaited by a load: where it goes. Slots live in chunks that
- * never move, so a request's arg stays valid. */
+ * never move, so a request's arg stays valid. addr is the member as Redis
+ * holds it (the key of its hash or set) until the cache is built. */
 struct dir_slot {
 	struct dir_load *load;
 	char *addr;
@@ -58,14 +63,25 @@ struct dir_chunk {
 	struct dir_slot slot[];
 };
 
+/* A command not sent yet: cmd prefix+name [field]. name points into the
+ * load (a slot's addr or a domain), stable until the load ends. */
+struct dir_todo {
+	redis_cb cb;
+	void *arg;
+	const char *cmd, *prefix, *name, *field;
+};
+
 struct dir_load {
 	struct directory *d;
-	char **domains;
+	char **domains; /* as Redis holds them, lowercased when built */
 	size_t ndomains;
 	struct dir_chunk *chunks;
-	uint64_t *ids; /* every request sent, to cancel them on abort */
-	size_t nids, capids;
-	size_t pending;
+	struct dir_todo *todo; /* [todo_head, ntodo) still to send */
+	size_t todo_head, ntodo, captodo;
+	size_t inflight;
+	size_t pending;		  /* queued + in flight */
+	uint64_t ids[DIR_WINDOW]; /* the last ids sent: all in flight */
+	size_t nsent;
 };
 
 struct directory {
@@ -101,6 +117,13 @@ dir_strdup_lower(const char *s, size_t len)
 		p = NULL;
 	}
 	return p;
+}
+
+static void
+dir_lower_inplace(char *s)
+{
+	for (; *s; s++)
+		*s = (char)tolower((unsigned char)*s);
 }
 
 static int
@@ -156,11 +179,23 @@ dir_load_free(struct dir_load *l)
 	for (size_t i = 0; i < l->ndomains; i++)
 		free(l->domains[i]);
 	free(l->domains);
-	free(l->ids);
+	free(l->todo);
 	free(l);
 }
 
 static void dir_load_start(struct directory *d);
+static void dir_load_finish(struct dir_load *l);
+
+/* Cancels what l has in flight: the last ids it sent (ids come back in
+ * the order they went, and at most DIR_WINDOW are out). */
+static void
+dir_load_cancel(struct dir_load *l)
+{
+	size_t n = l->nsent < DIR_WINDOW ? l->nsent : DIR_WINDOW;
+
+	for (size_t i = 0; i < n; i++)
+		redis_cancel(l->d->r, l->ids[i]);
+}
 
 /* Drops a load that cannot complete: its other requests are cancelled, the
  * current cache stays. */
@@ -169,8 +204,7 @@ dir_load_abort(struct dir_load *l, const char *why)
 {
 	struct directory *d = l->d;
 
-	for (size_t i = 0; i < l->nids; i++)
-		redis_cancel(d->r, l->ids[i]);
+	dir_load_cancel(l);
 	d->load = NULL;
 	d->load_failed = true;
 	d->again = false; /* the retry or the reconnect loads it all */
@@ -187,51 +221,91 @@ dir_load_abort(struct dir_load *l, const char *why)
 	}
 }
 
-/* Sends one command for load l. Returns 0, or -1 (l is then aborted). */
+/* Queues cmd on the key prefix + name for load l. Returns 0, or -1 when
+ * out of memory (l is then aborted). */
 static int
-dir_send(struct dir_load *l, redis_cb cb, void *arg, const char *cmd,
-	 const char *key, size_t keylen, const char *field)
+dir_queue(struct dir_load *l, redis_cb cb, void *arg, const char *cmd,
+	  const char *prefix, const char *name, const char *field)
 {
-	const char *argv[3] = {cmd, key, field};
-	size_t argvlen[3] = {strlen(cmd), keylen, field ? strlen(field) : 0};
-	uint64_t id;
-
-	if (l->nids == l->capids) {
-		size_t cap = l->capids ? l->capids * 2 : 64;
-		uint64_t *ids = realloc(l->ids, cap * sizeof(*ids));
-		if (ids == NULL)
-			goto fail;
-		l->ids = ids;
-		l->capids = cap;
+	if (l->ntodo == l->captodo) {
+		if (l->todo_head > 0) {
+			memmove(l->todo, l->todo + l->todo_head,
+				(l->ntodo - l->todo_head) * sizeof(*l->todo));
+			l->ntodo -= l->todo_head;
+			l->todo_head = 0;
+		}
+		if (l->ntodo == l->captodo) {
+			size_t cap = l->captodo ? l->captodo * 2 : 256;
+			struct dir_todo *t = realloc(l->todo, cap * sizeof(*t));
+			if (t == NULL) {
+				dir_load_abort(l, "out of memory");
+				return -1;
+			}
+			l->todo = t;
+			l->captodo = cap;
+		}
 	}
-	id = redis_commandargv(l->d->r, cb, arg, field ? 3 : 2, argv, argvlen);
-	if (id == 0)
-		goto fail;
-	l->ids[l->nids++] = id;
+	l->todo[l->ntodo++] =
+	    (struct dir_todo){cb, arg, cmd, prefix, name, field};
 	l->pending++;
 	return 0;
-fail:
-	dir_load_abort(l, "cannot send a command");
-	return -1;
 }
 
-/* Sends cmd on the key prefix + name (name as Redis holds it). */
+/* Sends one queued command. Returns 0, 1 when it was skipped (a member
+ * too long to be ours: its slot stays empty), or -1 (l is then
+ * aborted). */
 static int
-dir_send_key(struct dir_load *l, redis_cb cb, void *arg, const char *cmd,
-	     const char *prefix, const char *name, size_t namelen,
-	     const char *field)
+dir_send(struct dir_load *l, const struct dir_todo *t)
 {
 	char key[DIR_ADDR_MAX + 32];
-	size_t plen = strlen(prefix);
+	size_t plen = strlen(t->prefix), nlen = strlen(t->name);
+	const char *argv[3] = {t->cmd, key, t->field};
+	size_t argvlen[3] = {strlen(t->cmd), plen + nlen,
+			     t->field ? strlen(t->field) : 0};
+	uint64_t id;
 
-	if (plen + namelen >= sizeof(key)) {
-		log_warn("directory: key too long, skipped: %s%.*s", prefix,
-			 (int)(namelen > 64 ? 64 : namelen), name);
-		return 0;
+	if (plen + nlen >= sizeof(key)) {
+		log_warn("directory: key too long, skipped: %s%.64s...",
+			 t->prefix, t->name);
+		return 1;
 	}
-	memcpy(key, prefix, plen);
-	memcpy(key + plen, name, namelen);
-	return dir_send(l, cb, arg, cmd, key, plen + namelen, field);
+	memcpy(key, t->prefix, plen);
+	memcpy(key + plen, t->name, nlen);
+	id = redis_commandargv(l->d->r, t->cb, t->arg, t->field ? 3 : 2, argv,
+			       argvlen);
+	if (id == 0) {
+		dir_load_abort(l, "cannot send a command");
+		return -1;
+	}
+	l->ids[l->nsent++ % DIR_WINDOW] = id;
+	l->inflight++;
+	return 0;
+}
+
+/* Sends queued commands while the window has room, and finishes l when
+ * nothing is left. */
+static void
+dir_pump(struct dir_load *l)
+{
+	while (l->inflight < DIR_WINDOW && l->todo_head < l->ntodo) {
+		struct dir_todo t = l->todo[l->todo_head++];
+		int rc = dir_send(l, &t);
+		if (rc < 0)
+			return; /* aborted */
+		if (rc > 0)
+			l->pending--; /* skipped */
+	}
+	if (l->pending == 0)
+		dir_load_finish(l);
+}
+
+/* One answer of l has been taken in, and what it calls for queued. */
+static void
+dir_load_step(struct dir_load *l)
+{
+	l->inflight--;
+	l->pending--;
+	dir_pump(l);
 }
 
 /* Checks an answer that must be an array of strings; aborts l if not. */
@@ -292,6 +366,7 @@ dir_load_build(struct dir_load *l)
 	for (struct dir_chunk *ch = l->chunks; ch; ch = ch->next) {
 		for (size_t i = 0; i < ch->n; i++) {
 			struct dir_slot *s = &ch->slot[i];
+			dir_lower_inplace(s->addr);
 			if (ch->alias)
 				c->aliases[c->naliases++] = (struct dir_alias){
 				    s->addr, s->targets, s->ntargets};
@@ -305,21 +380,21 @@ dir_load_build(struct dir_load *l)
 	c->ndomains = l->ndomains;
 	l->domains = NULL;
 	l->ndomains = 0;
+	for (size_t i = 0; i < c->ndomains; i++)
+		dir_lower_inplace(c->domains[i]);
 	qsort(c->domains, c->ndomains, sizeof(*c->domains), dir_strcmp);
 	qsort(c->users, c->nusers, sizeof(*c->users), dir_cmp_user);
 	qsort(c->aliases, c->naliases, sizeof(*c->aliases), dir_cmp_alias);
 	return c;
 }
 
-/* One answer of l is in: when it was the last, swap the new cache in. */
+/* Every answer of l is in: swap the new cache in. */
 static void
-dir_load_step(struct dir_load *l)
+dir_load_finish(struct dir_load *l)
 {
 	struct directory *d = l->d;
 	struct dir_cache *c;
 
-	if (--l->pending > 0)
-		return;
 	c = dir_load_build(l);
 	d->load = NULL;
 	dir_load_free(l);
@@ -417,18 +492,16 @@ dir_members(struct dir_load *l, redisReply *reply, bool alias)
 		redisReply *e = reply->element[i];
 		struct dir_slot *s = &ch->slot[ch->n];
 		s->load = l;
-		s->addr = dir_strdup_lower(e->str, e->len);
+		s->addr = strndup(e->str, e->len);
 		if (s->addr == NULL) {
 			dir_load_abort(l, "out of memory");
 			return;
 		}
 		ch->n++;
-		if (alias ? dir_send_key(l, dir_targets_cb, s, "SMEMBERS",
-					 SCHEMA_ALIAS_PREFIX, e->str, e->len,
-					 NULL)
-			  : dir_send_key(l, dir_hash_cb, s, "HGET",
-					 SCHEMA_USER_PREFIX, e->str, e->len,
-					 "password"))
+		if (alias ? dir_queue(l, dir_targets_cb, s, "SMEMBERS",
+				      SCHEMA_ALIAS_PREFIX, s->addr, NULL)
+			  : dir_queue(l, dir_hash_cb, s, "HGET",
+				      SCHEMA_USER_PREFIX, s->addr, "password"))
 			return; /* aborted */
 	}
 	dir_load_step(l);
@@ -467,16 +540,16 @@ dir_domains_cb(struct redis *r, redisReply *reply, void *arg)
 	}
 	for (size_t i = 0; i < n; i++) {
 		redisReply *e = reply->element[i];
-		char *dom = dir_strdup_lower(e->str, e->len);
+		char *dom = strndup(e->str, e->len);
 		if (dom == NULL) {
 			dir_load_abort(l, "out of memory");
 			return;
 		}
 		l->domains[l->ndomains++] = dom;
-		if (dir_send_key(l, dir_users_cb, l, "SMEMBERS",
-				 SCHEMA_USERS_PREFIX, e->str, e->len, NULL) ||
-		    dir_send_key(l, dir_aliases_cb, l, "SMEMBERS",
-				 SCHEMA_ALIASES_PREFIX, e->str, e->len, NULL))
+		if (dir_queue(l, dir_users_cb, l, "SMEMBERS",
+			      SCHEMA_USERS_PREFIX, dom, NULL) ||
+		    dir_queue(l, dir_aliases_cb, l, "SMEMBERS",
+			      SCHEMA_ALIASES_PREFIX, dom, NULL))
 			return; /* aborted */
 	}
 	dir_load_step(l);
@@ -502,8 +575,9 @@ dir_load_start(struct directory *d)
 	}
 	l->d = d;
 	d->load = l;
-	const char *key = SCHEMA_DOMAINS;
-	dir_send(l, dir_domains_cb, l, "SMEMBERS", key, strlen(key), NULL);
+	if (dir_queue(l, dir_domains_cb, l, "SMEMBERS", SCHEMA_DOMAINS, "",
+		      NULL) == 0)
+		dir_pump(l);
 }
 
 static void
@@ -559,8 +633,7 @@ directory_free(struct directory *d)
 	ev_timer_stop(redis_loop(d->r), &d->retry);
 	redis_forget(d->r, d);
 	if (d->load) {
-		for (size_t i = 0; i < d->load->nids; i++)
-			redis_cancel(d->r, d->load->ids[i]);
+		dir_load_cancel(d->load);
 		dir_load_free(d->load);
 	}
 	dir_cache_free(d->cache);
