@@ -132,11 +132,11 @@ INI
 "$BIN/lbd" -c "$DEMO_DIR/lbd.ini" >"$DEMO_DIR/log/lbd.log" 2>&1 &
 pids+=($!)
 
-# Ready once every pool has a node up.
+# Ready once every pool has a node up and probed.
 export LBCTL_SOCKET=$DEMO_DIR/lbd.sock
 for _ in $(seq 300); do
   if status=$("$BIN/lbctl" status --json 2>/dev/null) &&
-    python3 -c 'import json,sys; d=json.loads(sys.argv[1]); sys.exit(0 if all(any(n["state"]=="up" for n in p["nodes"]) for p in d["pools"]) else 1)' "$status"; then
+    python3 -c 'import json,sys; d=json.loads(sys.argv[1]); sys.exit(0 if all(any(n["state"]=="up" and n["check_status"]=="ok" for n in p["nodes"]) for p in d["pools"]) else 1)' "$status"; then
     echo "demo: ready: SMTP 127.0.0.1:2525, submission 2587, HTTP 8080;" \
       "users alice@example.test and bob@example.test (password demo);" \
       "lbctl -s $DEMO_DIR/lbd.sock status"

@@ -279,6 +279,25 @@ pool_fall(struct conf *c, void *o, const char *k, const char *v)
 }
 
 static int
+pool_check_proxy(struct conf *c, void *o, const char *k, const char *v)
+{
+	static const char *const names[] = {"off", "v1", "v2"};
+	struct pool *p = o;
+	if (strcmp(v, "auto") == 0) {
+		p->check_proxy = -1;
+		return 0;
+	}
+	for (int i = 0; i < 3; i++)
+		if (strcmp(v, names[i]) == 0) {
+			p->check_proxy = i;
+			return 0;
+		}
+	conf_error(c, c->line, "%s: \"%s\" is not one of auto, off, v1, v2", k,
+		   v);
+	return -1;
+}
+
+static int
 pool_node_line(struct conf *c, void *o, const char *k, const char *v)
 {
 	struct pool *p = o;
@@ -340,6 +359,7 @@ static const struct conf_key pool_keys[] = {
     {"check_timeout_ms", pool_check_timeout},
     {"rise", pool_rise},
     {"fall", pool_fall},
+    {"check_proxy", pool_check_proxy},
     {"node", pool_node_line},
     {NULL, NULL},
 };
@@ -449,6 +469,30 @@ conf_validate(struct conf *c)
 				    "service %s (line %d)",
 				    s->name, s->listenstr, t->name,
 				    t->listen_line);
+	}
+	/* Probes speak PROXY as the pool's services do (check_proxy auto);
+	 * services that share a pool reach the same node ports, so they
+	 * must agree. */
+	for (struct pool *p = cfg->pools; p; p = p->next) {
+		const struct service *first = NULL;
+		for (struct service *s = cfg->services; s; s = s->next) {
+			if (s->pool != p)
+				continue;
+			if (first == NULL)
+				first = s;
+			else if (atomic_load(&s->proxy_protocol) !=
+				 atomic_load(&first->proxy_protocol))
+				conf_error(
+				    c, s->line,
+				    "service %s: proxy_protocol differs from "
+				    "service %s's, and both use pool %s",
+				    s->name, first->name, p->name);
+		}
+		if (p->check_proxy >= 0)
+			p->probe.proxy_version = p->check_proxy;
+		else if (first)
+			p->probe.proxy_version =
+			    atomic_load(&first->proxy_protocol);
 	}
 	if (cfg->set.has_metrics)
 		for (struct service *s = cfg->services; s; s = s->next)

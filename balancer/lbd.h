@@ -27,6 +27,7 @@ struct pool {
 	struct probe_spec probe; /* probe.type CHECK_NONE: always up */
 	int check_interval_ms;
 	int rise, fall;
+	int check_proxy; /* -1 auto: as the pool's services send; 0, 1, 2 */
 
 	pthread_mutex_t lock; /* guards nodes, nnodes and lbst */
 	struct node **nodes;

@@ -21,6 +21,7 @@ pool_new(const char *name)
 	p->check_interval_ms = 2000;
 	p->rise = 2;
 	p->fall = 3;
+	p->check_proxy = -1;
 	pthread_mutex_init(&p->lock, NULL);
 	return p;
 }

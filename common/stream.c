@@ -430,16 +430,19 @@ stream_process(struct stream *s)
 	stream_lines(s);
 	if (s->dead)
 		return;
-	if (s->eof && (s->paused || s->inlen == s->instart || s->discarding ||
-		       s->phase != PHASE_READY)) {
+	if (s->eof && s->phase != PHASE_READY) {
 		stream_finish(s, "connection closed by peer");
 		return;
 	}
 	if (s->eof && !s->paused) {
-		/* A last line without its terminator. */
+		/* Every whole line was handed over; a last one without its
+		 * terminator is dropped. Answers already queued still go out
+		 * (the peer may have closed only its sending side). */
 		s->instart = s->inlen;
-		stream_finish(s, "connection closed by peer");
-		return;
+		if (!s->closing) {
+			s->closing = true;
+			s->why = "connection closed by peer";
+		}
 	}
 	stream_update(s);
 }

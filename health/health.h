@@ -39,6 +39,8 @@ struct probe_spec {
 	char password[128];
 	int cert_days;	    /* -starttls: fail when the cert expires sooner */
 	char ca_file[256];  /* -starttls: trust anchors; empty: system store */
+	int proxy_version;  /* 1 or 2: a PROXY header first (v1 UNKNOWN, v2
+			       LOCAL), for nodes that expect one; 0: none */
 };
 
 struct probe_result {

@@ -24,6 +24,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include "../common/proxy.h"
 #include "../common/tls.h"
 
 #define PROBE_DEFAULT_TIMEOUT_MS 1000
@@ -570,6 +571,25 @@ probe_read(struct probe *p)
 	}
 }
 
+/* A node behind lbd with proxy_protocol expects a header first; a probe
+ * says it speaks for itself (v1 UNKNOWN, v2 LOCAL), so the node keeps the
+ * real peer. It fits any fresh socket buffer, so it goes out whole. */
+static int
+probe_send_proxy(struct probe *p)
+{
+	unsigned char buf[PROXY_V2_MAX];
+	struct sockaddr unspec = {.sa_family = AF_UNSPEC};
+	int n =
+	    p->spec.proxy_version == 1
+		? proxy_v1_encode((char *)buf, sizeof(buf), &unspec, &unspec)
+		: proxy_v2_encode(buf, sizeof(buf), &unspec, &unspec);
+	if (n < 0 || send(p->fd, buf, (size_t)n, MSG_NOSIGNAL) != n) {
+		probe_abort(p, "cannot send the PROXY header");
+		return -1;
+	}
+	return 0;
+}
+
 static void
 probe_connected(struct probe *p)
 {
@@ -588,6 +608,8 @@ probe_connected(struct probe *p)
 		probe_abort(p, "connect: %s", strerror(err));
 		return;
 	}
+	if (p->spec.proxy_version && probe_send_proxy(p) < 0)
+		return;
 	if (p->tls == PROBE_TLS_IMPLICIT) {
 		probe_tls_begin(p);
 		return;

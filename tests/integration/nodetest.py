@@ -50,7 +50,10 @@ class MailNode:
                 f.write("%s = 127.0.0.1:%d\n" % (role, port))
         self.proc = None
 
-    def start(self):
+    def start(self, wait_directory=True):
+        """Starts the node; by default waits until its first directory
+        load, so that RCPT does not answer 451 "not loaded yet"."""
+        loaded_before = self.log().count("directory: loaded") if os.path.exists(self.logpath) else 0
         self.logf = open(self.logpath, "ab")
         self.proc = subprocess.Popen([MAILNODE, "-c", self.path],
                                      stdout=self.logf, stderr=self.logf)
@@ -60,6 +63,9 @@ class MailNode:
         if self.proc.poll() is not None:
             raise AssertionError("mailnode exited %d:\n%s" % (
                 self.proc.returncode, self.log()))
+        if wait_directory:
+            wait_for(lambda: self.log().count("directory: loaded") > loaded_before,
+                     10, what="mailnode %s directory load" % self.name)
         return self
 
     def log(self):

@@ -27,8 +27,8 @@ V2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
 def read_proxy(conn):
     """Reads a PROXY v1 or v2 header; returns 'ip:port' of the client."""
     head = b""
-    while len(head) < 16:
-        chunk = conn.recv(16 - len(head))
+    while len(head) < 16 and not (len(head) >= 6 and head.startswith(b"PROXY ")):
+        chunk = conn.recv(6 - len(head) if len(head) < 6 else 16 - len(head))
         if not chunk:
             raise EOFError("no PROXY header")
         head += chunk
@@ -40,6 +40,8 @@ def read_proxy(conn):
             if not chunk:
                 raise EOFError("short PROXY v2")
             body += chunk
+        if ver_cmd == 0x20:
+            return "v2 local"  # a health probe speaking for itself
         if ver_cmd != 0x21:
             raise ValueError("v2 command %#x" % ver_cmd)
         if fam == 0x11:
@@ -61,6 +63,8 @@ def read_proxy(conn):
                 raise EOFError("short PROXY v1")
             line += chunk
         parts = line.decode().split()
+        if parts[1] == "UNKNOWN":
+            return "v1 local"
         if parts[1] == "TCP6":
             return "v1 [%s]:%s" % (parts[2], parts[4])
         return "v1 %s:%s" % (parts[2], parts[4])
