@@ -16,9 +16,14 @@ REDIS_PORT=${DEMO_REDIS_PORT:-26379}
 . scripts/install-deps.sh
 install_missing
 
-cmake -S . -B build >/dev/null
-cmake --build build -j "$(nproc)" >/dev/null
-BIN=$top/build/bin
+# MS_BIN: use binaries built elsewhere (the tests do); else build here.
+if [ -n "${MS_BIN:-}" ]; then
+  BIN=$MS_BIN
+else
+  cmake -S . -B build >/dev/null
+  cmake --build build -j "$(nproc)" >/dev/null
+  BIN=$top/build/bin
+fi
 
 mkdir -p "$DEMO_DIR"
 DEMO_DIR=$(cd "$DEMO_DIR" && pwd)
@@ -35,6 +40,7 @@ stop_all() {
     wait "$pid" 2>/dev/null || true
   done
   echo "demo: stopped"
+  exit 0
 }
 trap stop_all INT TERM EXIT
 

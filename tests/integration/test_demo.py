@@ -1,0 +1,92 @@
+"""./demo.sh for real: the whole cluster comes up, mail goes in through lbd
+on the front ports, the HTTP API shows it, and SIGTERM stops everything."""
+import json
+import os
+import signal
+import smtplib
+import ssl
+import subprocess
+import tempfile
+import time
+import unittest
+import http.client
+
+from lbdtest import wait_for
+
+SRC = os.environ.get("MS_SRC", os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+class DemoTest(unittest.TestCase):
+    def setUp(self):
+        self._tmp = tempfile.TemporaryDirectory(prefix="demotest-")
+        self.dir = os.path.join(self._tmp.name, "demo")
+        self.log = open(os.path.join(self._tmp.name, "demo.out"), "w+")
+        env = dict(os.environ, DEMO_DIR=self.dir)
+        self.proc = subprocess.Popen(["bash", os.path.join(SRC, "demo.sh")],
+                                     stdout=self.log, stderr=subprocess.STDOUT,
+                                     env=env, start_new_session=True)
+
+    def output(self):
+        self.log.flush()
+        with open(self.log.name) as f:
+            return f.read()
+
+    def tearDown(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.log.close()
+        self._tmp.cleanup()
+
+    def test_demo_cluster(self):
+        wait_for(lambda: "ready" in self.output() or self.proc.poll() is not None,
+                 60, step=0.2, what="demo ready")
+        self.assertIn("demo: ready", self.output())
+        # MX through lbd.
+        c = smtplib.SMTP("127.0.0.1", 2525, timeout=10)
+        c.ehlo("client.test")
+        c.sendmail("carol@remote.test", ["alice@example.test"],
+                   b"Subject: via lbd\r\n\r\nhello\r\n")
+        c.quit()
+        # Submission with STARTTLS and AUTH through lbd.
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        c = smtplib.SMTP("127.0.0.1", 2587, timeout=10)
+        c.starttls(context=ctx)
+        c.login("bob@example.test", "demo")
+        c.sendmail("bob@example.test", ["alice@example.test"],
+                   b"Subject: submitted\r\n\r\nhi alice\r\n")
+        c.quit()
+        # The web API through lbd sees both, with the client's address
+        # carried by PROXY v2 into Received:.
+        h = http.client.HTTPConnection("127.0.0.1", 8080, timeout=10)
+        h.request("POST", "/api/login", body=json.dumps(
+            {"user": "alice@example.test", "password": "demo"}),
+            headers={"Content-Type": "application/json"})
+        r = h.getresponse()
+        self.assertEqual(r.status, 200)
+        token = json.loads(r.read())["token"]
+        h.request("GET", "/api/messages?mailbox=INBOX",
+                  headers={"Authorization": "Bearer " + token})
+        r = h.getresponse()
+        msgs = json.loads(r.read())
+        self.assertEqual(sorted(m["subject"] for m in msgs), ["submitted", "via lbd"])
+        h.request("GET", "/api/messages/%d?mailbox=INBOX" % msgs[0]["uid"],
+                  headers={"Authorization": "Bearer " + token})
+        raw = h.getresponse().read()
+        self.assertTrue(raw.startswith(b"Return-Path: <"), raw[:100])
+        self.assertIn(b"([127.0.0.1])", raw)
+        # Ctrl-C / SIGTERM stops everything cleanly.
+        self.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(self.proc.wait(30), 0)
+        self.assertIn("demo: stopped", self.output())
+        self.assertFalse(os.path.exists(os.path.join(self.dir, "lbd.sock")))
+
+
+if __name__ == "__main__":
+    unittest.main()
