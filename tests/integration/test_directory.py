@@ -303,6 +303,49 @@ class TestRedisAway(DirectoryTestCase):
         self.assertEqual(p("local example.test"), "yes")
 
 
+class TestClient(DirectoryTestCase):
+    """The Redis client itself: replies, a deadline per command, failing
+    fast while down, and cancelled callbacks that never run."""
+
+    def test_commands_timeouts_and_fail_fast(self):
+        p = self.loaded_probe("--timeout-ms", "300", "--reconnect-ms", "500")
+        self.assertEqual(p("cmd SET k v"), "reply string OK")
+        self.assertEqual(p("cmd GET k"), "reply string v")
+        self.assertEqual(p("cmd INCR n"), "reply integer 1")
+        self.assertEqual(p("cmd GET nothing"), "reply nil")
+        self.assertTrue(p("cmd NOSUCHCOMMAND").startswith("reply error"))
+        self.redis.pause()
+        try:
+            answer, took = p.ask("cmd GET k")
+            self.assertEqual(answer, "null")
+            self.assertGreater(took, 0.2)
+            self.assertLess(took, 1.0)
+            # Known to be away: no more waiting, not even for a moment.
+            answer, took = p.ask("cmd GET k")
+            self.assertEqual(answer, "refused")
+            self.assertLess(took, 0.1)
+            self.assertEqual(p("up"), "no")
+            self.assertEqual(p("stale"), "yes")
+        finally:
+            self.redis.resume()
+        wait_for(lambda: p("up") == "yes", 5.0, what="reconnect")
+        self.assertEqual(p("cmd GET k"), "reply string v")
+
+    def test_cancelled_callback_never_runs(self):
+        p = self.loaded_probe()
+        for _ in range(20):
+            self.assertEqual(p("cancel GET k"), "ok")
+        self.assertEqual(p("cancel DEBUG SLEEP 0.1"), "ok")
+
+    def test_commands_refused_while_redis_is_gone(self):
+        p = self.loaded_probe()
+        self.redis.kill()
+        wait_for(lambda: p("up") == "no", 2.0, what="down")
+        answer, took = p.ask("cmd PING")
+        self.assertEqual(answer, "refused")
+        self.assertLess(took, 0.1)
+
+
 class TestRedisPassword(DirectoryTestCase):
     password = "dir-secret"
 

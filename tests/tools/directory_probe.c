@@ -13,6 +13,13 @@
  *   loaded                 yes  |  no
  *   up                     yes  |  no   (the Redis connection)
  *   loads                  how many complete loads so far
+ *   cmd WORD...            a raw Redis command (up to 3 words), answered
+ *                          when its callback runs: "reply TYPE VALUE",
+ *                          "null" (timeout or connection lost), or at once
+ *                          "refused" (not sent: Redis is down)
+ *   cancel WORD...         sends the command and cancels it, then a PING:
+ *                          "ok" when the PING answered and the cancelled
+ *                          callback never ran
  *   quit
  *
  * Every answer is one line. An unknown command answers "error: ...". */
@@ -30,6 +37,7 @@
 #include "../../node/directory.h"
 
 #define PROBE_LINE_MAX 4096
+#define PROBE_ARGS_MAX 5
 
 struct probe {
 	struct ev_loop *loop;
@@ -39,11 +47,12 @@ struct probe {
 	char line[PROBE_LINE_MAX];
 	size_t len;
 	unsigned long loads;
+	bool cancelled_ran;
 };
 
 struct probe_cmd {
 	const char *name;
-	int nargs;
+	int nargs; /* -1: one or more */
 	void (*fn)(struct probe *p, char **argv);
 };
 
@@ -132,6 +141,85 @@ probe_on_load(struct directory *d, void *arg)
 }
 
 static void
+probe_reply_cb(struct redis *r, redisReply *reply, void *arg)
+{
+	(void)r;
+	(void)arg;
+	if (reply == NULL)
+		printf("null\n");
+	else if (reply->type == REDIS_REPLY_STRING ||
+		 reply->type == REDIS_REPLY_STATUS ||
+		 reply->type == REDIS_REPLY_ERROR)
+		printf("reply %s %s\n",
+		       reply->type == REDIS_REPLY_ERROR ? "error" : "string",
+		       reply->str);
+	else if (reply->type == REDIS_REPLY_INTEGER)
+		printf("reply integer %lld\n", reply->integer);
+	else if (reply->type == REDIS_REPLY_NIL)
+		printf("reply nil\n");
+	else
+		printf("reply array %zu\n", reply->elements);
+	fflush(stdout);
+}
+
+static int
+probe_argc(char **argv)
+{
+	int n = 0;
+	while (n < PROBE_ARGS_MAX - 1 && argv[n])
+		n++;
+	return n;
+}
+
+static void
+probe_cmd(struct probe *p, char **argv)
+{
+	if (redis_commandargv(p->redis, probe_reply_cb, p, probe_argc(argv),
+			      (const char **)argv, NULL) == 0)
+		printf("refused\n");
+}
+
+static void
+probe_cancelled_cb(struct redis *r, redisReply *reply, void *arg)
+{
+	struct probe *p = arg;
+
+	(void)r;
+	(void)reply;
+	p->cancelled_ran = true;
+}
+
+static void
+probe_after_cancel_cb(struct redis *r, redisReply *reply, void *arg)
+{
+	struct probe *p = arg;
+
+	(void)r;
+	if (reply == NULL)
+		printf("null\n");
+	else
+		printf("%s\n",
+		       p->cancelled_ran ? "cancelled callback ran" : "ok");
+	fflush(stdout);
+}
+
+static void
+probe_cancel(struct probe *p, char **argv)
+{
+	uint64_t id =
+	    redis_commandargv(p->redis, probe_cancelled_cb, p, probe_argc(argv),
+			      (const char **)argv, NULL);
+	if (id == 0) {
+		printf("refused\n");
+		return;
+	}
+	p->cancelled_ran = false;
+	redis_cancel(p->redis, id);
+	if (redis_command(p->redis, probe_after_cancel_cb, p, "PING") == 0)
+		printf("refused\n");
+}
+
+static void
 probe_quit(struct probe *p, char **argv)
 {
 	(void)argv;
@@ -145,18 +233,19 @@ static const struct probe_cmd probe_cmds[] = {
     {"hash", 1, probe_hash},	   {"local", 1, probe_local},
     {"stale", 0, probe_stale},	   {"loaded", 0, probe_loaded},
     {"up", 0, probe_up},	   {"loads", 0, probe_loads},
+    {"cmd", -1, probe_cmd},	   {"cancel", -1, probe_cancel},
     {"quit", 0, probe_quit},
 };
 
 static void
 probe_exec(struct probe *p, char *line)
 {
-	char *argv[4] = {NULL, NULL, NULL, NULL};
+	char *argv[PROBE_ARGS_MAX + 1] = {NULL};
 	int argc = 0;
 	char *save = NULL;
 
-	for (char *w = strtok_r(line, " \t\r", &save); w && argc < 4;
-	     w = strtok_r(NULL, " \t\r", &save))
+	for (char *w = strtok_r(line, " \t\r", &save);
+	     w && argc < PROBE_ARGS_MAX; w = strtok_r(NULL, " \t\r", &save))
 		argv[argc++] = w;
 	if (argc == 0)
 		return;
@@ -164,7 +253,8 @@ probe_exec(struct probe *p, char *line)
 	     i++) {
 		if (strcmp(argv[0], probe_cmds[i].name) != 0)
 			continue;
-		if (argc - 1 != probe_cmds[i].nargs)
+		if (probe_cmds[i].nargs < 0 ? argc < 2
+					    : argc - 1 != probe_cmds[i].nargs)
 			printf("error: %s takes %d arguments\n", argv[0],
 			       probe_cmds[i].nargs);
 		else
