@@ -693,9 +693,9 @@ redis_deadline_cb(struct ev_loop *loop, ev_timer *t, int revents)
 
 	(void)loop;
 	(void)revents;
-	if (c == &r->main && redis_queue_len(r) > 0 &&
-	    r->q[r->qhead].deadline > redis_now() + 0.0005) {
-		redis_deadline_arm(r);
+	if (c == &r->main && (redis_queue_len(r) == 0 ||
+			      r->q[r->qhead].deadline > redis_now() + 0.0005)) {
+		redis_deadline_arm(r); /* not due yet (or nothing pending) */
 		return;
 	}
 	snprintf(why, sizeof(why), "no answer within %d ms",

@@ -1033,7 +1033,10 @@ ctl_usage(FILE *f)
 	    "its\n"
 	    "domain first; domain del refuses a domain that still has users "
 	    "(there\n"
-	    "is no --force: delete them first); its aliases go with it.\n\n"
+	    "is no --force: delete them first); its aliases go with it.\n"
+	    "Lists print one name a line, sorted; alias list prints "
+	    "\"ALIAS TARGET\"\n"
+	    "pairs. Mail to an alias goes to the local users it leads to.\n\n"
 	    "Exit status: 0 done, 1 refused or failed, 2 usage.\n",
 	    CTL_DEFAULT_REDIS);
 }
