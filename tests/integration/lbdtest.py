@@ -170,6 +170,20 @@ class Lbd:
         return self.proc.returncode if self.proc else None
 
 
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                   "runtime error:")
+
+
+def sanitizer_report(text):
+    """The first sanitizer report in a daemon's log, or None: a test fails
+    on it even when the daemon's own exit went unnoticed."""
+    for mark in SANITIZER_MARKS:
+        i = text.find(mark)
+        if i >= 0:
+            return text[max(0, i - 200):i + 2000]
+    return None
+
+
 def recv_line(sock, limit=65536):
     data = b""
     while not data.endswith(b"\n") and len(data) < limit:
@@ -201,12 +215,16 @@ class LbdTestCase(unittest.TestCase):
             l.stop()
         for n in self.nodes:
             n.kill()
+        reports = [(l.path, sanitizer_report(l.log())) for l in self.lbds]
         if getattr(self, "_outcome", None) is not None:
             failed = any(e for _, e in getattr(self._outcome, "errors", []) if e)
             if failed or not getattr(self._outcome, "success", True):
                 for l in self.lbds:
                     sys.stderr.write("---- %s log ----\n%s\n" % (l.path, l.log()[-4000:]))
         self._tmp.cleanup()
+        for path, report in reports:
+            if report:
+                self.fail("sanitizer report from lbd (%s):\n%s" % (path, report))
 
     def node(self, name, proto="smtp", **kw):
         n = Node(self.tmp, name, proto, **kw)

@@ -10,7 +10,7 @@ import tempfile
 import time
 import unittest
 
-from lbdtest import BIN, can_connect, free_port, wait_for
+from lbdtest import BIN, can_connect, free_port, sanitizer_report, wait_for
 import redistest
 
 MAILNODE = os.path.join(BIN, "mailnode")
@@ -53,7 +53,7 @@ class MailNode:
     def start(self, wait_directory=True):
         """Starts the node; by default waits until its first directory
         load, so that RCPT does not answer 451 "not loaded yet"."""
-        loaded_before = self.log().count("directory: loaded") if os.path.exists(self.logpath) else 0
+        loaded_before = self.log().count("directory: loaded")
         self.logf = open(self.logpath, "ab")
         self.proc = subprocess.Popen([MAILNODE, "-c", self.path],
                                      stdout=self.logf, stderr=self.logf)
@@ -69,6 +69,8 @@ class MailNode:
         return self
 
     def log(self):
+        if not os.path.exists(self.logpath):
+            return ""
         with open(self.logpath, "rb") as f:
             return f.read().decode("utf-8", "replace")
 
@@ -111,12 +113,16 @@ class NodeTestCase(unittest.TestCase):
 
     def tearDown(self):
         for n in self.nodes:
-            n.kill()
+            n.stop()  # SIGTERM: a sanitizer build reports leaks at exit
+        reports = [(n.name, sanitizer_report(n.log())) for n in self.nodes]
         if not self._outcome.success if hasattr(self._outcome, "success") else False:
             for n in self.nodes:
                 sys.stderr.write("---- %s ----\n%s\n" % (n.name, n.log()[-3000:]))
         self.redis.stop()
         self._tmp.cleanup()
+        for name, report in reports:
+            if report:
+                self.fail("sanitizer report from mailnode %s:\n%s" % (name, report))
 
     def mailctl(self, *args, input=None, check=True):
         env = dict(os.environ, MAILCTL_REDIS="127.0.0.1:%d" % self.redis.port)
