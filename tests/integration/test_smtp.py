@@ -325,7 +325,22 @@ class SmtpTest(NodeTestCase):
             f.write("bogus = 1\n")
         r = subprocess.run([MAILNODE, "-t", "-c", n.path], capture_output=True, text=True)
         self.assertEqual(r.returncode, 2)
-        self.assertIn('unknown key "bogus" in [listen]', r.stderr)
+        lines = open(n.path).read().count("\n")
+        self.assertIn('%s:%d: unknown key "bogus" in [listen]' % (n.path, lines), r.stderr)
+        # Garbage and mutated configs: an answer, never a crash.
+        good = open(n.path, "rb").read()
+        rnd = random.Random(5)
+        for i in range(40):
+            b = bytearray(good)
+            for _ in range(rnd.randrange(1, 20)):
+                b[rnd.randrange(len(b))] = rnd.randrange(256)
+            if i % 4 == 0:
+                b = bytearray(rnd.randrange(256) for _ in range(rnd.randrange(1, 2000)))
+            path = os.path.join(self.tmp, "fuzz.ini")
+            with open(path, "wb") as f:
+                f.write(bytes(b))
+            r = subprocess.run([MAILNODE, "-t", "-c", path], capture_output=True, timeout=10)
+            self.assertIn(r.returncode, (0, 2), r.stderr[-500:])
 
 
 if __name__ == "__main__":
