@@ -127,8 +127,12 @@ conf_handler(void *user, const char *section, const char *name,
 		conf_error(c, c->line, "line too long");
 		return 1;
 	}
-	if (strcmp(section, c->section) != 0) {
+	/* A new header, even one repeating the last name ([a] [a]): inih
+	 * passes only the name, the reader saw the header's line. */
+	if (strcmp(section, c->section) != 0 ||
+	    c->section_line != c->opened_line) {
 		snprintf(c->section, sizeof(c->section), "%s", section);
+		c->opened_line = c->section_line;
 		memset(&c->cur, 0, sizeof(c->cur));
 		if (section[0] != '\0')
 			c->cur = c->open_section(c, section);

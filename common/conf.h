@@ -38,7 +38,8 @@ struct conf {
 	/* filled while parsing */
 	FILE *f;
 	int line;	  /* line being read */
-	int section_line; /* line of the current section header */
+	int section_line; /* line of the last section header read */
+	int opened_line;  /* section_line when c->cur was opened */
 	bool line_toolong;
 	char section[128];
 	struct conf_section cur;
