@@ -1,0 +1,302 @@
+/* common/stream over a real loopback TCP connection: lines and their
+ * terminators, overlong lines, pause/resume, raw bytes, answers flushed
+ * after the peer half-closes, the PROXY header from trusted peers only. */
+#include <criterion/criterion.h>
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../../common/stream.h"
+
+struct rec {
+	struct stream *s;
+	char lines[64][256];
+	bool crlf[64], toolong[64];
+	int nlines;
+	char bytes[4096];
+	size_t nbytes;
+	bool ready, closed;
+	char why[64];
+	bool pause_after_first;
+	bool echo; /* answer every line with "> LINE" */
+};
+
+static void
+rec_ready(void *arg)
+{
+	((struct rec *)arg)->ready = true;
+}
+
+static void
+rec_line(void *arg, char *line, size_t len, bool crlf, bool toolong)
+{
+	struct rec *r = arg;
+	cr_assert_lt(r->nlines, 64);
+	snprintf(r->lines[r->nlines], sizeof(r->lines[0]), "%.*s", (int)len,
+		 line);
+	r->crlf[r->nlines] = crlf;
+	r->toolong[r->nlines] = toolong;
+	r->nlines++;
+	if (r->echo)
+		stream_printf(r->s, "> %.*s\r\n", (int)len, line);
+	if (r->pause_after_first && r->nlines == 1)
+		stream_pause(r->s);
+}
+
+static void
+rec_bytes(void *arg, char *data, size_t len, size_t left)
+{
+	struct rec *r = arg;
+	(void)left;
+	memcpy(r->bytes + r->nbytes, data, len);
+	r->nbytes += len;
+}
+
+static void
+rec_close(void *arg, const char *why)
+{
+	struct rec *r = arg;
+	r->closed = true;
+	snprintf(r->why, sizeof(r->why), "%s", why);
+}
+
+static const struct stream_ops rec_ops = {
+    .on_ready = rec_ready,
+    .on_line = rec_line,
+    .on_close = rec_close,
+    .on_bytes = rec_bytes,
+};
+
+static struct ev_loop *loop;
+static int client_fd;
+
+/* A connected pair on loopback: returns the server side's stream. */
+static struct stream *
+pair(struct rec *r, const struct stream_opts *o)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET};
+	socklen_t len = sizeof(sin);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	int lfd = socket(AF_INET, SOCK_STREAM, 0);
+	cr_assert(bind(lfd, (struct sockaddr *)&sin, sizeof(sin)) == 0);
+	cr_assert(listen(lfd, 1) == 0);
+	cr_assert(getsockname(lfd, (struct sockaddr *)&sin, &len) == 0);
+	client_fd = socket(AF_INET, SOCK_STREAM, 0);
+	cr_assert(connect(client_fd, (struct sockaddr *)&sin, len) == 0);
+	struct sockaddr_storage peer;
+	socklen_t plen = sizeof(peer);
+	int fd = accept4(lfd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK);
+	cr_assert(fd >= 0);
+	close(lfd);
+	loop = ev_loop_new(EVFLAG_AUTO);
+	r->s = stream_new(loop, fd, (struct sockaddr *)&peer, plen, o, &rec_ops,
+			  r);
+	cr_assert_not_null(r->s);
+	return r->s;
+}
+
+static void
+spin(struct rec *r, int (*done)(struct rec *))
+{
+	for (int i = 0; i < 400 && !done(r); i++) {
+		ev_run(loop, EVRUN_NOWAIT);
+		usleep(2000);
+	}
+}
+
+static int
+is_closed(struct rec *r)
+{
+	return r->closed;
+}
+
+static int
+has_three(struct rec *r)
+{
+	return r->nlines >= 3;
+}
+
+static void
+say(const char *s)
+{
+	cr_assert(write(client_fd, s, strlen(s)) == (ssize_t)strlen(s));
+}
+
+static const struct stream_opts opts = {
+    .max_line = 16, .max_output = 1 << 20, .idle_timeout = 5};
+
+Test(stream, lines_and_terminators)
+{
+	struct rec r = {0};
+	pair(&r, &opts);
+	say("one\r\ntwo\nthree\r\n");
+	spin(&r, has_three);
+	cr_assert(r.ready);
+	cr_assert_eq(r.nlines, 3);
+	cr_expect_str_eq(r.lines[0], "one");
+	cr_expect(r.crlf[0]);
+	cr_expect_str_eq(r.lines[1], "two");
+	cr_expect_not(r.crlf[1]); /* a bare LF is told apart */
+	cr_expect_str_eq(r.lines[2], "three");
+	close(client_fd);
+	spin(&r, is_closed);
+	cr_expect(r.closed);
+	ev_loop_destroy(loop);
+}
+
+Test(stream, overlong_line_is_cut_and_the_next_survives)
+{
+	struct rec r = {0};
+	pair(&r, &opts);
+	say("0123456789abcdefXYZXYZXYZXYZXYZXYZ\r\nok\r\n");
+	spin(&r, has_three);
+	cr_assert_eq(r.nlines, 2);
+	cr_expect(r.toolong[0]);
+	cr_expect_str_eq(r.lines[0], "0123456789abcdef");
+	cr_expect_str_eq(r.lines[1], "ok");
+	cr_expect_not(r.toolong[1]);
+	close(client_fd);
+	spin(&r, is_closed);
+	ev_loop_destroy(loop);
+}
+
+Test(stream, pause_holds_lines_until_resume)
+{
+	struct rec r = {.pause_after_first = true};
+	pair(&r, &opts);
+	say("a\r\nb\r\nc\r\n");
+	for (int i = 0; i < 50; i++) {
+		ev_run(loop, EVRUN_NOWAIT);
+		usleep(1000);
+	}
+	cr_assert_eq(r.nlines, 1);
+	stream_resume(r.s);
+	spin(&r, has_three);
+	cr_assert_eq(r.nlines, 3);
+	cr_expect_str_eq(r.lines[2], "c");
+	close(client_fd);
+	spin(&r, is_closed);
+	ev_loop_destroy(loop);
+}
+
+Test(stream, answers_survive_a_half_close)
+{
+	struct rec r = {.echo = true};
+	pair(&r, &opts);
+	say("x\r\ny\r\n");
+	shutdown(client_fd, SHUT_WR);
+	spin(&r, is_closed);
+	cr_assert(r.closed);
+	char buf[64] = "";
+	ssize_t n, got = 0;
+	while ((n = read(client_fd, buf + got, sizeof(buf) - 1 - got)) > 0)
+		got += n;
+	buf[got] = '\0';
+	cr_expect_str_eq(buf, "> x\r\n> y\r\n");
+	close(client_fd);
+	ev_loop_destroy(loop);
+}
+
+static int
+has_bytes(struct rec *r)
+{
+	return r->nbytes >= 5 && r->nlines >= 2;
+}
+
+Test(stream, raw_bytes_then_lines_again)
+{
+	struct rec r = {0};
+	pair(&r, &opts);
+	say("go\r\n");
+	for (int i = 0; i < 50 && r.nlines < 1; i++) {
+		ev_run(loop, EVRUN_NOWAIT);
+		usleep(1000);
+	}
+	stream_read_bytes(r.s, 5);
+	say("ab\ncdafter\r\n");
+	spin(&r, has_bytes);
+	cr_assert_eq(r.nbytes, 5);
+	cr_expect(memcmp(r.bytes, "ab\ncd", 5) == 0);
+	cr_expect_str_eq(r.lines[1], "after");
+	close(client_fd);
+	spin(&r, is_closed);
+	ev_loop_destroy(loop);
+}
+
+Test(stream, proxy_header_only_from_trusted_peers)
+{
+	struct netlist nl;
+	char why[64];
+	cr_assert(netlist_parse("127.0.0.0/8, ::1", &nl, why, sizeof(why)) ==
+		  0);
+	struct stream_opts o = opts;
+	o.proxy_from = &nl;
+	struct rec r = {0};
+	pair(&r, &o);
+	say("PROXY TCP4 192.0.2.9 127.0.0.1 4000 25\r\nhello\r\n");
+	for (int i = 0; i < 200 && r.nlines < 1; i++) {
+		ev_run(loop, EVRUN_NOWAIT);
+		usleep(1000);
+	}
+	cr_assert_eq(r.nlines, 1);
+	cr_expect_str_eq(r.lines[0], "hello");
+	cr_expect_str_eq(stream_peer_str(r.s), "192.0.2.9:4000");
+	close(client_fd);
+	spin(&r, is_closed);
+	ev_loop_destroy(loop);
+
+	/* Not trusted: the header is just a line, the peer stays real. */
+	cr_assert(netlist_parse("10.0.0.0/8", &nl, why, sizeof(why)) == 0);
+	struct rec q = {0};
+	pair(&q, &o);
+	say("PROXY TCP4 192.0.2.9 127.0.0.1 4000 25\r\n");
+	for (int i = 0; i < 200 && q.nlines < 1; i++) {
+		ev_run(loop, EVRUN_NOWAIT);
+		usleep(1000);
+	}
+	cr_assert_eq(q.nlines, 1);
+	cr_expect(strncmp(stream_peer_str(q.s), "127.0.0.1:", 10) == 0);
+	close(client_fd);
+	spin(&q, is_closed);
+	ev_loop_destroy(loop);
+}
+
+Test(stream, bad_proxy_header_from_trusted_peer_closes)
+{
+	struct netlist nl;
+	char why[64];
+	cr_assert(netlist_parse("127.0.0.1", &nl, why, sizeof(why)) == 0);
+	struct stream_opts o = opts;
+	o.proxy_from = &nl;
+	struct rec r = {0};
+	pair(&r, &o);
+	say("HELO not-a-proxy-header\r\n");
+	spin(&r, is_closed);
+	cr_expect(r.closed);
+	cr_expect_str_eq(r.why, "bad PROXY header");
+	cr_expect_eq(r.nlines, 0);
+	close(client_fd);
+	ev_loop_destroy(loop);
+}
+
+Test(stream, netlist_parsing)
+{
+	struct netlist nl;
+	char why[64];
+	cr_expect(netlist_parse("10.0.0.0/33", &nl, why, sizeof(why)) < 0);
+	cr_expect(netlist_parse("nonsense", &nl, why, sizeof(why)) < 0);
+	cr_expect(netlist_parse("10.1.0.0/16,2001:db8::/32", &nl, why,
+				sizeof(why)) == 0);
+	struct sockaddr_in in = {.sin_family = AF_INET};
+	inet_pton(AF_INET, "10.1.200.3", &in.sin_addr);
+	cr_expect(netlist_match(&nl, (struct sockaddr *)&in));
+	inet_pton(AF_INET, "10.2.0.1", &in.sin_addr);
+	cr_expect_not(netlist_match(&nl, (struct sockaddr *)&in));
+	struct sockaddr_in6 in6 = {.sin6_family = AF_INET6};
+	inet_pton(AF_INET6, "2001:db8:1::5", &in6.sin6_addr);
+	cr_expect(netlist_match(&nl, (struct sockaddr *)&in6));
+	inet_pton(AF_INET6, "::ffff:10.1.2.3", &in6.sin6_addr);
+	cr_expect(netlist_match(&nl, (struct sockaddr *)&in6)); /* mapped */
+}
