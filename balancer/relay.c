@@ -20,7 +20,8 @@
 #include "worker.h"
 
 #define RELAY_BUF 16384
-#define RELAY_SPLICE_CHUNK 65536
+#define RELAY_SPLICE_CHUNK 262144 /* and the pipe's size */
+#define RELAY_PUMP_ROUNDS 4
 #define RELAY_MAX_TRIES 17 /* one try + at most 16 retries are tracked */
 #define RELAY_LINGER_S 2.0
 #define SPARE_BUFS 256
@@ -37,6 +38,7 @@ struct half {
 	size_t off, len;
 	bool eof;  /* the reading side sent FIN */
 	bool shut; /* FIN passed on to the writing side */
+	bool bulk; /* a read filled the buffer: splice from now on */
 };
 
 struct conn {
@@ -99,7 +101,11 @@ relay_pipe_get(struct worker *w, struct half *h)
 		h->pipe[1] = w->free_pipes[w->nfree_pipes][1];
 		return 0;
 	}
-	return pipe2(h->pipe, O_NONBLOCK | O_CLOEXEC);
+	if (pipe2(h->pipe, O_NONBLOCK | O_CLOEXEC) < 0)
+		return -1;
+	/* Best effort: a bigger pipe moves more per splice() call. */
+	(void)fcntl(h->pipe[1], F_SETPIPE_SZ, RELAY_SPLICE_CHUNK);
+	return 0;
 }
 
 /* Keeps an empty pipe for reuse; closes one that still holds bytes. */
@@ -214,42 +220,64 @@ relay_count(struct conn *c, struct half *h, size_t n)
 	}
 }
 
-/* Reads what `from` has into h (splice into a pipe where possible), then
- * passes it on to `to`. Returns -1 when the connection must end. */
+/* Moves what `from` has to `to`. Small transfers go through a buffer
+ * (one recv, one send); once a read fills the buffer the direction is
+ * bulk and goes through a pipe with splice(), since splicing a few bytes
+ * costs more than copying them. Pumps again while the other side keeps
+ * up and the socket had more, up to RELAY_PUMP_ROUNDS times per wake-up.
+ * Returns -1 when the connection must end. */
 static int
 relay_pump(struct conn *c, struct half *h, int from, int to)
 {
 	struct worker *w = c->w;
-	ssize_t n;
 
-	if (w->splice_ok && h->pipe[0] < 0 && relay_pipe_get(w, h) < 0)
-		w->splice_ok = 0;
-	if (w->splice_ok) {
-		n = splice(from, NULL, h->pipe[1], NULL, RELAY_SPLICE_CHUNK,
-			   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-		if (n < 0 && (errno == EINVAL || errno == ENOSYS)) {
-			w->splice_ok = 0; /* not spliceable: buffers */
-			relay_pipe_put(w, h);
-		} else if (n > 0)
-			h->inpipe += (size_t)n;
-	}
-	if (!w->splice_ok) {
-		if (h->buf == NULL && (h->buf = relay_buf_get(w)) == NULL)
-			return -1;
-		n = recv(from, h->buf, RELAY_BUF, MSG_DONTWAIT);
-		if (n > 0) {
-			h->off = 0;
-			h->len = (size_t)n;
+	for (int round = 0; round < RELAY_PUMP_ROUNDS; round++) {
+		ssize_t n = 0;
+		size_t want = RELAY_BUF;
+		bool spliced = false;
+		if (h->bulk && w->splice_ok) {
+			if (h->pipe[0] < 0 && relay_pipe_get(w, h) < 0)
+				w->splice_ok = 0;
+			else {
+				want = RELAY_SPLICE_CHUNK;
+				n = splice(from, NULL, h->pipe[1], NULL, want,
+					   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+				if (n < 0 &&
+				    (errno == EINVAL || errno == ENOSYS)) {
+					w->splice_ok = 0; /* not spliceable */
+					relay_pipe_put(w, h);
+				} else
+					spliced = true;
+				if (n > 0)
+					h->inpipe += (size_t)n;
+			}
 		}
-	}
-	if (n == 0)
-		h->eof = true;
-	else if (n < 0) {
-		if (errno != EAGAIN && errno != EINTR)
+		if (!spliced) {
+			if (h->buf == NULL &&
+			    (h->buf = relay_buf_get(w)) == NULL)
+				return -1;
+			n = recv(from, h->buf, RELAY_BUF, MSG_DONTWAIT);
+			if (n > 0) {
+				h->off = 0;
+				h->len = (size_t)n;
+				if (n == RELAY_BUF)
+					h->bulk = true;
+			}
+		}
+		if (n == 0)
+			h->eof = true;
+		else if (n < 0)
+			return errno == EAGAIN || errno == EINTR
+				   ? relay_flush(c, h, to)
+				   : -1;
+		else
+			relay_count(c, h, (size_t)n);
+		if (relay_flush(c, h, to) < 0)
 			return -1;
-	} else
-		relay_count(c, h, (size_t)n);
-	return relay_flush(c, h, to);
+		if (n == 0 || half_pending(h) > 0 || (size_t)n < want)
+			return 0; /* EOF, the other side is slow, or drained */
+	}
+	return 0;
 }
 
 static void
