@@ -84,6 +84,19 @@ http_lookup(uint64_t id)
 	return r->slot[i];
 }
 
+/* mailnode is stopping: sessions waiting for their next request close
+ * now; the others close after their answer (http_closing_after). */
+void
+http_sessions_stop(void)
+{
+	struct http_registry *r = &http_reg;
+	for (size_t i = 0; i < r->nslots; i++) {
+		struct http_session *s = r->slot[i];
+		if (s && s->state == HTTP_READ_HEAD && !s->request_started)
+			stream_close(s->st, "node stopping");
+	}
+}
+
 /* ---- answers ---- */
 
 static bool
