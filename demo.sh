@@ -4,8 +4,8 @@
 # front. Prints a line with "ready" once every pool has an up node; Ctrl-C
 # or SIGTERM stops everything. State lives under .demo/ (DEMO_DIR).
 #
-# Front ports on 127.0.0.1: SMTP 2525, submission 2587, HTTP 8080.
-# (IMAP 2143 and POP3 2110 come with mailnode's IMAP/POP3, not built yet.)
+# Front ports on 127.0.0.1: SMTP 2525, submission 2587, POP3 2110, HTTP 8080.
+# (IMAP 2143 comes with mailnode's IMAP, not built yet.)
 # Users alice@example.test and bob@example.test, password "demo".
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -66,7 +66,7 @@ for u in alice bob; do
     echo demo | "$BIN/mailctl" user add "$u@example.test" --password-stdin
 done
 
-# Three nodes: node N listens on 127.0.0.1:(2N)5025, (2N)5587, (2N)5080.
+# Three nodes: node N listens on 127.0.0.1:2N025, 2N587, 2N110, 2N080.
 for n in 1 2 3; do
   mkdir -p "$DEMO_DIR/spool$n"
   cat >"$DEMO_DIR/mail$n.ini" <<INI
@@ -84,6 +84,7 @@ proxy_trusted = 127.0.0.0/8
 [listen]
 smtp = 127.0.0.1:2${n}025
 submission = 127.0.0.1:2${n}587
+pop3 = 127.0.0.1:2${n}110
 http = 127.0.0.1:2${n}080
 INI
   "$BIN/mailnode" -c "$DEMO_DIR/mail$n.ini" >"$DEMO_DIR/log/mail$n.log" 2>&1 &
@@ -112,6 +113,12 @@ protocol = smtp
 pool = submission
 proxy_protocol = v2
 
+[service pop3]
+listen = 127.0.0.1:2110
+protocol = pop3
+pool = pop
+proxy_protocol = v2
+
 [service http]
 listen = 127.0.0.1:8080
 protocol = http
@@ -129,6 +136,11 @@ check = smtp
 check_interval_ms = 1000
 $(nodes 587)
 
+[pool pop]
+check = pop3
+check_interval_ms = 1000
+$(nodes 110)
+
 [pool web]
 check = http
 check_path = /health
@@ -143,7 +155,7 @@ export LBCTL_SOCKET=$DEMO_DIR/lbd.sock
 for _ in $(seq 300); do
   if status=$("$BIN/lbctl" status --json 2>/dev/null) &&
     python3 -c 'import json,sys; d=json.loads(sys.argv[1]); sys.exit(0 if all(any(n["state"]=="up" and n["check_status"]=="ok" for n in p["nodes"]) for p in d["pools"]) else 1)' "$status"; then
-    echo "demo: ready: SMTP 127.0.0.1:2525, submission 2587, HTTP 8080;" \
+    echo "demo: ready: SMTP 127.0.0.1:2525, submission 2587, POP3 2110, HTTP 8080;" \
       "users alice@example.test and bob@example.test (password demo);" \
       "lbctl -s $DEMO_DIR/lbd.sock status"
     break

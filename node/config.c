@@ -241,13 +241,11 @@ node_validate(struct conf *c, struct node_config *n)
 		if (node_role_implicit_tls(r) && n->tls_cert[0] == '\0')
 			conf_error(c, l->line, "[listen]: %s needs tls_cert",
 				   role_names[r]);
-		if (r == ROLE_IMAP || r == ROLE_IMAPS || r == ROLE_POP3 ||
-		    r == ROLE_POP3S)
-			conf_error(
-			    c, l->line,
-			    "[listen]: %s is not built yet (IMAP and POP3 "
-			    "come with a later release)",
-			    role_names[r]);
+		if (r == ROLE_IMAP || r == ROLE_IMAPS)
+			conf_error(c, l->line,
+				   "[listen]: %s is not built yet (IMAP comes "
+				   "with a later release)",
+				   role_names[r]);
 		for (int q = 0; q < r; q++)
 			if (n->listen[q].on &&
 			    addr_equal(&n->listen[q].addr, &l->addr))

@@ -51,6 +51,9 @@ mailnode_accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 		if (ls->role == ROLE_HTTP)
 			http_session_start(ls->mn, fd, (struct sockaddr *)&peer,
 					   plen);
+		else if (ls->role == ROLE_POP3 || ls->role == ROLE_POP3S)
+			pop3_session_start(ls->mn, ls->role, fd,
+					   (struct sockaddr *)&peer, plen);
 		else
 			smtp_session_start(ls->mn, ls->role, fd,
 					   (struct sockaddr *)&peer, plen);

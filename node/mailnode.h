@@ -51,6 +51,8 @@ void smtp_session_start(struct mailnode *mn, enum node_role role, int fd,
 			const struct sockaddr *peer, socklen_t peerlen);
 void http_session_start(struct mailnode *mn, int fd,
 			const struct sockaddr *peer, socklen_t peerlen);
+void pop3_session_start(struct mailnode *mn, enum node_role role, int fd,
+			const struct sockaddr *peer, socklen_t peerlen);
 /* Stopping: idle keep-alive HTTP sessions close at once. */
 void http_sessions_stop(void);
 

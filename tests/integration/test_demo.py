@@ -2,6 +2,7 @@
 on the front ports, the HTTP API shows it, and SIGTERM stops everything."""
 import json
 import os
+import poplib
 import signal
 import smtplib
 import ssl
@@ -81,6 +82,14 @@ class DemoTest(unittest.TestCase):
         raw = h.getresponse().read()
         self.assertTrue(raw.startswith(b"Return-Path: <"), raw[:100])
         self.assertIn(b"([127.0.0.1])", raw)
+        # POP3 through lbd: STLS, login, both messages, nothing deleted.
+        p = poplib.POP3("127.0.0.1", 2110, timeout=10)
+        p.stls(context=ctx)
+        p.user("alice@example.test")
+        p.pass_("demo")
+        self.assertEqual(p.stat()[0], 2)
+        self.assertIn(b"Subject: via lbd", p.top(1, 0)[1] + p.top(2, 0)[1])
+        p.quit()
         # Ctrl-C / SIGTERM stops everything cleanly.
         self.proc.send_signal(signal.SIGTERM)
         self.assertEqual(self.proc.wait(30), 0)
