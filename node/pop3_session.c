@@ -421,6 +421,8 @@ pop3_update(struct pop3_session *s)
 		if (fd >= 0)
 			close(fd);
 	}
+	lease_release(s->lock);
+	s->lock = NULL;
 	log_info("pop3 %s: %s logged out, %zu deleted, %zu failed", s->id,
 		 s->user, n, failed);
 	if (failed)
@@ -429,6 +431,10 @@ pop3_update(struct pop3_session *s)
 	else
 		pop3_reply(s, "+OK Bye, %zu messages deleted", n);
 out:
+	/* Give the maildrop back before the client hears +OK, so that its
+	 * next login, on any node, finds it free. */
+	lease_release(s->lock);
+	s->lock = NULL;
 	s->state = POP3_DONE;
 	stream_close(s->st, "quit");
 }
