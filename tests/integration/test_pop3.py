@@ -225,6 +225,8 @@ class Pop3Test(NodeTestCase):
         for i in range(3):
             self.deliver(n, "alice@example.test", b"Subject: %d\r\n\r\nx\r\n" % i)
         p = self.pop(n)
+        key = "ms:pop3lock:alice@example.test"
+        self.assertTrue(0 < int(self.redis.cli("PTTL", key)) <= 10000)
         uidl = p.uidl()[1]
         p.dele(1)
         with self.assertRaises(poplib.error_proto):
@@ -235,6 +237,8 @@ class Pop3Test(NodeTestCase):
         p.dele(2)
         self.quit(p)
         self.assertEqual(len(self.maildir("alice@example.test")), 2)
+        wait_for(lambda: int(self.redis.cli("EXISTS", key)) == 0, 5,
+                 what="lease released at QUIT")
         # A dropped connection deletes nothing (and frees the lock).
         p = self.pop(n)
         self.assertEqual([l for l in p.uidl()[1]],
@@ -288,10 +292,11 @@ class Pop3Test(NodeTestCase):
         self.deliver(n1, "alice@example.test", b"Subject: a\r\n\r\nx\r\n")
         p = self.pop(n1)
         p.dele(1)
-        time.sleep(4)  # past a renewal: the lease lives on
+        time.sleep(11)  # past the TTL: renewals keep the lease
         with self.assertRaises(poplib.error_proto) as e:
             self.pop(n2)
         self.assertIn(b"-ERR [IN-USE]", e.exception.args[0])
+        self.assertEqual(p.stat()[0], 0)  # the session goes on
         n1.kill()
         p.close()
         killed = time.monotonic()
