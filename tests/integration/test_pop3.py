@@ -161,6 +161,19 @@ class Pop3Test(NodeTestCase):
         self.assertEqual(lines[1], b"2 %d" % want)
         self.quit(p)
 
+    def test_retr_of_a_message_bigger_than_the_output_buffer(self):
+        n = self.node(listen=LISTEN)
+        line = b"x" * 998 + b"\r\n"
+        body = b"Subject: big\r\n\r\n" + (b"." + line) * 6000
+        self.deliver(n, "bob@example.test", body)
+        p = self.pop(n, user="bob@example.test")
+        (stored,) = self.stored("bob@example.test")
+        self.assertGreater(len(stored), 5 * 1024 * 1024)
+        self.assertEqual(p.list(1), b"+OK 1 %d" % len(stored))
+        resp, lines, _ = p.retr(1)
+        self.assertEqual(b"\r\n".join(lines) + b"\r\n", stored)
+        self.quit(p)
+
     def test_auth_plain_with_initial_response_and_continuation(self):
         n = self.node(listen=LISTEN)
         p = self.pop(n, how="plain")
