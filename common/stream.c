@@ -44,6 +44,7 @@ struct stream {
 
 	bool paused, closing, dead;
 	bool ready_told; /* on_ready was called */
+	bool kick;	 /* run stream_process from the loop once more */
 	int depth;	 /* nesting of our callbacks into the session */
 	const char *why;
 
@@ -405,6 +406,7 @@ stream_lines(struct stream *s)
 static void
 stream_process(struct stream *s)
 {
+	s->kick = false;
 	if (s->dead)
 		return;
 	if (s->phase == PHASE_HANDSHAKE) {
@@ -480,18 +482,19 @@ stream_update(struct stream *s)
 		ev |= EV_READ;
 	if (pending || s->ssl_want_write)
 		ev |= EV_WRITE;
-	if (s->ssl && SSL_pending(s->ssl) > 0 && !s->paused) {
-		/* Decrypted bytes wait inside OpenSSL: no fd event will come.
-		 */
-		ev_feed_event(s->loop, &s->io, EV_READ);
-	}
+	/* Decrypted bytes waiting inside OpenSSL raise no fd event. */
+	if (s->ssl && SSL_pending(s->ssl) > 0 && !s->paused)
+		s->kick = true;
 	if ((s->io.events & (EV_READ | EV_WRITE)) != ev ||
 	    !ev_is_active(&s->io)) {
-		ev_io_stop(s->loop, &s->io);
+		ev_io_stop(s->loop, &s->io); /* drops a fed event too */
 		ev_io_set(&s->io, s->fd, ev);
 		if (ev)
 			ev_io_start(s->loop, &s->io);
 	}
+	/* Fed after the watcher changed, so that no stop cancels it. */
+	if (s->kick)
+		ev_feed_event(s->loop, &s->io, EV_CUSTOM);
 }
 
 static void
@@ -659,7 +662,9 @@ stream_resume(struct stream *s)
 	s->paused = false;
 	if (s->dead)
 		return;
-	/* Buffered lines go from the loop, not from inside the caller. */
+	/* Buffered lines go from the loop, not from inside the caller; a
+	 * stream_update() before then re-feeds the event it would drop. */
+	s->kick = true;
 	ev_feed_event(s->loop, &s->io, EV_CUSTOM);
 }
 

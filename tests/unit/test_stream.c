@@ -300,3 +300,32 @@ Test(stream, netlist_parsing)
 	inet_pton(AF_INET6, "::ffff:10.1.2.3", &in6.sin6_addr);
 	cr_expect(netlist_match(&nl, (struct sockaddr *)&in6)); /* mapped */
 }
+
+static int
+has_two(struct rec *r)
+{
+	return r->nlines >= 2;
+}
+
+/* A write right after resume used to drop the wake-up that delivers the
+ * held lines: with the peer half-closed, nothing else would come. */
+Test(stream, resume_then_write_still_delivers_held_lines)
+{
+	struct rec r = {.pause_after_first = true};
+	pair(&r, &opts);
+	say("a\r\nb\r\n");
+	shutdown(client_fd, SHUT_WR);
+	for (int i = 0; i < 50; i++) {
+		ev_run(loop, EVRUN_NOWAIT);
+		usleep(1000);
+	}
+	cr_assert_eq(r.nlines, 1);
+	stream_resume(r.s);
+	stream_write(r.s, "+OK\r\n", 5);
+	spin(&r, has_two);
+	cr_expect_eq(r.nlines, 2);
+	cr_expect_str_eq(r.lines[1], "b");
+	spin(&r, is_closed);
+	close(client_fd);
+	ev_loop_destroy(loop);
+}
