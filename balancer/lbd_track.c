@@ -82,7 +82,7 @@ static const char track_usage_text[] =
     "  --rise N        answers in a row before healthy again (default 3)\n"
     "  --fail-value N  written on a fault (default -254: with the\n"
     "                  track_file's weight 1, keepalived's FAULT state)\n"
-    "  -q              log only errors\n";
+    "  -q              no start and stop lines (changes are always logged)\n";
 
 static long
 track_now_ms(void)

@@ -25,6 +25,9 @@ when it reads the node's 220 greeting through lbd. Then, in one sequence:
   c) lb1 comes back (link up, keepalived, lbd, lbd-track): it stays
      BACKUP (nopreempt) and the client sees 0 failed connections.
 
+Not here yet: `lbctl pool add` on lb1 seen on lb2, which needs the shared
+Redis state (balancer/shared.c) in the tree.
+
 The gap is the time between the start of the first failed connection and
 the start of the first good one after the last failure (so a client that
 opens one every 50 ms sees the figure, give or take 50 ms).
@@ -217,7 +220,8 @@ class Topology:
         self.ip("nodes", "addr", "add", NODES["n2"] + "/24", "dev", "eth0")
         for lb in ("lb1", "lb2"):
             # lbd listens on the VIP even while the peer holds it
-            self.sh(lb, "sysctl", "-qw", "net.ipv4.ip_nonlocal_bind=1")
+            self.sh(lb, "sh", "-c",
+                    "echo 1 > /proc/sys/net/ipv4/ip_nonlocal_bind")
 
     def pids(self, host):
         r = run("ip", "netns", "pids", self.ns[host], check=False)
@@ -266,6 +270,11 @@ def skip_reason():
                 check=False)
         if r.returncode != 0:
             return "cannot create a bridge in a namespace: " + r.stderr.strip()
+        r = run("ip", "-n", name, "link", "add", "v0", "type", "veth",
+                "peer", "name", "v1", check=False)
+        if r.returncode != 0:
+            return "cannot create a veth pair in a namespace: " \
+                + r.stderr.strip()
     finally:
         run("ip", "netns", "del", name, check=False)
     for b in ("lbd", "lbctl", "lbd-track"):
