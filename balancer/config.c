@@ -10,6 +10,7 @@
 
 #include "../common/conf.h"
 #include "../common/log.h"
+#include "../common/redis.h"
 
 /* The state of one config_load(): the config being filled. */
 struct lbd_conf {
@@ -66,6 +67,48 @@ lbd_redis(struct conf *c, void *o, const char *k, const char *v)
 	if (conf_addr(c, k, v, &a, buf, sizeof(buf)) < 0)
 		return -1;
 	return conf_string(c, k, v, s->redis, sizeof(s->redis));
+}
+
+static int
+lbd_redis_sentinels(struct conf *c, void *o, const char *k, const char *v)
+{
+	struct lbd_settings *s = o;
+	struct redis_opts ro;
+	memset(&ro, 0, sizeof(ro));
+	if (redis_sentinels_parse(v, &ro) < 0) {
+		conf_error(c, c->line,
+			   "%s: \"%s\" is not HOST:PORT,HOST:PORT (at most %d)",
+			   k, v, REDIS_MAX_SENTINELS);
+		return -1;
+	}
+	return conf_string(c, k, v, s->redis_sentinels,
+			   sizeof(s->redis_sentinels));
+}
+
+static int
+lbd_redis_master(struct conf *c, void *o, const char *k, const char *v)
+{
+	struct lbd_settings *s = o;
+	return conf_string(c, k, v, s->redis_master, sizeof(s->redis_master));
+}
+
+static int
+lbd_redis_password(struct conf *c, void *o, const char *k, const char *v)
+{
+	struct lbd_settings *s = o;
+	return conf_string(c, k, v, s->redis_password,
+			   sizeof(s->redis_password));
+}
+
+static int
+lbd_name(struct conf *c, void *o, const char *k, const char *v)
+{
+	struct lbd_settings *s = o;
+	if (v[0] == '\0' || strpbrk(v, " \t:") != NULL) {
+		conf_error(c, c->line, "%s: \"%s\": no blanks or colons", k, v);
+		return -1;
+	}
+	return conf_string(c, k, v, s->name, sizeof(s->name));
 }
 
 static int
@@ -328,6 +371,10 @@ static const struct conf_key lbd_keys[] = {
     {"control_mode", lbd_control_mode},
     {"state_file", lbd_state_file},
     {"redis", lbd_redis},
+    {"redis_sentinels", lbd_redis_sentinels},
+    {"redis_master", lbd_redis_master},
+    {"redis_password", lbd_redis_password},
+    {"name", lbd_name},
     {"workers", lbd_workers},
     {"metrics", lbd_metrics},
     {"log_level", lbd_log_level},
@@ -450,6 +497,11 @@ conf_validate(struct conf *c)
 	struct lbd_config *cfg = c->user;
 	if (cfg->set.control[0] == '\0')
 		conf_error(c, 1, "[lbd]: control = PATH is required");
+	if ((cfg->set.redis_sentinels[0] == '\0') !=
+	    (cfg->set.redis_master[0] == '\0'))
+		conf_error(
+		    c, 1,
+		    "[lbd]: redis_sentinels and redis_master go together");
 	for (struct service *s = cfg->services; s; s = s->next) {
 		if (s->listen.len == 0)
 			conf_error(c, s->line, "service %s: listen is required",
@@ -528,6 +580,9 @@ config_load(const char *path, char *err, size_t errlen)
 		cfg->set.workers = 1;
 	cfg->set.log_level = LOG_LVL_INFO;
 	cfg->set.grace_s = 30;
+	if (gethostname(cfg->set.name, sizeof(cfg->set.name) - 1) < 0 ||
+	    cfg->set.name[0] == '\0')
+		snprintf(cfg->set.name, sizeof(cfg->set.name), "lbd");
 
 	struct conf c = {
 	    .path = path, .open_section = conf_open_section, .user = cfg};

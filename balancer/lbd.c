@@ -13,6 +13,7 @@
 #include "lbd_run.h"
 #include "metrics.h"
 #include "runtime.h"
+#include "shared.h"
 #include "statefile.h"
 #include "worker.h"
 
@@ -87,6 +88,7 @@ lbd_cleanup(struct lbd *l)
 	for (struct pool *p = l->cfg->pools; p; p = p->next)
 		for (size_t i = 0; i < p->nnodes; i++)
 			checker_stop_node(p->nodes[i]);
+	shared_stop(l);
 	runtime_stop(l);
 	checker_free(l);
 	for (struct service *s = l->cfg->services; s; s = s->next)
@@ -134,6 +136,8 @@ lbd_run(struct lbd_config *cfg)
 		for (size_t i = 0; i < p->nnodes; i++)
 			checker_start_node(l, p, p->nodes[i]);
 	if (statefile_load(l) < 0)
+		goto out;
+	if (shared_start(l) < 0) /* config, state file, then shared state */
 		goto out;
 	if (workers_start(l) < 0)
 		goto out;

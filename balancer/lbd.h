@@ -69,6 +69,10 @@ struct lbd_settings {
 	int control_mode;  /* default 0660 */
 	char state_file[256];
 	char redis[128];
+	char redis_sentinels[256]; /* HOST:PORT,...: find redis through them */
+	char redis_master[128];	   /* the master's name at the sentinels */
+	char redis_password[128];
+	char name[LBD_NAME_MAX]; /* this balancer, in the shared state */
 	int workers;
 	struct addr metrics;
 	bool has_metrics;
@@ -88,6 +92,7 @@ struct lbd_config {
 struct worker;
 struct ctl_server;
 struct metrics_server;
+struct shared;
 
 /* The process. */
 struct lbd {
@@ -101,6 +106,7 @@ struct lbd {
 	struct metrics_server *metrics;
 	struct checker *checker; /* checker.c's queue of traffic failures */
 	ev_timer housekeeping; /* 1 s: timed maintenance ends, removals */
+	struct shared *shared; /* shared.c: the state shared through Redis */
 	pthread_mutex_t svc_lock; /* the service list, against worker syncs */
 	ev_signal sigterm, sigint, sighup;
 	ev_timer grace;

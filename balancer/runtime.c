@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "../common/log.h"
+#include "shared.h"
 #include "statefile.h"
 
 struct runtime {
@@ -90,6 +91,15 @@ runtime_persist(struct lbd *l)
 	return statefile_save(l);
 }
 
+/* A change made here (not while loading the state file): shared with the
+ * peer balancer, which shared.c skips while applying the peer's own. */
+static void
+runtime_share(struct lbd *l, struct pool *p, const char *name)
+{
+	if (!runtime_get(l)->loading)
+		shared_note_change(l, p, name);
+}
+
 /* Forgets that p's config node `name` was removed (it is back). */
 static void
 runtime_removed_forget(struct lbd *l, const char *pool, const char *name)
@@ -159,6 +169,7 @@ runtime_node_add(struct lbd *l, struct pool *p, struct node *n,
 	lbd_state_event(l, p, n, "new", node_state_name(n), reason);
 	checker_start_node(l, p, n);
 	runtime_persist(l);
+	runtime_share(l, p, n->name);
 	return 0;
 fail:
 	node_unref(n);
@@ -192,8 +203,11 @@ runtime_node_remove(struct lbd *l, struct pool *p, struct node *n,
 	n->last_change = ev_now(l->loop);
 	checker_stop_node(n);
 	lbd_state_event(l, p, n, from, "removing", reason);
-	runtime_reap(l, p, n);
+	char name[NODE_NAME_MAX];
+	snprintf(name, sizeof(name), "%s", n->name);
+	runtime_reap(l, p, n); /* may free n */
 	runtime_persist(l);
+	runtime_share(l, p, name);
 	return 0;
 }
 
@@ -214,8 +228,10 @@ runtime_node_admin(struct lbd *l, struct pool *p, struct node *n,
 	bool until_changed = n->maint_until != maint_until;
 	n->maint_until = maint_until;
 	if (old == (int)admin) {
-		if (until_changed)
+		if (until_changed) {
 			runtime_persist(l);
+			runtime_share(l, p, n->name);
+		}
 		return 0;
 	}
 	char from[16];
@@ -224,6 +240,7 @@ runtime_node_admin(struct lbd *l, struct pool *p, struct node *n,
 	n->last_change = ev_now(l->loop);
 	lbd_state_event(l, p, n, from, node_state_name(n), reason);
 	runtime_persist(l);
+	runtime_share(l, p, n->name);
 	return 0;
 }
 
@@ -240,6 +257,7 @@ runtime_node_weight(struct lbd *l, struct pool *p, struct node *n, int weight,
 	log_info("pool %s node %s weight %d -> %d: %s", p->name, n->name, old,
 		 weight, reason);
 	runtime_persist(l);
+	runtime_share(l, p, n->name);
 	return 0;
 }
 

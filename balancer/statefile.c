@@ -12,6 +12,7 @@
 #include "../common/strbuf.h"
 #include "config.h"
 #include "runtime.h"
+#include "shared.h"
 #include "status.h"
 
 #define STATEFILE_MAX (64u << 20)
@@ -34,7 +35,7 @@ statefile_render(struct lbd *l, struct strbuf *sb)
 		if (strbuf_appendf(sb, "removed %s %s\n", r->pool, r->node) < 0)
 			return -1;
 	}
-	return 0;
+	return shared_state_lines(l, sb);
 }
 
 static int
@@ -352,7 +353,10 @@ statefile_apply_line(struct statefile_ctx *c, char *line)
 		return; /* the table's title row */
 	if (n == 3 && strcmp(f[0], "removed") == 0)
 		statefile_apply_removed(c, f);
-	else if (n >= STATUS_STATE_FIELDS)
+	else if (n == 4 && strcmp(f[0], "shared") == 0) {
+		if (shared_state_line(c->l, f[1], f[2], f[3]) < 0)
+			statefile_skip(c, "bad shared version \"%s\"", f[3]);
+	} else if (n >= STATUS_STATE_FIELDS)
 		statefile_apply_node(c, f);
 	else
 		statefile_skip(c, "cannot parse");

@@ -5,6 +5,8 @@
  *   POOL NODE ADDRESS STATE ... MAXCONN ORIGIN MAINT-UNTIL CHECK   (status.h)
  *   mx   n1   127.0.0.1:25 drain ... 0 config - ok
  *   removed mx n3          (a config node removed at run time)
+ *   shared mx n4 17        (the shared state's version last applied for
+ *                           mx/n4, shared.h; older lbds skip the line)
  *
  * An empty state_file setting means no persistence. */
 #ifndef LBD_STATEFILE_H

@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "shared.h"
+
 /* One node's values, read once; every format writes from this. */
 struct status_row {
 	const struct pool *p;
@@ -234,7 +236,7 @@ status_json_str(struct strbuf *sb, const char *sep, const char *key,
 }
 
 static int
-status_json_node(const struct status_row *r, struct strbuf *sb)
+status_json_node(struct lbd *l, const struct status_row *r, struct strbuf *sb)
 {
 	if (status_json_str(sb, "{", "name", r->n->name) < 0 ||
 	    status_json_str(sb, ", ", "address", r->n->addrstr) < 0 ||
@@ -244,8 +246,11 @@ status_json_node(const struct status_row *r, struct strbuf *sb)
 			   ", \"weight\": %d, \"active\": %ld, \"total\": %lu",
 			   r->weight, r->active, r->total) < 0 ||
 	    status_json_str(sb, ", ", "check_status", r->n->check_status) < 0 ||
-	    strbuf_appendf(sb, ", \"last_change_s\": %ld}", r->last_change_s) <
-		0)
+	    strbuf_appendf(sb, ", \"last_change_s\": %ld", r->last_change_s) <
+		0 ||
+	    shared_seen_by_json(l, (struct pool *)r->p, (struct node *)r->n,
+				sb) < 0 ||
+	    strbuf_appends(sb, "}") < 0)
 		return -1;
 	return 0;
 }
@@ -265,7 +270,7 @@ status_json_pool(struct lbd *l, struct pool *p, struct strbuf *sb)
 	for (size_t i = 0; i < p->nnodes; i++) {
 		status_row_fill(l, p, p->nodes[i], &r);
 		if ((i > 0 && strbuf_appends(sb, ", ") < 0) ||
-		    status_json_node(&r, sb) < 0)
+		    status_json_node(l, &r, sb) < 0)
 			return -1;
 	}
 	return strbuf_appends(sb, "]}");

@@ -70,9 +70,26 @@ struct redis_sub {
 	bool confirmed;
 };
 
+/* With sentinels: the query that finds the master, and the subscription
+ * to +switch-master on one sentinel. Their contexts carry the struct
+ * redis as data (NULL once dropped). */
+struct redis_sentinel {
+	redisAsyncContext *ac; /* a query in flight */
+	int idx;	       /* the sentinel asked (or to ask next) */
+	int tried;	       /* sentinels asked in this round */
+	bool resolved;	       /* opts.host is the master's, for now */
+	bool warned;
+	ev_timer deadline;
+	redisAsyncContext *sub; /* SUBSCRIBE +switch-master */
+	int sub_idx;
+	ev_timer sub_retry;
+	int in_cb; /* depth of hiredis callbacks on ac or sub */
+};
+
 struct redis {
 	struct ev_loop *loop;
 	struct redis_opts opts;
+	struct redis_sentinel sent;
 	struct redis_conn main, pubsub;
 	struct redis_req *q; /* pending requests of main: [qhead, qtail) */
 	size_t qhead, qtail, qcap;
@@ -90,6 +107,8 @@ static void redis_conn_connect(struct redis_conn *c);
 static void redis_conn_drop(struct redis_conn *c, const char *why);
 static void redis_conn_lost(struct redis_conn *c, const char *why);
 static void redis_destroy(struct redis *r);
+static void redis_sentinel_ask(struct redis *r);
+static void redis_sentinel_sub_start(struct redis *r);
 
 static double
 redis_now(void)
@@ -138,6 +157,33 @@ redis_opts_parse(const char *hostport, struct redis_opts *opts)
 	memcpy(opts->host, host, hostlen);
 	opts->host[hostlen] = '\0';
 	opts->port = (int)port;
+	return 0;
+}
+
+int
+redis_sentinels_parse(const char *list, struct redis_opts *opts)
+{
+	char buf[1024], *save = NULL;
+	struct redis_opts one;
+	int n = 0;
+
+	if (strlen(list) >= sizeof(buf))
+		return -1;
+	snprintf(buf, sizeof(buf), "%s", list);
+	for (char *tok = strtok_r(buf, ", \t", &save); tok;
+	     tok = strtok_r(NULL, ", \t", &save)) {
+		if (n == REDIS_MAX_SENTINELS || redis_opts_parse(tok, &one) < 0)
+			return -1;
+		if (strrchr(tok, ':') == NULL || tok[strlen(tok) - 1] == ']')
+			one.port = 26379;
+		snprintf(opts->sentinels[n].host,
+			 sizeof(opts->sentinels[n].host), "%s", one.host);
+		opts->sentinels[n].port = one.port;
+		n++;
+	}
+	if (n == 0)
+		return -1;
+	opts->nsentinels = n;
 	return 0;
 }
 
@@ -276,6 +322,11 @@ redis_reply_cb(redisAsyncContext *ac, void *reply, void *privdata)
 	redis_deadline_arm(r);
 	if (req.cb)
 		redis_call(r, req.cb, reply, req.arg);
+	/* a failover made our master a replica: ask the sentinels again */
+	if (!r->dying && r->opts.nsentinels > 0 && c->ac == ac &&
+	    ((redisReply *)reply)->type == REDIS_REPLY_ERROR &&
+	    strncmp(((redisReply *)reply)->str, "READONLY", 8) == 0)
+		redis_conn_drop(c, "the master is now a replica");
 out:
 	if (!redis_reap(r))
 		c->in_cb--;
@@ -583,6 +634,13 @@ redis_conn_connect(struct redis_conn *c)
 		return;
 	if (c == &r->pubsub && r->nsubs == 0)
 		return;
+	if (r->opts.nsentinels > 0 && !r->sent.resolved) {
+		if (c == &r->main)
+			redis_sentinel_ask(r); /* connects main when answered */
+		else
+			redis_retry_start(c);
+		return;
+	}
 	ac = redisAsyncConnect(r->opts.host, r->opts.port);
 	if (ac == NULL || ac->err) {
 		if (!c->warned)
@@ -649,6 +707,7 @@ redis_conn_down(struct redis_conn *c, const char *why)
 	}
 	redis_retry_start(c);
 	if (c == &r->main) {
+		r->sent.resolved = false; /* where is the master now? */
 		ev_timer_stop(r->loop, &r->ping);
 		if (r->pubsub.ac)
 			redis_conn_drop(&r->pubsub, "main connection down");
@@ -715,6 +774,281 @@ redis_retry_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	redis_reap(c->r);
 }
 
+/* Sentinels. */
+
+/* Closes a sentinel context of ours (data already NULL). */
+static void
+redis_sentinel_ac_close(struct redis *r, redisAsyncContext *ac)
+{
+	if (ac == NULL)
+		return;
+	ac->data = NULL;
+	if (r->sent.in_cb)
+		redisAsyncDisconnect(ac);
+	else
+		redisAsyncFree(ac);
+}
+
+static void
+redis_sentinel_close(struct redis *r)
+{
+	redisAsyncContext *ac = r->sent.ac, *sub = r->sent.sub;
+
+	ev_timer_stop(r->loop, &r->sent.deadline);
+	ev_timer_stop(r->loop, &r->sent.sub_retry);
+	r->sent.ac = r->sent.sub = NULL;
+	redis_sentinel_ac_close(r, ac);
+	redis_sentinel_ac_close(r, sub);
+}
+
+static void redis_sentinel_next(struct redis *r);
+
+/* The query failed on the sentinel asked (its context is gone or being
+ * freed by hiredis): ask the next one. */
+static void
+redis_sentinel_failed(struct redis *r, const char *why)
+{
+	const struct redis_hostport *s = &r->opts.sentinels[r->sent.idx];
+
+	log_debug("redis sentinel %s:%d: %s", s->host, s->port, why);
+	ev_timer_stop(r->loop, &r->sent.deadline);
+	r->sent.idx = (r->sent.idx + 1) % r->opts.nsentinels;
+	redis_sentinel_next(r);
+}
+
+/* The master's address came: connect main (and pubsub) there. */
+static void
+redis_sentinel_found(struct redis *r, const char *host, int port)
+{
+	if (strcmp(host, r->opts.host) != 0 || port != r->opts.port ||
+	    r->sent.warned)
+		log_info("redis sentinel: master %s is %s:%d", r->opts.master,
+			 host, port);
+	snprintf(r->opts.host, sizeof(r->opts.host), "%s", host);
+	r->opts.port = port;
+	r->sent.resolved = true;
+	r->sent.warned = false;
+	redis_conn_connect(&r->main);
+	if (!r->dying && r->pubsub.ac == NULL && r->nsubs > 0)
+		redis_conn_connect(&r->pubsub);
+	if (!r->dying && r->sent.sub == NULL &&
+	    !ev_is_active(&r->sent.sub_retry))
+		redis_sentinel_sub_start(r);
+}
+
+static void
+redis_sentinel_reply_cb(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct redis *r = ac->data;
+	redisReply *rep = reply;
+	char host[256];
+	long port = 0;
+
+	(void)priv;
+	if (r == NULL)
+		return;
+	r->sent.in_cb++;
+	if (rep == NULL) { /* hiredis is freeing ac */
+		ac->data = NULL;
+		r->sent.ac = NULL;
+		redis_sentinel_failed(r, "connection lost");
+		goto out;
+	}
+	r->sent.ac = NULL;
+	redis_sentinel_ac_close(r, ac);
+	ev_timer_stop(r->loop, &r->sent.deadline);
+	if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
+	    rep->element[0]->type == REDIS_REPLY_STRING &&
+	    rep->element[1]->type == REDIS_REPLY_STRING &&
+	    rep->element[0]->len < sizeof(host)) {
+		snprintf(host, sizeof(host), "%s", rep->element[0]->str);
+		port = strtol(rep->element[1]->str, NULL, 10);
+	}
+	if (port < 1 || port > 65535)
+		redis_sentinel_failed(r, rep->type == REDIS_REPLY_ERROR
+					     ? rep->str
+					     : "master unknown");
+	else
+		redis_sentinel_found(r, host, (int)port);
+out:
+	r->sent.in_cb--;
+	redis_reap(r);
+}
+
+static void
+redis_sentinel_connect_cb(const redisAsyncContext *ac, int status)
+{
+	struct redis *r = ac->data;
+
+	if (r == NULL || status == REDIS_OK)
+		return;
+	r->sent.in_cb++;
+	((redisAsyncContext *)ac)->data = NULL;
+	if (ac == r->sent.ac) {
+		r->sent.ac = NULL;
+		redis_sentinel_failed(r, ac->errstr);
+	} else if (ac == r->sent.sub) {
+		r->sent.sub = NULL;
+		r->sent.sub_idx = (r->sent.sub_idx + 1) % r->opts.nsentinels;
+		ev_timer_set(&r->sent.sub_retry, r->opts.reconnect_ms / 1000.0,
+			     0.);
+		ev_timer_start(r->loop, &r->sent.sub_retry);
+	}
+	r->sent.in_cb--;
+	redis_reap(r);
+}
+
+static void
+redis_sentinel_disconnect_cb(const redisAsyncContext *ac, int status)
+{
+	redis_sentinel_connect_cb(ac, status == REDIS_OK ? REDIS_ERR : status);
+}
+
+/* Opens a context to sentinel i, or NULL (logged at debug). */
+static redisAsyncContext *
+redis_sentinel_open(struct redis *r, int i)
+{
+	const struct redis_hostport *s = &r->opts.sentinels[i];
+	redisAsyncContext *ac = redisAsyncConnect(s->host, s->port);
+
+	if (ac == NULL || ac->err) {
+		log_debug("redis sentinel %s:%d: %s", s->host, s->port,
+			  ac ? ac->errstr : "out of memory");
+		if (ac)
+			redisAsyncFree(ac);
+		return NULL;
+	}
+	ac->data = r;
+	redisLibevAttach(r->loop, ac);
+	redisAsyncSetConnectCallback(ac, redis_sentinel_connect_cb);
+	redisAsyncSetDisconnectCallback(ac, redis_sentinel_disconnect_cb);
+	return ac;
+}
+
+/* Asks the next sentinel of this round; after all of them, main waits
+ * for its retry timer and a new round. */
+static void
+redis_sentinel_next(struct redis *r)
+{
+	while (!r->dying && r->sent.tried < r->opts.nsentinels) {
+		int i = r->sent.idx;
+		r->sent.tried++;
+		redisAsyncContext *ac = redis_sentinel_open(r, i);
+		if (ac == NULL) {
+			r->sent.idx = (i + 1) % r->opts.nsentinels;
+			continue;
+		}
+		if (redisAsyncCommand(ac, redis_sentinel_reply_cb, NULL,
+				      "SENTINEL get-master-addr-by-name %s",
+				      r->opts.master) != REDIS_OK) {
+			ac->data = NULL;
+			redisAsyncFree(ac);
+			r->sent.idx = (i + 1) % r->opts.nsentinels;
+			continue;
+		}
+		r->sent.ac = ac;
+		ev_timer_set(&r->sent.deadline, r->opts.timeout_ms / 1000.0,
+			     0.);
+		ev_timer_start(r->loop, &r->sent.deadline);
+		return;
+	}
+	if (r->dying)
+		return;
+	if (!r->sent.warned)
+		log_warn("redis sentinel: no sentinel knows master %s; "
+			 "asking again every %d ms",
+			 r->opts.master, r->opts.reconnect_ms);
+	r->sent.warned = true;
+	redis_retry_start(&r->main);
+}
+
+static void
+redis_sentinel_ask(struct redis *r)
+{
+	if (r->sent.ac != NULL || r->dying)
+		return; /* a query is on its way */
+	r->sent.tried = 0;
+	redis_sentinel_next(r);
+}
+
+static void
+redis_sentinel_deadline_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct redis *r = t->data;
+	redisAsyncContext *ac = r->sent.ac;
+
+	(void)loop;
+	(void)revents;
+	r->sent.ac = NULL;
+	redis_sentinel_ac_close(r, ac);
+	redis_sentinel_failed(r, "no answer in time");
+	redis_reap(r);
+}
+
+/* +switch-master NAME OLDHOST OLDPORT NEWHOST NEWPORT */
+static void
+redis_sentinel_sub_cb(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct redis *r = ac->data;
+	redisReply *rep = reply;
+	char name[128], host[256];
+	int port;
+
+	(void)priv;
+	if (r == NULL || rep == NULL)
+		return; /* the disconnect callback deals with it */
+	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 3 ||
+	    rep->element[0]->type != REDIS_REPLY_STRING ||
+	    strcmp(rep->element[0]->str, "message") != 0 ||
+	    rep->element[2]->type != REDIS_REPLY_STRING ||
+	    sscanf(rep->element[2]->str, "%127s %*s %*s %255s %d", name, host,
+		   &port) != 3 ||
+	    strcmp(name, r->opts.master) != 0 || port < 1 || port > 65535)
+		return;
+	if (r->main.state == REDIS_UP && strcmp(host, r->opts.host) == 0 &&
+	    port == r->opts.port)
+		return; /* already there */
+	r->sent.in_cb++;
+	log_info("redis sentinel: %s switched to %s:%d", name, host, port);
+	if (r->main.ac != NULL)
+		redis_conn_drop(&r->main, "the master switched");
+	if (!r->dying && r->sent.ac == NULL)
+		redis_sentinel_found(r, host, port);
+	r->sent.in_cb--;
+	redis_reap(r);
+}
+
+static void
+redis_sentinel_sub_start(struct redis *r)
+{
+	if (r->sent.sub != NULL || r->dying)
+		return;
+	redisAsyncContext *ac = redis_sentinel_open(r, r->sent.sub_idx);
+	if (ac != NULL &&
+	    redisAsyncCommand(ac, redis_sentinel_sub_cb, NULL,
+			      "SUBSCRIBE +switch-master") == REDIS_OK) {
+		r->sent.sub = ac;
+		return;
+	}
+	if (ac != NULL) {
+		ac->data = NULL;
+		redisAsyncFree(ac);
+	}
+	r->sent.sub_idx = (r->sent.sub_idx + 1) % r->opts.nsentinels;
+	ev_timer_set(&r->sent.sub_retry, r->opts.reconnect_ms / 1000.0, 0.);
+	ev_timer_start(r->loop, &r->sent.sub_retry);
+}
+
+static void
+redis_sentinel_sub_retry_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct redis *r = t->data;
+
+	(void)loop;
+	(void)revents;
+	redis_sentinel_sub_start(r);
+}
+
 static void
 redis_conn_init(struct redis *r, struct redis_conn *c, const char *name)
 {
@@ -747,6 +1081,12 @@ redis_new(struct ev_loop *loop, const struct redis_opts *opts)
 	ev_init(&r->ping, redis_ping_cb);
 	r->ping.repeat = REDIS_PING_S;
 	r->ping.data = r;
+	ev_init(&r->sent.deadline, redis_sentinel_deadline_cb);
+	r->sent.deadline.data = r;
+	ev_init(&r->sent.sub_retry, redis_sentinel_sub_retry_cb);
+	r->sent.sub_retry.data = r;
+	if (r->opts.nsentinels > 0)
+		redis_sentinel_sub_start(r);
 	redis_conn_connect(&r->main);
 	return r;
 }
@@ -813,6 +1153,7 @@ redis_conn_close(struct redis_conn *c)
 static void
 redis_destroy(struct redis *r)
 {
+	redis_sentinel_close(r);
 	redis_conn_close(&r->main);
 	redis_conn_close(&r->pubsub);
 	ev_timer_stop(r->loop, &r->ping);

@@ -23,16 +23,34 @@ struct redis;
  * is passed as is. The reply is freed after the callback returns. */
 typedef void (*redis_cb)(struct redis *r, redisReply *reply, void *arg);
 
+#define REDIS_MAX_SENTINELS 8
+
+struct redis_hostport {
+	char host[256];
+	int port;
+};
+
+/* With sentinels set (nsentinels > 0), host and port are only where to
+ * start: before each connect the client asks the sentinels in turn
+ * (SENTINEL get-master-addr-by-name master) where the master is, asks
+ * again after every disconnect or timeout, after a READONLY answer, and
+ * when a sentinel announces +switch-master for master. */
 struct redis_opts {
 	char host[256];
 	int port;
 	char password[256]; /* empty: no AUTH */
 	int timeout_ms;	    /* per command (default 500) */
 	int reconnect_ms;   /* between reconnect attempts (default 500) */
+	char master[128];   /* the master's name at the sentinels */
+	int nsentinels;
+	struct redis_hostport sentinels[REDIS_MAX_SENTINELS];
 };
 
 /* Parses "HOST:PORT" (or "HOST", port 6379) into opts. Returns 0 or -1. */
 int redis_opts_parse(const char *hostport, struct redis_opts *opts);
+/* Parses "HOST:PORT,HOST:PORT" (port 26379 by default) into
+ * opts->sentinels, leaving the rest of opts alone. Returns 0 or -1. */
+int redis_sentinels_parse(const char *list, struct redis_opts *opts);
 
 /* Starts connecting in the background. Never NULL but on out of memory. */
 struct redis *redis_new(struct ev_loop *loop, const struct redis_opts *opts);

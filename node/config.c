@@ -49,18 +49,44 @@ static int
 node_redis(struct conf *c, void *o, const char *k, const char *v)
 {
 	struct node_config *n = o;
-	int timeout = n->redis.timeout_ms;
-	char password[sizeof(n->redis.password)];
-	memcpy(password, n->redis.password, sizeof(password));
+	struct redis_opts old = n->redis;
 	if (redis_opts_parse(v, &n->redis) < 0) {
 		conf_error(c, c->line, "%s: bad address \"%s\" (HOST:PORT)", k,
 			   v);
 		return -1;
 	}
-	n->redis.timeout_ms = timeout;
-	memcpy(n->redis.password, password, sizeof(password));
+	n->redis.timeout_ms = old.timeout_ms;
+	memcpy(n->redis.password, old.password, sizeof(old.password));
+	memcpy(n->redis.master, old.master, sizeof(old.master));
+	n->redis.nsentinels = old.nsentinels;
+	memcpy(n->redis.sentinels, old.sentinels, sizeof(old.sentinels));
+	explicit_bzero(&old, sizeof(old));
 	n->has_redis = true;
 	return 0;
+}
+
+/* redis_sentinels = HOST:PORT,...: find the master through them. */
+static int
+node_redis_sentinels(struct conf *c, void *o, const char *k, const char *v)
+{
+	struct node_config *n = o;
+	if (redis_sentinels_parse(v, &n->redis) < 0) {
+		conf_error(c, c->line, "%s: bad list \"%s\" (HOST:PORT,...)", k,
+			   v);
+		return -1;
+	}
+	if (n->redis.host[0] == '\0') /* no redis =: start at a sentinel */
+		snprintf(n->redis.host, sizeof(n->redis.host), "%s",
+			 n->redis.sentinels[0].host);
+	n->has_redis = true;
+	return 0;
+}
+
+static int
+node_redis_master(struct conf *c, void *o, const char *k, const char *v)
+{
+	struct node_config *n = o;
+	return conf_string(c, k, v, n->redis.master, sizeof(n->redis.master));
 }
 
 static int
@@ -153,6 +179,8 @@ static const struct conf_key node_keys[] = {
     {"hostname", node_hostname},
     {"redis", node_redis},
     {"redis_password", node_redis_password},
+    {"redis_sentinels", node_redis_sentinels},
+    {"redis_master", node_redis_master},
     {"redis_timeout_ms", node_redis_timeout},
     {"store", node_store},
     {"spool", node_spool},
@@ -228,6 +256,10 @@ node_validate(struct conf *c, struct node_config *n)
 		conf_error(c, 1, "[node]: name is required");
 	if (!n->has_redis)
 		conf_error(c, 1, "[node]: redis = HOST:PORT is required");
+	if ((n->redis.nsentinels > 0) != (n->redis.master[0] != '\0'))
+		conf_error(
+		    c, 1,
+		    "[node]: redis_sentinels and redis_master go together");
 	node_dir_check(c, "store", n->store);
 	node_dir_check(c, "spool", n->spool);
 	if ((n->tls_cert[0] == '\0') != (n->tls_key[0] == '\0'))
