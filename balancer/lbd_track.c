@@ -33,7 +33,7 @@
 #define TRACK_FILE_DEFAULT "/run/lbd/keepalived.track"
 #define TRACK_INTERVAL_MS 50
 #define TRACK_TIMEOUT_MS 100
-#define TRACK_FALL 2
+#define TRACK_FALL 3
 #define TRACK_RISE 3
 #define TRACK_FAIL_VALUE (-254)
 #define TRACK_RECHECK_MS                                                       \
@@ -78,7 +78,7 @@ static const char track_usage_text[] =
     "                  " TRACK_FILE_DEFAULT ")\n"
     "  -i MS           interval between pings (default 50)\n"
     "  -t MS           answer timeout (default 100)\n"
-    "  --fall N        timeouts in a row before the fault (default 2)\n"
+    "  --fall N        timeouts in a row before the fault (default 3)\n"
     "  --rise N        answers in a row before healthy again (default 3)\n"
     "  --fail-value N  written on a fault (default -254: with the\n"
     "                  track_file's weight 1, keepalived's FAULT state)\n"
