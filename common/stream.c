@@ -632,6 +632,22 @@ stream_printf(struct stream *s, const char *fmt, ...)
 }
 
 int
+stream_vline(struct stream *s, char *buf, size_t buflen, const char *fmt,
+	     va_list ap)
+{
+	int n = vsnprintf(buf, buflen - 2, fmt, ap);
+	if (n < 0)
+		n = 0;
+	if ((size_t)n > buflen - 3)
+		n = (int)buflen - 3;
+	buf[n] = '\r';
+	buf[n + 1] = '\n';
+	stream_write(s, buf, (size_t)n + 2);
+	buf[n] = '\0';
+	return n;
+}
+
+int
 stream_starttls(struct stream *s, SSL_CTX *ctx)
 {
 	if (s->ssl || s->upgrade)

@@ -8,6 +8,7 @@
 
 #include <ev.h>
 #include <openssl/ssl.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/socket.h>
@@ -76,6 +77,11 @@ struct stream *stream_new(struct ev_loop *loop, int fd,
 void stream_write(struct stream *s, const void *buf, size_t len);
 void stream_printf(struct stream *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* A protocol's answer line: formats into buf (cut to fit), adds CRLF and
+ * queues it. Returns the length of the text in buf, CRLF excluded, for
+ * the caller's log. buflen must be at least 3. */
+int stream_vline(struct stream *s, char *buf, size_t buflen, const char *fmt,
+		 va_list ap) __attribute__((format(printf, 4, 0)));
 
 /* Upgrades to TLS once pending output is flushed. Input that arrived
  * before the upgrade is discarded (no command injection across STARTTLS).

@@ -26,16 +26,9 @@ pop3_reply(struct pop3_session *s, const char *fmt, ...)
 	char buf[1024];
 	va_list ap;
 	va_start(ap, fmt);
-	int n = vsnprintf(buf, sizeof(buf) - 2, fmt, ap);
+	int n = stream_vline(s->st, buf, sizeof(buf), fmt, ap);
 	va_end(ap);
-	if (n < 0)
-		return;
-	if ((size_t)n > sizeof(buf) - 3)
-		n = sizeof(buf) - 3;
-	buf[n++] = '\r';
-	buf[n++] = '\n';
-	stream_write(s->st, buf, (size_t)n);
-	log_debug("pop3 %s: > %.*s", s->id, n - 2, buf);
+	log_debug("pop3 %s: > %.*s", s->id, n, buf);
 }
 
 void

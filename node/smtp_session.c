@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../common/fdio.h"
 #include "../common/log.h"
 #include "smtp.h"
 
@@ -23,16 +24,9 @@ smtp_reply(struct smtp_session *s, const char *fmt, ...)
 	char buf[1024];
 	va_list ap;
 	va_start(ap, fmt);
-	int n = vsnprintf(buf, sizeof(buf) - 2, fmt, ap);
+	int n = stream_vline(s->st, buf, sizeof(buf), fmt, ap);
 	va_end(ap);
-	if (n < 0)
-		return;
-	if ((size_t)n > sizeof(buf) - 3)
-		n = sizeof(buf) - 3;
-	buf[n++] = '\r';
-	buf[n++] = '\n';
-	stream_write(s->st, buf, (size_t)n);
-	log_debug("smtp %s: > %.*s", s->id, n - 2, buf);
+	log_debug("smtp %s: > %.*s", s->id, n, buf);
 }
 
 void
@@ -85,18 +79,9 @@ smtp_reset(struct smtp_session *s)
 static void
 smtp_data_flush(struct smtp_session *s)
 {
-	size_t off = 0;
-	while (off < s->wlen && !s->data_ioerr) {
-		ssize_t n = write(s->datafd, s->wbuf + off, s->wlen - off);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			log_err("smtp %s: spool write: %s", s->id,
-				strerror(errno));
-			s->data_ioerr = true;
-			break;
-		}
-		off += (size_t)n;
+	if (!s->data_ioerr && fd_write_all(s->datafd, s->wbuf, s->wlen) < 0) {
+		log_err("smtp %s: spool write: %s", s->id, strerror(errno));
+		s->data_ioerr = true;
 	}
 	s->wlen = 0;
 }

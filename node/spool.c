@@ -16,6 +16,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "../common/fdio.h"
 #include "../common/log.h"
 #include "spool.h"
 
@@ -211,21 +212,6 @@ spool_tmpfile(struct spool *sp)
 	return fd;
 }
 
-static int
-spool_write_all(int fd, const char *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t w = write(fd, p, len);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -1;
-		p += w;
-		len -= (size_t)w;
-	}
-	return 0;
-}
-
 /* Copies len bytes of in (from offset 0) into a new file queue/name,
  * fsynced: the fallback when the anonymous file cannot be linked. */
 static int
@@ -254,7 +240,7 @@ spool_copy_to(struct spool *sp, int in, size_t len, const char *name)
 				errno = EIO;
 			goto fail;
 		}
-		if (spool_write_all(out, buf, (size_t)n) < 0)
+		if (fd_write_all(out, buf, (size_t)n) < 0)
 			goto fail;
 		off += n;
 	}

@@ -14,6 +14,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "../common/fdio.h"
 #include "../common/log.h"
 #include "store.h"
 
@@ -247,21 +248,6 @@ store_user_dir(const struct store *s, const char *address, char *out,
 	return 0;
 }
 
-static int
-store_write_all(int fd, const char *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t w = write(fd, p, len);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -1;
-		p += w;
-		len -= (size_t)w;
-	}
-	return 0;
-}
-
 /* Copies len bytes of in from offset 0 to out's current offset, in the
  * kernel when it can (copy_file_range, then sendfile), never holding more
  * than one chunk in memory otherwise. A source shorter than len is EIO. */
@@ -282,7 +268,7 @@ store_copy(int in, int out, size_t len)
 			n = sendfile(out, in, &off, want);
 		else {
 			n = pread(in, buf, want, off);
-			if (n > 0 && store_write_all(out, buf, (size_t)n) < 0)
+			if (n > 0 && fd_write_all(out, buf, (size_t)n) < 0)
 				goto fail;
 			if (n > 0)
 				off += n;
@@ -361,7 +347,7 @@ store_deliver_one(struct store *s, const char *rcpt, int fd, size_t len,
 	if (out < 0)
 		goto fail;
 	created = true;
-	if (store_write_all(out, prefix, plen) < 0)
+	if (fd_write_all(out, prefix, plen) < 0)
 		goto fail;
 	if (store_copy(fd, out, len) < 0)
 		goto fail;
@@ -431,7 +417,7 @@ store_writable(struct store *s)
 	if (fd < 0)
 		goto out;
 	created = true;
-	if (store_write_all(fd, "probe", 5) < 0 || fsync(fd) < 0)
+	if (fd_write_all(fd, "probe", 5) < 0 || fsync(fd) < 0)
 		goto out;
 	ok = true;
 out:
