@@ -23,7 +23,7 @@ check_interval_ms = 100
 check_timeout_ms = 500
 check_path = /health
 rise = 1
-fall = 1
+fall = 3
 node = good %s
 node = bad %s
 """ % (port, proto, check, good.addr, bad.addr)
@@ -39,7 +39,10 @@ class CheckTest(LbdTestCase):
         l.wait_state("p", "bad", "down")
         n = l.node("p", "bad")
         self.assertNotEqual(n["check_status"], "ok")
-        self.assertEqual(l.node("p", "good")["check_status"], "ok")
+        # A slow probe on a loaded machine may time out now and then: the
+        # good node's probes pass again within a few rounds.
+        wait_for(lambda: l.node("p", "good")["check_status"] == "ok", 5,
+                 what="good node's probe ok")
         wait_for(lambda: "pool p node bad down: " in l.log(), 5, what="log line")
         l.stop()
 
