@@ -18,11 +18,22 @@ LBCTL = os.path.join(BIN, "lbctl")
 STANDIN = os.path.join(HERE, "standin_node.py")
 
 
+_issued_ports = set()
+
+
 def free_port(host="127.0.0.1"):
+    """A port nothing listens on now. The kernel may hand the same
+    ephemeral port to two bind-and-close calls in a row, so a port is
+    never given out twice in one test process."""
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(fam, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    for _ in range(100):
+        with socket.socket(fam, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        if port not in _issued_ports:
+            _issued_ports.add(port)
+            return port
+    raise AssertionError("no fresh free port after 100 tries")
 
 
 def wait_for(pred, timeout=10.0, step=0.02, what="condition"):

@@ -16,17 +16,13 @@ import socket
 import subprocess
 import time
 
+from lbdtest import free_port
+
 REDIS_SERVER = os.environ.get("MS_REDIS_SERVER", "redis-server")
 
 
 class RedisError(Exception):
     pass
-
-
-def _free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def resp_encode(*args):
@@ -153,7 +149,7 @@ class Subscriber:
 class RedisServer:
     def __init__(self, tmp, port=None, password=None):
         self.tmp = tmp
-        self.port = port or _free_port()
+        self.port = port or free_port()
         self.password = password
         self.proc = None
         self.paused = False

@@ -16,6 +16,7 @@ import time
 import unittest
 
 import redistest
+from lbdtest import free_port
 
 BIN = os.environ.get("MS_BIN", os.path.join(os.path.dirname(
     os.path.abspath(__file__)), "..", "..", "build", "bin"))
@@ -105,7 +106,7 @@ class TestUsage(MailctlTestCase):
         self.mailctl("--no-such-option", code=2)
 
     def test_unreachable_redis_names_the_address(self):
-        port = redistest._free_port()
+        port = free_port()
         r = self.mailctl("-r", "127.0.0.1:%d" % port, "domain", "list",
                          code=1)
         self.assertIn("domain list", r.stderr)
