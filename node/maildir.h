@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #define MAILDIR_NAME_MAX 255	   /* a file name in cur/ */
 #define MAILDIR_MBOX_MAX 200	   /* a folder name, without its dot */
@@ -73,5 +74,70 @@ struct maildir_headers {
  * are not valid UTF-8 replaced by '?'. A missing field is "". Returns 0,
  * or -1 with errno on a read error. */
 int maildir_read_headers(int fd, struct maildir_headers *h);
+
+/* ---- changing a Maildir (maildir_ops.c): IMAP's STORE, EXPUNGE,
+ * APPEND, COPY/MOVE and folder commands ----
+ * dir is a mailbox's Maildir (as maildir_mailbox_path gives it), userdir
+ * the user's top Maildir (INBOX). Every change is durable when it
+ * returns 0 (files and the directories they moved in fsynced). */
+
+/* Sets m's flags to the Maildir info letters `flags` (any order; stored
+ * sorted, duplicates dropped): renames cur/NAME within cur/ and updates
+ * m->name and m->flags. Returns 0 (also when nothing changes), or -1 with
+ * errno (ENOENT: the message is gone, expunged by another session). */
+int maildir_set_flags(const char *dir, struct maildir_msg *m,
+		      const char *flags);
+
+/* Removes m's file. A file already gone counts as done. Returns 0 or -1
+ * with errno. */
+int maildir_expunge(const char *dir, const struct maildir_msg *m);
+
+/* The message's INTERNALDATE: its file's mtime (APPEND and COPY set it).
+ * Returns 0 or -1 with errno. */
+int maildir_internaldate(const char *dir, const struct maildir_msg *m,
+			 time_t *t);
+
+/* APPEND: writes data[0..len) to dir/tmp and fsyncs it, sets its mtime
+ * to internaldate (0: now), then, under the mailbox's UID lock, gives it
+ * the next UID and renames it into cur/ with the info letters flags, so
+ * that it becomes visible in UID order. hostname makes the name unique
+ * (as store.h). *uid is the new UID; *uidvalidity the mailbox's. Returns
+ * 0, or -1 with errno (nothing left in tmp/ or cur/). */
+int maildir_append(const char *dir, const char *hostname, const void *data,
+		   size_t len, const char *flags, time_t internaldate,
+		   uint32_t *uidvalidity, uint32_t *uid);
+
+/* COPY/MOVE: copies msgs[0..n) of srcdir into dstdir (a hard link when
+ * both are on one filesystem, else a copy written as maildir_append
+ * does), keeping flags and mtime, under dstdir's UID lock taken once, so
+ * the copies get consecutive UIDs in the order given; uids[i] is the UID
+ * of msgs[i]'s copy, *uidvalidity dstdir's. A source file gone meanwhile
+ * fails the whole copy with ENOENT, and copies already made are removed
+ * (all or nothing, RFC 3501 6.4.7). Returns 0 or -1 with errno. */
+int maildir_copy(const char *srcdir, const struct maildir_msg *msgs,
+		 size_t n, const char *dstdir, const char *hostname,
+		 uint32_t *uidvalidity, uint32_t *uids);
+
+/* Maildir++ folders (name without the leading dot, '.' the hierarchy
+ * separator, checked as maildir_mailbox_path does; "INBOX" refused):
+ * create makes .name/{cur,new,tmp} and .name/maildirfolder (EEXIST when
+ * there); delete removes the folder's own Maildir (its messages and
+ * files, not its children .name.Child: RFC 3501 6.3.4), ENOENT when
+ * absent; rename moves .from to .to and every .from.X to .to.X (EEXIST
+ * when .to exists, ENOENT when .from does not). Renaming INBOX moves its
+ * messages (cur/ and new/) into a new folder `to` and leaves INBOX empty
+ * (RFC 3501 6.3.5): pass from = "INBOX". Each returns 0 or -1 with errno. */
+int maildir_folder_create(const char *userdir, const char *name);
+int maildir_folder_delete(const char *userdir, const char *name);
+int maildir_folder_rename(const char *userdir, const char *from,
+			  const char *to);
+
+/* Subscriptions, in userdir/subscriptions (one name per line, as Courier
+ * and Dovecot keep it; rewritten whole: temp file, fsync, rename). list
+ * gives them sorted, malloc'ed, for the caller to free; subscribe adds
+ * (on) or removes (!on) name, doing nothing when already so. */
+int maildir_subscriptions(const char *userdir,
+			  char (**names)[MAILDIR_MBOX_MAX + 1], size_t *n);
+int maildir_subscribe(const char *userdir, const char *name, bool on);
 
 #endif

@@ -1,0 +1,75 @@
+/* The MIME structure of a message for IMAP FETCH and SEARCH (RFC 3501
+ * 6.4.5 and 7.4.2, RFC 2045-2047): ENVELOPE, BODY and BODYSTRUCTURE,
+ * BODY[section] extraction, and the decoded text SEARCH compares.
+ *
+ * A message is a buffer of CRLF lines (the session normalizes bare LFs
+ * before) that must outlive the tree built on it. Parsing never fails on
+ * bad MIME: a part it cannot make sense of is text/plain (RFC 2045's
+ * default), a multipart without its closing boundary ends at the end of
+ * its parent. Nesting (multipart inside multipart, message/rfc822) is
+ * bounded at 32 levels, parts at 10,000; deeper or further content is
+ * treated as opaque body. */
+#ifndef NODE_IMAP_MIME_H
+#define NODE_IMAP_MIME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "imap_parse.h"
+
+struct strbuf;
+struct imap_mime;
+
+/* Parses msg[0..len). Returns NULL only when memory is short. */
+struct imap_mime *imap_mime_parse(const char *msg, size_t len);
+void imap_mime_free(struct imap_mime *m);
+
+/* The top-level ENVELOPE as an IMAP parenthesized list (RFC 3501 7.4.2:
+ * date subject from sender reply-to to cc bcc in-reply-to message-id;
+ * sender and reply-to default to from; address groups as RFC 3501
+ * describes; strings quoted, or literals when they hold CR, LF, '"'
+ * with other specials, or 8-bit bytes), appended to sb. */
+int imap_mime_envelope(const struct imap_mime *m, struct strbuf *sb);
+/* BODYSTRUCTURE (extended: true) or BODY (extended: false), appended to
+ * sb: type, subtype, parameters, id, description, encoding, size, and
+ * lines for text/*, envelope, body and lines for message/rfc822;
+ * extension data (md5 NIL, disposition, language, location) when
+ * extended. */
+int imap_mime_bodystructure(const struct imap_mime *m, bool extended,
+			    struct strbuf *sb);
+
+/* The bytes of BODY[section] (before <partial>, which the caller
+ * applies): parts[0..nparts) walks the part numbers (a non-multipart
+ * message has part 1 itself; a message/rfc822 part's numbers walk into
+ * the enclosed message), then spec picks HEADER (with its blank line),
+ * HEADER.FIELDS[.NOT] (the matching fields, unfolded not, then the blank
+ * line), TEXT, MIME (the part's own header) or everything. When the
+ * result is a plain slice of the message, *data points into it and sb is
+ * untouched; when it must be built (HEADER.FIELDS), it is appended to sb
+ * and *data points into sb. A part that does not exist gives "" (RFC 3501
+ * says the answer is empty, not an error). Returns 0, or -1 when sb is
+ * full. */
+int imap_mime_section(const struct imap_mime *m, const uint32_t *parts,
+		      size_t nparts, enum imap_section_spec spec,
+		      const char (*fields)[IMAP_FIELD_NAME_MAX], size_t nfields,
+		      struct strbuf *sb, const char **data, size_t *len);
+
+/* SEARCH: whether a header field named field (case-insensitive; "" for
+ * any field) of the top-level header contains needle after unfolding and
+ * decoding RFC 2047 encoded words to UTF-8, case-insensitively for ASCII;
+ * needle "" asks whether the field exists. */
+bool imap_mime_header_has(const struct imap_mime *m, const char *field,
+			  const char *needle);
+/* SEARCH BODY: whether some text part's content (after its
+ * Content-Transfer-Encoding, base64 or quoted-printable, is undone, and
+ * converted to UTF-8 when its charset is ISO-8859-1 or US-ASCII; other
+ * charsets are compared as they are) contains needle, case-insensitively
+ * for ASCII. */
+bool imap_mime_body_has(const struct imap_mime *m, const char *needle);
+/* The Date: header (RFC 5322 date-time, with the obsolete forms of
+ * section 4.3 tolerated) as an instant; false when missing or bad. */
+bool imap_mime_date(const struct imap_mime *m, time_t *t);
+
+#endif
