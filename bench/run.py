@@ -10,11 +10,23 @@ ctest times nothing.
   W2 keep-alive: wrk, 1 KiB file (req/s, p99)
   W3 bulk: iperf3 through the proxy (Gbit/s)
   W4 SMTP sessions: smtp-source into three smtp-sinks (sessions/s)
-  W5 idle connections: N held through the proxy (resident KiB per connection)
+  W1S workers = 2: W1 through lbd (workers = 2) and HAProxy (nbthread 2),
+      each allowed both cores, right after W1 (conn/s, ratio to one worker)
+  W1R fixed rate: bench/fixedrate.c opens new connections at a fixed rate
+      (open loop, about half HAProxy's W1 rate), latency from the
+      scheduled start (p50, p99, p99.9)
+  W2 keep-alive: wrk, 1 KiB file (req/s, p99)
+  W3 bulk: iperf3 through the proxy (Gbit/s)
+  W4 SMTP sessions: smtp-source into three smtp-sinks (sessions/s)
+  W5 idle connections: N held through a proxy process started for the
+      measurement (resident KiB per connection, kernel buffer memory)
+  N1 mailnode vs Postfix: smtp-source into one mailnode and into a private
+      Postfix instance, both fsyncing before 250 (messages/s accepted and
+      delivered to Maildir)
 plus each proxy's CPU time per unit of work, read from /proc.
 
-usage: bench/run.py [--reps N] [--duration S] [--idle N] [--quick]
-                    [--workloads W1,W2,...] [--out DIR]
+usage: bench/run.py [--reps N] [--duration S] [--idle N] [--rate R] [--quick]
+                    [--workloads W1,W1S,...] [--out DIR]
 """
 import argparse
 import csv
@@ -41,10 +53,20 @@ TARGETS = ["direct", "haproxy", "nginx", "lbd"]
 PROXIES = ["haproxy", "nginx", "lbd"]
 
 
+_issued_ports = set()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free loopback port, never the same one twice in this run (the
+    kernel may hand out one port to two bind-and-close calls in a row)."""
+    for _ in range(100):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _issued_ports:
+            _issued_ports.add(port)
+            return port
+    raise RuntimeError("no fresh free port")
 
 
 def wait_port(port, timeout=10):
@@ -71,6 +93,7 @@ class Bench:
         self.args = args
         self.tmp = tempfile.mkdtemp(prefix="msbench-")
         self.procs = []
+        self.rate = None
         ncpu = os.cpu_count() or 1
         self.proxy_cpu = "0"
         self.load_cpu = "1" if ncpu > 1 else "0"
@@ -124,82 +147,113 @@ class Bench:
             wait_port(p)
 
     # proxies ------------------------------------------------------------
-    def start_proxies(self):
+    # (kind, threads, cpus) per target: the W1S targets are the same
+    # proxies with two threads (workers) allowed both cores.
+    def target_spec(self, target):
+        both = "0,1" if self.load_cpu != self.proxy_cpu else "0"
+        return {"haproxy": ("haproxy", 1, self.proxy_cpu),
+                "nginx": ("nginx", 1, self.proxy_cpu),
+                "lbd": ("lbd", 1, self.proxy_cpu),
+                "haproxy2": ("haproxy", 2, both),
+                "lbd2": ("lbd", 2, both)}[target]
+
+    def start_proxy(self, target, tag=None):
+        """Starts one proxy instance with fresh ports; returns (process,
+        ports) once it listens and has had its first health checks."""
+        kind, threads, cpus = self.target_spec(target)
+        ports = {k: free_port() for k in ("web", "bulk", "smtp")}
+        name = tag or target
+        p = getattr(self, "start_" + kind)(ports, name, threads, cpus)
+        try:
+            for port in ports.values():
+                wait_port(port)
+        except RuntimeError:
+            with open(os.path.join(self.tmp, name + ".log"), "rb") as f:
+                sys.stderr.write(f.read().decode(errors="replace")[-2000:])
+            raise
+        return p, ports
+
+    def stop_proc(self, p):
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        if p in self.procs:
+            self.procs.remove(p)
+
+    def start_proxies(self, targets):
         self.ports = {"direct": {"web": self.web[0], "bulk": self.bulk,
                                  "smtp": self.sink[0]}}
         self.pids = {}
-        for name in PROXIES:
-            ports = {k: free_port() for k in ("web", "bulk", "smtp")}
-            self.ports[name] = ports
-            p = getattr(self, "start_" + name)(ports)
-            self.pids[name] = p.pid
-            try:
-                for port in ports.values():
-                    wait_port(port)
-            except RuntimeError:
-                with open(os.path.join(self.tmp, name + ".log"), "rb") as f:
-                    sys.stderr.write(f.read().decode(errors="replace")[-2000:])
-                raise
+        for t in targets:
+            p, ports = self.start_proxy(t)
+            self.ports[t] = ports
+            self.pids[t] = p.pid
         time.sleep(1)  # first health checks
 
-    def start_lbd(self, ports):
+    def start_lbd(self, ports, name, threads, cpus):
         nodes = lambda backs: "".join("node = b%d 127.0.0.1:%d\n" % (i, p)
                                       for i, p in enumerate(backs))
-        conf = os.path.join(self.tmp, "lbd.ini")
+        conf = os.path.join(self.tmp, name + ".ini")
         with open(conf, "w") as f:
-            f.write("[lbd]\ncontrol = %s/lbd.sock\nworkers = 1\nlog_level = warn\n"
+            f.write("[lbd]\ncontrol = %s/%s.sock\nworkers = %d\nlog_level = warn\n"
                     "[service web]\nlisten = 127.0.0.1:%d\npool = web\n"
                     "[service bulk]\nlisten = 127.0.0.1:%d\npool = bulk\n"
                     "[service smtp]\nlisten = 127.0.0.1:%d\nprotocol = smtp\npool = mx\n"
                     "[pool web]\ncheck = tcp\n%s"
                     "[pool bulk]\ncheck = tcp\n%s"
                     "[pool mx]\ncheck = tcp\n%s"
-                    % (self.tmp, ports["web"], ports["bulk"], ports["smtp"],
+                    % (self.tmp, name, threads, ports["web"], ports["bulk"], ports["smtp"],
                        nodes(self.web), nodes([self.bulk]), nodes(self.sink)))
         lbd = os.path.join(self.args.bin, "lbd")
-        return self.spawn([lbd, "-c", conf], self.proxy_cpu, "lbd")
+        return self.spawn([lbd, "-c", conf], cpus, name)
 
-    def start_haproxy(self, ports):
-        def backend(name, backs):
-            return "backend %s\n balance roundrobin\n%s" % (name, "".join(
+    def start_haproxy(self, ports, name, threads, cpus):
+        def backend(bname, backs):
+            return "backend %s\n balance roundrobin\n%s" % (bname, "".join(
                 " server b%d 127.0.0.1:%d check\n" % (i, p) for i, p in enumerate(backs)))
-        conf = os.path.join(self.tmp, "haproxy.cfg")
+        conf = os.path.join(self.tmp, name + ".cfg")
         with open(conf, "w") as f:
-            f.write("global\n nbthread 1\n maxconn 9800\n"
+            f.write("global\n nbthread %d\n maxconn 9800\n"
                     "defaults\n mode tcp\n retries 2\n option redispatch\n"
                     " timeout connect 1s\n timeout client 300s\n timeout server 300s\n"
                     "frontend web\n bind 127.0.0.1:%d\n default_backend web\n"
                     "frontend bulk\n bind 127.0.0.1:%d\n default_backend bulk\n"
                     "frontend smtp\n bind 127.0.0.1:%d\n default_backend mx\n%s%s%s"
-                    % (ports["web"], ports["bulk"], ports["smtp"],
+                    % (threads, ports["web"], ports["bulk"], ports["smtp"],
                        backend("web", self.web), backend("bulk", [self.bulk]),
                        backend("mx", self.sink)))
-        return self.spawn(["haproxy", "-db", "-f", conf], self.proxy_cpu, "haproxy")
+        return self.spawn(["haproxy", "-db", "-f", conf], cpus, name)
 
-    def start_nginx(self, ports):
-        def up(name, backs):
-            return "upstream %s { %s }\n" % (name, " ".join(
+    def start_nginx(self, ports, name, threads, cpus):
+        def up(uname, backs):
+            return "upstream %s { %s }\n" % (uname, " ".join(
                 "server 127.0.0.1:%d;" % p for p in backs))
-        conf = os.path.join(self.tmp, "proxy-nginx.conf")
+        conf = os.path.join(self.tmp, name + "-proxy-nginx.conf")
         with open(conf, "w") as f:
             f.write("load_module /usr/lib/nginx/modules/ngx_stream_module.so;\n"
-                    "worker_processes 1; daemon off; pid %s/proxy.pid;\n"
-                    "worker_rlimit_nofile 65536; error_log %s/proxy-error.log;\n"
+                    "worker_processes %d; daemon off; pid %s/%s.pid;\n"
+                    "worker_rlimit_nofile 65536; error_log %s/%s-error.log;\n"
                     "events { worker_connections 19000; }\n"
                     "stream { %s%s%s"
                     "server { listen 127.0.0.1:%d backlog=4096; proxy_pass web; }\n"
                     "server { listen 127.0.0.1:%d; proxy_pass bulk; }\n"
                     "server { listen 127.0.0.1:%d backlog=4096; proxy_pass mx; } }\n"
-                    % (self.tmp, self.tmp, up("web", self.web), up("bulk", [self.bulk]),
-                       up("mx", self.sink), ports["web"], ports["bulk"], ports["smtp"]))
-        return self.spawn(["nginx", "-c", conf, "-p", self.tmp], self.proxy_cpu, "nginx")
+                    % (threads, self.tmp, name, self.tmp, name, up("web", self.web),
+                       up("bulk", [self.bulk]), up("mx", self.sink),
+                       ports["web"], ports["bulk"], ports["smtp"]))
+        return self.spawn(["nginx", "-c", conf, "-p", self.tmp], cpus, name)
 
     # measurements -------------------------------------------------------
     def proxy_pids(self, target):
-        """The proxy's processes: nginx does its work in a child."""
+        """The proxy's processes: nginx does its work in a child. target
+        is a target's name or a process id."""
         if target == "direct":
             return []
-        pid = self.pids[target]
+        pid = target if isinstance(target, int) else self.pids[target]
         kids = []
         try:
             with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
@@ -284,29 +338,113 @@ class Bench:
         return {"rate": n / el,
                 "cpu_us_per_unit": (c1 - c0) * 1e6 / n if target != "direct" else None}
 
+    def W1S(self, target):
+        """W1 through the two-thread instances (haproxy2, lbd2); the ratio
+        to one thread pairs it with the same repetition's W1."""
+        return self.w_short(target, False)
+
+    def fixedrate_bin(self):
+        """bench/fixedrate.c, compiled once per run into the temporary
+        directory (cc is there wherever lbd builds)."""
+        if getattr(self, "_fixedrate", None) is None:
+            exe = os.path.join(self.tmp, "fixedrate")
+            subprocess.run(["cc", "-O2", "-Wall", "-o", exe,
+                            os.path.join(HERE, "fixedrate.c")], check=True)
+            self._fixedrate = exe
+        return self._fixedrate
+
+    def w1r_rate(self, rows):
+        """--rate, or half HAProxy's W1 rate in this run's first
+        repetition (rounded to 100/s), or 6000/s without a W1."""
+        if self.rate is None:
+            if self.args.rate:
+                self.rate = self.args.rate
+            else:
+                w1 = [r["rate"] for r in rows
+                      if r["workload"] == "W1" and r["target"] == "haproxy"]
+                self.rate = max(100, round(w1[0] / 2 / 100) * 100) if w1 else 6000
+        return self.rate
+
+    def W1R(self, target):
+        port = self.ports[target]["web"]
+        d = self.args.duration
+        c0 = self.cpu(target)
+        out = self.load([self.fixedrate_bin(), "127.0.0.1", str(port), "/1k",
+                         str(self.rate), str(d)], d + 30)
+        c1 = self.cpu(target)
+        v = dict(zip(out.split()[0::2], out.split()[1::2]))
+        ok = int(v["ok"])
+        return {"rate": float(v["rate"]), "offered": self.rate,
+                "p50_ms": float(v["p50_ms"]), "p99_ms": float(v["p99_ms"]),
+                "p999_ms": float(v["p999_ms"]), "max_ms": float(v["max_ms"]),
+                "errors": int(v["errors"]),
+                "cpu_us_per_unit": (c1 - c0) * 1e6 / ok if target != "direct" and ok else None}
+
+    @staticmethod
+    def established(ports):
+        """Established TCP sockets whose local port is one of ports (IPv4
+        loopback), from /proc/net/tcp."""
+        want = {"%04X" % p for p in ports}
+        n = 0
+        with open("/proc/net/tcp") as f:
+            next(f)
+            for line in f:
+                fields = line.split(None, 4)
+                if fields[3] == "01" and fields[1].rsplit(":", 1)[1] in want:
+                    n += 1
+        return n
+
+    @staticmethod
+    def slab_kib():
+        with open("/proc/meminfo") as f:
+            return int(re.search(r"^Slab:\s+(\d+) kB", f.read(), re.M).group(1))
+
     def W5(self, target):
+        """N idle connections through a proxy process started for this
+        measurement (a proxy that already served the other workloads, or
+        an earlier repetition, reuses memory it freed then, and shows
+        about 0). Counts the connections the backends really hold."""
         if target == "direct":
             return None
-        port = self.ports[target]["web"]
         n = self.args.idle
-        before = self.rss_kib(target)
-        sock0 = self.sockstat_mem()
-        conns = []
+        proc, ports = self.start_proxy(target, tag=target + "-w5")
         try:
-            for _ in range(n):
-                s = socket.socket()
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-                s.connect(("127.0.0.1", port))
-                conns.append(s)
-            time.sleep(1.0)  # let the proxy connect every one onward
-            after = self.rss_kib(target)
-            sock1 = self.sockstat_mem()
+            time.sleep(1.0)  # first health checks
+            back0 = self.established(self.web)
+            before = self.rss_kib(proc.pid)
+            sock0, slab0 = self.sockstat_mem(), self.slab_kib()
+            conns = []
+            try:
+                for _ in range(n):
+                    s = socket.socket()
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                    s.connect(("127.0.0.1", ports["web"]))
+                    conns.append(s)
+                # wait for the proxy to connect every one onward
+                end = time.monotonic() + 10
+                while time.monotonic() < end:
+                    back = self.established(self.web) - back0
+                    if back >= n:
+                        break
+                    time.sleep(0.2)
+                time.sleep(0.5)
+                front = self.established([ports["web"]])
+                back = self.established(self.web) - back0
+                after = self.rss_kib(proc.pid)
+                sock1, slab1 = self.sockstat_mem(), self.slab_kib()
+            finally:
+                for s in conns:
+                    s.close()
         finally:
-            for s in conns:
-                s.close()
-        time.sleep(1.0)
-        return {"rate": (after - before) / n,
-                "kernel_kib_per_conn": (sock1 - sock0) * PAGE / 1024 / n}
+            self.stop_proc(proc)
+        if front < n or back < n:
+            print("W5 %s: only %d of %d connections established at the proxy, "
+                  "%d at the backends" % (target, front, n, back), file=sys.stderr)
+        return {"rate": (after - before) / n, "rss_before_kib": before,
+                "rss_after_kib": after, "front_established": front,
+                "back_established": back,
+                "kernel_kib_per_conn": (sock1 - sock0) * PAGE / 1024 / n,
+                "slab_kib_per_conn": (slab1 - slab0) / n}
 
     @staticmethod
     def sockstat_mem():
@@ -314,14 +452,167 @@ class Bench:
             m = re.search(r"TCP:.* mem (\d+)", f.read())
         return int(m.group(1))
 
+    # mailnode and Postfix ----------------------------------------------
+    def start_mail(self):
+        """A private redis-server, mailctl's domain and user, one mailnode
+        (CPU 0) and a private Postfix instance (CPU 0), each delivering to
+        a Maildir under the same temporary directory (one filesystem)."""
+        base = os.path.join(self.tmp, "mail")
+        os.makedirs(base)
+        os.chmod(self.tmp, 0o755)  # Postfix's daemons run as postfix
+        self.mail_ports = {}
+        # redis, on the load core: it is mailnode's directory, not its work
+        rport = free_port()
+        self.spawn(["redis-server", "--port", str(rport), "--bind", "127.0.0.1",
+                    "--save", "", "--appendonly", "no", "--dir", base],
+                   self.load_cpu, "redis")
+        wait_port(rport)
+        env = dict(os.environ, MAILCTL_REDIS="127.0.0.1:%d" % rport)
+        mailctl = os.path.join(self.args.bin, "mailctl")
+        for cmd, inp in ((["domain", "add", "example.test"], None),
+                         (["user", "add", "bench@example.test", "--password-stdin"],
+                          "bench\n")):
+            subprocess.run([mailctl] + cmd, input=inp, env=env, text=True,
+                           check=True, capture_output=True, timeout=20)
+        # mailnode
+        store = os.path.join(base, "store")
+        spool = os.path.join(base, "spool")
+        os.makedirs(store)
+        os.makedirs(spool)
+        port = free_port()
+        conf = os.path.join(base, "mailnode.ini")
+        with open(conf, "w") as f:
+            f.write("[node]\nname = bench1\nhostname = bench1.example.test\n"
+                    "redis = 127.0.0.1:%d\nstore = %s\nspool = %s\n"
+                    "[listen]\nsmtp = 127.0.0.1:%d\n" % (rport, store, spool, port))
+        self.spawn([os.path.join(self.args.bin, "mailnode"), "-c", conf],
+                   self.proxy_cpu, "mailnode")
+        wait_port(port)
+        log = os.path.join(self.tmp, "mailnode.log")
+        end = time.monotonic() + 10
+        while time.monotonic() < end:
+            with open(log, "rb") as f:
+                if b"directory: loaded" in f.read():
+                    break
+            time.sleep(0.05)
+        self.mail_ports["mailnode"] = port
+        self.maildirs = {"mailnode": store}
+        # Postfix: its own config, queue and data directories
+        pf = os.path.join(base, "postfix")
+        cdir, qdir, ddir, mbox = (os.path.join(pf, d) for d in
+                                  ("etc", "queue", "data", "mail"))
+        for d in (cdir, qdir, ddir, mbox):
+            os.makedirs(d)
+        import pwd
+        pw = pwd.getpwnam("postfix")
+        for d in (ddir, mbox):
+            os.chown(d, pw.pw_uid, pw.pw_gid)
+        with open(os.path.join(cdir, "vmailbox"), "w") as f:
+            f.write("bench@example.test example.test/bench/\n")
+        port = free_port()
+        with open(os.path.join(cdir, "main.cf"), "w") as f:
+            f.write("compatibility_level = 3.6\n"
+                    "queue_directory = %s\ndata_directory = %s\n"
+                    "mail_owner = postfix\nsetgid_group = postdrop\n"
+                    "inet_interfaces = 127.0.0.1\ninet_protocols = ipv4\n"
+                    "myhostname = bench-postfix.example.test\nmydestination =\n"
+                    "mynetworks = 127.0.0.0/8\nrelayhost =\n"
+                    "smtpd_recipient_restrictions = permit_mynetworks, reject\n"
+                    "virtual_mailbox_domains = example.test\n"
+                    "virtual_mailbox_base = %s\n"
+                    "virtual_mailbox_maps = texthash:%s/vmailbox\n"
+                    "virtual_uid_maps = static:%d\nvirtual_gid_maps = static:%d\n"
+                    "virtual_destination_concurrency_limit = 20\n"
+                    "maillog_file = %s/maillog\nmaillog_file_prefixes = %s\n"
+                    "smtpd_client_connection_rate_limit = 0\n"
+                    "smtpd_client_message_rate_limit = 0\n"
+                    "biff = no\n"
+                    % (qdir, ddir, mbox, cdir, pw.pw_uid, pw.pw_gid, ddir, ddir))
+        services = [("127.0.0.1:%d" % port, "inet", "n", "-", "smtpd"),
+                    ("pickup", "unix", "n", "60", "pickup"),
+                    ("cleanup", "unix", "n", "-", "cleanup"),
+                    ("qmgr", "unix", "n", "300", "qmgr"),
+                    ("rewrite", "unix", "-", "-", "trivial-rewrite"),
+                    ("bounce", "unix", "-", "-", "bounce"),
+                    ("defer", "unix", "-", "-", "bounce"),
+                    ("trace", "unix", "-", "-", "bounce"),
+                    ("verify", "unix", "-", "-", "verify"),
+                    ("flush", "unix", "n", "1000?", "flush"),
+                    ("proxymap", "unix", "-", "-", "proxymap"),
+                    ("smtp", "unix", "-", "-", "smtp"),
+                    ("relay", "unix", "-", "-", "smtp"),
+                    ("showq", "unix", "n", "-", "showq"),
+                    ("error", "unix", "-", "-", "error"),
+                    ("retry", "unix", "-", "-", "error"),
+                    ("discard", "unix", "-", "-", "discard"),
+                    ("local", "unix", "-", "-", "local"),
+                    ("virtual", "unix", "-", "-", "virtual"),
+                    ("anvil", "unix", "-", "-", "anvil"),
+                    ("scache", "unix", "-", "-", "scache"),
+                    ("postlog", "unix-dgram", "n", "-", "postlogd")]
+        limits = {"pickup": "1", "qmgr": "1", "cleanup": "0", "bounce": "0",
+                  "defer": "0", "trace": "0", "verify": "1", "flush": "0",
+                  "anvil": "1", "scache": "1", "postlog": "1"}
+        with open(os.path.join(cdir, "master.cf"), "w") as f:
+            for name, typ, private, wake, cmd in services:
+                unpriv = "n" if name in ("local", "virtual") else "-"
+                f.write("%s %s %s %s n %s %s %s\n" % (
+                    name, typ, private, unpriv, wake, limits.get(name, "-"), cmd))
+        self.postfix_dir = cdir
+        r = subprocess.run(["taskset", "-c", self.proxy_cpu, "postfix", "-c", cdir,
+                            "start"], capture_output=True, text=True, timeout=60)
+        if r.returncode != 0:
+            raise RuntimeError("postfix start: %s%s" % (r.stdout, r.stderr))
+        wait_port(port)
+        self.mail_ports["postfix"] = port
+        self.maildirs["postfix"] = mbox
+
+    def stop_mail(self):
+        if getattr(self, "postfix_dir", None):
+            subprocess.run(["postfix", "-c", self.postfix_dir, "stop"],
+                           capture_output=True, timeout=60)
+            self.postfix_dir = None
+
+    @staticmethod
+    def count_messages(top):
+        n = 0
+        for root, dirs, files in os.walk(top):
+            if os.path.basename(root) in ("new", "cur"):
+                n += len(files)
+        return n
+
+    def N1(self, target):
+        if target not in ("mailnode", "postfix"):
+            return None
+        port = self.mail_ports[target]
+        n = self.args.node_msgs
+        have = self.count_messages(self.maildirs[target])
+        t0 = time.monotonic()
+        self.load(["smtp-source", "-s", "16", "-m", str(n), "-l", "1024",
+                   "-f", "bench@example.test", "-t", "bench@example.test",
+                   "127.0.0.1:%d" % port], 300)
+        accepted = time.monotonic() - t0
+        end = t0 + accepted + 60
+        while time.monotonic() < end:
+            if self.count_messages(self.maildirs[target]) - have >= n:
+                break
+            time.sleep(0.02)
+        delivered_n = self.count_messages(self.maildirs[target]) - have
+        delivered = time.monotonic() - t0
+        return {"rate": n / accepted, "delivered_per_s": delivered_n / delivered,
+                "delivered": delivered_n}
+
     # the run ------------------------------------------------------------
-    def run(self):
+    def run(self, workloads):
         rows = []
-        workloads = self.args.workloads.split(",")
+        self.rate = None
         for rep in range(self.args.reps):
-            order = TARGETS[rep % len(TARGETS):] + TARGETS[:rep % len(TARGETS)]
             for w in workloads:
-                for t in order:
+                if w == "W1R":
+                    self.w1r_rate(rows)
+                targets = WORKLOAD_TARGETS.get(w, TARGETS)
+                k = rep % len(targets)
+                for t in targets[k:] + targets[:k]:
                     r = getattr(self, w)(t)
                     if r is None:
                         continue
@@ -333,42 +624,60 @@ class Bench:
         return rows
 
 
-UNITS = {"W1": "conn/s", "W2": "req/s", "W3": "Gbit/s", "W4": "sessions/s",
-         "W5": "KiB/idle conn"}
+UNITS = {"W1": "conn/s", "W1S": "conn/s", "W1R": "conn/s", "W2": "req/s",
+         "W3": "Gbit/s", "W4": "sessions/s", "W5": "KiB/idle conn",
+         "N1": "msg/s accepted"}
+ORDER = ["W1", "W1S", "W1R", "W2", "W3", "W4", "W5", "N1"]
+# the targets of each workload; the others run through TARGETS
+WORKLOAD_TARGETS = {"W1S": ["haproxy2", "lbd2"], "N1": ["postfix", "mailnode"]}
+# a target's one-thread counterpart and its HAProxy
+ONE_WORKER = {"haproxy2": "haproxy", "lbd2": "lbd"}
+HAPROXY_OF = {"lbd2": "haproxy2", "mailnode": "postfix"}
+LABEL = {"haproxy2": "haproxy nbthread 2", "lbd2": "lbd workers = 2"}
 
 
 def summarize(rows):
     """Median per workload and target, and the median of paired ratios
-    (lbd / haproxy and target / direct, the same repetition)."""
+    (to HAProxy and to direct, the same repetition; W1S to one worker in
+    the same repetition's W1; N1 mailnode to Postfix)."""
     out = []
-    for w in sorted({r["workload"] for r in rows}):
-        by = {}
-        for r in rows:
-            if r["workload"] == w:
-                by.setdefault(r["target"], {})[r["rep"]] = r
-        for t in TARGETS:
+    by_w = {}
+    for r in rows:
+        by_w.setdefault(r["workload"], {}).setdefault(r["target"], {})[r["rep"]] = r
+    for w in sorted(by_w, key=lambda x: ORDER.index(x) if x in ORDER else 99):
+        by = by_w[w]
+        for t in WORKLOAD_TARGETS.get(w, TARGETS):
             if t not in by:
                 continue
             reps = by[t]
+
             def med(key):
                 vals = [x[key] for x in reps.values() if x.get(key) is not None]
                 return statistics.median(vals) if vals else None
-            def ratio(other):
-                if other not in by:
+
+            def ratio(other, other_w=w):
+                o = by_w.get(other_w, {}).get(other)
+                if not o:
                     return None
-                vals = [reps[k]["rate"] / by[other][k]["rate"] for k in reps
-                        if k in by[other] and by[other][k]["rate"]]
+                vals = [reps[k]["rate"] / o[k]["rate"] for k in reps
+                        if k in o and o[k]["rate"]]
                 return statistics.median(vals) if vals else None
             cpu_key = "cpu_s_per_10GB" if w == "W3" else (
-                "kernel_kib_per_conn" if w == "W5" else "cpu_us_per_unit")
+                "kernel_kib_per_conn" if w == "W5" else (
+                    "delivered_per_s" if w == "N1" else "cpu_us_per_unit"))
+            hap = HAPROXY_OF.get(t, "haproxy")
             out.append({"workload": w, "unit": UNITS[w], "target": t,
                         "median": med("rate"), "p50_ms": med("p50_ms"),
-                        "p99_ms": med("p99_ms"), "cpu": med(cpu_key),
+                        "p99_ms": med("p99_ms"), "p999_ms": med("p999_ms"),
+                        "errors": med("errors"), "cpu": med(cpu_key),
                         "cpu_unit": {"cpu_us_per_unit": "proxy CPU µs/unit",
                                      "cpu_s_per_10GB": "proxy CPU-s/10 GB",
-                                     "kernel_kib_per_conn": "kernel KiB/conn"}[cpu_key],
-                        "vs_haproxy": ratio("haproxy") if t != "haproxy" else 1.0,
-                        "vs_direct": ratio("direct") if t != "direct" else 1.0})
+                                     "kernel_kib_per_conn": "kernel buffer KiB/conn",
+                                     "delivered_per_s": "msg/s delivered"}[cpu_key],
+                        "vs_haproxy": ratio(hap) if t != hap else 1.0,
+                        "vs_direct": (ratio(ONE_WORKER[t], "W1") if t in ONE_WORKER
+                                      else (ratio("direct") if t != "direct" and w != "N1"
+                                            else None))})
     return out
 
 
@@ -380,7 +689,7 @@ def fmt(v, nd=2):
     return "%.*f" % (nd, v)
 
 
-def write_report(summary, rows, args):
+def write_report(summary, rows, args, rate):
     os.makedirs(args.out, exist_ok=True)
     stamp = datetime.datetime.now().strftime("%Y-%m-%dT%H%M")
     with open(os.path.join(args.out, "bench-%s.csv" % stamp), "w", newline="") as f:
@@ -388,19 +697,31 @@ def write_report(summary, rows, args):
         w = csv.DictWriter(f, fieldnames=keys)
         w.writeheader()
         w.writerows(rows)
-    lines = ["Benchmark of %s on %s (%d CPUs, %s), `bench/run.py --reps %d --duration %d --idle %d`; "
-             "proxies pinned on CPU 0, load and backends on CPU 1. Medians of %d runs; "
-             "ratios are medians of paired ratios within a repetition."
+    cmd = "bench/run.py" + ("" if args.argv == [] else " " + " ".join(args.argv))
+    lines = ["Benchmark of %s on %s (%d CPUs, %s), `%s` (reps %d, %d s runs, "
+             "%d idle connections, W1R at %s conn/s, %d N1 messages); "
+             "proxies pinned on CPU 0, load and backends on CPU 1 (W1S: the proxy on "
+             "both). Medians of %d runs; ratios are medians of paired ratios "
+             "within a repetition."
              % (datetime.date.today(), platform.node() or "this machine", os.cpu_count(),
-                platform.platform(), args.reps, args.duration, args.idle, args.reps),
+                platform.platform(), cmd, args.reps, args.duration, args.idle,
+                rate if rate else "-", args.node_msgs, args.reps),
              "",
-             "| workload | target | median | p50 ms | p99 ms | proxy cost | vs HAProxy | vs direct |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| workload | target | median | p50 ms | p99 ms | p99.9 ms | cost | vs HAProxy | vs direct |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for s in summary:
-        lines.append("| %s (%s) | %s | %s | %s | %s | %s %s | %s | %s |" % (
-            s["workload"], s["unit"], s["target"], fmt(s["median"]), fmt(s["p50_ms"]),
-            fmt(s["p99_ms"]), fmt(s["cpu"]), s["cpu_unit"] if s["cpu"] is not None else "",
-            fmt(s["vs_haproxy"]), fmt(s["vs_direct"])))
+        vs_h, vs_d = fmt(s["vs_haproxy"]), fmt(s["vs_direct"])
+        if s["target"] in ONE_WORKER and s["vs_direct"] is not None:
+            vs_d += " (vs 1 worker)"
+        if s["workload"] == "N1" and s["target"] == "mailnode":
+            vs_h += " (vs Postfix)"
+        med = fmt(s["median"])
+        if s["errors"]:
+            med += " (%s errors)" % fmt(s["errors"], 0)
+        lines.append("| %s (%s) | %s | %s | %s | %s | %s | %s %s | %s | %s |" % (
+            s["workload"], s["unit"], LABEL.get(s["target"], s["target"]), med,
+            fmt(s["p50_ms"]), fmt(s["p99_ms"]), fmt(s["p999_ms"]), fmt(s["cpu"]),
+            s["cpu_unit"] if s["cpu"] is not None else "", vs_h, vs_d))
     text = "\n".join(lines) + "\n"
     with open(os.path.join(args.out, "bench-%s.md" % stamp), "w") as f:
         f.write(text)
@@ -410,28 +731,44 @@ def write_report(summary, rows, args):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--duration", type=int, default=5, help="seconds per wrk/iperf3 run")
+    ap.add_argument("--duration", type=int, default=5, help="seconds per wrk/iperf3/fixedrate run")
     ap.add_argument("--idle", type=int, default=9000, help="W5 idle connections")
+    ap.add_argument("--rate", type=int, default=0,
+                    help="W1R connections/s (default: half HAProxy's W1 rate)")
     ap.add_argument("--smtp-msgs", type=int, default=3000)
-    ap.add_argument("--workloads", default="W1,W2,W3,W4,W5")
+    ap.add_argument("--node-msgs", type=int, default=1500, help="N1 messages per run")
+    ap.add_argument("--workloads", default=",".join(ORDER))
     ap.add_argument("--bin", default=os.path.join(TOP, "build", "bin"))
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
     ap.add_argument("--quick", action="store_true", help="1 rep, 1 s runs: a smoke test")
     args = ap.parse_args()
+    args.argv = sys.argv[1:]
     if args.quick:
-        args.reps, args.duration, args.idle, args.smtp_msgs = 1, 1, 1000, 300
-    for tool in ("taskset", "wrk", "iperf3", "haproxy", "nginx", "smtp-source", "smtp-sink"):
+        args.reps, args.duration, args.idle, args.smtp_msgs, args.node_msgs = 1, 1, 1000, 300, 200
+    workloads = args.workloads.split(",")
+    tools = ["taskset", "wrk", "iperf3", "haproxy", "nginx", "smtp-source", "smtp-sink", "cc"]
+    if "N1" in workloads:
+        tools += ["redis-server", "postfix"]
+    for tool in tools:
         if shutil.which(tool) is None:
             sys.exit("bench: %s is missing (bench/run.sh installs it)" % tool)
     b = Bench(args)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    proxies = [t for t in PROXIES if set(workloads) - {"W1S", "W5", "N1"}]
+    if "W1S" in workloads:
+        proxies += WORKLOAD_TARGETS["W1S"]
     try:
         b.start_backends()
-        b.start_proxies()
-        rows = b.run()
+        b.start_proxies(proxies)
+        if "N1" in workloads:
+            b.start_mail()
+        if "W1R" in workloads:
+            b.fixedrate_bin()
+        rows = b.run(workloads)
     finally:
+        b.stop_mail()
         b.stop_all()
-    write_report(summarize(rows), rows, args)
+    write_report(summarize(rows), rows, args, b.rate)
 
 
 if __name__ == "__main__":
