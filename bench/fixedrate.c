@@ -71,6 +71,15 @@ pct(const uint64_t *v, size_t n, double p)
 }
 
 static char req[512];
+static char first_error[160];
+
+static void
+note_error(const char *what, int err)
+{
+	if (!first_error[0])
+		snprintf(first_error, sizeof first_error, "%s: %s", what,
+			 err ? strerror(err) : "no 2xx answer");
+}
 static int reqlen;
 
 static void
@@ -78,11 +87,16 @@ finish(int ep, struct conn *c, struct conn **slot, uint64_t *lat, size_t *nlat,
        long *errors, int *open)
 {
 	epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
-	close(c->fd);
-	if (c->ok)
+	if (c->ok) {
 		lat[(*nlat)++] = now_ns() - c->sched;
-	else
+	} else {
+		int err = 0;
+		socklen_t len = sizeof err;
+		getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+		note_error(c->got ? "answer" : "connection", err);
 		(*errors)++;
+	}
+	close(c->fd);
 	*slot = NULL;
 	free(c);
 	(*open)--;
@@ -137,11 +151,13 @@ main(int argc, char **argv)
 			uint64_t sched = start + next * period;
 			next++;
 			if (open >= maxopen) {
+				note_error("more than MAXOPEN open", 0);
 				errors++;
 				continue;
 			}
 			int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 			if (fd < 0 || fd >= fdmax) {
+				note_error("socket", errno);
 				if (fd >= 0)
 					close(fd);
 				errors++;
@@ -151,6 +167,7 @@ main(int argc, char **argv)
 			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 			if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0 &&
 			    errno != EINPROGRESS) {
+				note_error("connect", errno);
 				close(fd);
 				errors++;
 				continue;
@@ -235,6 +252,7 @@ main(int argc, char **argv)
 	/* whatever is still open after the drain is an error */
 	for (int fd = 0; fd < fdmax; fd++)
 		if (byfd[fd]) {
+			note_error("still open after the drain", 0);
 			close(fd);
 			free(byfd[fd]);
 			errors++;
@@ -245,5 +263,7 @@ main(int argc, char **argv)
 	       total, nlat, errors, (double)nlat / secs,
 	       pct(lat, nlat, 0.50), pct(lat, nlat, 0.99), pct(lat, nlat, 0.999),
 	       nlat ? (double)lat[nlat - 1] / 1e6 : -1.0);
+	if (first_error[0])
+		fprintf(stderr, "fixedrate: first error: %s\n", first_error);
 	return 0;
 }
