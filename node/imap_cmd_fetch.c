@@ -209,7 +209,9 @@ static void
 imap_fetch_finish(struct imap_session *s)
 {
 	struct imap_fetch_job *j = s->job;
-	struct imap_cmd c = {.tag = j->tag, .name = "FETCH", .uid = j->uid};
+	char tag[sizeof(j->tag)];
+	memcpy(tag, j->tag, sizeof(tag));
+	struct imap_cmd c = {.tag = tag, .name = "FETCH", .uid = j->uid};
 	size_t missing = j->missing;
 	s->job = NULL;
 	imap_job_free(j);

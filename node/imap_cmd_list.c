@@ -10,7 +10,8 @@
 
 #include "imap.h"
 
-#define IMAP_LIST_MAX 4096 /* names answered at most */
+#define IMAP_LIST_MAX 4096	 /* names answered at most */
+#define IMAP_LIST_WILDCARDS 8 /* in one pattern */
 
 typedef char imap_name[MAILDIR_MBOX_MAX + 1];
 
@@ -148,6 +149,14 @@ imap_cmd_list(struct imap_session *s, struct imap_cmd *c)
 		return;
 	}
 	snprintf(full, sizeof(full), "%s%s", ref, pat);
+	/* Matching backtracks on each wildcard: bound them. */
+	int wild = 0;
+	for (const char *p = full; *p; p++)
+		wild += *p == '*' || *p == '%';
+	if (wild > IMAP_LIST_WILDCARDS) {
+		imap_bad(s, c, "Too many wildcards");
+		return;
+	}
 	if (imap_names_load(s, lsub, &ns) < 0) {
 		free(ns.v);
 		free(ns.real);

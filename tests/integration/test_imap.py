@@ -197,7 +197,7 @@ class ImapTest(NodeTestCase):
         typ, data = b.uid("FETCH", uid, "(BODY.PEEK[] RFC822.SIZE FLAGS)")
         self.assertEqual(typ, "OK")
         self.assertEqual(data[0][1], MULTIPART)
-        self.assertIn(b"RFC822.SIZE %d" % len(MULTIPART), data[0][0])
+        self.assertIn(b"RFC822.SIZE %d" % len(MULTIPART), data[0][0] + data[1])
         self.assertIn(b"\\Seen", data[0][0] + data[1])
         typ, data = b.uid("FETCH", uid, "(BODYSTRUCTURE ENVELOPE)")
         text = data[0] if isinstance(data[0], bytes) else data[0][0]
@@ -208,7 +208,7 @@ class ImapTest(NodeTestCase):
                           "BODY.PEEK[HEADER.FIELDS (SUBJECT)] "
                           "BODY.PEEK[]<0.10>)")
         blob = b"".join(x[1] for x in data if isinstance(x, tuple))
-        self.assertIn(b"hello body words\r\n", blob)
+        self.assertIn(b"hello body words", blob)  # its CRLF is the boundary's
         self.assertIn(b"Content-Transfer-Encoding: base64", blob)
         self.assertIn(b"Subject: =?UTF-8?B?R3LDvMOfZQ==?= parts\r\n\r\n", blob)
         self.assertIn(MULTIPART[:10], blob)
@@ -255,27 +255,28 @@ class ImapTest(NodeTestCase):
     def test_copy_move_expunge_with_uidplus(self):
         for i in range(4):
             self.deliver(self.n1, simple("c%d" % i))
-        a, b = self.imap(self.n1), self.imap(self.n2)
-        typ, data = a.uid("COPY", "1:2", "Trash")
-        self.assertEqual(typ, "OK")
-        self.assertRegex(data[-1], rb"\[COPYUID \d+ 1:2 1:2\]")
-        typ, data = a.uid("MOVE", "3", "Junk")
-        self.assertEqual(typ, "OK")
-        self.assertTrue(any(b"COPYUID" in (x or b"") for x in
-                            a.untagged_responses.get("OK", [])) or True)
-        self.assertEqual(a.uid("SEARCH", "ALL")[1][0], b"1 2 4")
-        a.uid("STORE", "1", "+FLAGS.SILENT", "(\\Deleted)")
-        typ, data = a.expunge()
-        self.assertEqual(data, [b"1"])
+        b = self.imap(self.n2)
+        r = Raw(self.n1.ports["imap"])
+        r.cmd("l", "LOGIN alice@example.test demo")
+        r.cmd("s", "SELECT INBOX")
+        out = r.cmd("c", "UID COPY 1:2 Trash")
+        self.assertRegex(out[-1], r"^c OK \[COPYUID \d+ 1:2 1:2\]")
+        out = r.cmd("m", "UID MOVE 3 Junk")
+        self.assertRegex(out[0], r"^\* OK \[COPYUID \d+ 3 1\]")
+        self.assertIn("* 3 EXPUNGE", out)
+        self.assertRegex(out[-1], r"^m OK")
+        out = r.cmd("u", "UID SEARCH ALL")
+        self.assertEqual(out[0], "* SEARCH 1 2 4")
+        r.cmd("d", "UID STORE 1 +FLAGS.SILENT (\\Deleted)")
+        out = r.cmd("e", "EXPUNGE")
+        self.assertEqual(out, ["* 1 EXPUNGE", "e OK EXPUNGE completed"])
         b.noop()  # the other node hears of the expunges and the move
         self.assertEqual(b.uid("SEARCH", "ALL")[1][0], b"2 4")
         self.assertEqual(b.status("Trash", "(MESSAGES UIDNEXT)")[1][0],
                          b'"Trash" (MESSAGES 2 UIDNEXT 3)')
-        typ, _ = a.uid("COPY", "2", "Nowhere")
-        self.assertEqual(typ, "NO")
-        self.assertIn(b"TRYCREATE", a.untagged_responses.get("NO", [b""])[0]
-                      if a.untagged_responses.get("NO") else b"TRYCREATE")
-        a.logout()
+        out = r.cmd("n", "UID COPY 2 Nowhere")
+        self.assertRegex(out[-1], r"^n NO \[TRYCREATE\]")
+        r.close()
         b.logout()
 
     def test_folders_list_special_use_and_subscriptions(self):
@@ -321,7 +322,7 @@ class ImapTest(NodeTestCase):
 
     def test_literals_sync_and_nonsync(self):
         r = Raw(self.n1.ports["imap"])
-        r.send("a LOGIN {19}\r\n")
+        r.send("a LOGIN {18}\r\n")
         self.assertTrue(r.line().startswith("+ "))
         r.send("alice@example.test {4+}\r\ndemo\r\n")
         self.assertRegex(r.until("a")[-1], r"^a OK")
@@ -348,7 +349,7 @@ class ImapTest(NodeTestCase):
                 continue
             r.send(bad + "\r\n")
             ans = r.line()
-            self.assertRegex(ans, r"^(a|\*) (BAD|NO) ", bad)
+            self.assertRegex(ans, r"^\S+ (BAD|NO) ", bad)
         r.cmd("l", "LOGIN alice@example.test demo")
         r.cmd("s", "SELECT INBOX")
         for bad in ("f FETCH 1:x FLAGS", "f FETCH 1 (NOSUCH)",
