@@ -4,9 +4,12 @@ pop3://. Each skips, saying so, when its client is not installed
 (scripts/install-deps.sh installs them all)."""
 import imaplib
 import os
+import pty
+import select
 import shutil
 import smtplib
 import subprocess
+import time
 import unittest
 
 from nodetest import NodeTestCase, make_cert
@@ -149,11 +152,53 @@ poll 127.0.0.1 port %d protocol %s
             for i in range(3):
                 self.assertIn("Subject: hello %d" % i, text, proto)
 
+    @need("mutt")
+    def test_mutt_reads_a_message(self):
+        """mutt in a pseudo-terminal: opens INBOX over IMAP, shows the
+        three messages, displays the first (which sets \\Seen) and quits."""
+        rc = self.write("muttrc", """set imap_user = "alice@example.test"
+set imap_pass = "demo"
+set folder = "imap://127.0.0.1:%d/"
+set spoolfile = "+INBOX"
+set ssl_starttls = no
+set ssl_force_tls = no
+set quit = yes
+set move = no
+set record = ""
+set header_cache = ""
+set message_cachedir = ""
+set pager_stop = yes
+""" % self.n.ports["imap"])
+        pid, fd = pty.fork()
+        if pid == 0:
+            os.environ.update(TERM="xterm", HOME=self.tmp)
+            os.execvp("mutt", ["mutt", "-n", "-F", rc, "-e",
+                               "push <display-message><exit><exit>"])
+        out, end = b"", time.monotonic() + 30
+        while time.monotonic() < end:
+            ready, _, _ = select.select([fd], [], [], 0.5)
+            if not ready:
+                continue
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:  # EIO: the child is gone
+                break
+            if not chunk:
+                break
+            out += chunk
+        os.close(fd)
+        _, status = os.waitpid(pid, 0)
+        self.assertEqual(status, 0, out[-2000:])
+        for i in range(3):
+            self.assertIn(b"hello %d" % i, out)
+        m = self.imap()
+        m.select("INBOX")
+        self.assertEqual(m.search(None, "SEEN")[1][0], b"1")
+        m.logout()
+
     @need("getmail")
     def test_getmail_imap(self):
-        dest = os.path.join(self.tmp, "gm")
-        for sub in ("cur", "new", "tmp"):
-            os.makedirs(os.path.join(dest, sub))
+        out = os.path.join(self.tmp, "getmail.out")
         rc = self.write("getmailrc", """[retriever]
 type = SimpleIMAPRetriever
 server = 127.0.0.1
@@ -163,15 +208,20 @@ password = demo
 mailboxes = ("INBOX",)
 
 [destination]
-type = Maildir
-path = %s/
+type = MDA_external
+path = /bin/sh
+arguments = ("-c", "cat >> %s")
+allow_root_commands = true
 
 [options]
 read_all = true
 delete = false
-""" % (self.n.ports["imap"], dest))
+""" % (self.n.ports["imap"], out))
         self.run_tool(["getmail", "--rcfile", rc, "--getmaildir", self.tmp])
-        self.assertEqual(len(os.listdir(os.path.join(dest, "new"))), 3)
+        with open(out) as f:
+            text = f.read()
+        for i in range(3):
+            self.assertIn("Subject: hello %d" % i, text)
 
 
 if __name__ == "__main__":
