@@ -482,3 +482,13 @@ imap_session_start(struct mailnode *mn, enum node_role role, int fd,
 		free(s);
 	}
 }
+
+void
+imap_sessions_stop(struct mailnode *mn)
+{
+	/* The close comes from the loop, so the list stays whole here. */
+	for (struct imap_session *s = mn->imap_sessions; s; s = s->next)
+		if (s->wait != IMAP_W_BUSY && s->cmd.len == 0)
+			imap_bye(s, "node stopping",
+				 "[UNAVAILABLE] Server shutting down");
+}

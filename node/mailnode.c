@@ -126,6 +126,7 @@ mailnode_signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 		 strsignal(w->signum), mn->sessions, mn->cfg->grace_s);
 	mailnode_unlisten(mn);
 	http_sessions_stop();
+	imap_sessions_stop(mn);
 	mn->grace_end = ev_now(loop) + mn->cfg->grace_s;
 	ev_timer_init(&mn->grace, mailnode_grace_cb, 0., 0.1);
 	mn->grace.data = mn;

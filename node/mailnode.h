@@ -58,7 +58,9 @@ void pop3_session_start(struct mailnode *mn, enum node_role role, int fd,
 			const struct sockaddr *peer, socklen_t peerlen);
 void imap_session_start(struct mailnode *mn, enum node_role role, int fd,
 			const struct sockaddr *peer, socklen_t peerlen);
-/* Stopping: idle keep-alive HTTP sessions close at once. */
+/* Stopping: idle keep-alive HTTP sessions close at once, and IMAP
+ * sessions between commands get BYE. */
 void http_sessions_stop(void);
+void imap_sessions_stop(struct mailnode *mn);
 
 #endif
