@@ -138,8 +138,8 @@ imap_cmd_list(struct imap_session *s, struct imap_cmd *c)
 	    imap_sp(&c->cur) < 0 ||
 	    imap_list_mailbox(&c->cur, pat, sizeof(pat)) < 0 ||
 	    imap_end(&c->cur) < 0) {
-		imap_bad(s, c, "%s needs a reference and a mailbox pattern",
-			 c->name);
+		imap_bad(s, c, "%s needs a reference and a mailbox pattern: %s",
+			 c->name, c->cur.err);
 		return;
 	}
 	if (pat[0] == '\0') { /* the delimiter and root (RFC 3501 6.3.8) */
