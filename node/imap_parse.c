@@ -772,12 +772,16 @@ imap_fetch_add(struct imap_cur *c, struct imap_fetch *f,
 		imap_cur_fail(c, "too many fetch items");
 		return NULL;
 	}
-	if (f->item == NULL) {
-		f->item = calloc(IMAP_FETCH_ITEMS_MAX, sizeof(*f->item));
-		if (f->item == NULL) {
+	/* The list holds 4, then 8, 16, 32, 64 items: it grows when n
+	 * reaches one of these. */
+	if (f->n == 0 || (f->n >= 4 && (f->n & (f->n - 1)) == 0)) {
+		size_t cap = f->n ? f->n * 2 : 4;
+		void *p = realloc(f->item, cap * sizeof(*f->item));
+		if (p == NULL) {
 			imap_cur_fail(c, "out of memory");
 			return NULL;
 		}
+		f->item = p;
 	}
 	struct imap_fetch_item *it = &f->item[f->n++];
 	memset(it, 0, sizeof(*it));
