@@ -63,6 +63,17 @@ imap_cmd_create(struct imap_session *s, struct imap_cmd *c)
 		imap_no(s, c, "[ALREADYEXISTS] INBOX always exists");
 		return;
 	}
+	/* Superior names first (RFC 3501 6.3.3: the server SHOULD create
+	 * them), so that "a.b" comes with a selectable "a". */
+	for (char *dot = strchr(name, '.'); dot; dot = strchr(dot + 1, '.')) {
+		*dot = '\0';
+		int rc = maildir_folder_create(s->userdir, name);
+		*dot = '.';
+		if (rc < 0 && errno != EEXIST) {
+			imap_folder_fail(s, c, "create");
+			return;
+		}
+	}
 	if (maildir_folder_create(s->userdir, name) < 0) {
 		imap_folder_fail(s, c, "create");
 		return;

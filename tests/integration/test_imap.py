@@ -289,12 +289,12 @@ class ImapTest(NodeTestCase):
             self.assertIn(use, names[name])
         self.assertIn("INBOX", names)
         self.assertEqual(a.create("Work.2026")[0], "OK")
-        typ, data = a.list("", "%")
+        typ, data = a.list('""', "%")
         top = [l.decode() for l in data]
         self.assertTrue(any(l.endswith('"Work"') and "\\HasChildren" in l
                             for l in top), top)
         self.assertEqual(a.rename("Work", "Jobs")[0], "OK")
-        self.assertEqual(a.list("", "Jobs.*")[1][0].decode().split()[-1],
+        self.assertEqual(a.list('""', "Jobs.*")[1][0].decode().split()[-1],
                          '"Jobs.2026"')
         self.assertEqual(a.create("Jobs.2026")[0], "NO")
         self.assertEqual(a.subscribe("Jobs.2026")[0], "OK")

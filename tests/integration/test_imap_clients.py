@@ -173,7 +173,7 @@ set pager_stop = yes
         if pid == 0:
             os.environ.update(TERM="xterm", HOME=self.tmp)
             os.execvp("mutt", ["mutt", "-n", "-F", rc, "-e",
-                               "push <display-message><exit><exit>"])
+                               "push <display-message><exit><quit>"])
         out, end = b"", time.monotonic() + 30
         while time.monotonic() < end:
             ready, _, _ = select.select([fd], [], [], 0.5)
