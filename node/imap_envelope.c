@@ -75,7 +75,8 @@ struct imap_env_addr {
 	int rc;
 };
 
-/* Splits v into tokens (t has room for strlen(v)); returns the count. */
+/* Splits v into tokens, into t unless it is NULL (to count them first);
+ * returns the count. */
 static size_t
 imap_env_tokenize(const char *v, struct imap_env_tok *t)
 {
@@ -120,7 +121,10 @@ imap_env_tokenize(const char *v, struct imap_env_tok *t)
 			       strchr("()<>,:;@.\"[", *p) == NULL)
 				p++;
 		}
-		t[n++] = (struct imap_env_tok){kind, space, s, (size_t)(p - s)};
+		if (t != NULL)
+			t[n] = (struct imap_env_tok){kind, space, s,
+						     (size_t)(p - s)};
+		n++;
 		space = false;
 	}
 	return n;
@@ -279,7 +283,8 @@ static int
 imap_env_addresses(struct strbuf *sb, const char *v)
 {
 	size_t len = strlen(v);
-	struct imap_env_tok *t = malloc((len + 1) * sizeof(*t));
+	struct imap_env_tok *t =
+	    malloc((imap_env_tokenize(v, NULL) + 1) * sizeof(*t));
 	char *scratch = malloc(4 * (len + 1));
 	struct imap_env_addr a = {.sb = sb, .t = t};
 	if (t == NULL || scratch == NULL) {
@@ -336,6 +341,11 @@ imap_env_field(struct strbuf *sb, const struct imap_mime_part *msg,
 {
 	bool nomem = false;
 	char *v = imap_env_value(msg, name, &nomem);
+	/* RFC 3501: Sender and Reply-To absent or empty are From */
+	if (v != NULL && *v == '\0' && fallback != NULL) {
+		free(v);
+		v = NULL;
+	}
 	if (v == NULL && fallback != NULL && !nomem)
 		v = imap_env_value(msg, fallback, &nomem);
 	int rc;

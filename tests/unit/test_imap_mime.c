@@ -395,6 +395,11 @@ Test(imap_mime, missing_headers_are_nil)
 			"Reply-To: r@b\r\n\r\n"),
 	    "(NIL NIL ((NIL NIL \"a\" \"b\")) ((NIL NIL \"s\" \"b\")) "
 	    "((NIL NIL \"r\" \"b\")) NIL NIL NIL NIL NIL)");
+	assert_str_free(
+	    envelope_of("From: a@b\r\nSender:\r\n"
+			"Reply-To: \r\n\r\n"),
+	    "(NIL NIL ((NIL NIL \"a\" \"b\")) ((NIL NIL \"a\" \"b\")) "
+	    "((NIL NIL \"a\" \"b\")) NIL NIL NIL NIL NIL)");
 	/* an address field with no address in it */
 	assert_str_free(envelope_of("To:  \r\n\r\n"),
 			"(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)");
@@ -726,6 +731,10 @@ Test(imap_mime, fuzz_mutations, .timeout = 300)
 	const char *samples[] = {simple,    alternative, mixed,	 latin_subject,
 				 odd_addrs, b64_body,	 qp_body};
 	size_t ns = sizeof(samples) / sizeof(samples[0]);
+	/* IMAP_MIME_FUZZ_SEED=n runs another sequence */
+	const char *seed = getenv("IMAP_MIME_FUZZ_SEED");
+	if (seed != NULL)
+		fuzz_state = strtoull(seed, NULL, 10) | 1;
 	enum { CAP = 4096 };
 	char work[CAP];
 	for (int iter = 0; iter < 20000; iter++) {
