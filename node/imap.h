@@ -31,16 +31,16 @@
 #include "maildir.h"
 #include "mailnode.h"
 
-#define IMAP_LINE_MAX 65536	 /* one line of a command */
-#define IMAP_CMD_MAX 262144	 /* a command without APPEND's message */
+#define IMAP_LINE_MAX 65536 /* one line of a command */
+#define IMAP_CMD_MAX 262144 /* a command without APPEND's message */
 #define IMAP_TAG_MAX 64
-#define IMAP_MAX_ERRORS 50	 /* BAD answers, then BYE */
-#define IMAP_MAX_AUTH_FAILS 3	 /* then BYE */
-#define IMAP_TIMEOUT_NOAUTH 60	 /* seconds, before login */
-#define IMAP_TIMEOUT 1800	 /* logged in (RFC 3501: at least 30 min) */
-#define IMAP_IDLE_POLL 1.0	 /* seconds between Maildir checks in IDLE */
-#define IMAP_OUT_SLICE 262144	 /* FETCH output queued before waiting */
-#define IMAP_CHANNEL "ms:imap"	 /* message: "user\tmailbox" changed */
+#define IMAP_MAX_ERRORS 50     /* BAD answers, then BYE */
+#define IMAP_MAX_AUTH_FAILS 3  /* then BYE */
+#define IMAP_TIMEOUT_NOAUTH 60 /* seconds, before login */
+#define IMAP_TIMEOUT 1800      /* logged in (RFC 3501: at least 30 min) */
+#define IMAP_IDLE_POLL 1.0     /* seconds between Maildir checks in IDLE */
+#define IMAP_OUT_SLICE 262144  /* FETCH output queued before waiting */
+#define IMAP_CHANNEL "ms:imap" /* message: "user\tmailbox" changed */
 #define IMAP_SPECIAL_MARK "mailswitch-specialuse"
 
 enum imap_state {
@@ -61,8 +61,8 @@ enum imap_wait {
 /* One message of the selected mailbox. */
 struct imap_msg {
 	struct maildir_msg m;
-	unsigned flags;	 /* IMAP_F_*, \Recent included */
-	bool gone;	 /* expunged elsewhere, not told yet */
+	unsigned flags; /* IMAP_F_*, \Recent included */
+	bool gone;	/* expunged elsewhere, not told yet */
 };
 
 struct imap_mailbox {
@@ -124,8 +124,8 @@ struct imap_session {
 /* A parsed command line as the handlers see it. */
 struct imap_cmd {
 	const char *tag;
-	const char *name; /* uppercased */
-	bool uid;	  /* "UID FETCH" and friends */
+	const char *name;    /* uppercased */
+	bool uid;	     /* "UID FETCH" and friends */
 	struct imap_cur cur; /* at the arguments (after the name's space) */
 };
 
@@ -136,12 +136,12 @@ void imap_untagged(struct imap_session *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* "TAG OK ...", "TAG NO ...", "TAG BAD ..." (BAD counts as an error,
  * and too many end the session). */
-void imap_ok(struct imap_session *s, const struct imap_cmd *c,
-	     const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-void imap_no(struct imap_session *s, const struct imap_cmd *c,
-	     const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-void imap_bad(struct imap_session *s, const struct imap_cmd *c,
-	      const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void imap_ok(struct imap_session *s, const struct imap_cmd *c, const char *fmt,
+	     ...) __attribute__((format(printf, 3, 4)));
+void imap_no(struct imap_session *s, const struct imap_cmd *c, const char *fmt,
+	     ...) __attribute__((format(printf, 3, 4)));
+void imap_bad(struct imap_session *s, const struct imap_cmd *c, const char *fmt,
+	      ...) __attribute__((format(printf, 3, 4)));
 /* Raw bytes (a literal's content, a built answer). */
 void imap_write(struct imap_session *s, const void *data, size_t len);
 /* An IMAP string for an answer: quoted when it can be, a literal when it
@@ -155,8 +155,8 @@ bool imap_auth_allowed(const struct imap_session *s);
 const char *imap_capabilities(struct imap_session *s);
 /* Checks credentials; on success the session is AUTH, the user's Maildir
  * exists with its special-use folders, and the OK is sent. */
-void imap_login(struct imap_session *s, const struct imap_cmd *c,
-		char *user, const char *pass);
+void imap_login(struct imap_session *s, const struct imap_cmd *c, char *user,
+		const char *pass);
 /* Input held while a long answer goes out / taken again. */
 void imap_hold(struct imap_session *s);
 void imap_release(struct imap_session *s);
@@ -174,8 +174,8 @@ void imap_idle_done(struct imap_session *s, const char *line);
 
 typedef void imap_handler(struct imap_session *s, struct imap_cmd *c);
 /* imap_cmd.c */
-imap_handler imap_cmd_capability, imap_cmd_noop, imap_cmd_logout,
-    imap_cmd_id, imap_cmd_enable, imap_cmd_namespace, imap_cmd_idle;
+imap_handler imap_cmd_capability, imap_cmd_noop, imap_cmd_logout, imap_cmd_id,
+    imap_cmd_enable, imap_cmd_namespace, imap_cmd_idle;
 /* imap_cmd_auth.c */
 imap_handler imap_cmd_starttls, imap_cmd_login, imap_cmd_authenticate;
 /* imap_cmd_select.c: SELECT and EXAMINE, CLOSE, UNSELECT, EXPUNGE, CHECK */
@@ -238,8 +238,7 @@ int imap_mailbox_set_flags(struct imap_session *s, size_t i, unsigned mask);
  * SELECT has seen); unless readonly, moves that mark to uidnext. */
 uint32_t imap_recent_claim(const char *dir, uint32_t uidnext, bool readonly);
 /* Announces that the user's mailbox changed (IMAP_CHANNEL). */
-void imap_announce(struct mailnode *mn, const char *user,
-		   const char *mailbox);
+void imap_announce(struct mailnode *mn, const char *user, const char *mailbox);
 
 /* ---- the node's IMAP state ---- */
 

@@ -69,12 +69,11 @@ imap_command(struct imap_session *s, struct imap_cmd *c)
 		return;
 	}
 	if (!(d->states & (1u << s->state))) {
-		imap_bad(s, c, "%s", s->state == IMAP_NOT_AUTH
-					 ? "Log in first"
-				     : s->state == IMAP_SELECTED ||
-					     (d->states & S_SEL)
-					 ? "Select a mailbox first"
-					 : "Already logged in");
+		imap_bad(s, c, "%s",
+			 s->state == IMAP_NOT_AUTH ? "Log in first"
+			 : s->state == IMAP_SELECTED || (d->states & S_SEL)
+			     ? "Select a mailbox first"
+			     : "Already logged in");
 		return;
 	}
 	/* Arguments follow after one space; commands without any check the
@@ -156,7 +155,8 @@ imap_cmd_id(struct imap_session *s, struct imap_cmd *c)
 			return;
 		}
 	}
-	imap_untagged(s, "ID (\"name\" \"mailnode\" \"vendor\" \"mailswitch\")");
+	imap_untagged(s,
+		      "ID (\"name\" \"mailnode\" \"vendor\" \"mailswitch\")");
 	imap_ok(s, c, "ID completed");
 }
 

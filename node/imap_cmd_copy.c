@@ -18,10 +18,10 @@ imap_append_uidset(struct strbuf *sb, const uint32_t *uids, size_t n)
 		size_t k = i;
 		while (k + 1 < n && uids[k + 1] == uids[k] + 1)
 			k++;
-		int rc = k > i ? strbuf_appendf(sb, "%s%u:%u", i ? "," : "",
-						uids[i], uids[k])
-			       : strbuf_appendf(sb, "%s%u", i ? "," : "",
-						uids[i]);
+		int rc =
+		    k > i ? strbuf_appendf(sb, "%s%u:%u", i ? "," : "", uids[i],
+					   uids[k])
+			  : strbuf_appendf(sb, "%s%u", i ? "," : "", uids[i]);
 		if (rc < 0)
 			return -1;
 		i = k + 1;
@@ -45,8 +45,7 @@ imap_cmd_copy(struct imap_session *s, struct imap_cmd *c)
 	if (imap_seqset(&c->cur, &set) < 0 || imap_sp(&c->cur) < 0 ||
 	    imap_astring(&c->cur, name, sizeof(name), NULL) < 0 ||
 	    imap_end(&c->cur) < 0) {
-		imap_bad(s, c, "%s needs a message set and a mailbox",
-			 c->name);
+		imap_bad(s, c, "%s needs a message set and a mailbox", c->name);
 		goto out;
 	}
 	if (move && b->readonly) {
@@ -81,8 +80,9 @@ imap_cmd_copy(struct imap_session *s, struct imap_cmd *c)
 		if (errno == ENOENT && access(dst, F_OK) < 0)
 			imap_no(s, c, "[TRYCREATE] No such mailbox");
 		else if (errno == ENOENT)
-			imap_no(s, c, "[EXPUNGEISSUED] Some messages were "
-				      "expunged meanwhile");
+			imap_no(s, c,
+				"[EXPUNGEISSUED] Some messages were "
+				"expunged meanwhile");
 		else {
 			log_err("imap %s: %s to %s: %s", s->id, c->name, dst,
 				strerror(errno));

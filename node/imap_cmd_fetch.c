@@ -16,10 +16,10 @@ struct imap_fetch_job {
 	bool uid;
 	struct imap_fetch f;
 	struct imap_seqset set;
-	size_t next;	 /* index of the next message to look at */
-	size_t sent;	 /* bytes queued in this slice */
-	size_t missing;	 /* messages whose file could not be read */
-	bool want_mime;	 /* some item needs the structure */
+	size_t next;	/* index of the next message to look at */
+	size_t sent;	/* bytes queued in this slice */
+	size_t missing; /* messages whose file could not be read */
+	bool want_mime; /* some item needs the structure */
 };
 
 static bool
@@ -146,8 +146,8 @@ imap_fetch_one(struct imap_session *s, struct imap_fetch_job *j, size_t i,
 		case IMAP_FETCH_BODY:
 		case IMAP_FETCH_BODYSTRUCTURE: {
 			bool ext = it->kind == IMAP_FETCH_BODYSTRUCTURE;
-			if (strbuf_appends(sb, ext ? "BODYSTRUCTURE " : "BODY ") <
-				0 ||
+			if (strbuf_appends(sb, ext ? "BODYSTRUCTURE "
+						   : "BODY ") < 0 ||
 			    imap_mime_bodystructure(msg->mime, ext, sb) < 0)
 				goto out;
 			break;
@@ -164,10 +164,9 @@ imap_fetch_one(struct imap_session *s, struct imap_fetch_job *j, size_t i,
 					      hdr ? IMAP_SECT_HEADER
 						  : IMAP_SECT_TEXT,
 					      NULL, 0, &tmp, &data, &len) < 0 ||
-			    imap_fetch_literal(sb, NULL,
-					       hdr ? "RFC822.HEADER"
-						   : "RFC822.TEXT",
-					       data, len) < 0)
+			    imap_fetch_literal(
+				sb, NULL, hdr ? "RFC822.HEADER" : "RFC822.TEXT",
+				data, len) < 0)
 				goto out;
 			break;
 		}
@@ -176,7 +175,8 @@ imap_fetch_one(struct imap_session *s, struct imap_fetch_job *j, size_t i,
 				data = msg->data;
 				len = msg->len;
 			} else if (imap_mime_section(
-				       msg->mime, it->part, it->nparts, it->spec,
+				       msg->mime, it->part, it->nparts,
+				       it->spec,
 				       (const char(*)[IMAP_FIELD_NAME_MAX])
 					   it->fields,
 				       it->nfields, &tmp, &data, &len) < 0)
@@ -194,7 +194,8 @@ imap_fetch_one(struct imap_session *s, struct imap_fetch_job *j, size_t i,
 		goto out;
 	if (add_flags && !flags_told &&
 	    (strbuf_appends(sb, " FLAGS (") < 0 ||
-	     imap_flags_format(m->flags, sb) < 0 || strbuf_appends(sb, ")") < 0))
+	     imap_flags_format(m->flags, sb) < 0 ||
+	     strbuf_appends(sb, ")") < 0))
 		goto out;
 	if (strbuf_appends(sb, ")\r\n") < 0)
 		goto out;
@@ -289,8 +290,8 @@ imap_cmd_fetch(struct imap_session *s, struct imap_cmd *c)
 	}
 	if (imap_seqset(&c->cur, &j->set) < 0 || imap_sp(&c->cur) < 0 ||
 	    imap_fetch_parse(&c->cur, &j->f) < 0 || imap_end(&c->cur) < 0) {
-		imap_bad(s, c, "%s", c->cur.err[0] ? c->cur.err
-						   : "Invalid FETCH");
+		imap_bad(s, c, "%s",
+			 c->cur.err[0] ? c->cur.err : "Invalid FETCH");
 		imap_job_free(j);
 		return;
 	}

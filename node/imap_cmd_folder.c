@@ -162,8 +162,8 @@ static const struct {
 	const char *name;
 	unsigned bit;
 } imap_status_items[] = {
-    {"MESSAGES", ST_MESSAGES},	     {"RECENT", ST_RECENT},
-    {"UIDNEXT", ST_UIDNEXT},	     {"UIDVALIDITY", ST_UIDVALIDITY},
+    {"MESSAGES", ST_MESSAGES}, {"RECENT", ST_RECENT},
+    {"UIDNEXT", ST_UIDNEXT},   {"UIDVALIDITY", ST_UIDVALIDITY},
     {"UNSEEN", ST_UNSEEN},
 };
 
@@ -178,7 +178,8 @@ imap_status_parse(struct imap_cur *cur, unsigned *items)
 		if (imap_atom(cur, word, sizeof(word)) < 0)
 			return -1;
 		size_t k = 0;
-		for (; k < sizeof(imap_status_items) / sizeof(*imap_status_items);
+		for (;
+		     k < sizeof(imap_status_items) / sizeof(*imap_status_items);
 		     k++)
 			if (strcasecmp(word, imap_status_items[k].name) == 0)
 				break;

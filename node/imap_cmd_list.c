@@ -10,7 +10,7 @@
 
 #include "imap.h"
 
-#define IMAP_LIST_MAX 4096	 /* names answered at most */
+#define IMAP_LIST_MAX 4096    /* names answered at most */
 #define IMAP_LIST_WILDCARDS 8 /* in one pattern */
 
 typedef char imap_name[MAILDIR_MBOX_MAX + 1];

@@ -32,8 +32,9 @@ imap_cmd_select(struct imap_session *s, struct imap_cmd *c)
 		else {
 			log_err("imap %s: open %s of %s: %s", s->id, name,
 				s->user, strerror(errno));
-			imap_no(s, c, "[UNAVAILABLE] Cannot open the mailbox "
-				      "now");
+			imap_no(s, c,
+				"[UNAVAILABLE] Cannot open the mailbox "
+				"now");
 		}
 		return;
 	}
@@ -51,8 +52,8 @@ imap_cmd_select(struct imap_session *s, struct imap_cmd *c)
 		}
 	imap_untagged(s, "OK [UIDVALIDITY %u] UIDs valid", b->uidvalidity);
 	imap_untagged(s, "OK [UIDNEXT %u] Predicted next UID", b->uidnext);
-	imap_ok(s, c, "[%s] %s completed", readonly ? "READ-ONLY" : "READ-WRITE",
-		c->name);
+	imap_ok(s, c, "[%s] %s completed",
+		readonly ? "READ-ONLY" : "READ-WRITE", c->name);
 }
 
 void

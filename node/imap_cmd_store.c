@@ -13,8 +13,7 @@
 enum imap_store_op { STORE_SET, STORE_ADD, STORE_REMOVE };
 
 static int
-imap_store_parse_op(struct imap_cur *cur, enum imap_store_op *op,
-		    bool *silent)
+imap_store_parse_op(struct imap_cur *cur, enum imap_store_op *op, bool *silent)
 {
 	char word[32];
 	if (imap_atom(cur, word, sizeof(word)) < 0)
@@ -46,8 +45,8 @@ imap_cmd_store(struct imap_session *s, struct imap_cmd *c)
 	    imap_sp(&c->cur) < 0 ||
 	    imap_flag_list(&c->cur, true, &mask, &keywords) < 0 ||
 	    imap_end(&c->cur) < 0) {
-		imap_bad(s, c, "%s", c->cur.err[0] ? c->cur.err
-						   : "Invalid STORE");
+		imap_bad(s, c, "%s",
+			 c->cur.err[0] ? c->cur.err : "Invalid STORE");
 		return;
 	}
 	if (b->readonly) {
@@ -91,8 +90,9 @@ imap_cmd_store(struct imap_session *s, struct imap_cmd *c)
 	if (changed)
 		imap_announce(s->mn, s->user, b->name);
 	if (failed)
-		imap_no(s, c, "Some messages could not be changed "
-			      "(expunged meanwhile?)");
+		imap_no(s, c,
+			"Some messages could not be changed "
+			"(expunged meanwhile?)");
 	else
 		imap_ok(s, c, "STORE completed");
 }

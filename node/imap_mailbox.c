@@ -29,8 +29,8 @@ imap_mailbox_canon(const char *mailbox)
 }
 
 int
-imap_mailbox_dir(const struct imap_session *s, const char *mailbox,
-		 char *out, size_t outlen)
+imap_mailbox_dir(const struct imap_session *s, const char *mailbox, char *out,
+		 size_t outlen)
 {
 	if (!imap_mutf7_valid(mailbox)) {
 		errno = EINVAL;
@@ -497,8 +497,8 @@ imap_announce(struct mailnode *mn, const char *user, const char *mailbox)
 		return;
 	for (char *p = msg; *p != '\t'; p++) /* sessions keep it lowercased */
 		*p = (char)tolower((unsigned char)*p);
-	redis_command(mn->redis, NULL, NULL, "PUBLISH %s %b", IMAP_CHANNEL,
-		      msg, (size_t)n);
+	redis_command(mn->redis, NULL, NULL, "PUBLISH %s %b", IMAP_CHANNEL, msg,
+		      (size_t)n);
 }
 
 static void

@@ -49,8 +49,8 @@ imap_untagged(struct imap_session *s, const char *fmt, ...)
 }
 
 static void
-imap_tagged(struct imap_session *s, const struct imap_cmd *c,
-	    const char *kind, const char *fmt, va_list ap)
+imap_tagged(struct imap_session *s, const struct imap_cmd *c, const char *kind,
+	    const char *fmt, va_list ap)
 {
 	char buf[4096];
 	vsnprintf(buf, sizeof(buf), fmt, ap);
@@ -68,8 +68,7 @@ imap_may_expunge(const struct imap_cmd *c)
 }
 
 void
-imap_ok(struct imap_session *s, const struct imap_cmd *c, const char *fmt,
-	...)
+imap_ok(struct imap_session *s, const struct imap_cmd *c, const char *fmt, ...)
 {
 	va_list ap;
 	/* What others changed is told before the command completes. */
@@ -81,8 +80,7 @@ imap_ok(struct imap_session *s, const struct imap_cmd *c, const char *fmt,
 }
 
 void
-imap_no(struct imap_session *s, const struct imap_cmd *c, const char *fmt,
-	...)
+imap_no(struct imap_session *s, const struct imap_cmd *c, const char *fmt, ...)
 {
 	va_list ap;
 	if (s->state == IMAP_SELECTED)
@@ -93,8 +91,7 @@ imap_no(struct imap_session *s, const struct imap_cmd *c, const char *fmt,
 }
 
 void
-imap_bad(struct imap_session *s, const struct imap_cmd *c, const char *fmt,
-	 ...)
+imap_bad(struct imap_session *s, const struct imap_cmd *c, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -121,7 +118,7 @@ imap_append_string(struct strbuf *sb, const char *str, size_t len)
 	}
 	if (!quotable)
 		return strbuf_appendf(sb, "{%zu}\r\n", len) < 0 ||
-				   strbuf_append(sb, str, len) < 0
+			       strbuf_append(sb, str, len) < 0
 			   ? -1
 			   : 0;
 	if (strbuf_append(sb, "\"", 1) < 0)
@@ -215,8 +212,9 @@ imap_login(struct imap_session *s, const struct imap_cmd *c, char *user,
 	for (char *p = user; *p; p++)
 		*p = (char)tolower((unsigned char)*p);
 	if (!directory_loaded(s->mn->dir)) {
-		imap_no(s, c, "[UNAVAILABLE] Authentication unavailable, try "
-			      "again later");
+		imap_no(s, c,
+			"[UNAVAILABLE] Authentication unavailable, try "
+			"again later");
 		return;
 	}
 	if (!auth_check(s->mn->dir, user, pass)) {
@@ -228,8 +226,8 @@ imap_login(struct imap_session *s, const struct imap_cmd *c, char *user,
 				 "Too many login failures");
 		return;
 	}
-	if (store_user_dir(&s->mn->store, user, s->userdir,
-			   sizeof(s->userdir), true) < 0) {
+	if (store_user_dir(&s->mn->store, user, s->userdir, sizeof(s->userdir),
+			   true) < 0) {
 		log_err("imap %s: maildir of %s: %s", s->id, user,
 			strerror(errno));
 		imap_no(s, c, "[UNAVAILABLE] Cannot open the mailbox now");
@@ -280,7 +278,8 @@ imap_run(struct imap_session *s)
 	}
 	c.name = name;
 	log_debug("imap %s: < %s %s%s", s->id, tag, c.uid ? "UID " : "",
-		  strcmp(name, "LOGIN") == 0 || strcmp(name, "AUTHENTICATE") == 0
+		  strcmp(name, "LOGIN") == 0 ||
+			  strcmp(name, "AUTHENTICATE") == 0
 		      ? name
 		      : buf + (c.cur.p - buf) - strlen(name));
 	snprintf(s->tag, sizeof(s->tag), "%s", tag);
@@ -463,11 +462,12 @@ imap_session_start(struct mailnode *mn, enum node_role role, int fd,
 	if (s->next)
 		s->next->prev = s;
 	mn->imap_sessions = s;
-	struct stream_opts o = mailnode_stream_opts(mn, role, IMAP_LINE_MAX,
-						    IMAP_TIMEOUT_NOAUTH);
+	struct stream_opts o =
+	    mailnode_stream_opts(mn, role, IMAP_LINE_MAX, IMAP_TIMEOUT_NOAUTH);
 	/* A FETCH goes out in slices; one slice holds at most one message
 	 * as a literal past the slice size. */
-	size_t need = 2 * (size_t)mn->cfg->max_message_size + 4 * IMAP_OUT_SLICE;
+	size_t need =
+	    2 * (size_t)mn->cfg->max_message_size + 4 * IMAP_OUT_SLICE;
 	if (o.max_output < need)
 		o.max_output = need;
 	s->st =
