@@ -4,8 +4,8 @@
 # front. Prints a line with "ready" once every pool has an up node; Ctrl-C
 # or SIGTERM stops everything. State lives under .demo/ (DEMO_DIR).
 #
-# Front ports on 127.0.0.1: SMTP 2525, submission 2587, POP3 2110, HTTP 8080.
-# (IMAP 2143 comes with mailnode's IMAP, not built yet.)
+# Front ports on 127.0.0.1: SMTP 2525, submission 2587, IMAP 2143, POP3 2110,
+# HTTP 8080.
 # Users alice@example.test and bob@example.test, password "demo".
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -84,6 +84,7 @@ proxy_trusted = 127.0.0.0/8
 [listen]
 smtp = 127.0.0.1:2${n}025
 submission = 127.0.0.1:2${n}587
+imap = 127.0.0.1:2${n}143
 pop3 = 127.0.0.1:2${n}110
 http = 127.0.0.1:2${n}080
 INI
@@ -113,6 +114,12 @@ protocol = smtp
 pool = submission
 proxy_protocol = v2
 
+[service imap]
+listen = 127.0.0.1:2143
+protocol = imap
+pool = access
+proxy_protocol = v2
+
 [service pop3]
 listen = 127.0.0.1:2110
 protocol = pop3
@@ -136,6 +143,12 @@ check = smtp
 check_interval_ms = 1000
 $(nodes 587)
 
+[pool access]
+balance = leastconn
+check = imap
+check_interval_ms = 1000
+$(nodes 143)
+
 [pool pop]
 check = pop3
 check_interval_ms = 1000
@@ -155,7 +168,7 @@ export LBCTL_SOCKET=$DEMO_DIR/lbd.sock
 for _ in $(seq 300); do
   if status=$("$BIN/lbctl" status --json 2>/dev/null) &&
     python3 -c 'import json,sys; d=json.loads(sys.argv[1]); sys.exit(0 if all(any(n["state"]=="up" and n["check_status"]=="ok" for n in p["nodes"]) for p in d["pools"]) else 1)' "$status"; then
-    echo "demo: ready: SMTP 127.0.0.1:2525, submission 2587, POP3 2110, HTTP 8080;" \
+    echo "demo: ready: SMTP 127.0.0.1:2525, submission 2587, IMAP 2143, POP3 2110, HTTP 8080;" \
       "users alice@example.test and bob@example.test (password demo);" \
       "lbctl -s $DEMO_DIR/lbd.sock status"
     break

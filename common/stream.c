@@ -45,6 +45,7 @@ struct stream {
 	bool paused, closing, dead;
 	bool ready_told; /* on_ready was called */
 	bool kick;	 /* run stream_process from the loop once more */
+	bool want_drain; /* on_drain is owed once output is low */
 	int depth;	 /* nesting of our callbacks into the session */
 	const char *why;
 
@@ -233,6 +234,12 @@ stream_flush(struct stream *s)
 		s->outoff += (size_t)n;
 	}
 	s->outoff = s->outlen = 0;
+	if (s->outcap > 4 * STREAM_DRAIN_LOW) {
+		/* A long answer is gone: do not keep its buffer. */
+		free(s->out);
+		s->out = NULL;
+		s->outcap = 0;
+	}
 	return 0;
 }
 
@@ -429,6 +436,15 @@ stream_process(struct stream *s)
 		if (s->dead)
 			return;
 	}
+	if (s->want_drain && s->phase == PHASE_READY &&
+	    s->outlen - s->outoff <= STREAM_DRAIN_LOW) {
+		s->want_drain = false;
+		s->depth++;
+		s->ops->on_drain(s->arg);
+		s->depth--;
+		if (s->dead)
+			return;
+	}
 	stream_lines(s);
 	if (s->dead)
 		return;
@@ -482,6 +498,8 @@ stream_update(struct stream *s)
 		ev |= EV_READ;
 	if (pending || s->ssl_want_write)
 		ev |= EV_WRITE;
+	if (s->want_drain && s->outlen - s->outoff <= STREAM_DRAIN_LOW)
+		s->kick = true;
 	/* Decrypted bytes waiting inside OpenSSL raise no fd event. */
 	if (s->ssl && SSL_pending(s->ssl) > 0 && !s->paused)
 		s->kick = true;
@@ -690,6 +708,16 @@ stream_read_bytes(struct stream *s, size_t n)
 	if (s->ops->on_bytes == NULL)
 		fatal("%s: no on_bytes callback", __func__);
 	s->want_bytes = n;
+}
+
+void
+stream_wait_drain(struct stream *s)
+{
+	if (s->ops->on_drain == NULL)
+		fatal("%s: no on_drain callback", __func__);
+	s->want_drain = true;
+	if (s->depth == 0)
+		stream_update(s);
 }
 
 void

@@ -39,7 +39,14 @@ struct stream_ops {
 	 * chunk (0: the last one, line mode is back). The session may pause or
 	 * close from here. */
 	void (*on_bytes)(void *arg, char *data, size_t len, size_t left);
+	/* Optional: after stream_wait_drain(), pending output fell to
+	 * STREAM_DRAIN_LOW bytes or less: time to produce more of a long
+	 * answer. Called from the loop, before further lines. */
+	void (*on_drain)(void *arg);
 };
+
+/* The pending output at which on_drain is called. */
+#define STREAM_DRAIN_LOW 65536
 
 /* Networks allowed to send a PROXY header: "10.0.0.0/24, 127.0.0.0/8". */
 #define STREAM_MAX_NETS 16
@@ -99,6 +106,10 @@ void stream_resume(struct stream *s);
  * before any input); n == 0 does nothing. */
 void stream_read_bytes(struct stream *s, size_t n);
 
+/* Asks for one on_drain call (which must be set) once pending output is
+ * at most STREAM_DRAIN_LOW: a long answer (an IMAP FETCH of many
+ * messages) is produced in slices instead of whole in memory. */
+void stream_wait_drain(struct stream *s);
 void stream_set_timeout(struct stream *s, double seconds);
 
 /* Flushes pending output, then closes; on_close gets why. */

@@ -273,11 +273,6 @@ node_validate(struct conf *c, struct node_config *n)
 		if (node_role_implicit_tls(r) && n->tls_cert[0] == '\0')
 			conf_error(c, l->line, "[listen]: %s needs tls_cert",
 				   role_names[r]);
-		if (r == ROLE_IMAP || r == ROLE_IMAPS)
-			conf_error(c, l->line,
-				   "[listen]: %s is not built yet (IMAP comes "
-				   "with a later release)",
-				   role_names[r]);
 		for (int q = 0; q < r; q++)
 			if (n->listen[q].on &&
 			    addr_equal(&n->listen[q].addr, &l->addr))

@@ -34,7 +34,7 @@ void imap_mime_free(struct imap_mime *m);
 int imap_mime_envelope(const struct imap_mime *m, struct strbuf *sb);
 /* BODYSTRUCTURE (extended: true) or BODY (extended: false), appended to
  * sb: type, subtype, parameters, id, description, encoding, size, and
- * lines for text/*, envelope, body and lines for message/rfc822;
+ * lines for text parts, envelope, body and lines for message/rfc822;
  * extension data (md5 NIL, disposition, language, location) when
  * extended. */
 int imap_mime_bodystructure(const struct imap_mime *m, bool extended,

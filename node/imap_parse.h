@@ -38,6 +38,11 @@ void imap_cur_init(struct imap_cur *c, const char *buf, size_t len);
 /* Each reader returns 0 and advances, or -1 with c->err set and the
  * cursor wherever it stopped. */
 
+/* Sets c->err (printf-style, cut to fit) and returns -1: for the
+ * callers' own syntax errors (SEARCH, the commands). */
+int imap_cur_fail(struct imap_cur *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 /* One space. */
 int imap_sp(struct imap_cur *c);
 /* True at the end of the command. */

@@ -11,17 +11,15 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "../common/log.h"
 #include "maildir.h"
+#include "maildir_int.h"
 
-#define MAILDIR_LOCK "mailswitch-uidlock"
-#define MAILDIR_UIDNEXT "mailswitch-uidnext"
-#define MAILDIR_UIDVALIDITY "mailswitch-uidvalidity"
 #define MAILDIR_HEAD_READ 65536
-#define MAILDIR_PATH_MAX 4096
 
 /* A file of new/ waiting for its UID. */
 struct maildir_new {
@@ -31,9 +29,7 @@ struct maildir_new {
 
 /* ---- names ---- */
 
-/* Splits a cur/ name into its UID (0: none), flags and size (0: no S=).
- * The base is what precedes ":2,"; the UID is a ",U=" field in it. */
-static void
+void
 maildir_parse_name(const char *name, uint32_t *uid, char *flags,
 		   size_t flagslen, uint64_t *size)
 {
@@ -69,9 +65,42 @@ maildir_parse_name(const char *name, uint32_t *uid, char *flags,
 	}
 }
 
+int
+maildir_unique_name(const char *hostname, unsigned q, uint64_t size, char *out,
+		    size_t outlen)
+{
+	char host[256];
+	size_t o = 0;
+	struct timeval tv;
+
+	for (size_t i = 0; hostname[i] != '\0'; i++) {
+		unsigned char c = (unsigned char)hostname[i];
+		if (o + 5 >= sizeof(host)) {
+			errno = ENAMETOOLONG;
+			return -1;
+		}
+		if (c == '/' || c == ':' || c == ',' || c < 0x20 || c == 0x7f)
+			o += (size_t)snprintf(host + o, sizeof(host) - o,
+					      "\\%03o", c);
+		else
+			host[o++] = (char)c;
+	}
+	host[o] = '\0';
+	gettimeofday(&tv, NULL);
+	int n = snprintf(out, outlen, "%lld.M%ldP%ldQ%u.%s,S=%" PRIu64,
+			 (long long)tv.tv_sec, (long)tv.tv_usec, (long)getpid(),
+			 q, host, size);
+	/* room left for ",U=4294967295:2," and the flags */
+	if (n < 0 || (size_t)n >= outlen || n > MAILDIR_BASE_MAX) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return 0;
+}
+
 /* ---- small file helpers ---- */
 
-static int
+int
 maildir_fsync_dir(const char *path)
 {
 	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -84,9 +113,7 @@ maildir_fsync_dir(const char *path)
 	return rc;
 }
 
-/* Reads a decimal number from dir/name. Returns 1 and *v, 0 when the file
- * is missing or holds no number, -1 on a read error. */
-static int
+int
 maildir_read_number(const char *dir, const char *name, uint32_t *v)
 {
 	char path[MAILDIR_PATH_MAX], buf[32];
@@ -114,9 +141,7 @@ maildir_read_number(const char *dir, const char *name, uint32_t *v)
 	return 1;
 }
 
-/* Replaces dir/name with "v\n" atomically and durably: a temp file,
- * fsync, rename, fsync of dir. */
-static int
+int
 maildir_write_number(const char *dir, const char *name, uint32_t v)
 {
 	char path[MAILDIR_PATH_MAX], tmp[MAILDIR_PATH_MAX], buf[32];
@@ -147,13 +172,11 @@ fail:;
 	return -1;
 }
 
-/* Takes the exclusive lock of dir, waiting at most MAILDIR_LOCK_WAIT_MS.
- * Returns the lock's fd, or -1 with errno. */
-static int
-maildir_lock(const char *dir)
+int
+maildir_lock_file(const char *dir, const char *name)
 {
 	char path[MAILDIR_PATH_MAX];
-	snprintf(path, sizeof(path), "%s/%s", dir, MAILDIR_LOCK);
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -1;
@@ -172,7 +195,13 @@ maildir_lock(const char *dir)
 	return -1;
 }
 
-static void
+int
+maildir_lock(const char *dir)
+{
+	return maildir_lock_file(dir, MAILDIR_LOCK);
+}
+
+void
 maildir_unlock(int fd)
 {
 	flock(fd, LOCK_UN);
@@ -224,7 +253,7 @@ maildir_new_cmp(const void *a, const void *b)
 static bool
 maildir_skip_entry(const char *name)
 {
-	return name[0] == '.' || strlen(name) > MAILDIR_NAME_MAX - 24;
+	return name[0] == '.' || strlen(name) > MAILDIR_LISTED_MAX;
 }
 
 /* Lists dir/sub: every message file, with what its name says. In new/,
@@ -310,6 +339,78 @@ maildir_give_uid(const char *dir, const char *from, const char *old,
 	return rename(src, dst);
 }
 
+int
+maildir_uidvalidity(const char *dir, uint32_t *v)
+{
+	int r = maildir_read_number(dir, MAILDIR_UIDVALIDITY, v);
+	if (r < 0)
+		return -1;
+	if (r == 0 || *v == 0) {
+		*v = (uint32_t)time(NULL);
+		if (maildir_write_number(dir, MAILDIR_UIDVALIDITY, *v) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* The highest UID a name in dir/cur shows (0: none). */
+static int
+maildir_max_uid(const char *dir, uint32_t *max)
+{
+	char path[MAILDIR_PATH_MAX];
+	snprintf(path, sizeof(path), "%s/cur", dir);
+	DIR *d = opendir(path);
+	*max = 0;
+	if (d == NULL)
+		return -1;
+	for (;;) {
+		errno = 0;
+		struct dirent *de = readdir(d);
+		if (de == NULL)
+			break;
+		if (maildir_skip_entry(de->d_name))
+			continue;
+		uint32_t uid;
+		uint64_t size;
+		char flags[32];
+		maildir_parse_name(de->d_name, &uid, flags, sizeof(flags),
+				   &size);
+		if (uid > *max)
+			*max = uid;
+	}
+	int e = errno;
+	closedir(d);
+	errno = e;
+	return e ? -1 : 0;
+}
+
+int
+maildir_uid_reserve(const char *dir, size_t want, uint32_t *uidvalidity,
+		    uint32_t *first)
+{
+	uint32_t mark = 0, maxuid;
+
+	if (maildir_uidvalidity(dir, uidvalidity) < 0)
+		return -1;
+	if (maildir_read_number(dir, MAILDIR_UIDNEXT, &mark) < 0)
+		return -1;
+	if (maildir_max_uid(dir, &maxuid) < 0)
+		return -1;
+	uint32_t next = mark > maxuid ? mark : maxuid + 1;
+	if (next == 0)
+		next = 1;
+	if ((uint64_t)next + want > UINT32_MAX) {
+		errno = EOVERFLOW;
+		return -1;
+	}
+	if ((want > 0 || next != mark) &&
+	    maildir_write_number(dir, MAILDIR_UIDNEXT, next + (uint32_t)want) <
+		0)
+		return -1;
+	*first = next;
+	return 0;
+}
+
 /* Under the lock: UIDVALIDITY, the mark, and UIDs for what has none. */
 static int
 maildir_assign(const char *dir, struct maildir_list *l)
@@ -319,15 +420,8 @@ maildir_assign(const char *dir, struct maildir_list *l)
 	uint32_t maxuid = 0, mark = 0;
 	char path[MAILDIR_PATH_MAX];
 
-	int r = maildir_read_number(dir, MAILDIR_UIDVALIDITY, &l->uidvalidity);
-	if (r < 0)
+	if (maildir_uidvalidity(dir, &l->uidvalidity) < 0)
 		goto fail;
-	if (r == 0 || l->uidvalidity == 0) {
-		l->uidvalidity = (uint32_t)time(NULL);
-		if (maildir_write_number(dir, MAILDIR_UIDVALIDITY,
-					 l->uidvalidity) < 0)
-			goto fail;
-	}
 	if (maildir_read_number(dir, MAILDIR_UIDNEXT, &mark) < 0)
 		goto fail;
 	if (maildir_read_dir(dir, "cur", l, NULL, NULL, &maxuid) < 0)
@@ -415,6 +509,27 @@ fail:;
 }
 
 int
+maildir_scan_locked(const char *dir, struct maildir_list *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (maildir_assign(dir, out) < 0) {
+		int e = errno;
+		maildir_list_free(out);
+		errno = e;
+		return -1;
+	}
+	/* Drop what vanished while we renamed; sort by UID. */
+	size_t k = 0;
+	for (size_t i = 0; i < out->n; i++)
+		if (out->msg[i].uid != 0)
+			out->msg[k++] = out->msg[i];
+	out->n = k;
+	if (out->n > 1)
+		qsort(out->msg, out->n, sizeof(*out->msg), maildir_msg_cmp);
+	return 0;
+}
+
+int
 maildir_scan(const char *dir, struct maildir_list *out)
 {
 	int lockfd = -1;
@@ -426,19 +541,9 @@ maildir_scan(const char *dir, struct maildir_list *out)
 		goto fail;
 	if ((lockfd = maildir_lock(dir)) < 0)
 		goto fail;
-	if (maildir_assign(dir, out) < 0)
+	if (maildir_scan_locked(dir, out) < 0)
 		goto fail;
 	maildir_unlock(lockfd);
-	lockfd = -1;
-
-	/* Drop what vanished while we renamed; sort by UID. */
-	size_t k = 0;
-	for (size_t i = 0; i < out->n; i++)
-		if (out->msg[i].uid != 0)
-			out->msg[k++] = out->msg[i];
-	out->n = k;
-	if (out->n > 1)
-		qsort(out->msg, out->n, sizeof(*out->msg), maildir_msg_cmp);
 	return 0;
 fail:;
 	int e = errno ? errno : EIO;

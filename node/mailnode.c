@@ -12,6 +12,7 @@
 #include "../common/log.h"
 #include "../common/net.h"
 #include "../common/tls_server.h"
+#include "imap.h"
 
 #define NODE_OUTPUT_MAX (4 * 1024 * 1024)
 
@@ -53,6 +54,9 @@ mailnode_accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 					   plen);
 		else if (ls->role == ROLE_POP3 || ls->role == ROLE_POP3S)
 			pop3_session_start(ls->mn, ls->role, fd,
+					   (struct sockaddr *)&peer, plen);
+		else if (ls->role == ROLE_IMAP || ls->role == ROLE_IMAPS)
+			imap_session_start(ls->mn, ls->role, fd,
 					   (struct sockaddr *)&peer, plen);
 		else
 			smtp_session_start(ls->mn, ls->role, fd,
@@ -122,6 +126,7 @@ mailnode_signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 		 strsignal(w->signum), mn->sessions, mn->cfg->grace_s);
 	mailnode_unlisten(mn);
 	http_sessions_stop();
+	imap_sessions_stop(mn);
 	mn->grace_end = ev_now(loop) + mn->cfg->grace_s;
 	ev_timer_init(&mn->grace, mailnode_grace_cb, 0., 0.1);
 	mn->grace.data = mn;
@@ -167,6 +172,10 @@ mailnode_run(struct node_config *cfg)
 		log_err("out of memory");
 		goto out;
 	}
+	if (imap_node_init(mn) < 0) {
+		log_err("out of memory");
+		goto out;
+	}
 	if (mailnode_listen(mn) < 0)
 		goto out;
 	size_t queued = spool_run(mn->spool);
@@ -184,6 +193,7 @@ mailnode_run(struct node_config *cfg)
 	rc = 0;
 out:
 	mailnode_unlisten(mn);
+	imap_node_free(mn);
 	if (mn->dir)
 		directory_free(mn->dir);
 	if (mn->redis)

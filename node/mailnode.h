@@ -13,6 +13,8 @@
 #include "spool.h"
 #include "store.h"
 
+struct imap_session;
+
 struct mailnode_listener {
 	int fd;
 	ev_io io;
@@ -34,6 +36,7 @@ struct mailnode {
 	double grace_end;
 	bool stopping;
 	long sessions; /* open client sessions, all protocols */
+	struct imap_session *imap_sessions; /* imap.h: to wake on changes */
 };
 
 /* Runs the node until SIGTERM/SIGINT; takes cfg. Returns the exit status:
@@ -53,7 +56,11 @@ void http_session_start(struct mailnode *mn, int fd,
 			const struct sockaddr *peer, socklen_t peerlen);
 void pop3_session_start(struct mailnode *mn, enum node_role role, int fd,
 			const struct sockaddr *peer, socklen_t peerlen);
-/* Stopping: idle keep-alive HTTP sessions close at once. */
+void imap_session_start(struct mailnode *mn, enum node_role role, int fd,
+			const struct sockaddr *peer, socklen_t peerlen);
+/* Stopping: idle keep-alive HTTP sessions close at once, and IMAP
+ * sessions between commands get BYE. */
 void http_sessions_stop(void);
+void imap_sessions_stop(struct mailnode *mn);
 
 #endif

@@ -11,6 +11,7 @@ import tempfile
 import time
 import unittest
 import http.client
+import imaplib
 
 from lbdtest import wait_for
 
@@ -90,6 +91,17 @@ class DemoTest(unittest.TestCase):
         self.assertEqual(p.stat()[0], 2)
         self.assertIn(b"Subject: via lbd", p.top(1, 0)[1] + p.top(2, 0)[1])
         p.quit()
+        # IMAP through lbd: STARTTLS, login, the same two messages, and
+        # the special-use folders a new user gets.
+        m = imaplib.IMAP4("127.0.0.1", 2143, timeout=10)
+        m.starttls(ssl_context=ctx)
+        m.login("alice@example.test", "demo")
+        self.assertEqual(m.select("INBOX", readonly=True), ("OK", [b"2"]))
+        typ, data = m.fetch("1:2", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        subjects = b"".join(d[1] for d in data if isinstance(d, tuple))
+        self.assertIn(b"Subject: via lbd", subjects)
+        self.assertIn(b'"Sent"', b" ".join(m.list()[1]))
+        m.logout()
         # Ctrl-C / SIGTERM stops everything cleanly.
         self.proc.send_signal(signal.SIGTERM)
         self.assertEqual(self.proc.wait(30), 0)

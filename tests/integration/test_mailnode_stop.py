@@ -1,7 +1,9 @@
 """mailnode's graceful stop: SIGTERM closes the listeners, an SMTP
 transaction in progress still completes, idle HTTP keep-alive connections
-close at once, and the node exits 0."""
+close at once, IMAP sessions (IDLE or between commands) get BYE, and the
+node exits 0."""
 import http.client
+import imaplib
 import signal
 import smtplib
 import socket
@@ -13,7 +15,13 @@ from nodetest import NodeTestCase
 
 class StopTest(NodeTestCase):
     def test_sigterm_lets_sessions_finish(self):
-        n = self.node()
+        n = self.node(listen=("smtp", "http", "imap"),
+                      extra_node="allow_plaintext_auth = yes\n")
+        im = imaplib.IMAP4("127.0.0.1", n.ports["imap"], timeout=10)
+        im.login("alice@example.test", "demo")
+        im.select("INBOX")
+        im.send(b"i1 IDLE\r\n")
+        self.assertTrue(im.readline().startswith(b"+ "))
         c = smtplib.SMTP("127.0.0.1", n.ports["smtp"], timeout=10)
         c.ehlo("x")
         c.mail("carol@remote.test")
@@ -31,6 +39,8 @@ class StopTest(NodeTestCase):
             except OSError:
                 return True
         wait_for(refused, 5, what="listener closed")
+        self.assertEqual(im.readline(),
+                         b"* BYE [UNAVAILABLE] Server shutting down\r\n")
         # The transaction in progress completes during the grace period.
         code, _ = c.data(b"Subject: during stop\r\n\r\nstill delivered\r\n")
         self.assertEqual(code, 250)
@@ -40,3 +50,4 @@ class StopTest(NodeTestCase):
         self.assertLess(time.monotonic() - t0, 4)
         self.assertEqual(len(self.messages("alice@example.test")), 1)
         h.close()
+        im.shutdown()

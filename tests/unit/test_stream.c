@@ -21,7 +21,11 @@ struct rec {
 	char why[64];
 	bool pause_after_first;
 	bool echo; /* answer every line with "> LINE" */
+	int slices; /* on_drain: slices of SLICE bytes still to write */
+	int drains; /* on_drain calls */
 };
+
+#define SLICE (256 * 1024)
 
 static void
 rec_ready(void *arg)
@@ -62,7 +66,22 @@ rec_close(void *arg, const char *why)
 	snprintf(r->why, sizeof(r->why), "%s", why);
 }
 
+/* Writes one more slice of a long answer, and asks for the next drain. */
+static void
+rec_drain(void *arg)
+{
+	static char slice[SLICE];
+	struct rec *r = arg;
+	r->drains++;
+	if (r->slices-- <= 0)
+		return;
+	memset(slice, 'a' + r->slices % 26, sizeof(slice));
+	stream_write(r->s, slice, sizeof(slice));
+	stream_wait_drain(r->s);
+}
+
 static const struct stream_ops rec_ops = {
+    .on_drain = rec_drain,
     .on_ready = rec_ready,
     .on_line = rec_line,
     .on_close = rec_close,
@@ -327,5 +346,36 @@ Test(stream, resume_then_write_still_delivers_held_lines)
 	cr_expect_str_eq(r.lines[1], "b");
 	spin(&r, is_closed);
 	close(client_fd);
+	ev_loop_destroy(loop);
+}
+
+/* A long answer in slices: 16 slices of 256 KiB through a stream whose
+ * output bound is 512 KiB, which one write of it all would pass. */
+Test(stream, drain_feeds_a_long_answer_in_slices)
+{
+	const struct stream_opts small = {
+	    .max_line = 16, .max_output = 2 * SLICE, .idle_timeout = 5};
+	struct rec r = {.slices = 16};
+	pair(&r, &small);
+	fcntl(client_fd, F_SETFL, O_NONBLOCK);
+	stream_wait_drain(r.s); /* output is empty: the first comes at once */
+	size_t got = 0;
+	char buf[65536];
+	for (int i = 0; i < 20000 && got < 16u * SLICE; i++) {
+		ev_run(loop, EVRUN_NOWAIT);
+		ssize_t n = read(client_fd, buf, sizeof(buf));
+		if (n > 0)
+			got += (size_t)n;
+		else
+			usleep(100);
+	}
+	cr_expect_eq(got, 16u * SLICE);
+	cr_expect_not(r.closed, "closed: %s", r.why);
+	cr_expect_geq(r.drains, 16);
+	close(client_fd);
+	for (int i = 0; i < 50 && !r.closed; i++) {
+		ev_run(loop, EVRUN_NOWAIT);
+		usleep(1000);
+	}
 	ev_loop_destroy(loop);
 }

@@ -1,0 +1,547 @@
+/* The selected mailbox of an IMAP session: its messages by sequence
+ * number, kept in step with the shared Maildir (what other sessions on
+ * any node delivered, flagged or expunged), message reading for FETCH and
+ * SEARCH, and the change announcements on Redis that wake IDLE sessions
+ * on every node. */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../common/log.h"
+#include "../common/redis.h"
+#include "imap.h"
+#include "imap_mime.h"
+
+#define IMAP_RECENT_MARK "mailswitch-recent"
+
+/* ---- names ---- */
+
+const char *
+imap_mailbox_canon(const char *mailbox)
+{
+	return strcasecmp(mailbox, "INBOX") == 0 ? "INBOX" : mailbox;
+}
+
+int
+imap_mailbox_dir(const struct imap_session *s, const char *mailbox, char *out,
+		 size_t outlen)
+{
+	if (!imap_mutf7_valid(mailbox)) {
+		errno = EINVAL;
+		return -1;
+	}
+	return maildir_mailbox_path(s->userdir, mailbox, out, outlen);
+}
+
+/* ---- \Recent ---- */
+
+/* The first UID not yet seen by a read-write SELECT, kept in the mailbox
+ * (best effort: \Recent is advisory, RFC 3501 2.3.2); unless readonly,
+ * raised to uidnext. Returns where \Recent starts for this session. */
+uint32_t
+imap_recent_claim(const char *dir, uint32_t uidnext, bool readonly)
+{
+	char path[4096 + 32], tmp[4096 + 48], buf[32];
+	uint32_t from = 1;
+	snprintf(path, sizeof(path), "%s/%s", dir, IMAP_RECENT_MARK);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd >= 0) {
+		ssize_t n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (n > 0) {
+			buf[n] = '\0';
+			unsigned long v = strtoul(buf, NULL, 10);
+			if (v > 0 && v <= UINT32_MAX)
+				from = (uint32_t)v;
+		}
+	}
+	if (readonly || from >= uidnext)
+		return from;
+	snprintf(tmp, sizeof(tmp), "%s.%d", path, (int)getpid());
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd >= 0) {
+		int n = snprintf(buf, sizeof(buf), "%u\n", uidnext);
+		bool ok = write(fd, buf, (size_t)n) == n;
+		close(fd);
+		if (!ok || rename(tmp, path) < 0)
+			unlink(tmp);
+	}
+	return from;
+}
+
+/* ---- the message list ---- */
+
+static bool
+imap_mtime(const char *dir, const char *sub, struct timespec *t)
+{
+	char path[4096 + 8];
+	struct stat st;
+	snprintf(path, sizeof(path), "%s/%s", dir, sub);
+	if (stat(path, &st) < 0)
+		return false;
+	*t = st.st_mtim;
+	return true;
+}
+
+static bool
+imap_ts_eq(struct timespec a, struct timespec b)
+{
+	return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
+}
+
+static int
+imap_box_grow(struct imap_mailbox *b, size_t want)
+{
+	if (want <= b->cap)
+		return 0;
+	size_t cap = b->cap ? b->cap : 64;
+	while (cap < want)
+		cap *= 2;
+	struct imap_msg *m = realloc(b->msg, cap * sizeof(*m));
+	if (m == NULL)
+		return -1;
+	b->msg = m;
+	b->cap = cap;
+	return 0;
+}
+
+/* Scans the Maildir (the directories' times first, so that a change made
+ * during the scan shows at the next check). */
+static int
+imap_box_scan(struct imap_mailbox *b, struct maildir_list *l)
+{
+	imap_mtime(b->dir, "cur", &b->cur_mtime);
+	imap_mtime(b->dir, "new", &b->new_mtime);
+	b->changed = false;
+	return maildir_scan(b->dir, l);
+}
+
+int
+imap_mailbox_open(struct imap_session *s, const char *mailbox, bool readonly)
+{
+	struct imap_mailbox *b = &s->box;
+	struct maildir_list l = {0};
+	char dir[sizeof(b->dir)];
+	struct stat st;
+	char cur[sizeof(dir) + 8];
+
+	imap_mailbox_close(s);
+	if (imap_mailbox_dir(s, mailbox, dir, sizeof(dir)) < 0)
+		return -1;
+	snprintf(cur, sizeof(cur), "%s/cur", dir);
+	if (stat(cur, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		errno = ENOENT;
+		return -1;
+	}
+	memset(b, 0, sizeof(*b));
+	snprintf(b->dir, sizeof(b->dir), "%s", dir);
+	snprintf(b->name, sizeof(b->name), "%s", imap_mailbox_canon(mailbox));
+	b->readonly = readonly;
+	if (imap_box_scan(b, &l) < 0)
+		goto fail;
+	if (imap_box_grow(b, l.n + 1) < 0) {
+		errno = ENOMEM;
+		goto fail;
+	}
+	b->uidvalidity = l.uidvalidity;
+	b->uidnext = l.uidnext;
+	b->recent_from = imap_recent_claim(b->dir, l.uidnext, readonly);
+	for (size_t i = 0; i < l.n; i++) {
+		struct imap_msg *m = &b->msg[i];
+		memset(m, 0, sizeof(*m));
+		m->m = l.msg[i];
+		m->flags = imap_flags_from_maildir(m->m.flags);
+		if (m->m.uid >= b->recent_from) {
+			m->flags |= IMAP_F_RECENT;
+			b->recent++;
+		}
+	}
+	b->n = l.n;
+	maildir_list_free(&l);
+	return 0;
+fail:;
+	int e = errno;
+	maildir_list_free(&l);
+	free(b->msg);
+	memset(b, 0, sizeof(*b));
+	errno = e;
+	return -1;
+}
+
+void
+imap_mailbox_close(struct imap_session *s)
+{
+	imap_loaded_free(&s->cache);
+	free(s->box.msg);
+	memset(&s->box, 0, sizeof(s->box));
+}
+
+long
+imap_mailbox_find_uid(const struct imap_mailbox *b, uint32_t uid)
+{
+	size_t lo = 0, hi = b->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (b->msg[mid].m.uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < b->n && b->msg[lo].m.uid == uid ? (long)lo : -1;
+}
+
+bool
+imap_mailbox_in_set(const struct imap_mailbox *b, size_t i,
+		    const struct imap_seqset *set, bool uid)
+{
+	if (!uid)
+		return imap_seqset_has(set, (uint32_t)(i + 1), (uint32_t)b->n);
+	uint32_t max = b->n ? b->msg[b->n - 1].m.uid : 0;
+	return imap_seqset_has(set, b->msg[i].m.uid, max);
+}
+
+/* Tells the flags of message i (after a change by someone else). */
+static void
+imap_tell_flags(struct imap_session *s, size_t i)
+{
+	struct strbuf sb;
+	strbuf_init(&sb, 256);
+	imap_flags_format(s->box.msg[i].flags, &sb);
+	imap_untagged(s, "%zu FETCH (UID %u FLAGS (%s))", i + 1,
+		      s->box.msg[i].m.uid, strbuf_str(&sb));
+	strbuf_free(&sb);
+}
+
+/* Merges a fresh listing into the session's view: flags of messages both
+ * know, new messages (UIDs above ours) at the end, and messages gone
+ * marked. Returns 0 or -1 (out of memory). */
+static int
+imap_box_merge(struct imap_session *s, const struct maildir_list *l,
+	       bool *flags_changed)
+{
+	struct imap_mailbox *b = &s->box;
+	size_t j = 0;
+	for (size_t i = 0; i < b->n; i++) {
+		struct imap_msg *m = &b->msg[i];
+		while (j < l->n && l->msg[j].uid < m->m.uid)
+			j++; /* a UID below ours we never knew: cannot be */
+		if (j >= l->n || l->msg[j].uid != m->m.uid) {
+			m->gone = true;
+			continue;
+		}
+		unsigned f = imap_flags_from_maildir(l->msg[j].flags) |
+			     (m->flags & IMAP_F_RECENT);
+		m->m = l->msg[j];
+		if (f != m->flags) {
+			m->flags = f;
+			flags_changed[i] = true;
+		}
+		j++;
+	}
+	uint32_t max = b->n ? b->msg[b->n - 1].m.uid : 0;
+	for (j = 0; j < l->n; j++) {
+		if (l->msg[j].uid <= max)
+			continue;
+		if (imap_box_grow(b, b->n + 1) < 0)
+			return -1;
+		struct imap_msg *m = &b->msg[b->n++];
+		memset(m, 0, sizeof(*m));
+		m->m = l->msg[j];
+		m->flags = imap_flags_from_maildir(m->m.flags);
+		if (m->m.uid >= b->recent_from) {
+			m->flags |= IMAP_F_RECENT;
+			b->recent++;
+		}
+	}
+	if (l->uidnext > b->uidnext)
+		b->uidnext = l->uidnext;
+	return 0;
+}
+
+void
+imap_mailbox_sync(struct imap_session *s, bool expunges, bool force)
+{
+	struct imap_mailbox *b = &s->box;
+	struct maildir_list l = {0};
+	struct timespec cur, new;
+
+	if (s->state != IMAP_SELECTED)
+		return;
+	if (!force && !b->changed && imap_mtime(b->dir, "cur", &cur) &&
+	    imap_mtime(b->dir, "new", &new) && imap_ts_eq(cur, b->cur_mtime) &&
+	    imap_ts_eq(new, b->new_mtime)) {
+		goto tell_expunges; /* nothing new; earlier expunges maybe */
+	}
+	size_t before = b->n, recent_before = b->recent;
+	if (imap_box_scan(b, &l) < 0) {
+		if (errno == ENOENT) /* the mailbox was deleted */
+			for (size_t i = 0; i < b->n; i++)
+				b->msg[i].gone = true;
+		else
+			log_warn("imap %s: scan %s: %s", s->id, b->dir,
+				 strerror(errno));
+		maildir_list_free(&l);
+		goto tell_expunges;
+	}
+	bool *changed = calloc(b->n + 1, sizeof(bool));
+	if (changed == NULL || imap_box_merge(s, &l, changed) < 0) {
+		log_warn("imap %s: out of memory syncing %s", s->id, b->dir);
+		free(changed);
+		maildir_list_free(&l);
+		return;
+	}
+	maildir_list_free(&l);
+	for (size_t i = 0; i < before; i++)
+		if (changed[i] && !b->msg[i].gone)
+			imap_tell_flags(s, i);
+	free(changed);
+	if (b->n != before)
+		imap_untagged(s, "%zu EXISTS", b->n);
+	if (b->recent != recent_before)
+		imap_untagged(s, "%zu RECENT", b->recent);
+tell_expunges:
+	if (!expunges)
+		return;
+	/* From the highest sequence number down, so that each number is
+	 * still right when the client reads it. */
+	size_t kept = 0;
+	bool any = false;
+	for (size_t i = b->n; i-- > 0;)
+		if (b->msg[i].gone) {
+			imap_untagged(s, "%zu EXPUNGE", i + 1);
+			any = true;
+		}
+	if (!any)
+		return;
+	for (size_t i = 0; i < b->n; i++) {
+		if (b->msg[i].gone) {
+			if (b->msg[i].flags & IMAP_F_RECENT)
+				b->recent--;
+			continue;
+		}
+		b->msg[kept++] = b->msg[i];
+	}
+	b->n = kept;
+	imap_loaded_free(&s->cache);
+}
+
+/* ---- messages ---- */
+
+void
+imap_loaded_free(struct imap_loaded *l)
+{
+	imap_mime_free(l->mime);
+	free(l->data);
+	memset(l, 0, sizeof(*l));
+}
+
+/* Opens message i, following it if another session renamed it (flags).
+ * Returns the fd or -1. */
+static int
+imap_msg_open(struct imap_session *s, size_t i)
+{
+	char path[4096 + MAILDIR_NAME_MAX + 8];
+	struct imap_msg *m = &s->box.msg[i];
+	for (int attempt = 0; attempt < 2; attempt++) {
+		snprintf(path, sizeof(path), "%s/cur/%s", s->box.dir,
+			 m->m.name);
+		int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd >= 0 || errno != ENOENT || attempt > 0)
+			return fd;
+		struct maildir_list now = {0};
+		const struct maildir_msg *found = NULL;
+		if (maildir_scan(s->box.dir, &now) == 0)
+			found = maildir_find(&now, m->m.uid);
+		if (found)
+			m->m = *found;
+		maildir_list_free(&now);
+		if (found == NULL) {
+			errno = ENOENT;
+			return -1;
+		}
+	}
+	return -1;
+}
+
+/* Reads fd whole, every line ending made CRLF. */
+static int
+imap_read_crlf(int fd, size_t max, char **out, size_t *outlen)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return -1;
+	if ((uint64_t)st.st_size > max) {
+		errno = EFBIG;
+		return -1;
+	}
+	size_t size = (size_t)st.st_size;
+	char *raw = malloc(size + 1);
+	if (raw == NULL)
+		return -1;
+	size_t got = 0;
+	while (got < size) {
+		ssize_t n = read(fd, raw + got, size - got);
+		if (n < 0) {
+			free(raw);
+			return -1;
+		}
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	size_t bare = 0;
+	for (size_t k = 0; k < got; k++)
+		if (raw[k] == '\n' && (k == 0 || raw[k - 1] != '\r'))
+			bare++;
+	if (bare == 0) {
+		raw[got] = '\0';
+		*out = raw;
+		*outlen = got;
+		return 0;
+	}
+	char *fixed = malloc(got + bare + 1);
+	if (fixed == NULL) {
+		free(raw);
+		return -1;
+	}
+	size_t o = 0;
+	for (size_t k = 0; k < got; k++) {
+		if (raw[k] == '\n' && (k == 0 || raw[k - 1] != '\r'))
+			fixed[o++] = '\r';
+		fixed[o++] = raw[k];
+	}
+	fixed[o] = '\0';
+	free(raw);
+	*out = fixed;
+	*outlen = o;
+	return 0;
+}
+
+struct imap_loaded *
+imap_mailbox_load(struct imap_session *s, size_t i, bool mime)
+{
+	struct imap_loaded *c = &s->cache;
+	uint32_t uid = s->box.msg[i].m.uid;
+	if (c->data == NULL || c->uid != uid) {
+		imap_loaded_free(c);
+		int fd = imap_msg_open(s, i);
+		if (fd < 0)
+			return NULL;
+		size_t max = 2 * (size_t)s->mn->cfg->max_message_size + 65536;
+		int rc = imap_read_crlf(fd, max, &c->data, &c->len);
+		int e = errno;
+		close(fd);
+		if (rc < 0) {
+			errno = e;
+			return NULL;
+		}
+		c->uid = uid;
+	}
+	if (mime && c->mime == NULL) {
+		c->mime = imap_mime_parse(c->data, c->len);
+		if (c->mime == NULL) {
+			errno = ENOMEM;
+			return NULL;
+		}
+	}
+	return c;
+}
+
+int
+imap_mailbox_set_flags(struct imap_session *s, size_t i, unsigned mask)
+{
+	struct imap_msg *m = &s->box.msg[i];
+	char letters[8];
+	imap_flags_to_maildir(mask & ~(unsigned)IMAP_F_RECENT, letters);
+	for (int attempt = 0; attempt < 2; attempt++) {
+		if (maildir_set_flags(s->box.dir, &m->m, letters) == 0) {
+			m->flags = (mask & ~(unsigned)IMAP_F_RECENT) |
+				   (m->flags & IMAP_F_RECENT);
+			return 0;
+		}
+		if (errno != ENOENT || attempt > 0)
+			return -1;
+		/* Renamed by another session (its flags): find it again. */
+		struct maildir_list now = {0};
+		const struct maildir_msg *found = NULL;
+		if (maildir_scan(s->box.dir, &now) == 0)
+			found = maildir_find(&now, m->m.uid);
+		if (found)
+			m->m = *found;
+		maildir_list_free(&now);
+		if (found == NULL) {
+			errno = ENOENT;
+			return -1;
+		}
+	}
+	return -1;
+}
+
+/* ---- announcements ---- */
+
+void
+imap_announce(struct mailnode *mn, const char *user, const char *mailbox)
+{
+	char msg[DIR_ADDR_MAX + MAILDIR_MBOX_MAX + 2];
+	if (mn->redis == NULL || !redis_up(mn->redis))
+		return;
+	int n = snprintf(msg, sizeof(msg), "%s\t%s", user,
+			 imap_mailbox_canon(mailbox));
+	if (n < 0 || (size_t)n >= sizeof(msg))
+		return;
+	for (char *p = msg; *p != '\t'; p++) /* sessions keep it lowercased */
+		*p = (char)tolower((unsigned char)*p);
+	redis_command(mn->redis, NULL, NULL, "PUBLISH %s %b", IMAP_CHANNEL, msg,
+		      (size_t)n);
+}
+
+static void
+imap_on_announce(const char *msg, size_t len, void *arg)
+{
+	struct mailnode *mn = arg;
+	char user[DIR_ADDR_MAX], box[MAILDIR_MBOX_MAX + 1];
+
+	for (struct imap_session *s = mn->imap_sessions; s; s = s->next) {
+		if (s->state != IMAP_SELECTED)
+			continue;
+		if (msg == NULL) { /* (re)subscribed: something may be missed */
+			s->box.changed = true;
+			continue;
+		}
+		const char *tab = memchr(msg, '\t', len);
+		if (tab == NULL || (size_t)(tab - msg) >= sizeof(user) ||
+		    len - (size_t)(tab - msg) - 1 >= sizeof(box))
+			return;
+		memcpy(user, msg, (size_t)(tab - msg));
+		user[tab - msg] = '\0';
+		memcpy(box, tab + 1, len - (size_t)(tab - msg) - 1);
+		box[len - (size_t)(tab - msg) - 1] = '\0';
+		if (strcmp(s->user, user) != 0 || strcmp(s->box.name, box) != 0)
+			continue;
+		s->box.changed = true;
+		if (s->wait == IMAP_W_IDLE)
+			imap_mailbox_sync(s, true, true);
+	}
+}
+
+int
+imap_node_init(struct mailnode *mn)
+{
+	mn->imap_sessions = NULL;
+	if (mn->redis == NULL)
+		return 0;
+	return redis_subscribe(mn->redis, IMAP_CHANNEL, imap_on_announce, mn);
+}
+
+void
+imap_node_free(struct mailnode *mn)
+{
+	if (mn->redis)
+		redis_forget(mn->redis, mn);
+}

@@ -1,0 +1,65 @@
+/* Inside the Maildir module: what maildir_uid.c (reading, UIDs) and
+ * maildir_ops.c (changing) share. Not for other modules: they use
+ * maildir.h. Every path is under the Maildir given; nothing here follows
+ * a name it did not check. */
+#ifndef NODE_MAILDIR_INT_H
+#define NODE_MAILDIR_INT_H
+
+#include <stdint.h>
+
+#include "maildir.h"
+
+#define MAILDIR_LOCK "mailswitch-uidlock"
+#define MAILDIR_UIDNEXT "mailswitch-uidnext"
+#define MAILDIR_UIDVALIDITY "mailswitch-uidvalidity"
+#define MAILDIR_PATH_MAX 4096
+/* The longest name a scan lists (longer ones are not messages), and the
+ * longest unique base: room for ",U=4294967295:2," and 31 flags. */
+#define MAILDIR_LISTED_MAX (MAILDIR_NAME_MAX - 24)
+#define MAILDIR_BASE_MAX (MAILDIR_LISTED_MAX - 16 - 31)
+
+/* Splits a cur/ name into its UID (0: none), flags and size (0: no S=).
+ * The base is what precedes ":2,"; the UID is a ",U=" field in it. */
+void maildir_parse_name(const char *name, uint32_t *uid, char *flags,
+			size_t flagslen, uint64_t *size);
+
+/* A Maildir unique name for a file of size bytes, as the store delivers:
+ * TIME.M<usec>P<pid>Q<q>.HOST,S=<size>, HOST escaped as store_init does
+ * ('/', ':', ',' and control bytes as \ooo). The caller makes it unique
+ * in its directory by creating it with O_EXCL and trying q + 1 on EEXIST.
+ * Returns 0, or -1 with errno (ENAMETOOLONG). */
+int maildir_unique_name(const char *hostname, unsigned q, uint64_t size,
+			char *out, size_t outlen);
+
+int maildir_fsync_dir(const char *path);
+
+/* dir/name holding a decimal number: read gives 1 and *v, 0 when the
+ * file is missing or holds no number, -1 on a read error; write replaces
+ * it atomically and durably (temp file, fsync, rename, fsync of dir). */
+int maildir_read_number(const char *dir, const char *name, uint32_t *v);
+int maildir_write_number(const char *dir, const char *name, uint32_t v);
+
+/* Takes the exclusive flock of dir/name (created 0600), waiting at most
+ * MAILDIR_LOCK_WAIT_MS. maildir_lock is the UID lock, dir/MAILDIR_LOCK.
+ * Returns the lock's fd, or -1 with errno (ETIMEDOUT). */
+int maildir_lock_file(const char *dir, const char *name);
+int maildir_lock(const char *dir);
+void maildir_unlock(int fd);
+
+/* The following hold dir's UID lock (the caller took it). */
+
+/* The mailbox's UIDVALIDITY, written (time(NULL)) the first time. */
+int maildir_uidvalidity(const char *dir, uint32_t *v);
+
+/* Reserves want consecutive UIDs from the high-water mark reconciled
+ * with cur/'s highest UID: the mark is raised (durably) before any file
+ * shows one of them. *first is the first; *uidvalidity the mailbox's.
+ * Returns 0, or -1 with errno (EOVERFLOW: UIDs exhausted). */
+int maildir_uid_reserve(const char *dir, size_t want, uint32_t *uidvalidity,
+			uint32_t *first);
+
+/* maildir_scan's work once the lock is held: UIDs for new/ (and cur/
+ * files without one), then cur/ listed into out, sorted by UID. */
+int maildir_scan_locked(const char *dir, struct maildir_list *out);
+
+#endif
