@@ -12,6 +12,8 @@
 #define MAILDIR_LOCK "mailswitch-uidlock"
 #define MAILDIR_UIDNEXT "mailswitch-uidnext"
 #define MAILDIR_UIDVALIDITY "mailswitch-uidvalidity"
+/* in the user's Maildir: the highest UIDVALIDITY given in it */
+#define MAILDIR_UIDVALIDITY_FLOOR "mailswitch-uidvalidity-floor"
 #define MAILDIR_PATH_MAX 4096
 /* The longest name a scan lists (longer ones are not messages), and the
  * longest unique base: room for ",U=4294967295:2," and 31 flags. */
@@ -48,7 +50,8 @@ void maildir_unlock(int fd);
 
 /* The following hold dir's UID lock (the caller took it). */
 
-/* The mailbox's UIDVALIDITY, written (time(NULL)) the first time. */
+/* The mailbox's UIDVALIDITY, written the first time: time(NULL), or
+ * more when the user's Maildir already gave that much. */
 int maildir_uidvalidity(const char *dir, uint32_t *v);
 
 /* Reserves want consecutive UIDs from the high-water mark reconciled

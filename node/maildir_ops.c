@@ -651,7 +651,11 @@ static int
 maildir_touch(const char *dir, const char *name)
 {
 	char path[MAILDIR_PATH_MAX];
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >=
+	    (int)sizeof(path)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
 	int fd = open(
 	    path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
@@ -811,16 +815,21 @@ maildir_inbox_move(const char *userdir, const char *dst)
 				     info ? info + 3 : "", name,
 				     sizeof(name)) < 0)
 			goto fail;
-		snprintf(src, sizeof(src), "%s/cur/%s", userdir, b);
-		snprintf(to, sizeof(to), "%s/cur/%s", dst, name);
+		if (snprintf(src, sizeof(src), "%s/cur/%s", userdir, b) >=
+			(int)sizeof(src) ||
+		    snprintf(to, sizeof(to), "%s/cur/%s", dst, name) >=
+			(int)sizeof(to)) {
+			errno = ENAMETOOLONG;
+			goto fail;
+		}
 		if (rename(src, to) < 0 && errno != ENOENT)
 			goto fail;
 	}
-	snprintf(src, sizeof(src), "%s/cur", dst);
-	if (maildir_fsync_dir(src) < 0)
+	if (snprintf(src, sizeof(src), "%s/cur", dst) >= (int)sizeof(src) ||
+	    maildir_fsync_dir(src) < 0)
 		goto fail;
-	snprintf(src, sizeof(src), "%s/cur", userdir);
-	if (maildir_fsync_dir(src) < 0)
+	if (snprintf(src, sizeof(src), "%s/cur", userdir) >= (int)sizeof(src) ||
+	    maildir_fsync_dir(src) < 0)
 		goto fail;
 	maildir_unlock(outlock);
 	maildir_unlock(inlock);

@@ -339,17 +339,39 @@ maildir_give_uid(const char *dir, const char *from, const char *old,
 	return rename(src, dst);
 }
 
+/* The user's Maildir of mailbox dir: dir itself for INBOX, its parent
+ * for a Maildir++ folder (".Name"). */
+static void
+maildir_user_of(const char *dir, char *out, size_t outlen)
+{
+	snprintf(out, outlen, "%s", dir);
+	char *slash = strrchr(out, '/');
+	if (slash && slash[1] == '.')
+		*slash = '\0';
+}
+
 int
 maildir_uidvalidity(const char *dir, uint32_t *v)
 {
+	char user[MAILDIR_PATH_MAX];
+	uint32_t floor = 0;
 	int r = maildir_read_number(dir, MAILDIR_UIDVALIDITY, v);
 	if (r < 0)
 		return -1;
-	if (r == 0 || *v == 0) {
-		*v = (uint32_t)time(NULL);
-		if (maildir_write_number(dir, MAILDIR_UIDVALIDITY, *v) < 0)
-			return -1;
-	}
+	if (r > 0 && *v != 0)
+		return 0;
+	/* New: above every UIDVALIDITY the user's mailboxes ever had, so a
+	 * name deleted or renamed and made again within the same second
+	 * still gets a new one (RFC 3501 2.3.1.1). */
+	maildir_user_of(dir, user, sizeof(user));
+	if (maildir_read_number(user, MAILDIR_UIDVALIDITY_FLOOR, &floor) < 0)
+		floor = 0;
+	*v = (uint32_t)time(NULL);
+	if (*v <= floor)
+		*v = floor + 1;
+	if (maildir_write_number(user, MAILDIR_UIDVALIDITY_FLOOR, *v) < 0 ||
+	    maildir_write_number(dir, MAILDIR_UIDVALIDITY, *v) < 0)
+		return -1;
 	return 0;
 }
 

@@ -385,6 +385,30 @@ Test(maildir_ops, folder_create_delete)
 	closedir(d);
 }
 
+/* A name made again (after delete or rename) within the same second gets
+ * a new UIDVALIDITY: its UIDs start over (RFC 3501 2.3.1.1). */
+Test(maildir_ops, uidvalidity_never_repeats_for_a_name)
+{
+	char work[PATH_MAX];
+	struct maildir_list l;
+	uint32_t seen[4];
+	cr_assert_eq(maildir_mailbox_path(user, "Work", work, sizeof(work)), 0);
+	for (int i = 0; i < 4; i++) {
+		cr_assert_eq(maildir_folder_create(user, "Work"), 0);
+		scan(work, &l);
+		seen[i] = l.uidvalidity;
+		maildir_list_free(&l);
+		for (int k = 0; k < i; k++)
+			cr_assert_neq(seen[i], seen[k], "round %d", i);
+		if (i % 2)
+			cr_assert_eq(maildir_folder_delete(user, "Work"), 0);
+		else
+			cr_assert_eq(
+			    maildir_folder_rename(user, "Work", i ? "W2" : "W1"),
+			    0);
+	}
+}
+
 Test(maildir_ops, folder_rename_with_children)
 {
 	cr_assert_eq(maildir_folder_create(user, "a"), 0);
