@@ -71,6 +71,7 @@ imap_cmd_search(struct imap_session *s, struct imap_cmd *c)
 		return;
 	}
 	bool text = imap_search_needs_text(prog);
+	bool dates = imap_search_needs_internaldate(prog); /* a stat each */
 	uint32_t max_uid = b->n ? b->msg[b->n - 1].m.uid : 0;
 	strbuf_init(&sb, 16 * (b->n + 16));
 	strbuf_appends(&sb, "SEARCH");
@@ -86,7 +87,8 @@ imap_cmd_search(struct imap_session *s, struct imap_cmd *c)
 		    .size = m->m.size,
 		    .arg = &a,
 		};
-		if (maildir_internaldate(b->dir, &m->m, &sm.internaldate) < 0)
+		if (dates &&
+		    maildir_internaldate(b->dir, &m->m, &sm.internaldate) < 0)
 			sm.internaldate = 0;
 		if (text) {
 			sm.header_has = imap_search_header_has;

@@ -481,6 +481,23 @@ imap_search_needs_text(const struct imap_search *s)
 	return s != NULL && s->root != NULL && s->root->costly;
 }
 
+static bool
+imap_snode_uses_internaldate(const struct imap_snode *n)
+{
+	for (; n != NULL; n = n->next)
+		if (n->op == IMAP_S_BEFORE || n->op == IMAP_S_ON ||
+		    n->op == IMAP_S_SINCE ||
+		    imap_snode_uses_internaldate(n->kids))
+			return true;
+	return false;
+}
+
+bool
+imap_search_needs_internaldate(const struct imap_search *s)
+{
+	return s != NULL && imap_snode_uses_internaldate(s->root);
+}
+
 /* ---- matching ---- */
 
 static bool imap_snode_match(const struct imap_snode *n,

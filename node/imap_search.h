@@ -51,6 +51,10 @@ void imap_search_free(struct imap_search *s);
  * if not, they are never called and may be NULL. */
 bool imap_search_needs_text(const struct imap_search *s);
 
+/* Whether some key (BEFORE, ON, SINCE) compares INTERNALDATE: if not,
+ * m->internaldate is never read. */
+bool imap_search_needs_internaldate(const struct imap_search *s);
+
 /* Whether m matches. max_seq and max_uid resolve '*' in sequence sets and
  * UID sets (the mailbox's message count and its highest UID). Dates
  * compare by day in UTC: BEFORE/ON/SINCE on internaldate, SENTBEFORE/

@@ -470,3 +470,27 @@ Test(imap_search, free_null)
 	imap_search_free(NULL);
 	cr_assert_not(imap_search_needs_text(NULL));
 }
+
+/* INTERNALDATE costs the session a stat per message: it is asked for only
+ * when a key compares it, however deep. */
+Test(imap_search, needs_internaldate_only_for_its_keys)
+{
+	static const struct {
+		const char *prog;
+		bool dates;
+	} cases[] = {
+	    {"UNSEEN", false},
+	    {"SENTSINCE 1-Feb-1994", false},
+	    {"SUBJECT x LARGER 10", false},
+	    {"SINCE 1-Feb-1994", true},
+	    {"NOT (SEEN OR FLAGGED BEFORE 1-Feb-1994)", true},
+	    {"OR ON 1-Feb-1994 ALL", true},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+		struct imap_search *s = parse(cases[i].prog);
+		cr_expect_eq(imap_search_needs_internaldate(s), cases[i].dates,
+			     "%s", cases[i].prog);
+		imap_search_free(s);
+	}
+	cr_expect_not(imap_search_needs_internaldate(NULL));
+}
