@@ -64,8 +64,9 @@ class MailNode:
             raise AssertionError("mailnode exited %d:\n%s" % (
                 self.proc.returncode, self.log()))
         if wait_directory:
+            # Generous: a sanitizer build on a loaded 2-CPU machine is slow.
             wait_for(lambda: self.log().count("directory: loaded") > loaded_before,
-                     10, what="mailnode %s directory load" % self.name)
+                     30, what="mailnode %s directory load" % self.name)
         return self
 
     def log(self):

@@ -217,7 +217,18 @@ allow_root_commands = true
 read_all = true
 delete = false
 """ % (self.n.ports["imap"], out))
-        self.run_tool(["getmail", "--rcfile", rc, "--getmaildir", self.tmp])
+        args = ["getmail", "--rcfile", rc, "--getmaildir", self.tmp]
+        try:
+            self.run_tool(args)
+        except AssertionError as e:
+            # getmail 6.18 has a race of its own: a SIGCHLD from one
+            # delivery child while it installs the handler for the next
+            # ends it with an unhandled exception in _child_handler (seen
+            # on a loaded machine). That, and only that, is run again.
+            if "_child_handler" not in str(e):
+                raise
+            os.remove(out)
+            self.run_tool(args)
         with open(out) as f:
             text = f.read()
         for i in range(3):
