@@ -227,7 +227,8 @@ delete = false
             # on a loaded machine). That, and only that, is run again.
             if "_child_handler" not in str(e):
                 raise
-            os.remove(out)
+            if os.path.exists(out):
+                os.remove(out)
             self.run_tool(args)
         with open(out) as f:
             text = f.read()
