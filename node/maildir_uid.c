@@ -277,10 +277,22 @@ maildir_read_dir(const char *dir, const char *sub, struct maildir_list *l,
 			break;
 		if (maildir_skip_entry(de->d_name))
 			continue;
-		struct stat st;
-		if (fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-		    !S_ISREG(st.st_mode))
-			continue; /* gone meanwhile, or not a message */
+		uint32_t uid;
+		uint64_t size;
+		char flags[32];
+		struct stat st = {0};
+		if (!news)
+			maildir_parse_name(de->d_name, &uid, flags,
+					   sizeof(flags), &size);
+		/* A file of cur/ whose name gives its size needs no stat when
+		 * the directory says it is a regular file: a SELECT of a large
+		 * mailbox is then one readdir. new/ wants the mtime. */
+		if (news || size == 0 || de->d_type != DT_REG) {
+			if (fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) <
+				0 ||
+			    !S_ISREG(st.st_mode))
+				continue; /* gone meanwhile, or not a message */
+		}
 		if (news) {
 			if (*nnew == cap) {
 				cap = cap ? cap * 2 : 64;
@@ -295,11 +307,6 @@ maildir_read_dir(const char *dir, const char *sub, struct maildir_list *l,
 			m->mtime = st.st_mtim;
 			continue;
 		}
-		uint32_t uid;
-		uint64_t size;
-		char flags[32];
-		maildir_parse_name(de->d_name, &uid, flags, sizeof(flags),
-				   &size);
 		if (uid > *maxuid)
 			*maxuid = uid;
 		if (maildir_list_add(l, de->d_name, uid, flags,
