@@ -359,7 +359,7 @@ imap_seqset(struct imap_cur *c, struct imap_seqset *out)
 		if (out->n == IMAP_SEQSET_MAX)
 			return imap_cur_fail(c, "too many ranges in a "
 						"sequence set");
-		uint32_t lo, hi;
+		uint32_t lo = 0, hi = 0;
 		if (imap_seq_number(c, &lo) < 0)
 			return -1;
 		hi = lo;
