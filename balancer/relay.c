@@ -37,7 +37,7 @@ struct half {
 	char *buf; /* pending bytes buf[off..len); NULL: none held */
 	size_t off, len;
 	bool eof;  /* the reading side sent FIN */
-	bool shut; /* FIN passed on to the writing side */
+	bool shut; /* FIN passed on to the writing side by shutdown() */
 	bool bulk; /* a read filled the buffer: splice from now on */
 };
 
@@ -197,10 +197,6 @@ relay_flush(struct conn *c, struct half *h, int fd)
 		h->inpipe -= (size_t)n;
 	}
 	relay_pipe_put(c->w, h);
-	if (h->eof && !h->shut) {
-		shutdown(fd, SHUT_WR);
-		h->shut = true;
-	}
 	return 0;
 }
 
@@ -304,27 +300,44 @@ relay_io_cb(struct ev_loop *loop, ev_io *io, int revents)
 	relay_update(c);
 }
 
+/* Passes h's FIN on to fd once h is flushed, unless the socket the other
+ * direction reads from has an event pending in this loop iteration: that is
+ * often its peer's FIN too, and then both sockets close with no shutdown()
+ * (close() sends the FINs). `io` watches the socket the other direction
+ * reads from; it must be re-armed already, so pending means it will run. */
+static void
+relay_pass_fin(struct half *h, int fd, ev_io *io)
+{
+	if (h->shut || !h->eof || half_pending(h) > 0 || ev_is_pending(io))
+		return;
+	shutdown(fd, SHUT_WR);
+	h->shut = true;
+}
+
 /* Recomputes what each side waits for; ends the connection once both
- * directions have passed their FIN on and flushed. */
+ * directions have seen their FIN and flushed. */
 static void
 relay_update(struct conn *c)
 {
 	struct ev_loop *loop = c->w->loop;
-	if (c->up.shut && c->down.shut) {
+	size_t up = half_pending(&c->up), down = half_pending(&c->down);
+	if (c->up.eof && c->down.eof && up == 0 && down == 0) {
 		relay_free(c);
 		return;
 	}
 	int cev = 0, sev = 0;
-	if (!c->up.eof && half_pending(&c->up) == 0)
+	if (!c->up.eof && up == 0)
 		cev |= EV_READ;
-	if (half_pending(&c->up) > 0)
+	if (up > 0)
 		sev |= EV_WRITE;
-	if (!c->down.eof && half_pending(&c->down) == 0)
+	if (!c->down.eof && down == 0)
 		sev |= EV_READ;
-	if (half_pending(&c->down) > 0)
+	if (down > 0)
 		cev |= EV_WRITE;
 	relay_watch(loop, &c->cio, c->cfd, cev);
 	relay_watch(loop, &c->sio, c->sfd, sev);
+	relay_pass_fin(&c->up, c->sfd, &c->sio);
+	relay_pass_fin(&c->down, c->cfd, &c->cio);
 }
 
 static void

@@ -167,6 +167,27 @@ print(r.status, r.getheader('Retry-After'))
         self.assertEqual(hashlib.sha256(got).digest(),
                          hashlib.sha256(payload).digest())
 
+    def test_node_fin_first_keeps_client_direction_open(self):
+        n = self.node("f1", "finfirst")
+        port = free_port()
+        self.lbd(config(port, [n], proto="tcp", check="tcp"))
+        payload = os.urandom(1024 * 1024)
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
+            got = b""
+            while True:  # the greeting, then the node's FIN
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                got += chunk
+            self.assertTrue(got.startswith(b"f1 "), got)
+            s.sendall(payload)  # the other way stays open
+            s.shutdown(socket.SHUT_WR)
+            self.assertEqual(s.recv(100), b"")
+        want = "finfirst got %d bytes sha256 %s" % (
+            len(payload), hashlib.sha256(payload).hexdigest())
+        log = os.path.join(self.tmp, "node-f1.log")
+        wait_for(lambda: want in open(log).read(), 10, what=want)
+
     def test_reload_keeps_established_connection_and_health(self):
         nodes = [self.node("n%d" % i, "echo") for i in (1, 2)]
         port = free_port()
