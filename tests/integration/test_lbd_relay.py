@@ -89,6 +89,43 @@ class RelayTest(LbdTestCase):
         names = {greeting(port).split()[1] for _ in range(9)}
         self.assertIn("n2", names)
 
+    def http_get(self, port, delay=0.0):
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            time.sleep(delay)
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            data = b""
+            while True:
+                chunk = s.recv(4096)
+                if not chunk:
+                    return data.decode("latin-1")
+                data += chunk
+
+    def test_sigkill_of_a_node_client_speaks_first(self):
+        # The client's request is read while lbd connects; a refused
+        # connect hands it, unsent, to the next node.
+        nodes = [self.node("h%d" % i, "http") for i in (1, 2, 3)]
+        port = free_port()
+        l = self.lbd(config(port, nodes, proto="http", check="none"))
+        nodes[1].kill()
+        answers = [self.http_get(port) for _ in range(30)]
+        bad = [a for a in answers if not a.startswith("HTTP/1.1 200 OK")]
+        self.assertEqual(bad, [])
+        self.assertEqual({a.split("\r\n\r\n", 1)[1].split()[0]
+                          for a in answers}, {"h1", "h3"})
+
+    def test_silent_connect_outlives_connect_timeout(self):
+        # Neither side says a word for longer than connect_timeout_ms: the
+        # connect completed, so it is neither a failure nor a retry.
+        n = self.node("h1", "http")
+        port = free_port()
+        l = self.lbd(config(port, [n], proto="tcp", check="none"))
+        answer = self.http_get(port, delay=1.2)  # connect_timeout_ms = 500
+        self.assertTrue(answer.startswith("HTTP/1.1 200 OK"), answer)
+        self.assertIn("h1 peer=", answer)
+        self.assertNotIn("h1 down", l.log())
+        st = l.status()
+        self.assertEqual(st["services"][0]["total"], 1)
+
     def test_pool_empty_replies(self):
         cases = [("smtp", b"421 4.3.2 Service not available, try again later\r\n"),
                  ("imap", b"* BYE [UNAVAILABLE] Service temporarily unavailable\r\n"),
