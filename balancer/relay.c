@@ -307,6 +307,23 @@ relay_pump(struct conn *c, struct half *h, int from, int to)
 	return 0;
 }
 
+/* The node's socket is writable while connecting and nothing waits to be
+ * sent (only the client's FIN does): ask how the connect ended. */
+static int
+relay_connect_check(struct conn *c)
+{
+	int err = 0;
+	socklen_t len = sizeof(err);
+	if (getsockopt(c->sfd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+		err = errno;
+	if (err != 0) {
+		errno = err;
+		return relay_failed(c, c->sfd);
+	}
+	relay_established(c);
+	return 0;
+}
+
 static void
 relay_io_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
@@ -319,7 +336,10 @@ relay_io_cb(struct ev_loop *loop, ev_io *io, int revents)
 		if (rc == 0 && (revents & EV_READ))
 			rc = relay_pump(c, &c->up, c->cfd, c->sfd);
 	} else {
-		if (revents & EV_WRITE)
+		if ((revents & EV_WRITE) && c->state == CONN_CONNECTING &&
+		    half_pending(&c->up) == 0)
+			rc = relay_connect_check(c);
+		else if (revents & EV_WRITE)
 			rc = relay_flush(c, &c->up, c->sfd);
 		if (rc == 0 && (revents & EV_READ))
 			rc = relay_pump(c, &c->down, c->sfd, c->cfd);
@@ -361,8 +381,8 @@ relay_update(struct conn *c)
 	int cev = 0, sev = 0;
 	if (!c->up.eof && up == 0)
 		cev |= EV_READ;
-	if (up > 0)
-		sev |= EV_WRITE;
+	if (up > 0 || (c->state == CONN_CONNECTING && c->up.eof))
+		sev |= EV_WRITE; /* (a FIN to pass on once connected) */
 	if (!c->down.eof && down == 0)
 		sev |= EV_READ;
 	if (down > 0)
@@ -473,9 +493,10 @@ relay_connect_timeout_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	socklen_t len = sizeof(ss);
 	(void)loop;
 	(void)revents;
-	if (getpeername(c->sfd, (struct sockaddr *)&ss, &len) == 0)
+	if (getpeername(c->sfd, (struct sockaddr *)&ss, &len) == 0) {
 		relay_established(c);
-	else
+		relay_update(c);
+	} else
 		relay_connect_failed(c, ETIMEDOUT);
 }
 

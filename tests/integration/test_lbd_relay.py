@@ -126,6 +126,20 @@ class RelayTest(LbdTestCase):
         st = l.status()
         self.assertEqual(st["services"][0]["total"], 1)
 
+    def test_client_fin_while_connecting_reaches_node(self):
+        # The client hangs up before the connect is known to be done and
+        # before any byte moved: its FIN still reaches the node at once
+        # (not at the connect timeout), and the node's FIN comes back.
+        n = self.node("h1", "http")
+        port = free_port()
+        l = self.lbd(config(port, [n], proto="tcp", check="none"))
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            t0 = time.monotonic()
+            s.shutdown(socket.SHUT_WR)
+            self.assertEqual(s.recv(100), b"")
+            self.assertLess(time.monotonic() - t0, 0.4)  # < connect_timeout_ms
+        self.assertNotIn("h1 down", l.log())
+
     def test_pool_empty_replies(self):
         cases = [("smtp", b"421 4.3.2 Service not available, try again later\r\n"),
                  ("imap", b"* BYE [UNAVAILABLE] Service temporarily unavailable\r\n"),
