@@ -1,6 +1,8 @@
 /* The relay: one client connection, its node connection, and the bytes in
- * between. States: CONNECTING (to a node, with retries on other nodes),
- * RELAYING (full duplex, half-close kept), REPLYING (no node: the
+ * between. States: CONNECTING (to a node, with retries on other nodes;
+ * the client's first bytes are read and held meanwhile, and the first byte
+ * moved to or from the node proves the connect), RELAYING (full duplex,
+ * half-close kept), REPLYING (no node: the
  * protocol's "unavailable" answer, then a lingering close). Bytes move with
  * splice() through a pipe where the kernel allows it, through a buffer
  * otherwise; pipes and buffers are taken only while data is in flight, so
@@ -37,7 +39,7 @@ struct half {
 	char *buf; /* pending bytes buf[off..len); NULL: none held */
 	size_t off, len;
 	bool eof;  /* the reading side sent FIN */
-	bool shut; /* FIN passed on to the writing side */
+	bool shut; /* FIN passed on to the writing side by shutdown() */
 	bool bulk; /* a read filled the buffer: splice from now on */
 };
 
@@ -55,18 +57,40 @@ struct conn {
 	struct half down; /* node to client */
 	struct node *tried[RELAY_MAX_TRIES];
 	int ntried;
+	int node_err; /* errno of the last failed call on sfd, or 0 */
 	uint32_t hash;
 	struct sockaddr_storage peer;
 	struct conn *prev, *next;
 };
 
 static void relay_connect_next(struct conn *c);
+static void relay_connect_failed(struct conn *c, int err);
 static void relay_update(struct conn *c);
+static void relay_established(struct conn *c);
 
 static inline size_t
 half_pending(const struct half *h)
 {
 	return (h->buf ? h->len - h->off : 0) + h->inpipe;
+}
+
+/* A call on fd moved bytes (or read the node's FIN): when fd is the node's
+ * socket, that proves the connect, with no getsockopt(SO_ERROR). */
+static inline void
+relay_moved(struct conn *c, int fd)
+{
+	if (c->state == CONN_CONNECTING && fd == c->sfd)
+		relay_established(c);
+}
+
+/* A call on fd failed: returns -1, remembering the errno when fd is the
+ * node's socket (a connect that failed shows up here). */
+static int
+relay_failed(struct conn *c, int fd)
+{
+	if (fd == c->sfd)
+		c->node_err = errno;
+	return -1;
 }
 
 static char *
@@ -185,22 +209,24 @@ relay_flush(struct conn *c, struct half *h, int fd)
 		ssize_t n = send(fd, h->buf + h->off, h->len - h->off,
 				 MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0)
-			return errno == EAGAIN || errno == EINTR ? 0 : -1;
+			return errno == EAGAIN || errno == EINTR
+				   ? 0
+				   : relay_failed(c, fd);
 		h->off += (size_t)n;
+		relay_moved(c, fd);
 	}
 	relay_buf_put(c->w, h);
 	while (h->inpipe > 0) {
 		ssize_t n = splice(h->pipe[0], NULL, fd, NULL, h->inpipe,
 				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 		if (n < 0)
-			return errno == EAGAIN || errno == EINTR ? 0 : -1;
+			return errno == EAGAIN || errno == EINTR
+				   ? 0
+				   : relay_failed(c, fd);
 		h->inpipe -= (size_t)n;
+		relay_moved(c, fd);
 	}
 	relay_pipe_put(c->w, h);
-	if (h->eof && !h->shut) {
-		shutdown(fd, SHUT_WR);
-		h->shut = true;
-	}
 	return 0;
 }
 
@@ -264,12 +290,13 @@ relay_pump(struct conn *c, struct half *h, int from, int to)
 					h->bulk = true;
 			}
 		}
-		if (n == 0)
-			h->eof = true;
-		else if (n < 0)
+		if (n < 0)
 			return errno == EAGAIN || errno == EINTR
 				   ? relay_flush(c, h, to)
-				   : -1;
+				   : relay_failed(c, from);
+		relay_moved(c, from);
+		if (n == 0)
+			h->eof = true;
 		else
 			relay_count(c, h, (size_t)n);
 		if (relay_flush(c, h, to) < 0)
@@ -277,6 +304,23 @@ relay_pump(struct conn *c, struct half *h, int from, int to)
 		if (n == 0 || half_pending(h) > 0 || (size_t)n < want)
 			return 0; /* EOF, the other side is slow, or drained */
 	}
+	return 0;
+}
+
+/* The node's socket is writable while connecting and nothing waits to be
+ * sent (only the client's FIN does): ask how the connect ended. */
+static int
+relay_connect_check(struct conn *c)
+{
+	int err = 0;
+	socklen_t len = sizeof(err);
+	if (getsockopt(c->sfd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+		err = errno;
+	if (err != 0) {
+		errno = err;
+		return relay_failed(c, c->sfd);
+	}
+	relay_established(c);
 	return 0;
 }
 
@@ -292,39 +336,63 @@ relay_io_cb(struct ev_loop *loop, ev_io *io, int revents)
 		if (rc == 0 && (revents & EV_READ))
 			rc = relay_pump(c, &c->up, c->cfd, c->sfd);
 	} else {
-		if (revents & EV_WRITE)
+		if ((revents & EV_WRITE) && c->state == CONN_CONNECTING &&
+		    half_pending(&c->up) == 0)
+			rc = relay_connect_check(c);
+		else if (revents & EV_WRITE)
 			rc = relay_flush(c, &c->up, c->sfd);
 		if (rc == 0 && (revents & EV_READ))
 			rc = relay_pump(c, &c->down, c->sfd, c->cfd);
 	}
-	if (rc < 0) {
+	if (rc < 0 && c->state == CONN_CONNECTING && c->node_err != 0)
+		relay_connect_failed(c, c->node_err);
+	else if (rc < 0)
 		relay_free(c);
+	else
+		relay_update(c);
+}
+
+/* Passes h's FIN on to fd once h is flushed, unless the socket the other
+ * direction reads from has an event pending in this loop iteration: that is
+ * often its peer's FIN too, and then both sockets close with no shutdown()
+ * (close() sends the FINs). `io` watches the socket the other direction
+ * reads from; it must be re-armed already, so pending means it will run. */
+static void
+relay_pass_fin(struct half *h, int fd, ev_io *io)
+{
+	if (h->shut || !h->eof || half_pending(h) > 0 || ev_is_pending(io))
 		return;
-	}
-	relay_update(c);
+
+	shutdown(fd, SHUT_WR);
+	h->shut = true;
 }
 
 /* Recomputes what each side waits for; ends the connection once both
- * directions have passed their FIN on and flushed. */
+ * directions have seen their FIN and flushed. */
 static void
 relay_update(struct conn *c)
 {
 	struct ev_loop *loop = c->w->loop;
-	if (c->up.shut && c->down.shut) {
+	size_t up = half_pending(&c->up), down = half_pending(&c->down);
+	if (c->up.eof && c->down.eof && up == 0 && down == 0) {
 		relay_free(c);
 		return;
 	}
 	int cev = 0, sev = 0;
-	if (!c->up.eof && half_pending(&c->up) == 0)
+	if (!c->up.eof && up == 0)
 		cev |= EV_READ;
-	if (half_pending(&c->up) > 0)
-		sev |= EV_WRITE;
-	if (!c->down.eof && half_pending(&c->down) == 0)
+	if (up > 0 || (c->state == CONN_CONNECTING && c->up.eof))
+		sev |= EV_WRITE; /* (a FIN to pass on once connected) */
+	if (!c->down.eof && down == 0)
 		sev |= EV_READ;
-	if (half_pending(&c->down) > 0)
+	if (down > 0)
 		cev |= EV_WRITE;
 	relay_watch(loop, &c->cio, c->cfd, cev);
 	relay_watch(loop, &c->sio, c->sfd, sev);
+	if (c->state == CONN_CONNECTING)
+		return;
+	relay_pass_fin(&c->up, c->sfd, &c->sio);
+	relay_pass_fin(&c->down, c->cfd, &c->cio);
 }
 
 static void
@@ -373,6 +441,9 @@ relay_proxy_header(struct conn *c)
 	return 0;
 }
 
+/* The node's socket moved a byte either way (or a silent connect proved
+ * complete at the connect timeout): the connect is done, the timer is the
+ * idle one from now on. */
 static void
 relay_established(struct conn *c)
 {
@@ -391,15 +462,11 @@ relay_established(struct conn *c)
 			  c->svc->name, from, c->pool->name, c->node->name,
 			  c->node->addrstr);
 	}
-	if (relay_proxy_header(c) < 0 || relay_flush(c, &c->up, c->sfd) < 0) {
-		relay_free(c);
-		return;
-	}
-	relay_update(c);
 }
 
-/* The node refused, timed out or reset: count it against the node, and
- * give the client to the next one. */
+/* The node refused, timed out or reset before any byte moved: count it
+ * against the node, and give the client to the next one. What the client
+ * sent meanwhile is still in c->up, unsent. */
 static void
 relay_connect_failed(struct conn *c, int err)
 {
@@ -408,37 +475,29 @@ relay_connect_failed(struct conn *c, int err)
 	ev_timer_stop(loop, &c->timer);
 	close(c->sfd);
 	c->sfd = -1;
+	c->node_err = 0;
 	checker_report_connect_failure(c->w->l, c->pool, c->node, err);
 	pool_release(c->node);
 	c->node = NULL;
 	relay_connect_next(c);
 }
 
-static void
-relay_connect_io_cb(struct ev_loop *loop, ev_io *io, int revents)
-{
-	struct conn *c = io->data;
-	int err = 0;
-	socklen_t len = sizeof(err);
-	(void)loop;
-	(void)revents;
-	if (getsockopt(c->sfd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-		err = errno;
-	if (err != 0) {
-		relay_connect_failed(c, err);
-		return;
-	}
-	ev_io_stop(loop, io);
-	ev_set_cb(io, relay_io_cb);
-	relay_established(c);
-}
-
+/* No byte has moved to or from the node within the connect timeout. The
+ * connect may have completed all the same (a node that waits for the
+ * client, a client that waits for the node): ask the kernel. */
 static void
 relay_connect_timeout_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
+	struct conn *c = t->data;
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
 	(void)loop;
 	(void)revents;
-	relay_connect_failed(t->data, ETIMEDOUT);
+	if (getpeername(c->sfd, (struct sockaddr *)&ss, &len) == 0) {
+		relay_established(c);
+		relay_update(c);
+	} else
+		relay_connect_failed(c, ETIMEDOUT);
 }
 
 static void
@@ -521,25 +580,23 @@ relay_connect_next(struct conn *c)
 		int one = 1;
 		setsockopt(c->sfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		if (connect(c->sfd, (struct sockaddr *)&n->addr.ss,
-			    n->addr.len) == 0) {
-			ev_init(&c->sio, relay_io_cb);
-			c->sio.data = c;
+			    n->addr.len) == 0)
 			relay_established(c);
-			return;
-		}
-		if (errno != EINPROGRESS) {
+		else if (errno != EINPROGRESS) {
 			relay_connect_failed(c, errno);
 			return;
+		} else {
+			/* No wait for writability: the node's socket is
+			 * watched for what the relay needs, and the first
+			 * byte moved, an error, or the timeout tells. */
+			ev_set_cb(&c->timer, relay_connect_timeout_cb);
+			ev_timer_set(&c->timer,
+				     atomic_load(&c->svc->connect_timeout_ms) /
+					 1000.0,
+				     0.);
+			ev_timer_start(loop, &c->timer);
 		}
-		ev_io_init(&c->sio, relay_connect_io_cb, c->sfd, EV_WRITE);
-		c->sio.data = c;
-		ev_io_start(loop, &c->sio);
-		ev_init(&c->timer, relay_connect_timeout_cb);
-		c->timer.data = c;
-		ev_timer_set(&c->timer,
-			     atomic_load(&c->svc->connect_timeout_ms) / 1000.0,
-			     0.);
-		ev_timer_start(loop, &c->timer);
+		relay_update(c);
 		return;
 	}
 	relay_reply_unavailable(c);
@@ -578,8 +635,7 @@ relay_accept(struct worker *w, struct service *svc, int fd,
 		w->conns->prev = c;
 	w->conns = c;
 
-	int one = 1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	/* TCP_NODELAY: accepted sockets inherit it from the listener */
 	atomic_fetch_add_explicit(&svc->total, 1, memory_order_relaxed);
 	long active =
 	    atomic_fetch_add_explicit(&svc->active, 1, memory_order_relaxed);
@@ -588,6 +644,10 @@ relay_accept(struct worker *w, struct service *svc, int fd,
 		log_debug("service %s: max_connections %d reached", svc->name,
 			  max);
 		relay_reply_unavailable(c);
+		return;
+	}
+	if (relay_proxy_header(c) < 0) {
+		relay_free(c);
 		return;
 	}
 	relay_connect_next(c);

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,15 @@ service_open(struct lbd *l, struct service *svc, char *err, size_t len)
 		svc->fds[i] = -1;
 	for (int i = 0; i < l->cfg->set.workers; i++) {
 		svc->fds[i] = net_listen(&svc->listen, true);
+		int one = 1; /* accepted sockets inherit it (Linux) */
+		if (svc->fds[i] >= 0 &&
+		    setsockopt(svc->fds[i], IPPROTO_TCP, TCP_NODELAY, &one,
+			       sizeof(one)) < 0) {
+			int saved = errno;
+			close(svc->fds[i]);
+			svc->fds[i] = -1;
+			errno = saved;
+		}
 		if (svc->fds[i] < 0) {
 			snprintf(err, len, "service %s: listen %s: %s",
 				 svc->name, svc->listenstr, strerror(errno));

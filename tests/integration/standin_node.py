@@ -12,9 +12,13 @@ pop3:  "+OK NAME peer=..."; QUIT -> +OK, else +OK.
 http:  one request, 200 with body "NAME peer=...".
 echo:  sends "NAME peer=...\\n", then reads to EOF and sends back every byte
        it read, then closes (for byte-exact relay and half-close tests).
+finfirst: sends "NAME peer=...\\n" and its FIN at once, then reads to EOF
+       and prints "finfirst got N bytes sha256 HEX" to its log (the node's
+       FIN must not end the client-to-node direction).
 It runs until killed; a test SIGKILLs it to play a node that dies.
 """
 import argparse
+import hashlib
 import os
 import socket
 import struct
@@ -148,8 +152,21 @@ def serve_echo(conn, args, peer):
     conn.sendall(b"".join(received))
 
 
+def serve_finfirst(conn, args, peer):
+    conn.sendall(("%s peer=%s\n" % (args.name, peer)).encode())
+    conn.shutdown(socket.SHUT_WR)
+    got = bytearray()
+    while True:
+        data = conn.recv(65536)
+        if not data:
+            break
+        got += data
+    print("finfirst got %d bytes sha256 %s" % (len(got), hashlib.sha256(got).hexdigest()),
+          flush=True)
+
+
 SERVERS = {"smtp": serve_smtp, "imap": serve_imap, "pop3": serve_pop3,
-           "http": serve_http, "echo": serve_echo}
+           "http": serve_http, "echo": serve_echo, "finfirst": serve_finfirst}
 
 
 def handle(conn, args):
@@ -161,7 +178,8 @@ def handle(conn, args):
         sys.stderr.write("standin %s: %s\n" % (args.name, e))
     finally:
         try:
-            conn.shutdown(socket.SHUT_WR)
+            if args.proto != "finfirst":
+                conn.shutdown(socket.SHUT_WR)
         except OSError:
             pass
         conn.close()

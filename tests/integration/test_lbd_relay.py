@@ -89,6 +89,57 @@ class RelayTest(LbdTestCase):
         names = {greeting(port).split()[1] for _ in range(9)}
         self.assertIn("n2", names)
 
+    def http_get(self, port, delay=0.0):
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            time.sleep(delay)
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            data = b""
+            while True:
+                chunk = s.recv(4096)
+                if not chunk:
+                    return data.decode("latin-1")
+                data += chunk
+
+    def test_sigkill_of_a_node_client_speaks_first(self):
+        # The client's request is read while lbd connects; a refused
+        # connect hands it, unsent, to the next node.
+        nodes = [self.node("h%d" % i, "http") for i in (1, 2, 3)]
+        port = free_port()
+        l = self.lbd(config(port, nodes, proto="http", check="none"))
+        nodes[1].kill()
+        answers = [self.http_get(port) for _ in range(30)]
+        bad = [a for a in answers if not a.startswith("HTTP/1.1 200 OK")]
+        self.assertEqual(bad, [])
+        self.assertEqual({a.split("\r\n\r\n", 1)[1].split()[0]
+                          for a in answers}, {"h1", "h3"})
+
+    def test_silent_connect_outlives_connect_timeout(self):
+        # Neither side says a word for longer than connect_timeout_ms: the
+        # connect completed, so it is neither a failure nor a retry.
+        n = self.node("h1", "http")
+        port = free_port()
+        l = self.lbd(config(port, [n], proto="tcp", check="none"))
+        answer = self.http_get(port, delay=1.2)  # connect_timeout_ms = 500
+        self.assertTrue(answer.startswith("HTTP/1.1 200 OK"), answer)
+        self.assertIn("h1 peer=", answer)
+        self.assertNotIn("h1 down", l.log())
+        st = l.status()
+        self.assertEqual(st["services"][0]["total"], 1)
+
+    def test_client_fin_while_connecting_reaches_node(self):
+        # The client hangs up before the connect is known to be done and
+        # before any byte moved: its FIN still reaches the node at once
+        # (not at the connect timeout), and the node's FIN comes back.
+        n = self.node("h1", "http")
+        port = free_port()
+        l = self.lbd(config(port, [n], proto="tcp", check="none"))
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            t0 = time.monotonic()
+            s.shutdown(socket.SHUT_WR)
+            self.assertEqual(s.recv(100), b"")
+            self.assertLess(time.monotonic() - t0, 0.4)  # < connect_timeout_ms
+        self.assertNotIn("h1 down", l.log())
+
     def test_pool_empty_replies(self):
         cases = [("smtp", b"421 4.3.2 Service not available, try again later\r\n"),
                  ("imap", b"* BYE [UNAVAILABLE] Service temporarily unavailable\r\n"),
@@ -166,6 +217,27 @@ print(r.status, r.getheader('Retry-After'))
         self.assertEqual(len(got), len(payload))
         self.assertEqual(hashlib.sha256(got).digest(),
                          hashlib.sha256(payload).digest())
+
+    def test_node_fin_first_keeps_client_direction_open(self):
+        n = self.node("f1", "finfirst")
+        port = free_port()
+        self.lbd(config(port, [n], proto="tcp", check="tcp"))
+        payload = os.urandom(1024 * 1024)
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
+            got = b""
+            while True:  # the greeting, then the node's FIN
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                got += chunk
+            self.assertTrue(got.startswith(b"f1 "), got)
+            s.sendall(payload)  # the other way stays open
+            s.shutdown(socket.SHUT_WR)
+            self.assertEqual(s.recv(100), b"")
+        want = "finfirst got %d bytes sha256 %s" % (
+            len(payload), hashlib.sha256(payload).hexdigest())
+        log = os.path.join(self.tmp, "node-f1.log")
+        wait_for(lambda: want in open(log).read(), 10, what=want)
 
     def test_reload_keeps_established_connection_and_health(self):
         nodes = [self.node("n%d" % i, "echo") for i in (1, 2)]
