@@ -197,7 +197,7 @@ lbctl_build_status(struct lbctl *c, int argc, char **argv)
 static int
 lbctl_build_pool_add(struct lbctl *c, int argc, char **argv)
 {
-	const char *pos[3], *weight = NULL, *maxconn = NULL, *v;
+	const char *pos[3], *weight = NULL, *maxconn = NULL, *v = NULL;
 	struct addr a;
 	const char *why;
 	long n;
