@@ -231,6 +231,10 @@ bool imap_mailbox_in_set(const struct imap_mailbox *b, size_t i,
 struct imap_loaded *imap_mailbox_load(struct imap_session *s, size_t i,
 				      bool mime);
 void imap_loaded_free(struct imap_loaded *l);
+/* data[0..len) with every bare LF made CRLF, in a new NUL-terminated
+ * buffer (*out NULL, nothing allocated, when none needed it). Returns 0
+ * or -1 (out of memory). */
+int imap_crlf(const char *data, size_t len, char **out, size_t *outlen);
 /* Sets message i's stored flags (mask without \Recent). Returns 0 or -1
  * with errno (ENOENT: expunged elsewhere). */
 int imap_mailbox_set_flags(struct imap_session *s, size_t i, unsigned mask);

@@ -11,32 +11,6 @@
 #include "../common/log.h"
 #include "imap.h"
 
-/* data with every bare LF made CRLF, in a new buffer (*out NULL when
- * nothing needed changing). Returns 0 or -1 (out of memory). */
-static int
-imap_append_crlf(const char *data, size_t len, char **out, size_t *outlen)
-{
-	size_t bare = 0;
-	*out = NULL;
-	for (size_t k = 0; k < len; k++)
-		if (data[k] == '\n' && (k == 0 || data[k - 1] != '\r'))
-			bare++;
-	if (bare == 0)
-		return 0;
-	char *b = malloc(len + bare);
-	if (b == NULL)
-		return -1;
-	size_t o = 0;
-	for (size_t k = 0; k < len; k++) {
-		if (data[k] == '\n' && (k == 0 || data[k - 1] != '\r'))
-			b[o++] = '\r';
-		b[o++] = data[k];
-	}
-	*out = b;
-	*outlen = o;
-	return 0;
-}
-
 void
 imap_cmd_append(struct imap_session *s, struct imap_cmd *c)
 {
@@ -74,7 +48,7 @@ imap_cmd_append(struct imap_session *s, struct imap_cmd *c)
 		imap_no(s, c, "[TRYCREATE] No such mailbox");
 		return;
 	}
-	if (imap_append_crlf(data, len, &fixed, &len) < 0) {
+	if (imap_crlf(data, len, &fixed, &len) < 0) {
 		imap_no(s, c, "[SERVERBUG] Out of memory");
 		return;
 	}

@@ -395,30 +395,45 @@ imap_read_crlf(int fd, size_t max, char **out, size_t *outlen)
 			break;
 		got += (size_t)n;
 	}
-	size_t bare = 0;
-	for (size_t k = 0; k < got; k++)
-		if (raw[k] == '\n' && (k == 0 || raw[k - 1] != '\r'))
-			bare++;
-	if (bare == 0) {
+	char *fixed;
+	size_t fixedlen;
+	if (imap_crlf(raw, got, &fixed, &fixedlen) < 0) {
+		free(raw);
+		return -1;
+	}
+	if (fixed == NULL) {
 		raw[got] = '\0';
 		*out = raw;
 		*outlen = got;
 		return 0;
 	}
-	char *fixed = malloc(got + bare + 1);
-	if (fixed == NULL) {
-		free(raw);
-		return -1;
-	}
-	size_t o = 0;
-	for (size_t k = 0; k < got; k++) {
-		if (raw[k] == '\n' && (k == 0 || raw[k - 1] != '\r'))
-			fixed[o++] = '\r';
-		fixed[o++] = raw[k];
-	}
-	fixed[o] = '\0';
 	free(raw);
 	*out = fixed;
+	*outlen = fixedlen;
+	return 0;
+}
+
+int
+imap_crlf(const char *data, size_t len, char **out, size_t *outlen)
+{
+	size_t bare = 0;
+	*out = NULL;
+	for (size_t k = 0; k < len; k++)
+		if (data[k] == '\n' && (k == 0 || data[k - 1] != '\r'))
+			bare++;
+	if (bare == 0)
+		return 0;
+	char *b = malloc(len + bare + 1);
+	if (b == NULL)
+		return -1;
+	size_t o = 0;
+	for (size_t k = 0; k < len; k++) {
+		if (data[k] == '\n' && (k == 0 || data[k - 1] != '\r'))
+			b[o++] = '\r';
+		b[o++] = data[k];
+	}
+	b[o] = '\0';
+	*out = b;
 	*outlen = o;
 	return 0;
 }
