@@ -354,17 +354,8 @@ imap_msg_open(struct imap_session *s, size_t i)
 		int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd >= 0 || errno != ENOENT || attempt > 0)
 			return fd;
-		struct maildir_list now = {0};
-		const struct maildir_msg *found = NULL;
-		if (maildir_scan(s->box.dir, &now) == 0)
-			found = maildir_find(&now, m->m.uid);
-		if (found)
-			m->m = *found;
-		maildir_list_free(&now);
-		if (found == NULL) {
-			errno = ENOENT;
+		if (maildir_refind(s->box.dir, &m->m) < 0)
 			return -1;
-		}
 	}
 	return -1;
 }
@@ -483,17 +474,8 @@ imap_mailbox_set_flags(struct imap_session *s, size_t i, unsigned mask)
 		if (errno != ENOENT || attempt > 0)
 			return -1;
 		/* Renamed by another session (its flags): find it again. */
-		struct maildir_list now = {0};
-		const struct maildir_msg *found = NULL;
-		if (maildir_scan(s->box.dir, &now) == 0)
-			found = maildir_find(&now, m->m.uid);
-		if (found)
-			m->m = *found;
-		maildir_list_free(&now);
-		if (found == NULL) {
-			errno = ENOENT;
+		if (maildir_refind(s->box.dir, &m->m) < 0)
 			return -1;
-		}
 	}
 	return -1;
 }

@@ -46,6 +46,10 @@ void maildir_list_free(struct maildir_list *l);
 
 const struct maildir_msg *maildir_find(const struct maildir_list *l,
 				       uint32_t uid);
+/* Finds m again by its UID after another session renamed its file (new
+ * flags): a fresh scan, *m updated. Returns 0, or -1 with errno (ENOENT:
+ * the message is gone). */
+int maildir_refind(const char *dir, struct maildir_msg *m);
 /* Messages without the S (seen) flag. */
 size_t maildir_unseen(const struct maildir_list *l);
 
@@ -114,8 +118,8 @@ int maildir_append(const char *dir, const char *hostname, const void *data,
  * of msgs[i]'s copy, *uidvalidity dstdir's. A source file gone meanwhile
  * fails the whole copy with ENOENT, and copies already made are removed
  * (all or nothing, RFC 3501 6.4.7). Returns 0 or -1 with errno. */
-int maildir_copy(const char *srcdir, const struct maildir_msg *msgs,
-		 size_t n, const char *dstdir, const char *hostname,
+int maildir_copy(const char *srcdir, const struct maildir_msg *msgs, size_t n,
+		 const char *dstdir, const char *hostname,
 		 uint32_t *uidvalidity, uint32_t *uids);
 
 /* Maildir++ folders (name without the leading dot, '.' the hierarchy

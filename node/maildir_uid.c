@@ -583,6 +583,23 @@ fail:;
 	return -1;
 }
 
+int
+maildir_refind(const char *dir, struct maildir_msg *m)
+{
+	struct maildir_list now = {0};
+	const struct maildir_msg *found = NULL;
+	if (maildir_scan(dir, &now) == 0)
+		found = maildir_find(&now, m->uid);
+	if (found)
+		*m = *found;
+	maildir_list_free(&now);
+	if (found == NULL) {
+		errno = ENOENT;
+		return -1;
+	}
+	return 0;
+}
+
 void
 maildir_list_free(struct maildir_list *l)
 {

@@ -183,17 +183,8 @@ pop3_open(struct pop3_session *s, size_t i)
 		int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd >= 0 || errno != ENOENT || attempt > 0)
 			return fd;
-		struct maildir_list now = {0};
-		const struct maildir_msg *found = NULL;
-		if (maildir_scan(s->maildir, &now) == 0)
-			found = maildir_find(&now, m->uid);
-		if (found)
-			snprintf(m->name, sizeof(m->name), "%s", found->name);
-		maildir_list_free(&now);
-		if (found == NULL) {
-			errno = ENOENT;
+		if (maildir_refind(s->maildir, m) < 0)
 			return -1;
-		}
 	}
 	return -1;
 }
