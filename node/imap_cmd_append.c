@@ -55,7 +55,7 @@ imap_cmd_append(struct imap_session *s, struct imap_cmd *c)
 	if (fixed)
 		data = fixed;
 	imap_flags_to_maildir(mask, letters);
-	if (maildir_append(dir, s->mn->cfg->hostname, data, len, letters, when,
+	if (maildir_append(dir, s->mn->store.hostname, data, len, letters, when,
 			   &uidvalidity, &uid) < 0) {
 		log_err("imap %s: append to %s: %s", s->id, dir,
 			strerror(errno));

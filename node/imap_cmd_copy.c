@@ -75,7 +75,7 @@ imap_cmd_copy(struct imap_session *s, struct imap_cmd *c)
 		imap_ok(s, c, "%s completed, nothing to do", c->name);
 		goto out;
 	}
-	if (maildir_copy(b->dir, msgs, n, dst, s->mn->cfg->hostname,
+	if (maildir_copy(b->dir, msgs, n, dst, s->mn->store.hostname,
 			 &uidvalidity, uids) < 0) {
 		if (errno == ENOENT && access(dst, F_OK) < 0)
 			imap_no(s, c, "[TRYCREATE] No such mailbox");

@@ -104,9 +104,9 @@ int maildir_internaldate(const char *dir, const struct maildir_msg *m,
 /* APPEND: writes data[0..len) to dir/tmp and fsyncs it, sets its mtime
  * to internaldate (0: now), then, under the mailbox's UID lock, gives it
  * the next UID and renames it into cur/ with the info letters flags, so
- * that it becomes visible in UID order. hostname makes the name unique
- * (as store.h). *uid is the new UID; *uidvalidity the mailbox's. Returns
- * 0, or -1 with errno (nothing left in tmp/ or cur/). */
+ * that it becomes visible in UID order. hostname, escaped as struct
+ * store's is, makes the name unique. *uid is the new UID; *uidvalidity the
+ * mailbox's. Returns 0, or -1 with errno (nothing left in tmp/ or cur/). */
 int maildir_append(const char *dir, const char *hostname, const void *data,
 		   size_t len, const char *flags, time_t internaldate,
 		   uint32_t *uidvalidity, uint32_t *uid);

@@ -66,26 +66,11 @@ maildir_parse_name(const char *name, uint32_t *uid, char *flags,
 }
 
 int
-maildir_unique_name(const char *hostname, unsigned q, uint64_t size, char *out,
+maildir_unique_name(const char *host, unsigned q, uint64_t size, char *out,
 		    size_t outlen)
 {
-	char host[256];
-	size_t o = 0;
 	struct timeval tv;
 
-	for (size_t i = 0; hostname[i] != '\0'; i++) {
-		unsigned char c = (unsigned char)hostname[i];
-		if (o + 5 >= sizeof(host)) {
-			errno = ENAMETOOLONG;
-			return -1;
-		}
-		if (c == '/' || c == ':' || c == ',' || c < 0x20 || c == 0x7f)
-			o += (size_t)snprintf(host + o, sizeof(host) - o,
-					      "\\%03o", c);
-		else
-			host[o++] = (char)c;
-	}
-	host[o] = '\0';
 	gettimeofday(&tv, NULL);
 	int n = snprintf(out, outlen, "%lld.M%ldP%ldQ%u.%s,S=%" PRIu64,
 			 (long long)tv.tv_sec, (long)tv.tv_usec, (long)getpid(),
