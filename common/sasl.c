@@ -6,9 +6,8 @@
 static const char sasl_b64_alphabet[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-/* The value of one base64 digit, or -1. */
-static int
-sasl_b64_value(unsigned char c)
+int
+base64_value(unsigned char c)
 {
 	if (c >= 'A' && c <= 'Z')
 		return c - 'A';
@@ -70,7 +69,7 @@ sasl_b64_quantum(const char *q, int last, unsigned char *out)
 		}
 		if (pad)
 			return -1; /* data after '=' */
-		v[k] = sasl_b64_value((unsigned char)q[k]);
+		v[k] = base64_value((unsigned char)q[k]);
 		if (v[k] < 0)
 			return -1;
 	}

@@ -92,17 +92,7 @@ imap_env_tokenize(const char *v, struct imap_env_tok *t)
 		const char *s = p;
 		char kind = 'w';
 		if (*p == '(') {
-			int depth = 0;
-			for (; *p != '\0'; p++) {
-				if (*p == '\\' && p[1] != '\0')
-					p++;
-				else if (*p == '(')
-					depth++;
-				else if (*p == ')' && --depth == 0) {
-					p++;
-					break;
-				}
-			}
+			p = imap_mime_skip_comment(p);
 			space = true;
 			continue;
 		} else if (*p == '"' || *p == '[') {

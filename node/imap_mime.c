@@ -176,6 +176,21 @@ imap_mime_field_value(struct imap_mime *m, const struct imap_mime_field *f)
 
 /* ---- Content-Type and Content-Disposition values ---- */
 
+const char *
+imap_mime_skip_comment(const char *p)
+{
+	int depth = 0;
+	for (; *p != '\0'; p++) {
+		if (*p == '\\' && p[1] != '\0')
+			p++;
+		else if (*p == '(')
+			depth++;
+		else if (*p == ')' && --depth == 0)
+			return p + 1;
+	}
+	return p;
+}
+
 /* Skips blanks and (nested) comments. */
 static const char *
 imap_mime_skip_cfws(const char *p)
@@ -185,17 +200,7 @@ imap_mime_skip_cfws(const char *p)
 			p++;
 		if (*p != '(')
 			return p;
-		int depth = 0;
-		for (; *p != '\0'; p++) {
-			if (*p == '\\' && p[1] != '\0')
-				p++;
-			else if (*p == '(')
-				depth++;
-			else if (*p == ')' && --depth == 0) {
-				p++;
-				break;
-			}
-		}
+		p = imap_mime_skip_comment(p);
 	}
 }
 

@@ -75,6 +75,9 @@ bool imap_mime_find_field(const char *h, size_t hlen, const char *name,
  * without leading and trailing blanks, NUL-terminated. Returns the
  * length written. */
 size_t imap_mime_unfold(const char *v, size_t n, char *out);
+/* p at a '(': past its (nested, backslash-quoting) comment, or at the
+ * end of the string when it is not closed. */
+const char *imap_mime_skip_comment(const char *p);
 /* Case-insensitive (ASCII) comparison of a[0..alen) with the C string b. */
 bool imap_mime_name_eq(const char *a, size_t alen, const char *b);
 /* The value of the parameter name (lowercase) of ct, or NULL. */

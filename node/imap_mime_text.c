@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "../common/sasl.h"
 #include "imap_mime_int.h"
 
 /* ---- decoders: each writes at most its input length to out ---- */
@@ -23,22 +24,6 @@ imap_text_hex(char c)
 	return -1;
 }
 
-static int
-imap_text_b64(char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
 /* base64 of s[0..n), bytes outside the alphabet skipped, up to '='. */
 static size_t
 imap_text_base64(const char *s, size_t n, char *out)
@@ -47,7 +32,7 @@ imap_text_base64(const char *s, size_t n, char *out)
 	unsigned acc = 0;
 	int bits = 0;
 	for (size_t i = 0; i < n && s[i] != '='; i++) {
-		int v = imap_text_b64(s[i]);
+		int v = base64_value((unsigned char)s[i]);
 		if (v < 0)
 			continue;
 		acc = (acc << 6 | (unsigned)v) & 0xffffff;
