@@ -48,15 +48,6 @@ imap_untagged(struct imap_session *s, const char *fmt, ...)
 	imap_line(s, "* %s", buf);
 }
 
-static void
-imap_tagged(struct imap_session *s, const struct imap_cmd *c, const char *kind,
-	    const char *fmt, va_list ap)
-{
-	char buf[4096];
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	imap_line(s, "%s %s %s", c->tag, kind, buf);
-}
-
 /* RFC 3501 7.4.1: no EXPUNGE while answering FETCH, STORE or SEARCH (the
  * client's sequence numbers would shift under it); the UID forms may. */
 static bool
@@ -67,15 +58,25 @@ imap_may_expunge(const struct imap_cmd *c)
 			  strcmp(c->name, "SEARCH") != 0);
 }
 
+/* The tagged answer. A command that ran (OK, NO, not BAD) first tells
+ * what others changed in the selected mailbox. */
+static void
+imap_tagged(struct imap_session *s, const struct imap_cmd *c, const char *kind,
+	    bool ran, const char *fmt, va_list ap)
+{
+	char buf[4096];
+	if (ran && s->state == IMAP_SELECTED)
+		imap_mailbox_sync(s, imap_may_expunge(c), false);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	imap_line(s, "%s %s %s", c->tag, kind, buf);
+}
+
 void
 imap_ok(struct imap_session *s, const struct imap_cmd *c, const char *fmt, ...)
 {
 	va_list ap;
-	/* What others changed is told before the command completes. */
-	if (s->state == IMAP_SELECTED)
-		imap_mailbox_sync(s, imap_may_expunge(c), false);
 	va_start(ap, fmt);
-	imap_tagged(s, c, "OK", fmt, ap);
+	imap_tagged(s, c, "OK", true, fmt, ap);
 	va_end(ap);
 }
 
@@ -83,10 +84,8 @@ void
 imap_no(struct imap_session *s, const struct imap_cmd *c, const char *fmt, ...)
 {
 	va_list ap;
-	if (s->state == IMAP_SELECTED)
-		imap_mailbox_sync(s, imap_may_expunge(c), false);
 	va_start(ap, fmt);
-	imap_tagged(s, c, "NO", fmt, ap);
+	imap_tagged(s, c, "NO", true, fmt, ap);
 	va_end(ap);
 }
 
@@ -95,7 +94,7 @@ imap_bad(struct imap_session *s, const struct imap_cmd *c, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	imap_tagged(s, c, "BAD", fmt, ap);
+	imap_tagged(s, c, "BAD", false, fmt, ap);
 	va_end(ap);
 	if (++s->errors >= IMAP_MAX_ERRORS)
 		imap_bye(s, "too many errors", "Too many errors");

@@ -4,6 +4,7 @@ self-signed certificate, and real mailnode processes on one store."""
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -26,6 +27,14 @@ def make_cert(tmp):
                         "-subj", "/CN=localhost"], check=True,
                        capture_output=True, timeout=60)
     return cert, key
+
+
+def tls_context():
+    """A client context that takes the nodes' self-signed certificate."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
 
 
 class MailNode:

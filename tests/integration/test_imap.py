@@ -6,12 +6,11 @@ import os
 import re
 import smtplib
 import socket
-import ssl
 import time
 import unittest
 
 from lbdtest import recv_line, wait_for
-from nodetest import NodeTestCase
+from nodetest import NodeTestCase, tls_context
 
 LISTEN = ("smtp", "imap", "imaps", "pop3")
 
@@ -34,13 +33,6 @@ MULTIPART = (b"From: Carol <carol@remote.test>\r\n"
              b"\r\n"
              b"AAECAwQ=\r\n"
              b"--XX--\r\n")
-
-
-def tls_context():
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
 
 
 def simple(subject, body="hello\r\n"):

@@ -5,21 +5,13 @@ import os
 import poplib
 import smtplib
 import socket
-import ssl
 import time
 import unittest
 
 from lbdtest import recv_line, wait_for
-from nodetest import NodeTestCase
+from nodetest import NodeTestCase, tls_context
 
 LISTEN = ("smtp", "pop3", "pop3s")
-
-
-def tls_context():
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
 
 
 def raw(port, data, timeout=10):

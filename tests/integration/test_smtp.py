@@ -6,22 +6,14 @@ import shutil
 import signal
 import smtplib
 import socket
-import ssl
 import threading
 import time
 import unittest
 
 from lbdtest import recv_line, wait_for
-from nodetest import NodeTestCase
+from nodetest import NodeTestCase, tls_context
 
 MSG = b"From: carol@remote.test\r\nTo: alice@example.test\r\nSubject: hi\r\n\r\nHello\r\n.leading dot\r\n"
-
-
-def tls_context():
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
 
 
 def raw(port, lines, read_greeting=True):
