@@ -44,11 +44,62 @@ stop_all() {
 }
 trap stop_all INT TERM EXIT
 
-# A self-signed certificate: STARTTLS and implicit TLS are on.
-if [ ! -f "$DEMO_DIR/cert.pem" ]; then
+# A self-signed certificate for localhost and 127.0.0.1: STARTTLS and
+# implicit TLS are on, and the client configs below trust it. 127.0.0.1 is
+# also a DNS name in it: mbsync and mutt match the host literally.
+if ! openssl x509 -in "$DEMO_DIR/cert.pem" -noout -ext subjectAltName \
+  2>/dev/null | grep -q "DNS:127.0.0.1"; then
   openssl req -x509 -newkey rsa:2048 -nodes -days 365 -subj "/CN=localhost" \
+    -addext "subjectAltName=DNS:localhost,DNS:127.0.0.1,IP:127.0.0.1" \
     -keyout "$DEMO_DIR/key.pem" -out "$DEMO_DIR/cert.pem" 2>/dev/null
 fi
+
+# Ready-made client configs for alice, through lbd with STARTTLS:
+# `mutt -F .demo/muttrc` and `mbsync -c .demo/mbsyncrc -a` (into
+# .demo/alice-mail/).
+cat >"$DEMO_DIR/muttrc" <<RC
+set imap_user = "alice@example.test"
+set imap_pass = "demo"
+set folder = "imap://127.0.0.1:2143/"
+set spoolfile = "+INBOX"
+set ssl_starttls = yes
+set ssl_force_tls = yes
+set certificate_file = "$DEMO_DIR/cert.pem"
+set record = "+Sent"
+set postponed = "+Drafts"
+set from = "alice@example.test"
+set smtp_url = "smtp://alice%40example.test@127.0.0.1:2587/"
+set smtp_pass = "demo"
+set header_cache = ""
+set message_cachedir = ""
+RC
+mkdir -p "$DEMO_DIR/alice-mail"
+cat >"$DEMO_DIR/mbsyncrc" <<RC
+IMAPAccount demo
+Host 127.0.0.1
+Port 2143
+User alice@example.test
+Pass demo
+SSLType STARTTLS
+CertificateFile $DEMO_DIR/cert.pem
+
+IMAPStore demo-remote
+Account demo
+
+MaildirStore demo-local
+Path $DEMO_DIR/alice-mail/
+Inbox $DEMO_DIR/alice-mail/INBOX
+SubFolders Verbatim
+
+Channel demo
+Far :demo-remote:
+Near :demo-local:
+Patterns *
+Create Both
+Expunge Both
+SyncState *
+RC
+chmod 600 "$DEMO_DIR/muttrc" "$DEMO_DIR/mbsyncrc"
 
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" \
   --appendonly no --dir "$DEMO_DIR" >"$DEMO_DIR/log/redis.log" 2>&1 &

@@ -4,14 +4,12 @@ pop3://. Each skips, saying so, when its client is not installed
 (scripts/install-deps.sh installs them all)."""
 import imaplib
 import os
-import pty
-import select
 import shutil
 import smtplib
 import subprocess
-import time
 import unittest
 
+from mailclients import run_mutt
 from nodetest import NodeTestCase, make_cert
 
 LISTEN = ("smtp", "imap", "pop3")
@@ -169,25 +167,8 @@ set header_cache = ""
 set message_cachedir = ""
 set pager_stop = yes
 """ % self.n.ports["imap"])
-        pid, fd = pty.fork()
-        if pid == 0:
-            os.environ.update(TERM="xterm", HOME=self.tmp)
-            os.execvp("mutt", ["mutt", "-n", "-F", rc, "-e",
-                               "push <display-message><exit><quit>"])
-        out, end = b"", time.monotonic() + 30
-        while time.monotonic() < end:
-            ready, _, _ = select.select([fd], [], [], 0.5)
-            if not ready:
-                continue
-            try:
-                chunk = os.read(fd, 65536)
-            except OSError:  # EIO: the child is gone
-                break
-            if not chunk:
-                break
-            out += chunk
-        os.close(fd)
-        _, status = os.waitpid(pid, 0)
+        status, out = run_mutt(rc, self.tmp,
+                               "<display-message><exit><quit>")
         self.assertEqual(status, 0, out[-2000:])
         for i in range(3):
             self.assertIn(b"hello %d" % i, out)
