@@ -9,6 +9,7 @@
 
 #include "../common/conf.h"
 #include "../common/log.h"
+#include "auth_pool.h"
 
 static const char *const role_names[ROLE_COUNT] = {
     [ROLE_SMTP] = "smtp",   [ROLE_SUBMISSION] = "submission",
@@ -174,6 +175,13 @@ node_grace(struct conf *c, void *o, const char *k, const char *v)
 	return conf_int(c, k, v, 0, 3600, &((struct node_config *)o)->grace_s);
 }
 
+static int
+node_auth_threads(struct conf *c, void *o, const char *k, const char *v)
+{
+	return conf_int(c, k, v, 0, AUTH_POOL_THREADS_MAX,
+			&((struct node_config *)o)->auth_threads);
+}
+
 static const struct conf_key node_keys[] = {
     {"name", node_name},
     {"hostname", node_hostname},
@@ -194,6 +202,7 @@ static const struct conf_key node_keys[] = {
     {"log_level", node_log_level},
     {"spool_retry_s", node_spool_retry},
     {"grace_s", node_grace},
+    {"auth_threads", node_auth_threads},
     {NULL, NULL},
 };
 

@@ -46,6 +46,7 @@ struct node_config {
 	int log_level;
 	int spool_retry_s;
 	int grace_s;
+	int auth_threads; /* password hashing threads; 0: one per CPU */
 	struct node_listen listen[ROLE_COUNT];
 };
 

@@ -97,7 +97,8 @@ typedef void (*http_redis_cb)(struct http_session *s, redisReply *reply);
 enum http_state {
 	HTTP_READ_HEAD, /* lines of the next request */
 	HTTP_READ_BODY, /* Content-Length bytes */
-	HTTP_BUSY,	/* a handler waits on Redis, input paused */
+	HTTP_BUSY,	/* a handler waits on Redis or a password check,
+			   input paused */
 	HTTP_CLOSING,	/* the last answer is going out */
 };
 
@@ -117,6 +118,7 @@ struct http_session {
 
 	uint64_t redis_req; /* in flight; 0: none */
 	http_redis_cb redis_cb;
+	uint64_t auth_job; /* a login's password check (auth_pool.h); 0: none */
 
 	/* the API's per-request state */
 	int route;

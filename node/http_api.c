@@ -18,7 +18,6 @@
 
 #include "../common/json.h"
 #include "../common/log.h"
-#include "auth.h"
 #include "http.h"
 #include "maildir.h"
 #include "mailnode.h"
@@ -287,10 +286,11 @@ api_new_token(char *out)
 }
 
 /* The counters say whether this try may run: then the password. */
+static void api_login_verified(void *arg, bool ok, const char *user);
+
 static void
 api_login_checked(struct http_session *s, redisReply *reply)
 {
-	char kaddr[API_KEY_MAX], kuser[API_KEY_MAX], window[16];
 	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY ||
 	    reply->elements != 4) {
 		explicit_bzero(s->password, sizeof(s->password));
@@ -321,8 +321,22 @@ api_login_checked(struct http_session *s, redisReply *reply)
 		return;
 	}
 
-	bool ok = auth_check(s->mn->dir, s->user, s->password);
+	s->auth_job = auth_pool_start(s->mn->auth, s->mn->dir, s->user,
+				      s->password, api_login_verified, s);
 	explicit_bzero(s->password, sizeof(s->password));
+	if (s->auth_job == 0)
+		http_respond_error(s, 503, "authentication busy, try again");
+}
+
+/* The password check is over: count a failure, or store a session. */
+static void
+api_login_verified(void *arg, bool ok, const char *user)
+{
+	struct http_session *s = arg;
+	char kaddr[API_KEY_MAX], kuser[API_KEY_MAX], window[16];
+
+	(void)user; /* s->user */
+	s->auth_job = 0;
 	if (!ok) {
 		log_warn("http %s: login %s from %s: bad credentials", s->logid,
 			 s->user, s->peerhost);

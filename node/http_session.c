@@ -206,6 +206,13 @@ http_respond_error(struct http_session *s, int status, const char *msg)
 
 /* ---- Redis ---- */
 
+/* A route waits on Redis or on a password check: it answers later. */
+static bool
+http_waiting(const struct http_session *s)
+{
+	return s->redis_req != 0 || s->auth_job != 0;
+}
+
 static void
 http_redis_done(struct redis *r, redisReply *reply, void *arg)
 {
@@ -219,8 +226,7 @@ http_redis_done(struct redis *r, redisReply *reply, void *arg)
 	if (cb == NULL)
 		return;
 	cb(s, reply);
-	if (s->state == HTTP_BUSY && s->redis_req == 0 &&
-	    !s->response_started) {
+	if (s->state == HTTP_BUSY && !http_waiting(s) && !s->response_started) {
 		log_err("http %s: route left the request unanswered", s->logid);
 		http_respond_error(s, 500, "internal error");
 	}
@@ -255,8 +261,7 @@ http_dispatch(struct http_session *s)
 	s->state = HTTP_BUSY;
 	s->head_only = s->rq.method == HTTP_HEAD;
 	http_api_dispatch(s);
-	if (s->state == HTTP_BUSY && s->redis_req == 0 &&
-	    !s->response_started) {
+	if (s->state == HTTP_BUSY && !http_waiting(s) && !s->response_started) {
 		log_err("http %s: route left the request unanswered", s->logid);
 		http_respond_error(s, 500, "internal error");
 	}
@@ -362,6 +367,7 @@ http_on_close(void *arg, const char *why)
 	log_debug("http %s: closed: %s", s->logid, why);
 	if (s->redis_req)
 		redis_cancel(s->mn->redis, s->redis_req);
+	auth_pool_cancel(s->mn->auth, s->auth_job);
 	ev_timer_stop(s->mn->loop, &s->request_timer);
 	http_unregister(s);
 	explicit_bzero(s->password, sizeof(s->password));

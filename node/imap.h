@@ -55,7 +55,8 @@ enum imap_wait {
 	IMAP_W_COMMAND, /* lines (and literals) of a command */
 	IMAP_W_SASL,	/* AUTHENTICATE's response line */
 	IMAP_W_IDLE,	/* IDLE: waiting for DONE */
-	IMAP_W_BUSY,	/* a long answer is going out: input held */
+	IMAP_W_BUSY,	/* a long answer is going out, or a password is
+			   being checked: input held */
 };
 
 /* One message of the selected mailbox. */
@@ -102,6 +103,7 @@ struct imap_session {
 	char id[24];
 	int errors;
 	int auth_fails;
+	uint64_t auth_job; /* the password check of a login; 0: none */
 	char capbuf[256];
 
 	/* the command being assembled */
@@ -153,8 +155,9 @@ void imap_bye(struct imap_session *s, const char *why, const char *text);
 bool imap_auth_allowed(const struct imap_session *s);
 /* The CAPABILITY list for the session's state, in s->capbuf. */
 const char *imap_capabilities(struct imap_session *s);
-/* Checks credentials; on success the session is AUTH, the user's Maildir
- * exists with its special-use folders, and the OK is sent. */
+/* Checks credentials off the loop (auth_pool.h), input held meanwhile;
+ * then, on success, the session is AUTH, the user's Maildir exists with
+ * its special-use folders, and the OK is sent (c's tag must be s->tag's). */
 void imap_login(struct imap_session *s, const struct imap_cmd *c, char *user,
 		const char *pass);
 /* Input held while a long answer goes out / taken again. */

@@ -12,7 +12,6 @@
 #include <unistd.h>
 
 #include "../common/log.h"
-#include "auth.h"
 #include "imap.h"
 #include "imap_mime.h"
 
@@ -204,33 +203,30 @@ imap_make_special(struct imap_session *s)
 		fclose(f);
 }
 
-void
-imap_login(struct imap_session *s, const struct imap_cmd *c, char *user,
-	   const char *pass)
+/* The password check of LOGIN or AUTHENTICATE is over (its tag waits in
+ * s->tag): the rest of the login, then input again. */
+static void
+imap_login_done(void *arg, bool ok, const char *user)
 {
-	for (char *p = user; *p; p++)
-		*p = (char)tolower((unsigned char)*p);
-	if (!directory_loaded(s->mn->dir)) {
-		imap_no(s, c,
-			"[UNAVAILABLE] Authentication unavailable, try "
-			"again later");
-		return;
-	}
-	if (!auth_check(s->mn->dir, user, pass)) {
+	struct imap_session *s = arg;
+	struct imap_cmd c = {.tag = s->tag, .name = "LOGIN"};
+
+	s->auth_job = 0;
+	if (!ok) {
 		log_info("imap %s: authentication failed for %s from %s", s->id,
 			 user, stream_peer_str(s->st));
-		imap_no(s, c, "[AUTHENTICATIONFAILED] Invalid credentials");
+		imap_no(s, &c, "[AUTHENTICATIONFAILED] Invalid credentials");
 		if (++s->auth_fails >= IMAP_MAX_AUTH_FAILS)
 			imap_bye(s, "too many login failures",
 				 "Too many login failures");
-		return;
+		goto out;
 	}
 	if (store_user_dir(&s->mn->store, user, s->userdir, sizeof(s->userdir),
 			   true) < 0) {
 		log_err("imap %s: maildir of %s: %s", s->id, user,
 			strerror(errno));
-		imap_no(s, c, "[UNAVAILABLE] Cannot open the mailbox now");
-		return;
+		imap_no(s, &c, "[UNAVAILABLE] Cannot open the mailbox now");
+		goto out;
 	}
 	snprintf(s->user, sizeof(s->user), "%s", user);
 	imap_make_special(s);
@@ -238,7 +234,27 @@ imap_login(struct imap_session *s, const struct imap_cmd *c, char *user,
 	stream_set_timeout(s->st, IMAP_TIMEOUT);
 	log_info("imap %s: %s logged in from %s", s->id, s->user,
 		 stream_peer_str(s->st));
-	imap_ok(s, c, "[CAPABILITY %s] Logged in", imap_capabilities(s));
+	imap_ok(s, &c, "[CAPABILITY %s] Logged in", imap_capabilities(s));
+out:
+	imap_release(s);
+}
+
+void
+imap_login(struct imap_session *s, const struct imap_cmd *c, char *user,
+	   const char *pass)
+{
+	for (char *p = user; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	if (directory_loaded(s->mn->dir))
+		s->auth_job = auth_pool_start(s->mn->auth, s->mn->dir, user,
+					      pass, imap_login_done, s);
+	if (s->auth_job == 0) {
+		imap_no(s, c,
+			"[UNAVAILABLE] Authentication unavailable, try "
+			"again later");
+		return;
+	}
+	imap_hold(s);
 }
 
 /* ---- assembling commands ---- */
@@ -416,6 +432,7 @@ imap_on_close(void *arg, const char *why)
 {
 	struct imap_session *s = arg;
 	log_debug("imap %s: closed: %s", s->id, why);
+	auth_pool_cancel(s->mn->auth, s->auth_job);
 	imap_fetch_abort(s);
 	ev_timer_stop(s->mn->loop, &s->idle_poll);
 	imap_mailbox_close(s);

@@ -172,6 +172,11 @@ mailnode_run(struct node_config *cfg)
 		log_err("out of memory");
 		goto out;
 	}
+	mn->auth = auth_pool_new(mn->loop, cfg->auth_threads, AUTH_POOL_QUEUE);
+	if (mn->auth == NULL) {
+		log_err("cannot start the password hashing threads");
+		goto out;
+	}
 	if (imap_node_init(mn) < 0) {
 		log_err("out of memory");
 		goto out;
@@ -194,6 +199,7 @@ mailnode_run(struct node_config *cfg)
 out:
 	mailnode_unlisten(mn);
 	imap_node_free(mn);
+	auth_pool_free(mn->auth);
 	if (mn->dir)
 		directory_free(mn->dir);
 	if (mn->redis)

@@ -8,6 +8,7 @@
 #include <openssl/ssl.h>
 #include <stdbool.h>
 
+#include "auth_pool.h"
 #include "config.h"
 #include "directory.h"
 #include "spool.h"
@@ -28,6 +29,7 @@ struct mailnode {
 	SSL_CTX *tls; /* NULL: no certificate, no STARTTLS */
 	struct redis *redis;
 	struct directory *dir;
+	struct auth_pool *auth; /* password checks, off the loop */
 	struct store store;
 	struct spool *spool;
 	struct mailnode_listener listeners[ROLE_COUNT];

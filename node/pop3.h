@@ -33,6 +33,7 @@
 enum pop3_state {
 	POP3_AUTHORIZATION, /* before login */
 	POP3_SASL,	    /* AUTH: waiting for the client's response */
+	POP3_CHECKING,	    /* the password is being checked, input held */
 	POP3_LOCKING,	    /* credentials good, taking the maildrop lock */
 	POP3_TRANSACTION,   /* logged in, maildrop locked */
 	POP3_UPDATE,	    /* QUIT in TRANSACTION: deleting, then closing */
@@ -47,6 +48,7 @@ struct pop3_session {
 	char id[24];
 	int errors;
 	int auth_fails;
+	uint64_t auth_job; /* the password check of a login; 0: none */
 
 	char user_arg[DIR_ADDR_MAX]; /* USER's argument, for PASS */
 	char user[DIR_ADDR_MAX];     /* logged in as (after the lock) */
@@ -75,8 +77,9 @@ void pop3_command(struct pop3_session *s, char *line);
 /* pop3_cmd.c: the client's answer to AUTH's "+ " challenge. */
 void pop3_sasl_response(struct pop3_session *s, char *line);
 
-/* pop3_session.c: checks user/pass and, when good, takes the maildrop lock
- * and lists it; the answer comes when that is done. */
+/* pop3_session.c: checks user/pass off the loop (auth_pool.h) and, when
+ * good, takes the maildrop lock and lists it; input is held and the
+ * answer comes when that is done. */
 void pop3_login(struct pop3_session *s, char *user, const char *pass);
 /* The size of message i (0-based) as sent, or -1 if it cannot be read. */
 int64_t pop3_msg_size(struct pop3_session *s, size_t i);

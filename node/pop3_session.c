@@ -13,7 +13,6 @@
 #include <unistd.h>
 
 #include "../common/log.h"
-#include "auth.h"
 #include "pop3.h"
 
 #define POP3_CHUNK 65536
@@ -121,36 +120,19 @@ pop3_lock_cb(struct lease *l, enum lease_result res, void *arg)
 	stream_resume(s->st);
 }
 
-void
-pop3_login(struct pop3_session *s, char *user, const char *pass)
+/* Good credentials: takes the maildrop lock (the answer comes from
+ * pop3_lock_cb). Returns 0, or -1 when it cannot (answered). */
+static int
+pop3_lock_start(struct pop3_session *s, const char *user)
 {
 	char key[sizeof(POP3_LOCK_PREFIX) + DIR_ADDR_MAX];
 
-	for (char *p = user; *p; p++)
-		*p = (char)tolower((unsigned char)*p);
-	s->user_arg[0] = '\0';
-	if (!directory_loaded(s->mn->dir)) {
-		pop3_reply(s, "-ERR [SYS/TEMP] Authentication unavailable, try "
-			      "again later");
-		return;
-	}
-	if (!auth_check(s->mn->dir, user, pass)) {
-		log_info("pop3 %s: authentication failed for %s from %s", s->id,
-			 user, stream_peer_str(s->st));
-		pop3_reply(s, "-ERR [AUTH] Invalid credentials");
-		if (++s->auth_fails >= POP3_MAX_AUTH_FAILS) {
-			pop3_reply(s, "-ERR Too many failures, closing");
-			s->state = POP3_DONE;
-			stream_close(s->st, "too many login failures");
-		}
-		return;
-	}
 	if (store_user_dir(&s->mn->store, user, s->maildir, sizeof(s->maildir),
 			   false) < 0) {
 		log_err("pop3 %s: maildir of %s: %s", s->id, user,
 			strerror(errno));
 		pop3_reply(s, "-ERR [SYS/TEMP] Cannot open the mailbox now");
-		return;
+		return -1;
 	}
 	/* Without Redis no lock can be had: refuse rather than risk two
 	 * sessions deleting the same messages. */
@@ -162,10 +144,52 @@ pop3_login(struct pop3_session *s, char *user, const char *pass)
 			 user);
 		pop3_reply(s, "-ERR [SYS/TEMP] Mailbox lock unavailable, try "
 			      "again later");
-		return;
+		return -1;
 	}
 	snprintf(s->user, sizeof(s->user), "%s", user);
 	s->state = POP3_LOCKING;
+	return 0;
+}
+
+/* The password check is over: the lock when good, else input again. */
+static void
+pop3_login_done(void *arg, bool ok, const char *user)
+{
+	struct pop3_session *s = arg;
+
+	s->auth_job = 0;
+	s->state = POP3_AUTHORIZATION;
+	if (ok) {
+		if (pop3_lock_start(s, user) == 0)
+			return; /* input held until pop3_lock_cb */
+	} else {
+		log_info("pop3 %s: authentication failed for %s from %s", s->id,
+			 user, stream_peer_str(s->st));
+		pop3_reply(s, "-ERR [AUTH] Invalid credentials");
+		if (++s->auth_fails >= POP3_MAX_AUTH_FAILS) {
+			pop3_reply(s, "-ERR Too many failures, closing");
+			s->state = POP3_DONE;
+			stream_close(s->st, "too many login failures");
+		}
+	}
+	stream_resume(s->st);
+}
+
+void
+pop3_login(struct pop3_session *s, char *user, const char *pass)
+{
+	for (char *p = user; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	s->user_arg[0] = '\0';
+	if (directory_loaded(s->mn->dir))
+		s->auth_job = auth_pool_start(s->mn->auth, s->mn->dir, user,
+					      pass, pop3_login_done, s);
+	if (s->auth_job == 0) {
+		pop3_reply(s, "-ERR [SYS/TEMP] Authentication unavailable, try "
+			      "again later");
+		return;
+	}
+	s->state = POP3_CHECKING;
 	stream_pause(s->st);
 }
 
@@ -483,6 +507,7 @@ pop3_on_close(void *arg, const char *why)
 {
 	struct pop3_session *s = arg;
 	log_debug("pop3 %s: closed: %s", s->id, why);
+	auth_pool_cancel(s->mn->auth, s->auth_job);
 	lease_release(s->lock); /* cancels a pending callback too */
 	maildir_list_free(&s->list);
 	free(s->size);

@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "../common/stream.h"
 #include "directory.h"
@@ -19,12 +20,13 @@
 #define SMTP_DATA_TIMEOUT 600
 
 enum smtp_state {
-	SMTP_GREETED, /* waiting for EHLO/HELO */
-	SMTP_READY,   /* EHLO done, no transaction */
-	SMTP_MAIL,    /* MAIL accepted, no recipient yet */
-	SMTP_RCPT,    /* at least one recipient */
-	SMTP_DATA,    /* reading the message */
-	SMTP_AUTH,    /* reading an AUTH continuation */
+	SMTP_GREETED,	 /* waiting for EHLO/HELO */
+	SMTP_READY,	 /* EHLO done, no transaction */
+	SMTP_MAIL,	 /* MAIL accepted, no recipient yet */
+	SMTP_RCPT,	 /* at least one recipient */
+	SMTP_DATA,	 /* reading the message */
+	SMTP_AUTH,	 /* reading an AUTH continuation */
+	SMTP_AUTH_CHECK, /* the password is being checked: input held */
 	SMTP_QUIT,
 };
 
@@ -42,6 +44,7 @@ struct smtp_session {
 	char user[DIR_ADDR_MAX]; /* authenticated as; empty: not */
 	int auth_mech;		 /* smtp_auth.c's */
 	int auth_step;
+	uint64_t auth_job; /* the password check in flight; 0: none */
 	char auth_login[DIR_ADDR_MAX];
 
 	/* the transaction */

@@ -7,7 +7,6 @@
 
 #include "../common/log.h"
 #include "../common/sasl.h"
-#include "auth.h"
 #include "smtp.h"
 
 enum { AUTH_PLAIN = 1, AUTH_LOGIN = 2 };
@@ -21,26 +20,44 @@ smtp_auth_done(struct smtp_session *s)
 	explicit_bzero(s->auth_login, sizeof(s->auth_login));
 }
 
+/* The password check is over: the answer, then input again. */
+static void
+smtp_auth_checked(void *arg, bool ok, const char *user)
+{
+	struct smtp_session *s = arg;
+
+	s->auth_job = 0;
+	s->state = SMTP_READY;
+	if (!ok) {
+		log_info("smtp %s: authentication failed for %s from %s", s->id,
+			 user, stream_peer_str(s->st));
+		smtp_error(s, "535 5.7.8 Authentication credentials invalid");
+	} else {
+		snprintf(s->user, sizeof(s->user), "%s", user);
+		log_info("smtp %s: %s authenticated from %s", s->id, s->user,
+			 stream_peer_str(s->st));
+		smtp_reply(s, "235 2.7.0 Authentication successful");
+	}
+	stream_resume(s->st);
+}
+
+/* Starts the password check off the loop (auth_pool.h); input is held
+ * until smtp_auth_checked. */
 static void
 smtp_auth_check(struct smtp_session *s, char *user, const char *pass)
 {
 	for (char *p = user; *p; p++)
 		*p = (char)tolower((unsigned char)*p);
 	smtp_auth_done(s);
-	if (!directory_loaded(s->mn->dir)) {
+	if (directory_loaded(s->mn->dir))
+		s->auth_job = auth_pool_start(s->mn->auth, s->mn->dir, user,
+					      pass, smtp_auth_checked, s);
+	if (s->auth_job == 0) {
 		smtp_reply(s, "454 4.7.0 Temporary authentication failure");
 		return;
 	}
-	if (!auth_check(s->mn->dir, user, pass)) {
-		log_info("smtp %s: authentication failed for %s from %s", s->id,
-			 user, stream_peer_str(s->st));
-		smtp_error(s, "535 5.7.8 Authentication credentials invalid");
-		return;
-	}
-	snprintf(s->user, sizeof(s->user), "%s", user);
-	log_info("smtp %s: %s authenticated from %s", s->id, s->user,
-		 stream_peer_str(s->st));
-	smtp_reply(s, "235 2.7.0 Authentication successful");
+	s->state = SMTP_AUTH_CHECK;
+	stream_pause(s->st);
 }
 
 static void
