@@ -14,6 +14,7 @@
 #include "../common/log.h"
 #include "http.h"
 #include "mailnode.h"
+#include "uid_lease.h"
 
 #define HTTP_HEAD_MAX 2048 /* our response heads */
 
@@ -219,7 +220,7 @@ http_redis_done(struct redis *r, redisReply *reply, void *arg)
 	if (cb == NULL)
 		return;
 	cb(s, reply);
-	if (s->state == HTTP_BUSY && s->redis_req == 0 &&
+	if (s->state == HTTP_BUSY && s->redis_req == 0 && s->uid == NULL &&
 	    !s->response_started) {
 		log_err("http %s: route left the request unanswered", s->logid);
 		http_respond_error(s, 500, "internal error");
@@ -255,7 +256,7 @@ http_dispatch(struct http_session *s)
 	s->state = HTTP_BUSY;
 	s->head_only = s->rq.method == HTTP_HEAD;
 	http_api_dispatch(s);
-	if (s->state == HTTP_BUSY && s->redis_req == 0 &&
+	if (s->state == HTTP_BUSY && s->redis_req == 0 && s->uid == NULL &&
 	    !s->response_started) {
 		log_err("http %s: route left the request unanswered", s->logid);
 		http_respond_error(s, 500, "internal error");
@@ -362,6 +363,7 @@ http_on_close(void *arg, const char *why)
 	log_debug("http %s: closed: %s", s->logid, why);
 	if (s->redis_req)
 		redis_cancel(s->mn->redis, s->redis_req);
+	uid_lease_done(s->uid);
 	ev_timer_stop(s->mn->loop, &s->request_timer);
 	http_unregister(s);
 	explicit_bzero(s->password, sizeof(s->password));
