@@ -509,7 +509,9 @@ api_uid_cb(struct uid_lease *u, struct maildir_counter *ctr, void *arg)
 	struct http_session *s = arg;
 	(void)u;
 	s->uid_ctr = ctr;
+	stream_batch_begin(s->st);
 	api_routes[s->route].run(s);
+	stream_batch_end(s->st);
 	uid_lease_done(s->uid);
 	s->uid = NULL;
 	s->uid_ctr = NULL;

@@ -52,11 +52,13 @@ imap_uid_gate_cb(struct uid_lease *u, struct maildir_counter *ctr, void *arg)
 {
 	struct imap_session *s = arg;
 	(void)u;
+	stream_batch_begin(s->st);
 	imap_mailbox_assign(s, ctr, false);
 	imap_uid_give_back(s);
 	s->wait = s->uid_wait;
 	s->uid_rerun = true;
 	imap_dispatch(s);
+	stream_batch_end(s->st);
 	imap_uid_resume(s);
 }
 
@@ -78,7 +80,9 @@ imap_uid_need_cb(struct uid_lease *u, struct maildir_counter *ctr, void *arg)
 	s->uid_ctr = ctr;
 	s->wait = s->uid_wait;
 	s->uid_rerun = true;
+	stream_batch_begin(s->st);
 	imap_dispatch(s);
+	stream_batch_end(s->st);
 	imap_uid_resume(s);
 }
 
@@ -119,7 +123,9 @@ imap_uid_idle_cb(struct uid_lease *u, struct maildir_counter *ctr, void *arg)
 {
 	struct imap_session *s = arg;
 	(void)u;
+	stream_batch_begin(s->st);
 	imap_mailbox_assign(s, ctr, true);
+	stream_batch_end(s->st);
 	imap_uid_give_back(s);
 	s->wait = s->uid_wait;
 	imap_uid_resume(s);

@@ -137,6 +137,9 @@ class UidLeaseTest(NodeTestCase):
     def test_append_waits_for_the_lease(self):
         m = self.imap(self.n1)
         first = self.append(m, "before")
+        # given back right after the answer, not waited for
+        wait_for(lambda: self.redis.cli("EXISTS", LOCK) == 0, 5,
+                 what="lease given back")
         self.assertEqual(self.redis.cli("SET", LOCK, "test", "NX", "PX",
                                         "20000"), "OK")
         done = []
@@ -171,6 +174,9 @@ class UidLeaseTest(NodeTestCase):
     def test_noop_without_new_mail_sends_nothing_to_redis(self):
         m = self.imap(self.n1)
         self.append(m, "one")
+        # its counter and release went out in order before the key went
+        wait_for(lambda: self.redis.cli("EXISTS", LOCK) == 0, 5,
+                 what="lease given back")
         mon = self.redis.connect(timeout=5)
         mon.send("MONITOR")
         self.assertEqual(mon.read(), "OK")
