@@ -553,3 +553,68 @@ Test(maildir_ops, traversal_refused)
 	cr_assert(!exists(user, "subscriptions"));
 	cr_assert(exists(user, ".ok/cur"));
 }
+
+/* maildir_scan lists and counts; maildir_assign gives the UIDs. */
+Test(maildir_ops, scan_only_lists_what_has_a_uid)
+{
+	append(user, "Subject: a\r\n\r\nx\r\n", "", 0);
+	deliver_new(user, "100.new", "Subject: n\r\n\r\ny\r\n");
+	struct maildir_list l;
+	cr_assert_eq(maildir_scan(user, &l), 0);
+	cr_assert_eq(l.n, 1);
+	cr_assert_eq(l.pending, 1);
+	cr_assert_eq(count_files(user, "new"), 1);
+	maildir_list_free(&l);
+	scan(user, &l);
+	cr_assert_eq(l.n, 2);
+	cr_assert_eq(l.pending, 0);
+	cr_assert_eq(l.msg[1].uid, 2);
+	maildir_list_free(&l);
+}
+
+/* The counter (Redis) is a floor of its own UIDVALIDITY only, and comes
+ * back as the new UIDNEXT. */
+Test(maildir_ops, counter_floor)
+{
+	uint32_t v, uid;
+	append(user, "Subject: a\r\n\r\nx\r\n", "", 0);
+	struct maildir_list l;
+	scan(user, &l);
+	struct maildir_counter ctr = {l.uidvalidity, 50};
+	maildir_list_free(&l);
+	cr_assert_eq(maildir_append(user, "h", "x", 1, "", 0, &ctr, &v, &uid),
+		     0);
+	cr_assert_eq(uid, 50);
+	cr_assert_eq(ctr.uidvalidity, v);
+	cr_assert_eq(ctr.uidnext, 51);
+	struct maildir_counter other = {v + 1, 500};
+	cr_assert_eq(maildir_append(user, "h", "x", 1, "", 0, &other, &v, &uid),
+		     0);
+	cr_assert_eq(uid, 51);
+	cr_assert_eq(other.uidnext, 52);
+	deliver_new(user, "200.new", "Subject: n\r\n\r\ny\r\n");
+	struct maildir_counter high = {v, 90};
+	cr_assert_eq(maildir_assign(user, &high, &l), 0);
+	cr_assert_eq(l.msg[l.n - 1].uid, 90);
+	cr_assert_eq(high.uidnext, 91);
+	cr_assert_eq(read_mark(user), 91);
+	maildir_list_free(&l);
+}
+
+/* APPEND trusts the mark without reading cur/; a lost mark is rebuilt
+ * from cur/'s highest UID, so no UID is given twice. */
+Test(maildir_ops, lost_mark_rebuilt_from_cur)
+{
+	char p[PATH_MAX];
+	for (int i = 0; i < 3; i++)
+		append(user, "Subject: a\r\n\r\nx\r\n", "", 0);
+	snprintf(p, sizeof(p), "%s/mailswitch-uidnext", user);
+	cr_assert_eq(unlink(p), 0);
+	cr_assert_eq(append(user, "Subject: b\r\n\r\nx\r\n", "", 0), 4);
+	FILE *f = fopen(p, "w");
+	cr_assert_not_null(f);
+	fputs("garbage\n", f);
+	fclose(f);
+	cr_assert_eq(append(user, "Subject: c\r\n\r\nx\r\n", "", 0), 5);
+	cr_assert_eq(read_mark(user), 6);
+}
