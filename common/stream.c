@@ -703,6 +703,19 @@ stream_resume(struct stream *s)
 }
 
 void
+stream_batch_begin(struct stream *s)
+{
+	s->depth++;
+}
+
+void
+stream_batch_end(struct stream *s)
+{
+	if (--s->depth == 0)
+		stream_update(s);
+}
+
+void
 stream_read_bytes(struct stream *s, size_t n)
 {
 	if (s->ops->on_bytes == NULL)

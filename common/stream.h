@@ -101,6 +101,13 @@ bool stream_is_tls(const struct stream *s);
 void stream_pause(struct stream *s);
 void stream_resume(struct stream *s);
 
+/* Around answers written from outside the stream's own callbacks (an
+ * asynchronous reply): they go out together at stream_batch_end(), as
+ * from a callback, not one small segment per line for Nagle to hold
+ * back. Pairs nest. */
+void stream_batch_begin(struct stream *s);
+void stream_batch_end(struct stream *s);
+
 /* The next n input bytes go to ops->on_bytes (which must be set) instead
  * of on_line: a request body, an IMAP literal. Call it from on_line (or
  * before any input); n == 0 does nothing. */

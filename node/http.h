@@ -15,6 +15,7 @@
 #include "../common/stream.h"
 #include "../common/strbuf.h"
 #include "directory.h"
+#include "maildir.h"
 
 #define HTTP_LINE_MAX 8192	/* request line or one header line */
 #define HTTP_TARGET_MAX 2048	/* request-target; longer: 414 */
@@ -89,6 +90,7 @@ const char *http_status_text(int status);
 
 struct mailnode;
 struct http_session;
+struct uid_lease;
 
 /* A Redis answer for the session that asked (never called for a closed
  * session): reply NULL on timeout or when Redis is away. */
@@ -119,6 +121,8 @@ struct http_session {
 	uint64_t redis_req; /* in flight; 0: none */
 	http_redis_cb redis_cb;
 	uint64_t auth_job; /* a login's password check (auth_pool.h); 0: none */
+	struct uid_lease *uid; /* a listing's UID lease (uid_lease.h) */
+	struct maildir_counter *uid_ctr; /* settled: the route runs again */
 
 	/* the API's per-request state */
 	int route;

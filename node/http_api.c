@@ -21,6 +21,7 @@
 #include "http.h"
 #include "maildir.h"
 #include "mailnode.h"
+#include "uid_lease.h"
 
 #define API_SESSION_PREFIX "ms:session:"
 #define API_FAIL_ADDR_PREFIX "ms:loginfail:addr:"
@@ -516,13 +517,42 @@ api_mailbox_dir(struct http_session *s, char *name, size_t namelen, char *out,
 	return 0;
 }
 
-/* Scans dir; a missing INBOX is an empty one. Returns 0, or -1
- * (answered). */
+static void
+api_uid_cb(struct uid_lease *u, struct maildir_counter *ctr, void *arg)
+{
+	struct http_session *s = arg;
+	(void)u;
+	s->uid_ctr = ctr;
+	stream_batch_begin(s->st);
+	api_routes[s->route].run(s);
+	stream_batch_end(s->st);
+	uid_lease_done(s->uid);
+	s->uid = NULL;
+	s->uid_ctr = NULL;
+	if (s->state == HTTP_BUSY && s->redis_req == 0 && !s->response_started)
+		http_respond_error(s, 500, "internal error");
+}
+
+/* Scans dir (mailbox name); a missing INBOX is an empty one. Mail waiting
+ * for UIDs gets them under the mailbox's lease: the route runs again once
+ * that is settled. Returns 0, 1 (put off), or -1 (answered). */
 static int
-api_scan(struct http_session *s, const char *dir, bool inbox,
+api_scan(struct http_session *s, const char *dir, const char *name,
 	 struct maildir_list *l)
 {
-	if (maildir_scan(dir, l) == 0)
+	bool inbox = strcasecmp(name, "INBOX") == 0;
+	int rc = s->uid_ctr ? maildir_assign(dir, s->uid_ctr, l)
+			    : maildir_scan(dir, l);
+	if (rc == 0 && s->uid_ctr == NULL && l->pending > 0) {
+		s->uid = uid_lease_take(s->mn, s->user, name, l->pending,
+					api_uid_cb, s);
+		maildir_list_free(l);
+		if (s->uid)
+			return 1;
+		errno = ENOMEM;
+		rc = -1;
+	}
+	if (rc == 0)
 		return 0;
 	if (errno == ENOENT && inbox)
 		return 0;
@@ -541,8 +571,9 @@ api_mailbox_entry(struct strbuf *sb, const char *name,
 {
 	strbuf_appends(sb, sb->len > 1 ? ",{\"name\":" : "{\"name\":");
 	strbuf_append_json(sb, name);
-	strbuf_appendf(sb, ",\"messages\":%zu,\"unseen\":%zu}", l->n,
-		       maildir_unseen(l));
+	/* mail waiting for UIDs counts, new and unseen, without a lease */
+	strbuf_appendf(sb, ",\"messages\":%zu,\"unseen\":%zu}",
+		       l->n + l->pending, maildir_unseen(l) + l->pending);
 }
 
 static void
@@ -556,8 +587,12 @@ api_mailboxes(struct http_session *s)
 	strbuf_init(&sb, HTTP_LIST_MAX);
 	if (api_user_dir(s, userdir, sizeof(userdir)) < 0)
 		goto out;
-	if (api_scan(s, userdir, true, &l) < 0)
+	if (maildir_scan(userdir, &l) < 0 && errno != ENOENT) {
+		log_err("http %s: scan %s: %s", s->logid, userdir,
+			strerror(errno));
+		http_respond_error(s, 503, "store unavailable");
 		goto out;
+	}
 	strbuf_appends(&sb, "[");
 	api_mailbox_entry(&sb, "INBOX", &l);
 	maildir_list_free(&l);
@@ -637,7 +672,7 @@ api_messages(struct http_session *s)
 	struct strbuf sb;
 	if (api_mailbox_dir(s, name, sizeof(name), dir, sizeof(dir)) < 0)
 		return;
-	if (api_scan(s, dir, strcasecmp(name, "INBOX") == 0, &l) < 0)
+	if (api_scan(s, dir, name, &l) != 0)
 		return;
 	strbuf_init(&sb, HTTP_LIST_MAX);
 	strbuf_appends(&sb, "[");
@@ -691,7 +726,7 @@ api_message(struct http_session *s)
 	uint32_t uid = api_parse_uid(s->rq.path + strlen("/api/messages/"));
 	if (api_mailbox_dir(s, name, sizeof(name), dir, sizeof(dir)) < 0)
 		return;
-	if (api_scan(s, dir, strcasecmp(name, "INBOX") == 0, &l) < 0)
+	if (api_scan(s, dir, name, &l) != 0)
 		return;
 	const struct maildir_msg *m = maildir_find(&l, uid);
 	if (m == NULL) {

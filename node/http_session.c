@@ -14,6 +14,7 @@
 #include "../common/log.h"
 #include "http.h"
 #include "mailnode.h"
+#include "uid_lease.h"
 
 #define HTTP_HEAD_MAX 2048 /* our response heads */
 
@@ -210,7 +211,7 @@ http_respond_error(struct http_session *s, int status, const char *msg)
 static bool
 http_waiting(const struct http_session *s)
 {
-	return s->redis_req != 0 || s->auth_job != 0;
+	return s->redis_req != 0 || s->auth_job != 0 || s->uid != NULL;
 }
 
 static void
@@ -368,6 +369,7 @@ http_on_close(void *arg, const char *why)
 	if (s->redis_req)
 		redis_cancel(s->mn->redis, s->redis_req);
 	auth_pool_cancel(s->mn->auth, s->auth_job);
+	uid_lease_done(s->uid);
 	ev_timer_stop(s->mn->loop, &s->request_timer);
 	http_unregister(s);
 	explicit_bzero(s->password, sizeof(s->password));

@@ -76,7 +76,8 @@ struct imap_mailbox {
 	size_t recent;
 	uint32_t recent_from; /* UIDs from here on are \Recent to us */
 	struct timespec cur_mtime, new_mtime; /* at the last scan */
-	bool changed; /* announced or seen changing: scan at the next sync */
+	bool changed;	/* announced or seen changing: scan at the next sync */
+	size_t pending; /* waiting for UIDs at the last scan */
 };
 
 /* A message read from the store for FETCH and SEARCH: its bytes with
@@ -90,6 +91,7 @@ struct imap_loaded {
 
 struct imap_session;
 struct imap_mime;
+struct uid_lease;
 
 /* A FETCH whose answer goes out in slices (imap_cmd_fetch.c). */
 struct imap_fetch_job;
@@ -119,6 +121,14 @@ struct imap_session {
 
 	struct imap_fetch_job *job; /* a FETCH going out in slices */
 	ev_timer idle_poll;	    /* IDLE's Maildir checks */
+
+	/* UIDs given under a mailbox's lease (imap_uid.c) */
+	struct uid_lease *uid;		    /* taken or being taken */
+	char uid_box[MAILDIR_MBOX_MAX + 1]; /* of this mailbox */
+	struct maildir_counter *uid_ctr;    /* settled: its counter */
+	bool uid_rerun;			    /* the command runs again */
+	enum imap_wait uid_wait;	    /* input's wait before */
+	struct maildir_counter uid_alone;   /* no lease: none */
 
 	struct imap_session *next, *prev; /* the node's list of sessions */
 };
@@ -163,6 +173,33 @@ void imap_login(struct imap_session *s, const struct imap_cmd *c, char *user,
 /* Input held while a long answer goes out / taken again. */
 void imap_hold(struct imap_session *s);
 void imap_release(struct imap_session *s);
+/* Runs the assembled command (s->cmd): first, in the selected state, UIDs
+ * for mail waiting (imap_uid_gate); again from the start when a handler
+ * asked for a lease (imap_uid_need); then s->cmd is emptied. */
+void imap_dispatch(struct imap_session *s);
+
+/* ---- imap_uid.c: UIDs under the mailbox's lease (uid_lease.h) ----
+ * The session waits for a lease with its input held, and goes back to
+ * what it waited for (command, IDLE) after. */
+
+/* Before a command in the selected state: when the mailbox has mail
+ * waiting for UIDs (imap_mailbox_waiting), takes its lease, gives the
+ * UIDs, tells the client, then runs the command again. Returns true when
+ * the command was put off so. */
+bool imap_uid_gate(struct imap_session *s);
+/* For a handler about to give UIDs in mailbox (APPEND, COPY/MOVE,
+ * SELECT): the counter for maildir_append/copy/assign once the lease is
+ * settled (held, or given up on: flock alone); else NULL, after starting
+ * to take it for about n messages: the handler returns without an answer
+ * and runs again, from the start, when it is settled. */
+struct maildir_counter *imap_uid_need(struct imap_session *s,
+				      const char *mailbox, size_t n);
+/* A handler's lease asked and not settled: the command waits. */
+bool imap_uid_waiting(const struct imap_session *s);
+/* The command is done: its lease is given back. */
+void imap_uid_end(struct imap_session *s);
+/* IDLE: UIDs for what the last sync found waiting, told when given. */
+void imap_uid_idle(struct imap_session *s);
 
 /* ---- imap_cmd.c: the command table ---- */
 
@@ -216,6 +253,14 @@ const char *imap_mailbox_canon(const char *mailbox);
 int imap_mailbox_open(struct imap_session *s, const char *mailbox,
 		      bool readonly);
 void imap_mailbox_close(struct imap_session *s);
+/* Whether the selected mailbox has mail waiting for UIDs: what the last
+ * scan counted, or new/ changed and holds a file. */
+bool imap_mailbox_waiting(struct imap_session *s);
+/* Gives UIDs to what waits in the session's mailbox, under its lease
+ * (ctr from imap_uid_need), and merges them in, told as
+ * imap_mailbox_sync tells (when selected). */
+void imap_mailbox_assign(struct imap_session *s, struct maildir_counter *ctr,
+			 bool expunges);
 /* Brings the selected mailbox up to date with the Maildir and tells the
  * client: "* n EXISTS", "* n RECENT", "* n FETCH (FLAGS (..) UID u)" for
  * changed flags and, when expunges may be told (not during FETCH, STORE

@@ -201,8 +201,10 @@ imap_idle_poll_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	struct imap_session *s = t->data;
 	(void)loop;
 	(void)revents;
-	if (s->wait == IMAP_W_IDLE)
+	if (s->wait == IMAP_W_IDLE) {
 		imap_mailbox_sync(s, true, false);
+		imap_uid_idle(s);
+	}
 }
 
 void
@@ -218,6 +220,7 @@ imap_cmd_idle(struct imap_session *s, struct imap_cmd *c)
 	s->idle_poll.data = s;
 	ev_timer_start(s->mn->loop, &s->idle_poll);
 	imap_write(s, "+ idling\r\n", 10);
+	imap_uid_idle(s);
 }
 
 void

@@ -21,6 +21,7 @@ imap_cmd_append(struct imap_session *s, struct imap_cmd *c)
 	size_t len;
 	char *fixed = NULL;
 	uint32_t uidvalidity, uid;
+	struct maildir_counter *ctr;
 
 	if (imap_astring(&c->cur, name, sizeof(name), NULL) < 0 ||
 	    imap_sp(&c->cur) < 0)
@@ -48,6 +49,8 @@ imap_cmd_append(struct imap_session *s, struct imap_cmd *c)
 		imap_no(s, c, "[TRYCREATE] No such mailbox");
 		return;
 	}
+	if ((ctr = imap_uid_need(s, name, 1)) == NULL)
+		return; /* runs again under the mailbox's lease */
 	if (imap_crlf(data, len, &fixed, &len) < 0) {
 		imap_no(s, c, "[SERVERBUG] Out of memory");
 		return;
@@ -56,7 +59,7 @@ imap_cmd_append(struct imap_session *s, struct imap_cmd *c)
 		data = fixed;
 	imap_flags_to_maildir(mask, letters);
 	if (maildir_append(dir, s->mn->store.hostname, data, len, letters, when,
-			   &uidvalidity, &uid) < 0) {
+			   ctr, &uidvalidity, &uid) < 0) {
 		log_err("imap %s: append to %s: %s", s->id, dir,
 			strerror(errno));
 		imap_no(s, c, "[SERVERBUG] APPEND failed");

@@ -39,6 +39,7 @@ imap_cmd_copy(struct imap_session *s, struct imap_cmd *c)
 	struct maildir_msg *msgs = NULL;
 	uint32_t *src = NULL, *uids = NULL, uidvalidity = 0;
 	size_t *idx = NULL, n = 0;
+	struct maildir_counter *ctr;
 	struct strbuf sb;
 
 	strbuf_init(&sb, 65536);
@@ -75,7 +76,9 @@ imap_cmd_copy(struct imap_session *s, struct imap_cmd *c)
 		imap_ok(s, c, "%s completed, nothing to do", c->name);
 		goto out;
 	}
-	if (maildir_copy(b->dir, msgs, n, dst, s->mn->store.hostname,
+	if ((ctr = imap_uid_need(s, name, n)) == NULL)
+		goto out; /* runs again under the mailbox's lease */
+	if (maildir_copy(b->dir, msgs, n, dst, s->mn->store.hostname, ctr,
 			 &uidvalidity, uids) < 0) {
 		if (errno == ENOENT && access(dst, F_OK) < 0)
 			imap_no(s, c, "[TRYCREATE] No such mailbox");

@@ -211,8 +211,10 @@ imap_cmd_status(struct imap_session *s, struct imap_cmd *c)
 		imap_folder_fail(s, c, "status");
 		return;
 	}
+	/* Mail waiting for UIDs counts as the next messages, new and
+	 * unseen, without taking the lease for STATUS. */
 	uint32_t recent_from = imap_recent_claim(dir, l.uidnext, true);
-	size_t recent = 0;
+	size_t recent = l.pending;
 	for (size_t i = 0; i < l.n; i++)
 		if (l.msg[i].uid >= recent_from)
 			recent++;
@@ -222,7 +224,7 @@ imap_cmd_status(struct imap_session *s, struct imap_cmd *c)
 	strbuf_appends(&sb, " (");
 	const char *sp = "";
 	if (items & ST_MESSAGES) {
-		strbuf_appendf(&sb, "%sMESSAGES %zu", sp, l.n);
+		strbuf_appendf(&sb, "%sMESSAGES %zu", sp, l.n + l.pending);
 		sp = " ";
 	}
 	if (items & ST_RECENT) {
@@ -230,7 +232,8 @@ imap_cmd_status(struct imap_session *s, struct imap_cmd *c)
 		sp = " ";
 	}
 	if (items & ST_UIDNEXT) {
-		strbuf_appendf(&sb, "%sUIDNEXT %u", sp, l.uidnext);
+		strbuf_appendf(&sb, "%sUIDNEXT %u", sp,
+			       l.uidnext + (uint32_t)l.pending);
 		sp = " ";
 	}
 	if (items & ST_UIDVALIDITY) {
@@ -238,7 +241,8 @@ imap_cmd_status(struct imap_session *s, struct imap_cmd *c)
 		sp = " ";
 	}
 	if (items & ST_UNSEEN)
-		strbuf_appendf(&sb, "%sUNSEEN %zu", sp, maildir_unseen(&l));
+		strbuf_appendf(&sb, "%sUNSEEN %zu", sp,
+			       maildir_unseen(&l) + l.pending);
 	strbuf_appends(&sb, ")");
 	imap_untagged(s, "STATUS %s", strbuf_str(&sb));
 	strbuf_free(&sb);

@@ -39,6 +39,13 @@ imap_cmd_select(struct imap_session *s, struct imap_cmd *c)
 		return;
 	}
 	struct imap_mailbox *b = &s->box;
+	if (b->pending > 0) {
+		struct maildir_counter *ctr =
+		    imap_uid_need(s, b->name, b->pending);
+		if (ctr == NULL)
+			return; /* runs again under the mailbox's lease */
+		imap_mailbox_assign(s, ctr, false);
+	}
 	s->state = IMAP_SELECTED;
 	imap_untagged(s, "FLAGS (" IMAP_FLAGS ")");
 	imap_untagged(s, "OK [PERMANENTFLAGS (%s)] Flags permitted",

@@ -4,6 +4,7 @@
  * SEARCH, and the change announcements on Redis that wake IDLE sessions
  * on every node. */
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -112,14 +113,40 @@ imap_box_grow(struct imap_mailbox *b, size_t want)
 }
 
 /* Scans the Maildir (the directories' times first, so that a change made
- * during the scan shows at the next check). */
+ * during the scan shows at the next check); with ctr (the lease held),
+ * giving UIDs to what waits. */
 static int
-imap_box_scan(struct imap_mailbox *b, struct maildir_list *l)
+imap_box_scan(struct imap_mailbox *b, struct maildir_counter *ctr,
+	      struct maildir_list *l)
 {
 	imap_mtime(b->dir, "cur", &b->cur_mtime);
 	imap_mtime(b->dir, "new", &b->new_mtime);
 	b->changed = false;
-	return maildir_scan(b->dir, l);
+	int rc = ctr ? maildir_assign(b->dir, ctr, l) : maildir_scan(b->dir, l);
+	b->pending = rc == 0 ? l->pending : 0;
+	return rc;
+}
+
+bool
+imap_mailbox_waiting(struct imap_session *s)
+{
+	struct imap_mailbox *b = &s->box;
+	struct timespec new;
+	char path[sizeof(b->dir) + 8];
+	if (b->pending > 0)
+		return true;
+	if (!imap_mtime(b->dir, "new", &new) || imap_ts_eq(new, b->new_mtime))
+		return false;
+	snprintf(path, sizeof(path), "%s/new", b->dir);
+	DIR *d = opendir(path);
+	if (d == NULL)
+		return false;
+	struct dirent *de;
+	bool any = false;
+	while (!any && (de = readdir(d)) != NULL)
+		any = de->d_name[0] != '.';
+	closedir(d);
+	return any;
 }
 
 int
@@ -143,7 +170,7 @@ imap_mailbox_open(struct imap_session *s, const char *mailbox, bool readonly)
 	snprintf(b->dir, sizeof(b->dir), "%s", dir);
 	snprintf(b->name, sizeof(b->name), "%s", imap_mailbox_canon(mailbox));
 	b->readonly = readonly;
-	if (imap_box_scan(b, &l) < 0)
+	if (imap_box_scan(b, NULL, &l) < 0)
 		goto fail;
 	if (imap_box_grow(b, l.n + 1) < 0) {
 		errno = ENOMEM;
@@ -264,11 +291,57 @@ imap_box_merge(struct imap_session *s, const struct maildir_list *l,
 	return 0;
 }
 
+/* Scans (with ctr: assigning) and tells what changed. Returns 1, 0 when
+ * the scan failed (logged; a deleted mailbox's messages are marked gone),
+ * -1 when out of memory. */
+static int
+imap_box_update(struct imap_session *s, struct maildir_counter *ctr)
+{
+	struct imap_mailbox *b = &s->box;
+	struct maildir_list l = {0};
+	size_t before = b->n, recent_before = b->recent;
+	if (imap_box_scan(b, ctr, &l) < 0) {
+		if (errno == ENOENT) /* the mailbox was deleted */
+			for (size_t i = 0; i < b->n; i++)
+				b->msg[i].gone = true;
+		else
+			log_warn("imap %s: scan %s: %s", s->id, b->dir,
+				 strerror(errno));
+		maildir_list_free(&l);
+		return 0;
+	}
+	bool *changed = calloc(b->n + 1, sizeof(bool));
+	if (changed == NULL || imap_box_merge(s, &l, changed) < 0) {
+		log_warn("imap %s: out of memory syncing %s", s->id, b->dir);
+		free(changed);
+		maildir_list_free(&l);
+		return -1;
+	}
+	maildir_list_free(&l);
+	bool tell = s->state == IMAP_SELECTED;
+	for (size_t i = 0; i < before && tell; i++)
+		if (changed[i] && !b->msg[i].gone)
+			imap_tell_flags(s, i);
+	free(changed);
+	if (tell && b->n != before)
+		imap_untagged(s, "%zu EXISTS", b->n);
+	if (tell && b->recent != recent_before)
+		imap_untagged(s, "%zu RECENT", b->recent);
+	return 1;
+}
+
+void
+imap_mailbox_assign(struct imap_session *s, struct maildir_counter *ctr,
+		    bool expunges)
+{
+	if (imap_box_update(s, ctr) >= 0 && s->state == IMAP_SELECTED)
+		imap_mailbox_sync(s, expunges, false);
+}
+
 void
 imap_mailbox_sync(struct imap_session *s, bool expunges, bool force)
 {
 	struct imap_mailbox *b = &s->box;
-	struct maildir_list l = {0};
 	struct timespec cur, new;
 
 	if (s->state != IMAP_SELECTED)
@@ -278,33 +351,8 @@ imap_mailbox_sync(struct imap_session *s, bool expunges, bool force)
 	    imap_ts_eq(new, b->new_mtime)) {
 		goto tell_expunges; /* nothing new; earlier expunges maybe */
 	}
-	size_t before = b->n, recent_before = b->recent;
-	if (imap_box_scan(b, &l) < 0) {
-		if (errno == ENOENT) /* the mailbox was deleted */
-			for (size_t i = 0; i < b->n; i++)
-				b->msg[i].gone = true;
-		else
-			log_warn("imap %s: scan %s: %s", s->id, b->dir,
-				 strerror(errno));
-		maildir_list_free(&l);
-		goto tell_expunges;
-	}
-	bool *changed = calloc(b->n + 1, sizeof(bool));
-	if (changed == NULL || imap_box_merge(s, &l, changed) < 0) {
-		log_warn("imap %s: out of memory syncing %s", s->id, b->dir);
-		free(changed);
-		maildir_list_free(&l);
+	if (imap_box_update(s, NULL) < 0)
 		return;
-	}
-	maildir_list_free(&l);
-	for (size_t i = 0; i < before; i++)
-		if (changed[i] && !b->msg[i].gone)
-			imap_tell_flags(s, i);
-	free(changed);
-	if (b->n != before)
-		imap_untagged(s, "%zu EXISTS", b->n);
-	if (b->recent != recent_before)
-		imap_untagged(s, "%zu RECENT", b->recent);
 tell_expunges:
 	if (!expunges)
 		return;
@@ -522,8 +570,10 @@ imap_on_announce(const char *msg, size_t len, void *arg)
 		if (strcmp(s->user, user) != 0 || strcmp(s->box.name, box) != 0)
 			continue;
 		s->box.changed = true;
-		if (s->wait == IMAP_W_IDLE)
+		if (s->wait == IMAP_W_IDLE) {
 			imap_mailbox_sync(s, true, true);
+			imap_uid_idle(s);
+		}
 	}
 }
 

@@ -301,6 +301,19 @@ imap_run(struct imap_session *s)
 	imap_command(s, &c);
 }
 
+void
+imap_dispatch(struct imap_session *s)
+{
+	if (!s->uid_rerun && imap_uid_gate(s))
+		return;
+	imap_run(s);
+	if (imap_uid_waiting(s))
+		return;
+	imap_uid_end(s);
+	s->uid_rerun = false;
+	strbuf_reset(&s->cmd);
+}
+
 /* The tag of a command still being assembled, for an early answer. */
 static void
 imap_early_answer(struct imap_session *s, const char *kind, const char *text)
@@ -333,8 +346,7 @@ imap_command_line(struct imap_session *s, char *line, size_t len)
 		return;
 	}
 	if (r == 0) {
-		imap_run(s);
-		strbuf_reset(&s->cmd);
+		imap_dispatch(s);
 		return;
 	}
 	/* A literal: is there room for it? APPEND's message may be as large
@@ -434,6 +446,7 @@ imap_on_close(void *arg, const char *why)
 	log_debug("imap %s: closed: %s", s->id, why);
 	auth_pool_cancel(s->mn->auth, s->auth_job);
 	imap_fetch_abort(s);
+	imap_uid_end(s);
 	ev_timer_stop(s->mn->loop, &s->idle_poll);
 	imap_mailbox_close(s);
 	strbuf_free(&s->cmd);

@@ -1,15 +1,24 @@
-/* Reading a user's Maildir (and its Maildir++ folders) for the API and,
- * later, IMAP: messages of new/ and cur/ with IMAP-style UIDs that are the
- * same on every node and rise in the order messages become visible.
+/* Reading a user's Maildir (and its Maildir++ folders) for the API and
+ * IMAP: messages of new/ and cur/ with IMAP-style UIDs that are the same
+ * on every node and rise in the order messages become visible.
  *
- * A message gets its UID the first time a session sees it, under an
- * exclusive flock on MAILDIR/mailswitch-uidlock: the high-water mark
- * MAILDIR/mailswitch-uidnext is raised first (temp file, fsync, rename),
- * then new/NAME moves to cur/NAME,U=<uid>:2,<flags> (Maildir info: S seen,
- * R replied, F flagged, T trashed, D draft) and both directories are
- * fsynced, all before the lock is released. The UID travels with the file
- * name; the mark is reconciled with max() of what cur/ holds.
- * MAILDIR/mailswitch-uidvalidity is written once and never changed. */
+ * A message gets its UID the first time a session sees it
+ * (maildir_assign), under the mailbox's Redis lease when the node has one
+ * (uid_lease.h) and an exclusive flock on MAILDIR/mailswitch-uidlock: the
+ * high-water mark MAILDIR/mailswitch-uidnext is raised first (temp file,
+ * fsync, rename) from max(the mark, the lease's counter, the highest U=
+ * in cur/), then new/NAME moves to cur/NAME,U=<uid>:2,<flags> (Maildir
+ * info: S seen, R replied, F flagged, T trashed, D draft) and both
+ * directories are fsynced, all before the locks are released. The UID
+ * travels with the file name. A scan that finds nothing to assign
+ * (maildir_scan) needs no lease: it lists cur/ under the flock and counts
+ * what waits as `pending`. APPEND and COPY reserve from the mark and the
+ * counter alone, without reading cur/.
+ * MAILDIR/mailswitch-uidvalidity is written once and never changed.
+ *
+ * Test only: MAILSWITCH_TEST_NO_FLOCK=1 in the environment (read once)
+ * makes the UID flock a no-op, as on a store whose flock does not reach
+ * other hosts, so that tests show the lease alone keeps UIDs ordered. */
 #ifndef NODE_MAILDIR_H
 #define NODE_MAILDIR_H
 
@@ -35,20 +44,38 @@ struct maildir_list {
 	uint32_t uidnext;
 	struct maildir_msg *msg; /* sorted by uid */
 	size_t n, cap;
+	size_t pending; /* waiting for maildir_assign: files of new/, and of
+			   cur/ without a UID */
 };
 
-/* Gives UIDs to what new/ holds (and to files in cur/ without one), then
- * lists cur/ into out, sorted by UID. dir is a Maildir (cur, new, tmp).
- * Returns 0, or -1 with errno (ENOENT: no such Maildir, ETIMEDOUT: the
- * lock stayed taken). out is empty on failure; free it either way. */
+/* The copy of a mailbox's UID counter kept with its lease (uid_lease.h):
+ * given to an assignment as a floor for the next UID, set by it to the
+ * mailbox's UIDVALIDITY and UIDNEXT. A floor of another UIDVALIDITY (the
+ * mailbox was made again) is ignored. */
+struct maildir_counter {
+	uint32_t uidvalidity;
+	uint32_t uidnext;
+};
+
+/* Lists cur/ into out, sorted by UID, under the flock: what has a UID.
+ * Gives none; out->pending counts what waits for one. dir is
+ * a Maildir (cur, new, tmp). Returns 0, or -1 with errno (ENOENT: no such
+ * Maildir, ETIMEDOUT: the lock stayed taken). out is empty on failure;
+ * free it either way. */
 int maildir_scan(const char *dir, struct maildir_list *out);
+/* Gives UIDs to what new/ holds (and to files in cur/ without one) under
+ * the flock, as the caller holds the mailbox's lease (or runs without
+ * one), from the floor in *ctr (NULL: none), then lists as maildir_scan
+ * does (pending 0) and sets *ctr. Same returns. */
+int maildir_assign(const char *dir, struct maildir_counter *ctr,
+		   struct maildir_list *out);
 void maildir_list_free(struct maildir_list *l);
 
 const struct maildir_msg *maildir_find(const struct maildir_list *l,
 				       uint32_t uid);
 /* Finds m again by its UID after another session renamed its file (new
- * flags): a fresh scan, *m updated. Returns 0, or -1 with errno (ENOENT:
- * the message is gone). */
+ * flags): a fresh maildir_scan, *m updated. Returns 0, or -1 with errno
+ * (ENOENT: the message is gone). */
 int maildir_refind(const char *dir, struct maildir_msg *m);
 /* Messages without the S (seen) flag. */
 size_t maildir_unseen(const struct maildir_list *l);
@@ -102,25 +129,32 @@ int maildir_internaldate(const char *dir, const struct maildir_msg *m,
 			 time_t *t);
 
 /* APPEND: writes data[0..len) to dir/tmp and fsyncs it, sets its mtime
- * to internaldate (0: now), then, under the mailbox's UID lock, gives it
- * the next UID and renames it into cur/ with the info letters flags, so
- * that it becomes visible in UID order. hostname, escaped as struct
- * store's is, makes the name unique. *uid is the new UID; *uidvalidity the
- * mailbox's. Returns 0, or -1 with errno (nothing left in tmp/ or cur/). */
+ * to internaldate (0: now), then, under the mailbox's UID flock (the
+ * caller holds its lease, or runs without one), gives it the next UID
+ * from the mark and the floor in *ctr (NULL: none), and renames it into
+ * cur/ with the info letters flags, so that it becomes visible in UID
+ * order; *ctr is set as maildir_assign sets it. hostname, escaped as
+ * struct store's is, makes the name unique. *uid is the new UID;
+ * *uidvalidity the mailbox's. Returns 0, or -1 with errno (nothing left
+ * in tmp/ or cur/). */
 int maildir_append(const char *dir, const char *hostname, const void *data,
 		   size_t len, const char *flags, time_t internaldate,
-		   uint32_t *uidvalidity, uint32_t *uid);
+		   struct maildir_counter *ctr, uint32_t *uidvalidity,
+		   uint32_t *uid);
 
 /* COPY/MOVE: copies msgs[0..n) of srcdir into dstdir (a hard link when
  * both are on one filesystem, else a copy written as maildir_append
- * does), keeping flags and mtime, under dstdir's UID lock taken once, so
- * the copies get consecutive UIDs in the order given; uids[i] is the UID
- * of msgs[i]'s copy, *uidvalidity dstdir's. A source file gone meanwhile
- * fails the whole copy with ENOENT, and copies already made are removed
- * (all or nothing, RFC 3501 6.4.7). Returns 0 or -1 with errno. */
+ * does), keeping flags and mtime, under dstdir's UID flock taken once
+ * (and its lease, which the caller holds), so the copies get consecutive
+ * UIDs in the order given; uids[i] is the UID of msgs[i]'s copy,
+ * *uidvalidity dstdir's, *ctr (NULL: none) as maildir_append. A source
+ * file gone meanwhile fails the whole copy with ENOENT, and copies
+ * already made are removed (all or nothing, RFC 3501 6.4.7). Returns 0 or
+ * -1 with errno. */
 int maildir_copy(const char *srcdir, const struct maildir_msg *msgs, size_t n,
 		 const char *dstdir, const char *hostname,
-		 uint32_t *uidvalidity, uint32_t *uids);
+		 struct maildir_counter *ctr, uint32_t *uidvalidity,
+		 uint32_t *uids);
 
 /* Maildir++ folders (name without the leading dot, '.' the hierarchy
  * separator, checked as maildir_mailbox_path does; "INBOX" refused):

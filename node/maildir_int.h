@@ -5,6 +5,7 @@
 #ifndef NODE_MAILDIR_INT_H
 #define NODE_MAILDIR_INT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "maildir.h"
@@ -42,7 +43,8 @@ int maildir_read_number(const char *dir, const char *name, uint32_t *v);
 int maildir_write_number(const char *dir, const char *name, uint32_t v);
 
 /* Takes the exclusive flock of dir/name (created 0600), waiting at most
- * MAILDIR_LOCK_WAIT_MS. maildir_lock is the UID lock, dir/MAILDIR_LOCK.
+ * MAILDIR_LOCK_WAIT_MS. maildir_lock is the UID lock, dir/MAILDIR_LOCK
+ * (a no-op flock under MAILSWITCH_TEST_NO_FLOCK, maildir.h).
  * Returns the lock's fd, or -1 with errno (ETIMEDOUT). */
 int maildir_lock_file(const char *dir, const char *name);
 int maildir_lock(const char *dir);
@@ -54,15 +56,21 @@ void maildir_unlock(int fd);
  * more when the user's Maildir already gave that much. */
 int maildir_uidvalidity(const char *dir, uint32_t *v);
 
-/* Reserves want consecutive UIDs from the high-water mark reconciled
- * with cur/'s highest UID: the mark is raised (durably) before any file
- * shows one of them. *first is the first; *uidvalidity the mailbox's.
- * Returns 0, or -1 with errno (EOVERFLOW: UIDs exhausted). */
-int maildir_uid_reserve(const char *dir, size_t want, uint32_t *uidvalidity,
+/* Reserves want consecutive UIDs from max(the high-water mark, the floor
+ * in *ctr (NULL: none)): the mark is raised (durably) before any file
+ * shows one of them, and every UID given was below the mark, so cur/ need
+ * not be read; only a missing or unreadable mark is rebuilt from cur/'s
+ * highest UID. *first is the first; *uidvalidity the mailbox's; *ctr set
+ * to the new UIDNEXT. Returns 0, or -1 with errno (EOVERFLOW: UIDs
+ * exhausted). */
+int maildir_uid_reserve(const char *dir, size_t want,
+			struct maildir_counter *ctr, uint32_t *uidvalidity,
 			uint32_t *first);
 
-/* maildir_scan's work once the lock is held: UIDs for new/ (and cur/
- * files without one), then cur/ listed into out, sorted by UID. */
-int maildir_scan_locked(const char *dir, struct maildir_list *out);
+/* maildir_assign's work once the lock is held (UIDs for new/ and cur/
+ * files without one, then cur/ listed into out, sorted by UID); with
+ * assign false, maildir_scan's (nothing renamed, pending counted). */
+int maildir_scan_locked(const char *dir, bool assign,
+			struct maildir_counter *ctr, struct maildir_list *out);
 
 #endif

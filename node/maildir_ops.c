@@ -333,13 +333,14 @@ fail:;
 /* Takes dir's UID lock, reserves n UIDs and commits staged[0..n). */
 static int
 maildir_staged_publish(const char *dir, struct maildir_staged *staged, size_t n,
-		       uint32_t *uidvalidity, uint32_t *first)
+		       struct maildir_counter *ctr, uint32_t *uidvalidity,
+		       uint32_t *first)
 {
 	int lockfd = maildir_lock(dir);
 	if (lockfd < 0)
 		return -1;
 	int rc = -1;
-	if (maildir_uid_reserve(dir, n, uidvalidity, first) == 0 &&
+	if (maildir_uid_reserve(dir, n, ctr, uidvalidity, first) == 0 &&
 	    maildir_staged_commit(dir, staged, n, *first) == 0)
 		rc = 0;
 	int e = errno;
@@ -385,7 +386,8 @@ maildir_check(const char *dir)
 int
 maildir_append(const char *dir, const char *hostname, const void *data,
 	       size_t len, const char *flags, time_t internaldate,
-	       uint32_t *uidvalidity, uint32_t *uid)
+	       struct maildir_counter *ctr, uint32_t *uidvalidity,
+	       uint32_t *uid)
 {
 	struct maildir_staged s = {0};
 	int fd = -1;
@@ -408,7 +410,7 @@ maildir_append(const char *dir, const char *hostname, const void *data,
 	fd = -1;
 	if (rc < 0)
 		goto fail;
-	if (maildir_staged_publish(dir, &s, 1, uidvalidity, uid) < 0)
+	if (maildir_staged_publish(dir, &s, 1, ctr, uidvalidity, uid) < 0)
 		goto fail;
 	return 0;
 fail:;
@@ -544,8 +546,8 @@ maildir_copy_stage(const char *srcdir, const char *name, const char *dstdir,
 
 int
 maildir_copy(const char *srcdir, const struct maildir_msg *msgs, size_t n,
-	     const char *dstdir, const char *hostname, uint32_t *uidvalidity,
-	     uint32_t *uids)
+	     const char *dstdir, const char *hostname,
+	     struct maildir_counter *ctr, uint32_t *uidvalidity, uint32_t *uids)
 {
 	struct maildir_staged *staged = NULL;
 	uint32_t first;
@@ -577,7 +579,8 @@ maildir_copy(const char *srcdir, const struct maildir_msg *msgs, size_t n,
 	snprintf(tmp, sizeof(tmp), "%s/tmp", dstdir);
 	if (maildir_fsync_dir(tmp) < 0)
 		goto fail;
-	if (maildir_staged_publish(dstdir, staged, n, uidvalidity, &first) < 0)
+	if (maildir_staged_publish(dstdir, staged, n, ctr, uidvalidity,
+				   &first) < 0)
 		goto fail;
 	for (size_t i = 0; i < n; i++)
 		uids[i] = first + (uint32_t)i;
@@ -797,11 +800,11 @@ maildir_inbox_move(const char *userdir, const char *dst)
 
 	if ((inlock = maildir_lock(userdir)) < 0)
 		goto fail;
-	if (maildir_scan_locked(userdir, &l) < 0)
+	if (maildir_scan_locked(userdir, true, NULL, &l) < 0)
 		goto fail;
 	if ((outlock = maildir_lock(dst)) < 0)
 		goto fail;
-	if (maildir_uid_reserve(dst, l.n, &v, &first) < 0)
+	if (maildir_uid_reserve(dst, l.n, NULL, &v, &first) < 0)
 		goto fail;
 	for (size_t i = 0; i < l.n; i++) {
 		const char *b = l.msg[i].name;

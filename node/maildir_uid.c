@@ -180,9 +180,29 @@ maildir_lock_file(const char *dir, const char *name)
 	return -1;
 }
 
+/* MAILSWITCH_TEST_NO_FLOCK (maildir.h), read once: tests only. */
+static bool
+maildir_test_no_flock(void)
+{
+	static int no_flock = -1;
+	if (no_flock < 0) {
+		const char *v = getenv("MAILSWITCH_TEST_NO_FLOCK");
+		no_flock = v != NULL && strcmp(v, "1") == 0;
+		if (no_flock)
+			log_warn("MAILSWITCH_TEST_NO_FLOCK: the UID flock is "
+				 "off (tests only)");
+	}
+	return no_flock == 1;
+}
+
 int
 maildir_lock(const char *dir)
 {
+	if (maildir_test_no_flock()) {
+		char path[MAILDIR_PATH_MAX];
+		snprintf(path, sizeof(path), "%s/%s", dir, MAILDIR_LOCK);
+		return open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	}
 	return maildir_lock_file(dir, MAILDIR_LOCK);
 }
 
@@ -398,21 +418,44 @@ maildir_max_uid(const char *dir, uint32_t *max)
 	return e ? -1 : 0;
 }
 
-int
-maildir_uid_reserve(const char *dir, size_t want, uint32_t *uidvalidity,
-		    uint32_t *first)
+/* The next UID: above the mark, the counter's floor (when it is of this
+ * UIDVALIDITY) and maxuid. */
+static uint32_t
+maildir_next_uid(uint32_t mark, uint32_t maxuid, uint32_t uidvalidity,
+		 const struct maildir_counter *ctr)
 {
-	uint32_t mark = 0, maxuid;
+	uint32_t next = mark > maxuid ? mark : maxuid + 1;
+	if (ctr && ctr->uidvalidity == uidvalidity && ctr->uidnext > next)
+		next = ctr->uidnext;
+	return next == 0 ? 1 : next;
+}
+
+static void
+maildir_counter_set(struct maildir_counter *ctr, uint32_t uidvalidity,
+		    uint32_t uidnext)
+{
+	if (ctr == NULL)
+		return;
+	ctr->uidvalidity = uidvalidity;
+	ctr->uidnext = uidnext;
+}
+
+int
+maildir_uid_reserve(const char *dir, size_t want, struct maildir_counter *ctr,
+		    uint32_t *uidvalidity, uint32_t *first)
+{
+	uint32_t mark = 0, maxuid = 0;
 
 	if (maildir_uidvalidity(dir, uidvalidity) < 0)
 		return -1;
-	if (maildir_read_number(dir, MAILDIR_UIDNEXT, &mark) < 0)
+	int r = maildir_read_number(dir, MAILDIR_UIDNEXT, &mark);
+	if (r < 0)
 		return -1;
-	if (maildir_max_uid(dir, &maxuid) < 0)
+	/* Every UID given was below the mark when its file appeared: only a
+	 * lost mark needs cur/ read again. */
+	if (r == 0 && maildir_max_uid(dir, &maxuid) < 0)
 		return -1;
-	uint32_t next = mark > maxuid ? mark : maxuid + 1;
-	if (next == 0)
-		next = 1;
+	uint32_t next = maildir_next_uid(mark, maxuid, *uidvalidity, ctr);
 	if ((uint64_t)next + want > UINT32_MAX) {
 		errno = EOVERFLOW;
 		return -1;
@@ -422,12 +465,15 @@ maildir_uid_reserve(const char *dir, size_t want, uint32_t *uidvalidity,
 		0)
 		return -1;
 	*first = next;
+	maildir_counter_set(ctr, *uidvalidity, next + (uint32_t)want);
 	return 0;
 }
 
-/* Under the lock: UIDVALIDITY, the mark, and UIDs for what has none. */
+/* Under the lock: UIDVALIDITY, the mark, and, with assign, UIDs for what
+ * has none (else only counted in l->pending). */
 static int
-maildir_assign(const char *dir, struct maildir_list *l)
+maildir_assign_locked(const char *dir, bool assign, struct maildir_counter *ctr,
+		      struct maildir_list *l)
 {
 	struct maildir_new *news = NULL;
 	size_t nnew = 0;
@@ -449,15 +495,18 @@ maildir_assign(const char *dir, struct maildir_list *l)
 	for (size_t i = 0; i < l->n; i++)
 		if (l->msg[i].uid == 0)
 			nolabel++;
-	uint32_t next = mark > maxuid ? mark : maxuid + 1;
-	if (next == 0)
-		next = 1;
+	uint32_t next = maildir_next_uid(mark, maxuid, l->uidvalidity, ctr);
 	size_t want = nnew + nolabel;
+	l->uidnext = next;
+	if (!assign) {
+		l->pending = want;
+		goto done;
+	}
 	if (want == 0) {
-		l->uidnext = next;
 		if (next != mark &&
 		    maildir_write_number(dir, MAILDIR_UIDNEXT, next) < 0)
 			goto fail;
+		maildir_counter_set(ctr, l->uidvalidity, next);
 		goto done;
 	}
 	if ((uint64_t)next + want > UINT32_MAX) {
@@ -469,6 +518,7 @@ maildir_assign(const char *dir, struct maildir_list *l)
 	l->uidnext = next + (uint32_t)want;
 	if (maildir_write_number(dir, MAILDIR_UIDNEXT, l->uidnext) < 0)
 		goto fail;
+	maildir_counter_set(ctr, l->uidvalidity, l->uidnext);
 	for (size_t i = 0; i < nnew; i++) {
 		char name[MAILDIR_NAME_MAX + 1];
 		uint32_t uid = next++;
@@ -523,16 +573,18 @@ fail:;
 }
 
 int
-maildir_scan_locked(const char *dir, struct maildir_list *out)
+maildir_scan_locked(const char *dir, bool assign, struct maildir_counter *ctr,
+		    struct maildir_list *out)
 {
 	memset(out, 0, sizeof(*out));
-	if (maildir_assign(dir, out) < 0) {
+	if (maildir_assign_locked(dir, assign, ctr, out) < 0) {
 		int e = errno;
 		maildir_list_free(out);
 		errno = e;
 		return -1;
 	}
-	/* Drop what vanished while we renamed; sort by UID. */
+	/* Drop what vanished while we renamed, and what has no UID yet; sort
+	 * by UID. */
 	size_t k = 0;
 	for (size_t i = 0; i < out->n; i++)
 		if (out->msg[i].uid != 0)
@@ -543,8 +595,9 @@ maildir_scan_locked(const char *dir, struct maildir_list *out)
 	return 0;
 }
 
-int
-maildir_scan(const char *dir, struct maildir_list *out)
+static int
+maildir_scan_under_lock(const char *dir, bool assign,
+			struct maildir_counter *ctr, struct maildir_list *out)
 {
 	int lockfd = -1;
 	memset(out, 0, sizeof(*out));
@@ -555,7 +608,7 @@ maildir_scan(const char *dir, struct maildir_list *out)
 		goto fail;
 	if ((lockfd = maildir_lock(dir)) < 0)
 		goto fail;
-	if (maildir_scan_locked(dir, out) < 0)
+	if (maildir_scan_locked(dir, assign, ctr, out) < 0)
 		goto fail;
 	maildir_unlock(lockfd);
 	return 0;
@@ -566,6 +619,19 @@ fail:;
 	maildir_list_free(out);
 	errno = e;
 	return -1;
+}
+
+int
+maildir_scan(const char *dir, struct maildir_list *out)
+{
+	return maildir_scan_under_lock(dir, false, NULL, out);
+}
+
+int
+maildir_assign(const char *dir, struct maildir_counter *ctr,
+	       struct maildir_list *out)
+{
+	return maildir_scan_under_lock(dir, true, ctr, out);
 }
 
 int

@@ -39,6 +39,7 @@ struct mailnode {
 	bool stopping;
 	long sessions; /* open client sessions, all protocols */
 	struct imap_session *imap_sessions; /* imap.h: to wake on changes */
+	bool uid_lease_away; /* uid_lease.h: the outage is logged */
 };
 
 /* Runs the node until SIGTERM/SIGINT; takes cfg. Returns the exit status:

@@ -19,6 +19,7 @@
 #include "../common/stream.h"
 #include "directory.h"
 #include "lease.h"
+#include "uid_lease.h"
 #include "mailnode.h"
 #include "maildir.h"
 
@@ -56,6 +57,7 @@ struct pop3_session {
 
 	struct lease *lock;
 	bool lock_lost;
+	struct uid_lease *uid; /* INBOX's UID lease, taken at login */
 
 	/* the maildrop as listed at login */
 	struct maildir_list list;

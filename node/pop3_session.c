@@ -54,15 +54,31 @@ pop3_auth_allowed(const struct pop3_session *s)
 
 /* ---- login and the maildrop lock ---- */
 
-/* Lists the maildrop into s. Returns 0, or -1 with errno. */
+static void pop3_uid_cb(struct uid_lease *u, struct maildir_counter *ctr,
+			void *arg);
+
+/* Lists the maildrop into s; with ctr (its UID lease settled), giving
+ * UIDs to what waits. Returns 0, 1 when mail waits and the lease is being
+ * taken (pop3_uid_cb goes on), or -1 with errno. */
 static int
-pop3_load(struct pop3_session *s)
+pop3_load(struct pop3_session *s, struct maildir_counter *ctr)
 {
-	if (maildir_scan(s->maildir, &s->list) < 0) {
+	int rc = ctr ? maildir_assign(s->maildir, ctr, &s->list)
+		     : maildir_scan(s->maildir, &s->list);
+	if (rc < 0) {
 		if (errno != ENOENT)
 			return -1;
 		maildir_list_free(&s->list); /* no mail ever: empty */
 		memset(&s->list, 0, sizeof(s->list));
+	}
+	if (ctr == NULL && s->list.pending > 0) {
+		s->uid = uid_lease_take(s->mn, s->user, "INBOX",
+					s->list.pending, pop3_uid_cb, s);
+		maildir_list_free(&s->list);
+		if (s->uid)
+			return 1;
+		errno = ENOMEM;
+		return -1;
 	}
 	size_t n = s->list.n ? s->list.n : 1;
 	s->size = malloc(n * sizeof(*s->size));
@@ -76,6 +92,38 @@ pop3_load(struct pop3_session *s)
 	return 0;
 }
 
+/* The maildrop is listed: the session goes on. Answer first, resume last:
+ * the stream's own update after a write would cancel the wake-up
+ * stream_resume() queues. */
+static void
+pop3_opened(struct pop3_session *s)
+{
+	s->state = POP3_TRANSACTION;
+	log_info("pop3 %s: %s logged in from %s, %zu messages", s->id, s->user,
+		 stream_peer_str(s->st), s->list.n);
+	pop3_reply(s, "+OK Logged in, %zu messages", s->list.n);
+	stream_resume(s->st);
+}
+
+static void pop3_not_opened(struct pop3_session *s, enum lease_result res);
+
+static void
+pop3_uid_cb(struct uid_lease *u, struct maildir_counter *ctr, void *arg)
+{
+	struct pop3_session *s = arg;
+	(void)u;
+	int rc = pop3_load(s, ctr);
+	int e = errno;
+	uid_lease_done(s->uid);
+	s->uid = NULL;
+	if (rc == 0) {
+		pop3_opened(s);
+		return;
+	}
+	log_err("pop3 %s: maildrop %s: %s", s->id, s->maildir, strerror(e));
+	pop3_not_opened(s, LEASE_HELD);
+}
+
 static void
 pop3_lock_cb(struct lease *l, enum lease_result res, void *arg)
 {
@@ -87,19 +135,22 @@ pop3_lock_cb(struct lease *l, enum lease_result res, void *arg)
 		s->lock_lost = true;
 		return;
 	}
-	/* Answer first, resume last: the stream's own update after a write
-	 * would cancel the wake-up stream_resume() queues. */
-	if (res == LEASE_HELD && pop3_load(s) == 0) {
-		s->state = POP3_TRANSACTION;
-		log_info("pop3 %s: %s logged in from %s, %zu messages", s->id,
-			 s->user, stream_peer_str(s->st), s->list.n);
-		pop3_reply(s, "+OK Logged in, %zu messages", s->list.n);
-		stream_resume(s->st);
-		return;
-	}
-	if (res == LEASE_HELD)
+	if (res == LEASE_HELD) {
+		int rc = pop3_load(s, NULL);
+		if (rc == 0)
+			pop3_opened(s);
+		if (rc >= 0)
+			return;
 		log_err("pop3 %s: maildrop %s: %s", s->id, s->maildir,
 			strerror(errno));
+	}
+	pop3_not_opened(s, res);
+}
+
+/* Login failed after the credentials: back to AUTHORIZATION. */
+static void
+pop3_not_opened(struct pop3_session *s, enum lease_result res)
+{
 	lease_release(s->lock);
 	s->lock = NULL;
 	s->state = POP3_AUTHORIZATION;
@@ -509,6 +560,7 @@ pop3_on_close(void *arg, const char *why)
 	log_debug("pop3 %s: closed: %s", s->id, why);
 	auth_pool_cancel(s->mn->auth, s->auth_job);
 	lease_release(s->lock); /* cancels a pending callback too */
+	uid_lease_done(s->uid);
 	maildir_list_free(&s->list);
 	free(s->size);
 	free(s->deleted);

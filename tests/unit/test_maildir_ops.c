@@ -102,7 +102,7 @@ append(const char *dir, const char *text, const char *flags, time_t t)
 {
 	uint32_t v, uid;
 	cr_assert_eq(maildir_append(dir, "node1", text, strlen(text), flags, t,
-				    &v, &uid),
+				    NULL, &v, &uid),
 		     0, "append: %s", strerror(errno));
 	cr_assert_neq(v, 0);
 	return uid;
@@ -122,7 +122,8 @@ deliver_new(const char *dir, const char *name, const char *text)
 static void
 scan(const char *dir, struct maildir_list *l)
 {
-	cr_assert_eq(maildir_scan(dir, l), 0, "scan: %s", strerror(errno));
+	cr_assert_eq(maildir_assign(dir, NULL, l), 0, "scan: %s",
+		     strerror(errno));
 }
 
 static uint32_t
@@ -171,11 +172,14 @@ Test(maildir_ops, append_errors)
 	uint32_t v, uid;
 	char missing[PATH_MAX];
 	snprintf(missing, sizeof(missing), "%s/.nosuch", user);
-	cr_assert_eq(maildir_append(missing, "h", "x", 1, "", 0, &v, &uid), -1);
+	cr_assert_eq(
+	    maildir_append(missing, "h", "x", 1, "", 0, NULL, &v, &uid), -1);
 	cr_assert_eq(errno, ENOENT);
-	cr_assert_eq(maildir_append(user, "h", "x", 1, "S1", 0, &v, &uid), -1);
+	cr_assert_eq(maildir_append(user, "h", "x", 1, "S1", 0, NULL, &v, &uid),
+		     -1);
 	cr_assert_eq(errno, EINVAL);
-	cr_assert_eq(maildir_append(user, "h", "x", 1, "S:", 0, &v, &uid), -1);
+	cr_assert_eq(maildir_append(user, "h", "x", 1, "S:", 0, NULL, &v, &uid),
+		     -1);
 	cr_assert_eq(errno, EINVAL);
 	cr_assert_eq(count_files(user, "tmp"), 0);
 	cr_assert_eq(count_files(user, "cur"), 0);
@@ -258,8 +262,8 @@ Test(maildir_ops, uids_interleave)
 	maildir_list_free(&l);
 	uint32_t b = append(user, "y\r\n", "", 0);
 	uint32_t v, uids[2];
-	cr_assert_eq(maildir_copy(other, ol.msg, 2, user, "node2", &v, uids),
-		     0);
+	cr_assert_eq(
+	    maildir_copy(other, ol.msg, 2, user, "node2", NULL, &v, uids), 0);
 	deliver_new(user, "101.new2", "n2\r\n");
 	scan(user, &l);
 	uint32_t n2 = l.msg[l.n - 1].uid;
@@ -297,7 +301,8 @@ Test(maildir_ops, copy_all_or_nothing)
 	cr_assert_eq(maildir_expunge(user, &l.msg[2]), 0);
 
 	uint32_t v, uids[3];
-	cr_assert_eq(maildir_copy(user, l.msg, 3, dst, "n", &v, uids), -1);
+	cr_assert_eq(maildir_copy(user, l.msg, 3, dst, "n", NULL, &v, uids),
+		     -1);
 	cr_assert_eq(errno, ENOENT);
 	cr_assert_eq(count_files(dst, "cur"), 0);
 	cr_assert_eq(count_files(dst, "tmp"), 0);
@@ -305,7 +310,7 @@ Test(maildir_ops, copy_all_or_nothing)
 
 	/* the two left copy; the same message twice gets two UIDs */
 	struct maildir_msg two[2] = {l.msg[1], l.msg[1]};
-	cr_assert_eq(maildir_copy(user, two, 2, dst, "n", &v, uids), 0);
+	cr_assert_eq(maildir_copy(user, two, 2, dst, "n", NULL, &v, uids), 0);
 	cr_assert_eq(uids[1], uids[0] + 1);
 	cr_assert_eq(count_files(dst, "cur"), 2);
 	maildir_list_free(&l);
@@ -326,7 +331,7 @@ Test(maildir_ops, concurrent_appenders, .timeout = 60)
 				int n = snprintf(text, sizeof(text),
 						 "kid %d msg %d\r\n", k, i);
 				if (maildir_append(user, "h", text, (size_t)n,
-						   "", 0, &v, &uid) < 0)
+						   "", 0, NULL, &v, &uid) < 0)
 					_exit(1);
 			}
 			_exit(0);
@@ -403,9 +408,9 @@ Test(maildir_ops, uidvalidity_never_repeats_for_a_name)
 		if (i % 2)
 			cr_assert_eq(maildir_folder_delete(user, "Work"), 0);
 		else
-			cr_assert_eq(
-			    maildir_folder_rename(user, "Work", i ? "W2" : "W1"),
-			    0);
+			cr_assert_eq(maildir_folder_rename(user, "Work",
+							   i ? "W2" : "W1"),
+				     0);
 	}
 }
 
@@ -547,4 +552,69 @@ Test(maildir_ops, traversal_refused)
 	cr_assert_eq(n, 1);
 	cr_assert(!exists(user, "subscriptions"));
 	cr_assert(exists(user, ".ok/cur"));
+}
+
+/* maildir_scan lists and counts; maildir_assign gives the UIDs. */
+Test(maildir_ops, scan_only_lists_what_has_a_uid)
+{
+	append(user, "Subject: a\r\n\r\nx\r\n", "", 0);
+	deliver_new(user, "100.new", "Subject: n\r\n\r\ny\r\n");
+	struct maildir_list l;
+	cr_assert_eq(maildir_scan(user, &l), 0);
+	cr_assert_eq(l.n, 1);
+	cr_assert_eq(l.pending, 1);
+	cr_assert_eq(count_files(user, "new"), 1);
+	maildir_list_free(&l);
+	scan(user, &l);
+	cr_assert_eq(l.n, 2);
+	cr_assert_eq(l.pending, 0);
+	cr_assert_eq(l.msg[1].uid, 2);
+	maildir_list_free(&l);
+}
+
+/* The counter (Redis) is a floor of its own UIDVALIDITY only, and comes
+ * back as the new UIDNEXT. */
+Test(maildir_ops, counter_floor)
+{
+	uint32_t v, uid;
+	append(user, "Subject: a\r\n\r\nx\r\n", "", 0);
+	struct maildir_list l;
+	scan(user, &l);
+	struct maildir_counter ctr = {l.uidvalidity, 50};
+	maildir_list_free(&l);
+	cr_assert_eq(maildir_append(user, "h", "x", 1, "", 0, &ctr, &v, &uid),
+		     0);
+	cr_assert_eq(uid, 50);
+	cr_assert_eq(ctr.uidvalidity, v);
+	cr_assert_eq(ctr.uidnext, 51);
+	struct maildir_counter other = {v + 1, 500};
+	cr_assert_eq(maildir_append(user, "h", "x", 1, "", 0, &other, &v, &uid),
+		     0);
+	cr_assert_eq(uid, 51);
+	cr_assert_eq(other.uidnext, 52);
+	deliver_new(user, "200.new", "Subject: n\r\n\r\ny\r\n");
+	struct maildir_counter high = {v, 90};
+	cr_assert_eq(maildir_assign(user, &high, &l), 0);
+	cr_assert_eq(l.msg[l.n - 1].uid, 90);
+	cr_assert_eq(high.uidnext, 91);
+	cr_assert_eq(read_mark(user), 91);
+	maildir_list_free(&l);
+}
+
+/* APPEND trusts the mark without reading cur/; a lost mark is rebuilt
+ * from cur/'s highest UID, so no UID is given twice. */
+Test(maildir_ops, lost_mark_rebuilt_from_cur)
+{
+	char p[PATH_MAX];
+	for (int i = 0; i < 3; i++)
+		append(user, "Subject: a\r\n\r\nx\r\n", "", 0);
+	snprintf(p, sizeof(p), "%s/mailswitch-uidnext", user);
+	cr_assert_eq(unlink(p), 0);
+	cr_assert_eq(append(user, "Subject: b\r\n\r\nx\r\n", "", 0), 4);
+	FILE *f = fopen(p, "w");
+	cr_assert_not_null(f);
+	fputs("garbage\n", f);
+	fclose(f);
+	cr_assert_eq(append(user, "Subject: c\r\n\r\nx\r\n", "", 0), 5);
+	cr_assert_eq(read_mark(user), 6);
 }

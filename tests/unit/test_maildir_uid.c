@@ -136,7 +136,7 @@ Test(maildir, uids_in_arrival_order)
 	set_mtime(dir, "new", "200.b,S=99", 3000);
 
 	struct maildir_list l;
-	cr_assert_eq(maildir_scan(dir, &l), 0, "%s", strerror(errno));
+	cr_assert_eq(maildir_assign(dir, NULL, &l), 0, "%s", strerror(errno));
 	cr_assert_eq(l.n, 3);
 	cr_assert_eq(l.uidnext, 4);
 	cr_assert_neq(l.uidvalidity, 0);
@@ -161,11 +161,11 @@ Test(maildir, stable_across_scans)
 	deliver(dir, "new", "1.a", "a");
 	deliver(dir, "new", "2.b", "b");
 	struct maildir_list l;
-	cr_assert_eq(maildir_scan(dir, &l), 0);
+	cr_assert_eq(maildir_assign(dir, NULL, &l), 0);
 	uint32_t validity = l.uidvalidity;
 	maildir_list_free(&l);
 
-	cr_assert_eq(maildir_scan(dir, &l), 0);
+	cr_assert_eq(maildir_assign(dir, NULL, &l), 0);
 	cr_assert_eq(l.n, 2);
 	cr_assert_eq(by_base(&l, "1.a")->uid, 1);
 	cr_assert_eq(by_base(&l, "2.b")->uid, 2);
@@ -177,7 +177,7 @@ Test(maildir, stable_across_scans)
 	snprintf(p, sizeof(p), "%s/cur/2.b,U=2:2,", dir);
 	cr_assert_eq(unlink(p), 0);
 	deliver(dir, "new", "3.c", "c");
-	cr_assert_eq(maildir_scan(dir, &l), 0);
+	cr_assert_eq(maildir_assign(dir, NULL, &l), 0);
 	cr_assert_eq(l.n, 2);
 	cr_assert_eq(by_base(&l, "3.c")->uid, 3);
 	cr_assert_eq(l.uidnext, 4);
@@ -188,7 +188,7 @@ Test(maildir, stable_across_scans)
 	snprintf(p, sizeof(p), "%s/mailswitch-uidnext", dir);
 	cr_assert_eq(unlink(p), 0);
 	deliver(dir, "new", "4.d", "d");
-	cr_assert_eq(maildir_scan(dir, &l), 0);
+	cr_assert_eq(maildir_assign(dir, NULL, &l), 0);
 	cr_assert_eq(by_base(&l, "4.d")->uid, 4);
 	cr_assert_eq(l.uidvalidity, validity);
 	maildir_list_free(&l);
@@ -199,7 +199,7 @@ Test(maildir, stable_across_scans)
 	fputs("10\n", f);
 	fclose(f);
 	deliver(dir, "new", "5.e", "e");
-	cr_assert_eq(maildir_scan(dir, &l), 0);
+	cr_assert_eq(maildir_assign(dir, NULL, &l), 0);
 	cr_assert_eq(by_base(&l, "5.e")->uid, 10);
 	cr_assert_eq(l.uidnext, 11);
 	maildir_list_free(&l);
@@ -215,7 +215,7 @@ Test(maildir, flags_and_cur_without_uid)
 	deliver(dir, "new", "3.c", "c");
 	set_mtime(dir, "new", "3.c", 1000);
 	struct maildir_list l;
-	cr_assert_eq(maildir_scan(dir, &l), 0);
+	cr_assert_eq(maildir_assign(dir, NULL, &l), 0);
 	cr_assert_eq(l.n, 3);
 	cr_assert_str_eq(l.msg[0].name, "1.a,U=5:2,FS");
 	cr_assert_str_eq(l.msg[0].flags, "FS");
@@ -232,7 +232,7 @@ Test(maildir, missing_maildir)
 	struct maildir_list l;
 	char dir[PATH_MAX];
 	snprintf(dir, sizeof(dir), "%s/nobody", root);
-	cr_assert_eq(maildir_scan(dir, &l), -1);
+	cr_assert_eq(maildir_assign(dir, NULL, &l), -1);
 	cr_assert_eq(errno, ENOENT);
 	cr_assert_eq(l.n, 0);
 	maildir_list_free(&l);
@@ -251,7 +251,7 @@ scanner(const char *dir, const char *log)
 		_exit(2);
 	for (int round = 0; round < 400; round++) {
 		struct maildir_list l;
-		if (maildir_scan(dir, &l) < 0)
+		if (maildir_assign(dir, NULL, &l) < 0)
 			_exit(3);
 		for (size_t i = 0; i < l.n; i++)
 			fprintf(f, "%u %.6s %u\n", l.uidvalidity, l.msg[i].name,
@@ -297,7 +297,7 @@ Test(maildir, concurrent_scanners, .timeout = 60)
 			  "scanner %d: status %d", i, st);
 	}
 	struct maildir_list l;
-	cr_assert_eq(maildir_scan(dir, &l), 0);
+	cr_assert_eq(maildir_assign(dir, NULL, &l), 0);
 	cr_assert_eq(l.n, RACE_MSGS);
 	/* Exactly 1..N, message m has UID m+1 (arrival order). */
 	for (size_t i = 0; i < l.n; i++) {
