@@ -63,6 +63,15 @@ struct maildir_counter {
  * Maildir, ETIMEDOUT: the lock stayed taken). out is empty on failure;
  * free it either way. */
 int maildir_scan(const char *dir, struct maildir_list *out);
+/* A Maildir unique name for a file of size bytes, as the store delivers:
+ * TIME.M<usec>P<pid>Q<q>.HOST,S=<size>, host already escaped (struct
+ * store's hostname, which store_init escapes once), short enough that
+ * ",U=<uid>:2,<flags>" still fits in a name. The caller makes it unique
+ * in its directory by creating it with O_EXCL (and trying another q on
+ * EEXIST). Returns 0, or -1 with errno (ENAMETOOLONG). */
+int maildir_unique_name(const char *host, unsigned q, uint64_t size, char *out,
+			size_t outlen);
+
 /* Gives UIDs to what new/ holds (and to files in cur/ without one) under
  * the flock, as the caller holds the mailbox's lease (or runs without
  * one), from the floor in *ctr (NULL: none), then lists as maildir_scan

@@ -26,14 +26,6 @@
 void maildir_parse_name(const char *name, uint32_t *uid, char *flags,
 			size_t flagslen, uint64_t *size);
 
-/* A Maildir unique name for a file of size bytes, as the store delivers:
- * TIME.M<usec>P<pid>Q<q>.HOST,S=<size>, host already escaped (struct
- * store's hostname, which store_init escapes once). The caller makes it
- * unique in its directory by creating it with O_EXCL and trying q + 1 on
- * EEXIST. Returns 0, or -1 with errno (ENAMETOOLONG). */
-int maildir_unique_name(const char *host, unsigned q, uint64_t size, char *out,
-			size_t outlen);
-
 int maildir_fsync_dir(const char *path);
 
 /* dir/name holding a decimal number: read gives 1 and *v, 0 when the

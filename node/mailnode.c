@@ -157,7 +157,12 @@ mailnode_run(struct node_config *cfg)
 		}
 	}
 	if (store_init(&mn->store, cfg->store, cfg->hostname) < 0) {
-		log_err("store %s: %s", cfg->store, strerror(errno));
+		if (errno == ENAMETOOLONG && strlen(cfg->store) < 4096)
+			log_err("hostname \"%s\": longer than %d bytes once "
+				"escaped for Maildir file names",
+				cfg->hostname, STORE_HOST_MAX);
+		else
+			log_err("store %s: %s", cfg->store, strerror(errno));
 		goto out;
 	}
 	mn->spool =

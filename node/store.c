@@ -11,11 +11,11 @@
 #include <string.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include "../common/fdio.h"
 #include "../common/log.h"
+#include "maildir.h"
 #include "store.h"
 
 #define STORE_LOCAL_MAX 64
@@ -63,11 +63,13 @@ store_init(struct store *s, const char *root, const char *hostname)
 	 * which would confuse the ",S=" field) become octal escapes. */
 	for (i = 0; hostname[i] != '\0'; i++) {
 		unsigned char c = (unsigned char)hostname[i];
-		if (o + 5 >= sizeof(s->hostname)) {
+		bool esc =
+		    c == '/' || c == ':' || c == ',' || c < 0x20 || c == 0x7f;
+		if (o + (esc ? 4 : 1) > STORE_HOST_MAX) {
 			errno = ENAMETOOLONG;
 			return -1;
 		}
-		if (c == '/' || c == ':' || c == ',' || c < 0x20 || c == 0x7f)
+		if (esc)
 			o += (size_t)snprintf(s->hostname + o,
 					      sizeof(s->hostname) - o, "\\%03o",
 					      c);
@@ -305,24 +307,6 @@ fail:;
 	return -1;
 }
 
-/* A Maildir unique name: TIME.M<usec>P<pid>Q<seq>.HOST,S=<size>. */
-static int
-store_unique_name(struct store *s, size_t size, char *out, size_t outlen)
-{
-	struct timeval tv;
-	int n;
-
-	gettimeofday(&tv, NULL);
-	n = snprintf(out, outlen, "%lld.M%ldP%ldQ%lu.%s,S=%zu",
-		     (long long)tv.tv_sec, (long)tv.tv_usec, (long)getpid(),
-		     ++s->seq, s->hostname, size);
-	if (n < 0 || (size_t)n >= outlen) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	return 0;
-}
-
 /* One copy into one Maildir: tmp/NAME written and fsynced, renamed to
  * new/NAME, new/ fsynced. On failure nothing is left in tmp/. */
 static int
@@ -339,7 +323,8 @@ store_deliver_one(struct store *s, const char *rcpt, int fd, size_t len,
 		goto fail;
 	if (store_maildir_open(s, &a, &md) < 0)
 		goto fail;
-	if (store_unique_name(s, plen + len, name, sizeof(name)) < 0)
+	if (maildir_unique_name(s->hostname, (unsigned)++s->seq, plen + len,
+				name, sizeof(name)) < 0)
 		goto fail;
 	out =
 	    openat(md.tmp, name,
@@ -410,7 +395,8 @@ store_writable(struct store *s)
 		goto out;
 	if ((dir = store_subdir(root, ".health", true)) < 0)
 		goto out;
-	if (store_unique_name(s, 5, name, sizeof(name)) < 0)
+	if (maildir_unique_name(s->hostname, (unsigned)++s->seq, 5, name,
+				sizeof(name)) < 0)
 		goto out;
 	fd = openat(dir, name,
 		    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);

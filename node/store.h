@@ -18,17 +18,21 @@
 #include <stddef.h>
 
 #define STORE_ADDR_MAX 256
+/* The host part of file names, escaped: longer would leave no room for
+ * ",U=<uid>:2,<flags>" in a 255-byte name (maildir_unique_name). */
+#define STORE_HOST_MAX 120
 
 struct store {
 	char root[4096];
-	char hostname[256]; /* part of unique file names */
-	unsigned long seq;  /* per-process counter for unique names */
+	char hostname[STORE_HOST_MAX + 1]; /* part of unique file names */
+	unsigned long seq; /* per-process counter for unique names */
 };
 
 /* Checks that root exists and is a directory. hostname goes into file
  * names with Maildir's escapes ('/' -> \057, ':' -> \072, and ',' ->
  * \054 so that ",S=" stays unambiguous). Returns 0, or -1 with errno set
- * (EINVAL for an empty root or hostname). */
+ * (EINVAL for an empty root or hostname, ENAMETOOLONG for a hostname
+ * over STORE_HOST_MAX bytes once escaped). */
 int store_init(struct store *s, const char *root, const char *hostname);
 
 /* The Maildir of address ("local@domain", matched case-insensitively:
@@ -39,7 +43,7 @@ int store_init(struct store *s, const char *root, const char *hostname);
  * trailing dot. Returns 0, or -1 with errno set (EINVAL for a refused
  * address, ENOTDIR when something in the way is not a directory). */
 int store_user_dir(const struct store *s, const char *address, char *out,
-    size_t outlen, bool create);
+		   size_t outlen, bool create);
 
 /* Delivers one message to every address in rcpts[0..n): for each, a new
  * file in its Maildir holding `prefix` (e.g. Return-Path: and Received:
@@ -48,8 +52,8 @@ int store_user_dir(const struct store *s, const char *address, char *out,
  * durable; -1 with errno set when any copy failed (copies already made
  * stay: Maildir delivery is idempotent only per copy, so the caller spools
  * only the failed recipients, listed in failed[] (size n) as true). */
-int store_deliver(struct store *s, const char *const *rcpts, size_t n,
-    int fd, size_t len, const char *prefix, bool *failed);
+int store_deliver(struct store *s, const char *const *rcpts, size_t n, int fd,
+		  size_t len, const char *prefix, bool *failed);
 
 /* True when a file can be created, written and fsynced under root now
  * (the /health check: the shared filesystem is there): a probe file in

@@ -279,6 +279,39 @@ Test(store, hostname_escaped)
 			   path);
 }
 
+/* The longest host still leaves room for the UID and flags IMAP adds to
+ * a delivered name; one byte more is refused at start. */
+Test(store, hostname_bounded_so_names_take_a_uid)
+{
+	const char *rcpt = "alice@example.test";
+	bool failed[1];
+	char host[STORE_HOST_MAX + 2], path[8192];
+
+	memset(host, 'h', STORE_HOST_MAX);
+	host[STORE_HOST_MAX] = '\0';
+	cr_assert_eq(store_init(&st, root, host), 0);
+	int fd = message_fd("m", 1);
+	cr_assert_eq(store_deliver(&st, &rcpt, 1, fd, 1, "", failed), 0);
+	close(fd);
+	only_new_file(rcpt, path, sizeof(path));
+	const char *name = strrchr(path, '/') + 1;
+	cr_assert_leq(strlen(name) + strlen(",U=4294967295:2,DFRST"), 255, "%s",
+		      name);
+
+	host[STORE_HOST_MAX] = 'h';
+	host[STORE_HOST_MAX + 1] = '\0';
+	errno = 0;
+	cr_assert_eq(store_init(&st, root, host), -1);
+	cr_assert_eq(errno, ENAMETOOLONG);
+	/* Escapes count as what they become: 30 ':' are 120 bytes. */
+	memset(host, ':', 31);
+	host[30] = '\0';
+	cr_assert_eq(store_init(&st, root, host), 0);
+	host[30] = ':';
+	host[31] = '\0';
+	cr_assert_eq(store_init(&st, root, host), -1);
+}
+
 /* A domain directory replaced by a regular file: mkdir and open fail
  * whatever the caller's privileges. */
 Test(store, failing_domain_sets_failed)
