@@ -231,6 +231,14 @@ bool imap_mailbox_in_set(const struct imap_mailbox *b, size_t i,
 struct imap_loaded *imap_mailbox_load(struct imap_session *s, size_t i,
 				      bool mime);
 void imap_loaded_free(struct imap_loaded *l);
+/* The header section of message i (CRLF lines, its blank line included):
+ * from the node's header cache (imap_cache.h), else read from the file's
+ * start and kept there, else (too large to keep, cache off) from the
+ * whole message loaded as imap_mailbox_load does. *hdr stays valid until
+ * the next call of this or imap_mailbox_load. Returns 0, or -1 with errno
+ * (ENOENT: the file is gone). */
+int imap_mailbox_header(struct imap_session *s, size_t i, const char **hdr,
+			size_t *len);
 /* data[0..len) with every bare LF made CRLF, in a new NUL-terminated
  * buffer (*out NULL, nothing allocated, when none needed it). Returns 0
  * or -1 (out of memory). */
@@ -246,7 +254,8 @@ void imap_announce(struct mailnode *mn, const char *user, const char *mailbox);
 
 /* ---- the node's IMAP state ---- */
 
-/* Subscribes to IMAP_CHANNEL (when Redis is configured) and keeps the
+/* Makes the node's header cache (cfg->imap_header_cache bytes),
+ * subscribes to IMAP_CHANNEL (when Redis is configured) and keeps the
  * list of sessions that may need waking. Returns 0 or -1. */
 int imap_node_init(struct mailnode *mn);
 void imap_node_free(struct mailnode *mn);

@@ -1,6 +1,7 @@
 /* SEARCH and UID SEARCH (RFC 3501 6.4.4): imap_search.c parses and
  * matches; here each message's text is read only when a key asks for
- * it. */
+ * it, and header keys (FROM, SUBJECT, HEADER, SENT*, ...) read only the
+ * header section, through the node's header cache. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -27,11 +28,24 @@ imap_search_mime(struct imap_search_arg *a)
 	return l->mime;
 }
 
+/* The message's header section, or NULL (unreadable). */
+static const char *
+imap_search_header(struct imap_search_arg *a, size_t *len)
+{
+	const char *hdr;
+	if (imap_mailbox_header(a->s, a->i, &hdr, len) < 0) {
+		a->unreadable = true;
+		return NULL;
+	}
+	return hdr;
+}
+
 static bool
 imap_search_header_has(void *arg, const char *field, const char *needle)
 {
-	struct imap_mime *m = imap_search_mime(arg);
-	return m && imap_mime_header_has(m, field, needle);
+	size_t len;
+	const char *hdr = imap_search_header(arg, &len);
+	return hdr && imap_hdr_has(hdr, len, field, needle);
 }
 
 static bool
@@ -52,8 +66,9 @@ imap_search_text_has(void *arg, const char *needle)
 static bool
 imap_search_sent_date(void *arg, time_t *t)
 {
-	struct imap_mime *m = imap_search_mime(arg);
-	return m && imap_mime_date(m, t);
+	size_t len;
+	const char *hdr = imap_search_header(arg, &len);
+	return hdr && imap_hdr_date(hdr, len, t);
 }
 
 void

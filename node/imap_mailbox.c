@@ -16,9 +16,11 @@
 #include "../common/log.h"
 #include "../common/redis.h"
 #include "imap.h"
+#include "imap_cache.h"
 #include "imap_mime.h"
 
 #define IMAP_RECENT_MARK "mailswitch-recent"
+#define IMAP_HDR_READ_MAX 65536 /* read for a header section, at most */
 
 /* ---- names ---- */
 
@@ -323,6 +325,9 @@ tell_expunges:
 		if (b->msg[i].gone) {
 			if (b->msg[i].flags & IMAP_F_RECENT)
 				b->recent--;
+			if (s->mn->imap_headers)
+				imap_cache_forget(s->mn->imap_headers, b->dir,
+						  b->msg[i].m.name);
 			continue;
 		}
 		b->msg[kept++] = b->msg[i];
@@ -459,6 +464,86 @@ imap_mailbox_load(struct imap_session *s, size_t i, bool mime)
 	return c;
 }
 
+/* Reads up to IMAP_HDR_READ_MAX bytes from fd's start, line ends made
+ * CRLF, into *out (malloc'ed, for the caller to free); *hdrlen is the
+ * length of the header section they hold, 0 when it does not end within
+ * them. Returns 0 or -1 with errno. */
+static int
+imap_read_header(int fd, char **out, size_t *hdrlen)
+{
+	char *raw = malloc(IMAP_HDR_READ_MAX + 1);
+	size_t got = 0;
+	bool eof = false;
+	*out = NULL;
+	if (raw == NULL)
+		return -1;
+	while (got < IMAP_HDR_READ_MAX) {
+		ssize_t n = read(fd, raw + got, IMAP_HDR_READ_MAX - got);
+		if (n < 0) {
+			free(raw);
+			return -1;
+		}
+		if (n == 0) {
+			eof = true;
+			break;
+		}
+		got += (size_t)n;
+	}
+	char *fixed;
+	size_t len;
+	if (imap_crlf(raw, got, &fixed, &len) < 0) {
+		free(raw);
+		return -1;
+	}
+	if (fixed != NULL) {
+		free(raw);
+		raw = fixed;
+	} else {
+		len = got;
+	}
+	*hdrlen = imap_hdr_len(raw, len);
+	if (*hdrlen == 0 && eof) /* no blank line: all header */
+		*hdrlen = len;
+	*out = raw;
+	return 0;
+}
+
+int
+imap_mailbox_header(struct imap_session *s, size_t i, const char **hdr,
+		    size_t *len)
+{
+	struct imap_cache *hc = s->mn->imap_headers;
+	struct imap_msg *m = &s->box.msg[i];
+	if (hc != NULL) {
+		if ((*hdr = imap_cache_get(hc, s->box.dir, m->m.name, len)))
+			return 0;
+		int fd = imap_msg_open(s, i);
+		if (fd < 0)
+			return -1;
+		char *buf;
+		size_t hlen;
+		int rc = imap_read_header(fd, &buf, &hlen);
+		int e = errno;
+		close(fd);
+		if (rc < 0) {
+			errno = e;
+			return -1;
+		}
+		rc = hlen > 0
+			 ? imap_cache_put(hc, s->box.dir, m->m.name, buf, hlen)
+			 : -1;
+		free(buf);
+		if (rc == 0 &&
+		    (*hdr = imap_cache_get(hc, s->box.dir, m->m.name, len)))
+			return 0;
+	}
+	struct imap_loaded *l = imap_mailbox_load(s, i, true);
+	if (l == NULL)
+		return -1;
+	return imap_mime_section(l->mime, NULL, 0, IMAP_SECT_HEADER, NULL, 0,
+				 NULL, hdr, len);
+}
+
 int
 imap_mailbox_set_flags(struct imap_session *s, size_t i, unsigned mask)
 {
@@ -531,6 +616,9 @@ int
 imap_node_init(struct mailnode *mn)
 {
 	mn->imap_sessions = NULL;
+	mn->imap_headers = imap_cache_new((size_t)mn->cfg->imap_header_cache);
+	if (mn->imap_headers == NULL)
+		return -1;
 	if (mn->redis == NULL)
 		return 0;
 	return redis_subscribe(mn->redis, IMAP_CHANNEL, imap_on_announce, mn);
@@ -539,6 +627,8 @@ imap_node_init(struct mailnode *mn)
 void
 imap_node_free(struct mailnode *mn)
 {
+	imap_cache_free(mn->imap_headers);
+	mn->imap_headers = NULL;
 	if (mn->redis)
 		redis_forget(mn->redis, mn);
 }

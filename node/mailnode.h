@@ -37,6 +37,7 @@ struct mailnode {
 	bool stopping;
 	long sessions; /* open client sessions, all protocols */
 	struct imap_session *imap_sessions; /* imap.h: to wake on changes */
+	struct imap_cache *imap_headers;    /* imap_cache.h; NULL: none */
 };
 
 /* Runs the node until SIGTERM/SIGINT; takes cfg. Returns the exit status:
