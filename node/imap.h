@@ -254,7 +254,8 @@ void imap_announce(struct mailnode *mn, const char *user, const char *mailbox);
 
 /* ---- the node's IMAP state ---- */
 
-/* Makes the node's header cache (cfg->imap_header_cache bytes),
+/* Makes the node's header cache (cfg->imap_header_cache bytes) and kept
+ * listings,
  * subscribes to IMAP_CHANNEL (when Redis is configured) and keeps the
  * list of sessions that may need waking. Returns 0 or -1. */
 int imap_node_init(struct mailnode *mn);

@@ -92,7 +92,8 @@ imap_fetch_one(struct imap_session *s, struct imap_fetch_job *j, size_t i,
 	}
 	strbuf_init(&tmp, (size_t)s->mn->cfg->max_message_size + 65536);
 	strbuf_init(&name, 4096);
-	if (strbuf_appendf(sb, "* %zu FETCH (", i + 1) < 0)
+	if (strbuf_appends(sb, "* ") < 0 || strbuf_append_u64(sb, i + 1) < 0 ||
+	    strbuf_appends(sb, " FETCH (") < 0)
 		goto out;
 	const char *sp = "";
 	bool uid_told = false, flags_told = false;
@@ -114,7 +115,8 @@ imap_fetch_one(struct imap_session *s, struct imap_fetch_job *j, size_t i,
 			break;
 		case IMAP_FETCH_UID:
 			uid_told = true;
-			if (strbuf_appendf(sb, "UID %u", m->m.uid) < 0)
+			if (strbuf_appends(sb, "UID ") < 0 ||
+			    strbuf_append_u64(sb, m->m.uid) < 0)
 				goto out;
 			break;
 		case IMAP_FETCH_RFC822_SIZE: {
@@ -124,8 +126,8 @@ imap_fetch_one(struct imap_session *s, struct imap_fetch_job *j, size_t i,
 			else if (size == 0 &&
 				 (msg = imap_mailbox_load(s, i, false)))
 				size = msg->len;
-			if (strbuf_appendf(sb, "RFC822.SIZE %llu",
-					   (unsigned long long)size) < 0)
+			if (strbuf_appends(sb, "RFC822.SIZE ") < 0 ||
+			    strbuf_append_u64(sb, size) < 0)
 				goto out;
 			break;
 		}

@@ -17,6 +17,7 @@
 #include "../common/redis.h"
 #include "imap.h"
 #include "imap_cache.h"
+#include "imap_listing.h"
 #include "imap_mime.h"
 
 #define IMAP_RECENT_MARK "mailswitch-recent"
@@ -79,24 +80,6 @@ imap_recent_claim(const char *dir, uint32_t uidnext, bool readonly)
 
 /* ---- the message list ---- */
 
-static bool
-imap_mtime(const char *dir, const char *sub, struct timespec *t)
-{
-	char path[4096 + 8];
-	struct stat st;
-	snprintf(path, sizeof(path), "%s/%s", dir, sub);
-	if (stat(path, &st) < 0)
-		return false;
-	*t = st.st_mtim;
-	return true;
-}
-
-static bool
-imap_ts_eq(struct timespec a, struct timespec b)
-{
-	return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
-}
-
 static int
 imap_box_grow(struct imap_mailbox *b, size_t want)
 {
@@ -113,15 +96,16 @@ imap_box_grow(struct imap_mailbox *b, size_t want)
 	return 0;
 }
 
-/* Scans the Maildir (the directories' times first, so that a change made
- * during the scan shows at the next check). */
+/* Scans the Maildir, or takes the node's listing of it when nothing
+ * changed since (imap_listing.h: the directories' times first, so that a
+ * change made during the scan shows at the next check). */
 static int
-imap_box_scan(struct imap_mailbox *b, struct maildir_list *l)
+imap_box_scan(struct imap_session *s, struct maildir_list *l)
 {
-	imap_mtime(b->dir, "cur", &b->cur_mtime);
-	imap_mtime(b->dir, "new", &b->new_mtime);
+	struct imap_mailbox *b = &s->box;
 	b->changed = false;
-	return maildir_scan(b->dir, l);
+	return imap_listing_scan(s->mn->imap_listings, b->dir, l, &b->cur_mtime,
+				 &b->new_mtime);
 }
 
 int
@@ -145,7 +129,7 @@ imap_mailbox_open(struct imap_session *s, const char *mailbox, bool readonly)
 	snprintf(b->dir, sizeof(b->dir), "%s", dir);
 	snprintf(b->name, sizeof(b->name), "%s", imap_mailbox_canon(mailbox));
 	b->readonly = readonly;
-	if (imap_box_scan(b, &l) < 0)
+	if (imap_box_scan(s, &l) < 0)
 		goto fail;
 	if (imap_box_grow(b, l.n + 1) < 0) {
 		errno = ENOMEM;
@@ -281,7 +265,7 @@ imap_mailbox_sync(struct imap_session *s, bool expunges, bool force)
 		goto tell_expunges; /* nothing new; earlier expunges maybe */
 	}
 	size_t before = b->n, recent_before = b->recent;
-	if (imap_box_scan(b, &l) < 0) {
+	if (imap_box_scan(s, &l) < 0) {
 		if (errno == ENOENT) /* the mailbox was deleted */
 			for (size_t i = 0; i < b->n; i++)
 				b->msg[i].gone = true;
@@ -617,7 +601,8 @@ imap_node_init(struct mailnode *mn)
 {
 	mn->imap_sessions = NULL;
 	mn->imap_headers = imap_cache_new((size_t)mn->cfg->imap_header_cache);
-	if (mn->imap_headers == NULL)
+	mn->imap_listings = imap_listings_new();
+	if (mn->imap_headers == NULL || mn->imap_listings == NULL)
 		return -1;
 	if (mn->redis == NULL)
 		return 0;
@@ -629,6 +614,8 @@ imap_node_free(struct mailnode *mn)
 {
 	imap_cache_free(mn->imap_headers);
 	mn->imap_headers = NULL;
+	imap_listings_free(mn->imap_listings);
+	mn->imap_listings = NULL;
 	if (mn->redis)
 		redis_forget(mn->redis, mn);
 }

@@ -36,8 +36,9 @@ struct mailnode {
 	double grace_end;
 	bool stopping;
 	long sessions; /* open client sessions, all protocols */
-	struct imap_session *imap_sessions; /* imap.h: to wake on changes */
-	struct imap_cache *imap_headers;    /* imap_cache.h; NULL: none */
+	struct imap_session *imap_sessions;  /* imap.h: to wake on changes */
+	struct imap_cache *imap_headers;     /* imap_cache.h; NULL: none */
+	struct imap_listings *imap_listings; /* imap_listing.h; NULL: none */
 };
 
 /* Runs the node until SIGTERM/SIGINT; takes cfg. Returns the exit status:
