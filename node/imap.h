@@ -58,10 +58,13 @@ enum imap_wait {
 	IMAP_W_BUSY,	/* a long answer is going out: input held */
 };
 
-/* One message of the selected mailbox. */
+/* One message of the selected mailbox: small (24 bytes), its file name
+ * in the mailbox's name arena (imap_msg_name). */
 struct imap_msg {
-	struct maildir_msg m;
+	uint32_t uid;
 	unsigned flags; /* IMAP_F_*, \Recent included */
+	uint64_t size;	/* RFC822.SIZE as the name gives it; 0: unknown */
+	uint32_t name;	/* offset of the file name in names */
 	bool gone;	/* expunged elsewhere, not told yet */
 };
 
@@ -72,6 +75,8 @@ struct imap_mailbox {
 	uint32_t uidvalidity, uidnext;
 	struct imap_msg *msg; /* sequence order: msg[0] is message 1 */
 	size_t n, cap;
+	char *names; /* file names in cur/, NUL-terminated, one after another */
+	size_t names_len, names_cap, names_dead; /* dead: left by renames */
 	size_t recent;
 	uint32_t recent_from; /* UIDs from here on are \Recent to us */
 	struct timespec cur_mtime, new_mtime; /* at the last scan */
@@ -219,6 +224,15 @@ void imap_mailbox_close(struct imap_session *s);
  * or SEARCH, RFC 3501 7.4.1), "* n EXPUNGE". force: scan even if the
  * directories look unchanged. */
 void imap_mailbox_sync(struct imap_session *s, bool expunges, bool force);
+/* Message i's file name in cur/, valid until the next sync. */
+const char *imap_msg_name(const struct imap_mailbox *b, size_t i);
+/* Message i as the maildir_* functions take it (*out), and back after
+ * one of them changed it (a new name, new flags); when memory is short
+ * the old name stays (it is found again by UID when opened). */
+void imap_msg_get(const struct imap_mailbox *b, size_t i,
+		  struct maildir_msg *out);
+void imap_msg_put(struct imap_mailbox *b, size_t i,
+		  const struct maildir_msg *m);
 /* The 0-based index of the message with uid, or -1. */
 long imap_mailbox_find_uid(const struct imap_mailbox *b, uint32_t uid);
 /* Whether message index i is in set, which names sequence numbers or,

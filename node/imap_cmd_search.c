@@ -87,7 +87,7 @@ imap_cmd_search(struct imap_session *s, struct imap_cmd *c)
 	}
 	bool text = imap_search_needs_text(prog);
 	bool dates = imap_search_needs_internaldate(prog); /* a stat each */
-	uint32_t max_uid = b->n ? b->msg[b->n - 1].m.uid : 0;
+	uint32_t max_uid = b->n ? b->msg[b->n - 1].uid : 0;
 	strbuf_init(&sb, 16 * (b->n + 16));
 	strbuf_appends(&sb, "SEARCH");
 	for (size_t i = 0; i < b->n; i++) {
@@ -97,14 +97,18 @@ imap_cmd_search(struct imap_session *s, struct imap_cmd *c)
 		struct imap_search_arg a = {.s = s, .i = i};
 		struct imap_search_msg sm = {
 		    .seq = (uint32_t)(i + 1),
-		    .uid = m->m.uid,
+		    .uid = m->uid,
 		    .flags = m->flags,
-		    .size = m->m.size,
+		    .size = m->size,
 		    .arg = &a,
 		};
-		if (dates &&
-		    maildir_internaldate(b->dir, &m->m, &sm.internaldate) < 0)
-			sm.internaldate = 0;
+		if (dates) {
+			struct maildir_msg mm;
+			imap_msg_get(b, i, &mm);
+			if (maildir_internaldate(b->dir, &mm,
+						 &sm.internaldate) < 0)
+				sm.internaldate = 0;
+		}
 		if (text) {
 			sm.header_has = imap_search_header_has;
 			sm.body_has = imap_search_body_has;
@@ -113,7 +117,7 @@ imap_cmd_search(struct imap_session *s, struct imap_cmd *c)
 		}
 		if (imap_search_match(prog, &sm, (uint32_t)b->n, max_uid))
 			strbuf_appendf(&sb, " %u",
-				       c->uid ? m->m.uid : (uint32_t)(i + 1));
+				       c->uid ? m->uid : (uint32_t)(i + 1));
 	}
 	imap_search_free(prog);
 	imap_write(s, "* ", 2);

@@ -96,6 +96,123 @@ imap_box_grow(struct imap_mailbox *b, size_t want)
 	return 0;
 }
 
+/* ---- file names: one arena per mailbox ---- */
+
+/* Appends name to b's arena; *off is where. Returns 0 or -1 (ENOMEM). */
+static int
+imap_names_add(struct imap_mailbox *b, const char *name, uint32_t *off)
+{
+	size_t len = strlen(name) + 1;
+	if (b->names_len + len > UINT32_MAX) {
+		errno = ENOMEM;
+		return -1;
+	}
+	if (b->names_len + len > b->names_cap) {
+		size_t cap = b->names_cap ? b->names_cap : 4096;
+		while (cap < b->names_len + len)
+			cap *= 2;
+		char *p = realloc(b->names, cap);
+		if (p == NULL)
+			return -1;
+		b->names = p;
+		b->names_cap = cap;
+	}
+	memcpy(b->names + b->names_len, name, len);
+	*off = (uint32_t)b->names_len;
+	b->names_len += len;
+	return 0;
+}
+
+/* Rewrites the arena without what renames and expunges left in it, once
+ * that is more than half of it (best effort). */
+static void
+imap_names_compact(struct imap_mailbox *b)
+{
+	if (b->names_dead * 2 <= b->names_len)
+		return;
+	size_t live = 1;
+	for (size_t i = 0; i < b->n; i++)
+		live += strlen(b->names + b->msg[i].name) + 1;
+	char *p = malloc(live);
+	if (p == NULL)
+		return;
+	size_t o = 0;
+	for (size_t i = 0; i < b->n; i++) {
+		const char *name = b->names + b->msg[i].name;
+		size_t len = strlen(name) + 1;
+		memcpy(p + o, name, len);
+		b->msg[i].name = (uint32_t)o;
+		o += len;
+	}
+	free(b->names);
+	b->names = p;
+	b->names_len = o;
+	b->names_cap = live;
+	b->names_dead = 0;
+}
+
+const char *
+imap_msg_name(const struct imap_mailbox *b, size_t i)
+{
+	return b->names + b->msg[i].name;
+}
+
+void
+imap_msg_get(const struct imap_mailbox *b, size_t i, struct maildir_msg *out)
+{
+	const char *name = imap_msg_name(b, i);
+	const char *info = strstr(name, ":2,");
+	out->uid = b->msg[i].uid;
+	out->size = b->msg[i].size;
+	snprintf(out->name, sizeof(out->name), "%s", name);
+	snprintf(out->flags, sizeof(out->flags), "%s", info ? info + 3 : "");
+}
+
+void
+imap_msg_put(struct imap_mailbox *b, size_t i, const struct maildir_msg *m)
+{
+	struct imap_msg *msg = &b->msg[i];
+	size_t old = strlen(imap_msg_name(b, i)) + 1;
+	msg->size = m->size;
+	if (strcmp(imap_msg_name(b, i), m->name) == 0)
+		return;
+	if (imap_names_add(b, m->name, &msg->name) == 0)
+		b->names_dead += old;
+}
+
+/* Room for l's messages and names, exactly (a mailbox selected by many
+ * sessions is held once per session). Returns 0 or -1. */
+static int
+imap_box_reserve(struct imap_mailbox *b, const struct maildir_list *l)
+{
+	size_t names = 1;
+	for (size_t i = 0; i < l->n; i++)
+		names += strlen(l->msg[i].name) + 1;
+	b->msg = malloc((l->n + 1) * sizeof(*b->msg));
+	b->names = malloc(names);
+	if (b->msg == NULL || b->names == NULL)
+		return -1;
+	b->cap = l->n + 1;
+	b->names_cap = names;
+	return 0;
+}
+
+/* Message i of a fresh listing: its numbers, name and flags. */
+static int
+imap_msg_init(struct imap_mailbox *b, struct imap_msg *m,
+	      const struct maildir_msg *from)
+{
+	memset(m, 0, sizeof(*m));
+	m->uid = from->uid;
+	m->size = from->size;
+	m->flags = imap_flags_from_maildir(from->flags);
+	if (m->uid >= b->recent_from) {
+		m->flags |= IMAP_F_RECENT;
+		b->recent++;
+	}
+	return imap_names_add(b, from->name, &m->name);
+}
+
 /* Scans the Maildir, or takes the node's listing of it when nothing
  * changed since (imap_listing.h: the directories' times first, so that a
  * change made during the scan shows at the next check). */
@@ -131,23 +248,16 @@ imap_mailbox_open(struct imap_session *s, const char *mailbox, bool readonly)
 	b->readonly = readonly;
 	if (imap_box_scan(s, &l) < 0)
 		goto fail;
-	if (imap_box_grow(b, l.n + 1) < 0) {
+	if (imap_box_reserve(b, &l) < 0) {
 		errno = ENOMEM;
 		goto fail;
 	}
 	b->uidvalidity = l.uidvalidity;
 	b->uidnext = l.uidnext;
 	b->recent_from = imap_recent_claim(b->dir, l.uidnext, readonly);
-	for (size_t i = 0; i < l.n; i++) {
-		struct imap_msg *m = &b->msg[i];
-		memset(m, 0, sizeof(*m));
-		m->m = l.msg[i];
-		m->flags = imap_flags_from_maildir(m->m.flags);
-		if (m->m.uid >= b->recent_from) {
-			m->flags |= IMAP_F_RECENT;
-			b->recent++;
-		}
-	}
+	for (size_t i = 0; i < l.n; i++)
+		if (imap_msg_init(b, &b->msg[i], &l.msg[i]) < 0)
+			goto fail;
 	b->n = l.n;
 	maildir_list_free(&l);
 	return 0;
@@ -155,6 +265,7 @@ fail:;
 	int e = errno;
 	maildir_list_free(&l);
 	free(b->msg);
+	free(b->names);
 	memset(b, 0, sizeof(*b));
 	errno = e;
 	return -1;
@@ -165,6 +276,7 @@ imap_mailbox_close(struct imap_session *s)
 {
 	imap_loaded_free(&s->cache);
 	free(s->box.msg);
+	free(s->box.names);
 	memset(&s->box, 0, sizeof(s->box));
 }
 
@@ -174,12 +286,12 @@ imap_mailbox_find_uid(const struct imap_mailbox *b, uint32_t uid)
 	size_t lo = 0, hi = b->n;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		if (b->msg[mid].m.uid < uid)
+		if (b->msg[mid].uid < uid)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	return lo < b->n && b->msg[lo].m.uid == uid ? (long)lo : -1;
+	return lo < b->n && b->msg[lo].uid == uid ? (long)lo : -1;
 }
 
 bool
@@ -188,8 +300,8 @@ imap_mailbox_in_set(const struct imap_mailbox *b, size_t i,
 {
 	if (!uid)
 		return imap_seqset_has(set, (uint32_t)(i + 1), (uint32_t)b->n);
-	uint32_t max = b->n ? b->msg[b->n - 1].m.uid : 0;
-	return imap_seqset_has(set, b->msg[i].m.uid, max);
+	uint32_t max = b->n ? b->msg[b->n - 1].uid : 0;
+	return imap_seqset_has(set, b->msg[i].uid, max);
 }
 
 /* Tells the flags of message i (after a change by someone else). */
@@ -200,7 +312,7 @@ imap_tell_flags(struct imap_session *s, size_t i)
 	strbuf_init(&sb, 256);
 	imap_flags_format(s->box.msg[i].flags, &sb);
 	imap_untagged(s, "%zu FETCH (UID %u FLAGS (%s))", i + 1,
-		      s->box.msg[i].m.uid, strbuf_str(&sb));
+		      s->box.msg[i].uid, strbuf_str(&sb));
 	strbuf_free(&sb);
 }
 
@@ -215,36 +327,31 @@ imap_box_merge(struct imap_session *s, const struct maildir_list *l,
 	size_t j = 0;
 	for (size_t i = 0; i < b->n; i++) {
 		struct imap_msg *m = &b->msg[i];
-		while (j < l->n && l->msg[j].uid < m->m.uid)
+		while (j < l->n && l->msg[j].uid < m->uid)
 			j++; /* a UID below ours we never knew: cannot be */
-		if (j >= l->n || l->msg[j].uid != m->m.uid) {
+		if (j >= l->n || l->msg[j].uid != m->uid) {
 			m->gone = true;
 			continue;
 		}
 		unsigned f = imap_flags_from_maildir(l->msg[j].flags) |
 			     (m->flags & IMAP_F_RECENT);
-		m->m = l->msg[j];
+		imap_msg_put(b, i, &l->msg[j]);
 		if (f != m->flags) {
 			m->flags = f;
 			flags_changed[i] = true;
 		}
 		j++;
 	}
-	uint32_t max = b->n ? b->msg[b->n - 1].m.uid : 0;
+	uint32_t max = b->n ? b->msg[b->n - 1].uid : 0;
 	for (j = 0; j < l->n; j++) {
 		if (l->msg[j].uid <= max)
 			continue;
-		if (imap_box_grow(b, b->n + 1) < 0)
+		if (imap_box_grow(b, b->n + 1) < 0 ||
+		    imap_msg_init(b, &b->msg[b->n], &l->msg[j]) < 0)
 			return -1;
-		struct imap_msg *m = &b->msg[b->n++];
-		memset(m, 0, sizeof(*m));
-		m->m = l->msg[j];
-		m->flags = imap_flags_from_maildir(m->m.flags);
-		if (m->m.uid >= b->recent_from) {
-			m->flags |= IMAP_F_RECENT;
-			b->recent++;
-		}
+		b->n++;
 	}
+	imap_names_compact(b);
 	if (l->uidnext > b->uidnext)
 		b->uidnext = l->uidnext;
 	return 0;
@@ -311,12 +418,14 @@ tell_expunges:
 				b->recent--;
 			if (s->mn->imap_headers)
 				imap_cache_forget(s->mn->imap_headers, b->dir,
-						  b->msg[i].m.name);
+						  imap_msg_name(b, i));
+			b->names_dead += strlen(imap_msg_name(b, i)) + 1;
 			continue;
 		}
 		b->msg[kept++] = b->msg[i];
 	}
 	b->n = kept;
+	imap_names_compact(b);
 	imap_loaded_free(&s->cache);
 }
 
@@ -336,15 +445,17 @@ static int
 imap_msg_open(struct imap_session *s, size_t i)
 {
 	char path[4096 + MAILDIR_NAME_MAX + 8];
-	struct imap_msg *m = &s->box.msg[i];
+	struct maildir_msg m;
 	for (int attempt = 0; attempt < 2; attempt++) {
 		snprintf(path, sizeof(path), "%s/cur/%s", s->box.dir,
-			 m->m.name);
+			 imap_msg_name(&s->box, i));
 		int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd >= 0 || errno != ENOENT || attempt > 0)
 			return fd;
-		if (maildir_refind(s->box.dir, &m->m) < 0)
+		imap_msg_get(&s->box, i, &m);
+		if (maildir_refind(s->box.dir, &m) < 0)
 			return -1;
+		imap_msg_put(&s->box, i, &m);
 	}
 	return -1;
 }
@@ -422,7 +533,7 @@ struct imap_loaded *
 imap_mailbox_load(struct imap_session *s, size_t i, bool mime)
 {
 	struct imap_loaded *c = &s->cache;
-	uint32_t uid = s->box.msg[i].m.uid;
+	uint32_t uid = s->box.msg[i].uid;
 	if (c->data == NULL || c->uid != uid) {
 		imap_loaded_free(c);
 		int fd = imap_msg_open(s, i);
@@ -497,11 +608,12 @@ imap_mailbox_header(struct imap_session *s, size_t i, const char **hdr,
 		    size_t *len)
 {
 	struct imap_cache *hc = s->mn->imap_headers;
-	struct imap_msg *m = &s->box.msg[i];
 	if (hc != NULL) {
-		if ((*hdr = imap_cache_get(hc, s->box.dir, m->m.name, len)))
+		const char *dir = s->box.dir;
+		if ((*hdr = imap_cache_get(hc, dir, imap_msg_name(&s->box, i),
+					   len)))
 			return 0;
-		int fd = imap_msg_open(s, i);
+		int fd = imap_msg_open(s, i); /* may rename: name after it */
 		if (fd < 0)
 			return -1;
 		char *buf;
@@ -513,12 +625,10 @@ imap_mailbox_header(struct imap_session *s, size_t i, const char **hdr,
 			errno = e;
 			return -1;
 		}
-		rc = hlen > 0
-			 ? imap_cache_put(hc, s->box.dir, m->m.name, buf, hlen)
-			 : -1;
+		const char *name = imap_msg_name(&s->box, i);
+		rc = hlen > 0 ? imap_cache_put(hc, dir, name, buf, hlen) : -1;
 		free(buf);
-		if (rc == 0 &&
-		    (*hdr = imap_cache_get(hc, s->box.dir, m->m.name, len)))
+		if (rc == 0 && (*hdr = imap_cache_get(hc, dir, name, len)))
 			return 0;
 	}
 	struct imap_loaded *l = imap_mailbox_load(s, i, true);
@@ -532,10 +642,13 @@ int
 imap_mailbox_set_flags(struct imap_session *s, size_t i, unsigned mask)
 {
 	struct imap_msg *m = &s->box.msg[i];
+	struct maildir_msg mm;
 	char letters[8];
 	imap_flags_to_maildir(mask & ~(unsigned)IMAP_F_RECENT, letters);
+	imap_msg_get(&s->box, i, &mm);
 	for (int attempt = 0; attempt < 2; attempt++) {
-		if (maildir_set_flags(s->box.dir, &m->m, letters) == 0) {
+		if (maildir_set_flags(s->box.dir, &mm, letters) == 0) {
+			imap_msg_put(&s->box, i, &mm);
 			m->flags = (mask & ~(unsigned)IMAP_F_RECENT) |
 				   (m->flags & IMAP_F_RECENT);
 			return 0;
@@ -543,8 +656,9 @@ imap_mailbox_set_flags(struct imap_session *s, size_t i, unsigned mask)
 		if (errno != ENOENT || attempt > 0)
 			return -1;
 		/* Renamed by another session (its flags): find it again. */
-		if (maildir_refind(s->box.dir, &m->m) < 0)
+		if (maildir_refind(s->box.dir, &mm) < 0)
 			return -1;
+		imap_msg_put(&s->box, i, &mm);
 	}
 	return -1;
 }

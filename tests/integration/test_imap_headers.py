@@ -3,8 +3,11 @@ over one store and a real redis-server, one with the cache (mail1), one
 with it off (mail2, imap_header_cache = 0), which must answer alike,
 cold and warm, after a message is flagged on the other node (its file
 renamed) and after one is expunged there."""
+import glob
 import imaplib
+import os
 import re
+import time
 import unittest
 
 from nodetest import NodeTestCase
@@ -124,6 +127,54 @@ class ImapHeaderCacheTest(NodeTestCase):
         self.assertEqual(self.answers(c), want)
         for m in (a, b, c):
             m.logout()
+
+    def fetch_all(self, m, items):
+        """Each message's whole FETCH answer, literals inlined."""
+        out = []
+        for uid in self.search(m, "ALL"):
+            typ, data = m.uid("FETCH", str(uid), items)
+            self.assertEqual(typ, "OK")
+            out.append(b"".join(d if isinstance(d, bytes) else d[0] + d[1]
+                                for d in data))
+        return out
+
+    def test_header_fetch_same_with_and_without_cache(self):
+        a = self.imap(self.n1)
+        for i, (subj, sender, tag, date) in enumerate(MESSAGES):
+            typ, _ = a.append("INBOX", None, None,
+                              message(i, subj, sender, tag, date))
+            self.assertEqual(typ, "OK")
+        # A file left in new/ by some other program: LF line ends, no
+        # blank line (all header), no size in its name.
+        boxes = glob.glob(os.path.join(self.store, "example.test", "*", "*",
+                                       "alice", "new"))
+        self.assertEqual(len(boxes), 1)
+        lf = b"Subject: lf quokka\nFrom: Gina <gina@remote.test>\nX-Tag: lf"
+        with open(os.path.join(boxes[0], "%d.lf.test" % time.time()),
+                  "wb") as f:
+            f.write(lf)
+        a.noop()
+        b = self.imap(self.n2)
+        items = ("(ENVELOPE RFC822.HEADER RFC822.SIZE BODY.PEEK[HEADER] "
+                 "BODY.PEEK[HEADER.FIELDS (SUBJECT X-TAG)] "
+                 "BODY.PEEK[HEADER.FIELDS.NOT (SUBJECT)])")
+        cold = self.fetch_all(a, items)
+        self.assertEqual(len(cold), len(MESSAGES) + 1)
+        self.assertEqual(self.fetch_all(a, items), cold)  # warm
+        self.assertEqual(self.fetch_all(b, items), cold)  # no cache
+        # the header-only answers are those of the whole message
+        full = self.fetch_all(a, "(ENVELOPE BODY.PEEK[TEXT])")
+        for f, c in zip(full, cold):
+            env = re.search(rb"ENVELOPE (\(.*\)) BODY\[TEXT\]", f,
+                            re.S).group(1)
+            self.assertIn(b"ENVELOPE " + env + b" RFC822.HEADER", c)
+        crlf = lf.replace(b"\n", b"\r\n")
+        self.assertIn(b"BODY[HEADER] {%d}%s" % (len(crlf), crlf), cold[-1])
+        self.assertEqual(self.search(a, "SUBJECT", '"lf quokka"'),
+                         self.search(b, "SUBJECT", '"lf quokka"'))
+        self.assertEqual(len(self.search(a, "HEADER", "X-Tag", "lf")), 1)
+        a.logout()
+        b.logout()
 
 
 if __name__ == "__main__":
