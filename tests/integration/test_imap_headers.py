@@ -7,10 +7,11 @@ import glob
 import imaplib
 import os
 import re
+import subprocess
 import time
 import unittest
 
-from nodetest import NodeTestCase
+from nodetest import MAILNODE, NodeTestCase
 
 LISTEN = ("imap",)
 PLAIN = "allow_plaintext_auth = yes\n"
@@ -63,6 +64,22 @@ class ImapHeaderCacheTest(NodeTestCase):
         self.n1 = self.node("mail1", listen=LISTEN, extra_node=PLAIN)
         self.n2 = self.node("mail2", listen=LISTEN,
                             extra_node=PLAIN + "imap_header_cache = 0\n")
+
+    def test_config_key_checked(self):
+        n = self.node("mail3", start=False, listen=LISTEN,
+                      extra_node="imap_header_cache = 1048576\n")
+        r = subprocess.run([MAILNODE, "-t", "-c", n.path],
+                           capture_output=True, text=True, timeout=20)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        for bad in ("-1", "lots", "3000000000"):
+            n = self.node("bad%s" % len(self.nodes), start=False,
+                          listen=LISTEN,
+                          extra_node="imap_header_cache = %s\n" % bad)
+            r = subprocess.run([MAILNODE, "-t", "-c", n.path],
+                               capture_output=True, text=True, timeout=20)
+            self.assertEqual(r.returncode, 2, bad)
+            self.assertIn('imap_header_cache: "%s" is not a size in bytes '
+                          '(0..2147483648)' % bad, r.stderr)
 
     def imap(self, node):
         m = imaplib.IMAP4("127.0.0.1", node.ports["imap"], timeout=10)
