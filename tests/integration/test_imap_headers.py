@@ -1,8 +1,10 @@
-"""SEARCH on header fields through the node's header cache: two real nodes
-over one store and a real redis-server, one with the cache (mail1), one
-with it off (mail2, imap_header_cache = 0), which must answer alike,
-cold and warm, after a message is flagged on the other node (its file
-renamed) and after one is expunged there."""
+"""What a node keeps for IMAP, against two real nodes over one store and
+a real redis-server: SEARCH on header fields and header FETCH through the
+header cache, one node with the cache (mail1), one with it off (mail2,
+imap_header_cache = 0), which must answer alike, cold and warm, after a
+message is flagged on the other node (its file renamed) and after one is
+expunged there; and a session's file names following many renames made
+on the other node."""
 import glob
 import imaplib
 import os
@@ -190,6 +192,35 @@ class ImapHeaderCacheTest(NodeTestCase):
         self.assertEqual(self.search(a, "SUBJECT", '"lf quokka"'),
                          self.search(b, "SUBJECT", '"lf quokka"'))
         self.assertEqual(len(self.search(a, "HEADER", "X-Tag", "lf")), 1)
+        a.logout()
+        b.logout()
+
+    def test_names_follow_renames_from_other_node(self):
+        a = self.imap(self.n1)
+        bodies = []
+        for i in range(4):
+            body = message(i, "m%d" % i, "carol@remote.test")
+            typ, _ = a.append("INBOX", None, None, body)
+            self.assertEqual(typ, "OK")
+            bodies.append(body)
+        a.noop()
+        b = self.imap(self.n2)
+        flags = ["\\Seen", "\\Flagged", "\\Answered", "\\Draft"]
+        # Each round renames every file; a learns the new names at each
+        # NOOP (its name block grows, then is rewritten).
+        for r in range(12):
+            want = flags[: r % 4 + 1]
+            typ, _ = b.store("1:*", "FLAGS", "(%s)" % " ".join(want))
+            self.assertEqual(typ, "OK")
+            a.noop()
+            typ, data = a.fetch("1:*", "(FLAGS BODY.PEEK[])")
+            self.assertEqual(typ, "OK")
+            got = [d for d in data if isinstance(d, tuple)]
+            self.assertEqual([d[1] for d in got], bodies)
+            for d in got:
+                f = re.search(rb"FLAGS \(([^)]*)\)", d[0]).group(1).split()
+                self.assertEqual(sorted(x.decode() for x in f
+                                        if x != b"\\Recent"), sorted(want))
         a.logout()
         b.logout()
 
