@@ -79,6 +79,18 @@ strbuf_appends(struct strbuf *sb, const char *s)
 }
 
 int
+strbuf_append_u64(struct strbuf *sb, uint64_t v)
+{
+	char d[20]; /* UINT64_MAX has 20 digits */
+	size_t n = sizeof(d);
+	do {
+		d[--n] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v > 0);
+	return strbuf_append(sb, d + n, sizeof(d) - n);
+}
+
+int
 strbuf_appendf(struct strbuf *sb, const char *fmt, ...)
 {
 	va_list ap;

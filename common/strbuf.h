@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct strbuf {
 	char *buf; /* NULL until the first append */
@@ -27,6 +28,9 @@ int strbuf_append(struct strbuf *sb, const void *data, size_t n);
 int strbuf_appends(struct strbuf *sb, const char *s);
 int strbuf_appendf(struct strbuf *sb, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* v in decimal (what "%llu" gives, without printf's cost: FETCH 1:*
+ * writes a few numbers per message). */
+int strbuf_append_u64(struct strbuf *sb, uint64_t v);
 /* s as a JSON string, quotes included: '"', '\\' and control bytes are
  * escaped; other bytes pass as they are. */
 int strbuf_append_json(struct strbuf *sb, const char *s);

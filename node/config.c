@@ -105,23 +105,36 @@ node_redis_timeout(struct conf *c, void *o, const char *k, const char *v)
 	return conf_int(c, k, v, 10, 60000, &n->redis.timeout_ms);
 }
 
+/* A size in bytes, min..max. */
 static int
-node_max_message_size(struct conf *c, void *o, const char *k, const char *v)
+node_size(struct conf *c, const char *k, const char *v, long long min,
+	  long long max, long *out)
 {
-	struct node_config *n = o;
 	char *end;
 	errno = 0;
 	long long size = strtoll(v, &end, 10);
-	if (*v == '\0' || *end || errno || size < 1024 ||
-	    size > 2LL * 1024 * 1024 * 1024) {
-		conf_error(
-		    c, c->line,
-		    "%s: \"%s\" is not a size in bytes (1024..2147483648)", k,
-		    v);
+	if (*v == '\0' || *end || errno || size < min || size > max) {
+		conf_error(c, c->line,
+			   "%s: \"%s\" is not a size in bytes (%lld..%lld)", k,
+			   v, min, max);
 		return -1;
 	}
-	n->max_message_size = (long)size;
+	*out = (long)size;
 	return 0;
+}
+
+static int
+node_max_message_size(struct conf *c, void *o, const char *k, const char *v)
+{
+	return node_size(c, k, v, 1024, 2LL * 1024 * 1024 * 1024,
+			 &((struct node_config *)o)->max_message_size);
+}
+
+static int
+node_imap_header_cache(struct conf *c, void *o, const char *k, const char *v)
+{
+	return node_size(c, k, v, 0, 2LL * 1024 * 1024 * 1024,
+			 &((struct node_config *)o)->imap_header_cache);
 }
 
 static int
@@ -195,6 +208,7 @@ static const struct conf_key node_keys[] = {
     {"tls_cert", node_tls_cert},
     {"tls_key", node_tls_key},
     {"max_message_size", node_max_message_size},
+    {"imap_header_cache", node_imap_header_cache},
     {"max_recipients", node_max_recipients},
     {"proxy_protocol", node_proxy_protocol},
     {"proxy_trusted", node_proxy_trusted},
@@ -308,6 +322,7 @@ node_config_load(const char *path, char *err, size_t errlen)
 	snprintf(n->path, sizeof(n->path), "%s", path);
 	n->redis.timeout_ms = 500;
 	n->max_message_size = 26214400;
+	n->imap_header_cache = 33554432;
 	n->max_recipients = 100;
 	n->log_level = LOG_LVL_INFO;
 	n->spool_retry_s = 5;

@@ -39,6 +39,7 @@ struct node_config {
 	char tls_cert[1024];
 	char tls_key[1024];
 	long max_message_size;
+	long imap_header_cache; /* bytes; 0: no header cache */
 	int max_recipients;
 	bool proxy_protocol;
 	struct netlist proxy_trusted;

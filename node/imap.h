@@ -59,10 +59,13 @@ enum imap_wait {
 			   being checked: input held */
 };
 
-/* One message of the selected mailbox. */
+/* One message of the selected mailbox: small (24 bytes), its file name
+ * in the mailbox's name arena (imap_msg_name). */
 struct imap_msg {
-	struct maildir_msg m;
+	uint32_t uid;
 	unsigned flags; /* IMAP_F_*, \Recent included */
+	uint64_t size;	/* RFC822.SIZE as the name gives it; 0: unknown */
+	uint32_t name;	/* offset of the file name in names */
 	bool gone;	/* expunged elsewhere, not told yet */
 };
 
@@ -73,6 +76,8 @@ struct imap_mailbox {
 	uint32_t uidvalidity, uidnext;
 	struct imap_msg *msg; /* sequence order: msg[0] is message 1 */
 	size_t n, cap;
+	char *names; /* file names in cur/, NUL-terminated, one after another */
+	size_t names_len, names_cap, names_dead; /* dead: left by renames */
 	size_t recent;
 	uint32_t recent_from; /* UIDs from here on are \Recent to us */
 	struct timespec cur_mtime, new_mtime; /* at the last scan */
@@ -267,6 +272,15 @@ void imap_mailbox_assign(struct imap_session *s, struct maildir_counter *ctr,
  * or SEARCH, RFC 3501 7.4.1), "* n EXPUNGE". force: scan even if the
  * directories look unchanged. */
 void imap_mailbox_sync(struct imap_session *s, bool expunges, bool force);
+/* Message i's file name in cur/, valid until the next sync. */
+const char *imap_msg_name(const struct imap_mailbox *b, size_t i);
+/* Message i as the maildir_* functions take it (*out), and back after
+ * one of them changed it (a new name, new flags); when memory is short
+ * the old name stays (it is found again by UID when opened). */
+void imap_msg_get(const struct imap_mailbox *b, size_t i,
+		  struct maildir_msg *out);
+void imap_msg_put(struct imap_mailbox *b, size_t i,
+		  const struct maildir_msg *m);
 /* The 0-based index of the message with uid, or -1. */
 long imap_mailbox_find_uid(const struct imap_mailbox *b, uint32_t uid);
 /* Whether message index i is in set, which names sequence numbers or,
@@ -279,6 +293,14 @@ bool imap_mailbox_in_set(const struct imap_mailbox *b, size_t i,
 struct imap_loaded *imap_mailbox_load(struct imap_session *s, size_t i,
 				      bool mime);
 void imap_loaded_free(struct imap_loaded *l);
+/* The header section of message i (CRLF lines, its blank line included):
+ * from the node's header cache (imap_cache.h), else read from the file's
+ * start and kept there, else (too large to keep, cache off) from the
+ * whole message loaded as imap_mailbox_load does. *hdr stays valid until
+ * the next call of this or imap_mailbox_load. Returns 0, or -1 with errno
+ * (ENOENT: the file is gone). */
+int imap_mailbox_header(struct imap_session *s, size_t i, const char **hdr,
+			size_t *len);
 /* data[0..len) with every bare LF made CRLF, in a new NUL-terminated
  * buffer (*out NULL, nothing allocated, when none needed it). Returns 0
  * or -1 (out of memory). */
@@ -294,7 +316,9 @@ void imap_announce(struct mailnode *mn, const char *user, const char *mailbox);
 
 /* ---- the node's IMAP state ---- */
 
-/* Subscribes to IMAP_CHANNEL (when Redis is configured) and keeps the
+/* Makes the node's header cache (cfg->imap_header_cache bytes) and kept
+ * listings,
+ * subscribes to IMAP_CHANNEL (when Redis is configured) and keeps the
  * list of sessions that may need waking. Returns 0 or -1. */
 int imap_node_init(struct mailnode *mn);
 void imap_node_free(struct mailnode *mn);

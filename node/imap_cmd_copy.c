@@ -68,8 +68,8 @@ imap_cmd_copy(struct imap_session *s, struct imap_cmd *c)
 	for (size_t i = 0; i < b->n; i++) {
 		if (b->msg[i].gone || !imap_mailbox_in_set(b, i, &set, c->uid))
 			continue;
-		msgs[n] = b->msg[i].m;
-		src[n] = b->msg[i].m.uid;
+		imap_msg_get(b, i, &msgs[n]);
+		src[n] = b->msg[i].uid;
 		idx[n++] = i;
 	}
 	if (n == 0) { /* RFC 3501: an empty set is no error */
@@ -107,12 +107,11 @@ imap_cmd_copy(struct imap_session *s, struct imap_cmd *c)
 	 * EXPUNGE before the tagged answer (RFC 6851 3.3). */
 	imap_untagged(s, "OK %s Moved", strbuf_str(&sb));
 	for (size_t k = 0; k < n; k++) {
-		struct imap_msg *m = &b->msg[idx[k]];
-		if (maildir_expunge(b->dir, &m->m) < 0)
+		if (maildir_expunge(b->dir, &msgs[k]) < 0)
 			log_err("imap %s: MOVE: remove %s/%s: %s", s->id,
-				b->dir, m->m.name, strerror(errno));
+				b->dir, msgs[k].name, strerror(errno));
 		else
-			m->gone = true;
+			b->msg[idx[k]].gone = true;
 	}
 	imap_announce(s->mn, s->user, b->name);
 	imap_ok(s, c, "MOVE completed");

@@ -1,7 +1,9 @@
 /* FETCH and UID FETCH (RFC 3501 6.4.5, 7.4.2). The answer goes out in
  * slices: after IMAP_OUT_SLICE bytes the job waits for the client to
  * read (stream_wait_drain) with input held, so a FETCH 1:* of a large
- * mailbox never sits whole in memory. */
+ * mailbox never sits whole in memory. A FETCH whose items need only the
+ * top-level header (ENVELOPE, RFC822.HEADER, BODY[HEADER...]) reads it
+ * through the node's header cache, not the whole message. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +22,7 @@ struct imap_fetch_job {
 	size_t sent;	/* bytes queued in this slice */
 	size_t missing; /* messages whose file could not be read */
 	bool want_mime; /* some item needs the structure */
+	bool hdr_only;	/* the text items need only the top-level header */
 };
 
 static bool
@@ -37,6 +40,40 @@ imap_item_needs_mime(const struct imap_fetch_item *it)
 	default:
 		return false;
 	}
+}
+
+/* Whether the item's answer depends on the top-level header alone. */
+static bool
+imap_item_header_only(const struct imap_fetch_item *it)
+{
+	switch (it->kind) {
+	case IMAP_FETCH_ENVELOPE:
+	case IMAP_FETCH_RFC822_HEADER:
+		return true;
+	case IMAP_FETCH_SECTION:
+		return it->nparts == 0 &&
+		       (it->spec == IMAP_SECT_HEADER ||
+			it->spec == IMAP_SECT_HEADER_FIELDS ||
+			it->spec == IMAP_SECT_HEADER_FIELDS_NOT);
+	default: /* the rest needs no text, or more than the header */
+		return !imap_item_needs_mime(it) &&
+		       it->kind != IMAP_FETCH_RFC822;
+	}
+}
+
+/* The structure of message i's header section alone (from the header
+ * cache), for the items imap_item_header_only accepts; NULL with errno. */
+static struct imap_mime *
+imap_fetch_header_mime(struct imap_session *s, size_t i)
+{
+	const char *hdr;
+	size_t len;
+	if (imap_mailbox_header(s, i, &hdr, &len) < 0)
+		return NULL;
+	struct imap_mime *m = imap_mime_parse(hdr, len);
+	if (m == NULL)
+		errno = ENOMEM;
+	return m;
 }
 
 static void
@@ -73,13 +110,20 @@ imap_fetch_one(struct imap_session *s, struct imap_fetch_job *j, size_t i,
 {
 	struct imap_msg *m = &s->box.msg[i];
 	struct imap_loaded *msg = NULL;
+	struct imap_mime *hmime = NULL; /* hdr_only: the header's */
+	const struct imap_mime *mime = NULL;
 	struct strbuf tmp, name;
 	int rc = -1;
 
-	if (j->f.needs_text) {
+	if (j->f.needs_text && j->hdr_only) {
+		if ((hmime = imap_fetch_header_mime(s, i)) == NULL)
+			return 1;
+		mime = hmime;
+	} else if (j->f.needs_text) {
 		msg = imap_mailbox_load(s, i, j->want_mime);
 		if (msg == NULL)
 			return 1;
+		mime = msg->mime;
 	}
 	/* Fetching the body sets \Seen (RFC 3501 6.4.5), and the answer
 	 * then carries the new flags. */
@@ -92,7 +136,8 @@ imap_fetch_one(struct imap_session *s, struct imap_fetch_job *j, size_t i,
 	}
 	strbuf_init(&tmp, (size_t)s->mn->cfg->max_message_size + 65536);
 	strbuf_init(&name, 4096);
-	if (strbuf_appendf(sb, "* %zu FETCH (", i + 1) < 0)
+	if (strbuf_appends(sb, "* ") < 0 || strbuf_append_u64(sb, i + 1) < 0 ||
+	    strbuf_appends(sb, " FETCH (") < 0)
 		goto out;
 	const char *sp = "";
 	bool uid_told = false, flags_told = false;
@@ -114,24 +159,27 @@ imap_fetch_one(struct imap_session *s, struct imap_fetch_job *j, size_t i,
 			break;
 		case IMAP_FETCH_UID:
 			uid_told = true;
-			if (strbuf_appendf(sb, "UID %u", m->m.uid) < 0)
+			if (strbuf_appends(sb, "UID ") < 0 ||
+			    strbuf_append_u64(sb, m->uid) < 0)
 				goto out;
 			break;
 		case IMAP_FETCH_RFC822_SIZE: {
-			uint64_t size = m->m.size;
+			uint64_t size = m->size;
 			if (msg)
 				size = msg->len;
 			else if (size == 0 &&
 				 (msg = imap_mailbox_load(s, i, false)))
 				size = msg->len;
-			if (strbuf_appendf(sb, "RFC822.SIZE %llu",
-					   (unsigned long long)size) < 0)
+			if (strbuf_appends(sb, "RFC822.SIZE ") < 0 ||
+			    strbuf_append_u64(sb, size) < 0)
 				goto out;
 			break;
 		}
 		case IMAP_FETCH_INTERNALDATE: {
 			time_t t;
-			if (maildir_internaldate(s->box.dir, &m->m, &t) < 0)
+			struct maildir_msg mm;
+			imap_msg_get(&s->box, i, &mm);
+			if (maildir_internaldate(s->box.dir, &mm, &t) < 0)
 				t = 0;
 			if (strbuf_appends(sb, "INTERNALDATE ") < 0 ||
 			    imap_date_time_format(t, sb) < 0)
@@ -140,7 +188,7 @@ imap_fetch_one(struct imap_session *s, struct imap_fetch_job *j, size_t i,
 		}
 		case IMAP_FETCH_ENVELOPE:
 			if (strbuf_appends(sb, "ENVELOPE ") < 0 ||
-			    imap_mime_envelope(msg->mime, sb) < 0)
+			    imap_mime_envelope(mime, sb) < 0)
 				goto out;
 			break;
 		case IMAP_FETCH_BODY:
@@ -148,7 +196,7 @@ imap_fetch_one(struct imap_session *s, struct imap_fetch_job *j, size_t i,
 			bool ext = it->kind == IMAP_FETCH_BODYSTRUCTURE;
 			if (strbuf_appends(sb, ext ? "BODYSTRUCTURE "
 						   : "BODY ") < 0 ||
-			    imap_mime_bodystructure(msg->mime, ext, sb) < 0)
+			    imap_mime_bodystructure(mime, ext, sb) < 0)
 				goto out;
 			break;
 		}
@@ -160,7 +208,7 @@ imap_fetch_one(struct imap_session *s, struct imap_fetch_job *j, size_t i,
 		case IMAP_FETCH_RFC822_HEADER:
 		case IMAP_FETCH_RFC822_TEXT: {
 			bool hdr = it->kind == IMAP_FETCH_RFC822_HEADER;
-			if (imap_mime_section(msg->mime, NULL, 0,
+			if (imap_mime_section(mime, NULL, 0,
 					      hdr ? IMAP_SECT_HEADER
 						  : IMAP_SECT_TEXT,
 					      NULL, 0, &tmp, &data, &len) < 0 ||
@@ -175,8 +223,7 @@ imap_fetch_one(struct imap_session *s, struct imap_fetch_job *j, size_t i,
 				data = msg->data;
 				len = msg->len;
 			} else if (imap_mime_section(
-				       msg->mime, it->part, it->nparts,
-				       it->spec,
+				       mime, it->part, it->nparts, it->spec,
 				       (const char(*)[IMAP_FIELD_NAME_MAX])
 					   it->fields,
 				       it->nfields, &tmp, &data, &len) < 0)
@@ -190,7 +237,8 @@ imap_fetch_one(struct imap_session *s, struct imap_fetch_job *j, size_t i,
 		}
 	}
 	if (j->uid && !uid_told &&
-	    strbuf_appendf(sb, "%sUID %u", sp, m->m.uid) < 0)
+	    (strbuf_appends(sb, sp) < 0 || strbuf_appends(sb, "UID ") < 0 ||
+	     strbuf_append_u64(sb, m->uid) < 0))
 		goto out;
 	if (add_flags && !flags_told &&
 	    (strbuf_appends(sb, " FLAGS (") < 0 ||
@@ -203,6 +251,7 @@ imap_fetch_one(struct imap_session *s, struct imap_fetch_job *j, size_t i,
 out:
 	strbuf_free(&tmp);
 	strbuf_free(&name);
+	imap_mime_free(hmime);
 	return rc;
 }
 
@@ -248,7 +297,7 @@ imap_fetch_continue(struct imap_session *s)
 		if (rc > 0) {
 			if (errno != ENOENT)
 				log_err("imap %s: read %s/%s: %s", s->id,
-					s->box.dir, s->box.msg[i].m.name,
+					s->box.dir, imap_msg_name(&s->box, i),
 					strerror(errno));
 			j->missing++;
 			continue;
@@ -297,9 +346,13 @@ imap_cmd_fetch(struct imap_session *s, struct imap_cmd *c)
 	}
 	snprintf(j->tag, sizeof(j->tag), "%s", c->tag);
 	j->uid = c->uid;
-	for (size_t k = 0; k < j->f.n; k++)
+	j->hdr_only = true;
+	for (size_t k = 0; k < j->f.n; k++) {
 		if (imap_item_needs_mime(&j->f.item[k]))
 			j->want_mime = true;
+		if (!imap_item_header_only(&j->f.item[k]))
+			j->hdr_only = false;
+	}
 	s->job = j;
 	imap_fetch_continue(s);
 }

@@ -1,6 +1,7 @@
 /* SEARCH and UID SEARCH (RFC 3501 6.4.4): imap_search.c parses and
  * matches; here each message's text is read only when a key asks for
- * it. */
+ * it, and header keys (FROM, SUBJECT, HEADER, SENT*, ...) read only the
+ * header section, through the node's header cache. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -27,11 +28,24 @@ imap_search_mime(struct imap_search_arg *a)
 	return l->mime;
 }
 
+/* The message's header section, or NULL (unreadable). */
+static const char *
+imap_search_header(struct imap_search_arg *a, size_t *len)
+{
+	const char *hdr;
+	if (imap_mailbox_header(a->s, a->i, &hdr, len) < 0) {
+		a->unreadable = true;
+		return NULL;
+	}
+	return hdr;
+}
+
 static bool
 imap_search_header_has(void *arg, const char *field, const char *needle)
 {
-	struct imap_mime *m = imap_search_mime(arg);
-	return m && imap_mime_header_has(m, field, needle);
+	size_t len;
+	const char *hdr = imap_search_header(arg, &len);
+	return hdr && imap_hdr_has(hdr, len, field, needle);
 }
 
 static bool
@@ -52,8 +66,9 @@ imap_search_text_has(void *arg, const char *needle)
 static bool
 imap_search_sent_date(void *arg, time_t *t)
 {
-	struct imap_mime *m = imap_search_mime(arg);
-	return m && imap_mime_date(m, t);
+	size_t len;
+	const char *hdr = imap_search_header(arg, &len);
+	return hdr && imap_hdr_date(hdr, len, t);
 }
 
 void
@@ -72,7 +87,7 @@ imap_cmd_search(struct imap_session *s, struct imap_cmd *c)
 	}
 	bool text = imap_search_needs_text(prog);
 	bool dates = imap_search_needs_internaldate(prog); /* a stat each */
-	uint32_t max_uid = b->n ? b->msg[b->n - 1].m.uid : 0;
+	uint32_t max_uid = b->n ? b->msg[b->n - 1].uid : 0;
 	strbuf_init(&sb, 16 * (b->n + 16));
 	strbuf_appends(&sb, "SEARCH");
 	for (size_t i = 0; i < b->n; i++) {
@@ -82,14 +97,18 @@ imap_cmd_search(struct imap_session *s, struct imap_cmd *c)
 		struct imap_search_arg a = {.s = s, .i = i};
 		struct imap_search_msg sm = {
 		    .seq = (uint32_t)(i + 1),
-		    .uid = m->m.uid,
+		    .uid = m->uid,
 		    .flags = m->flags,
-		    .size = m->m.size,
+		    .size = m->size,
 		    .arg = &a,
 		};
-		if (dates &&
-		    maildir_internaldate(b->dir, &m->m, &sm.internaldate) < 0)
-			sm.internaldate = 0;
+		if (dates) {
+			struct maildir_msg mm;
+			imap_msg_get(b, i, &mm);
+			if (maildir_internaldate(b->dir, &mm,
+						 &sm.internaldate) < 0)
+				sm.internaldate = 0;
+		}
 		if (text) {
 			sm.header_has = imap_search_header_has;
 			sm.body_has = imap_search_body_has;
@@ -98,7 +117,7 @@ imap_cmd_search(struct imap_session *s, struct imap_cmd *c)
 		}
 		if (imap_search_match(prog, &sm, (uint32_t)b->n, max_uid))
 			strbuf_appendf(&sb, " %u",
-				       c->uid ? m->m.uid : (uint32_t)(i + 1));
+				       c->uid ? m->uid : (uint32_t)(i + 1));
 	}
 	imap_search_free(prog);
 	imap_write(s, "* ", 2);

@@ -88,9 +88,11 @@ imap_expunge_deleted(struct imap_session *s, const struct imap_seqset *set)
 			continue;
 		if (set && !imap_mailbox_in_set(b, i, set, true))
 			continue;
-		if (maildir_expunge(b->dir, &m->m) < 0) {
+		struct maildir_msg mm;
+		imap_msg_get(b, i, &mm);
+		if (maildir_expunge(b->dir, &mm) < 0) {
 			log_err("imap %s: expunge %s/%s: %s", s->id, b->dir,
-				m->m.name, strerror(errno));
+				mm.name, strerror(errno));
 			failed++;
 			continue;
 		}

@@ -68,7 +68,8 @@ imap_cmd_store(struct imap_session *s, struct imap_cmd *c)
 			if (imap_mailbox_set_flags(s, i, want) < 0) {
 				if (errno != ENOENT)
 					log_err("imap %s: flags of %s/%s: %s",
-						s->id, b->dir, m->m.name,
+						s->id, b->dir,
+						imap_msg_name(b, i),
 						strerror(errno));
 				failed++;
 				continue;
@@ -81,7 +82,7 @@ imap_cmd_store(struct imap_session *s, struct imap_cmd *c)
 		imap_flags_format(m->flags, &sb);
 		if (c->uid)
 			imap_untagged(s, "%zu FETCH (UID %u FLAGS (%s))", i + 1,
-				      m->m.uid, strbuf_str(&sb));
+				      m->uid, strbuf_str(&sb));
 		else
 			imap_untagged(s, "%zu FETCH (FLAGS (%s))", i + 1,
 				      strbuf_str(&sb));

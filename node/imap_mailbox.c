@@ -17,9 +17,12 @@
 #include "../common/log.h"
 #include "../common/redis.h"
 #include "imap.h"
+#include "imap_cache.h"
+#include "imap_listing.h"
 #include "imap_mime.h"
 
 #define IMAP_RECENT_MARK "mailswitch-recent"
+#define IMAP_HDR_READ_MAX 65536 /* read for a header section, at most */
 
 /* ---- names ---- */
 
@@ -78,24 +81,6 @@ imap_recent_claim(const char *dir, uint32_t uidnext, bool readonly)
 
 /* ---- the message list ---- */
 
-static bool
-imap_mtime(const char *dir, const char *sub, struct timespec *t)
-{
-	char path[4096 + 8];
-	struct stat st;
-	snprintf(path, sizeof(path), "%s/%s", dir, sub);
-	if (stat(path, &st) < 0)
-		return false;
-	*t = st.st_mtim;
-	return true;
-}
-
-static bool
-imap_ts_eq(struct timespec a, struct timespec b)
-{
-	return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
-}
-
 static int
 imap_box_grow(struct imap_mailbox *b, size_t want)
 {
@@ -112,17 +97,142 @@ imap_box_grow(struct imap_mailbox *b, size_t want)
 	return 0;
 }
 
-/* Scans the Maildir (the directories' times first, so that a change made
- * during the scan shows at the next check); with ctr (the lease held),
- * giving UIDs to what waits. */
+/* ---- file names: one arena per mailbox ---- */
+
+/* Appends name to b's arena; *off is where. Returns 0 or -1 (ENOMEM). */
 static int
-imap_box_scan(struct imap_mailbox *b, struct maildir_counter *ctr,
+imap_names_add(struct imap_mailbox *b, const char *name, uint32_t *off)
+{
+	size_t len = strlen(name) + 1;
+	if (b->names_len + len > UINT32_MAX) {
+		errno = ENOMEM;
+		return -1;
+	}
+	if (b->names_len + len > b->names_cap) {
+		size_t cap = b->names_cap ? b->names_cap : 4096;
+		while (cap < b->names_len + len)
+			cap *= 2;
+		char *p = realloc(b->names, cap);
+		if (p == NULL)
+			return -1;
+		b->names = p;
+		b->names_cap = cap;
+	}
+	memcpy(b->names + b->names_len, name, len);
+	*off = (uint32_t)b->names_len;
+	b->names_len += len;
+	return 0;
+}
+
+/* Rewrites the arena without what renames and expunges left in it, once
+ * that is more than half of it (best effort). */
+static void
+imap_names_compact(struct imap_mailbox *b)
+{
+	if (b->names_dead * 2 <= b->names_len)
+		return;
+	size_t live = 1;
+	for (size_t i = 0; i < b->n; i++)
+		live += strlen(b->names + b->msg[i].name) + 1;
+	char *p = malloc(live);
+	if (p == NULL)
+		return;
+	size_t o = 0;
+	for (size_t i = 0; i < b->n; i++) {
+		const char *name = b->names + b->msg[i].name;
+		size_t len = strlen(name) + 1;
+		memcpy(p + o, name, len);
+		b->msg[i].name = (uint32_t)o;
+		o += len;
+	}
+	free(b->names);
+	b->names = p;
+	b->names_len = o;
+	b->names_cap = live;
+	b->names_dead = 0;
+}
+
+const char *
+imap_msg_name(const struct imap_mailbox *b, size_t i)
+{
+	return b->names + b->msg[i].name;
+}
+
+void
+imap_msg_get(const struct imap_mailbox *b, size_t i, struct maildir_msg *out)
+{
+	const char *name = imap_msg_name(b, i);
+	const char *info = strstr(name, ":2,");
+	out->uid = b->msg[i].uid;
+	out->size = b->msg[i].size;
+	snprintf(out->name, sizeof(out->name), "%s", name);
+	snprintf(out->flags, sizeof(out->flags), "%s", info ? info + 3 : "");
+}
+
+void
+imap_msg_put(struct imap_mailbox *b, size_t i, const struct maildir_msg *m)
+{
+	struct imap_msg *msg = &b->msg[i];
+	size_t old = strlen(imap_msg_name(b, i)) + 1;
+	msg->size = m->size;
+	if (strcmp(imap_msg_name(b, i), m->name) == 0)
+		return;
+	if (imap_names_add(b, m->name, &msg->name) == 0)
+		b->names_dead += old;
+}
+
+/* Room for l's messages and names, exactly (a mailbox selected by many
+ * sessions is held once per session). Returns 0 or -1. */
+static int
+imap_box_reserve(struct imap_mailbox *b, const struct maildir_list *l)
+{
+	size_t names = 1;
+	for (size_t i = 0; i < l->n; i++)
+		names += strlen(l->msg[i].name) + 1;
+	b->msg = malloc((l->n + 1) * sizeof(*b->msg));
+	b->names = malloc(names);
+	if (b->msg == NULL || b->names == NULL)
+		return -1;
+	b->cap = l->n + 1;
+	b->names_cap = names;
+	return 0;
+}
+
+/* Message i of a fresh listing: its numbers, name and flags. */
+static int
+imap_msg_init(struct imap_mailbox *b, struct imap_msg *m,
+	      const struct maildir_msg *from)
+{
+	memset(m, 0, sizeof(*m));
+	m->uid = from->uid;
+	m->size = from->size;
+	m->flags = imap_flags_from_maildir(from->flags);
+	if (m->uid >= b->recent_from) {
+		m->flags |= IMAP_F_RECENT;
+		b->recent++;
+	}
+	return imap_names_add(b, from->name, &m->name);
+}
+
+/* Scans the Maildir, or takes the node's listing of it when nothing
+ * changed since (imap_listing.h: the directories' times first, so that a
+ * change made during the scan shows at the next check); with ctr (the
+ * UID lease held), scans afresh giving UIDs to what waits. */
+static int
+imap_box_scan(struct imap_session *s, struct maildir_counter *ctr,
 	      struct maildir_list *l)
 {
-	imap_mtime(b->dir, "cur", &b->cur_mtime);
-	imap_mtime(b->dir, "new", &b->new_mtime);
+	struct imap_mailbox *b = &s->box;
+	int rc;
 	b->changed = false;
-	int rc = ctr ? maildir_assign(b->dir, ctr, l) : maildir_scan(b->dir, l);
+	if (ctr) {
+		imap_mtime(b->dir, "cur", &b->cur_mtime);
+		imap_mtime(b->dir, "new", &b->new_mtime);
+		rc = maildir_assign(b->dir, ctr, l);
+	} else {
+		rc = imap_listing_scan(s->mn->imap_listings, b->dir, l,
+				       &b->cur_mtime, &b->new_mtime);
+	}
 	b->pending = rc == 0 ? l->pending : 0;
 	return rc;
 }
@@ -170,25 +280,18 @@ imap_mailbox_open(struct imap_session *s, const char *mailbox, bool readonly)
 	snprintf(b->dir, sizeof(b->dir), "%s", dir);
 	snprintf(b->name, sizeof(b->name), "%s", imap_mailbox_canon(mailbox));
 	b->readonly = readonly;
-	if (imap_box_scan(b, NULL, &l) < 0)
+	if (imap_box_scan(s, NULL, &l) < 0)
 		goto fail;
-	if (imap_box_grow(b, l.n + 1) < 0) {
+	if (imap_box_reserve(b, &l) < 0) {
 		errno = ENOMEM;
 		goto fail;
 	}
 	b->uidvalidity = l.uidvalidity;
 	b->uidnext = l.uidnext;
 	b->recent_from = imap_recent_claim(b->dir, l.uidnext, readonly);
-	for (size_t i = 0; i < l.n; i++) {
-		struct imap_msg *m = &b->msg[i];
-		memset(m, 0, sizeof(*m));
-		m->m = l.msg[i];
-		m->flags = imap_flags_from_maildir(m->m.flags);
-		if (m->m.uid >= b->recent_from) {
-			m->flags |= IMAP_F_RECENT;
-			b->recent++;
-		}
-	}
+	for (size_t i = 0; i < l.n; i++)
+		if (imap_msg_init(b, &b->msg[i], &l.msg[i]) < 0)
+			goto fail;
 	b->n = l.n;
 	maildir_list_free(&l);
 	return 0;
@@ -196,6 +299,7 @@ fail:;
 	int e = errno;
 	maildir_list_free(&l);
 	free(b->msg);
+	free(b->names);
 	memset(b, 0, sizeof(*b));
 	errno = e;
 	return -1;
@@ -206,6 +310,7 @@ imap_mailbox_close(struct imap_session *s)
 {
 	imap_loaded_free(&s->cache);
 	free(s->box.msg);
+	free(s->box.names);
 	memset(&s->box, 0, sizeof(s->box));
 }
 
@@ -215,12 +320,12 @@ imap_mailbox_find_uid(const struct imap_mailbox *b, uint32_t uid)
 	size_t lo = 0, hi = b->n;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		if (b->msg[mid].m.uid < uid)
+		if (b->msg[mid].uid < uid)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	return lo < b->n && b->msg[lo].m.uid == uid ? (long)lo : -1;
+	return lo < b->n && b->msg[lo].uid == uid ? (long)lo : -1;
 }
 
 bool
@@ -229,8 +334,8 @@ imap_mailbox_in_set(const struct imap_mailbox *b, size_t i,
 {
 	if (!uid)
 		return imap_seqset_has(set, (uint32_t)(i + 1), (uint32_t)b->n);
-	uint32_t max = b->n ? b->msg[b->n - 1].m.uid : 0;
-	return imap_seqset_has(set, b->msg[i].m.uid, max);
+	uint32_t max = b->n ? b->msg[b->n - 1].uid : 0;
+	return imap_seqset_has(set, b->msg[i].uid, max);
 }
 
 /* Tells the flags of message i (after a change by someone else). */
@@ -241,7 +346,7 @@ imap_tell_flags(struct imap_session *s, size_t i)
 	strbuf_init(&sb, 256);
 	imap_flags_format(s->box.msg[i].flags, &sb);
 	imap_untagged(s, "%zu FETCH (UID %u FLAGS (%s))", i + 1,
-		      s->box.msg[i].m.uid, strbuf_str(&sb));
+		      s->box.msg[i].uid, strbuf_str(&sb));
 	strbuf_free(&sb);
 }
 
@@ -256,36 +361,31 @@ imap_box_merge(struct imap_session *s, const struct maildir_list *l,
 	size_t j = 0;
 	for (size_t i = 0; i < b->n; i++) {
 		struct imap_msg *m = &b->msg[i];
-		while (j < l->n && l->msg[j].uid < m->m.uid)
+		while (j < l->n && l->msg[j].uid < m->uid)
 			j++; /* a UID below ours we never knew: cannot be */
-		if (j >= l->n || l->msg[j].uid != m->m.uid) {
+		if (j >= l->n || l->msg[j].uid != m->uid) {
 			m->gone = true;
 			continue;
 		}
 		unsigned f = imap_flags_from_maildir(l->msg[j].flags) |
 			     (m->flags & IMAP_F_RECENT);
-		m->m = l->msg[j];
+		imap_msg_put(b, i, &l->msg[j]);
 		if (f != m->flags) {
 			m->flags = f;
 			flags_changed[i] = true;
 		}
 		j++;
 	}
-	uint32_t max = b->n ? b->msg[b->n - 1].m.uid : 0;
+	uint32_t max = b->n ? b->msg[b->n - 1].uid : 0;
 	for (j = 0; j < l->n; j++) {
 		if (l->msg[j].uid <= max)
 			continue;
-		if (imap_box_grow(b, b->n + 1) < 0)
+		if (imap_box_grow(b, b->n + 1) < 0 ||
+		    imap_msg_init(b, &b->msg[b->n], &l->msg[j]) < 0)
 			return -1;
-		struct imap_msg *m = &b->msg[b->n++];
-		memset(m, 0, sizeof(*m));
-		m->m = l->msg[j];
-		m->flags = imap_flags_from_maildir(m->m.flags);
-		if (m->m.uid >= b->recent_from) {
-			m->flags |= IMAP_F_RECENT;
-			b->recent++;
-		}
+		b->n++;
 	}
+	imap_names_compact(b);
 	if (l->uidnext > b->uidnext)
 		b->uidnext = l->uidnext;
 	return 0;
@@ -300,7 +400,7 @@ imap_box_update(struct imap_session *s, struct maildir_counter *ctr)
 	struct imap_mailbox *b = &s->box;
 	struct maildir_list l = {0};
 	size_t before = b->n, recent_before = b->recent;
-	if (imap_box_scan(b, ctr, &l) < 0) {
+	if (imap_box_scan(s, ctr, &l) < 0) {
 		if (errno == ENOENT) /* the mailbox was deleted */
 			for (size_t i = 0; i < b->n; i++)
 				b->msg[i].gone = true;
@@ -371,11 +471,16 @@ tell_expunges:
 		if (b->msg[i].gone) {
 			if (b->msg[i].flags & IMAP_F_RECENT)
 				b->recent--;
+			if (s->mn->imap_headers)
+				imap_cache_forget(s->mn->imap_headers, b->dir,
+						  imap_msg_name(b, i));
+			b->names_dead += strlen(imap_msg_name(b, i)) + 1;
 			continue;
 		}
 		b->msg[kept++] = b->msg[i];
 	}
 	b->n = kept;
+	imap_names_compact(b);
 	imap_loaded_free(&s->cache);
 }
 
@@ -395,15 +500,17 @@ static int
 imap_msg_open(struct imap_session *s, size_t i)
 {
 	char path[4096 + MAILDIR_NAME_MAX + 8];
-	struct imap_msg *m = &s->box.msg[i];
+	struct maildir_msg m;
 	for (int attempt = 0; attempt < 2; attempt++) {
 		snprintf(path, sizeof(path), "%s/cur/%s", s->box.dir,
-			 m->m.name);
+			 imap_msg_name(&s->box, i));
 		int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd >= 0 || errno != ENOENT || attempt > 0)
 			return fd;
-		if (maildir_refind(s->box.dir, &m->m) < 0)
+		imap_msg_get(&s->box, i, &m);
+		if (maildir_refind(s->box.dir, &m) < 0)
 			return -1;
+		imap_msg_put(&s->box, i, &m);
 	}
 	return -1;
 }
@@ -481,7 +588,7 @@ struct imap_loaded *
 imap_mailbox_load(struct imap_session *s, size_t i, bool mime)
 {
 	struct imap_loaded *c = &s->cache;
-	uint32_t uid = s->box.msg[i].m.uid;
+	uint32_t uid = s->box.msg[i].uid;
 	if (c->data == NULL || c->uid != uid) {
 		imap_loaded_free(c);
 		int fd = imap_msg_open(s, i);
@@ -507,14 +614,96 @@ imap_mailbox_load(struct imap_session *s, size_t i, bool mime)
 	return c;
 }
 
+/* Reads up to IMAP_HDR_READ_MAX bytes from fd's start, line ends made
+ * CRLF, into *out (malloc'ed, for the caller to free); *hdrlen is the
+ * length of the header section they hold, 0 when it does not end within
+ * them. Returns 0 or -1 with errno. */
+static int
+imap_read_header(int fd, char **out, size_t *hdrlen)
+{
+	char *raw = malloc(IMAP_HDR_READ_MAX + 1);
+	size_t got = 0;
+	bool eof = false;
+	*out = NULL;
+	if (raw == NULL)
+		return -1;
+	while (got < IMAP_HDR_READ_MAX) {
+		ssize_t n = read(fd, raw + got, IMAP_HDR_READ_MAX - got);
+		if (n < 0) {
+			free(raw);
+			return -1;
+		}
+		if (n == 0) {
+			eof = true;
+			break;
+		}
+		got += (size_t)n;
+	}
+	char *fixed;
+	size_t len;
+	if (imap_crlf(raw, got, &fixed, &len) < 0) {
+		free(raw);
+		return -1;
+	}
+	if (fixed != NULL) {
+		free(raw);
+		raw = fixed;
+	} else {
+		len = got;
+	}
+	*hdrlen = imap_hdr_len(raw, len);
+	if (*hdrlen == 0 && eof) /* no blank line: all header */
+		*hdrlen = len;
+	*out = raw;
+	return 0;
+}
+
+int
+imap_mailbox_header(struct imap_session *s, size_t i, const char **hdr,
+		    size_t *len)
+{
+	struct imap_cache *hc = s->mn->imap_headers;
+	if (hc != NULL) {
+		const char *dir = s->box.dir;
+		if ((*hdr = imap_cache_get(hc, dir, imap_msg_name(&s->box, i),
+					   len)))
+			return 0;
+		int fd = imap_msg_open(s, i); /* may rename: name after it */
+		if (fd < 0)
+			return -1;
+		char *buf;
+		size_t hlen;
+		int rc = imap_read_header(fd, &buf, &hlen);
+		int e = errno;
+		close(fd);
+		if (rc < 0) {
+			errno = e;
+			return -1;
+		}
+		const char *name = imap_msg_name(&s->box, i);
+		rc = hlen > 0 ? imap_cache_put(hc, dir, name, buf, hlen) : -1;
+		free(buf);
+		if (rc == 0 && (*hdr = imap_cache_get(hc, dir, name, len)))
+			return 0;
+	}
+	struct imap_loaded *l = imap_mailbox_load(s, i, true);
+	if (l == NULL)
+		return -1;
+	return imap_mime_section(l->mime, NULL, 0, IMAP_SECT_HEADER, NULL, 0,
+				 NULL, hdr, len);
+}
+
 int
 imap_mailbox_set_flags(struct imap_session *s, size_t i, unsigned mask)
 {
 	struct imap_msg *m = &s->box.msg[i];
+	struct maildir_msg mm;
 	char letters[8];
 	imap_flags_to_maildir(mask & ~(unsigned)IMAP_F_RECENT, letters);
+	imap_msg_get(&s->box, i, &mm);
 	for (int attempt = 0; attempt < 2; attempt++) {
-		if (maildir_set_flags(s->box.dir, &m->m, letters) == 0) {
+		if (maildir_set_flags(s->box.dir, &mm, letters) == 0) {
+			imap_msg_put(&s->box, i, &mm);
 			m->flags = (mask & ~(unsigned)IMAP_F_RECENT) |
 				   (m->flags & IMAP_F_RECENT);
 			return 0;
@@ -522,8 +711,9 @@ imap_mailbox_set_flags(struct imap_session *s, size_t i, unsigned mask)
 		if (errno != ENOENT || attempt > 0)
 			return -1;
 		/* Renamed by another session (its flags): find it again. */
-		if (maildir_refind(s->box.dir, &m->m) < 0)
+		if (maildir_refind(s->box.dir, &mm) < 0)
 			return -1;
+		imap_msg_put(&s->box, i, &mm);
 	}
 	return -1;
 }
@@ -581,6 +771,10 @@ int
 imap_node_init(struct mailnode *mn)
 {
 	mn->imap_sessions = NULL;
+	mn->imap_headers = imap_cache_new((size_t)mn->cfg->imap_header_cache);
+	mn->imap_listings = imap_listings_new();
+	if (mn->imap_headers == NULL || mn->imap_listings == NULL)
+		return -1;
 	if (mn->redis == NULL)
 		return 0;
 	return redis_subscribe(mn->redis, IMAP_CHANNEL, imap_on_announce, mn);
@@ -589,6 +783,10 @@ imap_node_init(struct mailnode *mn)
 void
 imap_node_free(struct mailnode *mn)
 {
+	imap_cache_free(mn->imap_headers);
+	mn->imap_headers = NULL;
+	imap_listings_free(mn->imap_listings);
+	mn->imap_listings = NULL;
 	if (mn->redis)
 		redis_forget(mn->redis, mn);
 }

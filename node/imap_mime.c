@@ -347,26 +347,30 @@ imap_mime_set_text_plain(struct imap_mime_part *p)
 	p->ct.nparam = 0;
 }
 
+size_t
+imap_hdr_len(const char *s, size_t n)
+{
+	size_t pos = 0;
+	while (pos < n) {
+		if (imap_mime_blank_line(s, n, pos))
+			return pos + (s[pos] == '\r' ? 2 : 1);
+		pos = imap_mime_line_end(s, n, pos);
+	}
+	return 0;
+}
+
 /* Splits s[0..n) into header (with its blank line) and body. No blank
  * line: everything is header. */
 static void
 imap_mime_split(struct imap_mime_part *p, const char *s, size_t n)
 {
-	size_t pos = 0;
+	size_t b = imap_hdr_len(s, n);
+	if (b == 0)
+		b = n;
 	p->hdr = s;
-	while (pos < n) {
-		if (imap_mime_blank_line(s, n, pos)) {
-			size_t b = pos + (s[pos] == '\r' ? 2 : 1);
-			p->hdrlen = b;
-			p->body = s + b;
-			p->bodylen = n - b;
-			return;
-		}
-		pos = imap_mime_line_end(s, n, pos);
-	}
-	p->hdrlen = n;
-	p->body = s + n;
-	p->bodylen = 0;
+	p->hdrlen = b;
+	p->body = s + b;
+	p->bodylen = n - b;
 }
 
 /* The Content-* fields of the part's header. The first of each wins. */

@@ -62,6 +62,10 @@ int imap_mime_section(const struct imap_mime *m, const uint32_t *parts,
  * needle "" asks whether the field exists. */
 bool imap_mime_header_has(const struct imap_mime *m, const char *field,
 			  const char *needle);
+/* The same on a header section alone (hdr[0..hdrlen), as
+ * imap_hdr_len delimits it), for the header cache. */
+bool imap_hdr_has(const char *hdr, size_t hdrlen, const char *field,
+		  const char *needle);
 /* SEARCH BODY: whether some text part's content (after its
  * Content-Transfer-Encoding, base64 or quoted-printable, is undone, and
  * converted to UTF-8 when its charset is ISO-8859-1 or US-ASCII; other
@@ -71,5 +75,12 @@ bool imap_mime_body_has(const struct imap_mime *m, const char *needle);
 /* The Date: header (RFC 5322 date-time, with the obsolete forms of
  * section 4.3 tolerated) as an instant; false when missing or bad. */
 bool imap_mime_date(const struct imap_mime *m, time_t *t);
+bool imap_hdr_date(const char *hdr, size_t hdrlen, time_t *t);
+
+/* The length of the header section at the start of msg[0..len) (CRLF
+ * lines), its blank line included, as the parser splits a message; 0
+ * when msg holds no blank line (then a whole message is all header, and
+ * a prefix of one says nothing yet). */
+size_t imap_hdr_len(const char *msg, size_t len);
 
 #endif

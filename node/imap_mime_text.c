@@ -214,10 +214,16 @@ bool
 imap_mime_header_has(const struct imap_mime *m, const char *field,
 		     const char *needle)
 {
-	const struct imap_mime_part *r = m->root;
+	return imap_hdr_has(m->root->hdr, m->root->hdrlen, field, needle);
+}
+
+bool
+imap_hdr_has(const char *hdr, size_t hdrlen, const char *field,
+	     const char *needle)
+{
 	struct imap_mime_field f;
 	size_t pos = 0;
-	while (imap_mime_next_field(r->hdr, r->hdrlen, &pos, &f)) {
+	while (imap_mime_next_field(hdr, hdrlen, &pos, &f)) {
 		if (*field != '\0' &&
 		    !imap_mime_name_eq(f.name, f.namelen, field))
 			continue;
@@ -464,9 +470,14 @@ imap_text_date(const char *s, time_t *t)
 bool
 imap_mime_date(const struct imap_mime *m, time_t *t)
 {
+	return imap_hdr_date(m->root->hdr, m->root->hdrlen, t);
+}
+
+bool
+imap_hdr_date(const char *hdr, size_t hdrlen, time_t *t)
+{
 	struct imap_mime_field f;
-	const struct imap_mime_part *r = m->root;
-	if (!imap_mime_find_field(r->hdr, r->hdrlen, "date", &f))
+	if (!imap_mime_find_field(hdr, hdrlen, "date", &f))
 		return false;
 	char *v = malloc(f.valuelen + 1);
 	if (v == NULL)

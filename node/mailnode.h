@@ -38,7 +38,9 @@ struct mailnode {
 	double grace_end;
 	bool stopping;
 	long sessions; /* open client sessions, all protocols */
-	struct imap_session *imap_sessions; /* imap.h: to wake on changes */
+	struct imap_session *imap_sessions;  /* imap.h: to wake on changes */
+	struct imap_cache *imap_headers;     /* imap_cache.h; NULL: none */
+	struct imap_listings *imap_listings; /* imap_listing.h; NULL: none */
 	bool uid_lease_away; /* uid_lease.h: the outage is logged */
 };
 

@@ -347,6 +347,34 @@ Test(imap_mime, mixed_search)
 	imap_mime_free(m);
 }
 
+/* The header cache's view: the header section alone, as imap_hdr_len
+ * cuts it, answers as the whole parsed message does. */
+Test(imap_mime, header_section_alone)
+{
+	size_t n = imap_hdr_len(mixed, strlen(mixed));
+	struct imap_mime *m = parse(mixed);
+	const char *hdr;
+	size_t hlen;
+	cr_assert_eq(imap_mime_section(m, NULL, 0, IMAP_SECT_HEADER, NULL, 0,
+				       NULL, &hdr, &hlen),
+		     0);
+	cr_assert_eq(n, hlen);
+	cr_assert_eq(memcmp(hdr, mixed, n), 0);
+	cr_assert(imap_hdr_has(mixed, n, "subject", "w\xc3\xb6rld"));
+	cr_assert(imap_hdr_has(mixed, n, "cc", "bob@y.org"));
+	cr_assert_not(imap_hdr_has(mixed, n, "bcc", ""));
+	cr_assert_not(imap_hdr_has(mixed, n, "", "see attached"));
+	imap_mime_free(m);
+	cr_assert_eq(imap_hdr_len("A: b\r\n\r\nbody", 13), 8);
+	cr_assert_eq(imap_hdr_len("\r\nbody", 6), 2);
+	cr_assert_eq(imap_hdr_len("A: b\r\nB: c\r\n", 12), 0);
+	cr_assert_eq(imap_hdr_len("A: b\r\n\r", 7), 0); /* cut: not yet */
+	time_t t;
+	const char *dated = "Date: Tue, 1 Feb 1994 10:00:00 +0000\r\n\r\n";
+	cr_assert(imap_hdr_date(dated, strlen(dated), &t));
+	cr_assert_eq(t, 760096800);
+}
+
 Test(imap_mime, encoded_words_latin1)
 {
 	struct imap_mime *m = parse(latin_subject);
