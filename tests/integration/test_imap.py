@@ -5,12 +5,12 @@ import imaplib
 import os
 import re
 import smtplib
-import socket
 import time
 import unittest
 
-from lbdtest import recv_line, wait_for
+from lbdtest import wait_for
 from nodetest import NodeTestCase, tls_context
+from wire import Lines
 
 LISTEN = ("smtp", "imap", "imaps", "pop3")
 
@@ -38,43 +38,6 @@ MULTIPART = (b"From: Carol <carol@remote.test>\r\n"
 def simple(subject, body="hello\r\n"):
     return ("From: carol@remote.test\r\nTo: alice@example.test\r\n"
             "Subject: %s\r\n\r\n%s" % (subject, body)).encode()
-
-
-class Raw:
-    """A plain-text IMAP connection for what imaplib cannot say."""
-
-    def __init__(self, port, timeout=10):
-        self.s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        self.buf = b""
-        self.greeting = self.line()
-
-    def line(self):
-        while b"\r\n" not in self.buf:
-            chunk = self.s.recv(65536)
-            if not chunk:
-                raise EOFError("closed; got %r" % self.buf)
-            self.buf += chunk
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        return line.decode("latin-1")
-
-    def send(self, data):
-        self.s.sendall(data if isinstance(data, bytes) else data.encode())
-
-    def until(self, tag):
-        """Lines up to and including the tagged answer."""
-        out = []
-        while True:
-            line = self.line()
-            out.append(line)
-            if line.startswith(tag + " "):
-                return out
-
-    def cmd(self, tag, text):
-        self.send("%s %s\r\n" % (tag, text))
-        return self.until(tag)
-
-    def close(self):
-        self.s.close()
 
 
 class ImapTest(NodeTestCase):
@@ -116,7 +79,7 @@ class ImapTest(NodeTestCase):
 
     def test_greeting_capabilities_starttls_and_login(self):
         strict = self.node("mail3", listen=("imap",))
-        r = Raw(strict.ports["imap"])
+        r = Lines(strict.ports["imap"])
         self.assertRegex(r.greeting, r"^\* OK \[CAPABILITY IMAP4rev1 .*\]")
         caps = r.cmd("a1", "CAPABILITY")[0]
         for cap in ("IMAP4rev1", "STARTTLS", "LOGINDISABLED", "IDLE",
@@ -228,7 +191,7 @@ class ImapTest(NodeTestCase):
         a.logout()
 
     def test_idle_hears_a_delivery_through_the_other_node(self):
-        r = Raw(self.n1.ports["imap"])
+        r = Lines(self.n1.ports["imap"])
         r.cmd("a", "LOGIN alice@example.test demo")
         out = r.cmd("b", "SELECT INBOX")
         self.assertIn("* 0 EXISTS", out)
@@ -248,7 +211,7 @@ class ImapTest(NodeTestCase):
         for i in range(4):
             self.deliver(self.n1, simple("c%d" % i))
         b = self.imap(self.n2)
-        r = Raw(self.n1.ports["imap"])
+        r = Lines(self.n1.ports["imap"])
         r.cmd("l", "LOGIN alice@example.test demo")
         r.cmd("s", "SELECT INBOX")
         out = r.cmd("c", "UID COPY 1:2 Trash")
@@ -313,7 +276,7 @@ class ImapTest(NodeTestCase):
         a.logout()
 
     def test_literals_sync_and_nonsync(self):
-        r = Raw(self.n1.ports["imap"])
+        r = Lines(self.n1.ports["imap"])
         r.send("a LOGIN {18}\r\n")
         self.assertTrue(r.line().startswith("+ "))
         r.send("alice@example.test {4+}\r\ndemo\r\n")
@@ -333,7 +296,7 @@ class ImapTest(NodeTestCase):
         r.close()
 
     def test_malformed_commands_get_bad_and_the_session_lives(self):
-        r = Raw(self.n1.ports["imap"])
+        r = Lines(self.n1.ports["imap"])
         for bad in ("", "nocommand", "a FROB", "a LOGIN", "a SELECT INBOX",
                     "a LOGIN \"unterminated", "a FETCH 1 (FLAGS)",
                     "a LOGIN {99999999999}", "* NOOP", "a UID NOOP"):

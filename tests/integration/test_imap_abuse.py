@@ -7,7 +7,8 @@ import time
 import unittest
 
 from nodetest import NodeTestCase
-from test_imap import Raw, simple
+from test_imap import simple
+from wire import Lines
 
 LISTEN = ("smtp", "imap")
 
@@ -19,24 +20,10 @@ class ImapAbuseTest(NodeTestCase):
                            extra_node="allow_plaintext_auth = yes\n")
 
     def login(self):
-        r = Raw(self.n.ports["imap"])
+        r = Lines(self.n.ports["imap"])
         self.assertRegex(r.cmd("l", "LOGIN alice@example.test demo")[-1],
                          r"^l OK")
         return r
-
-    def rest(self, r):
-        """Everything the node sends until it closes (bounded by the
-        socket's timeout)."""
-        out = r.buf
-        try:
-            while True:
-                chunk = r.s.recv(65536)
-                if not chunk:
-                    break
-                out += chunk
-        except (ConnectionResetError, socket.timeout):
-            pass
-        return out.decode("latin-1")
 
     def test_pipelined_flood_answered_in_order(self):
         r = self.login()
@@ -48,7 +35,7 @@ class ImapAbuseTest(NodeTestCase):
                                               b"SEARCH ALL")[i % 3])
                         for i in range(n)) + b"z LOGOUT\r\n")
         r.s.shutdown(socket.SHUT_WR)
-        lines = self.rest(r).split("\r\n")
+        lines = r.rest().split("\r\n")
         tagged = [ln.split(" ", 2) for ln in lines
                   if ln.startswith("t") or ln.startswith("z ")]
         self.assertEqual([t[0] for t in tagged],
@@ -57,7 +44,7 @@ class ImapAbuseTest(NodeTestCase):
         r.close()
 
     def test_byte_at_a_time_client(self):
-        r = Raw(self.n.ports["imap"])
+        r = Lines(self.n.ports["imap"])
         for b in b"l LOGIN alice@example.test {4}\r\n":
             r.send(bytes([b]))
             time.sleep(0.005)
@@ -70,9 +57,9 @@ class ImapAbuseTest(NodeTestCase):
         r.close()
 
     def test_too_many_errors_end_the_session(self):
-        r = Raw(self.n.ports["imap"])
+        r = Lines(self.n.ports["imap"])
         r.send(b"x FROB\r\n" * 60)
-        out = self.rest(r)
+        out = r.rest()
         self.assertIn("* BYE", out)
         self.assertEqual(out.count("x BAD"), 50)
         r.close()
@@ -86,7 +73,7 @@ class ImapAbuseTest(NodeTestCase):
         # Non-synchronizing: its bytes cannot be told from commands, so
         # the session ends.
         r.send(b"b APPEND INBOX {999999999+}\r\n")
-        self.assertIn("BYE", self.rest(r))
+        self.assertIn("BYE", r.rest())
         r.close()
 
     def test_sessions_dropped_mid_command(self):

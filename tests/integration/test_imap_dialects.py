@@ -8,7 +8,7 @@ import smtplib
 import unittest
 
 from nodetest import NodeTestCase
-from test_imap import Raw
+from wire import Lines
 
 LISTEN = ("smtp", "imap")
 HEADERS = ("From To Cc Bcc Subject Date Message-ID Priority X-Priority "
@@ -35,7 +35,7 @@ class ImapDialectsTest(NodeTestCase):
         return out
 
     def test_thunderbird_start_up_and_reading(self):
-        r = Raw(self.n.ports["imap"])
+        r = Lines(self.n.ports["imap"])
         caps = self.ok(r, "1", "capability")[0]
         for ext in ("IDLE", "UIDPLUS", "MOVE", "SPECIAL-USE", "NAMESPACE",
                     "ID"):
@@ -86,7 +86,7 @@ class ImapDialectsTest(NodeTestCase):
         r.close()
 
     def test_apple_mail_start_up(self):
-        r = Raw(self.n.ports["imap"])
+        r = Lines(self.n.ports["imap"])
         self.ok(r, "1.1", "CAPABILITY")
         self.ok(r, "2.1", "LOGIN alice@example.test demo")
         self.ok(r, "3.1", 'ID ("name" "Mac OS X Mail" "version" "16.0")')

@@ -13,39 +13,10 @@ import time
 import unittest
 
 from nodetest import MAILNODE, NodeTestCase
+from wire import Lines
 
 LISTEN = ("smtp", "submission", "imap", "pop3")
 CONCURRENT = 20
-
-
-class Conn:
-    """A plain-text line connection."""
-
-    def __init__(self, port, timeout=30):
-        self.s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        self.buf = b""
-
-    def line(self):
-        while b"\r\n" not in self.buf:
-            chunk = self.s.recv(65536)
-            if not chunk:
-                raise EOFError("closed; got %r" % self.buf)
-            self.buf += chunk
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        return line.decode("latin-1")
-
-    def send(self, data):
-        self.s.sendall(data.encode() if isinstance(data, str) else data)
-
-    def until(self, tag):
-        out = []
-        while True:
-            out.append(self.line())
-            if out[-1].startswith(tag + " "):
-                return out
-
-    def close(self):
-        self.s.close()
 
 
 class LoginAsyncTest(NodeTestCase):
@@ -55,8 +26,8 @@ class LoginAsyncTest(NodeTestCase):
                            extra_node="allow_plaintext_auth = yes\n")
 
     def imap(self):
-        c = Conn(self.n.ports["imap"])
-        self.assertTrue(c.line().startswith("* OK"))
+        c = Lines(self.n.ports["imap"], timeout=30)
+        self.assertTrue(c.greeting.startswith("* OK"))
         return c
 
     def logins(self, conns, done):
@@ -146,8 +117,8 @@ class LoginAsyncTest(NodeTestCase):
         c2.close()
 
     def test_pop3_and_smtp_pipelined_after_login_in_order(self):
-        p = Conn(self.n.ports["pop3"])
-        self.assertTrue(p.line().startswith("+OK"))
+        p = Lines(self.n.ports["pop3"], timeout=30)
+        self.assertTrue(p.greeting.startswith("+OK"))
         p.send("USER alice@example.test\r\nPASS wrong\r\nSTAT\r\n"
                "USER alice@example.test\r\nPASS demo\r\nSTAT\r\nQUIT\r\n")
         self.assertEqual(p.line(), "+OK Send PASS")
@@ -159,8 +130,8 @@ class LoginAsyncTest(NodeTestCase):
         self.assertTrue(p.line().startswith("+OK Bye"))
         p.close()
 
-        s = Conn(self.n.ports["submission"])
-        self.assertTrue(s.line().startswith("220"))
+        s = Lines(self.n.ports["submission"], timeout=30)
+        self.assertTrue(s.greeting.startswith("220"))
         s.send("EHLO client.test\r\n")
         while not s.line().startswith("250 "):
             pass
@@ -185,8 +156,7 @@ class LoginAsyncTest(NodeTestCase):
                 c.s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
                                struct.pack("ii", 1, 0))
             c.close()
-            p = Conn(self.n.ports["pop3"])
-            p.line()
+            p = Lines(self.n.ports["pop3"], timeout=30)
             p.send("USER bob@example.test\r\nPASS demo\r\n")
             p.close()
         time.sleep(0.5)
@@ -200,8 +170,7 @@ class LoginAsyncTest(NodeTestCase):
         one = self.node("mail2", listen=("imap",),
                         extra_node="allow_plaintext_auth = yes\n"
                                    "auth_threads = 1\n")
-        c = Conn(one.ports["imap"])
-        c.line()
+        c = Lines(one.ports["imap"], timeout=30)
         c.send("a LOGIN alice@example.test demo\r\n")
         self.assertTrue(c.until("a")[-1].startswith("a OK"))
         c.close()

@@ -8,28 +8,11 @@ import socket
 import time
 import unittest
 
-from lbdtest import recv_line, wait_for
+from lbdtest import wait_for
 from nodetest import NodeTestCase, tls_context
+from wire import exchange
 
 LISTEN = ("smtp", "pop3", "pop3s")
-
-
-def raw(port, data, timeout=10):
-    """Sends raw bytes after the greeting; returns all the answers."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        recv_line(s)
-        s.sendall(data)
-        s.shutdown(socket.SHUT_WR)
-        out = b""
-        while True:
-            try:
-                chunk = s.recv(65536)
-            except (ConnectionResetError, socket.timeout):
-                break
-            if not chunk:
-                break
-            out += chunk
-        return out.decode("latin-1")
 
 
 def as_sent(msg):
@@ -131,7 +114,7 @@ class Pop3Test(NodeTestCase):
         n = self.node(listen=LISTEN, extra_node="allow_plaintext_auth = yes\n")
         self.deliver(n, "bob@example.test",
                      b"Subject: dots\r\n\r\n.a\r\n..b\r\n.\r\nc\r\n")
-        out = raw(n.ports["pop3"],
+        out = exchange(n.ports["pop3"],
                   b"USER bob@example.test\r\nPASS demo\r\nRETR 1\r\n"
                   b"TOP 1 1\r\nQUIT\r\n")
         self.assertIn("\r\n\r\n..a\r\n...b\r\n..\r\nc\r\n.\r\n", out)
@@ -343,19 +326,19 @@ class Pop3Test(NodeTestCase):
     def test_garbage_oversize_and_flood_keep_the_node_up(self):
         n = self.node(listen=LISTEN, extra_node="allow_plaintext_auth = yes\n")
         self.deliver(n, "alice@example.test", b"Subject: a\r\n\r\nx\r\n")
-        out = raw(n.ports["pop3"], b"\x00\xff garbage\r\nFOO\r\n" +
+        out = exchange(n.ports["pop3"], b"\x00\xff garbage\r\nFOO\r\n" +
                   b"A" * 100000 + b"\r\nSTAT\r\nLIST x\r\nRETR\r\n"
                   b"TOP 1\r\nAUTH FOO\r\nQUIT\r\n")
         self.assertIn("-ERR", out)
         self.assertIn("+OK Bye", out)
-        out = raw(n.ports["pop3"], b"USER alice@example.test\r\n"
+        out = exchange(n.ports["pop3"], b"USER alice@example.test\r\n"
                   b"PASS demo\r\n" + b"LIST 99\r\nRETR 0\r\nDELE -1\r\n"
                   b"TOP 1 -1\r\nLIST 18446744073709551617\r\n" +
                   b"NOOP\r\nUIDL 1\r\nSTAT\r\n" * 3000 + b"QUIT\r\n")
         self.assertEqual(out.count("+OK 1 "), 6000)  # UIDL 1, STAT
         self.assertIn("+OK Bye, 0 messages deleted", out)
         # Too many errors end the session.
-        out = raw(n.ports["pop3"], b"BAD\r\n" * 100)
+        out = exchange(n.ports["pop3"], b"BAD\r\n" * 100)
         self.assertIn("Too many errors", out)
         # Many sessions at once, dropped without QUIT.
         socks = [socket.create_connection(("127.0.0.1", n.ports["pop3"]),

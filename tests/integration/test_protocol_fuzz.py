@@ -13,16 +13,16 @@ is repeatable); MS_FUZZ_SESSIONS the sessions per protocol before login
 import os
 import random
 import socket
-import time
 import unittest
 
 from nodetest import NodeTestCase
+from wire import exchange
 
 LISTEN = ("smtp", "submission", "pop3", "imap", "http")
 SEED = int(os.environ.get("MS_FUZZ_SEED", "20261123"))
 SESSIONS = int(os.environ.get("MS_FUZZ_SESSIONS", "60"))
 LINES = 25          # mutated lines per session (twice that after login)
-DEADLINE = 10.0     # seconds a session may take to end once we stop writing
+DEADLINE = 10.0     # seconds a session may stay silent before it must end
 
 SMTP = [b"EHLO client.test", b"HELO client.test",
         b"MAIL FROM:<carol@remote.test> SIZE=100 BODY=8BITMIME",
@@ -98,32 +98,6 @@ class ProtocolFuzzTest(NodeTestCase):
         self.n = self.node("mail1", listen=LISTEN,
                            extra_node="allow_plaintext_auth = yes\n")
 
-    def session(self, port, data):
-        """Writes data, closes our side, and reads until the node closes
-        (it must, within DEADLINE). Returns what it sent."""
-        s = socket.create_connection(("127.0.0.1", port), timeout=DEADLINE)
-        out = b""
-        try:
-            try:
-                s.sendall(data)
-                s.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass  # the node ended the session early: allowed
-            end = time.monotonic() + DEADLINE
-            while time.monotonic() < end:
-                try:
-                    chunk = s.recv(65536)
-                except ConnectionResetError:
-                    break
-                if not chunk:
-                    break
-                out += chunk
-            else:
-                self.fail("session not ended %.0f s after EOF" % DEADLINE)
-        finally:
-            s.close()
-        return out
-
     def alive(self, role):
         self.assertIsNone(self.n.proc.poll(),
                           "mailnode died:\n" + self.n.log()[-3000:])
@@ -132,10 +106,10 @@ class ProtocolFuzzTest(NodeTestCase):
                          b"Connection: close\r\n\r\n",
                  "imap": b"n NOOP\r\nq LOGOUT\r\n",
                  "pop3": b"QUIT\r\n"}.get(role, b"QUIT\r\n")
-        out = self.session(port, probe)
-        self.assertRegex(out, {"http": rb"^HTTP/1.1 200",
-                               "imap": rb"n OK", "pop3": rb"\+OK"}.get(
-                                   role, rb"221 "), role)
+        out = exchange(port, probe, greeting=False, timeout=DEADLINE)
+        self.assertRegex(out, {"http": r"^HTTP/1.1 200",
+                               "imap": r"n OK", "pop3": r"\+OK"}.get(
+                                   role, r"221 "), role)
 
     def fuzz(self, role, logged_in):
         rng = random.Random("%d %s %s" % (SEED, role, logged_in))
@@ -146,7 +120,8 @@ class ProtocolFuzzTest(NodeTestCase):
             lines = [mutate(rng, rng.choice(seeds)) for _ in range(per)]
             data = (LOGIN[role] if logged_in else b"") + \
                 b"".join(ln + b"\r\n" for ln in lines)
-            self.session(self.n.ports[role], data)
+            exchange(self.n.ports[role], data, greeting=False,
+                     timeout=DEADLINE)
             if i % 20 == 19:
                 self.alive(role)
         self.alive(role)

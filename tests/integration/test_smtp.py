@@ -5,34 +5,15 @@ import random
 import shutil
 import signal
 import smtplib
-import socket
 import threading
 import time
 import unittest
 
-from lbdtest import recv_line, wait_for
+from lbdtest import wait_for
 from nodetest import NodeTestCase, tls_context
+from wire import exchange
 
 MSG = b"From: carol@remote.test\r\nTo: alice@example.test\r\nSubject: hi\r\n\r\nHello\r\n.leading dot\r\n"
-
-
-def raw(port, lines, read_greeting=True):
-    """Sends raw bytes; returns everything the server answered."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-        if read_greeting:
-            recv_line(s)
-        s.sendall(lines)
-        s.shutdown(socket.SHUT_WR)
-        out = b""
-        while True:
-            try:
-                chunk = s.recv(65536)
-            except ConnectionResetError:
-                break
-            if not chunk:
-                break
-            out += chunk
-        return out.decode("latin-1")
 
 
 class SmtpTest(NodeTestCase):
@@ -153,13 +134,13 @@ class SmtpTest(NodeTestCase):
         self.assertEqual(c.noop()[0], 250)
         c.quit()
         self.assertEqual(self.messages("alice@example.test"), [])
-        out = raw(n.ports["smtp"], b"EHLO x\r\nNOOP " + b"a" * 5000 + b"\r\nNOOP\r\n")
+        out = exchange(n.ports["smtp"], b"EHLO x\r\nNOOP " + b"a" * 5000 + b"\r\nNOOP\r\n")
         self.assertIn("500 5.5.2", out)
         self.assertIn("250 2.0.0 Ok", out.split("500 5.5.2")[1])
 
     def test_too_many_errors_closes(self):
         n = self.node()
-        out = raw(n.ports["smtp"], b"BOGUS\r\n" * 20)
+        out = exchange(n.ports["smtp"], b"BOGUS\r\n" * 20)
         self.assertIn("421 4.7.0", out)
         self.assertEqual(out.count("500 5.5.2"), 10)
 
@@ -168,7 +149,7 @@ class SmtpTest(NodeTestCase):
         smuggle = (b"EHLO x\r\nMAIL FROM:<a@remote.test>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\n"
                    b"Subject: one\r\n\r\nfirst\n.\nMAIL FROM:<evil@remote.test>\n"
                    b"\r\n.\nRCPT TO:<bob@example.test>\r\n.\r\nQUIT\r\n")
-        out = raw(n.ports["smtp"], smuggle)
+        out = exchange(n.ports["smtp"], smuggle)
         self.assertEqual(out.count("250 2.0.0 Ok: queued"), 1, out)
         self.assertEqual(self.messages("bob@example.test"), [])
         m = self.messages("alice@example.test")[0]
@@ -177,7 +158,7 @@ class SmtpTest(NodeTestCase):
 
     def test_pipelining(self):
         n = self.node()
-        out = raw(n.ports["smtp"],
+        out = exchange(n.ports["smtp"],
                   b"EHLO x\r\nMAIL FROM:<a@remote.test>\r\nRCPT TO:<alice@example.test>\r\n"
                   b"RCPT TO:<bob@example.test>\r\nDATA\r\nSubject: p\r\n\r\nbody\r\n.\r\nQUIT\r\n")
         self.assertIn("250 2.0.0 Ok: queued", out)
@@ -186,10 +167,10 @@ class SmtpTest(NodeTestCase):
 
     def test_proxy_header_gives_the_client_address(self):
         n = self.node(extra_node="proxy_protocol = on\nproxy_trusted = 127.0.0.0/8\n")
-        out = raw(n.ports["smtp"],
+        out = exchange(n.ports["smtp"],
                   b"PROXY TCP4 192.0.2.7 127.0.0.1 40000 25\r\nEHLO x\r\nMAIL FROM:<a@remote.test>\r\n"
                   b"RCPT TO:<alice@example.test>\r\nDATA\r\nSubject: p\r\n\r\nb\r\n.\r\nQUIT\r\n",
-                  read_greeting=False)
+                  greeting=False)
         self.assertIn("250 2.0.0 Ok: queued", out)
         m = self.messages("alice@example.test")[0]
         self.assertIn(b"Received: from x ([192.0.2.7])", m)
@@ -298,10 +279,10 @@ class SmtpTest(NodeTestCase):
         rnd = random.Random(11)
         for i in range(40):
             blob = bytes(rnd.randrange(256) for _ in range(rnd.randrange(1, 4000)))
-            raw(n.ports["smtp"], blob)
-        raw(n.ports["submission"], b"AUTH PLAIN " + b"A" * 100000 + b"\r\n")
-        raw(n.ports["smtp"], b"NOOP\r\n" * 5000)
-        raw(n.ports["smtp"], b"x" * 200000)
+            exchange(n.ports["smtp"], blob)
+        exchange(n.ports["submission"], b"AUTH PLAIN " + b"A" * 100000 + b"\r\n")
+        exchange(n.ports["smtp"], b"NOOP\r\n" * 5000)
+        exchange(n.ports["smtp"], b"x" * 200000)
         self.assertIsNone(n.proc.poll())
         c = self.smtp(n)
         self.assertEqual(c.noop()[0], 250)
