@@ -187,7 +187,9 @@ print(r.status, r.getheader('Retry-After'))
         with socket.create_connection(("127.0.0.1", port), timeout=3) as s:
             me = "%s:%d" % s.getsockname()[:2]
             g = recv_line(s)
-        self.assertEqual(g.strip(), "220 p1 ESMTP peer=%s %s" % (version, me))
+        # the client's address, then the one it connected to: lbd's listener
+        self.assertEqual(g.strip(), "220 p1 ESMTP peer=%s %s 127.0.0.1:%d"
+                         % (version, me, port))
 
     def test_proxy_v1_carries_client_address(self):
         self.proxy_case("v1")
