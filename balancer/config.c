@@ -142,6 +142,13 @@ lbd_grace_s(struct conf *c, void *o, const char *k, const char *v)
 	return conf_int(c, k, v, 0, 86400, &s->grace_s);
 }
 
+static int
+lbd_io_collect_us(struct conf *c, void *o, const char *k, const char *v)
+{
+	struct lbd_settings *s = o;
+	return conf_int(c, k, v, 0, 10000, &s->io_collect_us);
+}
+
 /* [service NAME] */
 
 static int
@@ -379,6 +386,7 @@ static const struct conf_key lbd_keys[] = {
     {"metrics", lbd_metrics},
     {"log_level", lbd_log_level},
     {"grace_s", lbd_grace_s},
+    {"io_collect_us", lbd_io_collect_us},
     {NULL, NULL},
 };
 

@@ -79,6 +79,7 @@ struct lbd_settings {
 	char metrics_str[ADDR_STRLEN];
 	int log_level;
 	int grace_s;
+	int io_collect_us; /* workers gather events this long per poll */
 };
 
 /* A parsed configuration: what config_load() returns. */

@@ -411,6 +411,26 @@ relay_idle_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	relay_free(c);
 }
 
+/* The address the client connected to: the service's listen address,
+ * unless that is a wildcard (0.0.0.0, ::), which only getsockname() can
+ * make precise. Returns 0, or -1 with errno set. */
+static int
+relay_local_addr(struct conn *c, struct sockaddr_storage *local)
+{
+	const struct sockaddr_storage *ls = &c->svc->listen.ss;
+	socklen_t len = sizeof(*local);
+	bool any = ls->ss_family == AF_INET6
+		       ? IN6_IS_ADDR_UNSPECIFIED(
+			     &((const struct sockaddr_in6 *)ls)->sin6_addr)
+		       : ((const struct sockaddr_in *)ls)->sin_addr.s_addr ==
+			     htonl(INADDR_ANY);
+	if (!any) {
+		memcpy(local, ls, sizeof(*local));
+		return 0;
+	}
+	return getsockname(c->cfd, (struct sockaddr *)local, &len);
+}
+
 /* Puts the PROXY header for the client's connection first in the
  * client-to-node direction. */
 static int
@@ -418,11 +438,10 @@ relay_proxy_header(struct conn *c)
 {
 	int version = atomic_load(&c->svc->proxy_protocol);
 	struct sockaddr_storage local;
-	socklen_t llen = sizeof(local);
 	int n;
 	if (version == 0)
 		return 0;
-	if (getsockname(c->cfd, (struct sockaddr *)&local, &llen) < 0)
+	if (relay_local_addr(c, &local) < 0)
 		return -1;
 	if ((c->up.buf = relay_buf_get(c->w)) == NULL)
 		return -1;

@@ -162,6 +162,11 @@ workers_start(struct lbd *l)
 		if (w->loop == NULL)
 			fatal("%s: cannot create an event loop", __func__);
 		ev_set_userdata(w->loop, w);
+		/* io_collect_us: libev sleeps what is left of it after an
+		 * iteration's callbacks before polling again, so that a busy
+		 * worker takes more events per wake-up */
+		ev_set_io_collect_interval(w->loop,
+					   l->cfg->set.io_collect_us / 1e6);
 		ev_async_init(&w->wake, worker_wake_cb);
 		w->wake.data = w;
 		ev_async_start(w->loop, &w->wake);

@@ -6,7 +6,8 @@ the client is (from the PROXY header when --proxy is on).
   standin_node.py --proto smtp|imap|pop3|http|echo|sink --port N --name NAME
                   [--proxy] [--ready-file PATH]
 
-smtp:  "220 NAME ESMTP peer=IP:PORT"; EHLO -> 250, QUIT -> 221, else 250.
+smtp:  "220 NAME ESMTP peer=IP:PORT" (with --proxy, "peer=vN SRC DST": the
+       header's client and destination); EHLO -> 250, QUIT -> 221, else 250.
 imap:  "* OK NAME peer=..."; TAG LOGOUT -> BYE + OK, else TAG OK.
 pop3:  "+OK NAME peer=..."; QUIT -> +OK, else +OK.
 http:  one request, 200 with body "NAME peer=...".
@@ -29,7 +30,8 @@ V2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
 
 
 def read_proxy(conn):
-    """Reads a PROXY v1 or v2 header; returns 'ip:port' of the client."""
+    """Reads a PROXY v1 or v2 header; returns 'VERSION SRC DST', the
+    client's ip:port and the one it connected to."""
     head = b""
     while len(head) < 16 and not (len(head) >= 6 and head.startswith(b"PROXY ")):
         chunk = conn.recv(6 - len(head) if len(head) < 6 else 16 - len(head))
@@ -50,12 +52,14 @@ def read_proxy(conn):
             raise ValueError("v2 command %#x" % ver_cmd)
         if fam == 0x11:
             src = socket.inet_ntop(socket.AF_INET, body[0:4])
-            sport = struct.unpack("!H", body[8:10])[0]
-            return "v2 %s:%d" % (src, sport)
+            dst = socket.inet_ntop(socket.AF_INET, body[4:8])
+            sport, dport = struct.unpack("!HH", body[8:12])
+            return "v2 %s:%d %s:%d" % (src, sport, dst, dport)
         if fam == 0x21:
             src = socket.inet_ntop(socket.AF_INET6, body[0:16])
-            sport = struct.unpack("!H", body[32:34])[0]
-            return "v2 [%s]:%d" % (src, sport)
+            dst = socket.inet_ntop(socket.AF_INET6, body[16:32])
+            sport, dport = struct.unpack("!HH", body[32:36])
+            return "v2 [%s]:%d [%s]:%d" % (src, sport, dst, dport)
         raise ValueError("v2 family %#x" % fam)
     if head.startswith(b"PROXY "):
         line = head
@@ -70,8 +74,8 @@ def read_proxy(conn):
         if parts[1] == "UNKNOWN":
             return "v1 local"
         if parts[1] == "TCP6":
-            return "v1 [%s]:%s" % (parts[2], parts[4])
-        return "v1 %s:%s" % (parts[2], parts[4])
+            return "v1 [%s]:%s [%s]:%s" % (parts[2], parts[4], parts[3], parts[5])
+        return "v1 %s:%s %s:%s" % (parts[2], parts[4], parts[3], parts[5])
     raise ValueError("not a PROXY header: %r" % head)
 
 

@@ -93,6 +93,12 @@ class ConfigTest(LbdTestCase):
         self.assert_bad(GOOD.replace("weight=2 ", "weight=x "), 25,
                         ["bad weight"])
 
+    def test_io_collect_us_range(self):
+        r, _ = self.check(GOOD.replace("workers = 2", "workers = 2\nio_collect_us = 100"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assert_bad(GOOD.replace("workers = 2", "workers = 2\nio_collect_us = 10001"),
+                        5, ["io_collect_us"])
+
     def test_duplicate_node_and_section(self):
         self.assert_bad(GOOD.replace("node = mx2", "node = mx1"), 25,
                         ['"mx1" already in pool mx'])

@@ -187,7 +187,9 @@ print(r.status, r.getheader('Retry-After'))
         with socket.create_connection(("127.0.0.1", port), timeout=3) as s:
             me = "%s:%d" % s.getsockname()[:2]
             g = recv_line(s)
-        self.assertEqual(g.strip(), "220 p1 ESMTP peer=%s %s" % (version, me))
+        # the client's address, then the one it connected to: lbd's listener
+        self.assertEqual(g.strip(), "220 p1 ESMTP peer=%s %s 127.0.0.1:%d"
+                         % (version, me, port))
 
     def test_proxy_v1_carries_client_address(self):
         self.proxy_case("v1")
@@ -217,6 +219,28 @@ print(r.status, r.getheader('Retry-After'))
         self.assertEqual(len(got), len(payload))
         self.assertEqual(hashlib.sha256(got).digest(),
                          hashlib.sha256(payload).digest())
+
+    def round_trips(self, n, lbd_extra=""):
+        """Seconds for n SMTP commands and their answers, one at a time,
+        through lbd to a stand-in node."""
+        node = self.node("rt", "smtp")
+        port = free_port()
+        self.lbd(config(port, [node], check="none", lbd_extra=lbd_extra))
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
+            self.assertTrue(recv_line(s).startswith("220 rt "))
+            t0 = time.monotonic()
+            for _ in range(n):
+                s.sendall(b"NOOP\r\n")
+                self.assertTrue(recv_line(s).startswith("250"))
+            return time.monotonic() - t0
+
+    def test_io_collect_gathers_events_for_that_long(self):
+        # 10 ms: a worker sleeps that long after each loop iteration before
+        # it polls again, so a request and its answer each wait for the
+        # end of one (about 20 ms a round trip); microseconds, not more
+        elapsed = self.round_trips(30, lbd_extra="io_collect_us = 10000\n")
+        self.assertGreater(elapsed, 0.25)
+        self.assertLess(elapsed, 10)
 
     def test_node_fin_first_keeps_client_direction_open(self):
         n = self.node("f1", "finfirst")

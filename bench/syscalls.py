@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""System calls per unit of work: HAProxy and lbd (and nginx's stream
+proxy) under run.py's W1, W2 and W4 loads, counted with `strace -c -f`
+attached to the proxy for one bounded load run each, divided by the units
+the load generator completed (connections, requests, SMTP sessions).
+strace slows the proxy down, so the rates are meaningless; the counts per
+unit are what this is for. Same backends, proxy configs and pinning as
+run.py (it imports them).
+
+usage: bench/syscalls.py [--duration S] [--workloads W1,W2,W4]
+                         [--targets haproxy,lbd] [--bin DIR]
+"""
+import argparse
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import run  # noqa: E402
+
+LINE = re.compile(r"^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:(\d+)\s+)?(\w+)\s*$")
+
+
+def strace_counts(text):
+    """{syscall: (calls, errors)} from strace -c's table."""
+    out = {}
+    for line in text.splitlines():
+        m = LINE.match(line)
+        if m and m.group(3) != "total":
+            out[m.group(3)] = (int(m.group(1)), int(m.group(2) or 0))
+    return out
+
+
+def units(b, w, target):
+    """Runs one load of workload w against target; returns its units."""
+    port = b.ports[target]["web" if w != "W4" else "smtp"]
+    if w == "W4":
+        n = b.args.smtp_msgs
+        b.load(["smtp-source", "-s", "16", "-m", str(n), "-l", "1024",
+                "-f", "bench@example.test", "-t", "sink@example.test",
+                "127.0.0.1:%d" % port], 300)
+        return n
+    cmd = ["wrk", "-t1", "-c32", "-d%ds" % b.args.duration, "--latency"]
+    if w == "W1":
+        cmd += ["-H", "Connection: close"]
+    out = b.load(cmd + ["http://127.0.0.1:%d/1k" % port], b.args.duration + 30)
+    return b.wrk_parse(out)[3]
+
+
+def measure(b, w, target):
+    log = os.path.join(b.tmp, "strace-%s-%s.txt" % (w, target))
+    pids = b.proxy_pids(target)
+    cmd = ["strace", "-c", "-f", "-o", log]
+    for pid in pids[-1:] if target == "nginx" else pids[:1]:
+        cmd += ["-p", str(pid)]
+    st = subprocess.Popen(cmd, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)  # attached to every thread
+    try:
+        n = units(b, w, target)
+    finally:
+        st.send_signal(signal.SIGINT)
+        st.wait(30)
+    with open(log) as f:
+        return n, strace_counts(f.read())
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--duration", type=int, default=3)
+    ap.add_argument("--smtp-msgs", type=int, default=600)
+    ap.add_argument("--workloads", default="W1,W2,W4")
+    ap.add_argument("--targets", default="haproxy,lbd")
+    ap.add_argument("--bin", default=os.path.join(run.TOP, "build", "bin"))
+    args = ap.parse_args()
+    args.reps, args.idle, args.rate, args.node_msgs = 1, 0, 0, 0
+    targets = args.targets.split(",")
+    b = run.Bench(args)
+    try:
+        b.start_backends()
+        b.start_proxies(targets)
+        for w in args.workloads.split(","):
+            res = {t: measure(b, w, t) for t in targets}
+            names = sorted({s for _, c in res.values() for s in c},
+                           key=lambda s: -max(c.get(s, (0, 0))[0] / n
+                                              for n, c in res.values()))
+            print("\n%s, system calls per %s (errors in brackets)" % (
+                w, {"W1": "connection", "W2": "request", "W4": "session"}[w]))
+            print("| call | " + " | ".join(targets) + " |")
+            print("| --- |" + " --- |" * len(targets))
+            for s in names:
+                cells = []
+                for t in targets:
+                    n, c = res[t]
+                    calls, errs = c.get(s, (0, 0))
+                    cells.append("%.2f" % (calls / n) +
+                                 (" (%.2f)" % (errs / n) if errs else ""))
+                if any(float(x.split()[0]) >= 0.01 for x in cells):
+                    print("| %s | %s |" % (s, " | ".join(cells)))
+            print("| total | " + " | ".join(
+                "%.2f" % (sum(x[0] for x in res[t][1].values()) / res[t][0])
+                for t in targets) + " |")
+            print("| units | " + " | ".join(str(res[t][0]) for t in targets) + " |",
+                  flush=True)
+    finally:
+        b.stop_all()
+
+
+if __name__ == "__main__":
+    main()
