@@ -6,6 +6,7 @@
 #include <ev.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 
 #include "lbd.h"
 
@@ -32,7 +33,10 @@ struct worker {
 	size_t nfree_bufs;
 	int (*free_pipes)[2]; /* spare empty pipes */
 	size_t nfree_pipes;
-	int splice_ok; /* 0 once splice() proved unusable here */
+	int splice_ok;	 /* 0 once splice() proved unusable here */
+	ev_check busy;	 /* io_collect_us: whether the last poll was busy */
+	double collect;	 /* io_collect_us in seconds; 0: off */
+	bool collecting; /* the collect interval is set for the next poll */
 };
 
 enum {

@@ -220,26 +220,44 @@ print(r.status, r.getheader('Retry-After'))
         self.assertEqual(hashlib.sha256(got).digest(),
                          hashlib.sha256(payload).digest())
 
-    def round_trips(self, n, lbd_extra=""):
-        """Seconds for n SMTP commands and their answers, one at a time,
-        through lbd to a stand-in node."""
+    def smtp_through_lbd(self, nconns, lbd_extra):
+        """nconns connections through lbd to a stand-in SMTP node, their
+        greetings read."""
         node = self.node("rt", "smtp")
         port = free_port()
         self.lbd(config(port, [node], check="none", lbd_extra=lbd_extra))
-        with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
+        socks = [socket.create_connection(("127.0.0.1", port), timeout=20)
+                 for _ in range(nconns)]
+        for s in socks:
             self.assertTrue(recv_line(s).startswith("220 rt "))
-            t0 = time.monotonic()
-            for _ in range(n):
-                s.sendall(b"NOOP\r\n")
-                self.assertTrue(recv_line(s).startswith("250"))
-            return time.monotonic() - t0
+        return socks
 
-    def test_io_collect_gathers_events_for_that_long(self):
-        # 10 ms: a worker sleeps that long after each loop iteration before
-        # it polls again, so a request and its answer each wait for the
-        # end of one (about 20 ms a round trip); microseconds, not more
-        elapsed = self.round_trips(30, lbd_extra="io_collect_us = 10000\n")
-        self.assertGreater(elapsed, 0.25)
+    def test_io_collect_leaves_light_traffic_alone(self):
+        # One command at a time: no poll is busy, so the 10 ms collect
+        # interval never applies (it would cost about 20 ms a round trip).
+        s, = self.smtp_through_lbd(1, "io_collect_us = 10000\n")
+        t0 = time.monotonic()
+        for _ in range(30):
+            s.sendall(b"NOOP\r\n")
+            self.assertTrue(recv_line(s).startswith("250"))
+        elapsed = time.monotonic() - t0
+        s.close()
+        self.assertLess(elapsed, 0.45)
+
+    def test_io_collect_gathers_a_busy_workers_events(self):
+        # 32 clients at once: the polls are busy, so the worker waits up
+        # to 10 ms before each next one (microseconds otherwise).
+        socks = self.smtp_through_lbd(32, "io_collect_us = 10000\n")
+        t0 = time.monotonic()
+        for _ in range(5):
+            for s in socks:
+                s.sendall(b"NOOP\r\n")
+            for s in socks:
+                self.assertTrue(recv_line(s).startswith("250"))
+        elapsed = time.monotonic() - t0
+        for s in socks:
+            s.close()
+        self.assertGreater(elapsed, 0.05)
         self.assertLess(elapsed, 10)
 
     def test_node_fin_first_keeps_client_direction_open(self):
