@@ -169,11 +169,26 @@ imap_hold(struct imap_session *s)
 	stream_pause(s->st);
 }
 
+/* The node is stopping and s, busy when imap_sessions_stop came by (a
+ * login hashing, a FETCH draining, a UID lease), is done with that
+ * command: it ends now rather than hold the stop for the grace period.
+ * Returns true when it did. */
+static bool
+imap_end_if_stopping(struct imap_session *s)
+{
+	if (!s->mn->stopping || s->state == IMAP_LOGOUT ||
+	    s->wait != IMAP_W_COMMAND || s->cmd.len != 0)
+		return false;
+	imap_bye(s, "node stopping", "[UNAVAILABLE] Server shutting down");
+	return true;
+}
+
 void
 imap_release(struct imap_session *s)
 {
 	s->wait = IMAP_W_COMMAND;
-	stream_resume(s->st);
+	if (!imap_end_if_stopping(s))
+		stream_resume(s->st);
 }
 
 /* ---- login ---- */
@@ -312,6 +327,7 @@ imap_dispatch(struct imap_session *s)
 	imap_uid_end(s);
 	s->uid_rerun = false;
 	strbuf_reset(&s->cmd);
+	imap_end_if_stopping(s);
 }
 
 /* The tag of a command still being assembled, for an early answer. */

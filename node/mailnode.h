@@ -64,7 +64,8 @@ void pop3_session_start(struct mailnode *mn, enum node_role role, int fd,
 void imap_session_start(struct mailnode *mn, enum node_role role, int fd,
 			const struct sockaddr *peer, socklen_t peerlen);
 /* Stopping: idle keep-alive HTTP sessions close at once, and IMAP
- * sessions between commands get BYE. */
+ * sessions between commands get BYE (one busy with a command, a login
+ * hashing say, gets it as soon as that command is answered). */
 void http_sessions_stop(void);
 void imap_sessions_stop(struct mailnode *mn);
 

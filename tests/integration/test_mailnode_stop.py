@@ -1,7 +1,8 @@
 """mailnode's graceful stop: SIGTERM closes the listeners, an SMTP
 transaction in progress still completes, idle HTTP keep-alive connections
-close at once, IMAP sessions (IDLE or between commands) get BYE, and the
-node exits 0."""
+close at once, IMAP sessions (IDLE or between commands) get BYE, those
+busy with a command (logins still hashing) get it once it is answered,
+and the node exits 0."""
 import http.client
 import imaplib
 import signal
@@ -11,6 +12,7 @@ import time
 
 from lbdtest import wait_for
 from nodetest import NodeTestCase
+from wire import Lines
 
 
 class StopTest(NodeTestCase):
@@ -51,3 +53,24 @@ class StopTest(NodeTestCase):
         self.assertEqual(len(self.messages("alice@example.test")), 1)
         h.close()
         im.shutdown()
+
+    def test_sigterm_ends_imap_sessions_busy_logging_in(self):
+        # One hashing thread and ten logins at once: most are still
+        # queued or hashing when SIGTERM comes (each hash takes tens of
+        # ms). Each is answered, then told BYE; none holds the stop for
+        # the grace period (30 s).
+        n = self.node(listen=("imap",),
+                      extra_node="allow_plaintext_auth = yes\n"
+                                 "auth_threads = 1\n")
+        conns = [Lines(n.ports["imap"], timeout=20) for _ in range(10)]
+        for i, c in enumerate(conns):
+            c.send("l%d LOGIN alice@example.test demo\r\n" % i)
+        time.sleep(0.05)
+        t0 = time.monotonic()
+        n.proc.send_signal(signal.SIGTERM)
+        for i, c in enumerate(conns):
+            out = c.rest()
+            self.assertIn("* BYE [UNAVAILABLE] Server shutting down", out)
+            c.close()
+        self.assertEqual(n.proc.wait(10), 0)
+        self.assertLess(time.monotonic() - t0, 10)
