@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "../../node/imap_listing.h"
+#include "maildir_fixture.h"
 
 /* Test paths are short; the checker cannot know. */
 #pragma GCC diagnostic ignored "-Wformat-truncation"
@@ -21,22 +22,15 @@ static char root[256];
 static void
 setup(void)
 {
-	char p[PATH_MAX];
 	snprintf(root, sizeof(root), "/tmp/test_imap_listing.XXXXXX");
 	cr_assert_not_null(mkdtemp(root));
-	for (int i = 0; i < 3; i++) {
-		snprintf(p, sizeof(p), "%s/%s", root,
-			 (const char *[]){"cur", "new", "tmp"}[i]);
-		cr_assert_eq(mkdir(p, 0700), 0);
-	}
+	fixture_maildir_subdirs(root);
 }
 
 static void
 teardown(void)
 {
-	char cmd[PATH_MAX + 16];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
-	cr_assert_eq(system(cmd), 0);
+	rmtree(root);
 }
 
 TestSuite(imap_listing, .init = setup, .fini = teardown);

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "../../node/maildir.h"
+#include "maildir_fixture.h"
 
 /* Test paths are short; the checker cannot know. */
 #pragma GCC diagnostic ignored "-Wformat-truncation"
@@ -22,47 +23,10 @@
 static char root[256];
 
 static void
-mkmaildir(const char *dir)
-{
-	char p[PATH_MAX];
-	cr_assert_eq(mkdir(dir, 0700), 0, "%s: %s", dir, strerror(errno));
-	for (int i = 0; i < 3; i++) {
-		snprintf(p, sizeof(p), "%s/%s", dir,
-			 (const char *[]){"cur", "new", "tmp"}[i]);
-		cr_assert_eq(mkdir(p, 0700), 0);
-	}
-}
-
-static void
 setup(void)
 {
 	snprintf(root, sizeof(root), "/tmp/test_maildir_uid.XXXXXX");
 	cr_assert_not_null(mkdtemp(root));
-}
-
-static void
-rmtree(const char *path)
-{
-	DIR *d = opendir(path);
-	if (d == NULL) {
-		unlink(path);
-		return;
-	}
-	struct dirent *de;
-	while ((de = readdir(d)) != NULL) {
-		if (strcmp(de->d_name, ".") == 0 ||
-		    strcmp(de->d_name, "..") == 0)
-			continue;
-		char p[PATH_MAX];
-		snprintf(p, sizeof(p), "%s/%s", path, de->d_name);
-		struct stat st;
-		if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode))
-			rmtree(p);
-		else
-			unlink(p);
-	}
-	closedir(d);
-	rmdir(path);
 }
 
 static void

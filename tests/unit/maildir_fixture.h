@@ -1,0 +1,65 @@
+/* What the Maildir unit tests share: making a Maildir and removing a
+ * test's whole tree. Static inline: each test program takes what it
+ * uses. */
+#ifndef TESTS_MAILDIR_FIXTURE_H
+#define TESTS_MAILDIR_FIXTURE_H
+
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Test paths are short; the checker cannot know. */
+#pragma GCC diagnostic ignored "-Wformat-truncation"
+
+/* cur/, new/ and tmp/ in dir, which exists. */
+static inline void
+fixture_maildir_subdirs(const char *dir)
+{
+	char p[PATH_MAX];
+	for (int i = 0; i < 3; i++) {
+		snprintf(p, sizeof(p), "%s/%s", dir,
+			 (const char *[]){"cur", "new", "tmp"}[i]);
+		cr_assert_eq(mkdir(p, 0700), 0, "%s: %s", p, strerror(errno));
+	}
+}
+
+/* A new Maildir dir (which must not exist yet). */
+static inline void
+mkmaildir(const char *dir)
+{
+	cr_assert_eq(mkdir(dir, 0700), 0, "%s: %s", dir, strerror(errno));
+	fixture_maildir_subdirs(dir);
+}
+
+/* Removes path and everything under it, following no symlink. */
+static inline void
+rmtree(const char *path)
+{
+	DIR *d = opendir(path);
+	if (d == NULL) {
+		unlink(path);
+		return;
+	}
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0)
+			continue;
+		char p[PATH_MAX];
+		snprintf(p, sizeof(p), "%s/%s", path, de->d_name);
+		struct stat st;
+		if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode))
+			rmtree(p);
+		else
+			unlink(p);
+	}
+	closedir(d);
+	rmdir(path);
+}
+
+#endif
