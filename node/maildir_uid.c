@@ -387,35 +387,16 @@ maildir_uidvalidity(const char *dir, uint32_t *v)
 	return 0;
 }
 
-/* The highest UID a name in dir/cur shows (0: none). */
+/* The highest UID a message of dir/cur shows (0: none), as a scan lists
+ * them: for a lost mark only, so the list is not kept. */
 static int
 maildir_max_uid(const char *dir, uint32_t *max)
 {
-	char path[MAILDIR_PATH_MAX];
-	snprintf(path, sizeof(path), "%s/cur", dir);
-	DIR *d = opendir(path);
+	struct maildir_list l = {0};
 	*max = 0;
-	if (d == NULL)
-		return -1;
-	for (;;) {
-		errno = 0;
-		struct dirent *de = readdir(d);
-		if (de == NULL)
-			break;
-		if (maildir_skip_entry(de->d_name))
-			continue;
-		uint32_t uid;
-		uint64_t size;
-		char flags[32];
-		maildir_parse_name(de->d_name, &uid, flags, sizeof(flags),
-				   &size);
-		if (uid > *max)
-			*max = uid;
-	}
-	int e = errno;
-	closedir(d);
-	errno = e;
-	return e ? -1 : 0;
+	int rc = maildir_read_dir(dir, "cur", &l, NULL, NULL, max);
+	maildir_list_free(&l);
+	return rc;
 }
 
 /* The next UID: above the mark, the counter's floor (when it is of this
