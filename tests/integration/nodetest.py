@@ -3,6 +3,7 @@
 self-signed certificate, and real mailnode processes on one store."""
 import os
 import signal
+import smtplib
 import socket
 import ssl
 import subprocess
@@ -148,6 +149,12 @@ class NodeTestCase(unittest.TestCase):
         if start:
             n.start()
         return n
+
+    def deliver(self, node, body, rcpt="alice@example.test"):
+        """Mail from carol@remote.test to rcpt through node's MX port."""
+        c = smtplib.SMTP("127.0.0.1", node.ports["smtp"], timeout=10)
+        c.sendmail("carol@remote.test", [rcpt], body)
+        c.quit()
 
     def maildir(self, address):
         """Every message file of address's Maildir (new/ and cur/)."""

@@ -6,7 +6,6 @@ import http.client
 import json
 import os
 import re
-import smtplib
 import socket
 import time
 import unittest
@@ -91,12 +90,6 @@ class HttpApiTest(NodeTestCase):
                  what="%s healthy" % node.name)
         return node
 
-    def deliver(self, node, rcpt="alice@example.test", msg=MSG):
-        c = smtplib.SMTP("127.0.0.1", node.ports["smtp"], timeout=10)
-        c.ehlo("client.test")
-        c.sendmail("carol@remote.test", [rcpt], msg)
-        c.quit()
-
     def login(self, node, user="alice@example.test", password="demo"):
         return request(node, "POST", "/api/login",
                        {"user": user, "password": password})
@@ -120,7 +113,7 @@ class HttpApiTest(NodeTestCase):
     def test_login_on_one_node_read_on_the_other_logout_everywhere(self):
         n1 = self.ready(self.node("mail1"))
         n2 = self.ready(self.node("mail2"))
-        self.deliver(n1)
+        self.deliver(n1, MSG)
 
         st, h, body = self.login(n1, "Alice@Example.TEST")
         self.assertEqual(st, 200, body)
@@ -200,7 +193,7 @@ class HttpApiTest(NodeTestCase):
 
     def test_folders_and_mailbox_names(self):
         n = self.ready(self.node())
-        self.deliver(n)
+        self.deliver(n, MSG)
         st, h, body = self.login(n)
         token = json.loads(body)["token"]
         inbox = os.path.dirname(os.path.dirname(self.maildir("alice@example.test")[0]))

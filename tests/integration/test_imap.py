@@ -4,7 +4,6 @@ what imaplib cannot say (literals, IDLE, garbage)."""
 import imaplib
 import os
 import re
-import smtplib
 import time
 import unittest
 
@@ -47,11 +46,6 @@ class ImapTest(NodeTestCase):
                             extra_node="allow_plaintext_auth = yes\n")
         self.n2 = self.node("mail2", listen=LISTEN,
                             extra_node="allow_plaintext_auth = yes\n")
-
-    def deliver(self, node, body, rcpt="alice@example.test"):
-        c = smtplib.SMTP("127.0.0.1", node.ports["smtp"], timeout=10)
-        c.sendmail("carol@remote.test", [rcpt], body)
-        c.quit()
 
     def imap(self, node, user="alice@example.test", password="demo",
              select="INBOX"):

@@ -5,7 +5,6 @@ pop3://. Each skips, saying so, when its client is not installed
 import imaplib
 import os
 import shutil
-import smtplib
 import subprocess
 import unittest
 
@@ -25,12 +24,7 @@ class ClientsTest(NodeTestCase):
         self.n = self.node("mail1", listen=LISTEN,
                            extra_node="allow_plaintext_auth = yes\n")
         for i in range(3):
-            self.deliver("Subject: hello %d\r\n\r\nbody %d\r\n" % (i, i))
-
-    def deliver(self, text):
-        c = smtplib.SMTP("127.0.0.1", self.n.ports["smtp"], timeout=10)
-        c.sendmail("carol@remote.test", ["alice@example.test"], text.encode())
-        c.quit()
+            self.deliver(self.n, b"Subject: hello %d\r\n\r\nbody %d\r\n" % (i, i))
 
     def run_tool(self, args, **kw):
         r = subprocess.run(args, capture_output=True, text=True, timeout=60,
@@ -126,7 +120,7 @@ SyncState *
         m.store("1", "+FLAGS", "(\\Deleted)")
         m.expunge()
         m.logout()
-        self.deliver("Subject: later\r\n\r\nnew one\r\n")
+        self.deliver(self.n, b"Subject: later\r\n\r\nnew one\r\n")
         self.run_tool(["mbsync", "-c", rc, "-a"])
         names = os.listdir(os.path.join(inbox, "cur")) + \
             os.listdir(os.path.join(inbox, "new"))

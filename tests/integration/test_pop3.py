@@ -3,7 +3,6 @@ real redis-server holding the maildrop lock, mail delivered by smtplib."""
 import base64
 import os
 import poplib
-import smtplib
 import socket
 import time
 import unittest
@@ -24,11 +23,6 @@ def as_sent(msg):
 
 
 class Pop3Test(NodeTestCase):
-    def deliver(self, node, rcpt, body):
-        c = smtplib.SMTP("127.0.0.1", node.ports["smtp"], timeout=10)
-        c.sendmail("carol@remote.test", [rcpt], body)
-        c.quit()
-
     def pop(self, node, user="alice@example.test", password="demo",
             how="user"):
         p = poplib.POP3("127.0.0.1", node.ports["pop3"], timeout=10)
@@ -69,8 +63,8 @@ class Pop3Test(NodeTestCase):
         body1 = (b"From: carol@remote.test\r\nSubject: one\r\n\r\n"
                  b"Hello\r\n.leading dot\r\n..two dots\r\n.\r\nend\r\n")
         body2 = b"Subject: two\r\n\r\nline1\r\nline2\r\nline3\r\n"
-        self.deliver(n, "alice@example.test", body1)
-        self.deliver(n, "alice@example.test", body2)
+        self.deliver(n, rcpt="alice@example.test", body=body1)
+        self.deliver(n, rcpt="alice@example.test", body=body2)
         p = poplib.POP3("127.0.0.1", n.ports["pop3"], timeout=10)
         self.assertTrue(p.getwelcome().startswith(b"+OK"))
         caps = p.capa()
@@ -112,7 +106,7 @@ class Pop3Test(NodeTestCase):
 
     def test_retr_is_dot_stuffed_on_the_wire(self):
         n = self.node(listen=LISTEN, extra_node="allow_plaintext_auth = yes\n")
-        self.deliver(n, "bob@example.test",
+        self.deliver(n, rcpt="bob@example.test", body=
                      b"Subject: dots\r\n\r\n.a\r\n..b\r\n.\r\nc\r\n")
         out = exchange(n.ports["pop3"],
                   b"USER bob@example.test\r\nPASS demo\r\nRETR 1\r\n"
@@ -122,7 +116,7 @@ class Pop3Test(NodeTestCase):
 
     def test_bare_lf_files_are_sent_and_sized_with_crlf(self):
         n = self.node(listen=LISTEN)
-        self.deliver(n, "bob@example.test", b"Subject: x\r\n\r\nx\r\n")
+        self.deliver(n, rcpt="bob@example.test", body=b"Subject: x\r\n\r\nx\r\n")
         # A message written by some other tool, bare LFs, no final newline.
         (path,) = self.maildir("bob@example.test")
         new = os.path.join(os.path.dirname(os.path.dirname(path)), "new")
@@ -140,7 +134,7 @@ class Pop3Test(NodeTestCase):
         n = self.node(listen=LISTEN)
         line = b"x" * 998 + b"\r\n"
         body = b"Subject: big\r\n\r\n" + (b"." + line) * 6000
-        self.deliver(n, "bob@example.test", body)
+        self.deliver(n, rcpt="bob@example.test", body=body)
         p = self.pop(n, user="bob@example.test")
         (stored,) = self.stored("bob@example.test")
         self.assertGreater(len(stored), 5 * 1024 * 1024)
@@ -211,7 +205,7 @@ class Pop3Test(NodeTestCase):
     def test_dele_quit_removes_rset_and_drop_keep(self):
         n = self.node(listen=LISTEN)
         for i in range(3):
-            self.deliver(n, "alice@example.test", b"Subject: %d\r\n\r\nx\r\n" % i)
+            self.deliver(n, rcpt="alice@example.test", body=b"Subject: %d\r\n\r\nx\r\n" % i)
         p = self.pop(n)
         key = "ms:pop3lock:alice@example.test"
         self.assertTrue(0 < int(self.redis.cli("PTTL", key)) <= 10000)
@@ -256,7 +250,7 @@ class Pop3Test(NodeTestCase):
         n1 = self.node("mail1", listen=LISTEN)
         n2 = self.node("mail2", listen=LISTEN)
         for i in range(3):
-            self.deliver(n1 if i % 2 else n2, "bob@example.test",
+            self.deliver(n1 if i % 2 else n2, rcpt="bob@example.test", body=
                          b"Subject: %d\r\n\r\nbody\r\n" % i)
         p = self.pop(n1, user="bob@example.test")
         u1 = p.uidl()[1]
@@ -276,7 +270,7 @@ class Pop3Test(NodeTestCase):
         self.quit(p)
         self.released("bob@example.test")
         # A message arriving later gets a new UIDL; the old ones stay.
-        self.deliver(n2, "bob@example.test", b"Subject: later\r\n\r\nx\r\n")
+        self.deliver(n2, rcpt="bob@example.test", body=b"Subject: later\r\n\r\nx\r\n")
         p = self.pop(n1, user="bob@example.test")
         u2 = p.uidl()[1]
         self.assertEqual(u2[:3], u1)
@@ -286,7 +280,7 @@ class Pop3Test(NodeTestCase):
     def test_lock_freed_when_holder_node_is_killed(self):
         n1 = self.node("mail1", listen=LISTEN)
         n2 = self.node("mail2", listen=LISTEN)
-        self.deliver(n1, "alice@example.test", b"Subject: a\r\n\r\nx\r\n")
+        self.deliver(n1, rcpt="alice@example.test", body=b"Subject: a\r\n\r\nx\r\n")
         p = self.pop(n1)
         p.dele(1)
         time.sleep(11)  # past the TTL: renewals keep the lease
@@ -314,7 +308,7 @@ class Pop3Test(NodeTestCase):
 
     def test_implicit_tls_on_pop3s(self):
         n = self.node(listen=LISTEN)
-        self.deliver(n, "alice@example.test", b"Subject: s\r\n\r\nsecure\r\n")
+        self.deliver(n, rcpt="alice@example.test", body=b"Subject: s\r\n\r\nsecure\r\n")
         p = poplib.POP3_SSL("127.0.0.1", n.ports["pop3s"], timeout=10,
                             context=tls_context())
         self.assertNotIn("STLS", p.capa())
@@ -325,7 +319,7 @@ class Pop3Test(NodeTestCase):
 
     def test_garbage_oversize_and_flood_keep_the_node_up(self):
         n = self.node(listen=LISTEN, extra_node="allow_plaintext_auth = yes\n")
-        self.deliver(n, "alice@example.test", b"Subject: a\r\n\r\nx\r\n")
+        self.deliver(n, rcpt="alice@example.test", body=b"Subject: a\r\n\r\nx\r\n")
         out = exchange(n.ports["pop3"], b"\x00\xff garbage\r\nFOO\r\n" +
                   b"A" * 100000 + b"\r\nSTAT\r\nLIST x\r\nRETR\r\n"
                   b"TOP 1\r\nAUTH FOO\r\nQUIT\r\n")
