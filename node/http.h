@@ -148,6 +148,10 @@ void http_respond(struct http_session *s, int status, const char *ctype,
 		  const char *extra, const void *body, size_t len);
 /* {"error":"msg"} with status. */
 void http_respond_error(struct http_session *s, int status, const char *msg);
+/* After a route ran (at dispatch, or on from a Redis reply, a password
+ * check or a UID lease): one that neither answered nor waits on anything
+ * gets a 500, logged. */
+void http_route_done(struct http_session *s);
 /* Sends a Redis command for s and pauses its input until cb has run.
  * Returns 0, or -1 when Redis is away (cb will not run). */
 int http_redis(struct http_session *s, http_redis_cb cb, int argc,

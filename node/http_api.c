@@ -529,8 +529,7 @@ api_uid_cb(struct uid_lease *u, struct maildir_counter *ctr, void *arg)
 	uid_lease_done(s->uid);
 	s->uid = NULL;
 	s->uid_ctr = NULL;
-	if (s->state == HTTP_BUSY && s->redis_req == 0 && !s->response_started)
-		http_respond_error(s, 500, "internal error");
+	http_route_done(s);
 }
 
 /* Scans dir (mailbox name); a missing INBOX is an empty one. Mail waiting

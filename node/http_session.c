@@ -207,11 +207,21 @@ http_respond_error(struct http_session *s, int status, const char *msg)
 
 /* ---- Redis ---- */
 
-/* A route waits on Redis or on a password check: it answers later. */
+/* A route waits on Redis, a password check or a UID lease: it answers
+ * later. */
 static bool
 http_waiting(const struct http_session *s)
 {
 	return s->redis_req != 0 || s->auth_job != 0 || s->uid != NULL;
+}
+
+void
+http_route_done(struct http_session *s)
+{
+	if (s->state == HTTP_BUSY && !http_waiting(s) && !s->response_started) {
+		log_err("http %s: route left the request unanswered", s->logid);
+		http_respond_error(s, 500, "internal error");
+	}
 }
 
 static void
@@ -227,10 +237,7 @@ http_redis_done(struct redis *r, redisReply *reply, void *arg)
 	if (cb == NULL)
 		return;
 	cb(s, reply);
-	if (s->state == HTTP_BUSY && !http_waiting(s) && !s->response_started) {
-		log_err("http %s: route left the request unanswered", s->logid);
-		http_respond_error(s, 500, "internal error");
-	}
+	http_route_done(s);
 }
 
 int
@@ -262,10 +269,7 @@ http_dispatch(struct http_session *s)
 	s->state = HTTP_BUSY;
 	s->head_only = s->rq.method == HTTP_HEAD;
 	http_api_dispatch(s);
-	if (s->state == HTTP_BUSY && !http_waiting(s) && !s->response_started) {
-		log_err("http %s: route left the request unanswered", s->logid);
-		http_respond_error(s, 500, "internal error");
-	}
+	http_route_done(s);
 }
 
 /* The head is complete: answer a bad one, read the body of a good one. */
