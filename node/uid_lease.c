@@ -43,6 +43,21 @@ uid_lease_run(struct uid_lease *u)
 	u->cb(u, &u->ctr, u->arg);
 }
 
+/* Gives up this try: the lease (held or asked for) and the counter's
+ * GET, whatever of them came. */
+static void
+uid_lease_drop(struct uid_lease *u)
+{
+	lease_release(u->lease);
+	u->lease = NULL;
+	u->held = false;
+	if (u->get)
+		redis_cancel(u->mn->redis, u->get);
+	u->get = 0;
+	u->got = false;
+	memset(&u->ctr, 0, sizeof(u->ctr));
+}
+
 /* Runs cb (from the loop) under the flock alone. */
 static void
 uid_lease_without(struct uid_lease *u, const char *why)
@@ -54,13 +69,7 @@ uid_lease_without(struct uid_lease *u, const char *why)
 		u->mn->uid_lease_away = true;
 	}
 	u->without = true;
-	lease_release(u->lease);
-	u->lease = NULL;
-	u->held = false;
-	if (u->get)
-		redis_cancel(u->mn->redis, u->get);
-	u->get = 0;
-	memset(&u->ctr, 0, sizeof(u->ctr));
+	uid_lease_drop(u);
 	ev_timer_stop(u->mn->loop, &u->wait);
 	ev_timer_set(&u->wait, 0., 0.);
 	ev_timer_start(u->mn->loop, &u->wait);
@@ -113,13 +122,7 @@ uid_lease_cb_lease(struct lease *l, enum lease_result res, void *arg)
 			uid_lease_run(u);
 		return;
 	case LEASE_BUSY:
-		lease_release(u->lease);
-		u->lease = NULL;
-		if (u->get)
-			redis_cancel(u->mn->redis, u->get);
-		u->get = 0;
-		u->got = false;
-		memset(&u->ctr, 0, sizeof(u->ctr));
+		uid_lease_drop(u);
 		if (ev_now(u->mn->loop) + u->backoff >= u->deadline) {
 			uid_lease_without(u, "still held elsewhere");
 			return;
