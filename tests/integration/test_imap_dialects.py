@@ -4,7 +4,6 @@ lower-case verbs, dotted tags, long HEADER.FIELDS lists, STATUS with
 every item, `UID FETCH n:*` past the last UID, IDLE, UID MOVE, silent
 stores, and no CONDSTORE or QRESYNC offered since they are not built."""
 import re
-import smtplib
 import unittest
 
 from nodetest import NodeTestCase
@@ -21,13 +20,10 @@ class ImapDialectsTest(NodeTestCase):
         self.n = self.node("mail1", listen=LISTEN,
                            extra_node="allow_plaintext_auth = yes\n")
         for i in range(3):
-            c = smtplib.SMTP("127.0.0.1", self.n.ports["smtp"], timeout=10)
-            c.sendmail("carol@remote.test", ["alice@example.test"],
-                       ("From: Carol <carol@remote.test>\r\n"
-                        "To: alice@example.test\r\nSubject: note %d\r\n"
-                        "Message-ID: <n%d@remote.test>\r\n\r\nbody %d\r\n"
-                        % (i, i, i)).encode())
-            c.quit()
+            self.deliver(self.n, b"From: Carol <carol@remote.test>\r\n"
+                         b"To: alice@example.test\r\nSubject: note %d\r\n"
+                         b"Message-ID: <n%d@remote.test>\r\n\r\nbody %d\r\n"
+                         % (i, i, i))
 
     def ok(self, r, tag, text):
         out = r.cmd(tag, text)
