@@ -12,7 +12,6 @@ is repeatable); MS_FUZZ_SESSIONS the sessions per protocol before login
 (a third of that after it: each login costs a crypt(3) hash)."""
 import os
 import random
-import socket
 import unittest
 
 from nodetest import NodeTestCase
@@ -132,13 +131,7 @@ class ProtocolFuzzTest(NodeTestCase):
         self.fuzz("submission", True)
 
     def test_pop3(self):
-        c = socket.create_connection(("127.0.0.1", self.n.ports["smtp"]))
-        c.sendall(b"EHLO x\r\nMAIL FROM:<c@r.test>\r\n"
-                  b"RCPT TO:<alice@example.test>\r\nDATA\r\n"
-                  b"Subject: s\r\n\r\nbody\r\n.\r\nQUIT\r\n")
-        while c.recv(4096):
-            pass
-        c.close()
+        self.deliver(self.n, b"Subject: s\r\n\r\nbody\r\n")
         self.fuzz("pop3", False)
         self.fuzz("pop3", True)
 
