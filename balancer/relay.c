@@ -57,7 +57,9 @@ struct conn {
 	struct half down; /* node to client */
 	struct node *tried[RELAY_MAX_TRIES];
 	int ntried;
-	int node_err; /* errno of the last failed call on sfd, or 0 */
+	int node_err;	   /* errno of the last failed call on sfd, or 0 */
+	bool node_written; /* a write to sfd moved bytes */
+	bool node_nodelay; /* TCP_NODELAY is set on sfd */
 	uint32_t hash;
 	struct sockaddr_storage peer;
 	struct conn *prev, *next;
@@ -200,12 +202,37 @@ relay_watch(struct ev_loop *loop, ev_io *io, int fd, int events)
 	ev_io_start(loop, io);
 }
 
+/* Before a write to fd. Accepted sockets inherit TCP_NODELAY from the
+ * listener; the node's socket gets it just before its second write.
+ * Linux's Nagle (Minshall's form) holds a small segment back only while an
+ * earlier small one is unacknowledged, so a connection's first write never
+ * waits for it, and a connection with one request (W1) saves the call. */
+static inline void
+relay_nodelay(struct conn *c, int fd)
+{
+	if (fd == c->sfd && c->node_written && !c->node_nodelay) {
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		c->node_nodelay = true;
+	}
+}
+
+/* A write to fd moved bytes. */
+static inline void
+relay_sent(struct conn *c, int fd)
+{
+	if (fd == c->sfd)
+		c->node_written = true;
+	relay_moved(c, fd);
+}
+
 /* Moves pending bytes of h to fd. Returns 0, or -1 when the connection
  * must end (the peer reset it). */
 static int
 relay_flush(struct conn *c, struct half *h, int fd)
 {
 	while (h->buf && h->off < h->len) {
+		relay_nodelay(c, fd);
 		ssize_t n = send(fd, h->buf + h->off, h->len - h->off,
 				 MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0)
@@ -213,10 +240,11 @@ relay_flush(struct conn *c, struct half *h, int fd)
 				   ? 0
 				   : relay_failed(c, fd);
 		h->off += (size_t)n;
-		relay_moved(c, fd);
+		relay_sent(c, fd);
 	}
 	relay_buf_put(c->w, h);
 	while (h->inpipe > 0) {
+		relay_nodelay(c, fd);
 		ssize_t n = splice(h->pipe[0], NULL, fd, NULL, h->inpipe,
 				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 		if (n < 0)
@@ -224,7 +252,7 @@ relay_flush(struct conn *c, struct half *h, int fd)
 				   ? 0
 				   : relay_failed(c, fd);
 		h->inpipe -= (size_t)n;
-		relay_moved(c, fd);
+		relay_sent(c, fd);
 	}
 	relay_pipe_put(c->w, h);
 	return 0;
@@ -596,8 +624,7 @@ relay_connect_next(struct conn *c)
 			c->node = NULL;
 			break;
 		}
-		int one = 1;
-		setsockopt(c->sfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		c->node_written = c->node_nodelay = false;
 		if (connect(c->sfd, (struct sockaddr *)&n->addr.ss,
 			    n->addr.len) == 0)
 			relay_established(c);

@@ -260,6 +260,26 @@ print(r.status, r.getheader('Retry-After'))
         self.assertGreater(elapsed, 0.05)
         self.assertLess(elapsed, 10)
 
+    def test_small_writes_are_not_held_by_nagle(self):
+        # A command in two segments, after round trips that put the node's
+        # side in delayed-ACK mode: with Nagle on lbd's socket to the node,
+        # the second half would wait for the ACK of the first (40 ms).
+        s, = self.smtp_through_lbd(1, "")
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for _ in range(5):
+            s.sendall(b"NOOP\r\n")
+            self.assertTrue(recv_line(s).startswith("250"))
+        waits = []
+        for _ in range(7):
+            t0 = time.monotonic()
+            s.sendall(b"NO")
+            time.sleep(0.002)
+            s.sendall(b"OP\r\n")
+            self.assertTrue(recv_line(s).startswith("250"))
+            waits.append(time.monotonic() - t0)
+        s.close()
+        self.assertLess(sorted(waits)[len(waits) // 2], 0.025, waits)
+
     def test_node_fin_first_keeps_client_direction_open(self):
         n = self.node("f1", "finfirst")
         port = free_port()
