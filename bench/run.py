@@ -672,12 +672,12 @@ def summarize(rows):
                 vals = [x[key] for x in reps.values() if x.get(key) is not None]
                 return statistics.median(vals) if vals else None
 
-            def ratio(other, other_w=w):
+            def ratio(other, other_w=w, key="rate"):
                 o = by_w.get(other_w, {}).get(other)
                 if not o:
                     return None
-                vals = [reps[k]["rate"] / o[k]["rate"] for k in reps
-                        if k in o and o[k]["rate"]]
+                vals = [reps[k][key] / o[k][key] for k in reps
+                        if k in o and reps[k].get(key) is not None and o[k].get(key)]
                 return statistics.median(vals) if vals else None
             cpu_key = "cpu_s_per_10GB" if w == "W3" else (
                 "kernel_kib_per_conn" if w == "W5" else (
@@ -692,6 +692,9 @@ def summarize(rows):
                                      "kernel_kib_per_conn": "kernel buffer KiB/conn",
                                      "delivered_per_s": "msg/s delivered"}[cpu_key],
                         "vs_haproxy": ratio(hap) if t != hap else 1.0,
+                        "cost_vs_haproxy": (ratio(hap, key=cpu_key)
+                                            if t not in (hap, "direct") and w != "N1"
+                                            else None),
                         "vs_direct": (ratio(ONE_WORKER[t]) if t in ONE_WORKER
                                       else (ratio("direct") if t != "direct" and w != "N1"
                                             else None))})
@@ -724,8 +727,8 @@ def write_report(summary, rows, args, rate):
                 platform.platform(), cmd, args.reps, args.duration, args.idle,
                 rate if rate else "-", args.node_msgs, args.reps),
              "",
-             "| workload | target | median | p50 ms | p99 ms | p99.9 ms | cost | vs HAProxy | vs direct |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| workload | target | median | p50 ms | p99 ms | p99.9 ms | cost | vs HAProxy | cost vs HAProxy | vs direct |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for s in summary:
         vs_h, vs_d = fmt(s["vs_haproxy"]), fmt(s["vs_direct"])
         if s["target"] in ONE_WORKER and s["vs_direct"] is not None:
@@ -735,10 +738,11 @@ def write_report(summary, rows, args, rate):
         med = fmt(s["median"])
         if s["errors"]:
             med += " (%s errors)" % fmt(s["errors"], 0)
-        lines.append("| %s (%s) | %s | %s | %s | %s | %s | %s %s | %s | %s |" % (
+        lines.append("| %s (%s) | %s | %s | %s | %s | %s | %s %s | %s | %s | %s |" % (
             s["workload"], s["unit"], LABEL.get(s["target"], s["target"]), med,
             fmt(s["p50_ms"]), fmt(s["p99_ms"]), fmt(s["p999_ms"]), fmt(s["cpu"]),
-            s["cpu_unit"] if s["cpu"] is not None else "", vs_h, vs_d))
+            s["cpu_unit"] if s["cpu"] is not None else "", vs_h,
+            fmt(s["cost_vs_haproxy"]), vs_d))
     text = "\n".join(lines) + "\n"
     with open(os.path.join(args.out, "bench-%s.md" % stamp), "w") as f:
         f.write(text)
