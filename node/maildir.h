@@ -66,11 +66,14 @@ int maildir_scan(const char *dir, struct maildir_list *out);
 /* A Maildir unique name for a file of size bytes, as the store delivers:
  * TIME.M<usec>P<pid>Q<q>.HOST,S=<size>, host already escaped (struct
  * store's hostname, which store_init escapes once), short enough that
- * ",U=<uid>:2,<flags>" still fits in a name. The caller makes it unique
- * in its directory by creating it with O_EXCL (and trying another q on
- * EEXIST). Returns 0, or -1 with errno (ENAMETOOLONG). */
-int maildir_unique_name(const char *host, unsigned q, uint64_t size, char *out,
-			size_t outlen);
+ * ",U=<uid>:2,<flags>" still fits in a name. wire, when neither 0 nor
+ * size, is the size with CRLF line ends of a file stored with LF (a copy
+ * of a message from another program): ",W=<wire>" follows when the name
+ * has room. The caller makes it unique in its directory by creating it
+ * with O_EXCL (and trying another q on EEXIST). Returns 0, or -1 with
+ * errno (ENAMETOOLONG). */
+int maildir_unique_name(const char *host, unsigned q, uint64_t size,
+			uint64_t wire, char *out, size_t outlen);
 
 /* Gives UIDs to what new/ holds (and to files in cur/ without one) under
  * the flock, as the caller holds the mailbox's lease (or runs without

@@ -21,8 +21,11 @@
 #define MAILDIR_LISTED_MAX (MAILDIR_NAME_MAX - 24)
 #define MAILDIR_BASE_MAX (MAILDIR_LISTED_MAX - 16 - 31)
 
-/* Splits a cur/ name into its UID (0: none), flags and size (0: no S=).
- * The base is what precedes ":2,"; the UID is a ",U=" field in it. */
+/* Splits a cur/ name into its UID (0: none), flags and size: the message
+ * with CRLF line ends, as IMAP sends it (0: not in the name). The base is
+ * what precedes ":2,"; the UID is a ",U=" field in it, the size ",W="
+ * (Dovecot's CRLF size, for files stored with LF) or else ",S=" (the
+ * file's size: mailnode's own files are stored with CRLF). */
 void maildir_parse_name(const char *name, uint32_t *uid, char *flags,
 			size_t flagslen, uint64_t *size);
 

@@ -245,16 +245,18 @@ struct maildir_staged {
 	char cur[MAILDIR_NAME_MAX + 1];
 };
 
-/* Creates dir/tmp/<unique name for size> with O_EXCL. Returns the fd
- * (base set), or -1 with errno. */
+/* Creates dir/tmp/<unique name for size (and wire, see
+ * maildir_unique_name)> with O_EXCL. Returns the fd (base set), or -1
+ * with errno. */
 static int
 maildir_tmp_create(const char *dir, const char *hostname, uint64_t size,
-		   char *base, size_t baselen)
+		   uint64_t wire, char *base, size_t baselen)
 {
 	char path[MAILDIR_PATH_MAX];
 
 	for (unsigned q = 0; q < MAILDIR_NAME_TRIES; q++) {
-		if (maildir_unique_name(hostname, q, size, base, baselen) < 0)
+		if (maildir_unique_name(hostname, q, size, wire, base,
+					baselen) < 0)
 			return -1;
 		snprintf(path, sizeof(path), "%s/tmp/%s", dir, base);
 		int fd = open(
@@ -399,7 +401,7 @@ maildir_append(const char *dir, const char *hostname, const void *data,
 	}
 	if (maildir_check(dir) < 0)
 		return -1;
-	fd = maildir_tmp_create(dir, hostname, len, s.base, sizeof(s.base));
+	fd = maildir_tmp_create(dir, hostname, len, 0, s.base, sizeof(s.base));
 	if (fd < 0)
 		goto fail;
 	s.in_tmp = true;
@@ -453,17 +455,18 @@ out:;
 	return rc;
 }
 
-/* Writes a copy of the file src (st its stat) to dstdir/tmp/base as
- * maildir_append does, with src's mtime. */
+/* Writes a copy of the file src (st its stat, wire its size as IMAP
+ * sends it) to dstdir/tmp/base as maildir_append does, with src's mtime. */
 static int
-maildir_copy_file(const char *src, const struct stat *st, const char *dstdir,
-		  const char *hostname, struct maildir_staged *s)
+maildir_copy_file(const char *src, const struct stat *st, uint64_t wire,
+		  const char *dstdir, const char *hostname,
+		  struct maildir_staged *s)
 {
 	int in = -1, out = -1;
 
 	if ((in = open(src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
 		goto fail;
-	out = maildir_tmp_create(dstdir, hostname, (uint64_t)st->st_size,
+	out = maildir_tmp_create(dstdir, hostname, (uint64_t)st->st_size, wire,
 				 s->base, sizeof(s->base));
 	if (out < 0)
 		goto fail;
@@ -518,8 +521,8 @@ maildir_copy_stage(const char *srcdir, const char *name, const char *dstdir,
 		unsigned q = 0;
 		for (; q < MAILDIR_NAME_TRIES; q++) {
 			if (maildir_unique_name(hostname, q,
-						(uint64_t)st.st_size, s->base,
-						sizeof(s->base)) < 0)
+						(uint64_t)st.st_size, size,
+						s->base, sizeof(s->base)) < 0)
 				return -1;
 			snprintf(dst, sizeof(dst), "%s/tmp/%s", dstdir,
 				 s->base);
@@ -535,7 +538,7 @@ maildir_copy_stage(const char *srcdir, const char *name, const char *dstdir,
 		if (errno != EXDEV && errno != EPERM && errno != EMLINK &&
 		    errno != ENOTSUP && errno != ENOSYS)
 			return -1;
-		if (maildir_copy_file(src, &st, dstdir, hostname, s) == 0)
+		if (maildir_copy_file(src, &st, size, dstdir, hostname, s) == 0)
 			return 0;
 		if (errno != ENOENT)
 			return -1;
@@ -724,7 +727,7 @@ maildir_folder_delete(const char *userdir, const char *name)
 	}
 	/* Out of sight at once (a name no folder can have), then removed:
 	 * a crash in between leaves only the trash. */
-	if (maildir_unique_name("d", 0, 0, tname, sizeof(tname)) < 0)
+	if (maildir_unique_name("d", 0, 0, 0, tname, sizeof(tname)) < 0)
 		goto fail;
 	snprintf(trash, sizeof(trash), "%s/%s%s", userdir, MAILDIR_TRASH_PREFIX,
 		 tname);

@@ -33,8 +33,8 @@ void
 maildir_parse_name(const char *name, uint32_t *uid, char *flags,
 		   size_t flagslen, uint64_t *size)
 {
+	uint64_t physical = 0, virtual = 0;
 	*uid = 0;
-	*size = 0;
 	flags[0] = '\0';
 	const char *info = strstr(name, ":2,");
 	size_t baselen = info ? (size_t)(info - name) : strlen(name);
@@ -44,7 +44,7 @@ maildir_parse_name(const char *name, uint32_t *uid, char *flags,
 		if (*p != ',' || p + 3 > name + baselen)
 			continue;
 		char key = p[1];
-		if ((key != 'U' && key != 'S') || p[2] != '=')
+		if ((key != 'U' && key != 'S' && key != 'W') || p[2] != '=')
 			continue;
 		uint64_t v = 0;
 		const char *d = p + 3;
@@ -61,13 +61,16 @@ maildir_parse_name(const char *name, uint32_t *uid, char *flags,
 		if (key == 'U' && v > 0 && v <= UINT32_MAX)
 			*uid = (uint32_t)v;
 		else if (key == 'S')
-			*size = v;
+			physical = v;
+		else if (key == 'W')
+			virtual = v;
 	}
+	*size = virtual ? virtual : physical;
 }
 
 int
-maildir_unique_name(const char *host, unsigned q, uint64_t size, char *out,
-		    size_t outlen)
+maildir_unique_name(const char *host, unsigned q, uint64_t size, uint64_t wire,
+		    char *out, size_t outlen)
 {
 	struct timeval tv;
 
@@ -79,6 +82,13 @@ maildir_unique_name(const char *host, unsigned q, uint64_t size, char *out,
 	if (n < 0 || (size_t)n >= outlen || n > MAILDIR_BASE_MAX) {
 		errno = ENAMETOOLONG;
 		return -1;
+	}
+	if (wire != 0 && wire != size) {
+		int w =
+		    snprintf(out + n, outlen - (size_t)n, ",W=%" PRIu64, wire);
+		if (w < 0 || (size_t)(n + w) >= outlen ||
+		    n + w > MAILDIR_BASE_MAX)
+			out[n] = '\0'; /* no room: the size on disk it is */
 	}
 	return 0;
 }

@@ -323,7 +323,7 @@ store_deliver_one(struct store *s, const char *rcpt, int fd, size_t len,
 		goto fail;
 	if (store_maildir_open(s, &a, &md) < 0)
 		goto fail;
-	if (maildir_unique_name(s->hostname, (unsigned)++s->seq, plen + len,
+	if (maildir_unique_name(s->hostname, (unsigned)++s->seq, plen + len, 0,
 				name, sizeof(name)) < 0)
 		goto fail;
 	out =
@@ -395,7 +395,7 @@ store_writable(struct store *s)
 		goto out;
 	if ((dir = store_subdir(root, ".health", true)) < 0)
 		goto out;
-	if (maildir_unique_name(s->hostname, (unsigned)++s->seq, 5, name,
+	if (maildir_unique_name(s->hostname, (unsigned)++s->seq, 5, 0, name,
 				sizeof(name)) < 0)
 		goto out;
 	fd = openat(dir, name,

@@ -164,6 +164,34 @@ class ImapTest(NodeTestCase):
         a.logout()
         b.logout()
 
+    def test_size_of_a_dovecot_lf_file_is_what_imap_sends(self):
+        # A mailbox migrated from Dovecot: files stored with LF line ends,
+        # S= their size on disk, W= their size with CRLF line ends.
+        self.deliver(self.n1, simple("first"))
+        inbox = os.path.dirname(os.path.dirname(
+            self.maildir("alice@example.test")[0]))
+        lf = b"From: dave@remote.test\nSubject: migrated\n\none\ntwo\n"
+        crlf = lf.replace(b"\n", b"\r\n")
+        name = "1700000000.M1P1.old,S=%d,W=%d" % (len(lf), len(crlf))
+        with open(os.path.join(inbox, "new", name), "wb") as f:
+            f.write(lf)
+        m = self.imap(self.n1)
+        # RFC822.SIZE alone comes from the listing, not from a loaded body
+        typ, data = m.fetch("2", "(RFC822.SIZE)")
+        self.assertIn(b"RFC822.SIZE %d)" % len(crlf), data[0])
+        typ, data = m.fetch("2", "(BODY.PEEK[])")
+        self.assertEqual(data[0][1], crlf)
+        typ, data = m.search(None, "LARGER", str(len(crlf) - 1),
+                             "SMALLER", str(len(crlf) + 1))
+        self.assertEqual(data[0].split(), [b"2"])
+        # a copy keeps the size with CRLF line ends (,W= in its name)
+        self.assertEqual(m.create("Archive")[0], "OK")
+        self.assertEqual(m.copy("2", "Archive")[0], "OK")
+        self.assertEqual(m.select("Archive")[0], "OK")
+        typ, data = m.fetch("1", "(RFC822.SIZE)")
+        self.assertIn(b"RFC822.SIZE %d)" % len(crlf), data[0])
+        m.logout()
+
     def test_search(self):
         self.deliver(self.n1, simple("alpha one", "needle in body\r\n"))
         self.deliver(self.n1, simple("beta two"))
