@@ -1,6 +1,6 @@
-/* What the Maildir unit tests share: making a Maildir and removing a
- * test's whole tree. Static inline: each test program takes what it
- * uses. */
+/* What the Maildir unit tests share: making a Maildir, counting its
+ * files and removing a test's whole tree. Static inline: each test
+ * program takes what it uses. */
 #ifndef TESTS_MAILDIR_FIXTURE_H
 #define TESTS_MAILDIR_FIXTURE_H
 
@@ -34,6 +34,23 @@ mkmaildir(const char *dir)
 {
 	cr_assert_eq(mkdir(dir, 0700), 0, "%s: %s", dir, strerror(errno));
 	fixture_maildir_subdirs(dir);
+}
+
+/* Entries of dir/sub, dot files aside. */
+static inline size_t
+count_files(const char *dir, const char *sub)
+{
+	char p[PATH_MAX];
+	snprintf(p, sizeof(p), "%s/%s", dir, sub);
+	DIR *d = opendir(p);
+	cr_assert_not_null(d, "%s", p);
+	size_t n = 0;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
 }
 
 /* Removes path and everything under it, following no symlink. */

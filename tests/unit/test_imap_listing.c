@@ -14,9 +14,6 @@
 #include "../../node/imap_listing.h"
 #include "maildir_fixture.h"
 
-/* Test paths are short; the checker cannot know. */
-#pragma GCC diagnostic ignored "-Wformat-truncation"
-
 static char root[256];
 
 static void

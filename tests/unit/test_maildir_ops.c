@@ -16,9 +16,6 @@
 #include "../../node/maildir.h"
 #include "maildir_fixture.h"
 
-/* Test paths are short; the checker cannot know. */
-#pragma GCC diagnostic ignored "-Wformat-truncation"
-
 static char root[256], user[PATH_MAX];
 
 static void
@@ -34,22 +31,6 @@ static void
 teardown(void)
 {
 	rmtree(root);
-}
-
-static size_t
-count_files(const char *dir, const char *sub)
-{
-	char p[PATH_MAX];
-	snprintf(p, sizeof(p), "%s/%s", dir, sub);
-	DIR *d = opendir(p);
-	cr_assert_not_null(d, "%s", p);
-	size_t n = 0;
-	struct dirent *de;
-	while ((de = readdir(d)) != NULL)
-		if (de->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n;
 }
 
 static bool

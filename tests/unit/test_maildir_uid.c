@@ -18,9 +18,6 @@
 #include "../../node/maildir_int.h"
 #include "maildir_fixture.h"
 
-/* Test paths are short; the checker cannot know. */
-#pragma GCC diagnostic ignored "-Wformat-truncation"
-
 static char root[256];
 
 static void
@@ -57,21 +54,6 @@ set_mtime(const char *dir, const char *sub, const char *name, time_t t)
 	snprintf(p, sizeof(p), "%s/%s/%s", dir, sub, name);
 	struct timespec ts[2] = {{t, 0}, {t, 0}};
 	cr_assert_eq(utimensat(AT_FDCWD, p, ts, 0), 0);
-}
-
-static size_t
-count_files(const char *dir, const char *sub)
-{
-	char p[PATH_MAX];
-	snprintf(p, sizeof(p), "%s/%s", dir, sub);
-	DIR *d = opendir(p);
-	size_t n = 0;
-	struct dirent *de;
-	while ((de = readdir(d)) != NULL)
-		if (de->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n;
 }
 
 /* The message of l whose name starts with base. */
