@@ -21,9 +21,9 @@
 #include <hiredis/hiredis.h>
 
 #include "../common/redis.h"
-#include "auth.h"
-#include "directory.h"
-#include "schema.h"
+#include "auth/auth.h"
+#include "config/directory.h"
+#include "config/schema.h"
 
 #define CTL_DEFAULT_REDIS "127.0.0.1:6379"
 #define CTL_CONNECT_TIMEOUT_S 3

@@ -12,24 +12,7 @@
 #include "../common/log.h"
 #include "../common/net.h"
 #include "../common/tls_server.h"
-#include "imap.h"
-
-#define NODE_OUTPUT_MAX (4 * 1024 * 1024)
-
-struct stream_opts
-mailnode_stream_opts(struct mailnode *mn, enum node_role role, size_t max_line,
-		     double idle_timeout)
-{
-	struct stream_opts o = {
-	    .max_line = max_line,
-	    .max_output = NODE_OUTPUT_MAX,
-	    .idle_timeout = idle_timeout,
-	    .tls = node_role_implicit_tls(role) ? mn->tls : NULL,
-	    .proxy_from =
-		mn->cfg->proxy_protocol ? &mn->cfg->proxy_trusted : NULL,
-	};
-	return o;
-}
+#include "imap/imap.h"
 
 static void
 mailnode_accept_cb(struct ev_loop *loop, ev_io *io, int revents)

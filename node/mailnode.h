@@ -8,11 +8,11 @@
 #include <openssl/ssl.h>
 #include <stdbool.h>
 
-#include "auth_pool.h"
-#include "config.h"
-#include "directory.h"
-#include "spool.h"
-#include "store.h"
+#include "auth/auth_pool.h"
+#include "config/config.h"
+#include "config/directory.h"
+#include "store/spool.h"
+#include "store/store.h"
 
 struct imap_session;
 
@@ -48,11 +48,25 @@ struct mailnode {
  * 0, or 1 when it could not start. */
 int mailnode_run(struct node_config *cfg);
 
+#define NODE_OUTPUT_MAX (4 * 1024 * 1024)
+
 /* A stream_opts for a client of role: line and output bounds, timeouts,
- * implicit TLS and PROXY trust from the config. */
-struct stream_opts mailnode_stream_opts(struct mailnode *mn,
-					enum node_role role, size_t max_line,
-					double idle_timeout);
+ * implicit TLS and PROXY trust from the config. Inline so that the
+ * protocol libraries need nothing of mailnode.c. */
+static inline struct stream_opts
+mailnode_stream_opts(struct mailnode *mn, enum node_role role, size_t max_line,
+		     double idle_timeout)
+{
+	struct stream_opts o = {
+	    .max_line = max_line,
+	    .max_output = NODE_OUTPUT_MAX,
+	    .idle_timeout = idle_timeout,
+	    .tls = node_role_implicit_tls(role) ? mn->tls : NULL,
+	    .proxy_from =
+		mn->cfg->proxy_protocol ? &mn->cfg->proxy_trusted : NULL,
+	};
+	return o;
+}
 
 /* The protocol sessions: each takes over an accepted socket. */
 void smtp_session_start(struct mailnode *mn, enum node_role role, int fd,

@@ -4,7 +4,7 @@
 
 #include "../common/cli.h"
 #include "../common/log.h"
-#include "config.h"
+#include "config/config.h"
 #include "mailnode.h"
 
 #define NODE_DEFAULT_CONFIG "/etc/mailnode/mailnode.ini"

@@ -33,8 +33,8 @@
 
 #include "../../common/log.h"
 #include "../../common/redis.h"
-#include "../../node/auth.h"
-#include "../../node/directory.h"
+#include "../../node/auth/auth.h"
+#include "../../node/config/directory.h"
 
 #define PROBE_LINE_MAX 4096
 #define PROBE_ARGS_MAX 5

@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "../../common/log.h"
-#include "../../node/store.h"
+#include "../../node/store/store.h"
 
 static const char *tool_users[] = {"alice@crash.test", "bob@crash.test",
 				   "carol@crash.test"};

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "../../node/auth.h"
+#include "../../node/auth/auth.h"
 
 #define HASH_MAX 256
 

@@ -10,8 +10,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "../../node/auth.h"
-#include "../../node/auth_pool.h"
+#include "../../node/auth/auth.h"
+#include "../../node/auth/auth_pool.h"
 
 #define HASH_MAX 256
 #define WAIT_S 20.0 /* bound on any wait for results */

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../node/http.h"
+#include "../../node/http/http.h"
 
 /* Splits buf into lines as common/stream does (LF ends a line, a CR
  * before it is taken off and reported, a line longer than HTTP_LINE_MAX

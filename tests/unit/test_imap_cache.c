@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../../node/imap_cache.h"
+#include "../../node/imap/imap_cache.h"
 
 #define DIR_A "/store/d/aa/bb/alice"
 #define DIR_B "/store/d/aa/bb/bob"

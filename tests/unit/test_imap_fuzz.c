@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "../../common/strbuf.h"
-#include "../../node/imap_search.h"
+#include "../../node/imap/imap_search.h"
 
 #define ITERATIONS 20000
 

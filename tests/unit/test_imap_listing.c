@@ -11,7 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../../node/imap_listing.h"
+#include "../../node/imap/imap_listing.h"
 #include "maildir_fixture.h"
 
 static char root[256];

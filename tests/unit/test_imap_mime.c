@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "../../common/strbuf.h"
-#include "../../node/imap_mime.h"
+#include "../../node/imap/imap_mime.h"
 
 static const char simple[] = "From: Alice <alice@example.com>\r\n"
 			     "To: bob@example.org\r\n"

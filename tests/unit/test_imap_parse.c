@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "../../common/strbuf.h"
-#include "../../node/imap_parse.h"
+#include "../../node/imap/imap_parse.h"
 
 /* A cursor over a string constant (NULs included with CUR_BIN). */
 #define CUR(c, s) imap_cur_init((c), (s), strlen(s))

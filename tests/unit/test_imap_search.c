@@ -5,7 +5,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "../../node/imap_search.h"
+#include "../../node/imap/imap_search.h"
 
 #define DAY 86400
 #define D_1FEB1994 760060800 /* 00:00 UTC */

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../node/imap_parse.h"
+#include "../../node/imap/imap_parse.h"
 
 /* RFC 3501 5.1.3's example: "~peter/mail/台北/日本語". */
 #define RFC_MUTF7 "~peter/mail/&U,BTFw-/&ZeVnLIqe-"

@@ -13,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../../node/maildir.h"
+#include "../../node/store/maildir.h"
 #include "maildir_fixture.h"
 
 static char root[256], user[PATH_MAX];

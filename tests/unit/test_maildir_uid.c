@@ -14,8 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../../node/maildir.h"
-#include "../../node/maildir_int.h"
+#include "../../node/store/maildir.h"
+#include "../../node/store/maildir_int.h"
 #include "maildir_fixture.h"
 
 static char root[256];

@@ -18,8 +18,8 @@
 #include <unistd.h>
 
 #include "../../common/log.h"
-#include "../../node/spool.h"
-#include "../../node/store.h"
+#include "../../node/store/spool.h"
+#include "../../node/store/store.h"
 
 static char base[64];
 static char root[128];

@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "../../common/log.h"
-#include "../../node/store.h"
+#include "../../node/store/store.h"
 
 static char base[64];
 static char root[128];

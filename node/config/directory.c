@@ -1,0 +1,746 @@
+/* The node's copy of the shared config (node/schema.h), kept in sorted
+ * arrays searched with bsearch, all keys lowercase.
+ *
+ * A load reads everything with pipelined async commands: SMEMBERS
+ * ms:domains; per domain SMEMBERS of its users and aliases; per user HGET
+ * of the password, per alias SMEMBERS of its targets. Commands wait in a
+ * to-do list and at most DIR_WINDOW are in flight, so a directory of 100k
+ * users never puts a long queue in front of a session's own commands (nor
+ * near their deadline). The new cache is built on the side and swapped in
+ * only when every answer is in, so a load cut short (Redis gone, a
+ * timeout, a bad reply) never replaces a good cache: its requests in
+ * flight are cancelled and it is dropped. Loads start on every message on
+ * SCHEMA_CHANNEL and every reconnect; one that comes while another runs
+ * is remembered and started after it. */
+#include <ctype.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../common/log.h"
+#include "directory.h"
+#include "schema.h"
+
+#define DIR_ALIAS_DEPTH 8
+#define DIR_RETRY_S 1.0 /* after a failed load while Redis is up */
+#define DIR_WINDOW 256	/* load commands in flight at most */
+
+struct dir_user {
+	char *addr;
+	char *hash; /* NULL: no password set (receives mail, cannot log in) */
+};
+
+struct dir_alias {
+	char *addr;
+	char **targets;
+	size_t ntargets;
+};
+
+struct dir_cache {
+	char **domains;
+	size_t ndomains;
+	struct dir_user *users;
+	size_t nusers;
+	struct dir_alias *aliases;
+	size_t naliases;
+};
+
+/* One answer awaited by a load: where it goes. Slots live in chunks that
+ * never move, so a request's arg stays valid. addr is the member as Redis
+ * holds it (the key of its hash or set) until the cache is built. */
+struct dir_slot {
+	struct dir_load *load;
+	char *addr;
+	char *hash;
+	char **targets;
+	size_t ntargets;
+};
+
+struct dir_chunk {
+	struct dir_chunk *next;
+	bool alias;
+	size_t n;
+	struct dir_slot slot[];
+};
+
+/* A command not sent yet: cmd prefix+name [field]. name points into the
+ * load (a slot's addr or a domain), stable until the load ends. */
+struct dir_todo {
+	redis_cb cb;
+	void *arg;
+	const char *cmd, *prefix, *name, *field;
+};
+
+struct dir_load {
+	struct directory *d;
+	char **domains; /* as Redis holds them, lowercased when built */
+	size_t ndomains;
+	struct dir_chunk *chunks;
+	struct dir_todo *todo; /* [todo_head, ntodo) still to send */
+	size_t todo_head, ntodo, captodo;
+	size_t inflight;
+	size_t pending;		  /* queued + in flight */
+	uint64_t ids[DIR_WINDOW]; /* the last ids sent: all in flight */
+	size_t nsent;
+};
+
+struct directory {
+	struct redis *r;
+	struct dir_cache *cache;
+	struct dir_load *load;
+	bool again;	  /* a change came while load was running */
+	bool load_failed; /* the last load did not complete */
+	ev_timer retry;
+	void (*on_load)(struct directory *d, void *arg);
+	void *on_load_arg;
+};
+
+/* Copies s lowercased into out (outlen bytes). Returns 0, or -1 when it
+ * does not fit. */
+static int
+dir_lower(const char *s, size_t len, char *out, size_t outlen)
+{
+	if (len >= outlen)
+		return -1;
+	for (size_t i = 0; i < len; i++)
+		out[i] = (char)tolower((unsigned char)s[i]);
+	out[len] = '\0';
+	return 0;
+}
+
+static char *
+dir_strdup_lower(const char *s, size_t len)
+{
+	char *p = malloc(len + 1);
+	if (p && dir_lower(s, len, p, len + 1) < 0) {
+		free(p);
+		p = NULL;
+	}
+	return p;
+}
+
+static void
+dir_lower_inplace(char *s)
+{
+	for (; *s; s++)
+		*s = (char)tolower((unsigned char)*s);
+}
+
+static int
+dir_strcmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void
+dir_cache_free(struct dir_cache *c)
+{
+	if (c == NULL)
+		return;
+	for (size_t i = 0; i < c->ndomains; i++)
+		free(c->domains[i]);
+	for (size_t i = 0; i < c->nusers; i++) {
+		free(c->users[i].addr);
+		free(c->users[i].hash);
+	}
+	for (size_t i = 0; i < c->naliases; i++) {
+		for (size_t k = 0; k < c->aliases[i].ntargets; k++)
+			free(c->aliases[i].targets[k]);
+		free(c->aliases[i].targets);
+		free(c->aliases[i].addr);
+	}
+	free(c->domains);
+	free(c->users);
+	free(c->aliases);
+	free(c);
+}
+
+static void
+dir_slot_clear(struct dir_slot *s)
+{
+	free(s->addr);
+	free(s->hash);
+	for (size_t k = 0; k < s->ntargets; k++)
+		free(s->targets[k]);
+	free(s->targets);
+}
+
+static void
+dir_load_free(struct dir_load *l)
+{
+	struct dir_chunk *ch, *next;
+
+	for (ch = l->chunks; ch; ch = next) {
+		next = ch->next;
+		for (size_t i = 0; i < ch->n; i++)
+			dir_slot_clear(&ch->slot[i]);
+		free(ch);
+	}
+	for (size_t i = 0; i < l->ndomains; i++)
+		free(l->domains[i]);
+	free(l->domains);
+	free(l->todo);
+	free(l);
+}
+
+static void dir_load_start(struct directory *d);
+static void dir_load_finish(struct dir_load *l);
+
+/* Cancels what l has in flight: the last ids it sent (ids come back in
+ * the order they went, and at most DIR_WINDOW are out). */
+static void
+dir_load_cancel(struct dir_load *l)
+{
+	size_t n = l->nsent < DIR_WINDOW ? l->nsent : DIR_WINDOW;
+
+	for (size_t i = 0; i < n; i++)
+		redis_cancel(l->d->r, l->ids[i]);
+}
+
+/* Drops a load that cannot complete: its other requests are cancelled, the
+ * current cache stays. */
+static void
+dir_load_abort(struct dir_load *l, const char *why)
+{
+	struct directory *d = l->d;
+
+	dir_load_cancel(l);
+	d->load = NULL;
+	d->load_failed = true;
+	d->again = false; /* the retry or the reconnect loads it all */
+	dir_load_free(l);
+	if (redis_up(d->r)) {
+		log_warn("directory: load failed (%s); retrying in %.0f s", why,
+			 DIR_RETRY_S);
+		ev_timer_set(&d->retry, DIR_RETRY_S, 0.);
+		ev_timer_start(redis_loop(d->r), &d->retry);
+	} else {
+		log_warn("directory: load failed (%s); serving from the cache "
+			 "until Redis is back",
+			 why);
+	}
+}
+
+/* Queues cmd on the key prefix + name for load l. Returns 0, or -1 when
+ * out of memory (l is then aborted). */
+static int
+dir_queue(struct dir_load *l, redis_cb cb, void *arg, const char *cmd,
+	  const char *prefix, const char *name, const char *field)
+{
+	if (l->ntodo == l->captodo) {
+		if (l->todo_head > 0) {
+			memmove(l->todo, l->todo + l->todo_head,
+				(l->ntodo - l->todo_head) * sizeof(*l->todo));
+			l->ntodo -= l->todo_head;
+			l->todo_head = 0;
+		}
+		if (l->ntodo == l->captodo) {
+			size_t cap = l->captodo ? l->captodo * 2 : 256;
+			struct dir_todo *t = realloc(l->todo, cap * sizeof(*t));
+			if (t == NULL) {
+				dir_load_abort(l, "out of memory");
+				return -1;
+			}
+			l->todo = t;
+			l->captodo = cap;
+		}
+	}
+	l->todo[l->ntodo++] =
+	    (struct dir_todo){cb, arg, cmd, prefix, name, field};
+	l->pending++;
+	return 0;
+}
+
+/* Sends one queued command. Returns 0, 1 when it was skipped (a member
+ * too long to be ours: its slot stays empty), or -1 (l is then
+ * aborted). */
+static int
+dir_send(struct dir_load *l, const struct dir_todo *t)
+{
+	char key[DIR_ADDR_MAX + 32];
+	size_t plen = strlen(t->prefix), nlen = strlen(t->name);
+	const char *argv[3] = {t->cmd, key, t->field};
+	size_t argvlen[3] = {strlen(t->cmd), plen + nlen,
+			     t->field ? strlen(t->field) : 0};
+	uint64_t id;
+
+	if (plen + nlen >= sizeof(key)) {
+		log_warn("directory: key too long, skipped: %s%.64s...",
+			 t->prefix, t->name);
+		return 1;
+	}
+	memcpy(key, t->prefix, plen);
+	memcpy(key + plen, t->name, nlen);
+	id = redis_commandargv(l->d->r, t->cb, t->arg, t->field ? 3 : 2, argv,
+			       argvlen);
+	if (id == 0) {
+		dir_load_abort(l, "cannot send a command");
+		return -1;
+	}
+	l->ids[l->nsent++ % DIR_WINDOW] = id;
+	l->inflight++;
+	return 0;
+}
+
+/* Sends queued commands while the window has room, and finishes l when
+ * nothing is left. */
+static void
+dir_pump(struct dir_load *l)
+{
+	while (l->inflight < DIR_WINDOW && l->todo_head < l->ntodo) {
+		struct dir_todo t = l->todo[l->todo_head++];
+		int rc = dir_send(l, &t);
+		if (rc < 0)
+			return; /* aborted */
+		if (rc > 0)
+			l->pending--; /* skipped */
+	}
+	if (l->pending == 0)
+		dir_load_finish(l);
+}
+
+/* One answer of l has been taken in, and what it calls for queued. */
+static void
+dir_load_step(struct dir_load *l)
+{
+	l->inflight--;
+	l->pending--;
+	dir_pump(l);
+}
+
+/* Checks an answer that must be an array of strings; aborts l if not. */
+static bool
+dir_reply_ok(struct dir_load *l, redisReply *reply)
+{
+	if (reply == NULL) {
+		dir_load_abort(l, "Redis went away");
+		return false;
+	}
+	if (reply->type == REDIS_REPLY_ERROR) {
+		dir_load_abort(l, reply->str);
+		return false;
+	}
+	if (reply->type != REDIS_REPLY_ARRAY) {
+		dir_load_abort(l, "unexpected reply type");
+		return false;
+	}
+	for (size_t i = 0; i < reply->elements; i++)
+		if (reply->element[i]->type != REDIS_REPLY_STRING) {
+			dir_load_abort(l, "unexpected element type");
+			return false;
+		}
+	return true;
+}
+
+static int
+dir_cmp_user(const void *a, const void *b)
+{
+	return strcmp(((const struct dir_user *)a)->addr,
+		      ((const struct dir_user *)b)->addr);
+}
+
+static int
+dir_cmp_alias(const void *a, const void *b)
+{
+	return strcmp(((const struct dir_alias *)a)->addr,
+		      ((const struct dir_alias *)b)->addr);
+}
+
+/* Moves what l gathered into a new cache (l keeps nothing). */
+static struct dir_cache *
+dir_load_build(struct dir_load *l)
+{
+	struct dir_cache *c = calloc(1, sizeof(*c));
+	size_t nu = 0, na = 0;
+
+	if (c == NULL)
+		return NULL;
+	for (struct dir_chunk *ch = l->chunks; ch; ch = ch->next)
+		*(ch->alias ? &na : &nu) += ch->n;
+	c->users = calloc(nu ? nu : 1, sizeof(*c->users));
+	c->aliases = calloc(na ? na : 1, sizeof(*c->aliases));
+	if (c->users == NULL || c->aliases == NULL) {
+		dir_cache_free(c);
+		return NULL;
+	}
+	for (struct dir_chunk *ch = l->chunks; ch; ch = ch->next) {
+		for (size_t i = 0; i < ch->n; i++) {
+			struct dir_slot *s = &ch->slot[i];
+			dir_lower_inplace(s->addr);
+			if (ch->alias)
+				c->aliases[c->naliases++] = (struct dir_alias){
+				    s->addr, s->targets, s->ntargets};
+			else
+				c->users[c->nusers++] =
+				    (struct dir_user){s->addr, s->hash};
+			memset(s, 0, sizeof(*s));
+		}
+	}
+	c->domains = l->domains;
+	c->ndomains = l->ndomains;
+	l->domains = NULL;
+	l->ndomains = 0;
+	for (size_t i = 0; i < c->ndomains; i++)
+		dir_lower_inplace(c->domains[i]);
+	qsort(c->domains, c->ndomains, sizeof(*c->domains), dir_strcmp);
+	qsort(c->users, c->nusers, sizeof(*c->users), dir_cmp_user);
+	qsort(c->aliases, c->naliases, sizeof(*c->aliases), dir_cmp_alias);
+	return c;
+}
+
+/* Every answer of l is in: swap the new cache in. */
+static void
+dir_load_finish(struct dir_load *l)
+{
+	struct directory *d = l->d;
+	struct dir_cache *c;
+
+	c = dir_load_build(l);
+	d->load = NULL;
+	dir_load_free(l);
+	if (c == NULL) {
+		log_err("directory: out of memory building the cache");
+		d->load_failed = true;
+		return;
+	}
+	dir_cache_free(d->cache);
+	d->cache = c;
+	d->load_failed = false;
+	log_info("directory: loaded %zu domains, %zu users, %zu aliases",
+		 c->ndomains, c->nusers, c->naliases);
+	if (d->again) {
+		d->again = false;
+		dir_load_start(d);
+	}
+	if (d->on_load)
+		d->on_load(d, d->on_load_arg);
+}
+
+void
+directory_on_load(struct directory *d,
+		  void (*cb)(struct directory *d, void *arg), void *arg)
+{
+	d->on_load = cb;
+	d->on_load_arg = arg;
+}
+
+static void
+dir_hash_cb(struct redis *r, redisReply *reply, void *arg)
+{
+	struct dir_slot *s = arg;
+	struct dir_load *l = s->load;
+
+	(void)r;
+	if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+		dir_load_abort(l, reply ? reply->str : "Redis went away");
+		return;
+	}
+	if (reply->type == REDIS_REPLY_STRING) {
+		s->hash = strndup(reply->str, reply->len);
+		if (s->hash == NULL) {
+			dir_load_abort(l, "out of memory");
+			return;
+		}
+	}
+	dir_load_step(l);
+}
+
+static void
+dir_targets_cb(struct redis *r, redisReply *reply, void *arg)
+{
+	struct dir_slot *s = arg;
+	struct dir_load *l = s->load;
+
+	(void)r;
+	if (!dir_reply_ok(l, reply))
+		return;
+	s->targets =
+	    calloc(reply->elements ? reply->elements : 1, sizeof(*s->targets));
+	if (s->targets == NULL) {
+		dir_load_abort(l, "out of memory");
+		return;
+	}
+	for (size_t i = 0; i < reply->elements; i++) {
+		redisReply *e = reply->element[i];
+		char *t = dir_strdup_lower(e->str, e->len);
+		if (t == NULL) {
+			dir_load_abort(l, "out of memory");
+			return;
+		}
+		s->targets[s->ntargets++] = t;
+	}
+	dir_load_step(l);
+}
+
+/* The members of ms:users:D or ms:aliases:D: one slot each, and for each
+ * the HGET of its password or the SMEMBERS of its targets. */
+static void
+dir_members(struct dir_load *l, redisReply *reply, bool alias)
+{
+	struct dir_chunk *ch;
+	size_t n = reply->elements;
+
+	ch = calloc(1, sizeof(*ch) + n * sizeof(ch->slot[0]));
+	if (ch == NULL) {
+		dir_load_abort(l, "out of memory");
+		return;
+	}
+	ch->alias = alias;
+	ch->next = l->chunks;
+	l->chunks = ch;
+	for (size_t i = 0; i < n; i++) {
+		redisReply *e = reply->element[i];
+		struct dir_slot *s = &ch->slot[ch->n];
+		s->load = l;
+		s->addr = strndup(e->str, e->len);
+		if (s->addr == NULL) {
+			dir_load_abort(l, "out of memory");
+			return;
+		}
+		ch->n++;
+		if (alias ? dir_queue(l, dir_targets_cb, s, "SMEMBERS",
+				      SCHEMA_ALIAS_PREFIX, s->addr, NULL)
+			  : dir_queue(l, dir_hash_cb, s, "HGET",
+				      SCHEMA_USER_PREFIX, s->addr, "password"))
+			return; /* aborted */
+	}
+	dir_load_step(l);
+}
+
+static void
+dir_users_cb(struct redis *r, redisReply *reply, void *arg)
+{
+	(void)r;
+	if (dir_reply_ok(arg, reply))
+		dir_members(arg, reply, false);
+}
+
+static void
+dir_aliases_cb(struct redis *r, redisReply *reply, void *arg)
+{
+	(void)r;
+	if (dir_reply_ok(arg, reply))
+		dir_members(arg, reply, true);
+}
+
+static void
+dir_domains_cb(struct redis *r, redisReply *reply, void *arg)
+{
+	struct dir_load *l = arg;
+	size_t n;
+
+	(void)r;
+	if (!dir_reply_ok(l, reply))
+		return;
+	n = reply->elements;
+	l->domains = calloc(n ? n : 1, sizeof(*l->domains));
+	if (l->domains == NULL) {
+		dir_load_abort(l, "out of memory");
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		redisReply *e = reply->element[i];
+		char *dom = strndup(e->str, e->len);
+		if (dom == NULL) {
+			dir_load_abort(l, "out of memory");
+			return;
+		}
+		l->domains[l->ndomains++] = dom;
+		if (dir_queue(l, dir_users_cb, l, "SMEMBERS",
+			      SCHEMA_USERS_PREFIX, dom, NULL) ||
+		    dir_queue(l, dir_aliases_cb, l, "SMEMBERS",
+			      SCHEMA_ALIASES_PREFIX, dom, NULL))
+			return; /* aborted */
+	}
+	dir_load_step(l);
+}
+
+/* Starts a full load, or remembers to run one after the current one. */
+static void
+dir_load_start(struct directory *d)
+{
+	struct dir_load *l;
+
+	if (d->load) {
+		d->again = true;
+		return;
+	}
+	if (!redis_up(d->r))
+		return; /* the reconnect hook loads */
+	ev_timer_stop(redis_loop(d->r), &d->retry);
+	l = calloc(1, sizeof(*l));
+	if (l == NULL) {
+		log_err("directory: out of memory");
+		return;
+	}
+	l->d = d;
+	d->load = l;
+	if (dir_queue(l, dir_domains_cb, l, "SMEMBERS", SCHEMA_DOMAINS, "",
+		      NULL) == 0)
+		dir_pump(l);
+}
+
+static void
+dir_on_up(struct redis *r, void *arg)
+{
+	(void)r;
+	dir_load_start(arg);
+}
+
+static void
+dir_on_message(const char *msg, size_t len, void *arg)
+{
+	struct directory *d = arg;
+
+	if (msg)
+		log_debug("directory: config version %.*s", (int)len, msg);
+	dir_load_start(d);
+}
+
+static void
+dir_retry_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	(void)loop;
+	(void)revents;
+	dir_load_start(t->data);
+}
+
+struct directory *
+directory_new(struct redis *r)
+{
+	struct directory *d = calloc(1, sizeof(*d));
+
+	if (d == NULL)
+		return NULL;
+	d->r = r;
+	ev_init(&d->retry, dir_retry_cb);
+	d->retry.data = d;
+	redis_on_up(r, dir_on_up, d);
+	if (redis_subscribe(r, SCHEMA_CHANNEL, dir_on_message, d) < 0) {
+		redis_forget(r, d);
+		free(d);
+		return NULL;
+	}
+	dir_load_start(d);
+	return d;
+}
+
+void
+directory_free(struct directory *d)
+{
+	if (d == NULL)
+		return;
+	ev_timer_stop(redis_loop(d->r), &d->retry);
+	redis_forget(d->r, d);
+	if (d->load) {
+		dir_load_cancel(d->load);
+		dir_load_free(d->load);
+	}
+	dir_cache_free(d->cache);
+	free(d);
+}
+
+bool
+directory_loaded(const struct directory *d)
+{
+	return d->cache != NULL;
+}
+
+bool
+directory_stale(const struct directory *d)
+{
+	return d->cache == NULL || d->load_failed || !redis_up(d->r);
+}
+
+static bool
+dir_has_domain(const struct dir_cache *c, const char *domain)
+{
+	if (c == NULL)
+		return false;
+	return bsearch(&domain, c->domains, c->ndomains, sizeof(*c->domains),
+		       dir_strcmp) != NULL;
+}
+
+static const struct dir_user *
+dir_find_user(const struct dir_cache *c, const char *addr)
+{
+	struct dir_user key = {(char *)addr, NULL};
+
+	if (c == NULL)
+		return NULL;
+	return bsearch(&key, c->users, c->nusers, sizeof(*c->users),
+		       dir_cmp_user);
+}
+
+static const struct dir_alias *
+dir_find_alias(const struct dir_cache *c, const char *addr)
+{
+	struct dir_alias key = {(char *)addr, NULL, 0};
+
+	if (c == NULL)
+		return NULL;
+	return bsearch(&key, c->aliases, c->naliases, sizeof(*c->aliases),
+		       dir_cmp_alias);
+}
+
+bool
+directory_domain_local(const struct directory *d, const char *domain)
+{
+	char buf[DIR_ADDR_MAX];
+
+	if (dir_lower(domain, strlen(domain), buf, sizeof(buf)) < 0)
+		return false;
+	return dir_has_domain(d->cache, buf);
+}
+
+/* Adds the mailboxes addr (lowercase) delivers to. */
+static void
+dir_expand(const struct dir_cache *c, const char *addr, int depth,
+	   char (*out)[DIR_ADDR_MAX], size_t max, size_t *n)
+{
+	const struct dir_alias *a;
+
+	if (dir_find_user(c, addr)) {
+		for (size_t i = 0; i < *n; i++)
+			if (strcmp(out[i], addr) == 0)
+				return;
+		if (*n < max && strlen(addr) < DIR_ADDR_MAX)
+			strcpy(out[(*n)++], addr);
+		return;
+	}
+	if (depth >= DIR_ALIAS_DEPTH || (a = dir_find_alias(c, addr)) == NULL)
+		return;
+	for (size_t i = 0; i < a->ntargets && *n < max; i++)
+		dir_expand(c, a->targets[i], depth + 1, out, max, n);
+}
+
+enum dir_result
+directory_resolve(const struct directory *d, const char *address,
+		  char (*out)[DIR_ADDR_MAX], size_t max, size_t *n)
+{
+	char buf[DIR_ADDR_MAX];
+	const char *at;
+
+	*n = 0;
+	if (dir_lower(address, strlen(address), buf, sizeof(buf)) < 0)
+		return DIR_UNKNOWN;
+	at = strrchr(buf, '@');
+	if (at == NULL || !dir_has_domain(d->cache, at + 1))
+		return DIR_NOT_LOCAL;
+	if (max > DIR_MAX_TARGETS)
+		max = DIR_MAX_TARGETS;
+	dir_expand(d->cache, buf, 0, out, max, n);
+	return *n ? DIR_OK : DIR_UNKNOWN;
+}
+
+const char *
+directory_password_hash(const struct directory *d, const char *address)
+{
+	char buf[DIR_ADDR_MAX];
+	const struct dir_user *u;
+
+	if (dir_lower(address, strlen(address), buf, sizeof(buf)) < 0)
+		return NULL;
+	u = dir_find_user(d->cache, buf);
+	return u ? u->hash : NULL;
+}

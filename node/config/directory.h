@@ -1,0 +1,49 @@
+/* The node's in-memory copy of the shared config (domains, users and their
+ * password hashes, aliases), loaded from Redis at start and again whenever
+ * a change is published on SCHEMA_CHANNEL or the connection comes back.
+ * Lookups never wait on Redis: while it is away they answer from the
+ * cache, and directory_stale() says so (for /health). */
+#ifndef NODE_DIRECTORY_H
+#define NODE_DIRECTORY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "../../common/redis.h"
+
+#define DIR_ADDR_MAX 256
+#define DIR_MAX_TARGETS 64 /* mailboxes one address may expand to */
+
+struct directory;
+
+struct directory *directory_new(struct redis *r);
+void directory_free(struct directory *d);
+
+/* cb runs after every complete load is swapped in (the first one
+ * included), e.g. to start listeners only once the node can answer. One
+ * callback; a second call replaces it. */
+void directory_on_load(struct directory *d,
+    void (*cb)(struct directory *d, void *arg), void *arg);
+
+/* True once a first full load has succeeded. */
+bool directory_loaded(const struct directory *d);
+/* True while Redis is away (the cache may be behind). */
+bool directory_stale(const struct directory *d);
+
+/* Case-insensitive. */
+bool directory_domain_local(const struct directory *d, const char *domain);
+
+enum dir_result { DIR_OK, DIR_NOT_LOCAL, DIR_UNKNOWN };
+
+/* Resolves address to the local users it delivers to: a user itself, or
+ * an alias's targets (aliases of aliases followed up to a depth of 8,
+ * duplicates dropped). out receives lowercase addresses. DIR_NOT_LOCAL:
+ * the domain is not ours; DIR_UNKNOWN: ours, but nobody. */
+enum dir_result directory_resolve(const struct directory *d,
+    const char *address, char (*out)[DIR_ADDR_MAX], size_t max, size_t *n);
+
+/* The crypt(3) hash of user address, or NULL if no such user. */
+const char *directory_password_hash(const struct directory *d,
+    const char *address);
+
+#endif

@@ -1,0 +1,748 @@
+/* The web role's API (DESIGN.md "HTTP API"): one function per route in a
+ * static table. Sessions live in Redis (ms:session:TOKEN -> user, a
+ * sliding TTL refreshed by GETEX on each use), failed logins are counted
+ * there per client address and per user (ms:loginfail:addr:ADDR,
+ * ms:loginfail:user:USER), passwords are checked against the directory
+ * cache, and mail is read from the user's Maildir with cluster-wide UIDs.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../../common/json.h"
+#include "../../common/log.h"
+#include "http.h"
+#include "../store/maildir.h"
+#include "../mailnode.h"
+#include "../store/uid_lease.h"
+
+#define API_SESSION_PREFIX "ms:session:"
+#define API_FAIL_ADDR_PREFIX "ms:loginfail:addr:"
+#define API_FAIL_USER_PREFIX "ms:loginfail:user:"
+#define API_KEY_MAX 512
+#define API_PATH_MAX 4096
+#define API_READ_CHUNK 65536
+
+/* KEYS: the address and user counters. Returns {n_addr, ttl_addr, n_user,
+ * ttl_user}. */
+static const char api_rate_check_lua[] =
+    "local r = {}\n"
+    "for i, k in ipairs(KEYS) do\n"
+    "  r[#r + 1] = tonumber(redis.call('GET', k) or '0') or 0\n"
+    "  r[#r + 1] = redis.call('TTL', k)\n"
+    "end\n"
+    "return r\n";
+
+/* KEYS: the counters; ARGV[1]: the window. INCR, and EXPIRE when the
+ * counter is new (or lost its TTL). */
+static const char api_rate_fail_lua[] =
+    "for i, k in ipairs(KEYS) do\n"
+    "  local n = redis.call('INCR', k)\n"
+    "  if n == 1 or redis.call('TTL', k) < 0 then\n"
+    "    redis.call('EXPIRE', k, ARGV[1])\n"
+    "  end\n"
+    "end\n"
+    "return 1\n";
+
+struct api_route {
+	const char *path;
+	bool prefix; /* path is a prefix, the rest a UID */
+	enum http_method method;
+	bool session; /* runs after the session is found */
+	void (*run)(struct http_session *s);
+};
+
+static void api_health(struct http_session *s);
+static void api_login(struct http_session *s);
+static void api_logout(struct http_session *s);
+static void api_mailboxes(struct http_session *s);
+static void api_messages(struct http_session *s);
+static void api_message(struct http_session *s);
+
+static const struct api_route api_routes[] = {
+    {"/health", false, HTTP_GET, false, api_health},
+    {"/api/login", false, HTTP_POST, false, api_login},
+    {"/api/logout", false, HTTP_POST, false, api_logout},
+    {"/api/mailboxes", false, HTTP_GET, true, api_mailboxes},
+    {"/api/messages", false, HTTP_GET, true, api_messages},
+    {"/api/messages/", true, HTTP_GET, true, api_message},
+};
+#define API_NROUTES ((int)(sizeof(api_routes) / sizeof(*api_routes)))
+
+static void
+api_json(struct http_session *s, int status, const char *extra,
+	 const struct strbuf *sb)
+{
+	http_respond(s, status, "application/json", extra, strbuf_str(sb),
+		     sb->len);
+}
+
+/* ---- sessions ---- */
+
+static void
+api_session_found(struct http_session *s, redisReply *reply)
+{
+	if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+		if (reply)
+			log_warn("http %s: session lookup: %s", s->logid,
+				 reply->str);
+		http_respond_error(s, 503, "session store unavailable");
+		return;
+	}
+	if (reply->type == REDIS_REPLY_NIL) {
+		http_respond_error(s, 401, "no such session");
+		return;
+	}
+	if (reply->type != REDIS_REPLY_STRING || reply->len == 0 ||
+	    reply->len >= sizeof(s->user) ||
+	    memchr(reply->str, '\0', reply->len) != NULL) {
+		log_warn("http %s: bad session record", s->logid);
+		http_respond_error(s, 401, "no such session");
+		return;
+	}
+	memcpy(s->user, reply->str, reply->len);
+	s->user[reply->len] = '\0';
+	api_routes[s->route].run(s);
+}
+
+/* Finds the request's session, refreshing its TTL, then runs the route. */
+static void
+api_session_then_run(struct http_session *s)
+{
+	char key[API_KEY_MAX], ttl[16];
+	if (s->rq.token[0] == '\0') {
+		http_respond_error(s, 401, "login required");
+		return;
+	}
+	snprintf(s->token, sizeof(s->token), "%s", s->rq.token);
+	snprintf(key, sizeof(key), API_SESSION_PREFIX "%s", s->token);
+	snprintf(ttl, sizeof(ttl), "%d", HTTP_SESSION_TTL);
+	const char *argv[] = {"GETEX", key, "EX", ttl};
+	size_t argvlen[] = {5, strlen(key), 2, strlen(ttl)};
+	if (http_redis(s, api_session_found, 4, argv, argvlen) < 0)
+		http_respond_error(s, 503, "session store unavailable");
+}
+
+/* "/api/messages/UID": 1 to 2^32-1, decimal, no sign. Returns 0 if bad. */
+static uint32_t
+api_parse_uid(const char *s)
+{
+	uint64_t v = 0;
+	if (*s == '\0' || strlen(s) > 10)
+		return 0;
+	for (; *s; s++) {
+		if (!isdigit((unsigned char)*s))
+			return 0;
+		v = v * 10 + (uint64_t)(*s - '0');
+	}
+	return v <= UINT32_MAX ? (uint32_t)v : 0;
+}
+
+static bool
+api_route_match(const struct api_route *r, const char *path)
+{
+	size_t n = strlen(r->path);
+	if (!r->prefix)
+		return strcmp(path, r->path) == 0;
+	return strncmp(path, r->path, n) == 0 && api_parse_uid(path + n) != 0;
+}
+
+void
+http_api_dispatch(struct http_session *s)
+{
+	const char *path = s->rq.path;
+	bool path_known = false;
+	const char *allow = NULL;
+	for (int i = 0; i < API_NROUTES; i++) {
+		const struct api_route *r = &api_routes[i];
+		if (!api_route_match(r, path))
+			continue;
+		path_known = true;
+		bool ok = s->rq.method == r->method ||
+			  (r->method == HTTP_GET && s->rq.method == HTTP_HEAD);
+		if (!ok) {
+			allow = r->method == HTTP_GET ? "Allow: GET, HEAD\r\n"
+						      : "Allow: POST\r\n";
+			continue;
+		}
+		s->route = i;
+		if (r->session)
+			api_session_then_run(s);
+		else
+			r->run(s);
+		return;
+	}
+	if (!path_known) {
+		http_respond_error(s, 404, "not found");
+		return;
+	}
+	struct strbuf sb;
+	strbuf_init(&sb, 256);
+	strbuf_appends(&sb, "{\"error\":\"method not allowed\"}");
+	api_json(s, 405, allow, &sb);
+	strbuf_free(&sb);
+}
+
+/* ---- GET /health ---- */
+
+static void
+api_health(struct http_session *s)
+{
+	struct mailnode *mn = s->mn;
+	bool loaded = directory_loaded(mn->dir);
+	bool redis_ok = redis_up(mn->redis) && !directory_stale(mn->dir);
+	bool store_ok = store_writable(&mn->store);
+	const char *status = "ok";
+	int code = 200;
+	if (!loaded && !redis_ok) {
+		status = "down"; /* no users known to serve */
+		code = 503;
+	} else if (!loaded || !redis_ok || !store_ok)
+		status = "degraded";
+	struct strbuf sb;
+	strbuf_init(&sb, 4096);
+	strbuf_appendf(&sb, "{\"status\":\"%s\",\"node\":", status);
+	strbuf_append_json(&sb, mn->cfg->name);
+	strbuf_appendf(&sb,
+		       ",\"redis\":\"%s\",\"store\":\"%s\","
+		       "\"directory\":\"%s\",\"spool\":%zu}",
+		       redis_ok ? "up" : "down", store_ok ? "ok" : "unwritable",
+		       loaded ? "loaded" : "empty", spool_pending(mn->spool));
+	api_json(s, code, code == 503 ? "Retry-After: 5\r\n" : NULL, &sb);
+	strbuf_free(&sb);
+}
+
+/* ---- POST /api/login ---- */
+
+static void
+api_lowercase(char *s)
+{
+	for (; *s; s++)
+		*s = (char)tolower((unsigned char)*s);
+}
+
+/* The two failure counters' keys. */
+static void
+api_fail_keys(struct http_session *s, char *kaddr, char *kuser, size_t len)
+{
+	snprintf(kaddr, len, API_FAIL_ADDR_PREFIX "%s", s->peerhost);
+	snprintf(kuser, len, API_FAIL_USER_PREFIX "%s", s->user);
+}
+
+static void
+api_login_failed(struct http_session *s, redisReply *reply)
+{
+	if (reply == NULL || reply->type == REDIS_REPLY_ERROR)
+		log_warn("http %s: failed login not counted: %s", s->logid,
+			 reply ? reply->str : "Redis away");
+	http_respond_error(s, 401, "bad credentials");
+}
+
+static void
+api_login_stored(struct http_session *s, redisReply *reply)
+{
+	if (reply == NULL || reply->type != REDIS_REPLY_STATUS ||
+	    strcmp(reply->str, "OK") != 0) {
+		http_respond_error(s, 503, "session store unavailable");
+		return;
+	}
+	char extra[256];
+	struct strbuf sb;
+	snprintf(extra, sizeof(extra),
+		 "Set-Cookie: session=%s; HttpOnly; SameSite=Strict; "
+		 "Path=/%s\r\n",
+		 s->token, stream_is_tls(s->st) ? "; Secure" : "");
+	strbuf_init(&sb, 256);
+	strbuf_appendf(&sb, "{\"token\":\"%s\"}", s->token);
+	log_info("http %s: login %s from %s", s->logid, s->user, s->peerhost);
+	api_json(s, 200, extra, &sb);
+	strbuf_free(&sb);
+}
+
+static int
+api_new_token(char *out)
+{
+	unsigned char raw[HTTP_TOKEN_HEX / 2];
+	size_t got = 0;
+	while (got < sizeof(raw)) {
+		ssize_t n = getrandom(raw + got, sizeof(raw) - got, 0);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		got += (size_t)n;
+	}
+	for (size_t i = 0; i < sizeof(raw); i++)
+		snprintf(out + 2 * i, 3, "%02x", raw[i]);
+	explicit_bzero(raw, sizeof(raw));
+	return 0;
+}
+
+/* The counters say whether this try may run: then the password. */
+static void api_login_verified(void *arg, bool ok, const char *user);
+
+static void
+api_login_checked(struct http_session *s, redisReply *reply)
+{
+	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY ||
+	    reply->elements != 4) {
+		explicit_bzero(s->password, sizeof(s->password));
+		http_respond_error(s, 503, "session store unavailable");
+		return;
+	}
+	long long retry = 0;
+	for (int i = 0; i < 4; i += 2) {
+		redisReply *n = reply->element[i], *ttl = reply->element[i + 1];
+		if (n->type != REDIS_REPLY_INTEGER ||
+		    ttl->type != REDIS_REPLY_INTEGER)
+			continue;
+		if (n->integer >= HTTP_LOGIN_FAILS)
+			retry = ttl->integer > retry ? ttl->integer
+						     : (retry ? retry : 1);
+	}
+	if (retry > 0) {
+		explicit_bzero(s->password, sizeof(s->password));
+		char extra[64];
+		snprintf(extra, sizeof(extra), "Retry-After: %lld\r\n", retry);
+		log_warn("http %s: login %s from %s refused: too many failures",
+			 s->logid, s->user, s->peerhost);
+		struct strbuf sb;
+		strbuf_init(&sb, 256);
+		strbuf_appends(&sb, "{\"error\":\"too many failed logins\"}");
+		api_json(s, 429, extra, &sb);
+		strbuf_free(&sb);
+		return;
+	}
+
+	s->auth_job = auth_pool_start(s->mn->auth, s->mn->dir, s->user,
+				      s->password, api_login_verified, s);
+	explicit_bzero(s->password, sizeof(s->password));
+	if (s->auth_job == 0)
+		http_respond_error(s, 503, "authentication busy, try again");
+}
+
+/* The password check is over: count a failure, or store a session. */
+static void
+api_login_verified(void *arg, bool ok, const char *user)
+{
+	struct http_session *s = arg;
+	char kaddr[API_KEY_MAX], kuser[API_KEY_MAX], window[16];
+
+	(void)user; /* s->user */
+	s->auth_job = 0;
+	if (!ok) {
+		log_warn("http %s: login %s from %s: bad credentials", s->logid,
+			 s->user, s->peerhost);
+		api_fail_keys(s, kaddr, kuser, sizeof(kaddr));
+		snprintf(window, sizeof(window), "%d", HTTP_LOGIN_WINDOW);
+		const char *argv[] = {
+		    "EVAL", api_rate_fail_lua, "2", kaddr, kuser, window};
+		size_t argvlen[] = {4,
+				    strlen(api_rate_fail_lua),
+				    1,
+				    strlen(kaddr),
+				    strlen(kuser),
+				    strlen(window)};
+		if (http_redis(s, api_login_failed, 6, argv, argvlen) < 0)
+			api_login_failed(s, NULL);
+		return;
+	}
+
+	char key[API_KEY_MAX], ttl[16];
+	if (api_new_token(s->token) < 0) {
+		log_err("http %s: getrandom: %s", s->logid, strerror(errno));
+		http_respond_error(s, 500, "internal error");
+		return;
+	}
+	snprintf(key, sizeof(key), API_SESSION_PREFIX "%s", s->token);
+	snprintf(ttl, sizeof(ttl), "%d", HTTP_SESSION_TTL);
+	const char *argv[] = {"SET", key, s->user, "EX", ttl};
+	size_t argvlen[] = {3, strlen(key), strlen(s->user), 2, strlen(ttl)};
+	if (http_redis(s, api_login_stored, 5, argv, argvlen) < 0)
+		http_respond_error(s, 503, "session store unavailable");
+}
+
+/* Takes user and password out of the JSON body, then wipes it. Returns 0
+ * or -1 (answered). */
+static int
+api_login_body(struct http_session *s)
+{
+	struct json_flat o;
+	const char *why, *user, *password;
+	int rc = -1;
+	char *store = malloc(s->bodylen + 1);
+	if (store == NULL) {
+		http_respond_error(s, 503, "out of memory");
+		goto out;
+	}
+	if (json_flat_parse(s->body, s->bodylen, &o, store, s->bodylen + 1,
+			    &why) < 0) {
+		char msg[128];
+		snprintf(msg, sizeof(msg), "bad JSON: %s", why);
+		http_respond_error(s, 400, msg);
+		goto out;
+	}
+	user = json_flat_get(&o, "user");
+	password = json_flat_get(&o, "password");
+	if (user == NULL || password == NULL || user[0] == '\0' ||
+	    strlen(user) >= sizeof(s->user) ||
+	    strlen(password) >= sizeof(s->password)) {
+		http_respond_error(s, 400,
+				   "\"user\" and \"password\" expected");
+		goto out;
+	}
+	snprintf(s->user, sizeof(s->user), "%s", user);
+	api_lowercase(s->user);
+	snprintf(s->password, sizeof(s->password), "%s", password);
+	rc = 0;
+out:
+	if (store) {
+		explicit_bzero(store, s->bodylen + 1);
+		free(store);
+	}
+	explicit_bzero(s->body, s->bodylen);
+	return rc;
+}
+
+static void
+api_login(struct http_session *s)
+{
+	char kaddr[API_KEY_MAX], kuser[API_KEY_MAX];
+	if (s->rq.has_content_type && !s->rq.json_body) {
+		http_respond_error(s, 415, "application/json expected");
+		return;
+	}
+	if (s->bodylen == 0) {
+		http_respond_error(s, 400, "a JSON body is expected");
+		return;
+	}
+	if (api_login_body(s) < 0)
+		return;
+	if (!directory_loaded(s->mn->dir)) {
+		explicit_bzero(s->password, sizeof(s->password));
+		http_respond_error(s, 503, "directory not loaded yet");
+		return;
+	}
+	api_fail_keys(s, kaddr, kuser, sizeof(kaddr));
+	const char *argv[] = {"EVAL", api_rate_check_lua, "2", kaddr, kuser};
+	size_t argvlen[] = {4, strlen(api_rate_check_lua), 1, strlen(kaddr),
+			    strlen(kuser)};
+	if (http_redis(s, api_login_checked, 5, argv, argvlen) < 0) {
+		explicit_bzero(s->password, sizeof(s->password));
+		http_respond_error(s, 503, "session store unavailable");
+	}
+}
+
+/* ---- POST /api/logout ---- */
+
+static void
+api_logout_done(struct http_session *s, redisReply *reply)
+{
+	if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
+		http_respond_error(s, 503, "session store unavailable");
+		return;
+	}
+	if (reply->integer == 0) {
+		http_respond_error(s, 401, "no such session");
+		return;
+	}
+	struct strbuf sb;
+	strbuf_init(&sb, 256);
+	strbuf_appends(&sb, "{\"status\":\"logged out\"}");
+	api_json(s, 200,
+		 "Set-Cookie: session=; HttpOnly; SameSite=Strict; Path=/; "
+		 "Max-Age=0\r\n",
+		 &sb);
+	strbuf_free(&sb);
+}
+
+static void
+api_logout(struct http_session *s)
+{
+	char key[API_KEY_MAX];
+	if (s->rq.token[0] == '\0') {
+		http_respond_error(s, 401, "login required");
+		return;
+	}
+	snprintf(key, sizeof(key), API_SESSION_PREFIX "%s", s->rq.token);
+	const char *argv[] = {"DEL", key};
+	size_t argvlen[] = {3, strlen(key)};
+	if (http_redis(s, api_logout_done, 2, argv, argvlen) < 0)
+		http_respond_error(s, 503, "session store unavailable");
+}
+
+/* ---- mail ---- */
+
+/* The user's Maildir. Returns 0, or -1 (answered). */
+static int
+api_user_dir(struct http_session *s, char *out, size_t len)
+{
+	if (store_user_dir(&s->mn->store, s->user, out, len, false) < 0) {
+		log_err("http %s: Maildir of %s: %s", s->logid, s->user,
+			strerror(errno));
+		http_respond_error(s, 500, "no mailbox for this user");
+		return -1;
+	}
+	return 0;
+}
+
+/* The Maildir of the request's ?mailbox= (INBOX when absent). Returns 0,
+ * or -1 (answered). */
+static int
+api_mailbox_dir(struct http_session *s, char *name, size_t namelen, char *out,
+		size_t len)
+{
+	char userdir[API_PATH_MAX];
+	int r = http_query_get(s->rq.query, "mailbox", name, namelen);
+	if (r < 0) {
+		http_respond_error(s, 400, "bad mailbox parameter");
+		return -1;
+	}
+	if (r == 0)
+		snprintf(name, namelen, "INBOX");
+	if (api_user_dir(s, userdir, sizeof(userdir)) < 0)
+		return -1;
+	if (maildir_mailbox_path(userdir, name, out, len) < 0) {
+		http_respond_error(s, 400, "bad mailbox name");
+		return -1;
+	}
+	return 0;
+}
+
+static void
+api_uid_cb(struct uid_lease *u, struct maildir_counter *ctr, void *arg)
+{
+	struct http_session *s = arg;
+	(void)u;
+	s->uid_ctr = ctr;
+	stream_batch_begin(s->st);
+	api_routes[s->route].run(s);
+	stream_batch_end(s->st);
+	uid_lease_done(s->uid);
+	s->uid = NULL;
+	s->uid_ctr = NULL;
+	http_route_done(s);
+}
+
+/* Scans dir (mailbox name); a missing INBOX is an empty one. Mail waiting
+ * for UIDs gets them under the mailbox's lease: the route runs again once
+ * that is settled. Returns 0, 1 (put off), or -1 (answered). */
+static int
+api_scan(struct http_session *s, const char *dir, const char *name,
+	 struct maildir_list *l)
+{
+	bool inbox = strcasecmp(name, "INBOX") == 0;
+	int rc = s->uid_ctr ? maildir_assign(dir, s->uid_ctr, l)
+			    : maildir_scan(dir, l);
+	if (rc == 0 && s->uid_ctr == NULL && l->pending > 0) {
+		s->uid = uid_lease_take(s->mn, s->user, name, l->pending,
+					api_uid_cb, s);
+		maildir_list_free(l);
+		if (s->uid)
+			return 1;
+		errno = ENOMEM;
+		rc = -1;
+	}
+	if (rc == 0)
+		return 0;
+	if (errno == ENOENT && inbox)
+		return 0;
+	if (errno == ENOENT) {
+		http_respond_error(s, 404, "no such mailbox");
+		return -1;
+	}
+	log_err("http %s: scan %s: %s", s->logid, dir, strerror(errno));
+	http_respond_error(s, 503, "store unavailable");
+	return -1;
+}
+
+static void
+api_mailbox_entry(struct strbuf *sb, const char *name,
+		  const struct maildir_list *l)
+{
+	strbuf_appends(sb, sb->len > 1 ? ",{\"name\":" : "{\"name\":");
+	strbuf_append_json(sb, name);
+	/* mail waiting for UIDs counts, new and unseen, without a lease */
+	strbuf_appendf(sb, ",\"messages\":%zu,\"unseen\":%zu}",
+		       l->n + l->pending, maildir_unseen(l) + l->pending);
+}
+
+static void
+api_mailboxes(struct http_session *s)
+{
+	char userdir[API_PATH_MAX], dir[API_PATH_MAX];
+	char(*folders)[MAILDIR_MBOX_MAX + 1] = NULL;
+	size_t nfolders = 0;
+	struct maildir_list l;
+	struct strbuf sb;
+	strbuf_init(&sb, HTTP_LIST_MAX);
+	if (api_user_dir(s, userdir, sizeof(userdir)) < 0)
+		goto out;
+	if (maildir_scan(userdir, &l) < 0 && errno != ENOENT) {
+		log_err("http %s: scan %s: %s", s->logid, userdir,
+			strerror(errno));
+		http_respond_error(s, 503, "store unavailable");
+		goto out;
+	}
+	strbuf_appends(&sb, "[");
+	api_mailbox_entry(&sb, "INBOX", &l);
+	maildir_list_free(&l);
+	if (maildir_folders(userdir, &folders, &nfolders) < 0) {
+		http_respond_error(s, 503, "store unavailable");
+		goto out;
+	}
+	for (size_t i = 0; i < nfolders; i++) {
+		if (maildir_mailbox_path(userdir, folders[i], dir,
+					 sizeof(dir)) < 0 ||
+		    maildir_scan(dir, &l) < 0)
+			continue; /* gone meanwhile, or not ours */
+		api_mailbox_entry(&sb, folders[i], &l);
+		maildir_list_free(&l);
+	}
+	if (strbuf_appends(&sb, "]") < 0 || sb.overflow) {
+		http_respond_error(s, 500, "answer too large");
+		goto out;
+	}
+	api_json(s, 200, NULL, &sb);
+out:
+	free(folders);
+	strbuf_free(&sb);
+}
+
+static void
+api_flags_json(struct strbuf *sb, const char *flags)
+{
+	static const struct {
+		char letter;
+		const char *name;
+	} map[] = {
+	    {'S', "\\\\Seen"},	  {'R', "\\\\Answered"}, {'F', "\\\\Flagged"},
+	    {'T', "\\\\Deleted"}, {'D', "\\\\Draft"},
+	};
+	bool first = true;
+	strbuf_appends(sb, "[");
+	for (size_t i = 0; i < sizeof(map) / sizeof(*map); i++) {
+		if (strchr(flags, map[i].letter) == NULL)
+			continue;
+		strbuf_appendf(sb, "%s\"%s\"", first ? "" : ",", map[i].name);
+		first = false;
+	}
+	strbuf_appends(sb, "]");
+}
+
+static void
+api_message_entry(struct strbuf *sb, const char *dir,
+		  const struct maildir_msg *m, bool first)
+{
+	char path[API_PATH_MAX + MAILDIR_NAME_MAX + 8];
+	struct maildir_headers h;
+	memset(&h, 0, sizeof(h));
+	snprintf(path, sizeof(path), "%s/cur/%s", dir, m->name);
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd >= 0) {
+		maildir_read_headers(fd, &h);
+		close(fd);
+	}
+	strbuf_appendf(sb, "%s{\"uid\":%" PRIu32 ",\"from\":", first ? "" : ",",
+		       m->uid);
+	strbuf_append_json(sb, h.from);
+	strbuf_appends(sb, ",\"subject\":");
+	strbuf_append_json(sb, h.subject);
+	strbuf_appends(sb, ",\"date\":");
+	strbuf_append_json(sb, h.date);
+	strbuf_appendf(sb, ",\"size\":%" PRIu64 ",\"flags\":", m->size);
+	api_flags_json(sb, m->flags);
+	strbuf_appends(sb, "}");
+}
+
+static void
+api_messages(struct http_session *s)
+{
+	char name[MAILDIR_MBOX_MAX + 8], dir[API_PATH_MAX];
+	struct maildir_list l;
+	struct strbuf sb;
+	if (api_mailbox_dir(s, name, sizeof(name), dir, sizeof(dir)) < 0)
+		return;
+	if (api_scan(s, dir, name, &l) != 0)
+		return;
+	strbuf_init(&sb, HTTP_LIST_MAX);
+	strbuf_appends(&sb, "[");
+	for (size_t i = 0; i < l.n; i++)
+		api_message_entry(&sb, dir, &l.msg[i], i == 0);
+	if (strbuf_appends(&sb, "]") < 0 || sb.overflow)
+		http_respond_error(s, 500, "answer too large");
+	else
+		api_json(s, 200, NULL, &sb);
+	strbuf_free(&sb);
+	maildir_list_free(&l);
+}
+
+/* Sends the file as it is stored. Once the head is out its length is
+ * promised: a short read ends the connection instead. */
+static void
+api_send_file(struct http_session *s, int fd, size_t size)
+{
+	char *buf = malloc(API_READ_CHUNK);
+	if (buf == NULL) {
+		http_respond_error(s, 503, "out of memory");
+		return;
+	}
+	http_response_head(s, 200, "message/rfc822", NULL, size);
+	size_t sent = 0;
+	while (sent < size && !s->head_only) {
+		size_t want =
+		    size - sent < API_READ_CHUNK ? size - sent : API_READ_CHUNK;
+		ssize_t n = pread(fd, buf, want, (off_t)sent);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			log_err("http %s: message shrank while sent", s->logid);
+			s->close_after = true;
+			stream_close(s->st, "message read failed");
+			break;
+		}
+		http_response_body(s, buf, (size_t)n);
+		sent += (size_t)n;
+	}
+	free(buf);
+	http_response_end(s);
+}
+
+static void
+api_message(struct http_session *s)
+{
+	char name[MAILDIR_MBOX_MAX + 8], dir[API_PATH_MAX];
+	char path[API_PATH_MAX + MAILDIR_NAME_MAX + 8];
+	struct maildir_list l;
+	uint32_t uid = api_parse_uid(s->rq.path + strlen("/api/messages/"));
+	if (api_mailbox_dir(s, name, sizeof(name), dir, sizeof(dir)) < 0)
+		return;
+	if (api_scan(s, dir, name, &l) != 0)
+		return;
+	const struct maildir_msg *m = maildir_find(&l, uid);
+	if (m == NULL) {
+		maildir_list_free(&l);
+		http_respond_error(s, 404, "no such message");
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/cur/%s", dir, m->name);
+	maildir_list_free(&l);
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		if (fd >= 0)
+			close(fd);
+		http_respond_error(s, 404, "no such message");
+		return;
+	}
+	api_send_file(s, fd, (size_t)st.st_size);
+	close(fd);
+}

@@ -1,0 +1,75 @@
+/* APPEND (RFC 3501 6.3.11) with UIDPLUS's APPENDUID (RFC 4315): the
+ * message is made durable in the mailbox, with its flags and date, and
+ * gets the next UID under the mailbox's UID lock. Bare LFs become CRLF
+ * on the way in, so every stored message has the size FETCH reports. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../../common/log.h"
+#include "imap.h"
+
+void
+imap_cmd_append(struct imap_session *s, struct imap_cmd *c)
+{
+	char name[MAILDIR_MBOX_MAX + 1], dir[4096], letters[8];
+	unsigned mask = 0, keywords = 0;
+	time_t when = 0;
+	const char *data;
+	size_t len;
+	char *fixed = NULL;
+	uint32_t uidvalidity, uid;
+	struct maildir_counter *ctr;
+
+	if (imap_astring(&c->cur, name, sizeof(name), NULL) < 0 ||
+	    imap_sp(&c->cur) < 0)
+		goto bad;
+	if (c->cur.p < c->cur.end && *c->cur.p == '(') {
+		if (imap_flag_list(&c->cur, false, &mask, &keywords) < 0 ||
+		    imap_sp(&c->cur) < 0)
+			goto bad;
+	}
+	if (c->cur.p < c->cur.end && *c->cur.p == '"') {
+		if (imap_date_time(&c->cur, &when) < 0 || imap_sp(&c->cur) < 0)
+			goto bad;
+	}
+	if (imap_literal(&c->cur, &data, &len) < 0 || imap_end(&c->cur) < 0)
+		goto bad;
+	if (imap_mailbox_dir(s, name, dir, sizeof(dir)) < 0) {
+		imap_no(s, c, "[CANNOT] Invalid mailbox name");
+		return;
+	}
+	if (len > (size_t)s->mn->cfg->max_message_size) {
+		imap_no(s, c, "[TOOBIG] Message too large");
+		return;
+	}
+	if (access(dir, F_OK) < 0) {
+		imap_no(s, c, "[TRYCREATE] No such mailbox");
+		return;
+	}
+	if ((ctr = imap_uid_need(s, name, 1)) == NULL)
+		return; /* runs again under the mailbox's lease */
+	if (imap_crlf(data, len, &fixed, &len) < 0) {
+		imap_no(s, c, "[SERVERBUG] Out of memory");
+		return;
+	}
+	if (fixed)
+		data = fixed;
+	imap_flags_to_maildir(mask, letters);
+	if (maildir_append(dir, s->mn->store.hostname, data, len, letters, when,
+			   ctr, &uidvalidity, &uid) < 0) {
+		log_err("imap %s: append to %s: %s", s->id, dir,
+			strerror(errno));
+		imap_no(s, c, "[SERVERBUG] APPEND failed");
+		free(fixed);
+		return;
+	}
+	free(fixed);
+	imap_announce(s->mn, s->user, name);
+	imap_ok(s, c, "[APPENDUID %u %u] APPEND completed", uidvalidity, uid);
+	return;
+bad:
+	imap_bad(s, c, "%s", c->cur.err[0] ? c->cur.err : "Invalid APPEND");
+}

@@ -1,0 +1,87 @@
+/* The SMTP server (RFC 5321) of a mail node: MX on the `smtp` listener,
+ * submission (AUTH required) on `submission` and `smtps`. A session is an
+ * explicit state machine; each command is one function in smtp_cmd.c's
+ * table, AUTH is smtp_auth.c's, DATA and delivery smtp_session.c's. */
+#ifndef NODE_SMTP_H
+#define NODE_SMTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../../common/stream.h"
+#include "../config/directory.h"
+#include "../mailnode.h"
+
+#define SMTP_LINE_MAX 4096   /* longest line taken, command or data */
+#define SMTP_CMD_MAX 512     /* RFC 5321 4.5.3.1.4, with extensions */
+#define SMTP_MAX_ERRORS 10   /* then 421 and close */
+#define SMTP_CMD_TIMEOUT 300 /* seconds, RFC 5321 4.5.3.2 */
+#define SMTP_DATA_TIMEOUT 600
+
+enum smtp_state {
+	SMTP_GREETED,	 /* waiting for EHLO/HELO */
+	SMTP_READY,	 /* EHLO done, no transaction */
+	SMTP_MAIL,	 /* MAIL accepted, no recipient yet */
+	SMTP_RCPT,	 /* at least one recipient */
+	SMTP_DATA,	 /* reading the message */
+	SMTP_AUTH,	 /* reading an AUTH continuation */
+	SMTP_AUTH_CHECK, /* the password is being checked: input held */
+	SMTP_QUIT,
+};
+
+struct smtp_session {
+	struct mailnode *mn;
+	struct stream *st;
+	enum node_role role;
+	enum smtp_state state;
+	char id[24];
+	char helo[256];
+	bool esmtp;
+	int errors;
+
+	/* AUTH */
+	char user[DIR_ADDR_MAX]; /* authenticated as; empty: not */
+	int auth_mech;		 /* smtp_auth.c's */
+	int auth_step;
+	uint64_t auth_job; /* the password check in flight; 0: none */
+	char auth_login[DIR_ADDR_MAX];
+
+	/* the transaction */
+	char sender[DIR_ADDR_MAX];
+	size_t nrcpt;		    /* RCPT commands accepted */
+	char (*mbox)[DIR_ADDR_MAX]; /* mailboxes they resolve to */
+	size_t nmbox, capmbox;
+
+	/* DATA */
+	int datafd;
+	size_t datasize; /* after dot-unstuffing, before added headers */
+	char *wbuf;
+	size_t wlen;
+	bool prev_crlf; /* the last data line ended in CRLF */
+	bool data_toolong, data_oversize, data_ioerr;
+};
+
+/* Writes a reply line (CRLF added). */
+void smtp_reply(struct smtp_session *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* A client error: replies, counts, and ends the session at too many. */
+void smtp_error(struct smtp_session *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Forgets the transaction (RSET, after DATA, STARTTLS). */
+void smtp_reset(struct smtp_session *s);
+/* True for the submission roles, where AUTH is offered and required. */
+bool smtp_is_submission(const struct smtp_session *s);
+/* AUTH may run now: TLS is on or the config allows plain text. */
+bool smtp_auth_allowed(const struct smtp_session *s);
+
+/* smtp_cmd.c: runs one command line. */
+void smtp_command(struct smtp_session *s, char *line, size_t len);
+/* smtp_session.c: DATA starts reading the message. */
+void smtp_data_begin(struct smtp_session *s);
+
+/* smtp_auth.c */
+void smtp_auth_begin(struct smtp_session *s, char *args);
+void smtp_auth_continue(struct smtp_session *s, char *line);
+
+#endif

@@ -1,0 +1,355 @@
+/* An SMTP session's life: greeting, the line loop, DATA (end of data only
+ * at CRLF.CRLF, dot-unstuffing, size limit), and delivery: 250 only once
+ * every local copy is durable in the store, or the message is durable in
+ * the spool. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../../common/fdio.h"
+#include "../../common/log.h"
+#include "../imap/imap.h"
+#include "smtp.h"
+
+#define SMTP_WBUF 65536
+
+static unsigned long smtp_seq;
+
+void
+smtp_reply(struct smtp_session *s, const char *fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = stream_vline(s->st, buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	log_debug("smtp %s: > %.*s", s->id, n, buf);
+}
+
+void
+smtp_error(struct smtp_session *s, const char *fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	smtp_reply(s, "%s", buf);
+	if (++s->errors >= SMTP_MAX_ERRORS) {
+		smtp_reply(s, "421 4.7.0 %s Too many errors, closing",
+			   s->mn->cfg->hostname);
+		s->state = SMTP_QUIT;
+		stream_close(s->st, "too many errors");
+	}
+}
+
+bool
+smtp_is_submission(const struct smtp_session *s)
+{
+	return s->role == ROLE_SUBMISSION || s->role == ROLE_SMTPS;
+}
+
+bool
+smtp_auth_allowed(const struct smtp_session *s)
+{
+	return stream_is_tls(s->st) || s->mn->cfg->allow_plaintext_auth;
+}
+
+void
+smtp_reset(struct smtp_session *s)
+{
+	s->sender[0] = '\0';
+	s->nrcpt = 0;
+	s->nmbox = 0;
+	if (s->datafd >= 0) {
+		close(s->datafd);
+		s->datafd = -1;
+	}
+	s->datasize = 0;
+	s->wlen = 0;
+	s->data_toolong = s->data_oversize = s->data_ioerr = false;
+	if (s->state == SMTP_MAIL || s->state == SMTP_RCPT ||
+	    s->state == SMTP_DATA)
+		s->state = SMTP_READY;
+}
+
+static void
+smtp_data_flush(struct smtp_session *s)
+{
+	if (!s->data_ioerr && fd_write_all(s->datafd, s->wbuf, s->wlen) < 0) {
+		log_err("smtp %s: spool write: %s", s->id, strerror(errno));
+		s->data_ioerr = true;
+	}
+	s->wlen = 0;
+}
+
+static void
+smtp_data_append(struct smtp_session *s, const char *p, size_t len)
+{
+	s->datasize += len;
+	if (s->datasize > (size_t)s->mn->cfg->max_message_size)
+		s->data_oversize = true;
+	if (s->data_oversize || s->data_toolong || s->data_ioerr)
+		return;
+	while (len > 0) {
+		size_t room = SMTP_WBUF - s->wlen;
+		size_t n = len < room ? len : room;
+		memcpy(s->wbuf + s->wlen, p, n);
+		s->wlen += n;
+		p += n;
+		len -= n;
+		if (s->wlen == SMTP_WBUF)
+			smtp_data_flush(s);
+	}
+}
+
+void
+smtp_data_begin(struct smtp_session *s)
+{
+	if (s->wbuf == NULL && (s->wbuf = malloc(SMTP_WBUF)) == NULL) {
+		smtp_reply(s, "451 4.3.0 Out of memory, try again later");
+		return;
+	}
+	s->datafd = spool_tmpfile(s->mn->spool);
+	if (s->datafd < 0) {
+		log_err("smtp %s: spool: %s", s->id, strerror(errno));
+		smtp_reply(s, "451 4.3.0 Local spool unavailable, try again "
+			      "later");
+		return;
+	}
+	s->datasize = 0;
+	s->wlen = 0;
+	s->prev_crlf = true;
+	s->state = SMTP_DATA;
+	stream_set_timeout(s->st, SMTP_DATA_TIMEOUT);
+	smtp_reply(s, "354 End data with <CR><LF>.<CR><LF>");
+}
+
+/* RFC 5322 date of now, for Received:. */
+static void
+smtp_date(char *buf, size_t len)
+{
+	time_t now = time(NULL);
+	struct tm tm;
+	localtime_r(&now, &tm);
+	strftime(buf, len, "%a, %d %b %Y %H:%M:%S %z", &tm);
+}
+
+static void
+smtp_prefix(struct smtp_session *s, char *buf, size_t len)
+{
+	char date[64], host[ADDR_STRLEN];
+	const struct node_config *cfg = s->mn->cfg;
+	smtp_date(date, sizeof(date));
+	addr_host(stream_peer(s->st), host, sizeof(host));
+	const char *with = s->esmtp ? "ESMTP" : "SMTP";
+	char proto[16];
+	snprintf(proto, sizeof(proto), "%s%s%s", with,
+		 stream_is_tls(s->st) ? "S" : "", s->user[0] ? "A" : "");
+	char forclause[DIR_ADDR_MAX + 16] = "";
+	if (s->nmbox == 1)
+		snprintf(forclause, sizeof(forclause), "\r\n\tfor <%s>",
+			 s->mbox[0]);
+	snprintf(buf, len,
+		 "Return-Path: <%s>\r\n"
+		 "Received: from %s ([%s])\r\n"
+		 "\tby %s (mailnode %s) with %s id %s%s;\r\n"
+		 "\t%s\r\n",
+		 s->sender, s->helo[0] ? s->helo : "unknown", host,
+		 cfg->hostname, cfg->name, proto, s->id, forclause, date);
+}
+
+/* The end of DATA: deliver, spool what the store refused, answer. */
+static void
+smtp_data_end(struct smtp_session *s)
+{
+	char prefix[2048];
+	const char *rcpts[DIR_MAX_TARGETS * 4];
+
+	stream_set_timeout(s->st, SMTP_CMD_TIMEOUT);
+	if (s->data_toolong) {
+		smtp_error(s, "500 5.5.2 Line too long (max %d)",
+			   SMTP_LINE_MAX);
+		goto done;
+	}
+	if (s->data_oversize) {
+		smtp_reply(s, "552 5.3.4 Message too big (max %ld bytes)",
+			   s->mn->cfg->max_message_size);
+		goto done;
+	}
+	smtp_data_flush(s);
+	if (s->data_ioerr) {
+		smtp_reply(s, "451 4.3.0 Local spool error, try again later");
+		goto done;
+	}
+	smtp_prefix(s, prefix, sizeof(prefix));
+	size_t n = s->nmbox;
+	bool *failed = calloc(n, sizeof(*failed));
+	const char **list = n <= sizeof(rcpts) / sizeof(*rcpts)
+				? rcpts
+				: calloc(n, sizeof(*list));
+	if (failed == NULL || list == NULL) {
+		smtp_reply(s, "451 4.3.0 Out of memory, try again later");
+		free(failed);
+		if (list != rcpts)
+			free((void *)list);
+		goto done;
+	}
+	for (size_t i = 0; i < n; i++)
+		list[i] = s->mbox[i];
+	const char *how = "delivered";
+	if (store_deliver(&s->mn->store, list, n, s->datafd, s->datasize,
+			  prefix, failed) < 0) {
+		size_t k = 0;
+		for (size_t i = 0; i < n; i++)
+			if (failed[i])
+				list[k++] = s->mbox[i];
+		how = "spooled";
+		if (spool_enqueue(s->mn->spool, s->datafd, s->datasize,
+				  s->sender, list, k, prefix) < 0) {
+			log_err("smtp %s: store and spool both failed: %s",
+				s->id, strerror(errno));
+			smtp_reply(s, "451 4.3.0 Temporary local failure, try "
+				      "again later");
+			how = NULL;
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		if (!failed[i]) /* wakes IMAP IDLE on every node */
+			imap_announce(s->mn, s->mbox[i], "INBOX");
+	if (how) {
+		log_info("smtp %s: from=<%s> rcpts=%zu size=%zu client=%s "
+			 "user=%s %s",
+			 s->id, s->sender, n, s->datasize,
+			 stream_peer_str(s->st), s->user[0] ? s->user : "-",
+			 how);
+		smtp_reply(s, "250 2.0.0 Ok: queued as %s", s->id);
+	}
+	free(failed);
+	if (list != rcpts)
+		free((void *)list);
+done:
+	s->state = SMTP_DATA; /* so smtp_reset() ends the transaction */
+	smtp_reset(s);
+	snprintf(s->id, sizeof(s->id), "%08lX%04lX", (unsigned long)time(NULL),
+		 ++smtp_seq & 0xffff);
+}
+
+/* One line of the message. End of data is a "." line ending in CRLF
+ * right after a line that ended in CRLF: nothing else ends it, so a bare
+ * LF cannot smuggle a second message in. */
+static void
+smtp_data_line(struct smtp_session *s, char *line, size_t len, bool crlf,
+	       bool toolong)
+{
+	if (len == 1 && line[0] == '.' && crlf && s->prev_crlf && !toolong) {
+		smtp_data_end(s);
+		return;
+	}
+	s->prev_crlf = crlf && !toolong;
+	if (toolong)
+		s->data_toolong = true;
+	if (len > 0 && line[0] == '.') { /* dot-unstuffing */
+		line++;
+		len--;
+	}
+	smtp_data_append(s, line, len);
+	smtp_data_append(s, "\r\n", 2);
+}
+
+static void
+smtp_on_line(void *arg, char *line, size_t len, bool crlf, bool toolong)
+{
+	struct smtp_session *s = arg;
+	switch (s->state) {
+	case SMTP_DATA:
+		smtp_data_line(s, line, len, crlf, toolong);
+		return;
+	case SMTP_QUIT:
+		return;
+	case SMTP_AUTH:
+		if (toolong) {
+			s->state = s->sender[0] ? SMTP_MAIL : SMTP_READY;
+			smtp_error(s, "500 5.5.2 Line too long");
+			return;
+		}
+		smtp_auth_continue(s, line);
+		return;
+	default:
+		break;
+	}
+	if (toolong || len > SMTP_CMD_MAX) {
+		smtp_error(s, "500 5.5.2 Line too long");
+		return;
+	}
+	log_debug("smtp %s: < %s", s->id,
+		  strncasecmp(line, "AUTH ", 5) == 0 ? "AUTH ..." : line);
+	smtp_command(s, line, len);
+}
+
+static void
+smtp_on_ready(void *arg)
+{
+	struct smtp_session *s = arg;
+	smtp_reply(s, "220 %s ESMTP mailnode", s->mn->cfg->hostname);
+}
+
+static void
+smtp_on_timeout(void *arg)
+{
+	struct smtp_session *s = arg;
+	smtp_reply(s, "421 4.4.2 %s Timeout, closing", s->mn->cfg->hostname);
+	s->state = SMTP_QUIT;
+	stream_close(s->st, "timeout");
+}
+
+static void
+smtp_on_close(void *arg, const char *why)
+{
+	struct smtp_session *s = arg;
+	log_debug("smtp %s: closed: %s", s->id, why);
+	auth_pool_cancel(s->mn->auth, s->auth_job);
+	if (s->datafd >= 0)
+		close(s->datafd);
+	s->mn->sessions--;
+	free(s->mbox);
+	free(s->wbuf);
+	free(s);
+}
+
+static const struct stream_ops smtp_stream_ops = {
+    .on_ready = smtp_on_ready,
+    .on_line = smtp_on_line,
+    .on_close = smtp_on_close,
+    .on_timeout = smtp_on_timeout,
+};
+
+void
+smtp_session_start(struct mailnode *mn, enum node_role role, int fd,
+		   const struct sockaddr *peer, socklen_t peerlen)
+{
+	struct smtp_session *s = calloc(1, sizeof(*s));
+	if (s == NULL) {
+		close(fd);
+		return;
+	}
+	s->mn = mn;
+	s->role = role;
+	s->datafd = -1;
+	s->state = SMTP_GREETED;
+	snprintf(s->id, sizeof(s->id), "%08lX%04lX", (unsigned long)time(NULL),
+		 ++smtp_seq & 0xffff);
+	mn->sessions++;
+	struct stream_opts o =
+	    mailnode_stream_opts(mn, role, SMTP_LINE_MAX, SMTP_CMD_TIMEOUT);
+	s->st =
+	    stream_new(mn->loop, fd, peer, peerlen, &o, &smtp_stream_ops, s);
+	if (s->st == NULL) {
+		mn->sessions--;
+		free(s);
+	}
+}
