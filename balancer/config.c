@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "../common/conf.h"
+#include "../common/decimal.h"
 #include "../common/log.h"
 #include "../common/redis.h"
 
@@ -675,11 +676,9 @@ config_node_parse(const char *spec, enum node_health health, char *why,
 			   strncmp(tok, "maxconn=", 8) == 0) {
 			int is_weight = tok[0] == 'w';
 			const char *v = strchr(tok, '=') + 1;
-			char *end;
-			errno = 0;
-			long n = strtol(v, &end, 10);
-			long max = is_weight ? 256 : 10000000;
-			if (*v == '\0' || *end || errno || n < 0 || n > max) {
+			long n, max = is_weight ? NODE_WEIGHT_MAX
+						: NODE_MAXCONN_MAX;
+			if (decimal_long(v, 0, max, &n) < 0) {
 				snprintf(
 				    why, whylen, "bad %s \"%.32s\" (0..%ld)",
 				    is_weight ? "weight" : "maxconn", v, max);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/decimal.h"
 #include "config.h"
 #include "runtime.h"
 #include "status.h"
@@ -77,8 +78,6 @@ static const struct ctl_cmd ctl_cmds[] = {
 };
 
 #define CTL_NCMDS (sizeof(ctl_cmds) / sizeof(ctl_cmds[0]))
-#define CTL_WEIGHT_MAX 256
-#define CTL_MAINT_MAX_S (366L * 86400)
 
 static enum ctl_status ctl_fail(struct strbuf *out, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -395,20 +394,6 @@ ctl_node_enable(struct lbd *l, int argc, char **argv, struct strbuf *out)
 	return ctl_node_admin(l, argv, ADMIN_NONE, 0, "node enable", out);
 }
 
-/* Parses a decimal in [min, max]; -1 if s is not one. */
-static int
-ctl_long(const char *s, long min, long max, long *out)
-{
-	char *end;
-	errno = 0;
-	long v = strtol(s, &end, 10);
-	if (*s < '0' || *s > '9' || *end != '\0' || errno != 0 || v < min ||
-	    v > max)
-		return -1;
-	*out = v;
-	return 0;
-}
-
 static enum ctl_status
 ctl_node_disable(struct lbd *l, int argc, char **argv, struct strbuf *out)
 {
@@ -421,9 +406,9 @@ ctl_node_disable(struct lbd *l, int argc, char **argv, struct strbuf *out)
 			return ctl_fail(
 			    out, "unexpected \"%s\" (expected for=SECONDS)",
 			    argv[2]);
-		if (ctl_long(argv[2] + 4, 1, CTL_MAINT_MAX_S, &secs) < 0)
+		if (decimal_long(argv[2] + 4, 1, NODE_MAINT_MAX_S, &secs) < 0)
 			return ctl_fail(out, "bad duration \"%s\" (1..%ld)",
-					argv[2] + 4, CTL_MAINT_MAX_S);
+					argv[2] + 4, NODE_MAINT_MAX_S);
 		until = ev_now(l->loop) + (double)secs;
 		snprintf(reason, sizeof(reason), "node disable for %lds", secs);
 	}
@@ -441,9 +426,9 @@ ctl_node_weight(struct lbd *l, int argc, char **argv, struct strbuf *out)
 	(void)argc;
 	if (ctl_pool_node(l, argv, &p, &n, out) < 0)
 		return CTL_FAIL;
-	if (ctl_long(argv[2], 0, CTL_WEIGHT_MAX, &w) < 0)
+	if (decimal_long(argv[2], 0, NODE_WEIGHT_MAX, &w) < 0)
 		return ctl_fail(out, "bad weight \"%s\" (0..%d)", argv[2],
-				CTL_WEIGHT_MAX);
+				NODE_WEIGHT_MAX);
 	if (runtime_node_weight(l, p, n, (int)w, "node weight", why,
 				sizeof(why)) < 0)
 		return ctl_fail(out, "%s", why);

@@ -17,14 +17,13 @@
 #include <unistd.h>
 
 #include "../common/addr.h"
+#include "../common/decimal.h"
+#include "lbd_limits.h"
 
 #define LBCTL_SOCKET_DEFAULT "/run/lbd/lbd.sock"
 #define LBCTL_LINE_MAX 512
 #define LBCTL_ANSWER_MAX (16u << 20) /* 16 MiB */
-#define LBCTL_NAME_MAX 63	     /* as lbd's LBD_NAME_MAX - 1 */
-#define LBCTL_WEIGHT_MAX 256
-#define LBCTL_MAXCONN_MAX 10000000
-#define LBCTL_FOR_MAX (366L * 86400)
+#define LBCTL_NAME_MAX (LBD_NAME_MAX - 1)
 #define LBCTL_TIMEOUT_MS 5000	   /* idle timeout waiting for an answer */
 #define LBCTL_PING_TIMEOUT_MS 1000 /* the whole ping exchange */
 #define LBCTL_TIMEOUT_MAX_MS 3600000
@@ -88,23 +87,6 @@ static int __attribute__((format(printf, 1, 2))) lbctl_bad(const char *fmt, ...)
 }
 
 /* ---- argument checks ---- */
-
-/* A decimal integer in [min..max], the whole string. */
-static int
-lbctl_long(const char *s, long min, long max, long *out)
-{
-	char *end;
-	long v;
-
-	if (*s == '\0' || *s == '+' || *s == ' ')
-		return -1;
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno || *end != '\0' || v < min || v > max)
-		return -1;
-	*out = v;
-	return 0;
-}
 
 /* Pool and node names: letters, digits, '-', '_', '.', as lbd's config. */
 static int
@@ -231,13 +213,13 @@ lbctl_build_pool_add(struct lbctl *c, int argc, char **argv)
 		return lbctl_bad("pool add: bad address \"%.80s\": %s", pos[2],
 				 strlen(pos[2]) >= ADDR_STRLEN ? "too long"
 							       : why);
-	if (weight && lbctl_long(weight, 0, LBCTL_WEIGHT_MAX, &n) < 0)
+	if (weight && decimal_long(weight, 0, NODE_WEIGHT_MAX, &n) < 0)
 		return lbctl_bad("pool add: bad weight \"%.80s\" (0..%d)",
-				 weight, LBCTL_WEIGHT_MAX);
-	if (maxconn && lbctl_long(maxconn, 0, LBCTL_MAXCONN_MAX, &n) < 0)
+				 weight, NODE_WEIGHT_MAX);
+	if (maxconn && decimal_long(maxconn, 0, NODE_MAXCONN_MAX, &n) < 0)
 		return lbctl_bad("pool add: bad maxconn \"%.80s\" (0..%d, 0: "
 				 "no limit)",
-				 maxconn, LBCTL_MAXCONN_MAX);
+				 maxconn, NODE_MAXCONN_MAX);
 	if (lbctl_put(c, "pool add %s %s %s", pos[0], pos[1], pos[2]) < 0 ||
 	    (weight && lbctl_put(c, " weight=%s", weight) < 0) ||
 	    (maxconn && lbctl_put(c, " maxconn=%s", maxconn) < 0))
@@ -290,10 +272,10 @@ lbctl_build_node_disable(struct lbctl *c, int argc, char **argv)
 		if (r == 0 || i != argc)
 			return lbctl_bad("node disable: unexpected \"%.80s\"",
 					 argv[r == 0 ? 2 : i]);
-		if (lbctl_long(secs, 1, LBCTL_FOR_MAX, &n) < 0)
+		if (decimal_long(secs, 1, NODE_MAINT_MAX_S, &n) < 0)
 			return lbctl_bad("node disable: bad --for \"%.80s\" "
 					 "(1..%ld seconds)",
-					 secs, LBCTL_FOR_MAX);
+					 secs, NODE_MAINT_MAX_S);
 	}
 	if (lbctl_build_pool_node(c, "node disable", 2, argv) < 0)
 		return -1;
@@ -307,9 +289,9 @@ lbctl_build_node_weight(struct lbctl *c, int argc, char **argv)
 
 	if (lbctl_nargs("node weight", argc, argv, 3) < 0)
 		return -1;
-	if (lbctl_long(argv[2], 0, LBCTL_WEIGHT_MAX, &n) < 0)
+	if (decimal_long(argv[2], 0, NODE_WEIGHT_MAX, &n) < 0)
 		return lbctl_bad("node weight: bad weight \"%.80s\" (0..%d)",
-				 argv[2], LBCTL_WEIGHT_MAX);
+				 argv[2], NODE_WEIGHT_MAX);
 	if (lbctl_build_pool_node(c, "node weight", 2, argv) < 0)
 		return -1;
 	return lbctl_put(c, " %ld", n);
@@ -627,8 +609,8 @@ lbctl_options(struct lbctl *c, int argc, char **argv)
 			if (*v == '\0')
 				return lbctl_bad("-s: empty socket path");
 			c->socket = v;
-		} else if (lbctl_long(v, 1, LBCTL_TIMEOUT_MAX_MS,
-				      &c->timeout_ms) < 0) {
+		} else if (decimal_long(v, 1, LBCTL_TIMEOUT_MAX_MS,
+					&c->timeout_ms) < 0) {
 			return lbctl_bad("-t: bad timeout \"%.80s\" (1..%d ms)",
 					 v, LBCTL_TIMEOUT_MAX_MS);
 		}

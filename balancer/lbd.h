@@ -13,9 +13,9 @@
 #include "../common/addr.h"
 #include "../health/health.h"
 #include "lb.h"
+#include "lbd_limits.h"
 #include "node.h"
 
-#define LBD_NAME_MAX 64
 #define LBD_MAX_WORKERS 64
 
 enum service_proto { PROTO_TCP, PROTO_SMTP, PROTO_IMAP, PROTO_POP3, PROTO_HTTP };

@@ -29,6 +29,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../common/decimal.h"
+
 #define TRACK_SOCKET_DEFAULT "/run/lbd/lbd.sock"
 #define TRACK_FILE_DEFAULT "/run/lbd/keepalived.track"
 #define TRACK_INTERVAL_MS 50
@@ -241,7 +243,6 @@ static long
 track_read(const struct track *t)
 {
 	char buf[32];
-	char *end;
 	ssize_t n;
 	long v;
 	int fd;
@@ -253,9 +254,9 @@ track_read(const struct track *t)
 	if (n <= 0)
 		return LONG_MIN;
 	buf[n] = '\0';
-	errno = 0;
-	v = strtol(buf, &end, 10);
-	if (errno || end == buf || (*end != '\0' && *end != '\n'))
+	if (buf[n - 1] == '\n') /* lbd-track writes "N\n" */
+		buf[n - 1] = '\0';
+	if (decimal_long(buf, LONG_MIN + 1, LONG_MAX, &v) < 0)
 		return LONG_MIN;
 	return v;
 }
@@ -300,22 +301,6 @@ track_apply(struct track *t, enum track_result res, const char *why)
 }
 
 /* ---- arguments ---- */
-
-static int
-track_long(const char *s, long min, long max, long *out)
-{
-	char *end;
-	long v;
-
-	if (s == NULL || *s == '\0')
-		return -1;
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno || *end != '\0' || v < min || v > max)
-		return -1;
-	*out = v;
-	return 0;
-}
 
 static int __attribute__((format(printf, 1, 2))) track_bad(const char *fmt, ...)
 {
@@ -372,7 +357,7 @@ track_options(struct track *t, int argc, char **argv)
 		} else {
 			return track_bad("unknown option \"%.80s\"", a);
 		}
-		if (track_long(v, min, max, num) < 0)
+		if (decimal_long(v, min, max, num) < 0)
 			return track_bad("%s: bad value \"%.80s\" (%ld..%ld)",
 					 a, v ? v : "", min, max);
 		i++;

@@ -1,5 +1,6 @@
 #include "node.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,23 +41,67 @@ node_unref(struct node *n)
 	return true;
 }
 
+static const char *const node_admin_names[] = {
+    [ADMIN_NONE] = "none",
+    [ADMIN_DRAIN] = "drain",
+    [ADMIN_MAINT] = "maint",
+    [ADMIN_REMOVING] = "removing",
+};
+
+#define NODE_NADMIN (sizeof(node_admin_names) / sizeof(node_admin_names[0]))
+
+const char *
+node_admin_name(enum node_admin a)
+{
+	return (size_t)a < NODE_NADMIN ? node_admin_names[a] : "none";
+}
+
+int
+node_admin_parse(const char *s, enum node_admin *out)
+{
+	for (size_t i = 0; i < NODE_NADMIN; i++)
+		if (strcmp(s, node_admin_names[i]) == 0) {
+			*out = (enum node_admin)i;
+			return 0;
+		}
+	return -1;
+}
+
 const char *
 node_state_name(struct node *n)
 {
-	switch (atomic_load(&n->admin)) {
-	case ADMIN_DRAIN:
-		return "drain";
-	case ADMIN_MAINT:
-		return "maint";
-	case ADMIN_REMOVING:
-		return "removing";
-	default:
-		return node_health_name(n);
-	}
+	enum node_admin a = atomic_load(&n->admin);
+	return a == ADMIN_NONE ? node_health_name(n) : node_admin_name(a);
 }
 
 const char *
 node_health_name(struct node *n)
 {
 	return atomic_load(&n->health) == HEALTH_UP ? "up" : "down";
+}
+
+int
+node_until_parse(const char *s, double *out)
+{
+	char *end;
+
+	if (strcmp(s, "-") == 0) {
+		*out = 0;
+		return 0;
+	}
+	errno = 0;
+	double v = strtod(s, &end);
+	if (*s == '\0' || *end != '\0' || errno != 0 || !(v > 0))
+		return -1;
+	*out = v;
+	return 0;
+}
+
+void
+node_until_fmt(double until, char *buf, size_t len)
+{
+	if (until > 0)
+		snprintf(buf, len, "%.3f", until);
+	else
+		snprintf(buf, len, "-");
 }

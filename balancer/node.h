@@ -7,11 +7,11 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "../common/addr.h"
-
-#define NODE_NAME_MAX 64
+#include "lbd_limits.h"
 
 enum node_health { HEALTH_DOWN = 0, HEALTH_UP = 1 };
 
@@ -75,5 +75,18 @@ bool node_unref(struct node *n);
 /* "up", "down", "drain", "maint", "removing": the state column. */
 const char *node_state_name(struct node *n);
 const char *node_health_name(struct node *n);
+
+/* The admin states' one vocabulary, for the state file and the shared
+ * state: "none", "drain", "maint", "removing". */
+const char *node_admin_name(enum node_admin a);
+/* Returns 0 with *out set, or -1 for a name not in the vocabulary. */
+int node_admin_parse(const char *s, enum node_admin *out);
+
+/* A maintenance end as the state file and the shared state write it:
+ * "-" (none: *out 0) or epoch seconds ("%.3f", above 0). Returns 0, or
+ * -1 with *out untouched. */
+int node_until_parse(const char *s, double *out);
+/* Writes a maintenance end that way ("-" for 0). */
+void node_until_fmt(double until, char *buf, size_t len);
 
 #endif

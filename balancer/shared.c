@@ -15,11 +15,13 @@
 #include "shared.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "../common/decimal.h"
 #include "../common/log.h"
 #include "../common/redis.h"
 #include "config.h"
@@ -141,19 +143,6 @@ shared_version_seen(struct shared *sh, unsigned long long v)
 		sh->max_version = v;
 }
 
-static const char *
-shared_admin_name(int admin)
-{
-	switch (admin) {
-	case ADMIN_DRAIN:
-		return "drain";
-	case ADMIN_MAINT:
-		return "maint";
-	default:
-		return "none";
-	}
-}
-
 /* The record of e as this balancer has it now, without the version. */
 static void
 shared_record(struct shared *sh, struct shared_entry *e, char *buf, size_t len)
@@ -166,12 +155,12 @@ shared_record(struct shared *sh, struct shared_entry *e, char *buf, size_t len)
 		snprintf(buf, len, "removed - 0 0 none -");
 		return;
 	}
-	char until[32] = "-";
-	if (admin == ADMIN_MAINT && n->maint_until > 0)
-		snprintf(until, sizeof(until), "%.3f", n->maint_until);
+	char until[32];
+	node_until_fmt(admin == ADMIN_MAINT ? n->maint_until : 0, until,
+		       sizeof(until));
 	snprintf(buf, len, "node %s %d %d %s %s", n->addrstr,
-		 atomic_load(&n->weight), n->maxconn, shared_admin_name(admin),
-		 until);
+		 atomic_load(&n->weight), n->maxconn,
+		 node_admin_name((enum node_admin)admin), until);
 }
 
 static void
@@ -263,7 +252,7 @@ struct shared_rec {
 static int
 shared_rec_parse(const char *s, struct shared_rec *rec)
 {
-	char kind[16], addr[ADDR_STRLEN], admin[16], until[32], *end;
+	char kind[16], addr[ADDR_STRLEN], admin[16], until[32];
 
 	memset(rec, 0, sizeof(*rec));
 	if (sscanf(s, "%llu %15s %63s %ld %ld %15s %31s %lf", &rec->version,
@@ -275,25 +264,15 @@ shared_rec_parse(const char *s, struct shared_rec *rec)
 		rec->removed = true;
 		return 0;
 	}
-	if (strcmp(kind, "node") != 0 || rec->weight < 0 || rec->weight > 256 ||
-	    rec->maxconn < 0 || rec->maxconn > 10000000)
+	if (strcmp(kind, "node") != 0 || rec->weight < 0 ||
+	    rec->weight > NODE_WEIGHT_MAX || rec->maxconn < 0 ||
+	    rec->maxconn > NODE_MAXCONN_MAX)
 		return -1;
 	snprintf(rec->address, sizeof(rec->address), "%s", addr);
-	if (strcmp(admin, "none") == 0)
-		rec->admin = ADMIN_NONE;
-	else if (strcmp(admin, "drain") == 0)
-		rec->admin = ADMIN_DRAIN;
-	else if (strcmp(admin, "maint") == 0)
-		rec->admin = ADMIN_MAINT;
-	else
+	if (node_admin_parse(admin, &rec->admin) < 0 ||
+	    rec->admin == ADMIN_REMOVING) /* a removal is KIND removed */
 		return -1;
-	if (strcmp(until, "-") != 0) {
-		errno = 0;
-		rec->until = strtod(until, &end);
-		if (*end != '\0' || errno != 0 || !(rec->until > 0))
-			return -1;
-	}
-	return 0;
+	return node_until_parse(until, &rec->until);
 }
 
 /* Applies a peer's record to pool p through runtime.c. Returns 0 when
@@ -605,11 +584,9 @@ shared_state_line(struct lbd *l, const char *pool, const char *node,
 		  const char *version)
 {
 	struct shared *sh = shared_get(l);
-	char *end;
+	unsigned long long v;
 
-	errno = 0;
-	unsigned long long v = strtoull(version, &end, 10);
-	if (*version < '0' || *version > '9' || *end != '\0' || errno != 0)
+	if (decimal_ullong(version, ULLONG_MAX, &v) < 0)
 		return -1;
 	struct shared_entry *e = shared_entry(sh, pool, node, true);
 	if (e == NULL)

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../common/decimal.h"
 #include "../common/log.h"
 #include "../common/strbuf.h"
 #include "config.h"
@@ -146,18 +147,6 @@ statefile_skip(struct statefile_ctx *c, const char *fmt, ...)
 	log_warn("%s:%d: %s; line skipped", c->path, c->line, why);
 }
 
-static int
-statefile_int(const char *s, long min, long max, long *out)
-{
-	char *end;
-	errno = 0;
-	long v = strtol(s, &end, 10);
-	if (*s == '\0' || *end != '\0' || errno != 0 || v < min || v > max)
-		return -1;
-	*out = v;
-	return 0;
-}
-
 /* "removed POOL NODE": a config node removed at run time. */
 static void
 statefile_apply_removed(struct statefile_ctx *c, char **f)
@@ -216,7 +205,7 @@ statefile_apply_node(struct statefile_ctx *c, char **f)
 {
 	long weight, maxconn;
 	double until = 0;
-	char err[160], *end;
+	char err[160];
 	enum node_admin admin;
 	const char *st = f[SF_STATE];
 
@@ -225,34 +214,25 @@ statefile_apply_node(struct statefile_ctx *c, char **f)
 		statefile_skip(c, "unknown pool \"%s\"", f[SF_POOL]);
 		return;
 	}
+	/* the STATE column: the health when no admin state is set */
 	if (strcmp(st, "up") == 0 || strcmp(st, "down") == 0)
 		admin = ADMIN_NONE;
-	else if (strcmp(st, "drain") == 0)
-		admin = ADMIN_DRAIN;
-	else if (strcmp(st, "maint") == 0)
-		admin = ADMIN_MAINT;
-	else if (strcmp(st, "removing") == 0)
-		admin = ADMIN_REMOVING;
-	else {
+	else if (node_admin_parse(st, &admin) < 0 || admin == ADMIN_NONE) {
 		statefile_skip(c, "bad state \"%s\"", st);
 		return;
 	}
-	if (statefile_int(f[SF_WEIGHT], 0, 256, &weight) < 0) {
+	if (decimal_long(f[SF_WEIGHT], 0, NODE_WEIGHT_MAX, &weight) < 0) {
 		statefile_skip(c, "bad weight \"%s\"", f[SF_WEIGHT]);
 		return;
 	}
-	if (statefile_int(f[SF_MAXCONN], 0, 10000000, &maxconn) < 0) {
+	if (decimal_long(f[SF_MAXCONN], 0, NODE_MAXCONN_MAX, &maxconn) < 0) {
 		statefile_skip(c, "bad maxconn \"%s\"", f[SF_MAXCONN]);
 		return;
 	}
-	if (strcmp(f[SF_MAINT_UNTIL], "-") != 0) {
-		errno = 0;
-		until = strtod(f[SF_MAINT_UNTIL], &end);
-		if (*end != '\0' || errno != 0 || !(until > 0)) {
-			statefile_skip(c, "bad maintenance end \"%s\"",
-				       f[SF_MAINT_UNTIL]);
-			return;
-		}
+	if (node_until_parse(f[SF_MAINT_UNTIL], &until) < 0) {
+		statefile_skip(c, "bad maintenance end \"%s\"",
+			       f[SF_MAINT_UNTIL]);
+		return;
 	}
 	bool runtime = strcmp(f[SF_ORIGIN], "runtime") == 0;
 	if (!runtime && strcmp(f[SF_ORIGIN], "config") != 0) {
@@ -330,7 +310,7 @@ statefile_version(struct statefile_ctx *c, char *line)
 			c->path, STATEFILE_MAGIC, STATEFILE_VERSION);
 		return -1;
 	}
-	if (n > 2 || statefile_int(f[1], 1, 1000000, &v) < 0 ||
+	if (n > 2 || decimal_long(f[1], 1, 1000000, &v) < 0 ||
 	    v != STATEFILE_VERSION) {
 		log_err("%s:1: unknown state file version \"%s\" (this lbd "
 			"reads version %d)",

@@ -121,10 +121,7 @@ col_origin(const struct status_row *r, char *buf, size_t len)
 static void
 col_maint_until(const struct status_row *r, char *buf, size_t len)
 {
-	if (r->maint_until > 0)
-		snprintf(buf, len, "%.3f", r->maint_until);
-	else
-		snprintf(buf, len, "-");
+	node_until_fmt(r->maint_until, buf, len);
 }
 
 static void

@@ -1,21 +1,18 @@
 #include "addr.h"
 
 #include <arpa/inet.h>
-#include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "decimal.h"
+
 static int
 addr_port_parse(const char *s, uint16_t *port)
 {
-	char *end;
-	if (*s == '\0' || *s == '-' || *s == '+')
-		return -1;
-	errno = 0;
-	unsigned long v = strtoul(s, &end, 10);
-	if (errno || *end != '\0' || v == 0 || v > 65535)
+	long v;
+	if (decimal_long(s, 1, 65535, &v) < 0)
 		return -1;
 	*port = (uint16_t)v;
 	return 0;

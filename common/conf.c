@@ -1,5 +1,6 @@
 #include "conf.h"
 
+#include "decimal.h"
 #include "log.h"
 
 #include <errno.h>
@@ -30,10 +31,8 @@ int
 conf_int(struct conf *c, const char *key, const char *val, int min, int max,
 	 int *out)
 {
-	char *end;
-	errno = 0;
-	long v = strtol(val, &end, 10);
-	if (*val == '\0' || *end != '\0' || errno || v < min || v > max) {
+	long v;
+	if (decimal_long(val, min, max, &v) < 0) {
 		conf_error(c, c->line, "%s: \"%s\" is not a number in %d..%d",
 			   key, val, min, max);
 		return -1;

@@ -30,6 +30,7 @@
 #include <hiredis/async.h>
 #include <hiredis/adapters/libev.h>
 
+#include "decimal.h"
 #include "log.h"
 #include "redis.h"
 
@@ -142,11 +143,7 @@ redis_opts_parse(const char *hostport, struct redis_opts *opts)
 		hostlen = colon ? (size_t)(colon - hostport) : strlen(hostport);
 	}
 	if (colon) {
-		char *end;
-		if (colon[1] < '0' || colon[1] > '9')
-			return -1;
-		port = strtol(colon + 1, &end, 10);
-		if (*end != '\0' || port < 1 || port > 65535)
+		if (decimal_long(colon + 1, 1, 65535, &port) < 0)
 			return -1;
 	}
 	if (hostlen == 0 || hostlen >= sizeof(opts->host))

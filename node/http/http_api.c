@@ -12,12 +12,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "../../common/json.h"
 #include "../../common/log.h"
+#include "../../common/token.h"
 #include "http.h"
 #include "../store/maildir.h"
 #include "../mailnode.h"
@@ -266,26 +266,6 @@ api_login_stored(struct http_session *s, redisReply *reply)
 	strbuf_free(&sb);
 }
 
-static int
-api_new_token(char *out)
-{
-	unsigned char raw[HTTP_TOKEN_HEX / 2];
-	size_t got = 0;
-	while (got < sizeof(raw)) {
-		ssize_t n = getrandom(raw + got, sizeof(raw) - got, 0);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		got += (size_t)n;
-	}
-	for (size_t i = 0; i < sizeof(raw); i++)
-		snprintf(out + 2 * i, 3, "%02x", raw[i]);
-	explicit_bzero(raw, sizeof(raw));
-	return 0;
-}
-
 /* The counters say whether this try may run: then the password. */
 static void api_login_verified(void *arg, bool ok, const char *user);
 
@@ -357,7 +337,7 @@ api_login_verified(void *arg, bool ok, const char *user)
 	}
 
 	char key[API_KEY_MAX], ttl[16];
-	if (api_new_token(s->token) < 0) {
+	if (token_hex(s->token, HTTP_TOKEN_HEX) < 0) {
 		log_err("http %s: getrandom: %s", s->logid, strerror(errno));
 		http_respond_error(s, 500, "internal error");
 		return;

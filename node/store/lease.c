@@ -2,14 +2,13 @@
  * a compare-and-DEL script to give back. */
 #include "lease.h"
 
-#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "../../common/log.h"
+#include "../../common/token.h"
 
 #define LEASE_KEY_MAX 512
 #define LEASE_TOKEN_LEN 32 /* hex digits of 128 random bits */
@@ -37,25 +36,6 @@ struct lease {
 	lease_cb cb;
 	void *arg;
 };
-
-static int
-lease_token(char *out)
-{
-	unsigned char raw[LEASE_TOKEN_LEN / 2];
-	size_t got = 0;
-	while (got < sizeof(raw)) {
-		ssize_t n = getrandom(raw + got, sizeof(raw) - got, 0);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		got += (size_t)n;
-	}
-	for (size_t i = 0; i < sizeof(raw); i++)
-		snprintf(out + 2 * i, 3, "%02x", raw[i]);
-	return 0;
-}
 
 /* The lease is gone for us: stop renewing, tell the owner once. */
 static void
@@ -142,7 +122,7 @@ lease_acquire(struct redis *r, const char *key, int ttl_ms, int renew_ms,
 	    renew_ms <= 0)
 		goto fail;
 	l = calloc(1, sizeof(*l));
-	if (l == NULL || lease_token(l->token) < 0)
+	if (l == NULL || token_hex(l->token, LEASE_TOKEN_LEN) < 0)
 		goto fail;
 	l->redis = r;
 	l->loop = redis_loop(r);
