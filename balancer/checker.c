@@ -54,8 +54,8 @@ checker_feed(struct checker_node *cn, bool ok, const char *reason)
 			 cn->track.fails, cn->track.fall);
 	atomic_store(&n->health, cn->track.up ? HEALTH_UP : HEALTH_DOWN);
 	n->last_change = ev_now(cn->l->loop);
-	lbd_state_event(cn->l, cn->pool, n, was_up ? "up" : "down",
-			cn->track.up ? "up" : "down", why);
+	event_state(cn->l, ORIGIN_PROBE, cn->pool, n, was_up ? "up" : "down",
+		    cn->track.up ? "up" : "down", why);
 }
 
 static void
@@ -105,7 +105,8 @@ checker_start_node(struct lbd *l, struct pool *p, struct node *n)
 		/* Always up as far as probes go. */
 		if (atomic_exchange(&n->health, HEALTH_UP) != HEALTH_UP) {
 			n->last_change = ev_now(l->loop);
-			lbd_state_event(l, p, n, "down", "up", "check none");
+			event_state(l, ORIGIN_PROBE, p, n, "down", "up",
+				    "check none");
 		}
 		snprintf(n->check_status, sizeof(n->check_status), "none");
 		return;

@@ -343,7 +343,8 @@ ctl_pool_add(struct lbd *l, int argc, char **argv, struct strbuf *out)
 	if (n == NULL)
 		return ctl_fail(out, "%s", why);
 	n->from_config = false;
-	if (runtime_node_add(l, p, n, "pool add", why, sizeof(why)) < 0)
+	if (runtime_node_add(l, ORIGIN_CONTROL, p, n, "pool add", why,
+			     sizeof(why)) < 0)
 		return ctl_fail(out, "%s", why);
 	return ctl_ok(out);
 }
@@ -358,7 +359,8 @@ ctl_pool_remove(struct lbd *l, int argc, char **argv, struct strbuf *out)
 	(void)argc;
 	if (ctl_pool_node(l, argv, &p, &n, out) < 0)
 		return CTL_FAIL;
-	if (runtime_node_remove(l, p, n, "pool remove", why, sizeof(why)) < 0)
+	if (runtime_node_remove(l, ORIGIN_CONTROL, p, n, "pool remove", why,
+				sizeof(why)) < 0)
 		return ctl_fail(out, "%s", why);
 	return ctl_ok(out);
 }
@@ -374,8 +376,8 @@ ctl_node_admin(struct lbd *l, char **argv, enum node_admin admin, double until,
 
 	if (ctl_pool_node(l, argv, &p, &n, out) < 0)
 		return CTL_FAIL;
-	if (runtime_node_admin(l, p, n, admin, until, reason, why,
-			       sizeof(why)) < 0)
+	if (runtime_node_admin(l, ORIGIN_CONTROL, p, n, admin, until, reason,
+			       why, sizeof(why)) < 0)
 		return ctl_fail(out, "%s", why);
 	return ctl_ok(out);
 }
@@ -429,8 +431,8 @@ ctl_node_weight(struct lbd *l, int argc, char **argv, struct strbuf *out)
 	if (decimal_long(argv[2], 0, NODE_WEIGHT_MAX, &w) < 0)
 		return ctl_fail(out, "bad weight \"%s\" (0..%d)", argv[2],
 				NODE_WEIGHT_MAX);
-	if (runtime_node_weight(l, p, n, (int)w, "node weight", why,
-				sizeof(why)) < 0)
+	if (runtime_node_weight(l, ORIGIN_CONTROL, p, n, (int)w, "node weight",
+				why, sizeof(why)) < 0)
 		return ctl_fail(out, "%s", why);
 	return ctl_ok(out);
 }

@@ -35,6 +35,9 @@ enum ctl_status ctl_execn(struct lbd *l, const char *line, size_t len,
 int ctl_server_start(struct lbd *l);
 /* Closes every client and the socket, and removes the socket file. */
 void ctl_server_stop(struct lbd *l);
+/* Subscriber (event.h): every EVENT_STATE as one line to each `watch`
+ * client; a client that falls CTL_WATCH_MAX bytes behind is dropped. */
+void ctl_server_on_event(struct lbd *l, const struct event *ev);
 /* Formats a watch line for an event at wall-clock time t (epoch seconds):
  * "2026-11-22T10:00:00.123Z POOL NODE FROM -> TO REASON\n". */
 int ctl_event_line(struct strbuf *sb, double t, const char *pool,

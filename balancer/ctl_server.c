@@ -469,19 +469,16 @@ ctl_event_line(struct strbuf *sb, double t, const char *pool, const char *node,
 }
 
 void
-lbd_state_event(struct lbd *l, struct pool *p, struct node *n, const char *from,
-		const char *to, const char *reason)
+ctl_server_on_event(struct lbd *l, const struct event *ev)
 {
 	struct strbuf line;
 	struct ctl_client *c, *next;
 
-	log_info("pool %s node %s %s: %s", p->name, n->name, to,
-		 reason != NULL ? reason : "");
-	if (l->ctl == NULL)
+	if (l->ctl == NULL || ev->kind != EVENT_STATE)
 		return;
 	strbuf_init(&line, 1024);
-	if (ctl_event_line(&line, ev_time(), p->name, n->name, from, to,
-			   reason) < 0)
+	if (ctl_event_line(&line, ev_time(), ev->pool->name, ev->name, ev->from,
+			   ev->to, ev->reason) < 0)
 		goto done;
 	for (c = l->ctl->clients; c != NULL; c = next) {
 		next = c->next;

@@ -19,6 +19,24 @@
 
 #define LBD_STOP_POLL_S 0.1
 
+/* The subscribers of event.h, in the order they hear an event: the
+ * watchers first (as the log), then the state file, then the peer. */
+static event_fn *const lbd_subscribers[] = {
+    ctl_server_on_event,
+    statefile_on_event,
+    shared_on_event,
+};
+
+int
+lbd_subscribe(struct lbd *l)
+{
+	for (size_t i = 0;
+	     i < sizeof(lbd_subscribers) / sizeof(*lbd_subscribers); i++)
+		if (event_subscribe(l, lbd_subscribers[i]) < 0)
+			return -1;
+	return 0;
+}
+
 /* The grace period: every 100 ms, end when no connection is left or the
  * time is up. */
 static void
@@ -115,6 +133,8 @@ lbd_run(struct lbd_config *cfg)
 	pthread_mutex_init(&l->svc_lock, NULL);
 	log_set_level((enum log_level)cfg->set.log_level);
 	lbd_signals(l);
+	if (lbd_subscribe(l) < 0)
+		fatal("%s: cannot subscribe", __func__);
 	if (checker_init(l) < 0)
 		fatal("%s: out of memory", __func__);
 

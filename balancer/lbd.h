@@ -12,6 +12,7 @@
 
 #include "../common/addr.h"
 #include "../health/health.h"
+#include "event.h"
 #include "lb.h"
 #include "lbd_limits.h"
 #include "node.h"
@@ -94,6 +95,7 @@ struct worker;
 struct ctl_server;
 struct metrics_server;
 struct shared;
+struct runtime_removed;
 
 /* The process. */
 struct lbd {
@@ -106,7 +108,10 @@ struct lbd {
 	struct ctl_server *ctl;
 	struct metrics_server *metrics;
 	struct checker *checker; /* checker.c's queue of traffic failures */
-	ev_timer housekeeping; /* 1 s: timed maintenance ends, removals */
+	ev_timer housekeeping; /* runtime.c, 1 s: maintenance ends, removals */
+	struct runtime_removed *removed; /* runtime.c: config nodes removed */
+	event_fn *subscribers[EVENT_SUBSCRIBERS_MAX]; /* event.h */
+	int nsubscribers;
 	struct shared *shared; /* shared.c: the state shared through Redis */
 	pthread_mutex_t svc_lock; /* the service list, against worker syncs */
 	ev_signal sigterm, sigint, sighup;
@@ -160,11 +165,5 @@ void checker_pool_changed(struct pool *p);
  * checker counts it as a probe failure on the main loop. */
 void checker_report_connect_failure(struct lbd *l, struct pool *p,
     struct node *n, int err);
-
-/* ctl_server.c: one line per node state change, to the log and to every
- * `watch` client: "2026-11-22T10:00:00.123Z POOL NODE FROM -> TO REASON".
- * Called on the main thread only. */
-void lbd_state_event(struct lbd *l, struct pool *p, struct node *n,
-    const char *from, const char *to, const char *reason);
 
 #endif

@@ -12,5 +12,9 @@ int lbd_run(struct lbd_config *cfg);
 void lbd_stop(struct lbd *l);
 /* SIGHUP: re-reads the config file and applies it in place. */
 void lbd_reload(struct lbd *l);
+/* Registers who hears "a node changed" (event.h): the watch stream, the
+ * state file, the shared state, in that order. lbd_run() calls it first;
+ * a test that builds a struct lbd by hand calls it too. */
+int lbd_subscribe(struct lbd *l);
 
 #endif

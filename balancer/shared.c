@@ -94,10 +94,9 @@ struct shared {
 	struct shared_entry *entries;
 	struct shared_seen *seen;
 	unsigned long long max_version;
-	bool applying; /* a peer's change is going through runtime.c */
-	bool loading;  /* a load is in flight */
-	bool again;    /* load once more when it returns */
-	bool retry;    /* a record could not be applied yet */
+	bool loading; /* a load is in flight */
+	bool again;   /* load once more when it returns */
+	bool retry;   /* a record could not be applied yet */
 	ev_timer tick;
 };
 
@@ -218,13 +217,15 @@ shared_write(struct shared *sh, struct shared_entry *e)
 	log_debug("shared state: %s -> %s", field, rec);
 }
 
-void
+/* This balancer changed NODE of pool p: write it to Redis now, or once
+ * Redis is back. */
+static void
 shared_note_change(struct lbd *l, struct pool *p, const char *node)
 {
 	struct shared *sh = l->shared;
 	struct shared_entry *e;
 
-	if (sh == NULL || sh->r == NULL || sh->applying)
+	if (sh == NULL || sh->r == NULL)
 		return;
 	if ((e = shared_entry(sh, p->name, node, true)) == NULL)
 		return;
@@ -236,6 +237,16 @@ shared_note_change(struct lbd *l, struct pool *p, const char *node)
 		return;
 	}
 	shared_write(sh, e);
+}
+
+void
+shared_on_event(struct lbd *l, const struct event *ev)
+{
+	/* the state file's changes were shared when made, the peer's are
+	 * the peer's own: only the control socket's go out */
+	if (ev->kind == EVENT_CHANGED && ev->origin == ORIGIN_CONTROL &&
+	    ev->pool != NULL)
+		shared_note_change(l, ev->pool, ev->name);
 }
 
 /* A record of the shared state, parsed. */
@@ -275,7 +286,8 @@ shared_rec_parse(const char *s, struct shared_rec *rec)
 	return node_until_parse(until, &rec->until);
 }
 
-/* Applies a peer's record to pool p through runtime.c. Returns 0 when
+/* Applies a peer's record to pool p through runtime.c (ORIGIN_PEER, so
+ * shared_on_event does not write it back). Returns 0 when
  * done (or nothing to do), 1 to try again later, -1 when it never can. */
 static int
 shared_apply(struct shared *sh, struct pool *p, const char *name,
@@ -288,7 +300,8 @@ shared_apply(struct shared *sh, struct pool *p, const char *name,
 	if (rec->removed) {
 		if (n == NULL || atomic_load(&n->admin) == ADMIN_REMOVING)
 			return 0;
-		return runtime_node_remove(l, p, n, why, err, errlen);
+		return runtime_node_remove(l, ORIGIN_PEER, p, n, why, err,
+					   errlen);
 	}
 	if (n != NULL && atomic_load(&n->admin) == ADMIN_REMOVING) {
 		snprintf(err, errlen, "node \"%s\" still being removed", name);
@@ -302,7 +315,8 @@ shared_apply(struct shared *sh, struct pool *p, const char *name,
 		if (n == NULL)
 			return -1;
 		n->from_config = false;
-		if (runtime_node_add(l, p, n, why, err, errlen) < 0)
+		if (runtime_node_add(l, ORIGIN_PEER, p, n, why, err, errlen) <
+		    0)
 			return -1;
 		if ((n = pool_node(p, name)) == NULL)
 			return -1;
@@ -312,11 +326,11 @@ shared_apply(struct shared *sh, struct pool *p, const char *name,
 			 n->addrstr, rec->address);
 		return -1;
 	}
-	if (runtime_node_weight(l, p, n, (int)rec->weight, why, err, errlen) <
-	    0)
+	if (runtime_node_weight(l, ORIGIN_PEER, p, n, (int)rec->weight, why,
+				err, errlen) < 0)
 		return -1;
-	return runtime_node_admin(l, p, n, rec->admin, rec->until, why, err,
-				  errlen);
+	return runtime_node_admin(l, ORIGIN_PEER, p, n, rec->admin, rec->until,
+				  why, err, errlen);
 }
 
 /* One field/value pair of a load. Returns true when it changed what was
@@ -349,9 +363,7 @@ shared_load_one(struct shared *sh, const redisReply *f, const redisReply *v)
 		e->version = rec.version;
 		return true;
 	}
-	sh->applying = true;
 	int rc = shared_apply(sh, p, node, &rec, err, sizeof(err));
-	sh->applying = false;
 	if (rc > 0) {
 		sh->retry = true;
 		return false;
@@ -394,8 +406,8 @@ shared_load_done(struct redis *r, redisReply *reply, void *arg)
 		if (e->pending)
 			shared_write(sh, e);
 	}
-	if (changed)
-		runtime_persist(sh->l);
+	if (changed) /* the versions the state file keeps */
+		event_changed(sh->l, ORIGIN_PEER, NULL, NULL);
 	if (sh->again) {
 		sh->again = false;
 		shared_load(sh);

@@ -34,9 +34,10 @@ int shared_start(struct lbd *l);
 /* Closes the connection and frees shared.c's state. Safe to call twice. */
 void shared_stop(struct lbd *l);
 
-/* runtime.c: this balancer changed NODE of pool p (not the state file,
- * not the peer): write it to Redis now, or once Redis is back. */
-void shared_note_change(struct lbd *l, struct pool *p, const char *node);
+/* Subscriber (event.h): an EVENT_CHANGED from the control socket is
+ * written to Redis now, or once Redis is back; the state file's and the
+ * peer's are not. */
+void shared_on_event(struct lbd *l, const struct event *ev);
 
 /* The state file's "shared POOL NODE VERSION" lines: the version last
  * applied or written for each entry. */

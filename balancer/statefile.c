@@ -126,6 +126,13 @@ fail:
 	return -1;
 }
 
+void
+statefile_on_event(struct lbd *l, const struct event *ev)
+{
+	if (ev->kind == EVENT_CHANGED && ev->origin != ORIGIN_STATEFILE)
+		statefile_save(l);
+}
+
 /* The loader's context: where it is, for messages. */
 struct statefile_ctx {
 	struct lbd *l;
@@ -159,7 +166,8 @@ statefile_apply_removed(struct statefile_ctx *c, char **f)
 		return;
 	if (atomic_load(&n->admin) == ADMIN_REMOVING)
 		return;
-	if (runtime_node_remove(c->l, p, n, "state file", err, sizeof(err)) < 0)
+	if (runtime_node_remove(c->l, ORIGIN_STATEFILE, p, n, "state file", err,
+				sizeof(err)) < 0)
 		statefile_skip(c, "%s", err);
 }
 
@@ -193,7 +201,8 @@ statefile_add_node(struct statefile_ctx *c, struct pool *p, char **f,
 		return NULL;
 	}
 	n->from_config = false;
-	if (runtime_node_add(c->l, p, n, "state file", why, sizeof(why)) < 0) {
+	if (runtime_node_add(c->l, ORIGIN_STATEFILE, p, n, "state file", why,
+			     sizeof(why)) < 0) {
 		statefile_skip(c, "%s", why);
 		return NULL;
 	}
@@ -262,14 +271,16 @@ statefile_apply_node(struct statefile_ctx *c, char **f)
 	if (admin == ADMIN_REMOVING) {
 		rc = atomic_load(&n->admin) == ADMIN_REMOVING
 			 ? 0
-			 : runtime_node_remove(c->l, p, n, "state file", err,
-					       sizeof(err));
+			 : runtime_node_remove(c->l, ORIGIN_STATEFILE, p, n,
+					       "state file", err, sizeof(err));
 	} else {
-		rc = runtime_node_weight(c->l, p, n, (int)weight, "state file",
-					 err, sizeof(err));
+		rc = runtime_node_weight(c->l, ORIGIN_STATEFILE, p, n,
+					 (int)weight, "state file", err,
+					 sizeof(err));
 		if (rc == 0)
-			rc = runtime_node_admin(c->l, p, n, admin, until,
-						"state file", err, sizeof(err));
+			rc = runtime_node_admin(c->l, ORIGIN_STATEFILE, p, n,
+						admin, until, "state file", err,
+						sizeof(err));
 	}
 	if (rc < 0)
 		statefile_skip(c, "%s", err);
@@ -359,7 +370,6 @@ statefile_load(struct lbd *l)
 		log_err("state file %s: %s", c.path, strerror(errno));
 		return -1;
 	}
-	runtime_set_loading(l, true);
 	while (fgets(line, sizeof(line), fp) != NULL) {
 		size_t len = strlen(line);
 		bool whole = len > 0 && line[len - 1] == '\n';
@@ -390,6 +400,5 @@ statefile_load(struct lbd *l)
 	if (rc == 0 && c.line == 0)
 		log_warn("%s: empty state file, nothing to apply", c.path);
 	fclose(fp);
-	runtime_set_loading(l, false);
 	return rc;
 }

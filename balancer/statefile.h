@@ -22,8 +22,12 @@
 int statefile_save(struct lbd *l);
 /* Re-applies the state file to the running config: after the config is
  * applied, before traffic. A missing file is fine; lines that cannot be
- * applied are logged with file:line and skipped. Returns 0, or -1 (logged)
+ * applied are logged with file:line and skipped; the changes go through
+ * runtime.c as ORIGIN_STATEFILE. Returns 0, or -1 (logged)
  * when the file cannot be read or names an unknown version. */
 int statefile_load(struct lbd *l);
+/* Subscriber (event.h): saves on every EVENT_CHANGED but those of the
+ * state file itself (loading it saves nothing). */
+void statefile_on_event(struct lbd *l, const struct event *ev);
 
 #endif

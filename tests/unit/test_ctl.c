@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "../../balancer/ctl.h"
+#include "../../balancer/lbd_run.h"
 #include "../../balancer/metrics.h"
 #include "../../balancer/runtime.h"
 #include "../../balancer/statefile.h"
@@ -90,6 +91,7 @@ world_build(struct lbd *l, struct lbd_config *c, struct ev_loop *loop)
 	l->cfg = c;
 	l->loop = loop;
 	l->started = ev_now(loop);
+	cr_assert_eq(lbd_subscribe(l), 0);
 	struct pool *mx = mkpool(c, "mx", CHECK_TCP);
 	struct pool *web = mkpool(c, "web", CHECK_NONE);
 	cr_assert_eq(
@@ -545,8 +547,8 @@ Test(ctl, watch_line_format)
 	    "2026-11-22T10:00:00.000Z mx n2 down -> up bad??greeting\n");
 	strbuf_free(&sb);
 	/* no server: only the log */
-	lbd_state_event(&W.l, config_pool(&W.cfg, "mx"), node("mx", "n1"), "up",
-			"down", "test");
+	event_state(&W.l, ORIGIN_PROBE, config_pool(&W.cfg, "mx"),
+		    node("mx", "n1"), "up", "down", "test");
 }
 
 Test(ctl, show_status_text)
@@ -1064,7 +1066,7 @@ Test(ctl, server_drops_slow_watcher)
 	char buf[65536];
 	size_t got = 0;
 	for (int i = 0; i < 20000; i++) {
-		lbd_state_event(&W.l, p, n, "up", "down", "flapping");
+		event_state(&W.l, ORIGIN_PROBE, p, n, "up", "down", "flapping");
 		if (i % 100 == 0) {
 			spin(2);
 			ssize_t r;
@@ -1088,7 +1090,7 @@ Test(ctl, server_drops_slow_watcher)
 	cr_assert_lt(slow_bytes, 20000 * 60);
 	cr_assert_gt(got, 100 * 60);
 	/* the fast one still gets events, to the last */
-	lbd_state_event(&W.l, p, n, "down", "up", "last");
+	event_state(&W.l, ORIGIN_PROBE, p, n, "down", "up", "last");
 	/* the last bytes seen, so a line split between reads still shows */
 	char tail[2 * 64 + 1] = "";
 	bool seen = false;
