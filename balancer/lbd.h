@@ -93,7 +93,7 @@ struct lbd_config {
 
 struct worker;
 struct ctl_server;
-struct metrics_server;
+struct serve;
 struct shared;
 struct runtime_removed;
 
@@ -106,7 +106,7 @@ struct lbd {
 	struct worker *workers;
 	int nworkers;
 	struct ctl_server *ctl;
-	struct metrics_server *metrics;
+	struct serve *metrics; /* metrics.c: the endpoint, serve.h */
 	struct checker *checker; /* checker.c's queue of traffic failures */
 	ev_timer housekeeping; /* runtime.c, 1 s: maintenance ends, removals */
 	struct runtime_removed *removed; /* runtime.c: config nodes removed */
