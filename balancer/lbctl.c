@@ -18,6 +18,7 @@
 
 #include "../common/addr.h"
 #include "../common/decimal.h"
+#include "../common/fdio.h"
 #include "lbd_limits.h"
 
 #define LBCTL_SOCKET_DEFAULT "/run/lbd/lbd.sock"
@@ -425,21 +426,6 @@ lbctl_wait(int fd, short events, long deadline)
 	return r;
 }
 
-static int
-lbctl_write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* Where the answer goes: the first bytes are held back until it is clear
  * whether they start "error: ". */
 struct lbctl_out {
@@ -456,7 +442,7 @@ lbctl_out_decide(struct lbctl_out *o)
 	int err = o->nhead == sizeof(o->head) &&
 		  memcmp(o->head, LBCTL_ERROR_PREFIX, sizeof(o->head)) == 0;
 	o->fd = err ? STDERR_FILENO : STDOUT_FILENO;
-	return lbctl_write_all(o->fd, o->head, o->nhead);
+	return fd_write_all(o->fd, o->head, o->nhead);
 }
 
 static int
@@ -472,7 +458,7 @@ lbctl_out_put(struct lbctl_out *o, const char *p, size_t n)
 		if (o->nhead == sizeof(o->head) && lbctl_out_decide(o) < 0)
 			return -1;
 	}
-	return n ? lbctl_write_all(o->fd, p, n) : 0;
+	return n ? fd_write_all(o->fd, p, n) : 0;
 }
 
 /* The answer is complete: flushes what was held back and ends the output
@@ -486,7 +472,7 @@ lbctl_out_end(struct lbctl_out *o, const char *path)
 	}
 	if (o->fd < 0 && lbctl_out_decide(o) < 0)
 		goto fail;
-	if (o->last != '\n' && lbctl_write_all(o->fd, "\n", 1) < 0)
+	if (o->last != '\n' && fd_write_all(o->fd, "\n", 1) < 0)
 		goto fail;
 	return o->fd == STDERR_FILENO ? LBCTL_FAIL : LBCTL_OK;
 fail:

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "../common/decimal.h"
+#include "../common/fdio.h"
 #include "../common/log.h"
 #include "../common/strbuf.h"
 #include "config.h"
@@ -37,21 +38,6 @@ statefile_render(struct lbd *l, struct strbuf *sb)
 			return -1;
 	}
 	return shared_state_lines(l, sb);
-}
-
-static int
-statefile_write_all(int fd, const char *buf, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, buf, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
 }
 
 /* fsync of the directory holding path, so the rename is durable. */
@@ -98,7 +84,7 @@ statefile_save(struct lbd *l)
 		tmp[0] = '\0';
 		goto fail;
 	}
-	if (statefile_write_all(fd, sb.buf, sb.len) < 0 || fsync(fd) < 0) {
+	if (fd_write_all(fd, sb.buf, sb.len) < 0 || fsync(fd) < 0) {
 		log_warn("%s: %s: %s", __func__, tmp, strerror(errno));
 		goto fail;
 	}
