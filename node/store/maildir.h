@@ -99,6 +99,9 @@ size_t maildir_unseen(const struct maildir_list *l);
  * levels, control bytes, longer than MAILDIR_MBOX_MAX. Returns 0 or -1. */
 int maildir_mailbox_path(const char *userdir, const char *mailbox, char *out,
 			 size_t outlen);
+/* A mailbox's name as every module tells it (notices, IMAP's answers):
+ * "INBOX" for INBOX in any case, any other name as it is. */
+const char *maildir_mailbox_canon(const char *mailbox);
 
 /* The Maildir++ folders of userdir (directories ".Name" holding cur/),
  * names without the dot, sorted, into a malloc'ed array the caller frees.
@@ -131,8 +134,15 @@ int maildir_read_headers(int fd, struct maildir_headers *h);
 int maildir_set_flags(const char *dir, struct maildir_msg *m,
 		      const char *flags);
 
-/* Removes m's file. A file already gone counts as done. Returns 0 or -1
- * with errno. */
+/* Opens m's file in cur/ for reading, following a rename by another
+ * session (new flags: the file with m's base name, which holds its UID,
+ * is opened instead, and m->name and m->flags are updated). The one way
+ * to open a message. Returns the fd, or -1 with errno (ENOENT: the
+ * message is gone, expunged). */
+int maildir_open(const char *dir, struct maildir_msg *m);
+
+/* Removes m's file, following a rename as maildir_open does, and fsyncs
+ * cur/. A file already gone counts as done. Returns 0 or -1 with errno. */
 int maildir_expunge(const char *dir, const struct maildir_msg *m);
 
 /* The message's INTERNALDATE: its file's mtime (APPEND and COPY set it).

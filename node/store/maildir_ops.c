@@ -186,6 +186,39 @@ fail:;
 }
 
 int
+maildir_open(const char *dir, struct maildir_msg *m)
+{
+	char name[MAILDIR_NAME_MAX + 1], path[MAILDIR_PATH_MAX];
+	uint32_t uid;
+	uint64_t size;
+
+	if (!maildir_msg_name_ok(m->name)) {
+		errno = EINVAL;
+		return -1;
+	}
+	snprintf(name, sizeof(name), "%s", m->name);
+	for (int tries = 0; tries < 3; tries++) {
+		snprintf(path, sizeof(path), "%s/cur/%s", dir, name);
+		int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd >= 0) {
+			if (strcmp(name, m->name) != 0) {
+				snprintf(m->name, sizeof(m->name), "%s", name);
+				maildir_parse_name(name, &uid, m->flags,
+						   sizeof(m->flags), &size);
+			}
+			return fd;
+		}
+		if (errno != ENOENT)
+			return -1;
+		/* Renamed by another session (its flags): the same base. */
+		if (maildir_msg_locate(dir, m->name, name, sizeof(name)) < 0)
+			return -1;
+	}
+	errno = ENOENT;
+	return -1;
+}
+
+int
 maildir_expunge(const char *dir, const struct maildir_msg *m)
 {
 	char cur[MAILDIR_NAME_MAX + 1], path[MAILDIR_PATH_MAX];

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -711,6 +712,12 @@ maildir_mailbox_path(const char *userdir, const char *mailbox, char *out,
 		return -1;
 	}
 	return 0;
+}
+
+const char *
+maildir_mailbox_canon(const char *mailbox)
+{
+	return strcasecmp(mailbox, "INBOX") == 0 ? "INBOX" : mailbox;
 }
 
 static int
