@@ -8,7 +8,6 @@ import json
 import os
 import poplib
 import shutil
-import smtplib
 import threading
 import time
 
@@ -16,15 +15,11 @@ import redistest
 from lbdtest import wait_for
 from nodetest import NodeTestCase
 from test_http_api import bearer, request
+from test_imap import simple
 from wire import Lines
 
 LISTEN = ("smtp", "imap", "pop3", "http")
 NOTICE = "alice@example.test\tINBOX"
-
-
-def simple(subject):
-    return ("From: carol@remote.test\r\nTo: alice@example.test\r\n"
-            "Subject: %s\r\n\r\nhello\r\n" % subject).encode()
 
 
 class StoreChangesTest(NodeTestCase):
@@ -42,6 +37,19 @@ class StoreChangesTest(NodeTestCase):
         r.send("c IDLE\r\n")
         self.assertTrue(r.line().startswith("+ "))
         return r
+
+    def heard(self, r, want, since, sub):
+        """IDLE (r) tells want within a second of since, and the change
+        was told on ms:imap, not found by IDLE's own poll of the
+        Maildir; then IDLE ends."""
+        line = r.line()
+        took = time.monotonic() - since
+        self.assertEqual(line, want)
+        self.assertLess(took, 1.0, "IDLE heard it after %.2fs" % took)
+        self.assertEqual(sub.message(2.0), NOTICE)
+        r.send("DONE\r\n")
+        self.assertRegex(r.until("c")[-1], r"^c OK")
+        r.close()
 
     def subscribe(self):
         sub = redistest.Subscriber(self.redis.port, "ms:imap")
@@ -64,15 +72,7 @@ class StoreChangesTest(NodeTestCase):
         p.dele(1)
         t0 = time.monotonic()
         self.assertTrue(p.quit().startswith(b"+OK"))
-        line = r.line()
-        took = time.monotonic() - t0
-        self.assertEqual(line, "* 1 EXPUNGE")
-        self.assertLess(took, 1.0, "IDLE heard the deletion after %.2fs" % took)
-        # Told, not found by IDLE's own poll of the Maildir.
-        self.assertEqual(sub.message(2.0), NOTICE)
-        r.send("DONE\r\n")
-        self.assertRegex(r.until("c")[-1], r"^c OK")
-        r.close()
+        self.heard(r, "* 1 EXPUNGE", t0, sub)
 
     def test_idle_hears_a_late_spool_delivery_on_the_other_node(self):
         self.deliver(self.a, simple("first"))
@@ -83,10 +83,7 @@ class StoreChangesTest(NodeTestCase):
         shutil.rmtree(tmp)
         with open(tmp, "w") as f:
             f.write("not a directory")
-        c = smtplib.SMTP("127.0.0.1", self.b.ports["smtp"], timeout=10)
-        c.sendmail("carol@remote.test", ["alice@example.test"],
-                   simple("late"))
-        c.quit()
+        self.deliver(self.b, simple("late"))  # answered 250: spooled
         self.assertIn("spooled", self.b.log())
         self.assertEqual(len(self.maildir("alice@example.test")), 1)
         sub = self.subscribe()
@@ -95,14 +92,7 @@ class StoreChangesTest(NodeTestCase):
         wait_for(lambda: len(self.maildir("alice@example.test")) == 2 and
                  not delivered.append(time.monotonic()), 15, step=0.005,
                  what="the spool's late delivery")
-        line = r.line()
-        took = time.monotonic() - delivered[0]
-        self.assertEqual(line, "* 2 EXISTS")
-        self.assertLess(took, 1.0, "IDLE heard the delivery after %.2fs" % took)
-        self.assertEqual(sub.message(2.0), NOTICE)
-        r.send("DONE\r\n")
-        self.assertRegex(r.until("c")[-1], r"^c OK")
-        r.close()
+        self.heard(r, "* 2 EXISTS", delivered[0], sub)
 
     def test_api_follows_a_message_renamed_by_a_flag_change(self):
         self.deliver(self.a, simple("flagged often"))
