@@ -102,31 +102,33 @@ class StoreChangesTest(NodeTestCase):
         self.assertEqual(status, 200, body)
         token = json.loads(body)["token"]
         r = Lines(self.a.ports["imap"])
+        self.addCleanup(r.close)
         r.cmd("a", "LOGIN alice@example.test demo")
         r.cmd("b", "SELECT INBOX")
         stop = threading.Event()
-        stores = []
+        renames = [0]
 
         def flagger():  # renames the file, as fast as IMAP answers
-            i = 0
-            while not stop.is_set() and i < 20000:
-                i += 1
+            while not stop.is_set() and renames[0] < 20000:
+                i = renames[0] + 1
                 sign = "+" if i % 2 else "-"
                 out = r.cmd("s%d" % i, "UID STORE 1 %sFLAGS.SILENT (\\Flagged)"
                             % sign)
                 assert out[-1].startswith("s%d OK" % i), out
-            stores.append(i)
+                renames[0] = i
 
         t = threading.Thread(target=flagger)
         t.start()
-        codes = {}
-        end = time.monotonic() + 15
+        codes, gets = {}, 0
+        end = time.monotonic() + 30
         try:
-            for _ in range(400):
-                if time.monotonic() > end:
-                    break
+            # Both sides busy at once: at least 1000 GETs and 1000 renames
+            # (on the previous code 0.3% to 1.4% of such GETs got a 404).
+            while (gets < 1000 or renames[0] < 1000) and gets < 10000 and \
+                    time.monotonic() < end and t.is_alive():
                 status, _, body = request(self.b, "GET", "/api/messages/1",
                                           headers=bearer(token))
+                gets += 1
                 codes[status] = codes.get(status, 0) + 1
                 if status == 200:
                     self.assertIn(b"flagged often", body)
@@ -134,8 +136,7 @@ class StoreChangesTest(NodeTestCase):
             stop.set()
             t.join(30)
         self.assertFalse(t.is_alive())
-        self.assertGreater(stores[0], 100, "too few renames to race")
+        self.assertGreater(renames[0], 100, "too few renames to race")
         self.assertEqual(codes.get(404, 0), 0,
                          "GET answered 404 while the file was renamed: %r"
                          % codes)
-        r.close()
