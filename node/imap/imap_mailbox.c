@@ -718,8 +718,8 @@ imap_on_notice(void *arg, const char *user, const char *mailbox)
 	for (struct imap_session *s = mn->imap_sessions; s; s = s->next) {
 		if (s->state != IMAP_SELECTED)
 			continue;
-		if (user ==
-		    NULL) { /* (re)subscribed: something may be missed */
+		/* (re)subscribed: something may have been missed */
+		if (user == NULL) {
 			s->box.changed = true;
 			continue;
 		}
