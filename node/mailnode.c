@@ -13,6 +13,7 @@
 #include "../common/net.h"
 #include "../common/tls_server.h"
 #include "imap/imap.h"
+#include "store/notice.h"
 
 static void
 mailnode_accept_cb(struct ev_loop *loop, ev_io *io, int revents)
@@ -156,7 +157,8 @@ mailnode_run(struct node_config *cfg)
 	}
 	mn->redis = redis_new(mn->loop, &cfg->redis);
 	mn->dir = mn->redis ? directory_new(mn->redis) : NULL;
-	if (mn->dir == NULL) {
+	mn->store.notice = mn->redis ? notice_new(mn->redis) : NULL;
+	if (mn->dir == NULL || mn->store.notice == NULL) {
 		log_err("out of memory");
 		goto out;
 	}
@@ -187,6 +189,7 @@ mailnode_run(struct node_config *cfg)
 out:
 	mailnode_unlisten(mn);
 	imap_node_free(mn);
+	notice_free(mn->store.notice);
 	auth_pool_free(mn->auth);
 	if (mn->dir)
 		directory_free(mn->dir);

@@ -622,11 +622,10 @@ static void
 api_message_entry(struct strbuf *sb, const char *dir,
 		  const struct maildir_msg *m, bool first)
 {
-	char path[API_PATH_MAX + MAILDIR_NAME_MAX + 8];
+	struct maildir_msg at = *m; /* its name may have moved on */
 	struct maildir_headers h;
 	memset(&h, 0, sizeof(h));
-	snprintf(path, sizeof(path), "%s/cur/%s", dir, m->name);
-	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	int fd = maildir_open(dir, &at);
 	if (fd >= 0) {
 		maildir_read_headers(fd, &h);
 		close(fd);
@@ -700,22 +699,23 @@ static void
 api_message(struct http_session *s)
 {
 	char name[MAILDIR_MBOX_MAX + 8], dir[API_PATH_MAX];
-	char path[API_PATH_MAX + MAILDIR_NAME_MAX + 8];
 	struct maildir_list l;
+	struct maildir_msg m;
 	uint32_t uid = api_parse_uid(s->rq.path + strlen("/api/messages/"));
 	if (api_mailbox_dir(s, name, sizeof(name), dir, sizeof(dir)) < 0)
 		return;
 	if (api_scan(s, dir, name, &l) != 0)
 		return;
-	const struct maildir_msg *m = maildir_find(&l, uid);
-	if (m == NULL) {
-		maildir_list_free(&l);
+	const struct maildir_msg *found = maildir_find(&l, uid);
+	if (found)
+		m = *found;
+	maildir_list_free(&l);
+	if (found == NULL) {
 		http_respond_error(s, 404, "no such message");
 		return;
 	}
-	snprintf(path, sizeof(path), "%s/cur/%s", dir, m->name);
-	maildir_list_free(&l);
-	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	/* A flag change elsewhere may rename it meanwhile: followed. */
+	int fd = maildir_open(dir, &m);
 	struct stat st;
 	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		if (fd >= 0)

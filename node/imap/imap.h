@@ -8,9 +8,9 @@
  * command family has its own file (imap_cmd_*.c). The selected mailbox
  * (imap_mailbox.c) is the list of its messages by sequence number, synced
  * with the Maildir before each answer: what other sessions on any node
- * changed is told as EXISTS, EXPUNGE and FETCH FLAGS. Changes are
- * announced on the Redis channel IMAP_CHANNEL, so an IDLE session on
- * another node hears of them at once; IDLE also re-checks the Maildir
+ * changed is told as EXISTS, EXPUNGE and FETCH FLAGS. Changes are told
+ * to the store's notices (notice.h), so an IDLE session on another node
+ * hears of them at once; IDLE also re-checks the Maildir
  * every IMAP_IDLE_POLL seconds, so it hears within a second while Redis
  * is away.
  *
@@ -29,6 +29,7 @@
 #include "../config/directory.h"
 #include "imap_parse.h"
 #include "../store/maildir.h"
+#include "../store/notice.h"
 #include "../mailnode.h"
 
 #define IMAP_LINE_MAX 65536 /* one line of a command */
@@ -40,7 +41,6 @@
 #define IMAP_TIMEOUT 1800      /* logged in (RFC 3501: at least 30 min) */
 #define IMAP_IDLE_POLL 1.0     /* seconds between Maildir checks in IDLE */
 #define IMAP_OUT_SLICE 262144  /* FETCH output queued before waiting */
-#define IMAP_CHANNEL "ms:imap" /* message: "user\tmailbox" changed */
 #define IMAP_SPECIAL_MARK "mailswitch-specialuse"
 
 enum imap_state {
@@ -251,8 +251,6 @@ imap_handler imap_cmd_append;
  * store or is not valid modified UTF-7). */
 int imap_mailbox_dir(const struct imap_session *s, const char *mailbox,
 		     char *out, size_t outlen);
-/* Canonical name: "INBOX" for any case of it, else as given. */
-const char *imap_mailbox_canon(const char *mailbox);
 /* Opens mailbox as the selected one (readonly for EXAMINE); answers
  * nothing. Returns 0, or -1 with errno (ENOENT: no such mailbox). */
 int imap_mailbox_open(struct imap_session *s, const char *mailbox,
@@ -311,14 +309,11 @@ int imap_mailbox_set_flags(struct imap_session *s, size_t i, unsigned mask);
 /* Where \Recent starts in the Maildir dir (the first UID no read-write
  * SELECT has seen); unless readonly, moves that mark to uidnext. */
 uint32_t imap_recent_claim(const char *dir, uint32_t uidnext, bool readonly);
-/* Announces that the user's mailbox changed (IMAP_CHANNEL). */
-void imap_announce(struct mailnode *mn, const char *user, const char *mailbox);
 
 /* ---- the node's IMAP state ---- */
 
 /* Makes the node's header cache (cfg->imap_header_cache bytes) and kept
- * listings,
- * subscribes to IMAP_CHANNEL (when Redis is configured) and keeps the
+ * listings, listens to the store's notices (notice.h) and keeps the
  * list of sessions that may need waking. Returns 0 or -1. */
 int imap_node_init(struct mailnode *mn);
 void imap_node_free(struct mailnode *mn);

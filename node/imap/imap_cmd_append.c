@@ -67,7 +67,7 @@ imap_cmd_append(struct imap_session *s, struct imap_cmd *c)
 		return;
 	}
 	free(fixed);
-	imap_announce(s->mn, s->user, name);
+	notice_changed(s->mn->store.notice, s->user, name);
 	imap_ok(s, c, "[APPENDUID %u %u] APPEND completed", uidvalidity, uid);
 	return;
 bad:

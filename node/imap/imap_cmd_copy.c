@@ -93,7 +93,7 @@ imap_cmd_copy(struct imap_session *s, struct imap_cmd *c)
 		}
 		goto out;
 	}
-	imap_announce(s->mn, s->user, name);
+	notice_changed(s->mn->store.notice, s->user, name);
 	strbuf_appendf(&sb, "[COPYUID %u ", uidvalidity);
 	imap_append_uidset(&sb, src, n);
 	strbuf_appends(&sb, " ");
@@ -113,7 +113,7 @@ imap_cmd_copy(struct imap_session *s, struct imap_cmd *c)
 		else
 			b->msg[idx[k]].gone = true;
 	}
-	imap_announce(s->mn, s->user, b->name);
+	notice_changed(s->mn->store.notice, s->user, b->name);
 	imap_ok(s, c, "MOVE completed");
 out:
 	strbuf_free(&sb);

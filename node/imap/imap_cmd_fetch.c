@@ -131,7 +131,8 @@ imap_fetch_one(struct imap_session *s, struct imap_fetch_job *j, size_t i,
 	if (j->f.sets_seen && !s->box.readonly && !(m->flags & IMAP_F_SEEN)) {
 		if (imap_mailbox_set_flags(s, i, m->flags | IMAP_F_SEEN) == 0) {
 			add_flags = true;
-			imap_announce(s->mn, s->user, s->box.name);
+			notice_changed(s->mn->store.notice, s->user,
+				       s->box.name);
 		}
 	}
 	strbuf_init(&tmp, (size_t)s->mn->cfg->max_message_size + 65536);

@@ -99,7 +99,7 @@ imap_cmd_delete(struct imap_session *s, struct imap_cmd *c)
 		imap_folder_fail(s, c, "delete");
 		return;
 	}
-	imap_announce(s->mn, s->user, name);
+	notice_changed(s->mn->store.notice, s->user, name);
 	imap_ok(s, c, "DELETE completed");
 }
 
@@ -123,12 +123,12 @@ imap_cmd_rename(struct imap_session *s, struct imap_cmd *c)
 		imap_no(s, c, "[ALREADYEXISTS] INBOX always exists");
 		return;
 	}
-	if (maildir_folder_rename(s->userdir, imap_mailbox_canon(from), to) <
+	if (maildir_folder_rename(s->userdir, maildir_mailbox_canon(from), to) <
 	    0) {
 		imap_folder_fail(s, c, "rename");
 		return;
 	}
-	imap_announce(s->mn, s->user, from);
+	notice_changed(s->mn->store.notice, s->user, from);
 	imap_ok(s, c, "RENAME completed");
 }
 
@@ -143,7 +143,8 @@ imap_cmd_subscribe(struct imap_session *s, struct imap_cmd *c)
 		imap_bad(s, c, "%s", c->cur.err);
 		return;
 	}
-	if (maildir_subscribe(s->userdir, imap_mailbox_canon(name), on) < 0) {
+	if (maildir_subscribe(s->userdir, maildir_mailbox_canon(name), on) <
+	    0) {
 		imap_folder_fail(s, c, "subscribe");
 		return;
 	}
@@ -219,8 +220,8 @@ imap_cmd_status(struct imap_session *s, struct imap_cmd *c)
 		if (l.msg[i].uid >= recent_from)
 			recent++;
 	strbuf_init(&sb, 1024);
-	imap_append_string(&sb, imap_mailbox_canon(name),
-			   strlen(imap_mailbox_canon(name)));
+	imap_append_string(&sb, maildir_mailbox_canon(name),
+			   strlen(maildir_mailbox_canon(name)));
 	strbuf_appends(&sb, " (");
 	const char *sp = "";
 	if (items & ST_MESSAGES) {

@@ -100,7 +100,7 @@ imap_expunge_deleted(struct imap_session *s, const struct imap_seqset *set)
 		removed++;
 	}
 	if (removed)
-		imap_announce(s->mn, s->user, b->name);
+		notice_changed(s->mn->store.notice, s->user, b->name);
 	return failed;
 }
 

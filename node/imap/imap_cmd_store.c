@@ -89,7 +89,7 @@ imap_cmd_store(struct imap_session *s, struct imap_cmd *c)
 	}
 	strbuf_free(&sb);
 	if (changed)
-		imap_announce(s->mn, s->user, b->name);
+		notice_changed(s->mn->store.notice, s->user, b->name);
 	if (failed)
 		imap_no(s, c,
 			"Some messages could not be changed "

@@ -1,7 +1,7 @@
 /* The selected mailbox of an IMAP session: its messages by sequence
  * number, kept in step with the shared Maildir (what other sessions on
  * any node delivered, flagged or expunged), message reading for FETCH and
- * SEARCH, and the change announcements on Redis that wake IDLE sessions
+ * SEARCH, and the store's change notices that wake IDLE sessions
  * on every node. */
 #include <ctype.h>
 #include <dirent.h>
@@ -25,12 +25,6 @@
 #define IMAP_HDR_READ_MAX 65536 /* read for a header section, at most */
 
 /* ---- names ---- */
-
-const char *
-imap_mailbox_canon(const char *mailbox)
-{
-	return strcasecmp(mailbox, "INBOX") == 0 ? "INBOX" : mailbox;
-}
 
 int
 imap_mailbox_dir(const struct imap_session *s, const char *mailbox, char *out,
@@ -278,7 +272,8 @@ imap_mailbox_open(struct imap_session *s, const char *mailbox, bool readonly)
 	}
 	memset(b, 0, sizeof(*b));
 	snprintf(b->dir, sizeof(b->dir), "%s", dir);
-	snprintf(b->name, sizeof(b->name), "%s", imap_mailbox_canon(mailbox));
+	snprintf(b->name, sizeof(b->name), "%s",
+		 maildir_mailbox_canon(mailbox));
 	b->readonly = readonly;
 	if (imap_box_scan(s, NULL, &l) < 0)
 		goto fail;
@@ -494,25 +489,17 @@ imap_loaded_free(struct imap_loaded *l)
 	memset(l, 0, sizeof(*l));
 }
 
-/* Opens message i, following it if another session renamed it (flags).
- * Returns the fd or -1. */
+/* Opens message i (maildir_open: following a rename by another
+ * session, whose new name is kept). Returns the fd or -1. */
 static int
 imap_msg_open(struct imap_session *s, size_t i)
 {
-	char path[4096 + MAILDIR_NAME_MAX + 8];
 	struct maildir_msg m;
-	for (int attempt = 0; attempt < 2; attempt++) {
-		snprintf(path, sizeof(path), "%s/cur/%s", s->box.dir,
-			 imap_msg_name(&s->box, i));
-		int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-		if (fd >= 0 || errno != ENOENT || attempt > 0)
-			return fd;
-		imap_msg_get(&s->box, i, &m);
-		if (maildir_refind(s->box.dir, &m) < 0)
-			return -1;
+	imap_msg_get(&s->box, i, &m);
+	int fd = maildir_open(s->box.dir, &m);
+	if (fd >= 0)
 		imap_msg_put(&s->box, i, &m);
-	}
-	return -1;
+	return fd;
 }
 
 /* Reads fd whole, every line ending made CRLF. */
@@ -718,46 +705,26 @@ imap_mailbox_set_flags(struct imap_session *s, size_t i, unsigned mask)
 	return -1;
 }
 
-/* ---- announcements ---- */
+/* ---- change notices ---- */
 
-void
-imap_announce(struct mailnode *mn, const char *user, const char *mailbox)
-{
-	char msg[DIR_ADDR_MAX + MAILDIR_MBOX_MAX + 2];
-	if (mn->redis == NULL || !redis_up(mn->redis))
-		return;
-	int n = snprintf(msg, sizeof(msg), "%s\t%s", user,
-			 imap_mailbox_canon(mailbox));
-	if (n < 0 || (size_t)n >= sizeof(msg))
-		return;
-	for (char *p = msg; *p != '\t'; p++) /* sessions keep it lowercased */
-		*p = (char)tolower((unsigned char)*p);
-	redis_command(mn->redis, NULL, NULL, "PUBLISH %s %b", IMAP_CHANNEL, msg,
-		      (size_t)n);
-}
-
+/* A notice (notice.h): the sessions that have user's mailbox selected
+ * look again at their next sync, at once when idle; all of them when
+ * everything may have changed (user NULL). */
 static void
-imap_on_announce(const char *msg, size_t len, void *arg)
+imap_on_notice(void *arg, const char *user, const char *mailbox)
 {
 	struct mailnode *mn = arg;
-	char user[DIR_ADDR_MAX], box[MAILDIR_MBOX_MAX + 1];
 
 	for (struct imap_session *s = mn->imap_sessions; s; s = s->next) {
 		if (s->state != IMAP_SELECTED)
 			continue;
-		if (msg == NULL) { /* (re)subscribed: something may be missed */
+		/* (re)subscribed: something may have been missed */
+		if (user == NULL) {
 			s->box.changed = true;
 			continue;
 		}
-		const char *tab = memchr(msg, '\t', len);
-		if (tab == NULL || (size_t)(tab - msg) >= sizeof(user) ||
-		    len - (size_t)(tab - msg) - 1 >= sizeof(box))
-			return;
-		memcpy(user, msg, (size_t)(tab - msg));
-		user[tab - msg] = '\0';
-		memcpy(box, tab + 1, len - (size_t)(tab - msg) - 1);
-		box[len - (size_t)(tab - msg) - 1] = '\0';
-		if (strcmp(s->user, user) != 0 || strcmp(s->box.name, box) != 0)
+		if (strcmp(s->user, user) != 0 ||
+		    strcmp(s->box.name, mailbox) != 0)
 			continue;
 		s->box.changed = true;
 		if (s->wait == IMAP_W_IDLE) {
@@ -775,9 +742,7 @@ imap_node_init(struct mailnode *mn)
 	mn->imap_listings = imap_listings_new();
 	if (mn->imap_headers == NULL || mn->imap_listings == NULL)
 		return -1;
-	if (mn->redis == NULL)
-		return 0;
-	return redis_subscribe(mn->redis, IMAP_CHANNEL, imap_on_announce, mn);
+	return notice_listen(mn->store.notice, imap_on_notice, mn);
 }
 
 void
@@ -787,6 +752,5 @@ imap_node_free(struct mailnode *mn)
 	mn->imap_headers = NULL;
 	imap_listings_free(mn->imap_listings);
 	mn->imap_listings = NULL;
-	if (mn->redis)
-		redis_forget(mn->redis, mn);
+	notice_forget(mn->store.notice, mn);
 }

@@ -22,6 +22,7 @@
 #include "../store/uid_lease.h"
 #include "../mailnode.h"
 #include "../store/maildir.h"
+#include "../store/notice.h"
 
 #define POP3_LINE_MAX 1024	/* a command or SASL line (RFC 2449: 255) */
 #define POP3_MAX_ERRORS 20	/* then -ERR and close */

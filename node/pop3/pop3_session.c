@@ -246,22 +246,12 @@ pop3_login(struct pop3_session *s, char *user, const char *pass)
 
 /* ---- messages ---- */
 
-/* Opens message i, following it if another node renamed it (flags).
+/* Opens message i (maildir_open: following a rename by another node).
  * Returns the fd or -1. */
 static int
 pop3_open(struct pop3_session *s, size_t i)
 {
-	char path[4096 + MAILDIR_NAME_MAX + 8];
-	struct maildir_msg *m = &s->list.msg[i];
-	for (int attempt = 0; attempt < 2; attempt++) {
-		snprintf(path, sizeof(path), "%s/cur/%s", s->maildir, m->name);
-		int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-		if (fd >= 0 || errno != ENOENT || attempt > 0)
-			return fd;
-		if (maildir_refind(s->maildir, m) < 0)
-			return -1;
-	}
-	return -1;
+	return maildir_open(s->maildir, &s->list.msg[i]);
 }
 
 /* The transfer of a message: every line ends in CRLF (a bare LF becomes
@@ -429,26 +419,10 @@ pop3_send_msg(struct pop3_session *s, size_t i, long body_lines)
 
 /* ---- UPDATE ---- */
 
-/* Unlinks message i, following a rename by another node. Returns 0 or -1
- * with errno (ENOENT: already gone, which counts as done). */
-static int
-pop3_unlink(struct pop3_session *s, size_t i)
-{
-	char path[4096 + MAILDIR_NAME_MAX + 8];
-	int fd = pop3_open(s, i); /* refreshes the name if it moved */
-	if (fd < 0)
-		return -1;
-	close(fd);
-	snprintf(path, sizeof(path), "%s/cur/%s", s->maildir,
-		 s->list.msg[i].name);
-	return unlink(path);
-}
-
 void
 pop3_update(struct pop3_session *s)
 {
 	size_t n = 0, failed = 0;
-	char cur[4096 + 8];
 
 	s->state = POP3_UPDATE;
 	if (!lease_valid(s->lock)) {
@@ -462,24 +436,16 @@ pop3_update(struct pop3_session *s)
 	for (size_t i = 0; i < s->list.n; i++) {
 		if (!s->deleted[i])
 			continue;
-		if (pop3_unlink(s, i) < 0 && errno != ENOENT) {
-			log_err("pop3 %s: unlink %s: %s", s->id,
+		/* durable when it returns; a file already gone is done */
+		if (maildir_expunge(s->maildir, &s->list.msg[i]) < 0) {
+			log_err("pop3 %s: expunge %s: %s", s->id,
 				s->list.msg[i].name, strerror(errno));
 			failed++;
 		} else
 			n++;
 	}
-	snprintf(cur, sizeof(cur), "%s/cur", s->maildir);
-	if (n > 0) {
-		int fd = open(cur, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (fd < 0 || fsync(fd) < 0) {
-			log_err("pop3 %s: fsync %s: %s", s->id, cur,
-				strerror(errno));
-			failed++;
-		}
-		if (fd >= 0)
-			close(fd);
-	}
+	if (n > 0) /* wakes IMAP IDLE on every node */
+		notice_changed(s->mn->store.notice, s->user, "INBOX");
 	lease_release(s->lock);
 	s->lock = NULL;
 	log_info("pop3 %s: %s logged out, %zu deleted, %zu failed", s->id,

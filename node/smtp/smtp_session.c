@@ -12,7 +12,6 @@
 
 #include "../../common/fdio.h"
 #include "../../common/log.h"
-#include "../imap/imap.h"
 #include "smtp.h"
 
 #define SMTP_WBUF 65536
@@ -218,9 +217,6 @@ smtp_data_end(struct smtp_session *s)
 			how = NULL;
 		}
 	}
-	for (size_t i = 0; i < n; i++)
-		if (!failed[i]) /* wakes IMAP IDLE on every node */
-			imap_announce(s->mn, s->mbox[i], "INBOX");
 	if (how) {
 		log_info("smtp %s: from=<%s> rcpts=%zu size=%zu client=%s "
 			 "user=%s %s",

@@ -1,6 +1,8 @@
-/* Reading a user's Maildir (and its Maildir++ folders) for the API and
- * IMAP: messages of new/ and cur/ with IMAP-style UIDs that are the same
- * on every node and rise in the order messages become visible.
+/* A user's Maildir (and its Maildir++ folders) for IMAP, POP3 and the
+ * API: messages of new/ and cur/ with IMAP-style UIDs that are the same
+ * on every node and rise in the order messages become visible. One file
+ * per thing it holds: names (maildir_name.c), scanning and UIDs
+ * (maildir_uid.c), messages (maildir_msg.c), folders (maildir_folder.c).
  *
  * A message gets its UID the first time a session sees it
  * (maildir_assign), under the mailbox's Redis lease when the node has one
@@ -57,12 +59,8 @@ struct maildir_counter {
 	uint32_t uidnext;
 };
 
-/* Lists cur/ into out, sorted by UID, under the flock: what has a UID.
- * Gives none; out->pending counts what waits for one. dir is
- * a Maildir (cur, new, tmp). Returns 0, or -1 with errno (ENOENT: no such
- * Maildir, ETIMEDOUT: the lock stayed taken). out is empty on failure;
- * free it either way. */
-int maildir_scan(const char *dir, struct maildir_list *out);
+/* ---- names (maildir_name.c) ---- */
+
 /* A Maildir unique name for a file of size bytes, as the store delivers:
  * TIME.M<usec>P<pid>Q<q>.HOST,S=<size>, host already escaped (struct
  * store's hostname, which store_init escapes once), short enough that
@@ -75,6 +73,25 @@ int maildir_scan(const char *dir, struct maildir_list *out);
 int maildir_unique_name(const char *host, unsigned q, uint64_t size,
 			uint64_t wire, char *out, size_t outlen);
 
+/* The Maildir of mailbox under the user's Maildir: "INBOX" (any case) is
+ * userdir itself, a Maildir++ folder "Name" (or "Parent.Child") is
+ * userdir/.Name. Refuses (EINVAL) names that could leave userdir or are
+ * not folder names: empty, "/", "..", a leading or trailing '.', empty
+ * levels, control bytes, longer than MAILDIR_MBOX_MAX. Returns 0 or -1. */
+int maildir_mailbox_path(const char *userdir, const char *mailbox, char *out,
+			 size_t outlen);
+/* A mailbox's name as every module tells it (notices, IMAP's answers):
+ * "INBOX" for INBOX in any case, any other name as it is. */
+const char *maildir_mailbox_canon(const char *mailbox);
+
+/* ---- scanning and UIDs (maildir_uid.c) ---- */
+
+/* Lists cur/ into out, sorted by UID, under the flock: what has a UID.
+ * Gives none; out->pending counts what waits for one. dir is
+ * a Maildir (cur, new, tmp). Returns 0, or -1 with errno (ENOENT: no such
+ * Maildir, ETIMEDOUT: the lock stayed taken). out is empty on failure;
+ * free it either way. */
+int maildir_scan(const char *dir, struct maildir_list *out);
 /* Gives UIDs to what new/ holds (and to files in cur/ without one) under
  * the flock, as the caller holds the mailbox's lease (or runs without
  * one), from the floor in *ctr (NULL: none), then lists as maildir_scan
@@ -92,37 +109,17 @@ int maildir_refind(const char *dir, struct maildir_msg *m);
 /* Messages without the S (seen) flag. */
 size_t maildir_unseen(const struct maildir_list *l);
 
-/* The Maildir of mailbox under the user's Maildir: "INBOX" (any case) is
- * userdir itself, a Maildir++ folder "Name" (or "Parent.Child") is
- * userdir/.Name. Refuses (EINVAL) names that could leave userdir or are
- * not folder names: empty, "/", "..", a leading or trailing '.', empty
- * levels, control bytes, longer than MAILDIR_MBOX_MAX. Returns 0 or -1. */
-int maildir_mailbox_path(const char *userdir, const char *mailbox, char *out,
-			 size_t outlen);
+/* ---- messages (maildir_msg.c) ----
+ * dir is a mailbox's Maildir (as maildir_mailbox_path gives it). Every
+ * change is durable when it returns 0 (files and the directories they
+ * moved in fsynced). */
 
-/* The Maildir++ folders of userdir (directories ".Name" holding cur/),
- * names without the dot, sorted, into a malloc'ed array the caller frees.
- * A missing userdir has none. Returns 0, or -1 with errno. */
-int maildir_folders(const char *userdir, char (**names)[MAILDIR_MBOX_MAX + 1],
-		    size_t *n);
-
-struct maildir_headers {
-	char from[MAILDIR_HDR_MAX];
-	char subject[MAILDIR_HDR_MAX];
-	char date[MAILDIR_HDR_MAX];
-};
-
-/* From, Subject and Date of the message in fd (read from offset 0, header
- * section only, at most 64 KiB): unfolded, trimmed, cut to fit, bytes that
- * are not valid UTF-8 replaced by '?'. A missing field is "". Returns 0,
- * or -1 with errno on a read error. */
-int maildir_read_headers(int fd, struct maildir_headers *h);
-
-/* ---- changing a Maildir (maildir_ops.c): IMAP's STORE, EXPUNGE,
- * APPEND, COPY/MOVE and folder commands ----
- * dir is a mailbox's Maildir (as maildir_mailbox_path gives it), userdir
- * the user's top Maildir (INBOX). Every change is durable when it
- * returns 0 (files and the directories they moved in fsynced). */
+/* Opens m's file in cur/ for reading, following a rename by another
+ * session (new flags: the file with m's base name, which holds its UID,
+ * is opened instead, and m->name and m->flags are updated). The one way
+ * to open a message. Returns the fd, or -1 with errno (ENOENT: the
+ * message is gone, expunged). */
+int maildir_open(const char *dir, struct maildir_msg *m);
 
 /* Sets m's flags to the Maildir info letters `flags` (any order; stored
  * sorted, duplicates dropped): renames cur/NAME within cur/ and updates
@@ -131,8 +128,8 @@ int maildir_read_headers(int fd, struct maildir_headers *h);
 int maildir_set_flags(const char *dir, struct maildir_msg *m,
 		      const char *flags);
 
-/* Removes m's file. A file already gone counts as done. Returns 0 or -1
- * with errno. */
+/* Removes m's file, following a rename as maildir_open does, and fsyncs
+ * cur/. A file already gone counts as done. Returns 0 or -1 with errno. */
 int maildir_expunge(const char *dir, const struct maildir_msg *m);
 
 /* The message's INTERNALDATE: its file's mtime (APPEND and COPY set it).
@@ -167,6 +164,28 @@ int maildir_copy(const char *srcdir, const struct maildir_msg *msgs, size_t n,
 		 const char *dstdir, const char *hostname,
 		 struct maildir_counter *ctr, uint32_t *uidvalidity,
 		 uint32_t *uids);
+
+struct maildir_headers {
+	char from[MAILDIR_HDR_MAX];
+	char subject[MAILDIR_HDR_MAX];
+	char date[MAILDIR_HDR_MAX];
+};
+
+/* From, Subject and Date of the message in fd (read from offset 0, header
+ * section only, at most 64 KiB): unfolded, trimmed, cut to fit, bytes that
+ * are not valid UTF-8 replaced by '?'. A missing field is "". Returns 0,
+ * or -1 with errno on a read error. */
+int maildir_read_headers(int fd, struct maildir_headers *h);
+
+/* ---- folders (maildir_folder.c) ----
+ * userdir is the user's top Maildir (INBOX); changes are durable as
+ * messages' are. */
+
+/* The Maildir++ folders of userdir (directories ".Name" holding cur/),
+ * names without the dot, sorted, into a malloc'ed array the caller frees.
+ * A missing userdir has none. Returns 0, or -1 with errno. */
+int maildir_folders(const char *userdir, char (**names)[MAILDIR_MBOX_MAX + 1],
+		    size_t *n);
 
 /* Maildir++ folders (name without the leading dot, '.' the hierarchy
  * separator, checked as maildir_mailbox_path does; "INBOX" refused):

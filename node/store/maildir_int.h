@@ -1,11 +1,13 @@
-/* Inside the Maildir module: what maildir_uid.c (reading, UIDs) and
- * maildir_ops.c (changing) share. Not for other modules: they use
+/* Inside the Maildir module: what its files share, maildir_name.c
+ * (names), maildir_uid.c (scanning and UIDs), maildir_msg.c (messages)
+ * and maildir_folder.c (folders). Not for other modules: they use
  * maildir.h. Every path is under the Maildir given; nothing here follows
  * a name it did not check. */
 #ifndef NODE_MAILDIR_INT_H
 #define NODE_MAILDIR_INT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "maildir.h"
@@ -29,7 +31,24 @@
 void maildir_parse_name(const char *name, uint32_t *uid, char *flags,
 			size_t flagslen, uint64_t *size);
 
+/* Sorted, duplicate-free copy of the Maildir info letters in. Refuses
+ * (EINVAL) anything but ASCII letters, or more than fit a maildir_msg. */
+int maildir_flags_norm(const char *in, char *out, size_t outlen);
+/* A message file name we may touch: one path component, not hidden. */
+bool maildir_msg_name_ok(const char *name);
+/* Length of name's base: what precedes its Maildir info ":". */
+size_t maildir_base_len(const char *name);
+/* base[0..baselen) ",U=uid:2," flags into out (ENAMETOOLONG when it
+ * would not be listed). Returns 0 or -1. */
+int maildir_cur_name(const char *base, size_t baselen, uint32_t uid,
+		     const char *flags, char *out, size_t outlen);
+/* A Maildir++ folder name (without its dot) that stays inside the
+ * user's Maildir (maildir_mailbox_path's rules). */
+bool maildir_valid_folder(const char *name);
+
 int maildir_fsync_dir(const char *path);
+/* Closes fd after an fsync; -1 with errno if either fails. */
+int maildir_sync_close(int fd);
 
 /* dir/name holding a decimal number: read gives 1 and *v, 0 when the
  * file is missing or holds no number, -1 on a read error; write replaces

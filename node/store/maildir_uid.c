@@ -1,7 +1,7 @@
-/* Maildir reading with cluster-wide UIDs: the lock-file mechanism of
- * DESIGN.md ("Durability and the shared state"), mailbox names, folder
- * listing and the few headers the API shows. */
-#include <ctype.h>
+/* Maildir scanning with cluster-wide UIDs: the lock-file mechanism of
+ * maildir.h (the UID flock, the high-water mark, UIDVALIDITY), the
+ * listing of cur/ and new/, and the small durable-file helpers the other
+ * Maildir files share. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -11,7 +11,6 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -19,79 +18,11 @@
 #include "maildir.h"
 #include "maildir_int.h"
 
-#define MAILDIR_HEAD_READ 65536
-
 /* A file of new/ waiting for its UID. */
 struct maildir_new {
 	char name[MAILDIR_NAME_MAX + 1];
 	struct timespec mtime;
 };
-
-/* ---- names ---- */
-
-void
-maildir_parse_name(const char *name, uint32_t *uid, char *flags,
-		   size_t flagslen, uint64_t *size)
-{
-	uint64_t physical = 0, virtual = 0;
-	*uid = 0;
-	flags[0] = '\0';
-	const char *info = strstr(name, ":2,");
-	size_t baselen = info ? (size_t)(info - name) : strlen(name);
-	if (info)
-		snprintf(flags, flagslen, "%s", info + 3);
-	for (const char *p = name; p < name + baselen; p++) {
-		if (*p != ',' || p + 3 > name + baselen)
-			continue;
-		char key = p[1];
-		if ((key != 'U' && key != 'S' && key != 'W') || p[2] != '=')
-			continue;
-		uint64_t v = 0;
-		const char *d = p + 3;
-		bool ok = d < name + baselen && isdigit((unsigned char)*d);
-		for (; d < name + baselen && isdigit((unsigned char)*d); d++) {
-			if (v > UINT64_MAX / 10 - 10) {
-				ok = false;
-				break;
-			}
-			v = v * 10 + (uint64_t)(*d - '0');
-		}
-		if (!ok || (d < name + baselen && *d != ','))
-			continue;
-		if (key == 'U' && v > 0 && v <= UINT32_MAX)
-			*uid = (uint32_t)v;
-		else if (key == 'S')
-			physical = v;
-		else if (key == 'W')
-			virtual = v;
-	}
-	*size = virtual ? virtual : physical;
-}
-
-int
-maildir_unique_name(const char *host, unsigned q, uint64_t size, uint64_t wire,
-		    char *out, size_t outlen)
-{
-	struct timeval tv;
-
-	gettimeofday(&tv, NULL);
-	int n = snprintf(out, outlen, "%lld.M%ldP%ldQ%u.%s,S=%" PRIu64,
-			 (long long)tv.tv_sec, (long)tv.tv_usec, (long)getpid(),
-			 q, host, size);
-	/* room left for ",U=4294967295:2," and the flags */
-	if (n < 0 || (size_t)n >= outlen || n > MAILDIR_BASE_MAX) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	if (wire != 0 && wire != size) {
-		int w =
-		    snprintf(out + n, outlen - (size_t)n, ",W=%" PRIu64, wire);
-		if (w < 0 || (size_t)(n + w) >= outlen ||
-		    n + w > MAILDIR_BASE_MAX)
-			out[n] = '\0'; /* no room: the size on disk it is */
-	}
-	return 0;
-}
 
 /* ---- small file helpers ---- */
 
@@ -104,6 +35,18 @@ maildir_fsync_dir(const char *path)
 	int rc = fsync(fd);
 	int e = errno;
 	close(fd);
+	errno = e;
+	return rc;
+}
+
+/* Closes fd after an fsync; -1 with errno if either fails. */
+int
+maildir_sync_close(int fd)
+{
+	int rc = fsync(fd);
+	int e = errno;
+	if (close(fd) < 0 && rc == 0)
+		return -1;
 	errno = e;
 	return rc;
 }
@@ -673,219 +616,4 @@ maildir_unseen(const struct maildir_list *l)
 		if (strchr(l->msg[i].flags, 'S') == NULL)
 			n++;
 	return n;
-}
-
-/* ---- mailboxes ---- */
-
-static bool
-maildir_valid_folder(const char *name)
-{
-	size_t len = strlen(name);
-	if (len == 0 || len > MAILDIR_MBOX_MAX || name[0] == '.' ||
-	    name[len - 1] == '.' || strstr(name, "..") != NULL)
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)name[i];
-		if (c < 0x20 || c == 0x7f || c == '/' || c == '\\')
-			return false;
-	}
-	return true;
-}
-
-int
-maildir_mailbox_path(const char *userdir, const char *mailbox, char *out,
-		     size_t outlen)
-{
-	int n;
-	if (strcasecmp(mailbox, "INBOX") == 0)
-		n = snprintf(out, outlen, "%s", userdir);
-	else if (maildir_valid_folder(mailbox) &&
-		 strncasecmp(mailbox, "INBOX.", 6) != 0)
-		n = snprintf(out, outlen, "%s/.%s", userdir, mailbox);
-	else {
-		errno = EINVAL;
-		return -1;
-	}
-	if (n < 0 || (size_t)n >= outlen) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	return 0;
-}
-
-static int
-maildir_name_cmp(const void *a, const void *b)
-{
-	return strcmp(a, b);
-}
-
-int
-maildir_folders(const char *userdir, char (**names)[MAILDIR_MBOX_MAX + 1],
-		size_t *n)
-{
-	char(*list)[MAILDIR_MBOX_MAX + 1] = NULL;
-	size_t cap = 0;
-	*names = NULL;
-	*n = 0;
-	DIR *d = opendir(userdir);
-	if (d == NULL)
-		return errno == ENOENT ? 0 : -1;
-	int dfd = dirfd(d);
-	struct dirent *de;
-	while ((de = readdir(d)) != NULL) {
-		const char *name = de->d_name;
-		if (name[0] != '.' || !maildir_valid_folder(name + 1))
-			continue;
-		char cur[MAILDIR_NAME_MAX + 8];
-		struct stat st;
-		snprintf(cur, sizeof(cur), "%s/cur", name);
-		if (fstatat(dfd, cur, &st, 0) < 0 || !S_ISDIR(st.st_mode))
-			continue;
-		if (*n == cap) {
-			cap = cap ? cap * 2 : 16;
-			void *p = realloc(list, cap * sizeof(*list));
-			if (p == NULL)
-				goto fail;
-			list = p;
-		}
-		snprintf(list[(*n)++], sizeof(*list), "%s", name + 1);
-	}
-	closedir(d);
-	if (*n > 1)
-		qsort(list, *n, sizeof(*list), maildir_name_cmp);
-	*names = list;
-	return 0;
-fail:
-	closedir(d);
-	free(list);
-	*n = 0;
-	errno = ENOMEM;
-	return -1;
-}
-
-/* ---- headers ---- */
-
-/* Length of the valid UTF-8 sequence at s (n bytes left), 0 if invalid. */
-static size_t
-maildir_utf8_len(const unsigned char *s, size_t n)
-{
-	size_t len;
-	uint32_t cp, min;
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-		len = 2;
-		cp = s[0] & 0x1f;
-		min = 0x80;
-	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-		len = 3;
-		cp = s[0] & 0x0f;
-		min = 0x800;
-	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-		len = 4;
-		cp = s[0] & 0x07;
-		min = 0x10000;
-	} else
-		return 0;
-	if (n < len)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return len;
-}
-
-/* Copies an unfolded header value: CR and LF dropped, tabs and runs of
- * white space made one space, control bytes and invalid UTF-8 made '?',
- * trimmed, cut at a character boundary to fit out. */
-static void
-maildir_copy_value(const char *v, size_t len, char *out, size_t outlen)
-{
-	size_t o = 0;
-	bool space = false;
-	const unsigned char *s = (const unsigned char *)v;
-	for (size_t i = 0; i < len;) {
-		unsigned char c = s[i];
-		if (c == '\r' || c == '\n' || c == ' ' || c == '\t') {
-			space = o > 0;
-			i++;
-			continue;
-		}
-		size_t n = maildir_utf8_len(s + i, len - i);
-		const char *piece = (const char *)s + i;
-		if (n == 0 || c < 0x20 || c == 0x7f) {
-			piece = "?";
-			n = 1;
-			i++;
-		} else
-			i += n;
-		if (o + (space ? 1 : 0) + n >= outlen)
-			break;
-		if (space)
-			out[o++] = ' ';
-		space = false;
-		memcpy(out + o, piece, n);
-		o += n;
-	}
-	out[o] = '\0';
-}
-
-int
-maildir_read_headers(int fd, struct maildir_headers *h)
-{
-	char *buf = malloc(MAILDIR_HEAD_READ + 1);
-	size_t len = 0;
-	memset(h, 0, sizeof(*h));
-	if (buf == NULL)
-		return -1;
-	while (len < MAILDIR_HEAD_READ) {
-		ssize_t n =
-		    pread(fd, buf + len, MAILDIR_HEAD_READ - len, (off_t)len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			int e = errno;
-			free(buf);
-			errno = e;
-			return -1;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	buf[len] = '\0';
-	size_t i = 0;
-	while (i < len) {
-		/* One field: its first line and continuation lines. */
-		size_t start = i;
-		if (buf[i] == '\n' ||
-		    (buf[i] == '\r' && i + 1 < len && buf[i + 1] == '\n'))
-			break; /* end of the header section */
-		do {
-			char *lf = memchr(buf + i, '\n', len - i);
-			i = lf ? (size_t)(lf - buf) + 1 : len;
-		} while (i < len && (buf[i] == ' ' || buf[i] == '\t'));
-		const char *colon = memchr(buf + start, ':', i - start);
-		if (colon == NULL)
-			continue;
-		size_t nlen = (size_t)(colon - (buf + start));
-		char *dst = NULL;
-		if (nlen == 4 && strncasecmp(buf + start, "from", 4) == 0)
-			dst = h->from;
-		else if (nlen == 7 &&
-			 strncasecmp(buf + start, "subject", 7) == 0)
-			dst = h->subject;
-		else if (nlen == 4 && strncasecmp(buf + start, "date", 4) == 0)
-			dst = h->date;
-		if (dst == NULL || dst[0] != '\0')
-			continue; /* not ours, or a repeat: the first wins */
-		maildir_copy_value(colon + 1, (size_t)(buf + i - colon - 1),
-				   dst, MAILDIR_HDR_MAX);
-	}
-	free(buf);
-	return 0;
 }

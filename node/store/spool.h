@@ -57,9 +57,11 @@ int spool_enqueue(struct spool *sp, int fd, size_t len, const char *sender,
 
 /* Tries to deliver every queued message to the store now (the timer calls
  * it; mailnode calls it at start). Nothing is tried while
- * store_writable() fails. A message delivered to every recipient is
- * removed (ID.env, then ID.msg); one delivered to some has its envelope
- * rewritten with the others. Returns how many remain queued. */
+ * store_writable() fails. Each copy delivered is announced, as every
+ * delivery is (store_deliver, notice.h). A message delivered to every
+ * recipient is removed (ID.env, then ID.msg); one delivered to some has
+ * its envelope rewritten with the others. Returns how many remain
+ * queued. */
 size_t spool_run(struct spool *sp);
 /* Messages waiting in the queue. */
 size_t spool_pending(const struct spool *sp);

@@ -16,6 +16,7 @@
 #include "../../common/fdio.h"
 #include "../../common/log.h"
 #include "maildir.h"
+#include "notice.h"
 #include "store.h"
 
 #define STORE_LOCAL_MAX 64
@@ -374,7 +375,9 @@ store_deliver(struct store *s, const char *const *rcpts, size_t n, int fd,
 	for (i = 0; i < n; i++) {
 		failed[i] = store_deliver_one(s, rcpts[i], fd, len,
 					      prefix ? prefix : "", plen) < 0;
-		if (failed[i] && first_errno == 0)
+		if (!failed[i]) /* wakes IMAP IDLE on every node */
+			notice_changed(s->notice, rcpts[i], "INBOX");
+		else if (first_errno == 0)
 			first_errno = errno;
 	}
 	if (first_errno != 0) {

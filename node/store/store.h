@@ -22,13 +22,17 @@
  * ",U=<uid>:2,<flags>" in a 255-byte name (maildir_unique_name). */
 #define STORE_HOST_MAX 120
 
+struct notice;
+
 struct store {
 	char root[4096];
 	char hostname[STORE_HOST_MAX + 1]; /* part of unique file names */
-	unsigned long seq; /* per-process counter for unique names */
+	unsigned long seq;     /* per-process counter for unique names */
+	struct notice *notice; /* notice.h: deliveries told; NULL: not */
 };
 
-/* Checks that root exists and is a directory. hostname goes into file
+/* Checks that root exists and is a directory (s->notice is NULL after
+ * it: the caller sets it once it has Redis). hostname goes into file
  * names with Maildir's escapes ('/' -> \057, ':' -> \072, and ',' ->
  * \054 so that ",S=" stays unambiguous). Returns 0, or -1 with errno set
  * (EINVAL for an empty root or hostname, ENAMETOOLONG for a hostname
@@ -48,7 +52,8 @@ int store_user_dir(const struct store *s, const char *address, char *out,
 /* Delivers one message to every address in rcpts[0..n): for each, a new
  * file in its Maildir holding `prefix` (e.g. Return-Path: and Received:
  * lines, may be empty) followed by len bytes of fd from offset 0; durable
- * as described above before it returns. Returns 0 when every copy is
+ * as described above before it returns, and each copy then told to
+ * s->notice (that recipient's INBOX changed). Returns 0 when every copy is
  * durable; -1 with errno set when any copy failed (copies already made
  * stay: Maildir delivery is idempotent only per copy, so the caller spools
  * only the failed recipients, listed in failed[] (size n) as true). */

@@ -1,5 +1,6 @@
-/* node/maildir_uid.c: UIDs by the lock-file mechanism, mailbox names,
- * folders, headers. */
+/* node/store/maildir_uid.c: UIDs by the lock-file mechanism, in arrival
+ * order, stable, with concurrent scanners, interleaved with APPEND's, from
+ * the lease's counter, and rebuilt when the mark is lost. */
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <errno.h>
@@ -18,13 +19,12 @@
 #include "../../node/store/maildir_int.h"
 #include "maildir_fixture.h"
 
-static char root[256];
+static char root[256], user[PATH_MAX];
 
 static void
 setup(void)
 {
-	snprintf(root, sizeof(root), "/tmp/test_maildir_uid.XXXXXX");
-	cr_assert_not_null(mkdtemp(root));
+	fixture_tree(root, sizeof(root), "uid", user, sizeof(user));
 }
 
 static void
@@ -33,43 +33,9 @@ teardown(void)
 	rmtree(root);
 }
 
-/* Delivers like the store: tmp/ then rename into sub/ (new or cur). */
-static void
-deliver(const char *dir, const char *sub, const char *name, const char *text)
-{
-	char tmp[PATH_MAX], dst[PATH_MAX];
-	snprintf(tmp, sizeof(tmp), "%s/tmp/%s", dir, name);
-	snprintf(dst, sizeof(dst), "%s/%s/%s", dir, sub, name);
-	FILE *f = fopen(tmp, "w");
-	cr_assert_not_null(f);
-	fputs(text, f);
-	fclose(f);
-	cr_assert_eq(rename(tmp, dst), 0);
-}
+TestSuite(maildir_uid, .init = setup, .fini = teardown);
 
-static void
-set_mtime(const char *dir, const char *sub, const char *name, time_t t)
-{
-	char p[PATH_MAX];
-	snprintf(p, sizeof(p), "%s/%s/%s", dir, sub, name);
-	struct timespec ts[2] = {{t, 0}, {t, 0}};
-	cr_assert_eq(utimensat(AT_FDCWD, p, ts, 0), 0);
-}
-
-/* The message of l whose name starts with base. */
-static const struct maildir_msg *
-by_base(const struct maildir_list *l, const char *base)
-{
-	for (size_t i = 0; i < l->n; i++)
-		if (strncmp(l->msg[i].name, base, strlen(base)) == 0 &&
-		    l->msg[i].name[strlen(base)] == ',')
-			return &l->msg[i];
-	return NULL;
-}
-
-TestSuite(maildir, .init = setup, .fini = teardown);
-
-Test(maildir, uids_in_arrival_order)
+Test(maildir_uid, uids_in_arrival_order)
 {
 	char dir[PATH_MAX];
 	snprintf(dir, sizeof(dir), "%s/box", root);
@@ -100,7 +66,7 @@ Test(maildir, uids_in_arrival_order)
 	maildir_list_free(&l);
 }
 
-Test(maildir, stable_across_scans)
+Test(maildir_uid, stable_across_scans)
 {
 	char dir[PATH_MAX];
 	snprintf(dir, sizeof(dir), "%s/box", root);
@@ -152,7 +118,7 @@ Test(maildir, stable_across_scans)
 	maildir_list_free(&l);
 }
 
-Test(maildir, flags_and_cur_without_uid)
+Test(maildir_uid, flags_and_cur_without_uid)
 {
 	char dir[PATH_MAX];
 	snprintf(dir, sizeof(dir), "%s/box", root);
@@ -174,7 +140,7 @@ Test(maildir, flags_and_cur_without_uid)
 	maildir_list_free(&l);
 }
 
-Test(maildir, missing_maildir)
+Test(maildir_uid, missing_maildir)
 {
 	struct maildir_list l;
 	char dir[PATH_MAX];
@@ -217,7 +183,7 @@ scanner(const char *dir, const char *log)
 	_exit(0);
 }
 
-Test(maildir, concurrent_scanners, .timeout = 60)
+Test(maildir_uid, concurrent_scanners, .timeout = 60)
 {
 	char dir[PATH_MAX], logs[RACE_SCANNERS][PATH_MAX];
 	pid_t pids[RACE_SCANNERS];
@@ -271,168 +237,113 @@ Test(maildir, concurrent_scanners, .timeout = 60)
 	maildir_list_free(&l);
 }
 
-Test(maildir, mailbox_paths)
+Test(maildir_uid, uids_interleave)
 {
-	char out[PATH_MAX];
-	cr_assert_eq(maildir_mailbox_path("/s/u", "INBOX", out, sizeof(out)),
+	cr_assert_eq(maildir_folder_create(user, "Other"), 0);
+	char other[PATH_MAX];
+	cr_assert_eq(maildir_mailbox_path(user, "Other", other, sizeof(other)),
 		     0);
-	cr_assert_str_eq(out, "/s/u");
-	cr_assert_eq(maildir_mailbox_path("/s/u", "inbox", out, sizeof(out)),
-		     0);
-	cr_assert_str_eq(out, "/s/u");
-	cr_assert_eq(maildir_mailbox_path("/s/u", "Sent", out, sizeof(out)), 0);
-	cr_assert_str_eq(out, "/s/u/.Sent");
+	append(other, "o1\r\n", "S", 500);
+	append(other, "o2\r\n", "", 600);
+	struct maildir_list ol;
+	assign_all(other, &ol);
+
+	uint32_t a = append(user, "x\r\n", "", 0);
+	deliver_new(user, "100.new1", "n1\r\n");
+	struct maildir_list l;
+	assign_all(user, &l);
+	uint32_t n1 = l.msg[l.n - 1].uid;
+	maildir_list_free(&l);
+	uint32_t b = append(user, "y\r\n", "", 0);
+	uint32_t v, uids[2];
 	cr_assert_eq(
-	    maildir_mailbox_path("/s/u", "Archive.2024", out, sizeof(out)), 0);
-	cr_assert_str_eq(out, "/s/u/.Archive.2024");
-	static const char *bad[] = {
-	    "",	     ".",    "..",   "../x",	  "a/b",  "/etc",    ".Sent",
-	    "Sent.", "a..b", "x\ny", "tab\there", "a\\b", "INBOX.x", "\x7f",
-	};
-	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
-		errno = 0;
-		cr_expect_eq(
-		    maildir_mailbox_path("/s/u", bad[i], out, sizeof(out)), -1,
-		    "accepted %s", bad[i]);
-		cr_expect_eq(errno, EINVAL);
-	}
-	char longname[MAILDIR_MBOX_MAX + 2];
-	memset(longname, 'a', sizeof(longname) - 1);
-	longname[sizeof(longname) - 1] = '\0';
-	cr_assert_eq(maildir_mailbox_path("/s/u", longname, out, sizeof(out)),
-		     -1);
-	char small[8];
-	cr_assert_eq(maildir_mailbox_path("/s/u", "Sent", small, sizeof(small)),
-		     -1);
-	cr_assert_eq(errno, ENAMETOOLONG);
+	    maildir_copy(other, ol.msg, 2, user, "node2", NULL, &v, uids), 0);
+	deliver_new(user, "101.new2", "n2\r\n");
+	assign_all(user, &l);
+	uint32_t n2 = l.msg[l.n - 1].uid;
+	cr_assert_eq(a, 1);
+	cr_assert_eq(n1, 2);
+	cr_assert_eq(b, 3);
+	cr_assert_eq(uids[0], 4);
+	cr_assert_eq(uids[1], 5);
+	cr_assert_eq(n2, 6);
+	cr_assert_eq(l.n, 6);
+	for (size_t i = 0; i < l.n; i++)
+		cr_assert_eq(l.msg[i].uid, i + 1);
+	/* the copies keep flags and mtime */
+	cr_assert_str_eq(maildir_find(&l, 4)->flags, "S");
+	time_t t;
+	cr_assert_eq(maildir_internaldate(user, maildir_find(&l, 4), &t), 0);
+	cr_assert_eq(t, 500);
+	cr_assert_eq(maildir_internaldate(user, maildir_find(&l, 5), &t), 0);
+	cr_assert_eq(t, 600);
+	cr_assert(read_mark(user) >= 7);
+	maildir_list_free(&l);
+	maildir_list_free(&ol);
 }
 
-Test(maildir, sizes_in_names)
+Test(maildir_uid, scan_only_lists_what_has_a_uid)
 {
-	uint32_t uid;
-	uint64_t size;
-	char flags[32], name[MAILDIR_NAME_MAX + 1];
-	/* Dovecot's LF files: S= on disk, W= with CRLF (what IMAP sends) */
-	maildir_parse_name("1.M1P1.h,S=50,W=55,U=7:2,S", &uid, flags,
-			   sizeof(flags), &size);
-	cr_assert_eq(uid, 7);
-	cr_assert_eq(size, 55);
-	cr_assert_str_eq(flags, "S");
-	maildir_parse_name("1.M1P1.h,W=55,S=50", &uid, flags, sizeof(flags),
-			   &size);
-	cr_assert_eq(size, 55);
-	maildir_parse_name("1.M1P1.h,S=50", &uid, flags, sizeof(flags), &size);
-	cr_assert_eq(size, 50);
-	maildir_parse_name("1.M1P1.h,W=x,S=50", &uid, flags, sizeof(flags),
-			   &size);
-	cr_assert_eq(size, 50);
-
-	cr_assert_eq(maildir_unique_name("h", 0, 50, 55, name, sizeof(name)),
-		     0);
-	cr_assert(strstr(name, ".h,S=50,W=55") != NULL, "%s", name);
-	cr_assert_eq(maildir_unique_name("h", 0, 50, 50, name, sizeof(name)),
-		     0);
-	cr_assert(strstr(name, ",W=") == NULL, "%s", name);
-	cr_assert_eq(maildir_unique_name("h", 0, 50, 0, name, sizeof(name)), 0);
-	cr_assert(strstr(name, ",W=") == NULL, "%s", name);
-	/* a host that leaves no room for W=: the name goes without it (the
-	 * usec field varies by up to 5 digits between calls: 6 bytes spare,
-	 * a W= of 23 bytes cannot fit in them) */
-	char host[MAILDIR_NAME_MAX];
-	size_t fit = 0;
-	for (size_t len = 1; len < sizeof(host); len++) {
-		memset(host, 'h', len);
-		host[len] = '\0';
-		if (maildir_unique_name(host, 0, 50, 0, name, sizeof(name)) < 0)
-			break;
-		fit = len;
-	}
-	cr_assert(fit > 6);
-	host[fit - 6] = '\0';
-	cr_assert_eq(
-	    maildir_unique_name(host, 0, 50, UINT64_MAX, name, sizeof(name)),
-	    0);
-	cr_assert(strstr(name, ",W=") == NULL, "%s", name);
-	cr_assert(strstr(name, ",S=50") != NULL, "%s", name);
+	append(user, "Subject: a\r\n\r\nx\r\n", "", 0);
+	deliver_new(user, "100.new", "Subject: n\r\n\r\ny\r\n");
+	struct maildir_list l;
+	cr_assert_eq(maildir_scan(user, &l), 0);
+	cr_assert_eq(l.n, 1);
+	cr_assert_eq(l.pending, 1);
+	cr_assert_eq(count_files(user, "new"), 1);
+	maildir_list_free(&l);
+	assign_all(user, &l);
+	cr_assert_eq(l.n, 2);
+	cr_assert_eq(l.pending, 0);
+	cr_assert_eq(l.msg[1].uid, 2);
+	maildir_list_free(&l);
 }
 
-Test(maildir, folders)
+/* The counter (Redis) is a floor of its own UIDVALIDITY only, and comes
+ * back as the new UIDNEXT. */
+
+Test(maildir_uid, counter_floor)
 {
-	char dir[PATH_MAX], p[PATH_MAX];
-	snprintf(dir, sizeof(dir), "%s/user", root);
-	mkmaildir(dir);
-	snprintf(p, sizeof(p), "%s/.Sent", dir);
-	mkmaildir(p);
-	snprintf(p, sizeof(p), "%s/.Archive.2024", dir);
-	mkmaildir(p);
-	snprintf(p, sizeof(p), "%s/.NotAMaildir", dir);
-	mkdir(p, 0700);
-	snprintf(p, sizeof(p), "%s/.bad..name", dir);
-	mkmaildir(p);
-	char(*names)[MAILDIR_MBOX_MAX + 1];
-	size_t n;
-	cr_assert_eq(maildir_folders(dir, &names, &n), 0);
-	cr_assert_eq(n, 2);
-	cr_assert_str_eq(names[0], "Archive.2024");
-	cr_assert_str_eq(names[1], "Sent");
-	free(names);
-	snprintf(p, sizeof(p), "%s/nobody", root);
-	cr_assert_eq(maildir_folders(p, &names, &n), 0);
-	cr_assert_eq(n, 0);
-	free(names);
+	uint32_t v, uid;
+	append(user, "Subject: a\r\n\r\nx\r\n", "", 0);
+	struct maildir_list l;
+	assign_all(user, &l);
+	struct maildir_counter ctr = {l.uidvalidity, 50};
+	maildir_list_free(&l);
+	cr_assert_eq(maildir_append(user, "h", "x", 1, "", 0, &ctr, &v, &uid),
+		     0);
+	cr_assert_eq(uid, 50);
+	cr_assert_eq(ctr.uidvalidity, v);
+	cr_assert_eq(ctr.uidnext, 51);
+	struct maildir_counter other = {v + 1, 500};
+	cr_assert_eq(maildir_append(user, "h", "x", 1, "", 0, &other, &v, &uid),
+		     0);
+	cr_assert_eq(uid, 51);
+	cr_assert_eq(other.uidnext, 52);
+	deliver_new(user, "200.new", "Subject: n\r\n\r\ny\r\n");
+	struct maildir_counter high = {v, 90};
+	cr_assert_eq(maildir_assign(user, &high, &l), 0);
+	cr_assert_eq(l.msg[l.n - 1].uid, 90);
+	cr_assert_eq(high.uidnext, 91);
+	cr_assert_eq(read_mark(user), 91);
+	maildir_list_free(&l);
 }
 
-static int
-memfile(const char *text)
+/* APPEND trusts the mark without reading cur/; a lost mark is rebuilt
+ * from cur/'s highest UID, so no UID is given twice. */
+
+Test(maildir_uid, lost_mark_rebuilt_from_cur)
 {
 	char p[PATH_MAX];
-	snprintf(p, sizeof(p), "%s/msg", root);
+	for (int i = 0; i < 3; i++)
+		append(user, "Subject: a\r\n\r\nx\r\n", "", 0);
+	snprintf(p, sizeof(p), "%s/mailswitch-uidnext", user);
+	cr_assert_eq(unlink(p), 0);
+	cr_assert_eq(append(user, "Subject: b\r\n\r\nx\r\n", "", 0), 4);
 	FILE *f = fopen(p, "w");
-	fputs(text, f);
+	cr_assert_not_null(f);
+	fputs("garbage\n", f);
 	fclose(f);
-	return open(p, O_RDONLY);
-}
-
-Test(maildir, headers)
-{
-	struct maildir_headers h;
-	int fd = memfile("Return-Path: <a@b>\r\n"
-			 "Received: from x\r\n\tby y;\r\n\tdate\r\n"
-			 "from: Alice <alice@example.test>\r\n"
-			 "Subject: a folded\r\n  subject\t line \r\n"
-			 "Date: Mon, 1 Jan 2024 10:00:00 +0000\r\n"
-			 "Subject: second one ignored\r\n"
-			 "\r\n"
-			 "From: not a header\r\n");
-	cr_assert_eq(maildir_read_headers(fd, &h), 0);
-	close(fd);
-	cr_assert_str_eq(h.from, "Alice <alice@example.test>");
-	cr_assert_str_eq(h.subject, "a folded subject line");
-	cr_assert_str_eq(h.date, "Mon, 1 Jan 2024 10:00:00 +0000");
-
-	fd = memfile("Subject: caf\xc3\xa9 \xff\x01 ok\n\nbody\n");
-	cr_assert_eq(maildir_read_headers(fd, &h), 0);
-	close(fd);
-	cr_assert_str_eq(h.subject, "caf\xc3\xa9 ?? ok");
-	cr_assert_str_eq(h.from, "");
-	cr_assert_str_eq(h.date, "");
-
-	/* Cut to fit, at a character boundary. */
-	char big[4096] = "Subject: ";
-	size_t n = strlen(big);
-	for (int i = 0; i < 1000; i++) {
-		memcpy(big + n, "\xc3\xa9", 2);
-		n += 2;
-	}
-	memcpy(big + n, "\r\n\r\n", 5);
-	fd = memfile(big);
-	cr_assert_eq(maildir_read_headers(fd, &h), 0);
-	close(fd);
-	cr_assert_lt(strlen(h.subject), MAILDIR_HDR_MAX);
-	cr_assert_eq(strlen(h.subject) % 2, 0);
-
-	fd = memfile("");
-	cr_assert_eq(maildir_read_headers(fd, &h), 0);
-	close(fd);
-	cr_assert_str_eq(h.subject, "");
+	cr_assert_eq(append(user, "Subject: c\r\n\r\nx\r\n", "", 0), 5);
+	cr_assert_eq(read_mark(user), 6);
 }
