@@ -5,13 +5,28 @@
 # or SIGTERM stops everything. State lives under .demo/ (DEMO_DIR).
 #
 # Front ports on 127.0.0.1: SMTP 2525, submission 2587, IMAP 2143, POP3 2110,
-# HTTP 8080.
+# HTTP 8080; Redis 26379 (DEMO_REDIS_PORT); the nodes 2N025, 2N587, 2N143,
+# 2N110 and 2N080 for N in 1 2 3. Exit status 3 when one of them is taken,
+# 1 when a process dies, 0 after Ctrl-C or SIGTERM.
 # Users alice@example.test and bob@example.test, password "demo".
 set -euo pipefail
 cd "$(dirname "$0")"
 top=$PWD
 DEMO_DIR=${DEMO_DIR:-$top/.demo}
 REDIS_PORT=${DEMO_REDIS_PORT:-26379}
+
+# The fixed ports must be free: say which is taken and by what, and exit
+# 3, before anything starts (tests/integration/test_demo.py skips on it).
+ports=(2525 2587 2143 2110 8080 "$REDIS_PORT")
+for n in 1 2 3; do ports+=("2${n}025" "2${n}587" "2${n}143" "2${n}110" "2${n}080"); done
+for p in "${ports[@]}"; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+    holder=$(ss -ltnpH "sport = :$p" 2>/dev/null | grep -o 'users:.*' | head -n 1)
+    echo "demo: port $p on 127.0.0.1 is taken (${holder:-by another process});" \
+      "the demo needs ${ports[*]}" >&2
+    exit 3
+  fi
+done
 
 . scripts/install-deps.sh
 install_missing
@@ -20,8 +35,8 @@ install_missing
 if [ -n "${MS_BIN:-}" ]; then
   BIN=$MS_BIN
 else
-  cmake -S . -B build >/dev/null
-  cmake --build build -j "$(nproc)" >/dev/null
+  . scripts/build.sh
+  ms_build build
   BIN=$top/build/bin
 fi
 
@@ -30,7 +45,7 @@ DEMO_DIR=$(cd "$DEMO_DIR" && pwd)
 mkdir -p "$DEMO_DIR/store" "$DEMO_DIR/log"
 pids=()
 
-stop_all() {
+stop_all() { # stop_all STATUS
   trap - INT TERM EXIT
   echo "demo: stopping"
   for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
@@ -40,9 +55,10 @@ stop_all() {
     wait "$pid" 2>/dev/null || true
   done
   echo "demo: stopped"
-  exit 0
+  exit "$1"
 }
-trap stop_all INT TERM EXIT
+trap 'stop_all 0' INT TERM
+trap 'stop_all $?' EXIT
 
 # A self-signed certificate for localhost and 127.0.0.1: STARTTLS and
 # implicit TLS are on, and the client configs below trust it. 127.0.0.1 is
@@ -232,3 +248,4 @@ done
 [ -n "${status:-}" ] || echo "demo: not ready after 30 s; logs in $DEMO_DIR/log" >&2
 wait -n "${pids[@]}" || true
 echo "demo: a process exited; logs in $DEMO_DIR/log" >&2
+exit 1

@@ -338,5 +338,7 @@ node_config_load(const char *path, char *err, size_t errlen)
 		free(n);
 		return NULL;
 	}
+	n->msg_max = (size_t)n->max_message_size;
+	n->msg_max_sent = 2 * n->msg_max;
 	return n;
 }

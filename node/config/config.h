@@ -39,6 +39,11 @@ struct node_config {
 	char tls_cert[1024];
 	char tls_key[1024];
 	long max_message_size;
+	/* The buffer bounds derived from max_message_size, computed once by
+	 * node_config_load: every protocol sizes its buffers from these. */
+	size_t msg_max;		/* a message as received or stored, in bytes */
+	size_t msg_max_sent;	/* the same as sent: bare LFs made CRLF and
+				 * lines dot-stuffed, at most twice msg_max */
 	long imap_header_cache; /* bytes; 0: no header cache */
 	int max_recipients;
 	bool proxy_protocol;

@@ -419,7 +419,7 @@ http_session_start(struct mailnode *mn, int fd, const struct sockaddr *peer,
 	struct stream_opts o = mailnode_stream_opts(
 	    mn, ROLE_HTTP, HTTP_LINE_MAX, HTTP_IDLE_TIMEOUT);
 	/* A whole message goes out in one answer. */
-	size_t need = (size_t)mn->cfg->max_message_size + 1024 * 1024;
+	size_t need = mn->cfg->msg_max + 1024 * 1024;
 	if (need < HTTP_LIST_MAX + 1024 * 1024)
 		need = HTTP_LIST_MAX + 1024 * 1024;
 	if (o.max_output < need)

@@ -41,7 +41,7 @@ imap_cmd_append(struct imap_session *s, struct imap_cmd *c)
 		imap_no(s, c, "[CANNOT] Invalid mailbox name");
 		return;
 	}
-	if (len > (size_t)s->mn->cfg->max_message_size) {
+	if (len > s->mn->cfg->msg_max) {
 		imap_no(s, c, "[TOOBIG] Message too large");
 		return;
 	}

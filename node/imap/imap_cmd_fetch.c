@@ -135,7 +135,7 @@ imap_fetch_one(struct imap_session *s, struct imap_fetch_job *j, size_t i,
 				       s->box.name);
 		}
 	}
-	strbuf_init(&tmp, (size_t)s->mn->cfg->max_message_size + 65536);
+	strbuf_init(&tmp, s->mn->cfg->msg_max + 65536);
 	strbuf_init(&name, 4096);
 	if (strbuf_appends(sb, "* ") < 0 || strbuf_append_u64(sb, i + 1) < 0 ||
 	    strbuf_appends(sb, " FETCH (") < 0)
@@ -279,7 +279,7 @@ imap_fetch_continue(struct imap_session *s)
 	struct strbuf sb;
 	if (j == NULL)
 		return;
-	strbuf_init(&sb, 2 * (size_t)s->mn->cfg->max_message_size + 65536);
+	strbuf_init(&sb, s->mn->cfg->msg_max_sent + 65536);
 	j->sent = 0;
 	for (; j->next < s->box.n; j->next++) {
 		size_t i = j->next;

@@ -581,7 +581,7 @@ imap_mailbox_load(struct imap_session *s, size_t i, bool mime)
 		int fd = imap_msg_open(s, i);
 		if (fd < 0)
 			return NULL;
-		size_t max = 2 * (size_t)s->mn->cfg->max_message_size + 65536;
+		size_t max = s->mn->cfg->msg_max_sent + 65536;
 		int rc = imap_read_crlf(fd, max, &c->data, &c->len);
 		int e = errno;
 		close(fd);

@@ -367,7 +367,7 @@ imap_command_line(struct imap_session *s, char *line, size_t len)
 	}
 	/* A literal: is there room for it? APPEND's message may be as large
 	 * as a message may be; anything else stays small. */
-	size_t room = (size_t)s->mn->cfg->max_message_size + IMAP_CMD_MAX;
+	size_t room = s->mn->cfg->msg_max + IMAP_CMD_MAX;
 	if (lit > room - s->cmd.len) {
 		if (nonsync) {
 			/* Its bytes are on their way and cannot be told
@@ -500,7 +500,7 @@ imap_session_start(struct mailnode *mn, enum node_role role, int fd,
 	s->wait = IMAP_W_COMMAND;
 	snprintf(s->id, sizeof(s->id), "%08lX%04lX", (unsigned long)time(NULL),
 		 ++imap_seq & 0xffff);
-	strbuf_init(&s->cmd, (size_t)mn->cfg->max_message_size + IMAP_CMD_MAX);
+	strbuf_init(&s->cmd, mn->cfg->msg_max + IMAP_CMD_MAX);
 	ev_init(&s->idle_poll, NULL);
 	mn->sessions++;
 	s->next = mn->imap_sessions;
@@ -511,8 +511,7 @@ imap_session_start(struct mailnode *mn, enum node_role role, int fd,
 	    mailnode_stream_opts(mn, role, IMAP_LINE_MAX, IMAP_TIMEOUT_NOAUTH);
 	/* A FETCH goes out in slices; one slice holds at most one message
 	 * as a literal past the slice size. */
-	size_t need =
-	    2 * (size_t)mn->cfg->max_message_size + 4 * IMAP_OUT_SLICE;
+	size_t need = mn->cfg->msg_max_sent + 4 * IMAP_OUT_SLICE;
 	if (o.max_output < need)
 		o.max_output = need;
 	s->st =

@@ -561,7 +561,7 @@ pop3_session_start(struct mailnode *mn, enum node_role role, int fd,
 	    mailnode_stream_opts(mn, role, POP3_LINE_MAX, POP3_TIMEOUT);
 	/* A RETR answer is queued whole (read in chunks): room for the
 	 * largest message, CRLF and dot-stuffing included. */
-	size_t need = 2 * (size_t)mn->cfg->max_message_size + 2 * POP3_CHUNK;
+	size_t need = mn->cfg->msg_max_sent + 2 * POP3_CHUNK;
 	if (o.max_output < need)
 		o.max_output = need;
 	s->st =

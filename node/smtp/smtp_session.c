@@ -90,7 +90,7 @@ static void
 smtp_data_append(struct smtp_session *s, const char *p, size_t len)
 {
 	s->datasize += len;
-	if (s->datasize > (size_t)s->mn->cfg->max_message_size)
+	if (s->datasize > s->mn->cfg->msg_max)
 		s->data_oversize = true;
 	if (s->data_oversize || s->data_toolong || s->data_ioerr)
 		return;

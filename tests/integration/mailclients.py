@@ -8,13 +8,22 @@ import time
 
 def run_mutt(muttrc, home, push, timeout=30):
     """Runs `mutt -n -F muttrc -e "push PUSH"` in a pseudo-terminal with
-    HOME=home and returns (exit status, everything it drew). The child is
-    reaped whatever happens; a mutt still running after timeout seconds is
+    HOME=home and returns (exit status, everything it drew)."""
+    return run_in_pty(["mutt", "-n", "-F", muttrc, "-e", "push " + push],
+                      home, timeout)
+
+
+def run_in_pty(argv, home, timeout=30, cwd=None):
+    """Runs argv in a pseudo-terminal with HOME=home (in cwd when given)
+    and returns (exit status, everything it drew). The child is reaped
+    whatever happens; one still running after timeout seconds is
     killed."""
     pid, fd = pty.fork()
     if pid == 0:
         os.environ.update(TERM="xterm", HOME=home)
-        os.execvp("mutt", ["mutt", "-n", "-F", muttrc, "-e", "push " + push])
+        if cwd:
+            os.chdir(cwd)
+        os.execvp(argv[0], argv)
     out, end = b"", time.monotonic() + timeout
     while time.monotonic() < end:
         ready, _, _ = select.select([fd], [], [], 0.5)
