@@ -205,6 +205,9 @@ stream_close(struct stream *s, const char *why)
 		return;
 	s->closing = true;
 	s->why = why;
+	/* The last answer goes out under the idle timer alone. */
+	ev_timer_stop(s->loop, &s->deadline);
+	s->deadline_at_input = 0;
 	stream_update(s);
 }
 
@@ -377,6 +380,8 @@ stream_take_proxy(struct stream *s)
 static bool
 stream_turn_take(struct stream *s, int *budget)
 {
+	if (s->dead) /* closed from the callback */
+		return false;
 	ev_timer_again(s->loop, &s->timer);
 	if (--*budget > 0)
 		return true;
@@ -856,7 +861,7 @@ stream_set_deadline(struct stream *s, double seconds, bool at_input)
 {
 	ev_timer_stop(s->loop, &s->deadline);
 	s->deadline_at_input = 0;
-	if (seconds <= 0 || s->dead)
+	if (seconds <= 0 || s->dead || s->closing)
 		return;
 	if (at_input && s->instart == s->inlen) {
 		s->deadline_at_input = seconds;
