@@ -22,7 +22,10 @@ struct stream {
 	struct ev_loop *loop;
 	int fd;
 	ev_io io;
-	ev_timer timer;
+	ev_timer timer;		  /* idle: no line or chunk for this long */
+	ev_timer deadline;	  /* absolute (stream_set_deadline) */
+	double deadline_at_input; /* > 0: armed by the next byte */
+	ev_timer yield;		  /* the turn's budget is spent: go on later */
 	ev_timer reaper; /* finishes a close from the loop, never inline */
 	const struct stream_ops *ops;
 	void *arg;
@@ -43,7 +46,9 @@ struct stream {
 	size_t outoff, outlen, outcap;
 
 	bool paused, closing, dead;
-	bool ready_told; /* on_ready was called */
+	bool ready_told; /* on_ready (or on_refused) was called */
+	bool proxied;	 /* peer and local come from a PROXY header */
+	struct connlimit_ticket ticket; /* what opts.limit counts for us */
 	bool kick;	 /* run stream_process from the loop once more */
 	bool want_drain; /* on_drain is owed once output is low */
 	int depth;	 /* nesting of our callbacks into the session */
@@ -151,7 +156,11 @@ stream_destroy(struct stream *s)
 {
 	ev_io_stop(s->loop, &s->io);
 	ev_timer_stop(s->loop, &s->timer);
+	ev_timer_stop(s->loop, &s->deadline);
+	ev_timer_stop(s->loop, &s->yield);
 	ev_timer_stop(s->loop, &s->reaper);
+	if (s->opts.limit)
+		connlimit_close(s->opts.limit, &s->ticket);
 	s->ops->on_close(s->arg, s->why ? s->why : "closed");
 	if (s->ssl) {
 		if (!s->eof)
@@ -183,6 +192,8 @@ stream_finish(struct stream *s, const char *why)
 		s->why = why;
 	ev_io_stop(s->loop, &s->io);
 	ev_timer_stop(s->loop, &s->timer);
+	ev_timer_stop(s->loop, &s->deadline);
+	ev_timer_stop(s->loop, &s->yield);
 	ev_timer_set(&s->reaper, 0., 0.);
 	ev_timer_start(s->loop, &s->reaper);
 }
@@ -194,6 +205,9 @@ stream_close(struct stream *s, const char *why)
 		return;
 	s->closing = true;
 	s->why = why;
+	/* The last answer goes out under the idle timer alone. */
+	ev_timer_stop(s->loop, &s->deadline);
+	s->deadline_at_input = 0;
 	stream_update(s);
 }
 
@@ -325,7 +339,11 @@ stream_fill(struct stream *s)
 									 : -1;
 		}
 		s->inlen += (size_t)n;
-		ev_timer_again(s->loop, &s->timer);
+		if (s->deadline_at_input > 0) {
+			ev_timer_set(&s->deadline, s->deadline_at_input, 0.);
+			ev_timer_start(s->loop, &s->deadline);
+			s->deadline_at_input = 0;
+		}
 	}
 	return 0;
 }
@@ -344,6 +362,7 @@ stream_take_proxy(struct stream *s)
 		return s->inlen == s->incap ? -1 : 0;
 	s->instart += (size_t)n;
 	if (!pi.local) {
+		s->proxied = true;
 		memcpy(&s->peer, &pi.src, sizeof(pi.src));
 		memcpy(&s->local, &pi.dst, sizeof(pi.dst));
 		addr_fmt((struct sockaddr *)&s->peer, s->peerstr,
@@ -355,17 +374,38 @@ stream_take_proxy(struct stream *s)
 	return 0;
 }
 
-/* Hands complete lines to the session while it is not paused. */
-static void
+/* A line or chunk is handed over: the idle timer starts again, and the
+ * turn's budget shrinks. Returns false when it is spent: the rest waits
+ * for the yield timer, so that other connections are served first. */
+static bool
+stream_turn_take(struct stream *s, int *budget)
+{
+	if (s->dead) /* closed from the callback */
+		return false;
+	ev_timer_again(s->loop, &s->timer);
+	if (--*budget > 0)
+		return true;
+	ev_timer_set(&s->yield, 0., 0.);
+	ev_timer_start(s->loop, &s->yield);
+	return false;
+}
+
+/* Hands complete lines to the session while it is not paused, at most
+ * STREAM_TURN_MAX of them (and raw chunks) in this turn. Returns false
+ * when the budget ran out with input perhaps left. */
+static bool
 stream_lines(struct stream *s)
 {
+	int budget = STREAM_TURN_MAX;
+	if (ev_is_active(&s->yield))
+		return false; /* the turn after next goes on */
 	while (!s->paused && !s->dead && !s->closing &&
 	       s->phase == PHASE_READY && s->upgrade == NULL) {
 		char *start = s->in + s->instart;
 		size_t avail = s->inlen - s->instart;
 		if (s->want_bytes > 0) {
 			if (avail == 0)
-				return;
+				return true;
 			size_t n =
 			    avail < s->want_bytes ? avail : s->want_bytes;
 			s->instart += n;
@@ -373,6 +413,8 @@ stream_lines(struct stream *s)
 			s->depth++;
 			s->ops->on_bytes(s->arg, start, n, s->want_bytes);
 			s->depth--;
+			if (!stream_turn_take(s, &budget))
+				return false;
 			continue;
 		}
 		char *lf = memchr(start, '\n', avail);
@@ -380,7 +422,7 @@ stream_lines(struct stream *s)
 			if (avail <= s->opts.max_line + 1 || s->discarding) {
 				if (s->discarding) /* drop what we have */
 					s->instart = s->inlen;
-				return;
+				return true;
 			}
 			/* Overlong: deliver its head, drop the rest. */
 			s->discarding = true;
@@ -389,6 +431,8 @@ stream_lines(struct stream *s)
 			s->ops->on_line(s->arg, start, s->opts.max_line, false,
 					true);
 			s->depth--;
+			if (!stream_turn_take(s, &budget))
+				return false;
 			continue;
 		}
 		size_t len = (size_t)(lf - start);
@@ -407,7 +451,33 @@ stream_lines(struct stream *s)
 		s->depth++;
 		s->ops->on_line(s->arg, start, len, crlf, toolong);
 		s->depth--;
+		if (!stream_turn_take(s, &budget))
+			return false;
 	}
+	return true;
+}
+
+/* PROXY and TLS are done: is there room for this connection? Returns
+ * false when it was refused (the session told, the close under way). */
+static bool
+stream_admit(struct stream *s)
+{
+	struct connlimit *l = s->opts.limit;
+	if (l == NULL ||
+	    (s->ticket.total &&
+	     connlimit_source(l, &s->ticket, stream_peer(s), s->proxied)))
+		return true;
+	log_info("%s: refused: too many connections%s", s->peerstr,
+		 s->ticket.total ? " from this address" : "");
+	s->why = "too many connections";
+	if (s->ops->on_refused) {
+		s->depth++;
+		s->ops->on_refused(s->arg);
+		s->depth--;
+	}
+	if (!s->dead)
+		stream_close(s, "too many connections");
+	return false;
 }
 
 static void
@@ -432,6 +502,10 @@ stream_process(struct stream *s)
 	}
 	if (s->phase == PHASE_READY && !s->ready_told) {
 		s->ready_told = true;
+		if (!stream_admit(s)) {
+			stream_update(s);
+			return;
+		}
 		s->ops->on_ready(s->arg);
 		if (s->dead)
 			return;
@@ -445,9 +519,13 @@ stream_process(struct stream *s)
 		if (s->dead)
 			return;
 	}
-	stream_lines(s);
+	bool all = stream_lines(s);
 	if (s->dead)
 		return;
+	if (!all) { /* lines wait for the yield timer: eof not yet */
+		stream_update(s);
+		return;
+	}
 	if (s->eof && s->phase != PHASE_READY) {
 		stream_finish(s, "connection closed by peer");
 		return;
@@ -500,8 +578,10 @@ stream_update(struct stream *s)
 		ev |= EV_WRITE;
 	if (s->want_drain && s->outlen - s->outoff <= STREAM_DRAIN_LOW)
 		s->kick = true;
-	/* Decrypted bytes waiting inside OpenSSL raise no fd event. */
-	if (s->ssl && SSL_pending(s->ssl) > 0 && !s->paused)
+	/* Decrypted bytes waiting inside OpenSSL raise no fd event (while
+	 * the turn is over, the yield timer comes back for them). */
+	if (s->ssl && SSL_pending(s->ssl) > 0 && !s->paused &&
+	    !ev_is_active(&s->yield))
 		s->kick = true;
 	if ((s->io.events & (EV_READ | EV_WRITE)) != ev ||
 	    !ev_is_active(&s->io)) {
@@ -526,24 +606,53 @@ stream_io_cb(struct ev_loop *loop, ev_io *io, int revents)
 	s->depth--;
 }
 
+/* The idle timer or the deadline: the session's hook may answer. */
+static void
+stream_expire(struct stream *s, void (*hook)(void *), const char *why)
+{
+	if (hook == NULL || s->phase != PHASE_READY || !s->ready_told ||
+	    s->closing) {
+		stream_finish(s, why);
+		return;
+	}
+	s->depth++;
+	hook(s->arg);
+	s->depth--;
+	if (!s->closing)
+		stream_close(s, why);
+	else
+		stream_update(s);
+}
+
 static void
 stream_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	struct stream *s = t->data;
 	(void)loop;
 	(void)revents;
-	if (s->ops->on_timeout == NULL || s->phase != PHASE_READY ||
-	    s->closing) {
-		stream_finish(s, "timeout");
-		return;
-	}
+	stream_expire(s, s->ops->on_timeout, "timeout");
+}
+
+static void
+stream_deadline_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct stream *s = t->data;
+	(void)loop;
+	(void)revents;
+	stream_expire(
+	    s, s->ops->on_deadline ? s->ops->on_deadline : s->ops->on_timeout,
+	    "deadline passed");
+}
+
+static void
+stream_yield_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct stream *s = t->data;
+	(void)loop;
+	(void)revents;
 	s->depth++;
-	s->ops->on_timeout(s->arg);
+	stream_process(s);
 	s->depth--;
-	if (!s->closing)
-		stream_close(s, "timeout");
-	else
-		stream_update(s);
 }
 
 struct stream *
@@ -574,8 +683,14 @@ stream_new(struct ev_loop *loop, int fd, const struct sockaddr *peer,
 	s->timer.data = s;
 	s->timer.repeat = opts->idle_timeout > 0 ? opts->idle_timeout : 300;
 	ev_timer_again(loop, &s->timer);
+	ev_init(&s->deadline, stream_deadline_cb);
+	s->deadline.data = s;
+	ev_init(&s->yield, stream_yield_cb);
+	s->yield.data = s;
 	ev_init(&s->reaper, stream_reaper_cb);
 	s->reaper.data = s;
+	if (opts->limit)
+		connlimit_open(opts->limit, &s->ticket); /* else refused */
 
 	/* Nothing is called back from here: the first step runs from the
 	 * loop, once the caller holds the stream. */
@@ -739,6 +854,21 @@ stream_set_timeout(struct stream *s, double seconds)
 	s->timer.repeat = seconds;
 	if (!s->dead)
 		ev_timer_again(s->loop, &s->timer);
+}
+
+void
+stream_set_deadline(struct stream *s, double seconds, bool at_input)
+{
+	ev_timer_stop(s->loop, &s->deadline);
+	s->deadline_at_input = 0;
+	if (seconds <= 0 || s->dead || s->closing)
+		return;
+	if (at_input && s->instart == s->inlen) {
+		s->deadline_at_input = seconds;
+		return;
+	}
+	ev_timer_set(&s->deadline, seconds, 0.);
+	ev_timer_start(s->loop, &s->deadline);
 }
 
 const struct sockaddr *

@@ -1,8 +1,14 @@
 /* A server-side connection of a line protocol (SMTP, IMAP, POP3, HTTP):
  * non-blocking, an optional PROXY header first (from trusted peers only),
  * optional TLS (implicit, or upgraded by STARTTLS/STLS), a bounded input
- * line and a bounded output buffer, and an idle timeout. The protocol
- * sessions sit on top and see whole lines. */
+ * line and a bounded output buffer, an idle timeout, an optional absolute
+ * deadline, and an optional cap on connections (connlimit.h). The
+ * protocol sessions sit on top and see whole lines.
+ *
+ * Fairness: one connection never holds the loop. At most
+ * STREAM_TURN_MAX lines (or raw chunks) are handed over per loop turn;
+ * then the stream yields (a zero timer: every other ready socket is served
+ * first) and goes on with what it has buffered at the next turn. */
 #ifndef MS_STREAM_H
 #define MS_STREAM_H
 
@@ -14,6 +20,7 @@
 #include <sys/socket.h>
 
 #include "addr.h"
+#include "connlimit.h"
 
 struct stream;
 
@@ -31,8 +38,10 @@ struct stream_ops {
 	 * output overflow, or stream_close() done): the session frees what it
 	 * owns; the stream frees itself after this returns. */
 	void (*on_close)(void *arg, const char *why);
-	/* Optional: no input for idle_timeout seconds. The session may answer
-	 * and stream_close(); without this hook the stream just closes. */
+	/* Optional: no input for idle_timeout seconds (no whole line nor raw
+	 * chunk: a line trickled a byte at a time does not count as input
+	 * until it ends). The session may answer and stream_close(); without
+	 * this hook the stream just closes. */
 	void (*on_timeout)(void *arg);
 	/* Optional: after stream_read_bytes(), the raw input in order, in one
 	 * or more chunks; left is how many bytes are still to come after this
@@ -43,7 +52,17 @@ struct stream_ops {
 	 * STREAM_DRAIN_LOW bytes or less: time to produce more of a long
 	 * answer. Called from the loop, before further lines. */
 	void (*on_drain)(void *arg);
+	/* Optional: the deadline of stream_set_deadline() passed. As
+	 * on_timeout (which is called instead when this is NULL). */
+	void (*on_deadline)(void *arg);
+	/* Optional: the connection is over a limit of opts.limit (total or
+	 * per client address), called instead of on_ready: the session writes
+	 * its protocol's temporary refusal; the stream closes after it. */
+	void (*on_refused)(void *arg);
 };
+
+/* Lines or raw chunks handed over per connection per loop turn. */
+#define STREAM_TURN_MAX 64
 
 /* The pending output at which on_drain is called. */
 #define STREAM_DRAIN_LOW 65536
@@ -70,6 +89,7 @@ struct stream_opts {
 	SSL_CTX *tls;	     /* implicit TLS when set */
 	const struct netlist *proxy_from; /* PROXY header expected from these
 					     peers; NULL: never */
+	struct connlimit *limit; /* counts this connection; NULL: no cap */
 };
 
 /* Takes over fd (accepted, non-blocking). ops->on_ready comes once the
@@ -118,6 +138,11 @@ void stream_read_bytes(struct stream *s, size_t n);
  * messages) is produced in slices instead of whole in memory. */
 void stream_wait_drain(struct stream *s);
 void stream_set_timeout(struct stream *s, double seconds);
+/* An absolute limit that input does not move: seconds from now, or with
+ * at_input from the first byte that arrives after this call (from now
+ * when input is already buffered). Then on_deadline (or on_timeout) is
+ * called, whatever trickles in meanwhile. seconds <= 0 removes it. */
+void stream_set_deadline(struct stream *s, double seconds, bool at_input);
 
 /* Flushes pending output, then closes; on_close gets why. */
 void stream_close(struct stream *s, const char *why);

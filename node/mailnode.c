@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "../common/log.h"
@@ -14,6 +15,28 @@
 #include "../common/tls_server.h"
 #include "imap/imap.h"
 #include "store/notice.h"
+
+/* The connection caps; max_connections is kept below the descriptors the
+ * process may open, so that a flood meets the protocol's answer and not
+ * a failing accept(). Returns 0, or -1 when out of memory. */
+static int
+mailnode_limits(struct mailnode *mn)
+{
+	struct node_config *cfg = mn->cfg;
+	long max = cfg->max_connections;
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
+	    rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur > 128 &&
+	    (max == 0 || (rlim_t)max > rl.rlim_cur - 128)) {
+		max = (long)(rl.rlim_cur - 128);
+		log_warn("max_connections: %ld (open file limit %ld)", max,
+			 (long)rl.rlim_cur);
+	}
+	mn->limit =
+	    connlimit_new(max, cfg->max_connections_per_source,
+			  cfg->proxy_trusted.n ? &cfg->proxy_trusted : NULL);
+	return mn->limit ? 0 : -1;
+}
 
 static void
 mailnode_accept_cb(struct ev_loop *loop, ev_io *io, int revents)
@@ -167,8 +190,14 @@ mailnode_run(struct node_config *cfg)
 		log_err("cannot start the password hashing threads");
 		goto out;
 	}
-	if (imap_node_init(mn) < 0) {
+	if (imap_node_init(mn) < 0 || mailnode_limits(mn) < 0) {
 		log_err("out of memory");
+		goto out;
+	}
+	mn->store_check =
+	    store_check_new(mn->loop, &mn->store, STORE_CHECK_INTERVAL);
+	if (mn->store_check == NULL) {
+		log_err("cannot start the store check");
 		goto out;
 	}
 	if (mailnode_listen(mn) < 0)
@@ -188,6 +217,7 @@ mailnode_run(struct node_config *cfg)
 	rc = 0;
 out:
 	mailnode_unlisten(mn);
+	store_check_free(mn->store_check);
 	imap_node_free(mn);
 	notice_free(mn->store.notice);
 	auth_pool_free(mn->auth);
@@ -199,6 +229,7 @@ out:
 		spool_close(mn->spool);
 	if (mn->tls)
 		SSL_CTX_free(mn->tls);
+	connlimit_free(mn->limit);
 	free(cfg);
 	return rc;
 }

@@ -13,6 +13,8 @@
 #include "config/directory.h"
 #include "store/spool.h"
 #include "store/store.h"
+#include "store/store_check.h"
+#include "../common/connlimit.h"
 
 struct imap_session;
 
@@ -31,6 +33,8 @@ struct mailnode {
 	struct directory *dir;
 	struct auth_pool *auth; /* password checks, off the loop */
 	struct store store;
+	struct store_check *store_check; /* /health's verdict on the store */
+	struct connlimit *limit;	 /* max_connections(_per_source) */
 	struct spool *spool;
 	struct mailnode_listener listeners[ROLE_COUNT];
 	ev_signal sigterm, sigint;
@@ -51,8 +55,8 @@ int mailnode_run(struct node_config *cfg);
 #define NODE_OUTPUT_MAX (4 * 1024 * 1024)
 
 /* A stream_opts for a client of role: line and output bounds, timeouts,
- * implicit TLS and PROXY trust from the config. Inline so that the
- * protocol libraries need nothing of mailnode.c. */
+ * implicit TLS, PROXY trust and the connection caps from the config. Inline so
+ * that the protocol libraries need nothing of mailnode.c. */
 static inline struct stream_opts
 mailnode_stream_opts(struct mailnode *mn, enum node_role role, size_t max_line,
 		     double idle_timeout)
@@ -64,6 +68,7 @@ mailnode_stream_opts(struct mailnode *mn, enum node_role role, size_t max_line,
 	    .tls = node_role_implicit_tls(role) ? mn->tls : NULL,
 	    .proxy_from =
 		mn->cfg->proxy_protocol ? &mn->cfg->proxy_trusted : NULL,
+	    .limit = mn->limit,
 	};
 	return o;
 }

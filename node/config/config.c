@@ -195,6 +195,35 @@ node_auth_threads(struct conf *c, void *o, const char *k, const char *v)
 			&((struct node_config *)o)->auth_threads);
 }
 
+static int
+node_login_timeout(struct conf *c, void *o, const char *k, const char *v)
+{
+	return conf_int(c, k, v, 1, 3600,
+			&((struct node_config *)o)->login_timeout_s);
+}
+
+static int
+node_http_request_timeout(struct conf *c, void *o, const char *k, const char *v)
+{
+	return conf_int(c, k, v, 1, 3600,
+			&((struct node_config *)o)->http_request_timeout_s);
+}
+
+static int
+node_max_connections(struct conf *c, void *o, const char *k, const char *v)
+{
+	return conf_int(c, k, v, 0, 10000000,
+			&((struct node_config *)o)->max_connections);
+}
+
+static int
+node_max_connections_per_source(struct conf *c, void *o, const char *k,
+				const char *v)
+{
+	return conf_int(c, k, v, 0, 10000000,
+			&((struct node_config *)o)->max_connections_per_source);
+}
+
 static const struct conf_key node_keys[] = {
     {"name", node_name},
     {"hostname", node_hostname},
@@ -217,6 +246,10 @@ static const struct conf_key node_keys[] = {
     {"spool_retry_s", node_spool_retry},
     {"grace_s", node_grace},
     {"auth_threads", node_auth_threads},
+    {"login_timeout_s", node_login_timeout},
+    {"http_request_timeout_s", node_http_request_timeout},
+    {"max_connections", node_max_connections},
+    {"max_connections_per_source", node_max_connections_per_source},
     {NULL, NULL},
 };
 
@@ -327,6 +360,10 @@ node_config_load(const char *path, char *err, size_t errlen)
 	n->log_level = LOG_LVL_INFO;
 	n->spool_retry_s = 5;
 	n->grace_s = 10;
+	n->login_timeout_s = 60;
+	n->http_request_timeout_s = 30;
+	n->max_connections = 5000;
+	n->max_connections_per_source = 100;
 	if (gethostname(n->hostname, sizeof(n->hostname)) < 0)
 		snprintf(n->hostname, sizeof(n->hostname), "localhost");
 

@@ -52,7 +52,11 @@ struct node_config {
 	int log_level;
 	int spool_retry_s;
 	int grace_s;
-	int auth_threads; /* password hashing threads; 0: one per CPU */
+	int auth_threads;    /* password hashing threads; 0: one per CPU */
+	int login_timeout_s; /* IMAP, POP3, submission: log in by then */
+	int http_request_timeout_s; /* a whole HTTP request, first byte on */
+	int max_connections;	    /* open client connections; 0: none */
+	int max_connections_per_source; /* per client address; 0: no cap */
 	struct node_listen listen[ROLE_COUNT];
 };
 

@@ -24,12 +24,12 @@
 #define HTTP_DISCARD_MAX 65536	/* bad request skipped before a close */
 #define HTTP_BODY_MAX 65536	/* request body; more: 413 */
 #define HTTP_IDLE_TIMEOUT 60	/* seconds between requests */
-#define HTTP_REQUEST_TIMEOUT 30 /* seconds to send one request */
 #define HTTP_TOKEN_HEX 64	/* session token: 32 random bytes */
 #define HTTP_SESSION_TTL 1800	/* seconds, refreshed on each use */
 #define HTTP_LOGIN_FAILS 5	/* failed logins per window ... */
 #define HTTP_LOGIN_WINDOW 300	/* ... seconds, per address and user */
 #define HTTP_PASSWORD_MAX 1024
+#define HTTP_ORIGIN_MAX 255 /* Host and Origin values kept; longer: "" */
 #define HTTP_LIST_MAX (8 * 1024 * 1024) /* a JSON answer */
 
 enum http_method { HTTP_GET, HTTP_HEAD, HTTP_POST, HTTP_OTHER };
@@ -67,6 +67,9 @@ struct http_request {
 	bool json_body; /* Content-Type application/json (or none given) */
 	bool has_content_type;
 	char token[HTTP_TOKEN_HEX + 1]; /* Bearer or session cookie; "" */
+	bool has_origin;
+	char origin[HTTP_ORIGIN_MAX + 1]; /* Origin: as sent; "" if too long */
+	char host[HTTP_ORIGIN_MAX + 1];	  /* the Host field; "" if too long */
 };
 
 /* http_parse.c */
@@ -112,7 +115,6 @@ struct http_session {
 	char peerhost[64];
 	enum http_state state;
 	struct http_request rq;
-	ev_timer request_timer;
 	bool request_started;
 
 	char *body; /* HTTP_BODY_MAX + 1, allocated on the first body */

@@ -286,6 +286,16 @@ http_header_content_type(struct http_request *rq, const char *v, size_t len)
 			(len == n || v[n] == ';' || v[n] == ' ');
 }
 
+/* Keeps a field's value when it fits, else leaves "". */
+static void
+http_keep_value(char *out, size_t outlen, const char *v, size_t len)
+{
+	if (len < outlen) {
+		memcpy(out, v, len);
+		out[len] = '\0';
+	}
+}
+
 /* name ":" OWS value OWS; no space before the colon, no obs-fold, no
  * control bytes but HTAB in the value. */
 static void
@@ -325,7 +335,15 @@ http_parse_header(struct http_request *rq, const char *line, size_t len)
 		rq->framing_seen = true;
 		rq->has_te = true;
 	} else if (NAME_IS("host")) {
-		rq->hosts++;
+		if (rq->hosts++ == 0)
+			http_keep_value(rq->host, sizeof(rq->host), v, vlen);
+	} else if (NAME_IS("origin")) {
+		if (rq->has_origin) /* twice: matches nothing */
+			rq->origin[0] = '\0';
+		else
+			http_keep_value(rq->origin, sizeof(rq->origin), v,
+					vlen);
+		rq->has_origin = true;
 	} else if (NAME_IS("connection")) {
 		http_header_connection(rq, v, vlen);
 	} else if (NAME_IS("authorization")) {
@@ -539,6 +557,7 @@ http_status_text(int status)
 	    {200, "OK"},
 	    {400, "Bad Request"},
 	    {401, "Unauthorized"},
+	    {403, "Forbidden"},
 	    {404, "Not Found"},
 	    {405, "Method Not Allowed"},
 	    {408, "Request Timeout"},

@@ -107,6 +107,15 @@ http_closing_after(struct http_session *s)
 	       s->mn->stopping;
 }
 
+/* The next request must come whole within http_request_timeout_s of its
+ * first byte (off: the session works on one, or answers). */
+static void
+http_request_deadline(struct http_session *s, bool on)
+{
+	stream_set_deadline(s->st, on ? s->mn->cfg->http_request_timeout_s : 0,
+			    true);
+}
+
 void
 http_response_head(struct http_session *s, int status, const char *ctype,
 		   const char *extra, size_t length)
@@ -151,7 +160,6 @@ http_response_body(struct http_session *s, const void *data, size_t len)
 static void
 http_request_next(struct http_session *s)
 {
-	ev_timer_stop(s->mn->loop, &s->request_timer);
 	explicit_bzero(s->password, sizeof(s->password));
 	http_request_reset(&s->rq);
 	s->request_started = false;
@@ -160,6 +168,7 @@ http_request_next(struct http_session *s)
 	s->route = -1;
 	s->head_only = s->response_started = false;
 	s->state = HTTP_READ_HEAD;
+	http_request_deadline(s, true);
 	stream_resume(s->st);
 }
 
@@ -171,7 +180,7 @@ http_response_end(struct http_session *s)
 		 s->rq.path ? s->rq.path : "-", s->status);
 	if (s->close_after) {
 		s->state = HTTP_CLOSING;
-		ev_timer_stop(s->mn->loop, &s->request_timer);
+		http_request_deadline(s, false);
 		stream_close(s->st, "done");
 		return;
 	}
@@ -265,7 +274,7 @@ http_redis(struct http_session *s, http_redis_cb cb, int argc,
 static void
 http_dispatch(struct http_session *s)
 {
-	ev_timer_stop(s->mn->loop, &s->request_timer);
+	http_request_deadline(s, false);
 	s->state = HTTP_BUSY;
 	s->head_only = s->rq.method == HTTP_HEAD;
 	http_api_dispatch(s);
@@ -279,7 +288,7 @@ http_head_done(struct http_session *s)
 	struct http_request *rq = &s->rq;
 	if (rq->status != 0) {
 		s->state = HTTP_BUSY;
-		ev_timer_stop(s->mn->loop, &s->request_timer);
+		http_request_deadline(s, false);
 		log_debug("http %s: %d: %s", s->logid, rq->status, rq->reason);
 		http_respond_error(s, rq->status, rq->reason);
 		return;
@@ -307,11 +316,7 @@ http_on_line(void *arg, char *line, size_t len, bool crlf, bool toolong)
 	struct http_session *s = arg;
 	if (s->state != HTTP_READ_HEAD)
 		return; /* cannot happen: input waits while we are busy */
-	if (!s->request_started) {
-		s->request_started = true;
-		ev_timer_set(&s->request_timer, HTTP_REQUEST_TIMEOUT, 0.);
-		ev_timer_start(s->mn->loop, &s->request_timer);
-	}
+	s->request_started = true;
 	if (http_parse_line(&s->rq, line, len, crlf, toolong) == HTTP_PARSE_END)
 		http_head_done(s);
 }
@@ -352,17 +357,27 @@ http_on_timeout(void *arg)
 	}
 }
 
+/* A request came in part but not whole within its deadline. */
 static void
-http_request_timeout_cb(struct ev_loop *loop, ev_timer *t, int revents)
+http_on_deadline(void *arg)
 {
-	struct http_session *s = t->data;
-	(void)loop;
-	(void)revents;
+	struct http_session *s = arg;
 	if (s->state != HTTP_READ_HEAD && s->state != HTTP_READ_BODY)
 		return;
 	s->close_after = true;
 	s->state = HTTP_BUSY;
 	http_respond_error(s, 408, "request timeout");
+}
+
+/* Over a connection cap: 503 with Retry-After, then the close. */
+static void
+http_on_refused(void *arg)
+{
+	struct http_session *s = arg;
+	addr_host(stream_peer(s->st), s->peerhost, sizeof(s->peerhost));
+	s->close_after = true;
+	s->state = HTTP_BUSY;
+	http_respond_error(s, 503, "too many connections, try again later");
 }
 
 static void
@@ -374,7 +389,6 @@ http_on_close(void *arg, const char *why)
 		redis_cancel(s->mn->redis, s->redis_req);
 	auth_pool_cancel(s->mn->auth, s->auth_job);
 	uid_lease_done(s->uid);
-	ev_timer_stop(s->mn->loop, &s->request_timer);
 	http_unregister(s);
 	explicit_bzero(s->password, sizeof(s->password));
 	if (s->body) {
@@ -391,6 +405,8 @@ static const struct stream_ops http_stream_ops = {
     .on_close = http_on_close,
     .on_timeout = http_on_timeout,
     .on_bytes = http_on_bytes,
+    .on_deadline = http_on_deadline,
+    .on_refused = http_on_refused,
 };
 
 void
@@ -412,8 +428,6 @@ http_session_start(struct mailnode *mn, int fd, const struct sockaddr *peer,
 	snprintf(s->logid, sizeof(s->logid), "%08lX%04lX",
 		 (unsigned long)time(NULL), ++seq & 0xffff);
 	addr_host(peer, s->peerhost, sizeof(s->peerhost));
-	ev_init(&s->request_timer, http_request_timeout_cb);
-	s->request_timer.data = s;
 	mn->sessions++;
 
 	struct stream_opts o = mailnode_stream_opts(
@@ -430,5 +444,7 @@ http_session_start(struct mailnode *mn, int fd, const struct sockaddr *peer,
 		mn->sessions--;
 		http_unregister(s);
 		free(s);
+		return;
 	}
+	http_request_deadline(s, true);
 }

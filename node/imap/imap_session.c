@@ -247,6 +247,7 @@ imap_login_done(void *arg, bool ok, const char *user)
 	imap_make_special(s);
 	s->state = IMAP_AUTH;
 	stream_set_timeout(s->st, IMAP_TIMEOUT);
+	stream_set_deadline(s->st, 0, false); /* logged in in time */
 	log_info("imap %s: %s logged in from %s", s->id, s->user,
 		 stream_peer_str(s->st));
 	imap_ok(s, &c, "[CAPABILITY %s] Logged in", imap_capabilities(s));
@@ -449,6 +450,20 @@ imap_on_timeout(void *arg)
 	imap_bye(s, "timeout", "Autologout, idle for too long");
 }
 
+/* login_timeout_s after the connection, still not logged in. */
+static void
+imap_on_deadline(void *arg)
+{
+	imap_bye(arg, "login timeout", "Login timeout");
+}
+
+static void
+imap_on_refused(void *arg)
+{
+	imap_bye(arg, "too many connections",
+		 "[UNAVAILABLE] Too many connections, try again later");
+}
+
 static void
 imap_on_drain(void *arg)
 {
@@ -483,6 +498,8 @@ static const struct stream_ops imap_stream_ops = {
     .on_timeout = imap_on_timeout,
     .on_bytes = imap_on_bytes,
     .on_drain = imap_on_drain,
+    .on_deadline = imap_on_deadline,
+    .on_refused = imap_on_refused,
 };
 
 void
@@ -524,7 +541,9 @@ imap_session_start(struct mailnode *mn, enum node_role role, int fd,
 		mn->sessions--;
 		strbuf_free(&s->cmd);
 		free(s);
+		return;
 	}
+	stream_set_deadline(s->st, mn->cfg->login_timeout_s, false);
 }
 
 void

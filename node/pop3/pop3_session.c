@@ -99,6 +99,7 @@ static void
 pop3_opened(struct pop3_session *s)
 {
 	s->state = POP3_TRANSACTION;
+	stream_set_deadline(s->st, 0, false); /* logged in in time */
 	log_info("pop3 %s: %s logged in from %s, %zu messages", s->id, s->user,
 		 stream_peer_str(s->st), s->list.n);
 	pop3_reply(s, "+OK Logged in, %zu messages", s->list.n);
@@ -519,6 +520,24 @@ pop3_on_timeout(void *arg)
 	stream_close(s->st, "timeout");
 }
 
+/* login_timeout_s after the connection, still not logged in. */
+static void
+pop3_on_deadline(void *arg)
+{
+	struct pop3_session *s = arg;
+	pop3_reply(s, "-ERR Login timeout");
+	s->state = POP3_DONE;
+	stream_close(s->st, "login timeout");
+}
+
+static void
+pop3_on_refused(void *arg)
+{
+	struct pop3_session *s = arg;
+	pop3_reply(s, "-ERR [SYS/TEMP] Too many connections, try again later");
+	s->state = POP3_DONE;
+}
+
 static void
 pop3_on_close(void *arg, const char *why)
 {
@@ -540,6 +559,8 @@ static const struct stream_ops pop3_stream_ops = {
     .on_line = pop3_on_line,
     .on_close = pop3_on_close,
     .on_timeout = pop3_on_timeout,
+    .on_deadline = pop3_on_deadline,
+    .on_refused = pop3_on_refused,
 };
 
 void
@@ -569,5 +590,7 @@ pop3_session_start(struct mailnode *mn, enum node_role role, int fd,
 	if (s->st == NULL) {
 		mn->sessions--;
 		free(s);
+		return;
 	}
+	stream_set_deadline(s->st, mn->cfg->login_timeout_s, false);
 }

@@ -34,6 +34,7 @@ smtp_auth_checked(void *arg, bool ok, const char *user)
 		smtp_error(s, "535 5.7.8 Authentication credentials invalid");
 	} else {
 		snprintf(s->user, sizeof(s->user), "%s", user);
+		stream_set_deadline(s->st, 0, false); /* logged in in time */
 		log_info("smtp %s: %s authenticated from %s", s->id, s->user,
 			 stream_peer_str(s->st));
 		smtp_reply(s, "235 2.7.0 Authentication successful");

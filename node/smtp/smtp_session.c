@@ -303,6 +303,26 @@ smtp_on_timeout(void *arg)
 	stream_close(s->st, "timeout");
 }
 
+/* Submission: login_timeout_s after the connection, still no AUTH. */
+static void
+smtp_on_deadline(void *arg)
+{
+	struct smtp_session *s = arg;
+	smtp_reply(s, "421 4.4.2 %s Login timeout, closing",
+		   s->mn->cfg->hostname);
+	s->state = SMTP_QUIT;
+	stream_close(s->st, "login timeout");
+}
+
+static void
+smtp_on_refused(void *arg)
+{
+	struct smtp_session *s = arg;
+	smtp_reply(s, "421 4.7.0 %s Too many connections, try again later",
+		   s->mn->cfg->hostname);
+	s->state = SMTP_QUIT;
+}
+
 static void
 smtp_on_close(void *arg, const char *why)
 {
@@ -322,6 +342,8 @@ static const struct stream_ops smtp_stream_ops = {
     .on_line = smtp_on_line,
     .on_close = smtp_on_close,
     .on_timeout = smtp_on_timeout,
+    .on_deadline = smtp_on_deadline,
+    .on_refused = smtp_on_refused,
 };
 
 void
@@ -347,5 +369,8 @@ smtp_session_start(struct mailnode *mn, enum node_role role, int fd,
 	if (s->st == NULL) {
 		mn->sessions--;
 		free(s);
+		return;
 	}
+	if (smtp_is_submission(s)) /* AUTH is what a session is for */
+		stream_set_deadline(s->st, mn->cfg->login_timeout_s, false);
 }

@@ -41,6 +41,11 @@ def bearer(token):
     return {"Authorization": "Bearer " + token}
 
 
+def json_bearer(token):
+    """For a state-changing request: the session and a JSON type."""
+    return dict(bearer(token), **{"Content-Type": "application/json"})
+
+
 class RawConn:
     """A raw socket for what http.client will not send."""
 
@@ -178,14 +183,16 @@ class HttpApiTest(NodeTestCase):
         self.assertGreater(self.redis.cli("TTL", "ms:session:" + token), 1000)
 
         # Logout on the second node ends it on both.
-        st, h, body = request(n2, "POST", "/api/logout", headers=bearer(token))
+        st, h, body = request(n2, "POST", "/api/logout",
+                              headers=json_bearer(token))
         self.assertEqual(st, 200, body)
         self.assertIn("Max-Age=0", h["set-cookie"])
         for n in (n1, n2):
             st, h, body = request(n, "GET", "/api/mailboxes",
                                   headers=bearer(token))
             self.assertEqual(st, 401)
-        st, h, body = request(n1, "POST", "/api/logout", headers=bearer(token))
+        st, h, body = request(n1, "POST", "/api/logout",
+                              headers=json_bearer(token))
         self.assertEqual(st, 401)
         st, h, body = request(n1, "GET", "/api/mailboxes")
         self.assertEqual(st, 401)
@@ -287,7 +294,7 @@ class HttpApiTest(NodeTestCase):
             (b"GET /api/mailboxes HTTP/1.1\r\nHost: x\r\n"
              b"Authorization: Bearer nonsense\r\n\r\n", 401),
             (b"POST /api/login HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
-             b"\r\n{\"a\":", 400),
+             b"Content-Type: application/json\r\n\r\n{\"a\":", 400),
             (b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n", 200),
         ]
         for req, want in cases:
@@ -301,7 +308,7 @@ class HttpApiTest(NodeTestCase):
         c.send(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
                b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n"
                b"POST /api/login HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
-               b"\r\n{}"
+               b"Content-Type: application/json\r\n\r\n{}"
                b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
         self.assertEqual([c.response()[0] for _ in range(4)],
                          [200, 404, 400, 200])
@@ -309,6 +316,7 @@ class HttpApiTest(NodeTestCase):
         body = json.dumps({"user": "alice@example.test",
                            "password": "demo"}).encode()
         c.send(b"POST /api/login HTTP/1.1\r\nHost: x\r\nExpect: 100-continue"
+               b"\r\nContent-Type: application/json"
                b"\r\nContent-Length: %d\r\n\r\n" % len(body))
         self.assertEqual(c.f.readline(), b"HTTP/1.1 100 Continue\r\n")
         self.assertEqual(c.f.readline(), b"\r\n")
@@ -351,6 +359,47 @@ class HttpApiTest(NodeTestCase):
             self.assertEqual(r[0] // 100, 4)
             c.close()
         self.assertEqual(self.health(n)[0], 200)
+
+    def test_state_changes_need_json_or_this_origin(self):
+        """CSRF: a form POST carrying the session cookie from another
+        site must not end the session (nor change anything else)."""
+        n = self.ready(self.node())
+        st, h, body = self.login(n)
+        token = json.loads(body)["token"]
+        cookie = {"Cookie": "session=" + token}
+        own = "http://127.0.0.1:%d" % n.ports["http"]
+        form = {"Content-Type": "application/x-www-form-urlencoded"}
+        for headers, want in [
+                (dict(cookie, Origin="http://evil.example", **form), 403),
+                (dict(cookie, Origin="null", **form), 403),
+                (dict(cookie, **form), 415),
+                (dict(cookie, **{"Content-Type": "text/plain"}), 415),
+                (cookie, 415),
+                (dict(cookie, Origin="http://evil.example",
+                      **{"Content-Type": "application/json"}), 403),
+        ]:
+            st, h, body = request(n, "POST", "/api/logout", body=b"x=1",
+                                  headers=headers)
+            self.assertEqual(st, want, headers)
+            st, h, body = request(n, "GET", "/api/mailboxes",
+                                  headers=cookie)
+            self.assertEqual(st, 200, "session ended by %r" % headers)
+        # A login from another site is refused too.
+        st, h, body = request(n, "POST", "/api/login",
+                              {"user": "alice@example.test",
+                               "password": "demo"},
+                              headers={"Origin": "http://evil.example"})
+        self.assertEqual(st, 403)
+        # The page's own origin may POST; so may JSON without Origin.
+        st, h, body = request(n, "POST", "/api/logout",
+                              headers=dict(cookie, Origin=own, **form))
+        self.assertEqual(st, 200, body)
+        st, h, body = self.login(n)
+        token = json.loads(body)["token"]
+        st, h, body = request(n, "POST", "/api/logout", headers={
+            "Cookie": "session=" + token,
+            "Content-Type": "application/json"})
+        self.assertEqual(st, 200, body)
 
     def test_health_degraded_while_redis_hangs(self):
         n = self.ready(self.node())

@@ -1,6 +1,8 @@
 /* common/stream over a real loopback TCP connection: lines and their
  * terminators, overlong lines, pause/resume, raw bytes, answers flushed
- * after the peer half-closes, the PROXY header from trusted peers only. */
+ * after the peer half-closes, the PROXY header from trusted peers only,
+ * the per-turn budget, the idle timer against trickling, deadlines, and
+ * the connection caps. */
 #include <criterion/criterion.h>
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -20,9 +22,12 @@ struct rec {
 	bool ready, closed;
 	char why[64];
 	bool pause_after_first;
-	bool echo; /* answer every line with "> LINE" */
-	int slices; /* on_drain: slices of SLICE bytes still to write */
-	int drains; /* on_drain calls */
+	bool echo;	 /* answer every line with "> LINE" */
+	int slices;	 /* on_drain: slices of SLICE bytes still to write */
+	int drains;	 /* on_drain calls */
+	bool count_only; /* on_line only counts, in count */
+	int count;
+	bool refused; /* on_refused was called */
 };
 
 #define SLICE (256 * 1024)
@@ -37,6 +42,10 @@ static void
 rec_line(void *arg, char *line, size_t len, bool crlf, bool toolong)
 {
 	struct rec *r = arg;
+	if (r->count_only) {
+		r->count++;
+		return;
+	}
 	cr_assert_lt(r->nlines, 64);
 	snprintf(r->lines[r->nlines], sizeof(r->lines[0]), "%.*s", (int)len,
 		 line);
@@ -80,7 +89,16 @@ rec_drain(void *arg)
 	stream_wait_drain(r->s);
 }
 
+static void
+rec_refused(void *arg)
+{
+	struct rec *r = arg;
+	r->refused = true;
+	stream_printf(r->s, "busy\r\n");
+}
+
 static const struct stream_ops rec_ops = {
+    .on_refused = rec_refused,
     .on_drain = rec_drain,
     .on_ready = rec_ready,
     .on_line = rec_line,
@@ -378,4 +396,164 @@ Test(stream, drain_feeds_a_long_answer_in_slices)
 		usleep(1000);
 	}
 	ev_loop_destroy(loop);
+}
+
+static int
+has_2000(struct rec *r)
+{
+	return r->count >= 2000 && r->closed;
+}
+
+/* 2000 pipelined lines in one read: the first turn hands over only
+ * STREAM_TURN_MAX of them, the rest come in later turns, and the peer's
+ * close waits until every one is delivered. */
+Test(stream, one_turn_hands_over_a_bounded_number_of_lines)
+{
+	const struct stream_opts big = {
+	    .max_line = 8192, .max_output = 1 << 20, .idle_timeout = 5};
+	static char buf[6000];
+	struct rec r = {.count_only = true};
+	pair(&r, &big);
+	ev_run(loop, EVRUN_NOWAIT); /* ready, nothing to read yet */
+	for (int i = 0; i < 2000; i++)
+		memcpy(buf + 3 * i, "x\r\n", 3);
+	cr_assert(write(client_fd, buf, sizeof(buf)) == sizeof(buf));
+	shutdown(client_fd, SHUT_WR);
+	usleep(20000); /* all of it is in the socket */
+	ev_run(loop, EVRUN_NOWAIT);
+	cr_expect_eq(r.count, STREAM_TURN_MAX, "count %d", r.count);
+	spin(&r, has_2000);
+	cr_expect_eq(r.count, 2000);
+	cr_expect(r.closed);
+	close(client_fd);
+	ev_loop_destroy(loop);
+}
+
+/* Spins for about ms milliseconds, writing one byte every 50 ms when
+ * trickle is given; stops early once the stream is closed. */
+static void
+spin_for(struct rec *r, int ms, const char *trickle)
+{
+	for (int t = 0; t < ms && !r->closed; t += 2) {
+		if (trickle && t % 50 == 0)
+			cr_assert(write(client_fd, trickle, 1) == 1);
+		ev_run(loop, EVRUN_NOWAIT);
+		usleep(2000);
+	}
+}
+
+/* A line trickled a byte at a time is no input to the idle timer. */
+Test(stream, trickled_bytes_do_not_hold_off_the_idle_timer)
+{
+	const struct stream_opts o = {
+	    .max_line = 8192, .max_output = 1 << 20, .idle_timeout = 0.3};
+	struct rec r = {0};
+	pair(&r, &o);
+	spin_for(&r, 1500, "x");
+	cr_expect(r.closed, "a trickling peer kept the session open");
+	cr_expect_str_eq(r.why, "timeout");
+	cr_expect_eq(r.nlines, 0);
+	close(client_fd);
+	ev_loop_destroy(loop);
+}
+
+/* A deadline armed at input: silence does not start it, the first byte
+ * does, and whole lines afterwards do not move it. */
+Test(stream, deadline_from_the_first_byte_is_absolute)
+{
+	const struct stream_opts o = {
+	    .max_line = 16, .max_output = 1 << 20, .idle_timeout = 5};
+	struct rec r = {.count_only = true};
+	pair(&r, &o);
+	stream_set_deadline(r.s, 0.3, true);
+	spin_for(&r, 500, NULL);
+	cr_assert_not(r.closed, "closed before any input: %s", r.why);
+	spin_for(&r, 1500, "\n"); /* a line every 50 ms */
+	cr_expect(r.closed);
+	cr_expect_str_eq(r.why, "deadline passed");
+	cr_expect_gt(r.count, 3);
+	cr_expect_lt(r.count, 12);
+	close(client_fd);
+	ev_loop_destroy(loop);
+
+	/* Removed, it does nothing. */
+	struct rec q = {.count_only = true};
+	pair(&q, &o);
+	stream_set_deadline(q.s, 0.2, false);
+	stream_set_deadline(q.s, 0, false);
+	spin_for(&q, 500, "\n");
+	cr_expect_not(q.closed, "closed: %s", q.why);
+	close(client_fd);
+	spin(&q, is_closed);
+	ev_loop_destroy(loop);
+}
+
+static int
+is_ready_or_closed(struct rec *r)
+{
+	return r->ready || r->closed;
+}
+
+/* Caps: a second connection over the total, or from the same address
+ * over the per-source cap, gets on_refused instead of on_ready, then the
+ * close; an exempt peer counts toward the total only. */
+Test(stream, connection_caps_refuse_with_the_protocol_answer)
+{
+	struct netlist lo;
+	char why[64];
+	cr_assert(netlist_parse("127.0.0.0/8", &lo, why, sizeof(why)) == 0);
+	const struct {
+		long total, source;
+		bool exempt, second_ok;
+	} cases[] = {
+	    {1, 0, false, false},
+	    {0, 1, false, false},
+	    {0, 1, true, true},
+	    {2, 2, false, true},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+		struct connlimit *l =
+		    connlimit_new(cases[i].total, cases[i].source,
+				  cases[i].exempt ? &lo : NULL);
+		struct stream_opts o = opts;
+		o.limit = l;
+		struct rec a = {0}, b = {0};
+		pair(&a, &o);
+		struct ev_loop *aloop = loop;
+		int afd = client_fd;
+		spin(&a, is_ready_or_closed);
+		cr_assert(a.ready, "case %zu: first refused", i);
+		pair(&b, &o);
+		spin(&b, is_ready_or_closed);
+		if (cases[i].second_ok) {
+			cr_expect(b.ready, "case %zu: second refused", i);
+			close(client_fd);
+			spin(&b, is_closed);
+		} else {
+			cr_expect_not(b.ready, "case %zu: second let in", i);
+			cr_expect(b.refused, "case %zu", i);
+			spin(&b, is_closed);
+			cr_expect_str_eq(b.why, "too many connections");
+			char buf[16] = "";
+			cr_expect_eq(read(client_fd, buf, sizeof(buf) - 1), 6);
+			cr_expect_str_eq(buf, "busy\r\n");
+			close(client_fd);
+		}
+		ev_loop_destroy(loop);
+		cr_expect_eq(connlimit_total(l), 1, "case %zu", i);
+		loop = aloop;
+		close(afd);
+		spin(&a, is_closed);
+		ev_loop_destroy(loop);
+		cr_expect_eq(connlimit_total(l), 0, "case %zu", i);
+		/* Everything was given back: the address may come again. */
+		struct sockaddr_in sin = {.sin_family = AF_INET};
+		sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		struct connlimit_ticket t = {0};
+		cr_expect(connlimit_open(l, &t));
+		cr_expect(
+		    connlimit_source(l, &t, (struct sockaddr *)&sin, false));
+		connlimit_close(l, &t);
+		connlimit_free(l);
+	}
 }
