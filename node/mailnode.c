@@ -160,9 +160,15 @@ mailnode_run(struct node_config *cfg)
 		log_err("out of memory");
 		goto out;
 	}
-	mn->auth = auth_pool_new(mn->loop, cfg->auth_threads, AUTH_POOL_QUEUE);
+	mn->auth = auth_pool_new(mn->loop, cfg->auth_threads, AUTH_POOL_QUEUE,
+				 AUTH_POOL_PER_SOURCE);
 	if (mn->auth == NULL) {
 		log_err("cannot start the password hashing threads");
+		goto out;
+	}
+	mn->login = auth_login_new(mn->auth, mn->redis, &cfg->login);
+	if (mn->login == NULL) {
+		log_err("out of memory");
 		goto out;
 	}
 	if (imap_node_init(mn) < 0) {
@@ -187,6 +193,7 @@ mailnode_run(struct node_config *cfg)
 out:
 	mailnode_unlisten(mn);
 	imap_node_free(mn);
+	auth_login_free(mn->login);
 	auth_pool_free(mn->auth);
 	if (mn->dir)
 		directory_free(mn->dir);

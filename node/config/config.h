@@ -21,6 +21,14 @@ enum node_role {
 	ROLE_COUNT
 };
 
+/* What a failed login costs (node/auth/auth_login.h). */
+struct login_limits {
+	int window_s;	  /* failures counted over this window */
+	int fail_limit;	  /* from one address: then refused (0: never) */
+	int delay_ms;	  /* the wait after a first failure, doubling */
+	int delay_max_ms; /* the longest wait */
+};
+
 struct node_listen {
 	bool on;
 	int line;
@@ -48,6 +56,7 @@ struct node_config {
 	int spool_retry_s;
 	int grace_s;
 	int auth_threads; /* password hashing threads; 0: one per CPU */
+	struct login_limits login;
 	struct node_listen listen[ROLE_COUNT];
 };
 
