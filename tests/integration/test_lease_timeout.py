@@ -2,13 +2,16 @@
 A stopped Redis (SIGSTOP) still holds in its socket the SET NX that the
 node gave up on; it runs on SIGCONT and, unless the node undoes it by its
 token, locks bob's maildrop for a whole ttl (POP3_LOCK_TTL_MS, 10 s) with
-nobody holding it: POP3 then answers -ERR [IN-USE]."""
+nobody holding it: POP3 then answers -ERR [IN-USE]. IMAP's UID lease is
+the same code: its orphan would make every other session wait for it."""
 import threading
 import time
 
 from lbdtest import wait_for
 from nodetest import NodeTestCase
 from wire import Lines
+
+UID_KEY = "ms:uidlock:alice@example.test/INBOX"
 
 CLIENTS = 4
 LOCK_KEY = "ms:pop3lock:bob@example.test"
@@ -17,7 +20,7 @@ LOCK_KEY = "ms:pop3lock:bob@example.test"
 class LeaseTimeoutTest(NodeTestCase):
     def setUp(self):
         super().setUp()
-        self.n = self.node("mail1", listen=("smtp", "pop3"),
+        self.n = self.node("mail1", listen=("smtp", "pop3", "imap"),
                            extra_node="allow_plaintext_auth = yes\n")
 
     def login(self, timeout=10):
@@ -75,7 +78,34 @@ class LeaseTimeoutTest(NodeTestCase):
             time.sleep(0.2)
         self.assertIsNotNone(first_ok, "bob locked out for 12 s")
         self.assertLess(first_ok, 4, "bob locked out for %.1f s" % first_ok)
-        self.assertIsNone(self.redis.cli("GET", LOCK_KEY))
+        # And the last session's own lock goes with its QUIT.
+        wait_for(lambda: self.redis.cli("GET", LOCK_KEY) is None, 5,
+                 what="bob's lock given back")
+
+        self.assertIn("given back after a SET that timed out", self.n.log())
+
+    def test_timed_out_uid_lease_is_given_back(self):
+        self.deliver(self.n, b"Subject: one\r\n\r\nbody\r\n")
+        c = Lines(self.n.ports["imap"], timeout=20)
+        self.assertTrue(c.cmd("a", "LOGIN alice@example.test demo")[-1]
+                        .startswith("a OK"))
+        self.assertTrue(c.cmd("b", "SELECT INBOX")[-1].startswith("b OK"))
+        self.deliver(self.n, b"Subject: two\r\n\r\nbody\r\n")
+        # The new message needs a UID: its lease's SET NX goes to a
+        # stopped Redis, times out, and UIDs go on under the flock.
+        self.redis.pause()
+        try:
+            self.assertTrue(c.cmd("c", "NOOP")[-1].startswith("c OK"))
+            time.sleep(1)
+        finally:
+            self.redis.resume()
+        wait_for(lambda: "connected again" in self.n.log(), 5,
+                 what="the node back on Redis")
+        # Given back at once, not after its ttl (5 s from SIGCONT).
+        wait_for(lambda: "given back after a SET that timed out" in
+                 self.n.log(), 1.5, what="the orphaned UID lease given back")
+        self.assertIsNone(self.redis.cli("GET", UID_KEY))
+        c.close()
 
 
 if __name__ == "__main__":
