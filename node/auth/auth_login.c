@@ -205,8 +205,27 @@ auth_login_delay(const struct login_limits *lim, long fails)
 	return ms / 1000.;
 }
 
+/* Attempts of a's address on this node that started before a, are not
+ * refused and not yet known to have failed (those are counted): each
+ * may still be a failure. */
+static long
+auth_attempt_ahead(const struct auth_attempt *a)
+{
+	const struct auth_attempt *o;
+	long n = 0;
+
+	TAILQ_FOREACH(o, &a->l->attempts, entry)
+	if (o != a && o->id < a->id && o->state != AL_RECORDING &&
+	    o->res != AUTH_LOGIN_REFUSED && strcmp(o->source, a->source) == 0)
+		n++;
+	return n;
+}
+
 /* The counts are known: refused, or waits its delay (on the timer in
- * both cases, so that no callback comes from inside the caller). */
+ * both cases, so that no callback comes from inside the caller). The
+ * limit counts the address's attempts still in progress here as
+ * failures, so a burst of parallel guesses cannot pass it before the
+ * first is counted. */
 static void
 auth_attempt_counted(struct auth_attempt *a)
 {
@@ -215,7 +234,8 @@ auth_attempt_counted(struct auth_attempt *a)
 	double delay = 0.;
 
 	a->state = AL_WAITING;
-	if (lim->fail_limit > 0 && c->addr >= lim->fail_limit) {
+	if (lim->fail_limit > 0 &&
+	    c->addr + auth_attempt_ahead(a) >= lim->fail_limit) {
 		a->res = AUTH_LOGIN_REFUSED;
 		a->retry_s = c->addr_ttl_s > 0 ? c->addr_ttl_s : 1;
 		auth_attempt_wipe(a);

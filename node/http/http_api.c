@@ -246,13 +246,27 @@ api_new_token(char *out)
 	return 0;
 }
 
+/* Too many failures from the client's address: 429 until retry_s. */
+static void
+api_login_refused(struct http_session *s, long retry_s)
+{
+	char extra[64];
+	struct strbuf sb;
+
+	snprintf(extra, sizeof(extra), "Retry-After: %ld\r\n", retry_s);
+	strbuf_init(&sb, 256);
+	strbuf_appends(&sb, "{\"error\":\"too many failed logins\"}");
+	api_json(s, 429, extra, &sb);
+	strbuf_free(&sb);
+}
+
 /* The login attempt is over (auth_login.h): a session, or why not. */
 static void
 api_login_verified(void *arg, enum auth_login_result res, const char *user,
 		   long retry_s)
 {
 	struct http_session *s = arg;
-	char key[API_KEY_MAX], ttl[16], extra[64];
+	char key[API_KEY_MAX], ttl[16];
 
 	(void)user; /* s->user */
 	s->auth_job = 0;
@@ -265,12 +279,7 @@ api_login_verified(void *arg, enum auth_login_result res, const char *user,
 		http_respond_error(s, 401, "bad credentials");
 		return;
 	case AUTH_LOGIN_REFUSED:
-		snprintf(extra, sizeof(extra), "Retry-After: %ld\r\n", retry_s);
-		struct strbuf sb;
-		strbuf_init(&sb, 256);
-		strbuf_appends(&sb, "{\"error\":\"too many failed logins\"}");
-		api_json(s, 429, extra, &sb);
-		strbuf_free(&sb);
+		api_login_refused(s, retry_s);
 		return;
 	case AUTH_LOGIN_BUSY:
 		http_respond_error(s, 503, "authentication busy, try again");

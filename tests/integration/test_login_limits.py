@@ -165,6 +165,26 @@ class LoginLimitsTest(NodeTestCase):
         answer = self.imap(n, "192.0.2.21", "bob@example.test", "demo")
         self.assertTrue(answer.startswith("a OK"), answer)
 
+    def test_a_burst_of_parallel_guesses_stops_at_the_limit(self):
+        n = self.start()
+        port = n.ports["imap"]
+        conns = []
+        for i in range(4 * LIMIT):
+            s = socket.create_connection(("127.0.0.1", port), timeout=30)
+            s.sendall((proxy_line("192.0.2.30", port) +
+                       "f LOGIN bob@example.test wrong%d\r\n" % i).encode())
+            conns.append(s)
+        answers = self.flood_answers(conns)
+        for s in conns:
+            s.close()
+        self.assertEqual(len(answers), 4 * LIMIT)
+        failed = sum(a.startswith("f NO [AUTHENTICATIONFAILED]")
+                     for a in answers)
+        refused = sum(a.startswith("f NO [UNAVAILABLE]") for a in answers)
+        self.assertEqual(failed + refused, 4 * LIMIT, answers)
+        # The attempts in progress count: no more guesses than the limit.
+        self.assertLessEqual(failed, LIMIT, answers)
+
     def test_a_flood_from_one_address_does_not_starve_another(self):
         # No delays, no refusal: only the hashing queue is tested.
         n = self.start(extra="login_fail_limit = 0\nlogin_delay_ms = 0\n")
