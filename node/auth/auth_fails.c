@@ -37,6 +37,7 @@ struct auth_fails_slot {
 	char key[AUTH_FAILS_KEY_MAX]; /* the Redis key; "" when free */
 	long n;
 	double expires; /* ev_now() seconds */
+	uint64_t born;	/* f->births when made: the older goes first */
 };
 
 struct auth_fails {
@@ -45,6 +46,7 @@ struct auth_fails {
 	int window_s;
 	size_t nslots;
 	struct auth_fails_slot *slot;
+	uint64_t births;
 };
 
 struct auth_fails *
@@ -94,9 +96,19 @@ auth_fails_hash(const char *key, size_t n)
 	return h % n;
 }
 
+/* True when slot a should make room before b: it expires first, or at
+ * the same time but was made before. */
+static bool
+auth_fails_older(const struct auth_fails_slot *a,
+		 const struct auth_fails_slot *b)
+{
+	return a->expires < b->expires ||
+	       (a->expires == b->expires && a->born < b->born);
+}
+
 /* key's live slot, or (create) the slot it may take: a free or expired
- * one, else the one that expires first among its probes. NULL when not
- * found and not create. */
+ * one, else the oldest among its probes. NULL when not found and not
+ * create. */
 static struct auth_fails_slot *
 auth_fails_slot(struct auth_fails *f, const char *key, bool create)
 {
@@ -112,7 +124,7 @@ auth_fails_slot(struct auth_fails *f, const char *key, bool create)
 		if (live && strcmp(s->key, key) == 0)
 			return s;
 		if (room == NULL ||
-		    (room_live && (!live || s->expires < room->expires))) {
+		    (room_live && (!live || auth_fails_older(s, room)))) {
 			room = s;
 			room_live = live;
 		}
@@ -122,6 +134,7 @@ auth_fails_slot(struct auth_fails *f, const char *key, bool create)
 	snprintf(room->key, sizeof(room->key), "%s", key);
 	room->n = 0;
 	room->expires = now + f->window_s;
+	room->born = ++f->births;
 	return room;
 }
 
