@@ -19,6 +19,9 @@
 
 enum auth_login_state {
 	AL_COUNTING,  /* the counters' read in flight (rq) */
+	AL_HELD,      /* behind earlier attempts of its address that may
+			 still fail and reach the limit: counted again as
+			 they end */
 	AL_WAITING,   /* the delay, or a zero timer to answer off the stack */
 	AL_HASHING,   /* on the hashing threads (job) */
 	AL_RECORDING, /* a failure being counted in Redis (rq) */
@@ -52,9 +55,12 @@ struct auth_login {
 	struct ev_loop *loop;
 	const struct login_limits *lim;
 	struct auth_fails *fails;
-	struct auth_attempts attempts;
+	struct auth_attempts attempts; /* in the order they started */
 	uint64_t next_id;
+	bool closing;
 };
+
+static void auth_attempt_count(struct auth_attempt *a);
 
 struct auth_login *
 auth_login_new(struct auth_pool *pool, struct redis *r,
@@ -88,18 +94,38 @@ auth_attempt_wipe(struct auth_attempt *a)
 	a->password = NULL;
 }
 
-/* Takes a off the list with whatever it waits for, and frees it. */
+/* The first attempt of source held behind others is counted again: it
+ * may go now (and then wakes the next). */
+static void
+auth_login_wake(struct auth_login *l, const char *source)
+{
+	struct auth_attempt *o;
+
+	if (l->closing)
+		return;
+	TAILQ_FOREACH(o, &l->attempts, entry)
+	if (o->state == AL_HELD && strcmp(o->source, source) == 0) {
+		auth_attempt_count(o);
+		return;
+	}
+}
+
+/* Takes a off the list with whatever it waits for, and frees it; the
+ * attempts held behind it are counted again. */
 static void
 auth_attempt_free(struct auth_attempt *a)
 {
 	struct auth_login *l = a->l;
+	char source[AUTH_LOGIN_SOURCE_MAX];
 
 	TAILQ_REMOVE(&l->attempts, a, entry);
 	redis_cancel(l->redis, a->rq);
 	auth_pool_cancel(l->pool, a->job);
 	ev_timer_stop(l->loop, &a->timer);
+	memcpy(source, a->source, sizeof(source));
 	auth_attempt_wipe(a);
 	free(a);
+	auth_login_wake(l, source);
 }
 
 void
@@ -107,6 +133,7 @@ auth_login_free(struct auth_login *l)
 {
 	if (l == NULL)
 		return;
+	l->closing = true;
 	while (!TAILQ_EMPTY(&l->attempts))
 		auth_attempt_free(TAILQ_FIRST(&l->attempts));
 	auth_fails_free(l->fails);
@@ -222,10 +249,11 @@ auth_attempt_ahead(const struct auth_attempt *a)
 }
 
 /* The counts are known: refused, or waits its delay (on the timer in
- * both cases, so that no callback comes from inside the caller). The
- * limit counts the address's attempts still in progress here as
- * failures, so a burst of parallel guesses cannot pass it before the
- * first is counted. */
+ * both cases, so that no callback comes from inside the caller), or is
+ * held while the address's failures and its earlier attempts still in
+ * progress here (each may fail) reach the limit: a burst of parallel
+ * guesses cannot pass the limit before the first is counted, and
+ * parallel logins that succeed only wait for each other. */
 static void
 auth_attempt_counted(struct auth_attempt *a)
 {
@@ -233,9 +261,13 @@ auth_attempt_counted(struct auth_attempt *a)
 	const struct auth_fails_count *c = &a->count;
 	double delay = 0.;
 
-	a->state = AL_WAITING;
-	if (lim->fail_limit > 0 &&
+	if (lim->fail_limit > 0 && c->addr < lim->fail_limit &&
 	    c->addr + auth_attempt_ahead(a) >= lim->fail_limit) {
+		a->state = AL_HELD;
+		return;
+	}
+	a->state = AL_WAITING;
+	if (lim->fail_limit > 0 && c->addr >= lim->fail_limit) {
 		a->res = AUTH_LOGIN_REFUSED;
 		a->retry_s = c->addr_ttl_s > 0 ? c->addr_ttl_s : 1;
 		auth_attempt_wipe(a);
@@ -252,6 +284,7 @@ auth_attempt_counted(struct auth_attempt *a)
 	}
 	ev_timer_set(&a->timer, delay, 0.);
 	ev_timer_start(a->l->loop, &a->timer);
+	auth_login_wake(a->l, a->source);
 }
 
 /* ---- counting ---- */
@@ -263,8 +296,26 @@ auth_attempt_read(struct redis *r, redisReply *reply, void *arg)
 
 	(void)r;
 	a->rq = 0;
+	/* This node's counts as they are now, when the attempts ahead are
+	 * looked at: a failure is in one or the other, never in neither. */
+	auth_fails_local(a->l->fails, a->source, a->user, &a->count);
 	auth_fails_merge(reply, &a->count);
 	auth_attempt_counted(a);
+}
+
+/* Reads the counts of a's address and user (again, after being held). */
+static void
+auth_attempt_count(struct auth_attempt *a)
+{
+	struct auth_login *l = a->l;
+
+	a->state = AL_COUNTING;
+	a->rq =
+	    auth_fails_read(l->fails, a->source, a->user, auth_attempt_read, a);
+	if (a->rq == 0) { /* Redis away: this node's counts */
+		auth_fails_local(l->fails, a->source, a->user, &a->count);
+		auth_attempt_counted(a);
+	}
 }
 
 /* The key an address counts under: IPv4 (also IPv4-mapped IPv6) as it
@@ -316,12 +367,7 @@ auth_login_start(struct auth_login *l, const struct directory *d,
 	a->timer.data = a;
 	TAILQ_INSERT_TAIL(&l->attempts, a, entry);
 
-	a->state = AL_COUNTING;
-	auth_fails_local(l->fails, a->source, a->user, &a->count);
-	a->rq =
-	    auth_fails_read(l->fails, a->source, a->user, auth_attempt_read, a);
-	if (a->rq == 0)
-		auth_attempt_counted(a); /* Redis away: this node's counts */
+	auth_attempt_count(a);
 	return a->id;
 }
 
