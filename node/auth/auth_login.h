@@ -4,6 +4,10 @@
  *   counting  the failures of its client address and of its user are
  *             read (auth_fails.h: cluster-wide in Redis, this node's own
  *             while Redis is away);
+ *   held      while the address's failures plus its earlier attempts
+ *             still in progress on this node reach the limit (each may
+ *             fail): counted again as those end, so a burst cannot pass
+ *             the limit before its first failure is counted;
  *   waiting   refused at once when its address has failed limit times in
  *             the window (AUTH_LOGIN_REFUSED, retry_s until the window
  *             ends); otherwise delayed on a timer, never blocking the
