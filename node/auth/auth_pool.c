@@ -52,6 +52,8 @@ struct auth_pool {
 	struct ev_loop *loop;
 	ev_async wake;
 	uint64_t next_id; /* the loop's alone */
+	double warned_at; /* the loop's: the last "full" warning ... */
+	size_t unwarned;  /* ... and the refusals since, not logged */
 	size_t queue_max;
 	size_t source_max;
 	int nthreads;
@@ -304,6 +306,28 @@ auth_pool_free(struct auth_pool *p)
 	free(p);
 }
 
+/* A flood is refused by the hundred: one warning a second says so. */
+static void
+auth_pool_warn_full(struct auth_pool *p, const char *user, const char *source)
+{
+	double now = ev_now(p->loop);
+	char more[64] = "";
+
+	if (now - p->warned_at < 1.) {
+		p->unwarned++;
+		return;
+	}
+	if (p->unwarned > 0)
+		snprintf(more, sizeof(more),
+			 " (and %zu more in the last %.0f s)", p->unwarned,
+			 now - p->warned_at);
+	log_warn("auth: password checks full (%zu in all, %zu from one "
+		 "source), refusing %s from %s%s",
+		 p->queue_max, p->source_max, user, source, more);
+	p->warned_at = now;
+	p->unwarned = 0;
+}
+
 uint64_t
 auth_pool_verify(struct auth_pool *p, const char *hash, const char *source,
 		 const char *user, const char *password, auth_pool_cb cb,
@@ -330,9 +354,7 @@ auth_pool_verify(struct auth_pool *p, const char *hash, const char *source,
 		pthread_cond_signal(&p->work);
 	pthread_mutex_unlock(&p->mu);
 	if (full) {
-		log_warn("auth: password checks full (%zu in all, %zu from one "
-			 "source), refusing %s from %s",
-			 p->queue_max, p->source_max, j->user, source);
+		auth_pool_warn_full(p, j->user, source);
 		goto fail;
 	}
 	return j->id;
