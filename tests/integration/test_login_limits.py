@@ -29,6 +29,8 @@ FLOOD = 300
 
 
 def proxy_line(addr, port):
+    if ":" in addr:
+        return "PROXY TCP6 %s ::1 40000 %d\r\n" % (addr, port)
     return "PROXY TCP4 %s 127.0.0.1 40000 %d\r\n" % (addr, port)
 
 
@@ -150,6 +152,20 @@ class LoginLimitsTest(NodeTestCase):
         self.assertLess(time.monotonic() - t0, 5)
         answer = self.imap(n, "198.51.100.8", "bob@example.test", "demo")
         self.assertTrue(answer.startswith("a OK"), answer)
+
+    def test_an_ipv6_client_counts_per_64(self):
+        n = self.start()
+        for k in range(LIMIT):
+            answer = self.pop3(n, "2001:db8:1:2::%x" % (k + 1),
+                               "bob@example.test", "wrong")
+            self.assertTrue(answer.startswith("-ERR [AUTH]"), (k, answer))
+        self.assertEqual(self.redis.cli(
+            "GET", "ms:loginfail:addr:2001:db8:1:2::/64"), str(LIMIT))
+        answer = self.pop3(n, "2001:db8:1:2::ffff", "bob@example.test",
+                           "demo")
+        self.assertTrue(answer.startswith("-ERR [SYS/TEMP]"), answer)
+        answer = self.pop3(n, "2001:db8:1:3::1", "bob@example.test", "demo")
+        self.assertTrue(answer.startswith("+OK"), answer)
 
     def test_redis_away_counts_in_memory(self):
         n = self.start()
