@@ -52,10 +52,11 @@ int event_subscribe(struct lbd *l, event_fn *fn);
 /* Announces that n of pool p moved from -> to, because of reason. Logged
  * ("pool P node N TO: REASON") before the subscribers hear it. */
 void event_state(struct lbd *l, enum event_origin o, struct pool *p,
-    struct node *n, const char *from, const char *to, const char *reason);
+		 struct node *n, const char *from, const char *to,
+		 const char *reason);
 /* Announces that what the state file keeps changed for node `name` of p
  * (p NULL, name NULL: for several nodes). */
 void event_changed(struct lbd *l, enum event_origin o, struct pool *p,
-    const char *name);
+		   const char *name);
 
 #endif

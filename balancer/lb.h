@@ -20,12 +20,12 @@ struct lb_ops {
 	/* The node set or a weight changed: nodes[0..n) is the whole pool,
 	 * usable or not, in the pool's order. */
 	int (*rebuild)(struct lb_state *st, struct node *const *nodes,
-	    size_t n);
+		       size_t n);
 	/* Chooses a usable node (node_usable()) not in skip[0..nskip), for a
 	 * client whose source-address hash is client_hash; NULL if none. */
 	struct node *(*pick)(struct lb_state *st, struct node *const *nodes,
-	    size_t n, uint32_t client_hash, struct node *const *skip,
-	    size_t nskip);
+			     size_t n, uint32_t client_hash,
+			     struct node *const *skip, size_t nskip);
 };
 
 extern const struct lb_ops lb_roundrobin;

@@ -45,7 +45,7 @@ struct node {
 	double last_change; /* ev_time() of the last state change */
 	char check_status[96];
 	double check_latency_ms;
-	int check_ok; /* last probe result: 1 ok, 0 failed, -1 none yet */
+	int check_ok;  /* last probe result: 1 ok, 0 failed, -1 none yet */
 	void *checker; /* balancer/checker.c's per-node probe state */
 };
 
@@ -60,14 +60,15 @@ node_usable(struct node *n)
 	if (atomic_load_explicit(&n->weight, memory_order_relaxed) <= 0)
 		return false;
 	if (n->maxconn > 0 &&
-	    atomic_load_explicit(&n->active, memory_order_relaxed) >= n->maxconn)
+	    atomic_load_explicit(&n->active, memory_order_relaxed) >=
+		n->maxconn)
 		return false;
 	return true;
 }
 
 /* Allocates a node with one reference (the pool's), health as given. */
 struct node *node_new(const char *name, const struct addr *a, int weight,
-    int maxconn, enum node_health health);
+		      int maxconn, enum node_health health);
 void node_ref(struct node *n);
 /* Drops a reference; frees the node at zero. Returns true if freed. */
 bool node_unref(struct node *n);

@@ -35,18 +35,21 @@ void runtime_stop(struct lbd *l);
  * pool takes the caller's reference, also on failure) and starts its
  * probes: it gets traffic once they pass. */
 int runtime_node_add(struct lbd *l, enum event_origin o, struct pool *p,
-    struct node *n, const char *reason, char *err, size_t errlen);
+		     struct node *n, const char *reason, char *err,
+		     size_t errlen);
 /* No new connections, probes stop; gone once its last connection ends. */
 int runtime_node_remove(struct lbd *l, enum event_origin o, struct pool *p,
-    struct node *n, const char *reason, char *err, size_t errlen);
+			struct node *n, const char *reason, char *err,
+			size_t errlen);
 /* ADMIN_NONE, ADMIN_DRAIN or ADMIN_MAINT; maint_until (epoch seconds, 0
  * for none) ends a maintenance by itself. */
 int runtime_node_admin(struct lbd *l, enum event_origin o, struct pool *p,
-    struct node *n, enum node_admin admin, double maint_until,
-    const char *reason, char *err, size_t errlen);
+		       struct node *n, enum node_admin admin,
+		       double maint_until, const char *reason, char *err,
+		       size_t errlen);
 int runtime_node_weight(struct lbd *l, enum event_origin o, struct pool *p,
-    struct node *n, int weight, const char *reason, char *err,
-    size_t errlen);
+			struct node *n, int weight, const char *reason,
+			char *err, size_t errlen);
 
 /* Housekeeping, also run by the timer: ends timed maintenance that is
  * due and detaches removed nodes without connections (ORIGIN_TIMER). */

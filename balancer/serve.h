@@ -24,17 +24,22 @@
 
 #include "../common/strbuf.h"
 
-enum serve_state { SERVE_READING, SERVE_WRITING, SERVE_LINGER, SERVE_STREAMING };
+enum serve_state {
+	SERVE_READING,
+	SERVE_WRITING,
+	SERVE_LINGER,
+	SERVE_STREAMING
+};
 
 struct serve;
 struct serve_client;
 
 struct serve_proto {
-	const char *name;  /* in logs: "control", "metrics" */
-	int max_clients;   /* more are refused */
-	const char *busy;  /* said to a refused client; NULL: just closed */
-	size_t in_max;	   /* request bytes kept in c->in */
-	size_t out_max;	   /* cap of an answer (c->out) */
+	const char *name; /* in logs: "control", "metrics" */
+	int max_clients;  /* more are refused */
+	const char *busy; /* said to a refused client; NULL: just closed */
+	size_t in_max;	  /* request bytes kept in c->in */
+	size_t out_max;	  /* cap of an answer (c->out) */
 	double read_s, write_s, linger_s;
 	size_t linger_max; /* bytes drained after the answer */
 	/* Bytes arrived in c->in (c->inlen of them, NUL-terminated), or the
@@ -65,7 +70,7 @@ struct serve_client {
  * takes it, also on failure) with proto, which must outlive the server.
  * Returns the server, or NULL (logged). */
 struct serve *serve_start(struct ev_loop *loop, int fd,
-    const struct serve_proto *proto, void *arg);
+			  const struct serve_proto *proto, void *arg);
 /* Closes every client and the listening socket. NULL is fine. */
 void serve_stop(struct serve *srv);
 

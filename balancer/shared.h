@@ -44,12 +44,12 @@ void shared_on_event(struct lbd *l, const struct event *ev);
 int shared_state_lines(struct lbd *l, struct strbuf *sb);
 /* statefile.c: one such line read back. Returns 0, or -1 if malformed. */
 int shared_state_line(struct lbd *l, const char *pool, const char *node,
-    const char *version);
+		      const char *version);
 
 /* status.c: `, "seen_by": {"lb1": "up", ...}` for n, this balancer's own
  * verdict and the fresh ones other balancers published; nothing without
  * redis. */
 int shared_seen_by_json(struct lbd *l, struct pool *p, struct node *n,
-    struct strbuf *sb);
+			struct strbuf *sb);
 
 #endif

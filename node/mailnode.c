@@ -185,9 +185,15 @@ mailnode_run(struct node_config *cfg)
 		log_err("out of memory");
 		goto out;
 	}
-	mn->auth = auth_pool_new(mn->loop, cfg->auth_threads, AUTH_POOL_QUEUE);
+	mn->auth = auth_pool_new(mn->loop, cfg->auth_threads, AUTH_POOL_QUEUE,
+				 AUTH_POOL_PER_SOURCE);
 	if (mn->auth == NULL) {
 		log_err("cannot start the password hashing threads");
+		goto out;
+	}
+	mn->login = auth_login_new(mn->auth, mn->redis, &cfg->login);
+	if (mn->login == NULL) {
+		log_err("out of memory");
 		goto out;
 	}
 	if (imap_node_init(mn) < 0 || mailnode_limits(mn) < 0) {
@@ -220,6 +226,7 @@ out:
 	store_check_free(mn->store_check);
 	imap_node_free(mn);
 	notice_free(mn->store.notice);
+	auth_login_free(mn->login);
 	auth_pool_free(mn->auth);
 	if (mn->dir)
 		directory_free(mn->dir);

@@ -8,6 +8,7 @@
 #include <openssl/ssl.h>
 #include <stdbool.h>
 
+#include "auth/auth_login.h"
 #include "auth/auth_pool.h"
 #include "config/config.h"
 #include "config/directory.h"
@@ -31,7 +32,8 @@ struct mailnode {
 	SSL_CTX *tls; /* NULL: no certificate, no STARTTLS */
 	struct redis *redis;
 	struct directory *dir;
-	struct auth_pool *auth; /* password checks, off the loop */
+	struct auth_pool *auth;	  /* password checks, off the loop */
+	struct auth_login *login; /* login attempts: limits, then auth */
 	struct store store;
 	struct store_check *store_check; /* /health's verdict on the store */
 	struct connlimit *limit;	 /* max_connections(_per_source) */

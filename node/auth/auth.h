@@ -10,7 +10,7 @@
 
 /* True when password matches the user's hash. Constant-time compare. */
 bool auth_check(const struct directory *d, const char *user,
-    const char *password);
+		const char *password);
 /* True when password matches hash. A NULL (or not a crypt) hash still
  * costs one crypt call against a dummy hash and returns false, so callers
  * that pass an unknown user's NULL take as long as for a known one. An

@@ -1,8 +1,11 @@
 /* The hashing threads and their jobs (auth_pool.h). A job is on exactly
- * one of the pool's three lists, all under p->mu: queue (waiting for a
- * thread), running (a thread hashes it), done (waiting for the loop). The
- * loop's ev_async takes done jobs one at a time, so a callback may cancel
- * another job still on the list. */
+ * one list, all under p->mu: its source's queue (waiting for a thread),
+ * running (a thread hashes it), done (waiting for the loop). A source
+ * (one client address) lives while it has jobs on any list; those with
+ * queued jobs take turns on the round-robin list rr, one job per turn,
+ * so a flood from one address waits behind its own jobs, not in front
+ * of everyone else's. The loop's ev_async takes done jobs one at a
+ * time, so a callback may cancel another job still on the list. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,8 +19,11 @@
 
 #define AUTH_POOL_THREADS_AUTO_MAX 4
 
+struct auth_source;
+
 struct auth_job {
 	TAILQ_ENTRY(auth_job) entry;
+	struct auth_source *src;
 	uint64_t id;
 	bool cancelled; /* while running: dropped once hashed */
 	bool ok;
@@ -32,19 +38,33 @@ struct auth_job {
 
 TAILQ_HEAD(auth_jobs, auth_job);
 
+struct auth_source {
+	TAILQ_ENTRY(auth_source) entry; /* on p->sources */
+	TAILQ_ENTRY(auth_source) turn;	/* on p->rr while queue holds jobs */
+	struct auth_jobs queue;
+	size_t njobs; /* on any list */
+	char key[AUTH_POOL_SOURCE_MAX];
+};
+
+TAILQ_HEAD(auth_sources, auth_source);
+
 struct auth_pool {
 	struct ev_loop *loop;
 	ev_async wake;
 	uint64_t next_id; /* the loop's alone */
+	double warned_at; /* the loop's: the last "full" warning ... */
+	size_t unwarned;  /* ... and the refusals since, not logged */
 	size_t queue_max;
+	size_t source_max;
 	int nthreads;
 	pthread_t threads[AUTH_POOL_THREADS_MAX];
 
 	/* shared with the threads, under mu */
 	pthread_mutex_t mu;
 	pthread_cond_t work;
-	struct auth_jobs queue, running, done;
-	size_t njobs; /* on the three lists */
+	struct auth_sources sources, rr;
+	struct auth_jobs running, done;
+	size_t njobs; /* on any list */
 	bool stop;
 };
 
@@ -61,6 +81,75 @@ auth_job_free(struct auth_job *j)
 	free(j);
 }
 
+/* Under mu: the job of the source whose turn it is, off its queue; the
+ * source goes to the end of the turns while it has more. */
+static struct auth_job *
+auth_pool_next(struct auth_pool *p)
+{
+	struct auth_source *src = TAILQ_FIRST(&p->rr);
+	struct auth_job *j = TAILQ_FIRST(&src->queue);
+
+	TAILQ_REMOVE(&src->queue, j, entry);
+	TAILQ_REMOVE(&p->rr, src, turn);
+	if (!TAILQ_EMPTY(&src->queue))
+		TAILQ_INSERT_TAIL(&p->rr, src, turn);
+	return j;
+}
+
+/* Under mu: j (off every list) no longer counts; its source goes with
+ * its last job. */
+static void
+auth_pool_forget(struct auth_pool *p, struct auth_job *j)
+{
+	struct auth_source *src = j->src;
+
+	p->njobs--;
+	j->src = NULL;
+	if (src == NULL || --src->njobs > 0)
+		return;
+	TAILQ_REMOVE(&p->sources, src, entry);
+	free(src);
+}
+
+/* Under mu: key's source, made if it has none. NULL on out of memory. */
+static struct auth_source *
+auth_pool_source(struct auth_pool *p, const char *key)
+{
+	struct auth_source *src;
+
+	TAILQ_FOREACH(src, &p->sources, entry)
+	if (strcmp(src->key, key) == 0)
+		return src;
+	if ((src = calloc(1, sizeof(*src))) == NULL)
+		return NULL;
+	TAILQ_INIT(&src->queue);
+	snprintf(src->key, sizeof(src->key), "%s", key);
+	TAILQ_INSERT_TAIL(&p->sources, src, entry);
+	return src;
+}
+
+/* Under mu: queues j for its source, or returns -1 when the pool or the
+ * source holds as many jobs as it may. */
+static int
+auth_pool_enqueue(struct auth_pool *p, struct auth_job *j, const char *key)
+{
+	struct auth_source *src;
+
+	if (p->njobs >= p->queue_max)
+		return -1;
+	if ((src = auth_pool_source(p, key)) == NULL)
+		return -1;
+	if (src->njobs >= p->source_max)
+		return -1; /* not just made: source_max >= 1 */
+	if (TAILQ_EMPTY(&src->queue))
+		TAILQ_INSERT_TAIL(&p->rr, src, turn);
+	TAILQ_INSERT_TAIL(&src->queue, j, entry);
+	j->src = src;
+	src->njobs++;
+	p->njobs++;
+	return 0;
+}
+
 /* A hashing thread: takes jobs until the pool stops. */
 static void *
 auth_pool_worker(void *arg)
@@ -71,12 +160,11 @@ auth_pool_worker(void *arg)
 
 	pthread_mutex_lock(&p->mu);
 	for (;;) {
-		while (!p->stop && TAILQ_EMPTY(&p->queue))
+		while (!p->stop && TAILQ_EMPTY(&p->rr))
 			pthread_cond_wait(&p->work, &p->mu);
 		if (p->stop)
 			break;
-		j = TAILQ_FIRST(&p->queue);
-		TAILQ_REMOVE(&p->queue, j, entry);
+		j = auth_pool_next(p);
 		TAILQ_INSERT_TAIL(&p->running, j, entry);
 		pthread_mutex_unlock(&p->mu);
 
@@ -89,7 +177,7 @@ auth_pool_worker(void *arg)
 		TAILQ_REMOVE(&p->running, j, entry);
 		j->ok = ok;
 		if (j->cancelled) {
-			p->njobs--;
+			auth_pool_forget(p, j);
 			pthread_mutex_unlock(&p->mu);
 			auth_job_free(j);
 		} else {
@@ -117,7 +205,7 @@ auth_pool_wake_cb(struct ev_loop *loop, ev_async *w, int revents)
 		j = TAILQ_FIRST(&p->done);
 		if (j) {
 			TAILQ_REMOVE(&p->done, j, entry);
-			p->njobs--;
+			auth_pool_forget(p, j);
 		}
 		pthread_mutex_unlock(&p->mu);
 		if (j == NULL)
@@ -139,7 +227,8 @@ auth_pool_default_threads(void)
 }
 
 struct auth_pool *
-auth_pool_new(struct ev_loop *loop, int nthreads, size_t queue_max)
+auth_pool_new(struct ev_loop *loop, int nthreads, size_t queue_max,
+	      size_t source_max)
 {
 	struct auth_pool *p = calloc(1, sizeof(*p));
 	int rc;
@@ -152,8 +241,10 @@ auth_pool_new(struct ev_loop *loop, int nthreads, size_t queue_max)
 		nthreads = AUTH_POOL_THREADS_MAX;
 	p->loop = loop;
 	p->queue_max = queue_max;
+	p->source_max = source_max > 0 ? source_max : queue_max;
 	p->next_id = 1;
-	TAILQ_INIT(&p->queue);
+	TAILQ_INIT(&p->sources);
+	TAILQ_INIT(&p->rr);
 	TAILQ_INIT(&p->running);
 	TAILQ_INIT(&p->done);
 	pthread_mutex_init(&p->mu, NULL);
@@ -203,16 +294,44 @@ auth_pool_free(struct auth_pool *p)
 		pthread_join(p->threads[i], NULL);
 	/* The threads are gone: nothing runs, nothing more gets done. */
 	ev_async_stop(p->loop, &p->wake);
-	auth_pool_free_list(&p->queue);
+	while (!TAILQ_EMPTY(&p->sources)) {
+		struct auth_source *src = TAILQ_FIRST(&p->sources);
+		auth_pool_free_list(&src->queue);
+		TAILQ_REMOVE(&p->sources, src, entry);
+		free(src);
+	}
 	auth_pool_free_list(&p->done);
 	pthread_cond_destroy(&p->work);
 	pthread_mutex_destroy(&p->mu);
 	free(p);
 }
 
+/* A flood is refused by the hundred: one warning a second says so. */
+static void
+auth_pool_warn_full(struct auth_pool *p, const char *user, const char *source)
+{
+	double now = ev_now(p->loop);
+	char more[64] = "";
+
+	if (now - p->warned_at < 1.) {
+		p->unwarned++;
+		return;
+	}
+	if (p->unwarned > 0)
+		snprintf(more, sizeof(more),
+			 " (and %zu more in the last %.0f s)", p->unwarned,
+			 now - p->warned_at);
+	log_warn("auth: password checks full (%zu in all, %zu from one "
+		 "source), refusing %s from %s%s",
+		 p->queue_max, p->source_max, user, source, more);
+	p->warned_at = now;
+	p->unwarned = 0;
+}
+
 uint64_t
-auth_pool_verify(struct auth_pool *p, const char *hash, const char *user,
-		 const char *password, auth_pool_cb cb, void *arg)
+auth_pool_verify(struct auth_pool *p, const char *hash, const char *source,
+		 const char *user, const char *password, auth_pool_cb cb,
+		 void *arg)
 {
 	struct auth_job *j = calloc(1, sizeof(*j));
 	bool full;
@@ -230,16 +349,12 @@ auth_pool_verify(struct auth_pool *p, const char *hash, const char *user,
 	j->id = p->next_id++;
 
 	pthread_mutex_lock(&p->mu);
-	full = p->njobs >= p->queue_max;
-	if (!full) {
-		TAILQ_INSERT_TAIL(&p->queue, j, entry);
-		p->njobs++;
+	full = auth_pool_enqueue(p, j, source) < 0;
+	if (!full)
 		pthread_cond_signal(&p->work);
-	}
 	pthread_mutex_unlock(&p->mu);
 	if (full) {
-		log_warn("auth: %zu password checks waiting, refusing %s",
-			 p->queue_max, j->user);
+		auth_pool_warn_full(p, j->user, source);
 		goto fail;
 	}
 	return j->id;
@@ -250,11 +365,11 @@ fail:
 
 uint64_t
 auth_pool_start(struct auth_pool *p, const struct directory *d,
-		const char *user, const char *password, auth_pool_cb cb,
-		void *arg)
+		const char *source, const char *user, const char *password,
+		auth_pool_cb cb, void *arg)
 {
 	return auth_pool_verify(p, d ? directory_password_hash(d, user) : NULL,
-				user, password, cb, arg);
+				source, user, password, cb, arg);
 }
 
 /* The job id on list, or NULL. */
@@ -265,6 +380,19 @@ auth_pool_find(struct auth_jobs *list, uint64_t id)
 
 	TAILQ_FOREACH(j, list, entry)
 	if (j->id == id)
+		return j;
+	return NULL;
+}
+
+/* The queued job id, or NULL. */
+static struct auth_job *
+auth_pool_find_queued(struct auth_pool *p, uint64_t id)
+{
+	struct auth_source *src;
+	struct auth_job *j;
+
+	TAILQ_FOREACH(src, &p->rr, turn)
+	if ((j = auth_pool_find(&src->queue, id)) != NULL)
 		return j;
 	return NULL;
 }
@@ -280,12 +408,15 @@ auth_pool_cancel(struct auth_pool *p, uint64_t id)
 	if ((j = auth_pool_find(&p->running, id)) != NULL) {
 		j->cancelled = true; /* its thread frees it */
 		j = NULL;
-	} else if ((j = auth_pool_find(&p->queue, id)) != NULL)
-		TAILQ_REMOVE(&p->queue, j, entry);
-	else if ((j = auth_pool_find(&p->done, id)) != NULL)
+	} else if ((j = auth_pool_find(&p->done, id)) != NULL)
 		TAILQ_REMOVE(&p->done, j, entry);
+	else if ((j = auth_pool_find_queued(p, id)) != NULL) {
+		TAILQ_REMOVE(&j->src->queue, j, entry);
+		if (TAILQ_EMPTY(&j->src->queue))
+			TAILQ_REMOVE(&p->rr, j->src, turn);
+	}
 	if (j)
-		p->njobs--;
+		auth_pool_forget(p, j);
 	pthread_mutex_unlock(&p->mu);
 	auth_job_free(j);
 }

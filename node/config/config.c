@@ -224,6 +224,34 @@ node_max_connections_per_source(struct conf *c, void *o, const char *k,
 			&((struct node_config *)o)->max_connections_per_source);
 }
 
+static int
+node_login_fail_window(struct conf *c, void *o, const char *k, const char *v)
+{
+	return conf_int(c, k, v, 1, 86400,
+			&((struct node_config *)o)->login.window_s);
+}
+
+static int
+node_login_fail_limit(struct conf *c, void *o, const char *k, const char *v)
+{
+	return conf_int(c, k, v, 0, 1000000,
+			&((struct node_config *)o)->login.fail_limit);
+}
+
+static int
+node_login_delay(struct conf *c, void *o, const char *k, const char *v)
+{
+	return conf_int(c, k, v, 0, 60000,
+			&((struct node_config *)o)->login.delay_ms);
+}
+
+static int
+node_login_delay_max(struct conf *c, void *o, const char *k, const char *v)
+{
+	return conf_int(c, k, v, 0, 600000,
+			&((struct node_config *)o)->login.delay_max_ms);
+}
+
 static const struct conf_key node_keys[] = {
     {"name", node_name},
     {"hostname", node_hostname},
@@ -250,6 +278,10 @@ static const struct conf_key node_keys[] = {
     {"http_request_timeout_s", node_http_request_timeout},
     {"max_connections", node_max_connections},
     {"max_connections_per_source", node_max_connections_per_source},
+    {"login_fail_window_s", node_login_fail_window},
+    {"login_fail_limit", node_login_fail_limit},
+    {"login_delay_ms", node_login_delay},
+    {"login_delay_max_ms", node_login_delay_max},
     {NULL, NULL},
 };
 
@@ -364,6 +396,10 @@ node_config_load(const char *path, char *err, size_t errlen)
 	n->http_request_timeout_s = 30;
 	n->max_connections = 5000;
 	n->max_connections_per_source = 100;
+	n->login = (struct login_limits){.window_s = 300,
+					 .fail_limit = 10,
+					 .delay_ms = 250,
+					 .delay_max_ms = 5000};
 	if (gethostname(n->hostname, sizeof(n->hostname)) < 0)
 		snprintf(n->hostname, sizeof(n->hostname), "localhost");
 

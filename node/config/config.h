@@ -21,6 +21,14 @@ enum node_role {
 	ROLE_COUNT
 };
 
+/* What a failed login costs (node/auth/auth_login.h). */
+struct login_limits {
+	int window_s;	  /* failures counted over this window */
+	int fail_limit;	  /* from one address: then refused (0: never) */
+	int delay_ms;	  /* the wait after a first failure, doubling */
+	int delay_max_ms; /* the longest wait */
+};
+
 struct node_listen {
 	bool on;
 	int line;
@@ -57,6 +65,7 @@ struct node_config {
 	int http_request_timeout_s; /* a whole HTTP request, first byte on */
 	int max_connections;	    /* open client connections; 0: none */
 	int max_connections_per_source; /* per client address; 0: no cap */
+	struct login_limits login;
 	struct node_listen listen[ROLE_COUNT];
 };
 

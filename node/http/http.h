@@ -26,8 +26,6 @@
 #define HTTP_IDLE_TIMEOUT 60	/* seconds between requests */
 #define HTTP_TOKEN_HEX 64	/* session token: 32 random bytes */
 #define HTTP_SESSION_TTL 1800	/* seconds, refreshed on each use */
-#define HTTP_LOGIN_FAILS 5	/* failed logins per window ... */
-#define HTTP_LOGIN_WINDOW 300	/* ... seconds, per address and user */
 #define HTTP_PASSWORD_MAX 1024
 #define HTTP_ORIGIN_MAX 255 /* Host and Origin values kept; longer: "" */
 #define HTTP_LIST_MAX (8 * 1024 * 1024) /* a JSON answer */
@@ -122,7 +120,7 @@ struct http_session {
 
 	uint64_t redis_req; /* in flight; 0: none */
 	http_redis_cb redis_cb;
-	uint64_t auth_job; /* a login's password check (auth_pool.h); 0: none */
+	uint64_t auth_job;     /* a login attempt (auth_login.h); 0: none */
 	struct uid_lease *uid; /* a listing's UID lease (uid_lease.h) */
 	struct maildir_counter *uid_ctr; /* settled: the route runs again */
 

@@ -1,9 +1,9 @@
 /* The web role's API (DESIGN.md "HTTP API"): one function per route in a
  * static table. Sessions live in Redis (ms:session:TOKEN -> user, a
- * sliding TTL refreshed by GETEX on each use), failed logins are counted
- * there per client address and per user (ms:loginfail:addr:ADDR,
- * ms:loginfail:user:USER), passwords are checked against the directory
- * cache, and mail is read from the user's Maildir with cluster-wide UIDs.
+ * sliding TTL refreshed by GETEX on each use), a login is an attempt of
+ * node/auth/auth_login.h (failures counted per client address and per
+ * user, delayed, refused past the limit), and mail is read from the user's
+ * Maildir with cluster-wide UIDs.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -24,32 +24,9 @@
 #include "../store/uid_lease.h"
 
 #define API_SESSION_PREFIX "ms:session:"
-#define API_FAIL_ADDR_PREFIX "ms:loginfail:addr:"
-#define API_FAIL_USER_PREFIX "ms:loginfail:user:"
 #define API_KEY_MAX 512
 #define API_PATH_MAX 4096
 #define API_READ_CHUNK 65536
-
-/* KEYS: the address and user counters. Returns {n_addr, ttl_addr, n_user,
- * ttl_user}. */
-static const char api_rate_check_lua[] =
-    "local r = {}\n"
-    "for i, k in ipairs(KEYS) do\n"
-    "  r[#r + 1] = tonumber(redis.call('GET', k) or '0') or 0\n"
-    "  r[#r + 1] = redis.call('TTL', k)\n"
-    "end\n"
-    "return r\n";
-
-/* KEYS: the counters; ARGV[1]: the window. INCR, and EXPIRE when the
- * counter is new (or lost its TTL). */
-static const char api_rate_fail_lua[] =
-    "for i, k in ipairs(KEYS) do\n"
-    "  local n = redis.call('INCR', k)\n"
-    "  if n == 1 or redis.call('TTL', k) < 0 then\n"
-    "    redis.call('EXPIRE', k, ARGV[1])\n"
-    "  end\n"
-    "end\n"
-    "return 1\n";
 
 struct api_route {
 	const char *path;
@@ -277,23 +254,6 @@ api_lowercase(char *s)
 		*s = (char)tolower((unsigned char)*s);
 }
 
-/* The two failure counters' keys. */
-static void
-api_fail_keys(struct http_session *s, char *kaddr, char *kuser, size_t len)
-{
-	snprintf(kaddr, len, API_FAIL_ADDR_PREFIX "%s", s->peerhost);
-	snprintf(kuser, len, API_FAIL_USER_PREFIX "%s", s->user);
-}
-
-static void
-api_login_failed(struct http_session *s, redisReply *reply)
-{
-	if (reply == NULL || reply->type == REDIS_REPLY_ERROR)
-		log_warn("http %s: failed login not counted: %s", s->logid,
-			 reply ? reply->str : "Redis away");
-	http_respond_error(s, 401, "bad credentials");
-}
-
 static void
 api_login_stored(struct http_session *s, redisReply *reply)
 {
@@ -315,77 +275,45 @@ api_login_stored(struct http_session *s, redisReply *reply)
 	strbuf_free(&sb);
 }
 
-/* The counters say whether this try may run: then the password. */
-static void api_login_verified(void *arg, bool ok, const char *user);
-
+/* Too many failures from the client's address: 429 until retry_s. */
 static void
-api_login_checked(struct http_session *s, redisReply *reply)
+api_login_refused(struct http_session *s, long retry_s)
 {
-	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY ||
-	    reply->elements != 4) {
-		explicit_bzero(s->password, sizeof(s->password));
-		http_respond_error(s, 503, "session store unavailable");
-		return;
-	}
-	long long retry = 0;
-	for (int i = 0; i < 4; i += 2) {
-		redisReply *n = reply->element[i], *ttl = reply->element[i + 1];
-		if (n->type != REDIS_REPLY_INTEGER ||
-		    ttl->type != REDIS_REPLY_INTEGER)
-			continue;
-		if (n->integer >= HTTP_LOGIN_FAILS)
-			retry = ttl->integer > retry ? ttl->integer
-						     : (retry ? retry : 1);
-	}
-	if (retry > 0) {
-		explicit_bzero(s->password, sizeof(s->password));
-		char extra[64];
-		snprintf(extra, sizeof(extra), "Retry-After: %lld\r\n", retry);
-		log_warn("http %s: login %s from %s refused: too many failures",
-			 s->logid, s->user, s->peerhost);
-		struct strbuf sb;
-		strbuf_init(&sb, 256);
-		strbuf_appends(&sb, "{\"error\":\"too many failed logins\"}");
-		api_json(s, 429, extra, &sb);
-		strbuf_free(&sb);
-		return;
-	}
+	char extra[64];
+	struct strbuf sb;
 
-	s->auth_job = auth_pool_start(s->mn->auth, s->mn->dir, s->user,
-				      s->password, api_login_verified, s);
-	explicit_bzero(s->password, sizeof(s->password));
-	if (s->auth_job == 0)
-		http_respond_error(s, 503, "authentication busy, try again");
+	snprintf(extra, sizeof(extra), "Retry-After: %ld\r\n", retry_s);
+	strbuf_init(&sb, 256);
+	strbuf_appends(&sb, "{\"error\":\"too many failed logins\"}");
+	api_json(s, 429, extra, &sb);
+	strbuf_free(&sb);
 }
 
-/* The password check is over: count a failure, or store a session. */
+/* The login attempt is over (auth_login.h): a session, or why not. */
 static void
-api_login_verified(void *arg, bool ok, const char *user)
+api_login_verified(void *arg, enum auth_login_result res, const char *user,
+		   long retry_s)
 {
 	struct http_session *s = arg;
-	char kaddr[API_KEY_MAX], kuser[API_KEY_MAX], window[16];
+	char key[API_KEY_MAX], ttl[16];
 
 	(void)user; /* s->user */
 	s->auth_job = 0;
-	if (!ok) {
+	switch (res) {
+	case AUTH_LOGIN_OK:
+		break;
+	case AUTH_LOGIN_FAILED:
 		log_warn("http %s: login %s from %s: bad credentials", s->logid,
 			 s->user, s->peerhost);
-		api_fail_keys(s, kaddr, kuser, sizeof(kaddr));
-		snprintf(window, sizeof(window), "%d", HTTP_LOGIN_WINDOW);
-		const char *argv[] = {
-		    "EVAL", api_rate_fail_lua, "2", kaddr, kuser, window};
-		size_t argvlen[] = {4,
-				    strlen(api_rate_fail_lua),
-				    1,
-				    strlen(kaddr),
-				    strlen(kuser),
-				    strlen(window)};
-		if (http_redis(s, api_login_failed, 6, argv, argvlen) < 0)
-			api_login_failed(s, NULL);
+		http_respond_error(s, 401, "bad credentials");
+		return;
+	case AUTH_LOGIN_REFUSED:
+		api_login_refused(s, retry_s);
+		return;
+	case AUTH_LOGIN_BUSY:
+		http_respond_error(s, 503, "authentication busy, try again");
 		return;
 	}
-
-	char key[API_KEY_MAX], ttl[16];
 	if (token_hex(s->token, HTTP_TOKEN_HEX) < 0) {
 		log_err("http %s: getrandom: %s", s->logid, strerror(errno));
 		http_respond_error(s, 500, "internal error");
@@ -444,7 +372,6 @@ out:
 static void
 api_login(struct http_session *s)
 {
-	char kaddr[API_KEY_MAX], kuser[API_KEY_MAX];
 	if (s->rq.has_content_type && !s->rq.json_body) {
 		http_respond_error(s, 415, "application/json expected");
 		return;
@@ -460,14 +387,12 @@ api_login(struct http_session *s)
 		http_respond_error(s, 503, "directory not loaded yet");
 		return;
 	}
-	api_fail_keys(s, kaddr, kuser, sizeof(kaddr));
-	const char *argv[] = {"EVAL", api_rate_check_lua, "2", kaddr, kuser};
-	size_t argvlen[] = {4, strlen(api_rate_check_lua), 1, strlen(kaddr),
-			    strlen(kuser)};
-	if (http_redis(s, api_login_checked, 5, argv, argvlen) < 0) {
-		explicit_bzero(s->password, sizeof(s->password));
-		http_respond_error(s, 503, "session store unavailable");
-	}
+	s->auth_job =
+	    auth_login_start(s->mn->login, s->mn->dir, stream_peer(s->st),
+			     s->user, s->password, api_login_verified, s);
+	explicit_bzero(s->password, sizeof(s->password));
+	if (s->auth_job == 0)
+		http_respond_error(s, 503, "out of memory");
 }
 
 /* ---- POST /api/logout ---- */

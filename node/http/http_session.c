@@ -387,7 +387,7 @@ http_on_close(void *arg, const char *why)
 	log_debug("http %s: closed: %s", s->logid, why);
 	if (s->redis_req)
 		redis_cancel(s->mn->redis, s->redis_req);
-	auth_pool_cancel(s->mn->auth, s->auth_job);
+	auth_login_cancel(s->mn->login, s->auth_job);
 	uid_lease_done(s->uid);
 	http_unregister(s);
 	explicit_bzero(s->password, sizeof(s->password));

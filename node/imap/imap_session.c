@@ -218,22 +218,47 @@ imap_make_special(struct imap_session *s)
 		fclose(f);
 }
 
-/* The password check of LOGIN or AUTHENTICATE is over (its tag waits in
+/* The attempt's answer other than success: NO, and BYE after too many
+ * failures in the session. */
+static void
+imap_login_not(struct imap_session *s, struct imap_cmd *c,
+	       enum auth_login_result res, const char *user)
+{
+	switch (res) {
+	case AUTH_LOGIN_FAILED:
+		log_info("imap %s: authentication failed for %s from %s", s->id,
+			 user, stream_peer_str(s->st));
+		imap_no(s, c, "[AUTHENTICATIONFAILED] Invalid credentials");
+		if (++s->auth_fails >= IMAP_MAX_AUTH_FAILS)
+			imap_bye(s, "too many login failures",
+				 "Too many login failures");
+		break;
+	case AUTH_LOGIN_REFUSED:
+		imap_no(s, c,
+			"[UNAVAILABLE] Too many failed logins from your "
+			"address, try again later");
+		break;
+	default:
+		imap_no(s, c,
+			"[UNAVAILABLE] Authentication unavailable, try "
+			"again later");
+		break;
+	}
+}
+
+/* The login attempt of LOGIN or AUTHENTICATE is over (its tag waits in
  * s->tag): the rest of the login, then input again. */
 static void
-imap_login_done(void *arg, bool ok, const char *user)
+imap_login_done(void *arg, enum auth_login_result res, const char *user,
+		long retry_s)
 {
 	struct imap_session *s = arg;
 	struct imap_cmd c = {.tag = s->tag, .name = "LOGIN"};
 
+	(void)retry_s;
 	s->auth_job = 0;
-	if (!ok) {
-		log_info("imap %s: authentication failed for %s from %s", s->id,
-			 user, stream_peer_str(s->st));
-		imap_no(s, &c, "[AUTHENTICATIONFAILED] Invalid credentials");
-		if (++s->auth_fails >= IMAP_MAX_AUTH_FAILS)
-			imap_bye(s, "too many login failures",
-				 "Too many login failures");
+	if (res != AUTH_LOGIN_OK) {
+		imap_login_not(s, &c, res, user);
 		goto out;
 	}
 	if (store_user_dir(&s->mn->store, user, s->userdir, sizeof(s->userdir),
@@ -262,8 +287,9 @@ imap_login(struct imap_session *s, const struct imap_cmd *c, char *user,
 	for (char *p = user; *p; p++)
 		*p = (char)tolower((unsigned char)*p);
 	if (directory_loaded(s->mn->dir))
-		s->auth_job = auth_pool_start(s->mn->auth, s->mn->dir, user,
-					      pass, imap_login_done, s);
+		s->auth_job = auth_login_start(s->mn->login, s->mn->dir,
+					       stream_peer(s->st), user, pass,
+					       imap_login_done, s);
 	if (s->auth_job == 0) {
 		imap_no(s, c,
 			"[UNAVAILABLE] Authentication unavailable, try "
@@ -475,7 +501,7 @@ imap_on_close(void *arg, const char *why)
 {
 	struct imap_session *s = arg;
 	log_debug("imap %s: closed: %s", s->id, why);
-	auth_pool_cancel(s->mn->auth, s->auth_job);
+	auth_login_cancel(s->mn->login, s->auth_job);
 	imap_fetch_abort(s);
 	imap_uid_end(s);
 	ev_timer_stop(s->mn->loop, &s->idle_poll);

@@ -203,18 +203,23 @@ pop3_lock_start(struct pop3_session *s, const char *user)
 	return 0;
 }
 
-/* The password check is over: the lock when good, else input again. */
+/* The login attempt is over (auth_login.h): the lock when good, else
+ * input again. */
 static void
-pop3_login_done(void *arg, bool ok, const char *user)
+pop3_login_done(void *arg, enum auth_login_result res, const char *user,
+		long retry_s)
 {
 	struct pop3_session *s = arg;
 
+	(void)retry_s;
 	s->auth_job = 0;
 	s->state = POP3_AUTHORIZATION;
-	if (ok) {
+	switch (res) {
+	case AUTH_LOGIN_OK:
 		if (pop3_lock_start(s, user) == 0)
 			return; /* input held until pop3_lock_cb */
-	} else {
+		break;
+	case AUTH_LOGIN_FAILED:
 		log_info("pop3 %s: authentication failed for %s from %s", s->id,
 			 user, stream_peer_str(s->st));
 		pop3_reply(s, "-ERR [AUTH] Invalid credentials");
@@ -223,6 +228,15 @@ pop3_login_done(void *arg, bool ok, const char *user)
 			s->state = POP3_DONE;
 			stream_close(s->st, "too many login failures");
 		}
+		break;
+	case AUTH_LOGIN_REFUSED:
+		pop3_reply(s, "-ERR [SYS/TEMP] Too many failed logins from "
+			      "your address, try again later");
+		break;
+	case AUTH_LOGIN_BUSY:
+		pop3_reply(s, "-ERR [SYS/TEMP] Authentication unavailable, "
+			      "try again later");
+		break;
 	}
 	stream_resume(s->st);
 }
@@ -234,8 +248,9 @@ pop3_login(struct pop3_session *s, char *user, const char *pass)
 		*p = (char)tolower((unsigned char)*p);
 	s->user_arg[0] = '\0';
 	if (directory_loaded(s->mn->dir))
-		s->auth_job = auth_pool_start(s->mn->auth, s->mn->dir, user,
-					      pass, pop3_login_done, s);
+		s->auth_job = auth_login_start(s->mn->login, s->mn->dir,
+					       stream_peer(s->st), user, pass,
+					       pop3_login_done, s);
 	if (s->auth_job == 0) {
 		pop3_reply(s, "-ERR [SYS/TEMP] Authentication unavailable, try "
 			      "again later");
@@ -543,7 +558,7 @@ pop3_on_close(void *arg, const char *why)
 {
 	struct pop3_session *s = arg;
 	log_debug("pop3 %s: closed: %s", s->id, why);
-	auth_pool_cancel(s->mn->auth, s->auth_job);
+	auth_login_cancel(s->mn->login, s->auth_job);
 	lease_release(s->lock); /* cancels a pending callback too */
 	uid_lease_done(s->uid);
 	maildir_list_free(&s->list);

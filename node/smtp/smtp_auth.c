@@ -20,30 +20,43 @@ smtp_auth_done(struct smtp_session *s)
 	explicit_bzero(s->auth_login, sizeof(s->auth_login));
 }
 
-/* The password check is over: the answer, then input again. */
+/* The login attempt is over (auth_login.h): the answer, then input
+ * again. */
 static void
-smtp_auth_checked(void *arg, bool ok, const char *user)
+smtp_auth_checked(void *arg, enum auth_login_result res, const char *user,
+		  long retry_s)
 {
 	struct smtp_session *s = arg;
 
+	(void)retry_s;
 	s->auth_job = 0;
 	s->state = SMTP_READY;
-	if (!ok) {
-		log_info("smtp %s: authentication failed for %s from %s", s->id,
-			 user, stream_peer_str(s->st));
-		smtp_error(s, "535 5.7.8 Authentication credentials invalid");
-	} else {
+	switch (res) {
+	case AUTH_LOGIN_OK:
 		snprintf(s->user, sizeof(s->user), "%s", user);
 		stream_set_deadline(s->st, 0, false); /* logged in in time */
 		log_info("smtp %s: %s authenticated from %s", s->id, s->user,
 			 stream_peer_str(s->st));
 		smtp_reply(s, "235 2.7.0 Authentication successful");
+		break;
+	case AUTH_LOGIN_FAILED:
+		log_info("smtp %s: authentication failed for %s from %s", s->id,
+			 user, stream_peer_str(s->st));
+		smtp_error(s, "535 5.7.8 Authentication credentials invalid");
+		break;
+	case AUTH_LOGIN_REFUSED:
+		smtp_reply(s, "454 4.7.0 Too many failed logins from your "
+			      "address, try again later");
+		break;
+	case AUTH_LOGIN_BUSY:
+		smtp_reply(s, "454 4.7.0 Temporary authentication failure");
+		break;
 	}
 	stream_resume(s->st);
 }
 
-/* Starts the password check off the loop (auth_pool.h); input is held
- * until smtp_auth_checked. */
+/* Starts the login attempt (auth_login.h); input is held until
+ * smtp_auth_checked. */
 static void
 smtp_auth_check(struct smtp_session *s, char *user, const char *pass)
 {
@@ -51,8 +64,9 @@ smtp_auth_check(struct smtp_session *s, char *user, const char *pass)
 		*p = (char)tolower((unsigned char)*p);
 	smtp_auth_done(s);
 	if (directory_loaded(s->mn->dir))
-		s->auth_job = auth_pool_start(s->mn->auth, s->mn->dir, user,
-					      pass, smtp_auth_checked, s);
+		s->auth_job = auth_login_start(s->mn->login, s->mn->dir,
+					       stream_peer(s->st), user, pass,
+					       smtp_auth_checked, s);
 	if (s->auth_job == 0) {
 		smtp_reply(s, "454 4.7.0 Temporary authentication failure");
 		return;

@@ -328,7 +328,7 @@ smtp_on_close(void *arg, const char *why)
 {
 	struct smtp_session *s = arg;
 	log_debug("smtp %s: closed: %s", s->id, why);
-	auth_pool_cancel(s->mn->auth, s->auth_job);
+	auth_login_cancel(s->mn->login, s->auth_job);
 	if (s->datafd >= 0)
 		close(s->datafd);
 	s->mn->sessions--;

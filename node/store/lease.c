@@ -1,5 +1,14 @@
 /* Redis leases: SET NX PX to take, a compare-and-PEXPIRE script to renew,
- * a compare-and-DEL script to give back. */
+ * a compare-and-DEL script to give back.
+ *
+ * Giving back outlives the owner: a SET that timed out may still run in
+ * Redis (a stopped Redis reads it from its socket when it goes on, after
+ * the node dropped the connection), and then it holds the key for a
+ * whole ttl with a token nobody has. So lease_release() keeps the lease
+ * (state LS_UNDO, the owner gone) until Redis has answered its
+ * compare-and-delete, sent again on a timer while Redis is away or
+ * silent. A new connection's commands run after what the dropped one
+ * left in Redis's socket, so an answer means the key is no longer ours. */
 #include "lease.h"
 
 #include <stdint.h>
@@ -11,7 +20,8 @@
 #include "../../common/token.h"
 
 #define LEASE_KEY_MAX 512
-#define LEASE_TOKEN_LEN 32 /* hex digits of 128 random bits */
+#define LEASE_TOKEN_LEN 32    /* hex digits of 128 random bits */
+#define LEASE_UNDO_RETRY 0.25 /* s between tries to give a lease back */
 
 static const char lease_renew_lua[] =
     "if redis.call('get', KEYS[1]) == ARGV[1] then "
@@ -20,7 +30,12 @@ static const char lease_release_lua[] =
     "if redis.call('get', KEYS[1]) == ARGV[1] then "
     "return redis.call('del', KEYS[1]) else return 0 end";
 
-enum lease_state { LS_ACQUIRING, LS_HELD, LS_DONE };
+enum lease_state {
+	LS_ACQUIRING,
+	LS_HELD,
+	LS_DONE, /* busy, lost or failed: the owner has not released yet */
+	LS_UNDO, /* released: the compare-and-delete until Redis answers */
+};
 
 struct lease {
 	struct redis *redis;
@@ -32,7 +47,8 @@ struct lease {
 	uint64_t pending;  /* request id in flight, 0: none */
 	double sent_at;	   /* when the pending request went out */
 	double valid_from; /* send time of the last successful SET/renewal */
-	ev_timer renew;
+	bool unsure;	   /* a SET got no answer: it may yet run in Redis */
+	ev_timer renew;	   /* LS_HELD: renewals; LS_UNDO: the next try */
 	lease_cb cb;
 	void *arg;
 };
@@ -101,6 +117,7 @@ lease_set_reply(struct redis *r, redisReply *reply, void *arg)
 		return;
 	}
 	l->state = LS_DONE;
+	l->unsure = reply == NULL;
 	if (reply && reply->type == REDIS_REPLY_NIL) {
 		l->cb(l, LEASE_BUSY, l->arg);
 		return;
@@ -156,15 +173,68 @@ lease_valid(const struct lease *l)
 	return ev_now(l->loop) - l->valid_from < l->ttl_ms * 0.8 / 1000.;
 }
 
+/* The compare-and-delete of a released lease was answered (the key is
+ * not ours, whatever it held), or not: then again after a while. */
+static void
+lease_undo_reply(struct redis *r, redisReply *reply, void *arg)
+{
+	struct lease *l = arg;
+	(void)r;
+	l->pending = 0;
+	if (reply == NULL)
+		return; /* the timer tries again */
+	if (reply->type == REDIS_REPLY_ERROR)
+		log_warn("lease %s: give back: %s", l->key, reply->str);
+	else if (l->unsure && reply->integer == 1)
+		log_info("lease %s: given back after a SET that timed out",
+			 l->key);
+	ev_timer_stop(l->loop, &l->renew);
+	free(l);
+}
+
+/* Sends the compare-and-delete unless one is in flight. The timer stays
+ * on until an answer frees l (it also keeps l reachable when the loop
+ * ends first). */
+static void
+lease_undo_send(struct lease *l)
+{
+	if (l->pending)
+		return;
+	l->pending =
+	    redis_command(l->redis, lease_undo_reply, l, "EVAL %s 1 %s %s",
+			  lease_release_lua, l->key, l->token);
+}
+
+static void
+lease_undo_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	(void)loop;
+	(void)revents;
+	lease_undo_send(t->data);
+}
+
 void
 lease_release(struct lease *l)
 {
 	if (l == NULL)
 		return;
 	ev_timer_stop(l->loop, &l->renew);
-	redis_cancel(l->redis, l->pending);
-	/* Also after a timed-out SET: it may have succeeded after all. */
-	redis_command(l->redis, NULL, NULL, "EVAL %s 1 %s %s",
-		      lease_release_lua, l->key, l->token);
-	free(l);
+	/* Busy, refused or lost, with an answer: nothing of ours is in
+	 * Redis. */
+	if (l->state == LS_DONE && !l->unsure) {
+		free(l);
+		return;
+	}
+	/* A SET or renewal in flight: its answer is of no use now, but the
+	 * compare-and-delete goes after it on the same connection. */
+	if (l->pending) {
+		redis_cancel(l->redis, l->pending);
+		l->pending = 0;
+		l->unsure = l->unsure || l->state == LS_ACQUIRING;
+	}
+	l->state = LS_UNDO;
+	ev_set_cb(&l->renew, lease_undo_cb);
+	ev_timer_set(&l->renew, LEASE_UNDO_RETRY, LEASE_UNDO_RETRY);
+	ev_timer_start(l->loop, &l->renew);
+	lease_undo_send(l);
 }

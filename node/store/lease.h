@@ -42,9 +42,11 @@ struct lease *lease_acquire(struct redis *r, const char *key, int ttl_ms,
  * margin). Check it before acting on what the lease protects. */
 bool lease_valid(const struct lease *l);
 
-/* Gives the lease back (compare-and-delete, not waited for; sent also if
- * the acquisition is still in flight, since Redis runs commands in order)
- * and frees l. No callback comes after this. NULL is fine. */
+/* Gives the lease back: compare-and-delete, sent also if the acquisition
+ * is still in flight (Redis runs commands in order) or timed out (its SET
+ * may run later), and again while Redis is away or silent, until Redis
+ * answers; l is freed then, not by the caller. No callback of the
+ * caller's comes after this. NULL is fine. */
 void lease_release(struct lease *l);
 
 #endif

@@ -177,12 +177,13 @@ class UidLeaseTest(NodeTestCase):
         # its counter and release went out in order before the key went
         wait_for(lambda: self.redis.cli("EXISTS", LOCK) == 0, 5,
                  what="lease given back")
+        m2 = self.imap(self.n2)  # logged in before: a login reads Redis
         mon = self.redis.connect(timeout=5)
         mon.send("MONITOR")
         self.assertEqual(mon.read(), "OK")
         for _ in range(20):
             self.assertEqual(m.noop()[0], "OK")
-        self.append(self.imap(self.n2), "marker")
+        self.append(m2, "marker")
         lines = []
         while True:
             line = mon.read()

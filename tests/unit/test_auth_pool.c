@@ -3,7 +3,8 @@
  * costs a crypt call and fails, a full pool refuses at once (id 0, no
  * callback), and a cancelled job, queued or being hashed, never calls
  * back; freeing the pool with jobs in flight calls nothing and leaks
- * nothing (ASan build). */
+ * nothing (ASan build). Sources (client addresses) take turns and hold
+ * at most their share of the queue. */
 #include <criterion/criterion.h>
 
 #include <ev.h>
@@ -88,18 +89,18 @@ TestSuite(auth_pool, .init = setup, .fini = teardown);
 
 Test(auth_pool, right_wrong_and_unknown_user)
 {
-	struct auth_pool *p = auth_pool_new(loop, 2, 8);
+	struct auth_pool *p = auth_pool_new(loop, 2, 8, 0);
 	struct result right = {0}, wrong = {0}, unknown = {0};
 
 	cr_assert_not_null(p);
-	cr_assert_gt(auth_pool_verify(p, hash, "alice@x.test", "right one",
-				      on_result, &right),
+	cr_assert_gt(auth_pool_verify(p, hash, "src", "alice@x.test",
+				      "right one", on_result, &right),
 		     0);
-	cr_assert_gt(auth_pool_verify(p, hash, "alice@x.test", "right On",
-				      on_result, &wrong),
+	cr_assert_gt(auth_pool_verify(p, hash, "src", "alice@x.test",
+				      "right On", on_result, &wrong),
 		     0);
-	cr_assert_gt(auth_pool_verify(p, NULL, "nobody@x.test", "right one",
-				      on_result, &unknown),
+	cr_assert_gt(auth_pool_verify(p, NULL, "src", "nobody@x.test",
+				      "right one", on_result, &unknown),
 		     0);
 	pending = 3;
 	run_until_done();
@@ -113,8 +114,8 @@ Test(auth_pool, right_wrong_and_unknown_user)
 	cr_assert_str_eq(unknown.user, "nobody@x.test");
 	/* A directory-less check is the unknown user's. */
 	struct result nodir = {0};
-	cr_assert_gt(auth_pool_start(p, NULL, "alice@x.test", "right one",
-				     on_result, &nodir),
+	cr_assert_gt(auth_pool_start(p, NULL, "src", "alice@x.test",
+				     "right one", on_result, &nodir),
 		     0);
 	pending = 1;
 	run_until_done();
@@ -126,20 +127,20 @@ Test(auth_pool, right_wrong_and_unknown_user)
  * (the dummy hash) must take about as long as a known user's. */
 Test(auth_pool, unknown_user_costs_a_crypt_call)
 {
-	struct auth_pool *p = auth_pool_new(loop, 1, 8);
+	struct auth_pool *p = auth_pool_new(loop, 1, 8, 0);
 	struct result known = {0}, unknown = {0};
 
 	cr_assert_not_null(p);
 	double t0 = now_s();
-	cr_assert_gt(
-	    auth_pool_verify(p, hash, "a@x.test", "nope", on_result, &known),
-	    0);
+	cr_assert_gt(auth_pool_verify(p, hash, "src", "a@x.test", "nope",
+				      on_result, &known),
+		     0);
 	pending = 1;
 	run_until_done();
 	double t1 = now_s();
-	cr_assert_gt(
-	    auth_pool_verify(p, NULL, "b@x.test", "nope", on_result, &unknown),
-	    0);
+	cr_assert_gt(auth_pool_verify(p, NULL, "src", "b@x.test", "nope",
+				      on_result, &unknown),
+		     0);
 	pending = 1;
 	run_until_done();
 	double t2 = now_s();
@@ -150,7 +151,7 @@ Test(auth_pool, unknown_user_costs_a_crypt_call)
 
 Test(auth_pool, full_pool_refuses_then_takes_again)
 {
-	struct auth_pool *p = auth_pool_new(loop, 1, 3);
+	struct auth_pool *p = auth_pool_new(loop, 1, 3, 0);
 	struct result r[8];
 	uint64_t id[8];
 	int taken = 0;
@@ -158,8 +159,8 @@ Test(auth_pool, full_pool_refuses_then_takes_again)
 	cr_assert_not_null(p);
 	memset(r, 0, sizeof(r));
 	for (int i = 0; i < 8; i++) {
-		id[i] = auth_pool_verify(p, hash, "a@x.test", "right one",
-					 on_result, &r[i]);
+		id[i] = auth_pool_verify(p, hash, "src", "a@x.test",
+					 "right one", on_result, &r[i]);
 		if (id[i] > 0)
 			taken++;
 	}
@@ -175,7 +176,7 @@ Test(auth_pool, full_pool_refuses_then_takes_again)
 		cr_assert(r[i].ok);
 	/* Delivered jobs leave the pool: there is room again. */
 	struct result again = {0};
-	cr_assert_gt(auth_pool_verify(p, hash, "a@x.test", "right one",
+	cr_assert_gt(auth_pool_verify(p, hash, "src", "a@x.test", "right one",
 				      on_result, &again),
 		     0);
 	pending = 1;
@@ -190,14 +191,14 @@ Test(auth_pool, full_pool_refuses_then_takes_again)
  * given back. */
 Test(auth_pool, cancel_running_and_queued)
 {
-	struct auth_pool *p = auth_pool_new(loop, 1, 3);
+	struct auth_pool *p = auth_pool_new(loop, 1, 3, 0);
 	struct result running = {0}, queued = {0}, last = {0};
 	struct timespec pause = {0, 20 * 1000 * 1000};
 
 	cr_assert_not_null(p);
-	uint64_t a = auth_pool_verify(p, hash, "a@x.test", "right one",
+	uint64_t a = auth_pool_verify(p, hash, "src", "a@x.test", "right one",
 				      on_result, &running);
-	uint64_t b = auth_pool_verify(p, hash, "b@x.test", "right one",
+	uint64_t b = auth_pool_verify(p, hash, "src", "b@x.test", "right one",
 				      on_result, &queued);
 	cr_assert(a > 0 && b > 0 && a != b);
 	nanosleep(&pause, NULL); /* the thread takes a */
@@ -205,7 +206,7 @@ Test(auth_pool, cancel_running_and_queued)
 	auth_pool_cancel(p, b);
 	auth_pool_cancel(p, b); /* twice: ignored */
 	auth_pool_cancel(p, 0);
-	cr_assert_gt(auth_pool_verify(p, hash, "c@x.test", "right one",
+	cr_assert_gt(auth_pool_verify(p, hash, "src", "c@x.test", "right one",
 				      on_result, &last),
 		     0);
 	pending = 1;
@@ -218,8 +219,8 @@ Test(auth_pool, cancel_running_and_queued)
 	struct result more[3];
 	memset(more, 0, sizeof(more));
 	for (int i = 0; i < 3; i++) {
-		ids[i] = auth_pool_verify(p, hash, "d@x.test", "x", on_result,
-					  &more[i]);
+		ids[i] = auth_pool_verify(p, hash, "src", "d@x.test", "x",
+					  on_result, &more[i]);
 		cr_assert_gt(ids[i], 0, "slot %d", i);
 	}
 	pending = 3;
@@ -232,22 +233,22 @@ Test(auth_pool, cancel_running_and_queued)
  * thread is through (given ten times what one check takes here). */
 Test(auth_pool, cancel_done_not_delivered)
 {
-	struct auth_pool *p = auth_pool_new(loop, 1, 3);
+	struct auth_pool *p = auth_pool_new(loop, 1, 3, 0);
 	struct result r = {0}, next = {0};
 
 	cr_assert_not_null(p);
 	double t0 = now_s();
 	auth_verify(hash, "x");
 	double cost = now_s() - t0;
-	uint64_t id =
-	    auth_pool_verify(p, hash, "a@x.test", "right one", on_result, &r);
+	uint64_t id = auth_pool_verify(p, hash, "src", "a@x.test", "right one",
+				       on_result, &r);
 	cr_assert_gt(id, 0);
 	double wait = 10 * cost < 0.2 ? 0.2 : 10 * cost;
 	struct timespec ts = {(time_t)wait,
 			      (long)((wait - (double)(time_t)wait) * 1e9)};
 	nanosleep(&ts, NULL);
 	auth_pool_cancel(p, id);
-	cr_assert_gt(auth_pool_verify(p, hash, "b@x.test", "right one",
+	cr_assert_gt(auth_pool_verify(p, hash, "src", "b@x.test", "right one",
 				      on_result, &next),
 		     0);
 	pending = 1;
@@ -261,17 +262,76 @@ Test(auth_pool, cancel_done_not_delivered)
  * (the ASan build checks), threads joined. */
 Test(auth_pool, free_with_jobs_in_flight)
 {
-	struct auth_pool *p = auth_pool_new(loop, 2, 8);
+	struct auth_pool *p = auth_pool_new(loop, 2, 8, 0);
 	struct result r[5];
 
 	cr_assert_not_null(p);
 	memset(r, 0, sizeof(r));
 	for (int i = 0; i < 5; i++)
-		cr_assert_gt(auth_pool_verify(p, hash, "a@x.test", "right one",
-					      on_result, &r[i]),
+		cr_assert_gt(auth_pool_verify(p, hash, "src", "a@x.test",
+					      "right one", on_result, &r[i]),
 			     0);
 	auth_pool_free(p);
 	ev_run(loop, EVRUN_NOWAIT);
 	for (int i = 0; i < 5; i++)
 		cr_assert_eq(r[i].calls, 0);
+}
+
+/* One thread, six jobs from one source, then one from another: sources
+ * take turns, so the other's job is not answered last but at most after
+ * two of the first source's (the one being hashed and the next). */
+Test(auth_pool, sources_take_turns)
+{
+	struct auth_pool *p = auth_pool_new(loop, 1, 16, 0);
+	struct result a[6], b = {0};
+	int before = 0;
+
+	cr_assert_not_null(p);
+	memset(a, 0, sizeof(a));
+	for (int i = 0; i < 6; i++)
+		cr_assert_gt(auth_pool_verify(p, hash, "192.0.2.1", "a@x.test",
+					      "right one", on_result, &a[i]),
+			     0);
+	cr_assert_gt(auth_pool_verify(p, hash, "198.51.100.1", "b@x.test",
+				      "right one", on_result, &b),
+		     0);
+	pending = 7;
+	run_until_done();
+	for (int i = 0; i < 6; i++)
+		if (a[i].at < b.at)
+			before++;
+	cr_assert_leq(before, 2, "%d of the flood's jobs answered first",
+		      before);
+	auth_pool_free(p);
+}
+
+/* One source holds at most its share of the queue; others still get in. */
+Test(auth_pool, one_source_holds_its_share)
+{
+	struct auth_pool *p = auth_pool_new(loop, 1, 16, 3);
+	struct result a[4], b = {0};
+
+	cr_assert_not_null(p);
+	memset(a, 0, sizeof(a));
+	for (int i = 0; i < 3; i++)
+		cr_assert_gt(auth_pool_verify(p, hash, "192.0.2.1", "a@x.test",
+					      "right one", on_result, &a[i]),
+			     0);
+	cr_assert_eq(auth_pool_verify(p, hash, "192.0.2.1", "a@x.test",
+				      "right one", on_result, &a[3]),
+		     0);
+	cr_assert_gt(auth_pool_verify(p, hash, "198.51.100.1", "b@x.test",
+				      "right one", on_result, &b),
+		     0);
+	pending = 4;
+	run_until_done();
+	cr_assert(b.ok);
+	cr_assert_eq(a[3].calls, 0);
+	/* Answered jobs give the share back. */
+	cr_assert_gt(auth_pool_verify(p, hash, "192.0.2.1", "a@x.test",
+				      "right one", on_result, &a[3]),
+		     0);
+	pending = 1;
+	run_until_done();
+	auth_pool_free(p);
 }
