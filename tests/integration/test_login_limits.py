@@ -202,8 +202,10 @@ class LoginLimitsTest(NodeTestCase):
         self.assertLessEqual(failed, LIMIT, answers)
 
     def test_a_flood_from_one_address_does_not_starve_another(self):
-        # No delays, no refusal: only the hashing queue is tested.
-        n = self.start(extra="login_fail_limit = 0\nlogin_delay_ms = 0\n")
+        # No delays, no refusal, no connection cap per source: only the
+        # hashing queue is tested.
+        n = self.start(extra="login_fail_limit = 0\nlogin_delay_ms = 0\n"
+                       "max_connections_per_source = 0\n")
         port = n.ports["imap"]
         conns = []
         for _ in range(FLOOD):
