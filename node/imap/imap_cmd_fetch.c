@@ -129,10 +129,13 @@ imap_fetch_one(struct imap_session *s, struct imap_fetch_job *j, size_t i,
 	 * then carries the new flags. */
 	bool add_flags = false;
 	if (j->f.sets_seen && !s->box.readonly && !(m->flags & IMAP_F_SEEN)) {
-		if (imap_mailbox_set_flags(s, i, m->flags | IMAP_F_SEEN) == 0) {
+		bool renamed;
+		if (imap_mailbox_change_flags(s, i, IMAP_F_SEEN, 0, &renamed) ==
+		    0) {
 			add_flags = true;
-			notice_changed(s->mn->store.notice, s->user,
-				       s->box.name);
+			if (renamed)
+				notice_changed(s->mn->store.notice, s->user,
+					       s->box.name);
 		}
 	}
 	strbuf_init(&tmp, (size_t)s->mn->cfg->max_message_size + 65536);
