@@ -1,0 +1,85 @@
+"""What RFC 3501 and its extensions say to the letter, where the
+obvious reading is wrong: SEARCH's date keys compare the day as written,
+ignoring time and zone (RFC 3501 6.4.4)."""
+import re
+
+from nodetest import NodeTestCase
+from wire import Lines
+
+LISTEN = ("smtp", "imap")
+
+
+def dated(subject, date):
+    return ("From: carol@remote.test\r\nTo: alice@example.test\r\n"
+            "Subject: %s\r\nDate: %s\r\n\r\nhello\r\n" % (subject, date))
+
+
+class ImapConformanceTest(NodeTestCase):
+    def setUp(self):
+        super().setUp()
+        self.n1 = self.node("mail1", listen=LISTEN,
+                            extra_node="allow_plaintext_auth = yes\n")
+
+    def session(self, select=True):
+        r = Lines(self.n1.ports["imap"])
+        self.addCleanup(r.close)
+        self.ok(r, "a", "LOGIN alice@example.test demo")
+        if select:
+            self.ok(r, "b", "SELECT INBOX")
+        return r
+
+    def ok(self, r, tag, text):
+        out = r.cmd(tag, text)
+        self.assertRegex(out[-1], r"^%s OK" % tag, out)
+        return out
+
+    def append(self, r, tag, internal, message):
+        data = message.encode()
+        r.send('%s APPEND INBOX "%s" {%d+}\r\n' % (tag, internal, len(data)))
+        r.send(data + b"\r\n")
+        out = r.until(tag)
+        self.assertRegex(out[-1], r"^%s OK" % tag, out)
+
+    def search(self, r, tag, keys):
+        out = self.ok(r, tag, "SEARCH " + keys)
+        found = [ln for ln in out if ln.startswith("* SEARCH")]
+        self.assertEqual(len(found), 1, out)
+        return [int(n) for n in found[0].split()[2:]]
+
+    # ---- SEARCH dates (RFC 3501 6.4.4) ----
+
+    def test_sent_dates_compare_the_day_written_not_utc(self):
+        r = self.session()
+        # 1: late on the 25th in New York (26th in UTC); 2: early on the
+        # 25th in Kiribati (24th in UTC); 3: just after midnight on the
+        # 26th in Paris (25th in UTC).
+        self.append(r, "c1", "25-Mar-2007 23:30:00 -0500",
+                    dated("late", "Sun, 25 Mar 2007 23:30:00 -0500"))
+        self.append(r, "c2", "25-Mar-2007 01:00:00 +1400",
+                    dated("early", "Sun, 25 Mar 2007 01:00:00 +1400"))
+        self.append(r, "c3", "26-Mar-2007 00:10:00 +0200",
+                    dated("paris", "Mon, 26 Mar 2007 00:10:00 +0200"))
+        self.ok(r, "d", "NOOP")
+        self.assertEqual(self.search(r, "e1", "SENTON 25-Mar-2007"), [1, 2])
+        self.assertEqual(self.search(r, "e2", "SENTON 26-Mar-2007"), [3])
+        self.assertEqual(self.search(r, "e3", "SENTON 24-Mar-2007"), [])
+        self.assertEqual(self.search(r, "e4", "SENTBEFORE 26-Mar-2007"),
+                         [1, 2])
+        self.assertEqual(self.search(r, "e5", "SENTSINCE 26-Mar-2007"), [3])
+        self.assertEqual(self.search(r, "e6", "SENTSINCE 25-Mar-2007"),
+                         [1, 2, 3])
+        # INTERNALDATE keeps the instant and tells it in UTC; BEFORE, ON
+        # and SINCE compare the day it tells.
+        out = self.ok(r, "f", "FETCH 1:3 (INTERNALDATE)")
+        days = [re.search(r'INTERNALDATE "([^ ]+) ', ln).group(1)
+                for ln in out if "INTERNALDATE" in ln]
+        self.assertEqual(days, ["26-Mar-2007", "24-Mar-2007", "25-Mar-2007"])
+        self.assertEqual(self.search(r, "g1", "ON 26-Mar-2007"), [1])
+        self.assertEqual(self.search(r, "g2", "ON 24-Mar-2007"), [2])
+        self.assertEqual(self.search(r, "g3", "BEFORE 26-Mar-2007"), [2, 3])
+        self.assertEqual(self.search(r, "g4", "SINCE 25-Mar-2007"), [1, 3])
+
+
+if __name__ == "__main__":
+    import unittest
+    unittest.main()
