@@ -1,6 +1,7 @@
 """What RFC 3501 and its extensions say to the letter, where the
 obvious reading is wrong: SEARCH's date keys compare the day as written,
-ignoring time and zone (RFC 3501 6.4.4)."""
+ignoring time and zone (RFC 3501 6.4.4); ID takes values of 1024 octets
+(RFC 2971)."""
 import re
 
 from nodetest import NodeTestCase
@@ -78,6 +79,19 @@ class ImapConformanceTest(NodeTestCase):
         self.assertEqual(self.search(r, "g2", "ON 24-Mar-2007"), [2])
         self.assertEqual(self.search(r, "g3", "BEFORE 26-Mar-2007"), [2, 3])
         self.assertEqual(self.search(r, "g4", "SINCE 25-Mar-2007"), [1, 3])
+
+    # ---- ID (RFC 2971) ----
+
+    def test_id_takes_values_of_1024_octets(self):
+        r = self.session(select=False)
+        out = self.ok(r, "c", 'ID ("name" "%s" "version" "1")' % ("x" * 1024))
+        self.assertIn('"name" "mailnode"', out[0])
+        out = r.cmd("d", 'ID ("name" "%s")' % ("x" * 1025))
+        self.assertRegex(out[-1], r"^d BAD")
+        # 30 pairs at most, keys of 30 octets at most
+        pairs = " ".join('"k%d" "v"' % i for i in range(30))
+        self.ok(r, "e", "ID (%s)" % pairs)
+        self.ok(r, "f", 'ID ("%s" NIL)' % ("k" * 30))
 
 
 if __name__ == "__main__":
