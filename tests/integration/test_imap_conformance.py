@@ -1,7 +1,8 @@
 """What RFC 3501 and its extensions say to the letter, where the
 obvious reading is wrong: SEARCH's date keys compare the day as written,
 ignoring time and zone (RFC 3501 6.4.4); ID takes values of 1024 octets
-(RFC 2971)."""
+(RFC 2971); a FETCH of what another session expunged is NO
+[EXPUNGEISSUED] (RFC 5530)."""
 import re
 
 from nodetest import NodeTestCase
@@ -92,6 +93,37 @@ class ImapConformanceTest(NodeTestCase):
         pairs = " ".join('"k%d" "v"' % i for i in range(30))
         self.ok(r, "e", "ID (%s)" % pairs)
         self.ok(r, "f", 'ID ("%s" NIL)' % ("k" * 30))
+
+    # ---- EXPUNGEISSUED (RFC 5530) ----
+
+    def test_fetch_of_a_message_expunged_elsewhere_is_expungeissued(self):
+        n2 = self.node("mail2", listen=LISTEN,
+                       extra_node="allow_plaintext_auth = yes\n")
+        for i in range(3):
+            self.deliver(self.n1, dated("m%d" % i,
+                                        "Mon, 7 Dec 2026 10:00 +0000"))
+        a = self.session()
+        b = Lines(n2.ports["imap"])
+        self.addCleanup(b.close)
+        self.ok(b, "a", "LOGIN alice@example.test demo")
+        self.assertIn("* 3 EXISTS", self.ok(b, "b", "SELECT INBOX"))
+        self.ok(b, "c", "STORE 1:2 +FLAGS.SILENT (\\Deleted)")
+        self.ok(b, "d", "EXPUNGE")
+        # a does not know yet: the files are gone when it reads them.
+        out = a.cmd("c", "FETCH 1 (BODY.PEEK[TEXT])")
+        self.assertRegex(out[-1], r"^c NO \[EXPUNGEISSUED\]", out)
+        self.assertNotIn("EXPUNGE", "".join(out[:-1]))  # not during FETCH
+        # Now a knows them gone, and still may not say so: the same.
+        out = a.cmd("d", "FETCH 1:3 (FLAGS)")
+        self.assertRegex(out[-1], r"^d NO \[EXPUNGEISSUED\]", out)
+        self.assertEqual([ln.split(" (")[0] for ln in out if " FETCH " in ln],
+                         ["* 3 FETCH"])
+        # UID FETCH may tell the EXPUNGEs; then all is well again.
+        out = self.ok(a, "e", "UID FETCH 1:* (FLAGS)")
+        self.assertIn("* 2 EXPUNGE", out)
+        self.assertIn("* 1 EXPUNGE", out)
+        out = self.ok(a, "f", "FETCH 1 (BODY.PEEK[TEXT])")
+        self.assertIn("hello", "".join(out))
 
 
 if __name__ == "__main__":
