@@ -42,6 +42,10 @@
 #define IMAP_IDLE_POLL 1.0     /* seconds between Maildir checks in IDLE */
 #define IMAP_OUT_SLICE 262144  /* FETCH output queued before waiting */
 #define IMAP_SPECIAL_MARK "mailswitch-specialuse"
+/* The NO of FETCH and STORE when some messages asked for were expunged
+ * by another session (RFC 5530); the others are done. */
+#define IMAP_EXPUNGEISSUED                                                     \
+	"[EXPUNGEISSUED] Some messages were expunged by another session"
 
 enum imap_state {
 	IMAP_NOT_AUTH,

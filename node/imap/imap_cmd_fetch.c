@@ -274,12 +274,10 @@ imap_fetch_finish(struct imap_session *s)
 	size_t missing = j->missing, expunged = j->expunged;
 	s->job = NULL;
 	imap_job_free(j);
-	if (expunged) /* RFC 5530; EXPUNGE is told when it may be */
-		imap_no(s, &c,
-			"[EXPUNGEISSUED] Some messages were expunged "
-			"by another session");
-	else if (missing)
+	if (missing)
 		imap_no(s, &c, "Some messages could not be read");
+	else if (expunged) /* RFC 5530; EXPUNGE is told when it may be */
+		imap_no(s, &c, "%s", IMAP_EXPUNGEISSUED);
 	else
 		imap_ok(s, &c, "FETCH completed");
 }

@@ -67,20 +67,27 @@ imap_cmd_store(struct imap_session *s, struct imap_cmd *c)
 	unsigned del = op == STORE_SET	    ? IMAP_STORE_FLAGS & ~mask
 		       : op == STORE_REMOVE ? mask
 					    : 0;
-	size_t failed = 0, changed = 0;
+	size_t failed = 0, expunged = 0, changed = 0;
 	struct strbuf sb;
 	strbuf_init(&sb, 256);
 	for (size_t i = 0; i < b->n; i++) {
 		struct imap_msg *m = &b->msg[i];
-		if (m->gone || !imap_mailbox_in_set(b, i, &set, c->uid))
+		if (!imap_mailbox_in_set(b, i, &set, c->uid))
 			continue;
+		if (m->gone) { /* as FETCH tells it (imap_cmd_fetch.c) */
+			if (!c->uid)
+				expunged++;
+			continue;
+		}
 		unsigned expect = ((m->flags | add) & ~del) & IMAP_STORE_FLAGS;
 		bool renamed;
 		if (imap_mailbox_change_flags(s, i, add, del, &renamed) < 0) {
-			if (errno != ENOENT)
-				log_err("imap %s: flags of %s/%s: %s", s->id,
-					b->dir, imap_msg_name(b, i),
-					strerror(errno));
+			if (errno == ENOENT) {
+				expunged++;
+				continue;
+			}
+			log_err("imap %s: flags of %s/%s: %s", s->id, b->dir,
+				imap_msg_name(b, i), strerror(errno));
 			failed++;
 			continue;
 		}
@@ -102,9 +109,9 @@ imap_cmd_store(struct imap_session *s, struct imap_cmd *c)
 	if (changed)
 		notice_changed(s->mn->store.notice, s->user, b->name);
 	if (failed)
-		imap_no(s, c,
-			"Some messages could not be changed "
-			"(expunged meanwhile?)");
+		imap_no(s, c, "Some messages could not be changed");
+	else if (expunged)
+		imap_no(s, c, "%s", IMAP_EXPUNGEISSUED);
 	else
 		imap_ok(s, c, "STORE completed");
 }

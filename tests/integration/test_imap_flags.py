@@ -86,6 +86,47 @@ class ImapFlagsTest(NodeTestCase):
         out = self.ok(a, "e", "FETCH 1 (FLAGS)")
         self.assertEqual(flags_of(out, 1), ["\\Flagged", "\\Seen"])
 
+    def test_idle_on_the_other_node_hears_the_flags_as_stored(self):
+        self.deliver(self.n1, simple("one"))
+        a, b, c = (self.session(n) for n in (self.n1, self.n1, self.n2))
+        self.ok(a, "c", "STORE 1 +FLAGS (\\Seen)")
+        self.ok(b, "d", "NOOP")
+        self.ok(c, "d", "NOOP")
+        self.ok(a, "e", "STORE 1 +FLAGS (\\Answered)")
+        c.send("f IDLE\r\n")
+        line = c.line()
+        if line.startswith("* 1 FETCH"):  # heard before IDLE began
+            self.assertTrue(c.line().startswith("+ "))
+        else:
+            self.assertTrue(line.startswith("+ "), line)
+            self.assertEqual(flags_of([c.line()], 1),
+                             ["\\Answered", "\\Seen"])
+        t0 = time.monotonic()
+        self.ok(b, "g", "STORE 1 -FLAGS.SILENT (\\Seen)")
+        line = c.line()
+        took = time.monotonic() - t0
+        self.assertEqual(flags_of([line], 1), ["\\Answered"], line)
+        self.assertLess(took, 1.0)
+        c.send("DONE\r\n")
+        self.assertRegex(c.until("f")[-1], r"^f OK")
+
+    def test_store_of_a_message_expunged_elsewhere_is_expungeissued(self):
+        for i in range(2):
+            self.deliver(self.n1, simple("m%d" % i))
+        a, b = self.session(self.n1), self.session(self.n2)
+        self.ok(a, "c", "STORE 1 +FLAGS.SILENT (\\Deleted)")
+        self.ok(a, "d", "EXPUNGE")
+        # b does not know: the file is gone when it renames it.
+        out = b.cmd("e", "STORE 1:2 +FLAGS (\\Flagged)")
+        self.assertRegex(out[-1], r"^e NO \[EXPUNGEISSUED\]", out)
+        self.assertEqual(flags_of(out, 2), ["\\Flagged"])
+        self.assertNotIn("EXPUNGE", "".join(out[:-1]))  # not during STORE
+        # Known gone now, still not told: the same.
+        out = b.cmd("f", "STORE 1 +FLAGS (\\Flagged)")
+        self.assertRegex(out[-1], r"^f NO \[EXPUNGEISSUED\]", out)
+        out = self.ok(b, "g", "UID STORE 1:* +FLAGS (\\Seen)")
+        self.assertIn("* 1 EXPUNGE", out)
+
     def test_many_sessions_on_two_nodes_add_and_remove_different_flags(self):
         """Ten sessions, five on each node, each owning one flag on half
         of the messages, add and remove it at random on several messages
