@@ -42,6 +42,10 @@
 #define IMAP_IDLE_POLL 1.0     /* seconds between Maildir checks in IDLE */
 #define IMAP_OUT_SLICE 262144  /* FETCH output queued before waiting */
 #define IMAP_SPECIAL_MARK "mailswitch-specialuse"
+/* The NO of FETCH and STORE when some messages asked for were expunged
+ * by another session (RFC 5530); the others are done. */
+#define IMAP_EXPUNGEISSUED                                                     \
+	"[EXPUNGEISSUED] Some messages were expunged by another session"
 
 enum imap_state {
 	IMAP_NOT_AUTH,
@@ -303,9 +307,14 @@ int imap_mailbox_header(struct imap_session *s, size_t i, const char **hdr,
  * buffer (*out NULL, nothing allocated, when none needed it). Returns 0
  * or -1 (out of memory). */
 int imap_crlf(const char *data, size_t len, char **out, size_t *outlen);
-/* Sets message i's stored flags (mask without \Recent). Returns 0 or -1
- * with errno (ENOENT: expunged elsewhere). */
-int imap_mailbox_set_flags(struct imap_session *s, size_t i, unsigned mask);
+/* Adds the flags add to message i and takes del away (IMAP_F_*, \Recent
+ * ignored), as its flags are on the store now, whatever this session last
+ * saw (maildir_change_flags): changes other sessions made to other flags
+ * stay. Message i's flags become the store's; *renamed (NULL: not
+ * wanted) tells whether the store changed, to be announced. Returns 0 or
+ * -1 with errno (ENOENT: expunged elsewhere). */
+int imap_mailbox_change_flags(struct imap_session *s, size_t i, unsigned add,
+			      unsigned del, bool *renamed);
 /* Where \Recent starts in the Maildir dir (the first UID no read-write
  * SELECT has seen); unless readonly, moves that mark to uidnext. */
 uint32_t imap_recent_claim(const char *dir, uint32_t uidnext, bool readonly);

@@ -123,11 +123,14 @@ imap_cmd_logout(struct imap_session *s, struct imap_cmd *c)
 	stream_close(s->st, "logout");
 }
 
+/* RFC 2971: values of up to 1024 octets, fields of up to 30. */
+#define IMAP_ID_VALUE_MAX 1024
+
 /* ID: the client's list is read and logged; ours is our name. */
 void
 imap_cmd_id(struct imap_session *s, struct imap_cmd *c)
 {
-	char key[256], val[1024];
+	char key[256], val[IMAP_ID_VALUE_MAX + 1];
 	bool nil;
 	if (!imap_peek_char(&c->cur, '(')) {
 		if (imap_nstring(&c->cur, val, sizeof(val), NULL, &nil) < 0 ||

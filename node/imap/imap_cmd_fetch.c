@@ -3,7 +3,11 @@
  * read (stream_wait_drain) with input held, so a FETCH 1:* of a large
  * mailbox never sits whole in memory. A FETCH whose items need only the
  * top-level header (ENVELOPE, RFC822.HEADER, BODY[HEADER...]) reads it
- * through the node's header cache, not the whole message. */
+ * through the node's header cache, not the whole message. A message
+ * another session expunged (known gone, or its file missing when read)
+ * gets no answer, and the command NO [EXPUNGEISSUED] (RFC 5530, RFC 2180
+ * 4.1.2), but for one known gone in a UID FETCH, whose answer tells its
+ * EXPUNGE; the others are answered. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,11 +22,12 @@ struct imap_fetch_job {
 	bool uid;
 	struct imap_fetch f;
 	struct imap_seqset set;
-	size_t next;	/* index of the next message to look at */
-	size_t sent;	/* bytes queued in this slice */
-	size_t missing; /* messages whose file could not be read */
-	bool want_mime; /* some item needs the structure */
-	bool hdr_only;	/* the text items need only the top-level header */
+	size_t next;	 /* index of the next message to look at */
+	size_t sent;	 /* bytes queued in this slice */
+	size_t missing;	 /* messages whose file could not be read */
+	size_t expunged; /* asked for, expunged by another session */
+	bool want_mime;	 /* some item needs the structure */
+	bool hdr_only;	 /* the text items need only the top-level header */
 };
 
 static bool
@@ -129,10 +134,13 @@ imap_fetch_one(struct imap_session *s, struct imap_fetch_job *j, size_t i,
 	 * then carries the new flags. */
 	bool add_flags = false;
 	if (j->f.sets_seen && !s->box.readonly && !(m->flags & IMAP_F_SEEN)) {
-		if (imap_mailbox_set_flags(s, i, m->flags | IMAP_F_SEEN) == 0) {
+		bool renamed;
+		if (imap_mailbox_change_flags(s, i, IMAP_F_SEEN, 0, &renamed) ==
+		    0) {
 			add_flags = true;
-			notice_changed(s->mn->store.notice, s->user,
-				       s->box.name);
+			if (renamed)
+				notice_changed(s->mn->store.notice, s->user,
+					       s->box.name);
 		}
 	}
 	strbuf_init(&tmp, s->mn->cfg->msg_max + 65536);
@@ -263,11 +271,13 @@ imap_fetch_finish(struct imap_session *s)
 	char tag[sizeof(j->tag)];
 	memcpy(tag, j->tag, sizeof(tag));
 	struct imap_cmd c = {.tag = tag, .name = "FETCH", .uid = j->uid};
-	size_t missing = j->missing;
+	size_t missing = j->missing, expunged = j->expunged;
 	s->job = NULL;
 	imap_job_free(j);
 	if (missing)
 		imap_no(s, &c, "Some messages could not be read");
+	else if (expunged) /* RFC 5530; EXPUNGE is told when it may be */
+		imap_no(s, &c, "%s", IMAP_EXPUNGEISSUED);
 	else
 		imap_ok(s, &c, "FETCH completed");
 }
@@ -283,9 +293,15 @@ imap_fetch_continue(struct imap_session *s)
 	j->sent = 0;
 	for (; j->next < s->box.n; j->next++) {
 		size_t i = j->next;
-		if (s->box.msg[i].gone ||
-		    !imap_mailbox_in_set(&s->box, i, &j->set, j->uid))
+		if (!imap_mailbox_in_set(&s->box, i, &j->set, j->uid))
 			continue;
+		if (s->box.msg[i].gone) {
+			/* told EXPUNGE with a UID FETCH's answer: no more
+			 * there than a UID never given */
+			if (!j->uid)
+				j->expunged++;
+			continue;
+		}
 		strbuf_reset(&sb);
 		int rc = imap_fetch_one(s, j, i, &sb);
 		if (rc < 0) {
@@ -295,11 +311,13 @@ imap_fetch_continue(struct imap_session *s)
 			j->missing++;
 			continue;
 		}
+		if (rc > 0 && errno == ENOENT) { /* expunged meanwhile */
+			j->expunged++;
+			continue;
+		}
 		if (rc > 0) {
-			if (errno != ENOENT)
-				log_err("imap %s: read %s/%s: %s", s->id,
-					s->box.dir, imap_msg_name(&s->box, i),
-					strerror(errno));
+			log_err("imap %s: read %s/%s: %s", s->id, s->box.dir,
+				imap_msg_name(&s->box, i), strerror(errno));
 			j->missing++;
 			continue;
 		}

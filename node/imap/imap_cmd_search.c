@@ -68,7 +68,7 @@ imap_search_sent_date(void *arg, time_t *t)
 {
 	size_t len;
 	const char *hdr = imap_search_header(arg, &len);
-	return hdr && imap_hdr_date(hdr, len, t);
+	return hdr && imap_hdr_date_written(hdr, len, t);
 }
 
 void

@@ -1,7 +1,9 @@
 /* STORE and UID STORE (RFC 3501 6.4.6): FLAGS, +FLAGS, -FLAGS and their
  * .SILENT forms. Flags live in the Maildir file names, so every node sees
  * them; keywords are not kept (PERMANENTFLAGS does not offer \*), and a
- * STORE of keywords alone changes nothing. */
+ * STORE of keywords alone changes nothing. +FLAGS and -FLAGS change the
+ * flags as they are on the store at that moment, so that two sessions
+ * (on any nodes) changing different flags of one message both hold. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -11,6 +13,11 @@
 #include "imap.h"
 
 enum imap_store_op { STORE_SET, STORE_ADD, STORE_REMOVE };
+
+/* The flags a STORE may change: all but \Recent. */
+#define IMAP_STORE_FLAGS                                                       \
+	(IMAP_F_SEEN | IMAP_F_ANSWERED | IMAP_F_FLAGGED | IMAP_F_DELETED |     \
+	 IMAP_F_DRAFT)
 
 static int
 imap_store_parse_op(struct imap_cur *cur, enum imap_store_op *op, bool *silent)
@@ -53,30 +60,41 @@ imap_cmd_store(struct imap_session *s, struct imap_cmd *c)
 		imap_no(s, c, "[READ-ONLY] Mailbox is read-only");
 		return;
 	}
-	size_t failed = 0, changed = 0;
+	/* What changes, applied to the flags as they are on the store (not
+	 * as this session last saw them); FLAGS replaces the system flags
+	 * and keeps what IMAP does not show. */
+	unsigned add = op == STORE_REMOVE ? 0 : mask;
+	unsigned del = op == STORE_SET	    ? IMAP_STORE_FLAGS & ~mask
+		       : op == STORE_REMOVE ? mask
+					    : 0;
+	size_t failed = 0, expunged = 0, changed = 0;
 	struct strbuf sb;
 	strbuf_init(&sb, 256);
 	for (size_t i = 0; i < b->n; i++) {
 		struct imap_msg *m = &b->msg[i];
-		if (m->gone || !imap_mailbox_in_set(b, i, &set, c->uid))
+		if (!imap_mailbox_in_set(b, i, &set, c->uid))
 			continue;
-		unsigned now = m->flags & ~(unsigned)IMAP_F_RECENT;
-		unsigned want = op == STORE_SET	  ? mask
-				: op == STORE_ADD ? now | mask
-						  : now & ~mask;
-		if (want != now) {
-			if (imap_mailbox_set_flags(s, i, want) < 0) {
-				if (errno != ENOENT)
-					log_err("imap %s: flags of %s/%s: %s",
-						s->id, b->dir,
-						imap_msg_name(b, i),
-						strerror(errno));
-				failed++;
+		if (m->gone) { /* as FETCH tells it (imap_cmd_fetch.c) */
+			if (!c->uid)
+				expunged++;
+			continue;
+		}
+		unsigned expect = ((m->flags | add) & ~del) & IMAP_STORE_FLAGS;
+		bool renamed;
+		if (imap_mailbox_change_flags(s, i, add, del, &renamed) < 0) {
+			if (errno == ENOENT) {
+				expunged++;
 				continue;
 			}
-			changed++;
+			log_err("imap %s: flags of %s/%s: %s", s->id, b->dir,
+				imap_msg_name(b, i), strerror(errno));
+			failed++;
+			continue;
 		}
-		if (silent)
+		if (renamed)
+			changed++;
+		/* .SILENT still tells what another session changed too */
+		if (silent && (m->flags & IMAP_STORE_FLAGS) == expect)
 			continue;
 		strbuf_reset(&sb);
 		imap_flags_format(m->flags, &sb);
@@ -91,9 +109,9 @@ imap_cmd_store(struct imap_session *s, struct imap_cmd *c)
 	if (changed)
 		notice_changed(s->mn->store.notice, s->user, b->name);
 	if (failed)
-		imap_no(s, c,
-			"Some messages could not be changed "
-			"(expunged meanwhile?)");
+		imap_no(s, c, "Some messages could not be changed");
+	else if (expunged)
+		imap_no(s, c, "%s", IMAP_EXPUNGEISSUED);
 	else
 		imap_ok(s, c, "STORE completed");
 }

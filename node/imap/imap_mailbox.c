@@ -681,28 +681,21 @@ imap_mailbox_header(struct imap_session *s, size_t i, const char **hdr,
 }
 
 int
-imap_mailbox_set_flags(struct imap_session *s, size_t i, unsigned mask)
+imap_mailbox_change_flags(struct imap_session *s, size_t i, unsigned add,
+			  unsigned del, bool *renamed)
 {
 	struct imap_msg *m = &s->box.msg[i];
 	struct maildir_msg mm;
-	char letters[8];
-	imap_flags_to_maildir(mask & ~(unsigned)IMAP_F_RECENT, letters);
+	char plus[8], minus[8];
+	imap_flags_to_maildir(add & ~(unsigned)IMAP_F_RECENT, plus);
+	imap_flags_to_maildir(del & ~(unsigned)IMAP_F_RECENT, minus);
 	imap_msg_get(&s->box, i, &mm);
-	for (int attempt = 0; attempt < 2; attempt++) {
-		if (maildir_set_flags(s->box.dir, &mm, letters) == 0) {
-			imap_msg_put(&s->box, i, &mm);
-			m->flags = (mask & ~(unsigned)IMAP_F_RECENT) |
-				   (m->flags & IMAP_F_RECENT);
-			return 0;
-		}
-		if (errno != ENOENT || attempt > 0)
-			return -1;
-		/* Renamed by another session (its flags): find it again. */
-		if (maildir_refind(s->box.dir, &mm) < 0)
-			return -1;
-		imap_msg_put(&s->box, i, &mm);
-	}
-	return -1;
+	if (maildir_change_flags(s->box.dir, &mm, plus, minus, renamed) < 0)
+		return -1;
+	imap_msg_put(&s->box, i, &mm);
+	m->flags =
+	    imap_flags_from_maildir(mm.flags) | (m->flags & IMAP_F_RECENT);
+	return 0;
 }
 
 /* ---- change notices ---- */

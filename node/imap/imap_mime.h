@@ -76,6 +76,10 @@ bool imap_mime_body_has(const struct imap_mime *m, const char *needle);
  * section 4.3 tolerated) as an instant; false when missing or bad. */
 bool imap_mime_date(const struct imap_mime *m, time_t *t);
 bool imap_hdr_date(const char *hdr, size_t hdrlen, time_t *t);
+/* The Date: header's date and time as written, its zone ignored: read as
+ * if UTC ("Sun, 25 Mar 2007 23:30 -0500" gives 25-Mar-2007 23:30 UTC), the
+ * day SENTBEFORE, SENTON and SENTSINCE compare (RFC 3501 6.4.4). */
+bool imap_hdr_date_written(const char *hdr, size_t hdrlen, time_t *t);
 
 /* The length of the header section at the start of msg[0..len) (CRLF
  * lines), its blank line included, as the parser splits a message; 0

@@ -409,9 +409,10 @@ imap_text_mdays(int y, int mon)
 	return mon == 2 && leap ? 29 : md[mon - 1];
 }
 
-/* [day-of-week ","] day month year hh:mm[:ss] [zone]. */
+/* [day-of-week ","] day month year hh:mm[:ss] [zone]: *t the instant,
+ * *zone the offset it was written in (seconds east of UTC). */
 static bool
-imap_text_date(const char *s, time_t *t)
+imap_text_date(const char *s, time_t *t, long *zone)
 {
 	static const char *months[] = {"jan", "feb", "mar", "apr",
 				       "may", "jun", "jul", "aug",
@@ -464,6 +465,7 @@ imap_text_date(const char *s, time_t *t)
 	long long v = imap_text_days(year, mon, day) * 86400LL + hh * 3600LL +
 		      mm * 60LL + ss - off;
 	*t = (time_t)v;
+	*zone = off;
 	return true;
 }
 
@@ -473,8 +475,9 @@ imap_mime_date(const struct imap_mime *m, time_t *t)
 	return imap_hdr_date(m->root->hdr, m->root->hdrlen, t);
 }
 
-bool
-imap_hdr_date(const char *hdr, size_t hdrlen, time_t *t)
+/* The Date: field of hdr as imap_text_date reads it. */
+static bool
+imap_hdr_date_zone(const char *hdr, size_t hdrlen, time_t *t, long *zone)
 {
 	struct imap_mime_field f;
 	if (!imap_mime_find_field(hdr, hdrlen, "date", &f))
@@ -483,7 +486,24 @@ imap_hdr_date(const char *hdr, size_t hdrlen, time_t *t)
 	if (v == NULL)
 		return false;
 	imap_mime_unfold(f.value, f.valuelen, v);
-	bool ok = imap_text_date(v, t);
+	bool ok = imap_text_date(v, t, zone);
 	free(v);
 	return ok;
+}
+
+bool
+imap_hdr_date(const char *hdr, size_t hdrlen, time_t *t)
+{
+	long zone;
+	return imap_hdr_date_zone(hdr, hdrlen, t, &zone);
+}
+
+bool
+imap_hdr_date_written(const char *hdr, size_t hdrlen, time_t *t)
+{
+	long zone;
+	if (!imap_hdr_date_zone(hdr, hdrlen, t, &zone))
+		return false;
+	*t += (time_t)zone;
+	return true;
 }

@@ -33,8 +33,10 @@ struct imap_search_msg {
 	bool (*body_has)(void *arg, const char *needle);
 	/* Whether the whole message (header and body) contains needle. */
 	bool (*text_has)(void *arg, const char *needle);
-	/* The Date: header as an instant; false when missing or unreadable
-	 * (then SENT* keys do not match). */
+	/* The Date: header's date and time as written, read as UTC (its
+	 * zone ignored, so that its day is the one written: RFC 3501
+	 * 6.4.4); false when missing or unreadable (then SENT* keys do not
+	 * match). */
 	bool (*sent_date)(void *arg, time_t *t);
 };
 
@@ -57,8 +59,9 @@ bool imap_search_needs_internaldate(const struct imap_search *s);
 
 /* Whether m matches. max_seq and max_uid resolve '*' in sequence sets and
  * UID sets (the mailbox's message count and its highest UID). Dates
- * compare by day in UTC: BEFORE/ON/SINCE on internaldate, SENTBEFORE/
- * SENTON/SENTSINCE on the Date: header. */
+ * compare by day, time and zone ignored: BEFORE/ON/SINCE on internaldate
+ * (in UTC, as FETCH INTERNALDATE tells it), SENTBEFORE/SENTON/SENTSINCE
+ * on the day the Date: header writes (sent_date). */
 bool imap_search_match(const struct imap_search *s,
 		       const struct imap_search_msg *m, uint32_t max_seq,
 		       uint32_t max_uid);

@@ -33,6 +33,7 @@
 #define MAILDIR_MBOX_MAX 200	   /* a folder name, without its dot */
 #define MAILDIR_HDR_MAX 1024	   /* a header value we report */
 #define MAILDIR_LOCK_WAIT_MS 10000 /* then the scan fails with ETIMEDOUT */
+#define MAILDIR_FLAG_TRIES 64	   /* renames lost in a row, then EAGAIN */
 
 struct maildir_msg {
 	uint32_t uid;
@@ -127,6 +128,18 @@ int maildir_open(const char *dir, struct maildir_msg *m);
  * errno (ENOENT: the message is gone, expunged by another session). */
 int maildir_set_flags(const char *dir, struct maildir_msg *m,
 		      const char *flags);
+/* Adds the letters of add to m's flags and takes those of del away, as
+ * the flags are on the store at that moment, not as m remembers them: the
+ * file's current name is read, changed and renamed; a rename lost to
+ * another session's (the name changed in between) starts again from the
+ * new name, up to MAILDIR_FLAG_TRIES times, so concurrent changes of
+ * different letters, from any node, all hold. m->name and m->flags become
+ * the file's; *renamed (NULL: not wanted) tells whether this call changed
+ * them on the store. del NULL takes every letter away (the flags become
+ * add's, as maildir_set_flags sets them). Returns 0, or -1 with errno
+ * (ENOENT: the message is gone; EAGAIN: every try lost). */
+int maildir_change_flags(const char *dir, struct maildir_msg *m,
+			 const char *add, const char *del, bool *renamed);
 
 /* Removes m's file, following a rename as maildir_open does, and fsyncs
  * cur/. A file already gone counts as done. Returns 0 or -1 with errno. */

@@ -68,16 +68,41 @@ maildir_msg_locate(const char *dir, const char *name, char *out, size_t outlen)
 	return -1;
 }
 
+/* The flags that follow a change of cur's (its info letters; none
+ * without ":2," after its base): those letters less del's, plus add's,
+ * sorted, into want; with del NULL, add's alone (a replacement). Returns
+ * 0 or -1 (EINVAL: not letters, or too many). */
+static int
+maildir_flags_next(const char *cur, const char *add, const char *del,
+		   char *want, size_t wantlen)
+{
+	char all[MAILDIR_NAME_MAX + 1];
+	size_t n = 0;
+	const char *info = strstr(cur, ":2,");
+
+	if (del != NULL && info != NULL && info == cur + maildir_base_len(cur))
+		for (const char *p = info + 3; *p && n + 1 < sizeof(all); p++)
+			if (strchr(del, *p) == NULL)
+				all[n++] = *p;
+	snprintf(all + n, sizeof(all) - n, "%s", add);
+	return maildir_flags_norm(all, want, wantlen);
+}
+
+/* The rename is the compare-and-swap: it fails with ENOENT once another
+ * session renamed the file since its name was read, and the change is
+ * then made again on the new name. */
 int
-maildir_set_flags(const char *dir, struct maildir_msg *m, const char *flags)
+maildir_change_flags(const char *dir, struct maildir_msg *m, const char *add,
+		     const char *del, bool *renamed)
 {
 	char want[32], cur[MAILDIR_NAME_MAX + 1], next[MAILDIR_NAME_MAX + 1];
 	char src[MAILDIR_PATH_MAX], dst[MAILDIR_PATH_MAX];
+	bool moved = false;
 
-	if (maildir_flags_norm(flags, want, sizeof(want)) < 0)
-		goto fail;
-	for (int tries = 0; tries < 3; tries++) {
-		if (maildir_msg_locate(dir, m->name, cur, sizeof(cur)) < 0)
+	for (int tries = 0; tries < MAILDIR_FLAG_TRIES; tries++) {
+		if (maildir_msg_locate(dir, m->name, cur, sizeof(cur)) < 0 ||
+		    maildir_flags_next(cur, add ? add : "", del, want,
+				       sizeof(want)) < 0)
 			goto fail;
 		const char *info = strstr(cur, ":2,");
 		size_t baselen = maildir_base_len(cur);
@@ -97,17 +122,20 @@ maildir_set_flags(const char *dir, struct maildir_msg *m, const char *flags)
 			if (maildir_fsync_dir(src) < 0)
 				goto fail;
 			snprintf(cur, sizeof(cur), "%s", next);
+			moved = true;
 			goto done;
 		}
 		if (errno != ENOENT)
 			goto fail;
 		/* renamed by another session between locate and rename */
 	}
-	errno = ENOENT;
+	errno = EAGAIN;
 	goto fail;
 done:
 	snprintf(m->name, sizeof(m->name), "%s", cur);
 	snprintf(m->flags, sizeof(m->flags), "%s", want);
+	if (renamed)
+		*renamed = moved;
 	return 0;
 fail:;
 	int e = errno ? errno : EIO;
@@ -116,6 +144,12 @@ fail:;
 			 strerror(e));
 	errno = e;
 	return -1;
+}
+
+int
+maildir_set_flags(const char *dir, struct maildir_msg *m, const char *flags)
+{
+	return maildir_change_flags(dir, m, flags, NULL, NULL);
 }
 
 int

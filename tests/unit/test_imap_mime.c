@@ -375,6 +375,26 @@ Test(imap_mime, header_section_alone)
 	cr_assert_eq(t, 760096800);
 }
 
+/* SENT* compare the day the Date: header writes: its zone is ignored,
+ * not converted (RFC 3501 6.4.4). */
+Test(imap_mime, date_as_written)
+{
+	time_t t;
+	const char *late = "Date: Sun, 25 Mar 2007 23:30:00 -0500\r\n\r\n";
+	cr_assert(imap_hdr_date(late, strlen(late), &t));
+	cr_assert_eq(t, 1174883400); /* 26-Mar-2007 04:30 UTC */
+	cr_assert(imap_hdr_date_written(late, strlen(late), &t));
+	cr_assert_eq(t, 1174865400); /* 25-Mar-2007 23:30 */
+	const char *early = "Date: 25 Mar 2007 01:00 +1400\r\n\r\n";
+	cr_assert(imap_hdr_date_written(early, strlen(early), &t));
+	cr_assert_eq(t, 1174784400); /* 25-Mar-2007 01:00 */
+	const char *named = "Date: Sun, 25 Mar 2007 20:00:00 PDT\r\n\r\n";
+	cr_assert(imap_hdr_date_written(named, strlen(named), &t));
+	cr_assert_eq(t, 1174852800); /* 25-Mar-2007 20:00 */
+	const char *bad = "Date: yesterday\r\n\r\n";
+	cr_assert_not(imap_hdr_date_written(bad, strlen(bad), &t));
+}
+
 Test(imap_mime, encoded_words_latin1)
 {
 	struct imap_mime *m = parse(latin_subject);

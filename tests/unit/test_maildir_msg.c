@@ -151,6 +151,80 @@ Test(maildir_msg, set_flags_sorted_and_idempotent)
 	cr_assert_eq(errno, ENOENT);
 }
 
+Test(maildir_msg, change_flags_applies_to_the_flags_on_disk)
+{
+	append(user, "m\r\n", "S", 0);
+	struct maildir_list l;
+	assign_all(user, &l);
+	struct maildir_msg a = l.msg[0], b = l.msg[0];
+	maildir_list_free(&l);
+	bool renamed;
+
+	cr_assert_eq(maildir_change_flags(user, &a, "R", "", &renamed), 0);
+	cr_assert(renamed);
+	cr_assert_str_eq(a.flags, "RS");
+	/* b still remembers "S": taking S away keeps a's R */
+	cr_assert_eq(maildir_change_flags(user, &b, "", "S", &renamed), 0);
+	cr_assert(renamed);
+	cr_assert_str_eq(b.flags, "R");
+	cr_assert(strstr(b.name, ":2,R") != NULL, "%s", b.name);
+	/* nothing to change: no rename, and a learns the flags on disk */
+	cr_assert_eq(maildir_change_flags(user, &a, "R", "", &renamed), 0);
+	cr_assert_not(renamed);
+	cr_assert_str_eq(a.name, b.name);
+	cr_assert_str_eq(a.flags, "R");
+	/* letters another program set and IMAP never names stay */
+	cr_assert_eq(maildir_set_flags(user, &a, "Ra"), 0);
+	cr_assert_eq(maildir_change_flags(user, &b, "F", "RST", NULL), 0);
+	cr_assert_str_eq(b.flags, "Fa");
+	cr_assert_eq(maildir_change_flags(user, &b, "1", "", NULL), -1);
+	cr_assert_eq(errno, EINVAL);
+	cr_assert_eq(maildir_expunge(user, &b), 0);
+	cr_assert_eq(maildir_change_flags(user, &a, "S", "", NULL), -1);
+	cr_assert_eq(errno, ENOENT);
+}
+
+/* Four processes, each owning one letter, set and clear it on one
+ * message as fast as they can, each from its own stale view: at the end
+ * the file carries exactly the letters whose owner last set them. */
+Test(maildir_msg, change_flags_concurrent_letters_all_hold)
+{
+	static const char letters[] = "DFRT";
+	append(user, "m\r\n", "", 0);
+	struct maildir_list l;
+	assign_all(user, &l);
+	struct maildir_msg start = l.msg[0];
+	maildir_list_free(&l);
+	pid_t pids[4];
+
+	for (int k = 0; k < 4; k++) {
+		if ((pids[k] = fork()) == 0) {
+			struct maildir_msg m = start;
+			char me[2] = {letters[k], '\0'};
+			/* 301 changes: the last one sets D and R, clears F, T
+			 */
+			for (int i = 0; i <= 300; i++) {
+				bool set = (i + (k % 2)) % 2 == 0;
+				if (maildir_change_flags(
+					user, &m, set ? me : "", set ? "" : me,
+					NULL) < 0)
+					_exit(1);
+			}
+			_exit(0);
+		}
+		cr_assert(pids[k] > 0);
+	}
+	for (int k = 0; k < 4; k++) {
+		int st;
+		cr_assert_eq(waitpid(pids[k], &st, 0), pids[k]);
+		cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	}
+	assign_all(user, &l);
+	cr_assert_eq(l.n, 1);
+	cr_assert_str_eq(l.msg[0].flags, "DR");
+	maildir_list_free(&l);
+}
+
 Test(maildir_msg, expunge)
 {
 	append(user, "a\r\n", "", 0);
