@@ -9,7 +9,7 @@
 #include "config.h"
 #include "lbd_run.h"
 
-#define LBD_DEFAULT_CONFIG "/etc/lbd/lbd.ini"
+#define LBD_DEFAULT_CONFIG "/etc/mailswitch/lbd.ini"
 
 static void
 usage(FILE *out)

@@ -8,7 +8,7 @@
 #include "config/config.h"
 #include "mailnode.h"
 
-#define NODE_DEFAULT_CONFIG "/etc/mailnode/mailnode.ini"
+#define NODE_DEFAULT_CONFIG "/etc/mailswitch/mailnode.ini"
 
 static void
 usage(FILE *out)
