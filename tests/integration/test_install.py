@@ -35,7 +35,10 @@ PACKAGES = {
                   "usr/lib/systemd/system/lbd-track.service",
                   "usr/share/doc/mailswitch-balancer/examples/keepalived.conf",
                   "usr/share/doc/mailswitch-balancer/examples/"
-                  "keepalived-notify.sh"],
+                  "keepalived-notify.sh",
+                  "usr/share/man/man8/lbd.8", "usr/share/man/man8/lbctl.8",
+                  "usr/share/man/man8/lbd-track.8",
+                  "usr/share/man/man5/lbd.ini.5"],
         "depends": ["adduser", "libc6", "libev4", "libssl3",
                     "libhiredis0.14", "libinih1"],
         "user": "lbd",
@@ -43,7 +46,10 @@ PACKAGES = {
     "mailswitch-node": {
         "files": ["usr/sbin/mailnode", "usr/bin/mailctl",
                   "etc/mailswitch/mailnode.ini",
-                  "usr/lib/systemd/system/mailnode.service"],
+                  "usr/lib/systemd/system/mailnode.service",
+                  "usr/share/man/man8/mailnode.8",
+                  "usr/share/man/man8/mailctl.8",
+                  "usr/share/man/man5/mailnode.ini.5"],
         "depends": ["adduser", "libc6", "libev4", "libssl3",
                     "libhiredis0.14", "libinih1", "libcrypt1"],
         "user": "mailnode",
