@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "../common/log.h"
+#include "../common/sdnotify.h"
 #include "config.h"
 #include "ctl.h"
 #include "lbd_run.h"
@@ -60,6 +61,7 @@ lbd_stop(struct lbd *l)
 	if (l->stopping)
 		return;
 	l->stopping = true;
+	sdnotify("STOPPING=1");
 	log_info("stopping: no new connections, %ld to finish within %d s",
 		 workers_active(l), l->cfg->set.grace_s);
 	ctl_server_stop(l);
@@ -78,8 +80,11 @@ lbd_signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 	(void)loop;
 	(void)revents;
 	if (w->signum == SIGHUP) {
-		if (!l->stopping)
+		if (!l->stopping) {
+			sdnotify("RELOADING=1");
 			lbd_reload(l);
+			sdnotify("READY=1");
+		}
 		return;
 	}
 	log_info("%s received", strsignal(w->signum));
@@ -122,6 +127,7 @@ int
 lbd_run(struct lbd_config *cfg)
 {
 	struct lbd lbd, *l = &lbd;
+	struct sdnotify_watchdog watchdog;
 	char err[256];
 	int rc = 1;
 
@@ -169,7 +175,12 @@ lbd_run(struct lbd_config *cfg)
 		npool++;
 	log_info("started: %d services, %d pools, %d workers, control %s", nsvc,
 		 npool, l->nworkers, cfg->set.control);
+	/* Listeners, control socket and workers are up: systemd may start
+	 * what comes after lbd (the probes' first verdicts come later). */
+	sdnotify("READY=1");
+	sdnotify_watchdog_start(l->loop, &watchdog);
 	ev_run(l->loop, 0);
+	sdnotify_watchdog_stop(l->loop, &watchdog);
 
 	workers_post(l, WORKER_EXIT);
 	workers_join(l);

@@ -5,17 +5,18 @@
 
 #include "../common/cli.h"
 #include "../common/log.h"
+#include "../common/version.h"
 #include "config.h"
 #include "lbd_run.h"
 
-#define LBD_DEFAULT_CONFIG "/etc/lbd/lbd.ini"
+#define LBD_DEFAULT_CONFIG "/etc/mailswitch/lbd.ini"
 
 static void
 usage(FILE *out)
 {
 	fprintf(
 	    out,
-	    "usage: lbd [-c FILE] [-t] [-d] [-h]\n"
+	    "usage: lbd [-c FILE] [-t] [-d] [-h] [-V]\n"
 	    "\n"
 	    "The mailswitch layer-4 balancer: spreads SMTP, submission, IMAP,\n"
 	    "POP3 and HTTP connections over pools of mail nodes, with\n"
@@ -25,6 +26,7 @@ usage(FILE *out)
 	    "  -t        check the configuration and exit (0 valid, 2 not)\n"
 	    "  -d        log at debug level (one line per connection)\n"
 	    "  -h        this help\n"
+	    "  -V        print the version and exit\n"
 	    "\n"
 	    "Signals: SIGTERM/SIGINT stop accepting and let connections\n"
 	    "finish for grace_s seconds; SIGHUP re-reads the configuration.\n"
@@ -54,5 +56,6 @@ main(int argc, char **argv)
 	}
 	if (o.debug)
 		cfg->set.log_level = LOG_LVL_DEBUG;
+	log_info("lbd %s starting with %s", ms_version, o.config);
 	return lbd_run(cfg);
 }

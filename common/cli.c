@@ -2,6 +2,8 @@
 
 #include <getopt.h>
 
+#include "version.h"
+
 int
 cli_parse(int argc, char **argv, const char *prog, void (*usage)(FILE *out),
 	  struct cli_opts *o)
@@ -11,10 +13,11 @@ cli_parse(int argc, char **argv, const char *prog, void (*usage)(FILE *out),
 	    {"config", required_argument, NULL, 'c'},
 	    {"test", no_argument, NULL, 't'},
 	    {"debug", no_argument, NULL, 'd'},
+	    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0},
 	};
 	int ch;
-	while ((ch = getopt_long(argc, argv, "c:tdh", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "c:tdhV", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
 			o->config = optarg;
@@ -27,6 +30,9 @@ cli_parse(int argc, char **argv, const char *prog, void (*usage)(FILE *out),
 			break;
 		case 'h':
 			usage(stdout);
+			return 0;
+		case 'V':
+			printf("%s %s\n", prog, ms_version);
 			return 0;
 		default:
 			usage(stderr);

@@ -1,4 +1,4 @@
-/* The command line the daemons share: -c FILE, -t, -d, -h. */
+/* The command line the daemons share: -c FILE, -t, -d, -h, -V. */
 #ifndef MS_CLI_H
 #define MS_CLI_H
 
@@ -12,7 +12,8 @@ struct cli_opts {
 };
 
 /* Parses argv into o. Returns -1 to go on, or the status to exit with:
- * 0 after -h (usage on stdout), 2 on bad usage (usage on stderr). */
+ * 0 after -h (usage on stdout) or -V ("PROG VERSION" on stdout), 2 on bad
+ * usage (usage on stderr). */
 int cli_parse(int argc, char **argv, const char *prog, void (*usage)(FILE *out),
 	      struct cli_opts *o);
 

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "../common/log.h"
+#include "../common/sdnotify.h"
 #include "../common/net.h"
 #include "../common/tls_server.h"
 #include "imap/imap.h"
@@ -129,6 +130,7 @@ mailnode_signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 	if (mn->stopping)
 		return;
 	mn->stopping = true;
+	sdnotify("STOPPING=1");
 	log_info("%s received: no new sessions, %ld to finish within %d s",
 		 strsignal(w->signum), mn->sessions, mn->cfg->grace_s);
 	mailnode_unlisten(mn);
@@ -144,6 +146,7 @@ int
 mailnode_run(struct node_config *cfg)
 {
 	struct mailnode node, *mn = &node;
+	struct sdnotify_watchdog watchdog;
 	char err[512];
 	int rc = 1;
 
@@ -218,7 +221,11 @@ mailnode_run(struct node_config *cfg)
 	ev_signal_start(mn->loop, &mn->sigterm);
 	ev_signal_start(mn->loop, &mn->sigint);
 	log_info("node %s (%s) started", cfg->name, cfg->hostname);
+	/* Every listener is bound: systemd may start what comes after. */
+	sdnotify("READY=1");
+	sdnotify_watchdog_start(mn->loop, &watchdog);
 	ev_run(mn->loop, 0);
+	sdnotify_watchdog_stop(mn->loop, &watchdog);
 	log_info("stopped");
 	rc = 0;
 out:

@@ -4,17 +4,18 @@
 
 #include "../common/cli.h"
 #include "../common/log.h"
+#include "../common/version.h"
 #include "config/config.h"
 #include "mailnode.h"
 
-#define NODE_DEFAULT_CONFIG "/etc/mailnode/mailnode.ini"
+#define NODE_DEFAULT_CONFIG "/etc/mailswitch/mailnode.ini"
 
 static void
 usage(FILE *out)
 {
 	fprintf(
 	    out,
-	    "usage: mailnode [-c FILE] [-t] [-d] [-h]\n"
+	    "usage: mailnode [-c FILE] [-t] [-d] [-h] [-V]\n"
 	    "\n"
 	    "A mailswitch mail node: SMTP (MX and submission) and the HTTP\n"
 	    "API over a shared Maildir store and a Redis-backed config.\n"
@@ -23,6 +24,7 @@ usage(FILE *out)
 	    "  -t        check the configuration and exit (0 valid, 2 not)\n"
 	    "  -d        log at debug level\n"
 	    "  -h        this help\n"
+	    "  -V        print the version and exit\n"
 	    "\n"
 	    "SIGTERM/SIGINT: no new sessions, open ones finish for grace_s.\n");
 }
@@ -49,5 +51,6 @@ main(int argc, char **argv)
 	}
 	if (o.debug)
 		cfg->log_level = LOG_LVL_DEBUG;
+	log_info("mailnode %s starting with %s", ms_version, o.config);
 	return mailnode_run(cfg);
 }

@@ -16,8 +16,9 @@ PACKAGES=(build-essential cmake pkg-config python3 openssl
   curl swaks libnet-ssleay-perl mutt isync)
 
 # What ./test.sh adds: unit tests (criterion), the VIP test (keepalived,
-# ip netns), the mail clients the integration tests drive.
-TEST_PACKAGES=(libcriterion-dev keepalived iproute2 fetchmail getmail6)
+# ip netns), the mail clients the integration tests drive, mandoc (the man
+# pages' lint).
+TEST_PACKAGES=(libcriterion-dev keepalived iproute2 fetchmail getmail6 mandoc)
 
 INSTALL_LOG=${INSTALL_LOG:-${TMPDIR:-/tmp}/mailswitch-install-deps.log}
 
