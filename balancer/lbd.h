@@ -12,6 +12,7 @@
 
 #include "../common/addr.h"
 #include "../health/health.h"
+#include "edge.h"
 #include "event.h"
 #include "lb.h"
 #include "lbd_limits.h"
@@ -19,7 +20,13 @@
 
 #define LBD_MAX_WORKERS 64
 
-enum service_proto { PROTO_TCP, PROTO_SMTP, PROTO_IMAP, PROTO_POP3, PROTO_HTTP };
+enum service_proto {
+	PROTO_TCP,
+	PROTO_SMTP,
+	PROTO_IMAP,
+	PROTO_POP3,
+	PROTO_HTTP
+};
 
 struct pool {
 	char name[LBD_NAME_MAX];
@@ -46,7 +53,7 @@ struct service {
 	char listenstr[ADDR_STRLEN];
 	enum service_proto protocol;
 	char pool_name[LBD_NAME_MAX];
-	struct pool *_Atomic pool; /* a reload may point it elsewhere */
+	struct pool *_Atomic pool;  /* a reload may point it elsewhere */
 	_Atomic int proxy_protocol; /* 0 off, 1 v1, 2 v2 */
 	int fds[LBD_MAX_WORKERS];   /* one SO_REUSEPORT listener per worker */
 
@@ -59,6 +66,13 @@ struct service {
 	_Atomic long active;
 	_Atomic unsigned long total;
 	_Atomic unsigned long refused; /* pool empty or over max_connections */
+
+	/* edge protection (edge.h): the parsed keys, the runtime table (made
+	 * by service_open, kept across reloads), refusals per reason */
+	struct edge_policy edge_pol;
+	int smtp_only_line; /* a pregreet/greet_delay_ms/dnsbl key, or 0 */
+	struct edge *edge;
+	_Atomic unsigned long edge_refused[EDGE_NREASONS];
 	_Atomic unsigned long bytes_in, bytes_out;
 
 	_Atomic bool closing; /* removed by a reload: listeners close */
@@ -106,13 +120,13 @@ struct lbd {
 	struct worker *workers;
 	int nworkers;
 	struct ctl_server *ctl;
-	struct serve *metrics; /* metrics.c: the endpoint, serve.h */
+	struct serve *metrics;	 /* metrics.c: the endpoint, serve.h */
 	struct checker *checker; /* checker.c's queue of traffic failures */
 	ev_timer housekeeping; /* runtime.c, 1 s: maintenance ends, removals */
 	struct runtime_removed *removed; /* runtime.c: config nodes removed */
 	event_fn *subscribers[EVENT_SUBSCRIBERS_MAX]; /* event.h */
 	int nsubscribers;
-	struct shared *shared; /* shared.c: the state shared through Redis */
+	struct shared *shared;	  /* shared.c: the state shared through Redis */
 	pthread_mutex_t svc_lock; /* the service list, against worker syncs */
 	ev_signal sigterm, sigint, sighup;
 	ev_timer grace;
@@ -125,6 +139,12 @@ const char *service_proto_name(enum service_proto p);
 int service_proto_parse(const char *s, enum service_proto *out);
 /* What a client of this protocol hears when no node can take it. */
 const char *service_empty_reply(enum service_proto p);
+/* What a client refused for reason r hears (edge.h), in buf; addr and
+ * zone name a DNSBL listing. Returns its length (0: close without a word),
+ * or -1 when it does not fit. */
+#define SERVICE_REFUSAL_MAX 512
+int service_refusal(enum service_proto p, enum edge_reason r, const char *addr,
+		    const char *zone, char *buf, size_t len);
 
 struct pool *pool_new(const char *name);
 void pool_free(struct pool *p);
@@ -141,7 +161,7 @@ struct node *pool_node(struct pool *p, const char *name);
 /* Worker: a usable node not in skip[], with a reference taken, and its
  * active count raised; NULL when none. */
 struct node *pool_pick(struct pool *p, uint32_t client_hash,
-    struct node *const *skip, size_t nskip);
+		       struct node *const *skip, size_t nskip);
 
 /* Worker: gives back what pool_pick took (active count and reference). */
 void pool_release(struct node *n);
@@ -164,6 +184,6 @@ void checker_pool_changed(struct pool *p);
 /* Any thread: a connect of real traffic to n failed (errno err); the
  * checker counts it as a probe failure on the main loop. */
 void checker_report_connect_failure(struct lbd *l, struct pool *p,
-    struct node *n, int err);
+				    struct node *n, int err);
 
 #endif

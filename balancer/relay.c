@@ -61,6 +61,7 @@ struct conn {
 	bool node_written; /* a write to sfd moved bytes */
 	bool node_nodelay; /* TCP_NODELAY is set on sfd */
 	uint32_t hash;
+	struct edge_ticket edge; /* its place in the service's source table */
 	struct sockaddr_storage peer;
 	struct conn *prev, *next;
 };
@@ -173,6 +174,7 @@ relay_free(struct conn *c)
 	relay_pipe_put(w, &c->down);
 	if (c->node)
 		pool_release(c->node);
+	edge_release(c->svc->edge, &c->edge);
 	atomic_fetch_sub_explicit(&c->svc->active, 1, memory_order_relaxed);
 	if (c->prev)
 		c->prev->next = c->next;
@@ -575,19 +577,18 @@ relay_drain_cb(struct ev_loop *loop, ev_io *io, int revents)
 	relay_free(c);
 }
 
-/* No node can take the client: answer in the service's protocol. */
+/* Answers the client with reply (len bytes; 0: none), then closes after
+ * a lingering drain. */
 static void
-relay_reply_unavailable(struct conn *c)
+relay_reply(struct conn *c, const char *reply, size_t len)
 {
 	struct ev_loop *loop = c->w->loop;
-	const char *reply = service_empty_reply(c->svc->protocol);
-	atomic_fetch_add_explicit(&c->svc->refused, 1, memory_order_relaxed);
 	c->state = CONN_REPLYING;
-	if (*reply == '\0') {
+	if (len == 0) {
 		relay_free(c);
 		return;
 	}
-	(void)!send(c->cfd, reply, strlen(reply), MSG_NOSIGNAL | MSG_DONTWAIT);
+	(void)!send(c->cfd, reply, len, MSG_NOSIGNAL | MSG_DONTWAIT);
 	shutdown(c->cfd, SHUT_WR);
 	ev_io_stop(loop, &c->cio);
 	ev_set_cb(&c->cio, relay_drain_cb);
@@ -597,6 +598,31 @@ relay_reply_unavailable(struct conn *c)
 	ev_set_cb(&c->timer, relay_linger_cb);
 	ev_timer_set(&c->timer, RELAY_LINGER_S, 0.);
 	ev_timer_start(loop, &c->timer);
+}
+
+/* No node can take the client: answer in the service's protocol. */
+static void
+relay_reply_unavailable(struct conn *c)
+{
+	const char *reply = service_empty_reply(c->svc->protocol);
+	atomic_fetch_add_explicit(&c->svc->refused, 1, memory_order_relaxed);
+	relay_reply(c, reply, strlen(reply));
+}
+
+/* Edge protection refuses the client for reason r (zone: the DNSBL zone
+ * that tipped it): its protocol's answer, counted per reason. */
+static void
+relay_refuse(struct conn *c, enum edge_reason r, const char *zone)
+{
+	char text[SERVICE_REFUSAL_MAX], addr[ADDR_STRLEN];
+	atomic_fetch_add_explicit(&c->svc->edge_refused[r], 1,
+				  memory_order_relaxed);
+	addr_host((struct sockaddr *)&c->peer, addr, sizeof(addr));
+	log_debug("service %s: %s refused: %s%s%s", c->svc->name, addr,
+		  edge_reason_name(r), zone ? " " : "", zone ? zone : "");
+	int n = service_refusal(c->svc->protocol, r, addr, zone, text,
+				sizeof(text));
+	relay_reply(c, text, n > 0 ? (size_t)n : 0);
 }
 
 /* Picks the next node not tried yet and starts connecting to it. */
@@ -690,6 +716,12 @@ relay_accept(struct worker *w, struct service *svc, int fd,
 		log_debug("service %s: max_connections %d reached", svc->name,
 			  max);
 		relay_reply_unavailable(c);
+		return;
+	}
+	enum edge_reason why =
+	    edge_admit(svc->edge, peer, ev_now(w->loop), &c->edge);
+	if (why != EDGE_OK) {
+		relay_refuse(c, why, NULL);
 		return;
 	}
 	if (relay_proxy_header(c) < 0) {

@@ -125,6 +125,8 @@ reload_service_settings(struct lbd *l, struct service *ls, struct service *ns)
 	atomic_store(&ls->idle_timeout_s, atomic_load(&ns->idle_timeout_s));
 	atomic_store(&ls->max_connections, atomic_load(&ns->max_connections));
 	atomic_store(&ls->retries, atomic_load(&ns->retries));
+	ls->edge_pol = ns->edge_pol; /* (main thread only reads it) */
+	edge_apply(ls->edge, &ns->edge_pol);
 }
 
 static void

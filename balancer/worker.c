@@ -26,6 +26,11 @@ service_open(struct lbd *l, struct service *svc, char *err, size_t len)
 {
 	for (int i = 0; i < LBD_MAX_WORKERS; i++)
 		svc->fds[i] = -1;
+	if (svc->edge == NULL &&
+	    (svc->edge = edge_new(&svc->edge_pol)) == NULL) {
+		snprintf(err, len, "service %s: out of memory", svc->name);
+		return -1;
+	}
 	for (int i = 0; i < l->cfg->set.workers; i++) {
 		svc->fds[i] = net_listen(&svc->listen, true);
 		int one = 1; /* accepted sockets inherit it (Linux) */
