@@ -1,12 +1,13 @@
 /* The relay: one client connection, its node connection, and the bytes in
- * between. States: CONNECTING (to a node, with retries on other nodes;
- * the client's first bytes are read and held meanwhile, and the first byte
- * moved to or from the node proves the connect), RELAYING (full duplex,
- * half-close kept), REPLYING (no node: the
- * protocol's "unavailable" answer, then a lingering close). Bytes move with
- * splice() through a pipe where the kernel allows it, through a buffer
- * otherwise; pipes and buffers are taken only while data is in flight, so
- * an idle connection holds neither. */
+ * between. States: HOLDING (SMTP edge checks before any node: the greet
+ * delay, a pregreet watch, the DNSBL answers), CONNECTING (to a node, with
+ * retries on other nodes; the client's first bytes are read and held meanwhile,
+ * and the first byte moved to or from the node proves the connect), RELAYING
+ * (full duplex, half-close kept), REPLYING (no node: the protocol's
+ * "unavailable" answer, then a lingering close). Bytes move with splice()
+ * through a pipe where the kernel allows it, through a buffer otherwise; pipes
+ * and buffers are taken only while data is in flight, so an idle connection
+ * holds neither. */
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -30,7 +31,12 @@
 #define SPARE_PIPES 64
 #define SPARE_CONNS 1024
 
-enum conn_state { CONN_CONNECTING, CONN_RELAYING, CONN_REPLYING };
+enum conn_state {
+	CONN_CONNECTING, /* 0: what a cleared conn starts in */
+	CONN_RELAYING,
+	CONN_REPLYING,
+	CONN_HOLDING
+};
 
 /* One direction: bytes read from one socket, pending for the other. */
 struct half {
@@ -60,6 +66,7 @@ struct conn {
 	int node_err;	   /* errno of the last failed call on sfd, or 0 */
 	bool node_written; /* a write to sfd moved bytes */
 	bool node_nodelay; /* TCP_NODELAY is set on sfd */
+	bool pregreet; /* SMTP pregreet: no byte relayed to the client yet */
 	uint32_t hash;
 	struct edge_ticket edge; /* its place in the service's source table */
 	struct sockaddr_storage peer;
@@ -225,6 +232,8 @@ relay_sent(struct conn *c, int fd)
 {
 	if (fd == c->sfd)
 		c->node_written = true;
+	else
+		c->pregreet = false; /* the greeting reached the client */
 	relay_moved(c, fd);
 }
 
@@ -354,12 +363,36 @@ relay_connect_check(struct conn *c)
 	return 0;
 }
 
+static void relay_pregreet(struct conn *c);
+
+/* Pregreet watch: whether the client sent a byte before the greeting
+ * reached it. Returns 1 (it did), 0 (it closed), -1 (nothing yet). */
+static int
+relay_pregreet_peek(struct conn *c)
+{
+	char b;
+	ssize_t n = recv(c->cfd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+	return n > 0 ? 1 : n == 0 ? 0 : -1;
+}
+
 static void
 relay_io_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
 	struct conn *c = io->data;
 	int rc = 0;
 	c->last = ev_now(loop);
+	if (io == &c->cio && (revents & EV_READ) && c->pregreet) {
+		int seen = relay_pregreet_peek(c);
+		if (seen > 0) {
+			relay_pregreet(c);
+			return;
+		}
+		if (c->state == CONN_HOLDING) {
+			if (seen == 0) /* gone before its greeting */
+				relay_free(c);
+			return;
+		}
+	}
 	if (io == &c->cio) {
 		if (revents & EV_WRITE)
 			rc = relay_flush(c, &c->down, c->cfd);
@@ -409,7 +442,7 @@ relay_update(struct conn *c)
 		return;
 	}
 	int cev = 0, sev = 0;
-	if (!c->up.eof && up == 0)
+	if (!c->up.eof && (up == 0 || c->pregreet))
 		cev |= EV_READ;
 	if (up > 0 || (c->state == CONN_CONNECTING && c->up.eof))
 		sev |= EV_WRITE; /* (a FIN to pass on once connected) */
@@ -625,6 +658,81 @@ relay_refuse(struct conn *c, enum edge_reason r, const char *zone)
 	relay_reply(c, text, n > 0 ? (size_t)n : 0);
 }
 
+/* While the node's session is ended: reads and drops its answer to QUIT
+ * until it closes. */
+static void
+relay_node_drain_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	struct conn *c = io->data;
+	char sink[4096];
+	(void)revents;
+	for (int i = 0; i < 16; i++) {
+		ssize_t n = recv(c->sfd, sink, sizeof(sink), MSG_DONTWAIT);
+		if (n > 0)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		break;
+	}
+	ev_io_stop(loop, io);
+	close(c->sfd);
+	c->sfd = -1;
+}
+
+/* The client talked before its greeting: 554 5.5.1 and the close. A node
+ * already connected gets what it is owed (the PROXY header) and QUIT, and
+ * its answer is read until it closes (or the client's linger ends); one
+ * still connecting is closed before it ever greets. */
+static void
+relay_pregreet(struct conn *c)
+{
+	struct ev_loop *loop = c->w->loop;
+	ev_io_stop(loop, &c->sio);
+	if (c->sfd >= 0 && half_pending(&c->up) > 0)
+		(void)relay_flush(c, &c->up, c->sfd); /* what fails stays */
+	if (c->sfd >= 0 &&
+	    (half_pending(&c->up) > 0 ||
+	     send(c->sfd, "QUIT\r\n", 6, MSG_NOSIGNAL | MSG_DONTWAIT) != 6)) {
+		close(c->sfd);
+		c->sfd = -1;
+	}
+	if (c->sfd >= 0) {
+		shutdown(c->sfd, SHUT_WR);
+		ev_set_cb(&c->sio, relay_node_drain_cb);
+		ev_io_set(&c->sio, c->sfd, EV_READ);
+		ev_io_start(loop, &c->sio);
+	}
+	c->pregreet = false;
+	relay_refuse(c, EDGE_PREGREET, NULL);
+}
+
+/* HOLDING is over (the greet delay passed): on to a node. */
+static void
+relay_hold_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct conn *c = t->data;
+	(void)revents;
+	ev_io_stop(loop, &c->cio);
+	c->state = CONN_CONNECTING;
+	relay_connect_next(c);
+}
+
+/* SMTP: hold the client greet_delay_ms before any node, watching for a
+ * pregreet meanwhile. */
+static void
+relay_hold(struct conn *c)
+{
+	struct ev_loop *loop = c->w->loop;
+	c->state = CONN_HOLDING;
+	ev_set_cb(&c->timer, relay_hold_cb);
+	ev_timer_set(&c->timer, c->edge.greet_delay_ms / 1000.0, 0.);
+	ev_timer_start(loop, &c->timer);
+	if (c->pregreet) {
+		ev_io_set(&c->cio, c->cfd, EV_READ);
+		ev_io_start(loop, &c->cio);
+	}
+}
+
 /* Picks the next node not tried yet and starts connecting to it. */
 static void
 relay_connect_next(struct conn *c)
@@ -728,7 +836,11 @@ relay_accept(struct worker *w, struct service *svc, int fd,
 		relay_free(c);
 		return;
 	}
-	relay_connect_next(c);
+	c->pregreet = c->edge.pregreet;
+	if (c->edge.greet_delay_ms > 0)
+		relay_hold(c);
+	else
+		relay_connect_next(c);
 }
 
 void

@@ -43,6 +43,11 @@ def read_all(s, limit=65536):
     return out.decode("latin-1")
 
 
+def read_text(path):
+    with open(path) as f:
+        return f.read()
+
+
 def http_get(port, path="/metrics"):
     with socket.create_connection(("127.0.0.1", port), timeout=3) as s:
         s.sendall(("GET %s HTTP/1.0\r\n\r\n" % path).encode())
@@ -50,8 +55,9 @@ def http_get(port, path="/metrics"):
 
 
 class EdgeTest(LbdTestCase):
-    def start(self, proto="smtp", extra="", workers=2, lbd_extra=""):
-        node = self.node("n1", proto)
+    def start(self, proto="smtp", extra="", workers=2, lbd_extra="",
+              node_args=()):
+        node = self.node("n1", proto, args=node_args)
         port = free_port()
         l = self.lbd(config(port, [node], proto=proto, extra_service=extra,
                             workers=workers, lbd_extra=lbd_extra))
@@ -201,6 +207,62 @@ class EdgeTest(LbdTestCase):
         by = self.refused_by(l)
         self.assertEqual((by["max_conn_per_source"], by["deny"]), (2, 1))
         self.close_all(held)
+
+    # -- pregreet and greet_delay_ms -----------------------------------------
+
+    PREGREET = "554 5.5.1 Protocol error: talking before the greeting"
+
+    def test_pregreet_during_the_greet_delay(self):
+        port, l = self.start(extra="pregreet = on\ngreet_delay_ms = 500")
+        t0 = time.monotonic()
+        self.assertEqual(first_line("127.0.0.2", port, b"EHLO bot\r\n"),
+                         self.PREGREET)
+        self.assertLess(time.monotonic() - t0, 0.4)  # caught at once
+        self.assertEqual(self.refused_by(l)["pregreet"], 1)
+        # no node session was opened for it
+        self.assertEqual(l.node("p", "n1")["total"], 0)
+
+    def test_pregreet_before_a_slow_node_greets_ends_its_session(self):
+        port, l = self.start(extra="pregreet = on",
+                             node_args=("--greet-delay-ms", "400"))
+        node_log = self.nodes[0].log.name
+        self.assertEqual(first_line("127.0.0.2", port, b"EHLO bot\r\n"),
+                         self.PREGREET)
+        # the node heard QUIT (not the bot's EHLO), after its greeting
+        wait_for(lambda: "smtp got QUIT" in read_text(node_log), 5,
+                 what="QUIT at the node")
+        self.assertEqual(self.refused_by(l)["pregreet"], 1)
+
+    def test_polite_client_waits_greet_delay_ms_and_no_more(self):
+        port, l = self.start(extra="pregreet = on\ngreet_delay_ms = 400")
+        for src in ("127.0.0.2", "127.0.0.3"):
+            with connect_from(src, port) as s:
+                t0 = time.monotonic()
+                line = recv_line(s)
+                waited = time.monotonic() - t0
+                self.assertIn("220 n1", line)
+                self.assertGreaterEqual(waited, 0.39)
+                self.assertLess(waited, 0.4 + 0.3)
+                s.sendall(b"EHLO polite\r\n")
+                self.assertTrue(recv_line(s).startswith("250-n1"))
+        self.assertEqual(self.refused_by(l)["pregreet"], 0)
+
+    def test_without_pregreet_early_talk_is_held_not_refused(self):
+        port, l = self.start(extra="greet_delay_ms = 200")
+        with connect_from("127.0.0.2", port) as s:
+            s.sendall(b"EHLO early\r\n")
+            self.assertIn("220 n1", recv_line(s))
+            self.assertTrue(recv_line(s).startswith("250-n1"))
+
+    def test_allowed_source_skips_pregreet_and_delay(self):
+        port, l = self.start(extra="pregreet = on\ngreet_delay_ms = 2000\n"
+                             "allow = 127.0.0.2")
+        t0 = time.monotonic()
+        with connect_from("127.0.0.2", port) as s:
+            s.sendall(b"EHLO friend\r\n")
+            self.assertIn("220 n1", recv_line(s))
+            self.assertTrue(recv_line(s).startswith("250-n1"))
+        self.assertLess(time.monotonic() - t0, 1.5)
 
     # -- counters -----------------------------------------------------------
 
