@@ -150,6 +150,14 @@ lbd_io_collect_us(struct conf *c, void *o, const char *k, const char *v)
 	return conf_int(c, k, v, 0, 10000, &s->io_collect_us);
 }
 
+static int
+lbd_resolver(struct conf *c, void *o, const char *k, const char *v)
+{
+	struct lbd_settings *s = o;
+	struct addr a;
+	return conf_addr(c, k, v, &a, s->resolver, sizeof(s->resolver));
+}
+
 /* [service NAME] */
 
 static int
@@ -384,7 +392,7 @@ svc_dnsbl_timeout(struct conf *c, void *o, const char *k, const char *v)
 {
 	struct service *s = o;
 	s->smtp_only_line = c->line;
-	return conf_int(c, k, v, 10, 30000, &s->edge_pol.dnsbl_timeout_ms);
+	return conf_int(c, k, v, 10, 5000, &s->edge_pol.dnsbl_timeout_ms);
 }
 
 /* [pool NAME] */
@@ -547,6 +555,7 @@ static const struct conf_key lbd_keys[] = {
     {"log_level", lbd_log_level},
     {"grace_s", lbd_grace_s},
     {"io_collect_us", lbd_io_collect_us},
+    {"resolver", lbd_resolver},
     {NULL, NULL},
 };
 

@@ -296,3 +296,16 @@ edge_sources(struct edge *e)
 	pthread_mutex_unlock(&e->lock);
 	return n;
 }
+
+int
+edge_dnsbl_policy(struct edge *e, struct edge_zone *zones, int *threshold,
+		  int *timeout_ms)
+{
+	pthread_mutex_lock(&e->lock);
+	int n = e->pol.ndnsbl;
+	memcpy(zones, e->pol.dnsbl, (size_t)n * sizeof(*zones));
+	*threshold = e->pol.dnsbl_threshold;
+	*timeout_ms = e->pol.dnsbl_timeout_ms;
+	pthread_mutex_unlock(&e->lock);
+	return n;
+}

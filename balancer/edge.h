@@ -104,6 +104,11 @@ enum edge_reason edge_admit(struct edge *e, const struct sockaddr *sa,
 /* Any thread: the connection t is over. */
 void edge_release(struct edge *e, struct edge_ticket *t);
 
+/* Any thread: the DNSBL settings now (zones into zones[EDGE_DNSBL_MAX]).
+ * Returns the number of zones. */
+int edge_dnsbl_policy(struct edge *e, struct edge_zone *zones, int *threshold,
+		      int *timeout_ms);
+
 /* Sources in the table now (tests, status). */
 long edge_sources(struct edge *e);
 

@@ -95,6 +95,7 @@ struct lbd_settings {
 	int log_level;
 	int grace_s;
 	int io_collect_us; /* workers gather events this long per poll */
+	char resolver[ADDR_STRLEN]; /* DNSBL's DNS server; "": resolv.conf */
 };
 
 /* A parsed configuration: what config_load() returns. */

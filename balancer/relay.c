@@ -20,6 +20,7 @@
 
 #include "../common/log.h"
 #include "../common/proxy.h"
+#include "dnsbl.h"
 #include "worker.h"
 
 #define RELAY_BUF 16384
@@ -69,6 +70,8 @@ struct conn {
 	bool pregreet; /* SMTP pregreet: no byte relayed to the client yet */
 	uint32_t hash;
 	struct edge_ticket edge; /* its place in the service's source table */
+	struct dnsbl_query *dq;	 /* HOLDING: the DNSBL lookups pending */
+	int holds;		 /* HOLDING: the greet delay, the lookups */
 	struct sockaddr_storage peer;
 	struct conn *prev, *next;
 };
@@ -171,6 +174,8 @@ relay_free(struct conn *c)
 	ev_io_stop(loop, &c->cio);
 	ev_io_stop(loop, &c->sio);
 	ev_timer_stop(loop, &c->timer);
+	dnsbl_cancel(c->dq);
+	c->dq = NULL;
 	if (c->cfd >= 0)
 		close(c->cfd);
 	if (c->sfd >= 0)
@@ -617,6 +622,8 @@ relay_reply(struct conn *c, const char *reply, size_t len)
 {
 	struct ev_loop *loop = c->w->loop;
 	c->state = CONN_REPLYING;
+	dnsbl_cancel(c->dq); /* no verdict matters now */
+	c->dq = NULL;
 	if (len == 0) {
 		relay_free(c);
 		return;
@@ -706,31 +713,81 @@ relay_pregreet(struct conn *c)
 	relay_refuse(c, EDGE_PREGREET, NULL);
 }
 
-/* HOLDING is over (the greet delay passed): on to a node. */
+/* One reason to hold is over; with the last, on to a node. */
 static void
-relay_hold_cb(struct ev_loop *loop, ev_timer *t, int revents)
+relay_hold_release(struct conn *c)
 {
-	struct conn *c = t->data;
-	(void)revents;
-	ev_io_stop(loop, &c->cio);
+	if (--c->holds > 0)
+		return;
+	ev_io_stop(c->w->loop, &c->cio);
 	c->state = CONN_CONNECTING;
 	relay_connect_next(c);
 }
 
-/* SMTP: hold the client greet_delay_ms before any node, watching for a
- * pregreet meanwhile. */
+static void
+relay_hold_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	(void)loop;
+	(void)revents;
+	relay_hold_release(t->data);
+}
+
+static void
+relay_dnsbl_done(void *arg, int score, const char *zone, bool listed)
+{
+	struct conn *c = arg;
+	c->dq = NULL;
+	if (listed) {
+		log_debug("service %s: DNSBL score %d", c->svc->name, score);
+		relay_refuse(c, EDGE_DNSBL, zone);
+	} else
+		relay_hold_release(c);
+}
+
+/* Starts the DNSBL lookups of the client (the worker's resolver made at
+ * its first use). Returns the query, or NULL when there is none to wait
+ * for (no resolver: the mail goes through). */
+static struct dnsbl_query *
+relay_dnsbl_start(struct conn *c)
+{
+	struct worker *w = c->w;
+	struct edge_zone zones[EDGE_DNSBL_MAX];
+	int threshold, timeout_ms;
+	char err[256];
+	if (w->dnsbl == NULL && !w->dnsbl_failed &&
+	    (w->dnsbl = dnsbl_new(w->loop, w->l->cfg->set.resolver, err,
+				  sizeof(err))) == NULL) {
+		log_err("worker %d: no DNSBL lookups: %s", w->id, err);
+		w->dnsbl_failed = true;
+	}
+	if (w->dnsbl == NULL)
+		return NULL;
+	int n = edge_dnsbl_policy(c->svc->edge, zones, &threshold, &timeout_ms);
+	return dnsbl_check(w->dnsbl, (struct sockaddr *)&c->peer, zones, n,
+			   threshold, timeout_ms, relay_dnsbl_done, c);
+}
+
+/* SMTP: hold the client before any node for greet_delay_ms and its DNSBL
+ * answers, watching for a pregreet meanwhile. */
 static void
 relay_hold(struct conn *c)
 {
 	struct ev_loop *loop = c->w->loop;
 	c->state = CONN_HOLDING;
-	ev_set_cb(&c->timer, relay_hold_cb);
-	ev_timer_set(&c->timer, c->edge.greet_delay_ms / 1000.0, 0.);
-	ev_timer_start(loop, &c->timer);
+	c->holds = 1; /* this function's own, released at its end */
+	if (c->edge.greet_delay_ms > 0) {
+		c->holds++;
+		ev_set_cb(&c->timer, relay_hold_cb);
+		ev_timer_set(&c->timer, c->edge.greet_delay_ms / 1000.0, 0.);
+		ev_timer_start(loop, &c->timer);
+	}
+	if (c->edge.dnsbl && (c->dq = relay_dnsbl_start(c)) != NULL)
+		c->holds++;
 	if (c->pregreet) {
 		ev_io_set(&c->cio, c->cfd, EV_READ);
 		ev_io_start(loop, &c->cio);
 	}
+	relay_hold_release(c);
 }
 
 /* Picks the next node not tried yet and starts connecting to it. */
@@ -837,7 +894,7 @@ relay_accept(struct worker *w, struct service *svc, int fd,
 		return;
 	}
 	c->pregreet = c->edge.pregreet;
-	if (c->edge.greet_delay_ms > 0)
+	if (c->edge.greet_delay_ms > 0 || c->edge.dnsbl)
 		relay_hold(c);
 	else
 		relay_connect_next(c);

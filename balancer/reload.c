@@ -22,6 +22,8 @@ reload_settings(struct lbd *l, const struct lbd_settings *n)
 		log_warn("reload: control socket changes need a restart");
 	if (s->workers != n->workers)
 		log_warn("reload: workers changes need a restart");
+	if (strcmp(s->resolver, n->resolver) != 0)
+		log_warn("reload: resolver changes need a restart");
 	if (s->io_collect_us != n->io_collect_us)
 		log_warn("reload: io_collect_us changes need a restart");
 	if (s->has_metrics != n->has_metrics ||

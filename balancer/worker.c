@@ -12,6 +12,7 @@
 
 #include "../common/log.h"
 #include "../common/net.h"
+#include "dnsbl.h"
 
 #define ACCEPT_BATCH 64
 /* When io_collect_us delays a worker's polls: a poll that brings at
@@ -168,6 +169,8 @@ worker_main(void *arg)
 	struct worker *w = arg;
 	ev_run(w->loop, 0);
 	relay_free_pools(w);
+	dnsbl_free(w->dnsbl);
+	w->dnsbl = NULL;
 	return NULL;
 }
 
