@@ -595,24 +595,31 @@ relay_linger_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	relay_free(t->data);
 }
 
+/* Reads and drops what fd has (at most 16 reads a turn). Returns true
+ * while more may come, false once the peer closed or failed. */
+static bool
+relay_sink(int fd)
+{
+	char sink[4096];
+	for (int i = 0; i < 16; i++) {
+		ssize_t n = recv(fd, sink, sizeof(sink), MSG_DONTWAIT);
+		if (n > 0)
+			continue;
+		return n < 0 && (errno == EAGAIN || errno == EINTR);
+	}
+	return true;
+}
+
 /* While lingering: read and drop what the client still sends, until it
  * closes or the linger timer fires, so our answer is not lost to a RST. */
 static void
 relay_drain_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
 	struct conn *c = io->data;
-	char sink[4096];
 	(void)loop;
 	(void)revents;
-	for (int i = 0; i < 16; i++) {
-		ssize_t n = recv(c->cfd, sink, sizeof(sink), MSG_DONTWAIT);
-		if (n > 0)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EINTR))
-			return;
-		break;
-	}
-	relay_free(c);
+	if (!relay_sink(c->cfd))
+		relay_free(c);
 }
 
 /* Answers the client with reply (len bytes; 0: none), then closes after
@@ -671,16 +678,9 @@ static void
 relay_node_drain_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
 	struct conn *c = io->data;
-	char sink[4096];
 	(void)revents;
-	for (int i = 0; i < 16; i++) {
-		ssize_t n = recv(c->sfd, sink, sizeof(sink), MSG_DONTWAIT);
-		if (n > 0)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EINTR))
-			return;
-		break;
-	}
+	if (relay_sink(c->sfd))
+		return;
 	ev_io_stop(loop, io);
 	close(c->sfd);
 	c->sfd = -1;

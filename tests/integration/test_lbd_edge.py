@@ -11,6 +11,7 @@ import time
 import unittest
 
 from lbdtest import LbdTestCase, free_port, recv_line, wait_for
+from test_control import http_get
 from test_lbd_relay import config
 
 TOO_MANY = "Too many connections from your address, try again later"
@@ -33,25 +34,15 @@ def first_line(src, port, send=b""):
         return recv_line(s).rstrip("\r\n")
 
 
-def read_all(s, limit=65536):
-    out = b""
-    while len(out) < limit:
-        chunk = s.recv(4096)
-        if not chunk:
-            break
-        out += chunk
-    return out.decode("latin-1")
+def read_all(s):
+    """Everything s sends until it closes."""
+    with s.makefile("rb") as f:
+        return f.read().decode("latin-1")
 
 
 def read_text(path):
     with open(path) as f:
         return f.read()
-
-
-def http_get(port, path="/metrics"):
-    with socket.create_connection(("127.0.0.1", port), timeout=3) as s:
-        s.sendall(("GET %s HTTP/1.0\r\n\r\n" % path).encode())
-        return read_all(s, 1 << 22)
 
 
 class EdgeTest(LbdTestCase):
@@ -286,7 +277,7 @@ class EdgeTest(LbdTestCase):
                           "PREGREET", "DNSBL"])
         self.assertEqual(text[i + 2].split(),
                          ["front", "1", "2", "0", "1", "0", "0"])
-        metrics = http_get(mport)
+        metrics = http_get(mport, b"GET /metrics HTTP/1.0\r\n\r\n")
         self.assertIn('lbd_service_edge_refused_total{service="front",'
                       'reason="deny"} 2\n', metrics)
         self.assertIn('lbd_service_edge_refused_total{service="front",'
