@@ -397,6 +397,10 @@ relay_io_cb(struct ev_loop *loop, ev_io *io, int revents)
 				relay_free(c);
 			return;
 		}
+		if (seen == 0) /* its FIN: read as usual once up is empty */
+			c->pregreet = false;
+		if (half_pending(&c->up) > 0)
+			revents &= ~EV_READ; /* up's buffer is taken */
 	}
 	if (io == &c->cio) {
 		if (revents & EV_WRITE)
