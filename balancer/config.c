@@ -150,6 +150,14 @@ lbd_io_collect_us(struct conf *c, void *o, const char *k, const char *v)
 	return conf_int(c, k, v, 0, 10000, &s->io_collect_us);
 }
 
+static int
+lbd_resolver(struct conf *c, void *o, const char *k, const char *v)
+{
+	struct lbd_settings *s = o;
+	struct addr a;
+	return conf_addr(c, k, v, &a, s->resolver, sizeof(s->resolver));
+}
+
 /* [service NAME] */
 
 static int
@@ -226,6 +234,165 @@ static int
 svc_retries(struct conf *c, void *o, const char *k, const char *v)
 {
 	return conf_atomic_int(c, k, v, 0, 64, &((struct service *)o)->retries);
+}
+
+/* [service NAME]: edge protection (edge.h) */
+
+static int
+svc_max_conn_per_source(struct conf *c, void *o, const char *k, const char *v)
+{
+	return conf_int(c, k, v, 0, 1000000,
+			&((struct service *)o)->edge_pol.max_conn_per_source);
+}
+
+/* COUNT/SECONDS, or 0 for off. */
+static int
+svc_rate_per_source(struct conf *c, void *o, const char *k, const char *v)
+{
+	struct edge_policy *p = &((struct service *)o)->edge_pol;
+	char count[32];
+	const char *slash = strchr(v, '/');
+	long n = 0, secs = 0;
+	if (strcmp(v, "0") == 0) {
+		p->rate_count = p->rate_window_s = 0;
+		return 0;
+	}
+	if (slash == NULL || (size_t)(slash - v) >= sizeof(count))
+		goto bad;
+	memcpy(count, v, (size_t)(slash - v));
+	count[slash - v] = '\0';
+	if (decimal_long(count, 1, 1000000, &n) < 0 ||
+	    decimal_long(slash + 1, 1, 86400, &secs) < 0)
+		goto bad;
+	p->rate_count = (int)n;
+	p->rate_window_s = (int)secs;
+	return 0;
+bad:
+	conf_error(c, c->line,
+		   "%s: \"%s\" is not COUNT/SECONDS (1..1000000 per 1..86400) "
+		   "or 0",
+		   k, v);
+	return -1;
+}
+
+static int
+svc_source_table_size(struct conf *c, void *o, const char *k, const char *v)
+{
+	int n;
+	if (conf_int(c, k, v, 1, EDGE_TABLE_MAX, &n) < 0)
+		return -1;
+	((struct service *)o)->edge_pol.table_size = n;
+	return 0;
+}
+
+static int
+svc_netlist(struct conf *c, const char *k, const char *v, struct netlist *out)
+{
+	char why[128];
+	if (netlist_parse(v, out, why, sizeof(why)) < 0) {
+		conf_error(c, c->line, "%s: %s", k, why);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+svc_allow(struct conf *c, void *o, const char *k, const char *v)
+{
+	return svc_netlist(c, k, v, &((struct service *)o)->edge_pol.allow);
+}
+
+static int
+svc_deny(struct conf *c, void *o, const char *k, const char *v)
+{
+	return svc_netlist(c, k, v, &((struct service *)o)->edge_pol.deny);
+}
+
+static int
+svc_pregreet(struct conf *c, void *o, const char *k, const char *v)
+{
+	struct service *s = o;
+	s->smtp_only_line = c->line;
+	return conf_bool(c, k, v, &s->edge_pol.pregreet);
+}
+
+static int
+svc_greet_delay(struct conf *c, void *o, const char *k, const char *v)
+{
+	struct service *s = o;
+	s->smtp_only_line = c->line;
+	return conf_int(c, k, v, 0, 60000, &s->edge_pol.greet_delay_ms);
+}
+
+/* One "ZONE[=WEIGHT]" of dnsbl. */
+static int
+svc_dnsbl_zone(struct conf *c, const char *k, char *tok, struct edge_zone *z)
+{
+	char *eq = strchr(tok, '=');
+	long w = 1;
+	if (eq != NULL) {
+		*eq = '\0';
+		if (decimal_long(eq + 1, 1, 1000, &w) < 0) {
+			conf_error(c, c->line,
+				   "%s: weight \"%s\" is not 1..1000", k,
+				   eq + 1);
+			return -1;
+		}
+	}
+	if (tok[0] == '\0' || tok[0] == '.' || strlen(tok) >= sizeof(z->name) ||
+	    strspn(tok,
+		   "abcdefghijklmnopqrstuvwxyz"
+		   "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.") != strlen(tok)) {
+		conf_error(c, c->line, "%s: \"%s\" is not a DNS zone", k, tok);
+		return -1;
+	}
+	snprintf(z->name, sizeof(z->name), "%s", tok);
+	z->weight = (int)w;
+	return 0;
+}
+
+/* ZONE[=WEIGHT], ... */
+static int
+svc_dnsbl(struct conf *c, void *o, const char *k, const char *v)
+{
+	struct service *s = o;
+	struct edge_policy *p = &s->edge_pol;
+	char buf[EDGE_DNSBL_MAX * (EDGE_ZONE_MAX + 8)], *save, *tok;
+	s->smtp_only_line = c->line;
+	p->ndnsbl = 0;
+	if (strlen(v) >= sizeof(buf)) {
+		conf_error(c, c->line, "%s: too long", k);
+		return -1;
+	}
+	memcpy(buf, v, strlen(v) + 1);
+	for (tok = strtok_r(buf, ", \t", &save); tok;
+	     tok = strtok_r(NULL, ", \t", &save)) {
+		if (p->ndnsbl == EDGE_DNSBL_MAX) {
+			conf_error(c, c->line, "%s: more than %d zones", k,
+				   EDGE_DNSBL_MAX);
+			return -1;
+		}
+		if (svc_dnsbl_zone(c, k, tok, &p->dnsbl[p->ndnsbl]) < 0)
+			return -1;
+		p->ndnsbl++;
+	}
+	return 0;
+}
+
+static int
+svc_dnsbl_threshold(struct conf *c, void *o, const char *k, const char *v)
+{
+	struct service *s = o;
+	s->smtp_only_line = c->line;
+	return conf_int(c, k, v, 1, 100000, &s->edge_pol.dnsbl_threshold);
+}
+
+static int
+svc_dnsbl_timeout(struct conf *c, void *o, const char *k, const char *v)
+{
+	struct service *s = o;
+	s->smtp_only_line = c->line;
+	return conf_int(c, k, v, 10, 5000, &s->edge_pol.dnsbl_timeout_ms);
 }
 
 /* [pool NAME] */
@@ -388,6 +555,7 @@ static const struct conf_key lbd_keys[] = {
     {"log_level", lbd_log_level},
     {"grace_s", lbd_grace_s},
     {"io_collect_us", lbd_io_collect_us},
+    {"resolver", lbd_resolver},
     {NULL, NULL},
 };
 
@@ -400,6 +568,16 @@ static const struct conf_key service_keys[] = {
     {"idle_timeout_s", svc_idle_timeout},
     {"max_connections", svc_max_connections},
     {"retries", svc_retries},
+    {"max_conn_per_source", svc_max_conn_per_source},
+    {"rate_per_source", svc_rate_per_source},
+    {"source_table_size", svc_source_table_size},
+    {"allow", svc_allow},
+    {"deny", svc_deny},
+    {"pregreet", svc_pregreet},
+    {"greet_delay_ms", svc_greet_delay},
+    {"dnsbl", svc_dnsbl},
+    {"dnsbl_threshold", svc_dnsbl_threshold},
+    {"dnsbl_timeout_ms", svc_dnsbl_timeout},
     {NULL, NULL},
 };
 
@@ -433,6 +611,7 @@ conf_service_new(struct conf *c, const char *name)
 	atomic_init(&s->idle_timeout_s, 1800);
 	atomic_init(&s->max_connections, 0);
 	atomic_init(&s->retries, 2);
+	edge_policy_init(&s->edge_pol);
 	struct service **tail = &((struct lbd_config *)c->user)->services;
 	while (*tail)
 		tail = &(*tail)->next;
@@ -514,6 +693,11 @@ conf_validate(struct conf *c)
 	for (struct service *s = cfg->services; s; s = s->next) {
 		if (s->listen.len == 0)
 			conf_error(c, s->line, "service %s: listen is required",
+				   s->name);
+		if (s->smtp_only_line && s->protocol != PROTO_SMTP)
+			conf_error(c, s->smtp_only_line,
+				   "service %s: pregreet, greet_delay_ms and "
+				   "dnsbl are for protocol = smtp",
 				   s->name);
 		if (s->pool_name[0] == '\0')
 			conf_error(c, s->line, "service %s: pool is required",
@@ -612,6 +796,7 @@ config_free(struct lbd_config *c)
 	while (c->services) {
 		struct service *s = c->services;
 		c->services = s->next;
+		edge_free(s->edge);
 		free(s);
 	}
 	while (c->pools) {

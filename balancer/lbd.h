@@ -12,6 +12,7 @@
 
 #include "../common/addr.h"
 #include "../health/health.h"
+#include "edge.h"
 #include "event.h"
 #include "lb.h"
 #include "lbd_limits.h"
@@ -65,6 +66,13 @@ struct service {
 	_Atomic long active;
 	_Atomic unsigned long total;
 	_Atomic unsigned long refused; /* pool empty or over max_connections */
+
+	/* edge protection (edge.h): the parsed keys, the runtime table (made
+	 * by service_open, kept across reloads), refusals per reason */
+	struct edge_policy edge_pol;
+	int smtp_only_line; /* a pregreet/greet_delay_ms/dnsbl key, or 0 */
+	struct edge *edge;
+	_Atomic unsigned long edge_refused[EDGE_NREASONS];
 	_Atomic unsigned long bytes_in, bytes_out;
 
 	_Atomic bool closing; /* removed by a reload: listeners close */
@@ -87,6 +95,7 @@ struct lbd_settings {
 	int log_level;
 	int grace_s;
 	int io_collect_us; /* workers gather events this long per poll */
+	char resolver[ADDR_STRLEN]; /* DNSBL's DNS server; "": resolv.conf */
 };
 
 /* A parsed configuration: what config_load() returns. */
@@ -131,6 +140,12 @@ const char *service_proto_name(enum service_proto p);
 int service_proto_parse(const char *s, enum service_proto *out);
 /* What a client of this protocol hears when no node can take it. */
 const char *service_empty_reply(enum service_proto p);
+/* What a client refused for reason r hears (edge.h), in buf; addr and
+ * zone name a DNSBL listing. Returns its length (0: close without a word),
+ * or -1 when it does not fit. */
+#define SERVICE_REFUSAL_MAX 512
+int service_refusal(enum service_proto p, enum edge_reason r, const char *addr,
+		    const char *zone, char *buf, size_t len);
 
 struct pool *pool_new(const char *name);
 void pool_free(struct pool *p);

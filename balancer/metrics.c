@@ -204,6 +204,37 @@ metrics_head(struct strbuf *sb, const char *name, const char *type,
 			      name, type);
 }
 
+/* Edge protection: refusals per service and reason, sources per table. */
+static int
+metrics_edge(struct lbd *l, struct strbuf *sb)
+{
+	char a[3 * LBD_NAME_MAX];
+	if (metrics_head(sb, "lbd_service_edge_refused_total", "counter",
+			 "Clients refused by edge protection, per reason.") < 0)
+		return -1;
+	for (struct service *s = l->cfg->services; s; s = s->next) {
+		metrics_label(a, sizeof(a), s->name);
+		for (int r = EDGE_DENY; r < EDGE_NREASONS; r++)
+			if (strbuf_appendf(
+				sb, "%s{service=\"%s\",reason=\"%s\"} %lu\n",
+				"lbd_service_edge_refused_total", a,
+				edge_reason_name(r),
+				atomic_load(&s->edge_refused[r])) < 0)
+				return -1;
+	}
+	if (metrics_head(sb, "lbd_service_edge_sources", "gauge",
+			 "Sources in the service's per-source table.") < 0)
+		return -1;
+	for (struct service *s = l->cfg->services; s; s = s->next) {
+		metrics_label(a, sizeof(a), s->name);
+		if (strbuf_appendf(sb, "%s{service=\"%s\"} %ld\n",
+				   "lbd_service_edge_sources", a,
+				   s->edge ? edge_sources(s->edge) : 0L) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 int
 metrics_render(struct lbd *l, struct strbuf *sb)
 {
@@ -222,6 +253,8 @@ metrics_render(struct lbd *l, struct strbuf *sb)
 				return -1;
 		}
 	}
+	if (metrics_edge(l, sb) < 0)
+		return -1;
 	for (size_t f = 0; f < sizeof(metrics_node) / sizeof(metrics_node[0]);
 	     f++) {
 		const struct metrics_node_family *fam = &metrics_node[f];

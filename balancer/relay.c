@@ -1,12 +1,13 @@
 /* The relay: one client connection, its node connection, and the bytes in
- * between. States: CONNECTING (to a node, with retries on other nodes;
- * the client's first bytes are read and held meanwhile, and the first byte
- * moved to or from the node proves the connect), RELAYING (full duplex,
- * half-close kept), REPLYING (no node: the
- * protocol's "unavailable" answer, then a lingering close). Bytes move with
- * splice() through a pipe where the kernel allows it, through a buffer
- * otherwise; pipes and buffers are taken only while data is in flight, so
- * an idle connection holds neither. */
+ * between. States: HOLDING (SMTP edge checks before any node: the greet
+ * delay, a pregreet watch, the DNSBL answers), CONNECTING (to a node, with
+ * retries on other nodes; the client's first bytes are read and held meanwhile,
+ * and the first byte moved to or from the node proves the connect), RELAYING
+ * (full duplex, half-close kept), REPLYING (no node: the protocol's
+ * "unavailable" answer, then a lingering close). Bytes move with splice()
+ * through a pipe where the kernel allows it, through a buffer otherwise; pipes
+ * and buffers are taken only while data is in flight, so an idle connection
+ * holds neither. */
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -19,6 +20,7 @@
 
 #include "../common/log.h"
 #include "../common/proxy.h"
+#include "dnsbl.h"
 #include "worker.h"
 
 #define RELAY_BUF 16384
@@ -30,7 +32,12 @@
 #define SPARE_PIPES 64
 #define SPARE_CONNS 1024
 
-enum conn_state { CONN_CONNECTING, CONN_RELAYING, CONN_REPLYING };
+enum conn_state {
+	CONN_CONNECTING, /* 0: what a cleared conn starts in */
+	CONN_RELAYING,
+	CONN_REPLYING,
+	CONN_HOLDING
+};
 
 /* One direction: bytes read from one socket, pending for the other. */
 struct half {
@@ -60,7 +67,11 @@ struct conn {
 	int node_err;	   /* errno of the last failed call on sfd, or 0 */
 	bool node_written; /* a write to sfd moved bytes */
 	bool node_nodelay; /* TCP_NODELAY is set on sfd */
+	bool pregreet; /* SMTP pregreet: no byte relayed to the client yet */
 	uint32_t hash;
+	struct edge_ticket edge; /* its place in the service's source table */
+	struct dnsbl_query *dq;	 /* HOLDING: the DNSBL lookups pending */
+	int holds;		 /* HOLDING: the greet delay, the lookups */
 	struct sockaddr_storage peer;
 	struct conn *prev, *next;
 };
@@ -163,6 +174,8 @@ relay_free(struct conn *c)
 	ev_io_stop(loop, &c->cio);
 	ev_io_stop(loop, &c->sio);
 	ev_timer_stop(loop, &c->timer);
+	dnsbl_cancel(c->dq);
+	c->dq = NULL;
 	if (c->cfd >= 0)
 		close(c->cfd);
 	if (c->sfd >= 0)
@@ -173,6 +186,7 @@ relay_free(struct conn *c)
 	relay_pipe_put(w, &c->down);
 	if (c->node)
 		pool_release(c->node);
+	edge_release(c->svc->edge, &c->edge);
 	atomic_fetch_sub_explicit(&c->svc->active, 1, memory_order_relaxed);
 	if (c->prev)
 		c->prev->next = c->next;
@@ -223,6 +237,8 @@ relay_sent(struct conn *c, int fd)
 {
 	if (fd == c->sfd)
 		c->node_written = true;
+	else
+		c->pregreet = false; /* the greeting reached the client */
 	relay_moved(c, fd);
 }
 
@@ -352,12 +368,40 @@ relay_connect_check(struct conn *c)
 	return 0;
 }
 
+static void relay_pregreet(struct conn *c);
+
+/* Pregreet watch: whether the client sent a byte before the greeting
+ * reached it. Returns 1 (it did), 0 (it closed), -1 (nothing yet). */
+static int
+relay_pregreet_peek(struct conn *c)
+{
+	char b;
+	ssize_t n = recv(c->cfd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+	return n > 0 ? 1 : n == 0 ? 0 : -1;
+}
+
 static void
 relay_io_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
 	struct conn *c = io->data;
 	int rc = 0;
 	c->last = ev_now(loop);
+	if (io == &c->cio && (revents & EV_READ) && c->pregreet) {
+		int seen = relay_pregreet_peek(c);
+		if (seen > 0) {
+			relay_pregreet(c);
+			return;
+		}
+		if (c->state == CONN_HOLDING) {
+			if (seen == 0) /* gone before its greeting */
+				relay_free(c);
+			return;
+		}
+		if (seen == 0) /* its FIN: read as usual once up is empty */
+			c->pregreet = false;
+		if (half_pending(&c->up) > 0)
+			revents &= ~EV_READ; /* up's buffer is taken */
+	}
 	if (io == &c->cio) {
 		if (revents & EV_WRITE)
 			rc = relay_flush(c, &c->down, c->cfd);
@@ -407,7 +451,7 @@ relay_update(struct conn *c)
 		return;
 	}
 	int cev = 0, sev = 0;
-	if (!c->up.eof && up == 0)
+	if (!c->up.eof && (up == 0 || c->pregreet))
 		cev |= EV_READ;
 	if (up > 0 || (c->state == CONN_CONNECTING && c->up.eof))
 		sev |= EV_WRITE; /* (a FIN to pass on once connected) */
@@ -555,39 +599,47 @@ relay_linger_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	relay_free(t->data);
 }
 
+/* Reads and drops what fd has (at most 16 reads a turn). Returns true
+ * while more may come, false once the peer closed or failed. */
+static bool
+relay_sink(int fd)
+{
+	char sink[4096];
+	for (int i = 0; i < 16; i++) {
+		ssize_t n = recv(fd, sink, sizeof(sink), MSG_DONTWAIT);
+		if (n > 0)
+			continue;
+		return n < 0 && (errno == EAGAIN || errno == EINTR);
+	}
+	return true;
+}
+
 /* While lingering: read and drop what the client still sends, until it
  * closes or the linger timer fires, so our answer is not lost to a RST. */
 static void
 relay_drain_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
 	struct conn *c = io->data;
-	char sink[4096];
 	(void)loop;
 	(void)revents;
-	for (int i = 0; i < 16; i++) {
-		ssize_t n = recv(c->cfd, sink, sizeof(sink), MSG_DONTWAIT);
-		if (n > 0)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EINTR))
-			return;
-		break;
-	}
-	relay_free(c);
+	if (!relay_sink(c->cfd))
+		relay_free(c);
 }
 
-/* No node can take the client: answer in the service's protocol. */
+/* Answers the client with reply (len bytes; 0: none), then closes after
+ * a lingering drain. */
 static void
-relay_reply_unavailable(struct conn *c)
+relay_reply(struct conn *c, const char *reply, size_t len)
 {
 	struct ev_loop *loop = c->w->loop;
-	const char *reply = service_empty_reply(c->svc->protocol);
-	atomic_fetch_add_explicit(&c->svc->refused, 1, memory_order_relaxed);
 	c->state = CONN_REPLYING;
-	if (*reply == '\0') {
+	dnsbl_cancel(c->dq); /* no verdict matters now */
+	c->dq = NULL;
+	if (len == 0) {
 		relay_free(c);
 		return;
 	}
-	(void)!send(c->cfd, reply, strlen(reply), MSG_NOSIGNAL | MSG_DONTWAIT);
+	(void)!send(c->cfd, reply, len, MSG_NOSIGNAL | MSG_DONTWAIT);
 	shutdown(c->cfd, SHUT_WR);
 	ev_io_stop(loop, &c->cio);
 	ev_set_cb(&c->cio, relay_drain_cb);
@@ -597,6 +649,149 @@ relay_reply_unavailable(struct conn *c)
 	ev_set_cb(&c->timer, relay_linger_cb);
 	ev_timer_set(&c->timer, RELAY_LINGER_S, 0.);
 	ev_timer_start(loop, &c->timer);
+}
+
+/* No node can take the client: answer in the service's protocol. */
+static void
+relay_reply_unavailable(struct conn *c)
+{
+	const char *reply = service_empty_reply(c->svc->protocol);
+	atomic_fetch_add_explicit(&c->svc->refused, 1, memory_order_relaxed);
+	relay_reply(c, reply, strlen(reply));
+}
+
+/* Edge protection refuses the client for reason r (zone: the DNSBL zone
+ * that tipped it): its protocol's answer, counted per reason. */
+static void
+relay_refuse(struct conn *c, enum edge_reason r, const char *zone)
+{
+	char text[SERVICE_REFUSAL_MAX], addr[ADDR_STRLEN];
+	atomic_fetch_add_explicit(&c->svc->edge_refused[r], 1,
+				  memory_order_relaxed);
+	addr_host((struct sockaddr *)&c->peer, addr, sizeof(addr));
+	log_debug("service %s: %s refused: %s%s%s", c->svc->name, addr,
+		  edge_reason_name(r), zone ? " " : "", zone ? zone : "");
+	int n = service_refusal(c->svc->protocol, r, addr, zone, text,
+				sizeof(text));
+	relay_reply(c, text, n > 0 ? (size_t)n : 0);
+}
+
+/* While the node's session is ended: reads and drops its answer to QUIT
+ * until it closes. */
+static void
+relay_node_drain_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	struct conn *c = io->data;
+	(void)revents;
+	if (relay_sink(c->sfd))
+		return;
+	ev_io_stop(loop, io);
+	close(c->sfd);
+	c->sfd = -1;
+}
+
+/* The client talked before its greeting: 554 5.5.1 and the close. A node
+ * already connected gets what it is owed (the PROXY header) and QUIT, and
+ * its answer is read until it closes (or the client's linger ends); one
+ * still connecting is closed before it ever greets. */
+static void
+relay_pregreet(struct conn *c)
+{
+	struct ev_loop *loop = c->w->loop;
+	ev_io_stop(loop, &c->sio);
+	if (c->sfd >= 0 && half_pending(&c->up) > 0)
+		(void)relay_flush(c, &c->up, c->sfd); /* what fails stays */
+	if (c->sfd >= 0 &&
+	    (half_pending(&c->up) > 0 ||
+	     send(c->sfd, "QUIT\r\n", 6, MSG_NOSIGNAL | MSG_DONTWAIT) != 6)) {
+		close(c->sfd);
+		c->sfd = -1;
+	}
+	if (c->sfd >= 0) {
+		shutdown(c->sfd, SHUT_WR);
+		ev_set_cb(&c->sio, relay_node_drain_cb);
+		ev_io_set(&c->sio, c->sfd, EV_READ);
+		ev_io_start(loop, &c->sio);
+	}
+	c->pregreet = false;
+	relay_refuse(c, EDGE_PREGREET, NULL);
+}
+
+/* One reason to hold is over; with the last, on to a node. */
+static void
+relay_hold_release(struct conn *c)
+{
+	if (--c->holds > 0)
+		return;
+	ev_io_stop(c->w->loop, &c->cio);
+	c->state = CONN_CONNECTING;
+	relay_connect_next(c);
+}
+
+static void
+relay_hold_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	(void)loop;
+	(void)revents;
+	relay_hold_release(t->data);
+}
+
+static void
+relay_dnsbl_done(void *arg, int score, const char *zone, bool listed)
+{
+	struct conn *c = arg;
+	c->dq = NULL;
+	if (listed) {
+		log_debug("service %s: DNSBL score %d", c->svc->name, score);
+		relay_refuse(c, EDGE_DNSBL, zone);
+	} else
+		relay_hold_release(c);
+}
+
+/* Starts the DNSBL lookups of the client (the worker's resolver made at
+ * its first use). Returns the query, or NULL when there is none to wait
+ * for (no resolver: the mail goes through). */
+static struct dnsbl_query *
+relay_dnsbl_start(struct conn *c)
+{
+	struct worker *w = c->w;
+	struct edge_zone zones[EDGE_DNSBL_MAX];
+	int threshold, timeout_ms;
+	char err[256];
+	if (w->dnsbl == NULL && !w->dnsbl_failed &&
+	    (w->dnsbl = dnsbl_new(w->loop, w->l->cfg->set.resolver, err,
+				  sizeof(err))) == NULL) {
+		log_err("worker %d: no DNSBL lookups: %s", w->id, err);
+		w->dnsbl_failed = true;
+	}
+	if (w->dnsbl == NULL)
+		return NULL;
+	int n = edge_dnsbl_policy(c->svc->edge, zones, &threshold, &timeout_ms);
+	return dnsbl_check(w->dnsbl, (struct sockaddr *)&c->peer, zones, n,
+			   threshold, timeout_ms, relay_dnsbl_done, c);
+}
+
+/* SMTP: hold the client before any node for greet_delay_ms and its DNSBL
+ * answers, watching for a pregreet meanwhile. */
+static void
+relay_hold(struct conn *c)
+{
+	struct ev_loop *loop = c->w->loop;
+	c->state = CONN_HOLDING;
+	c->holds = 1; /* this function's own, released at its end */
+	if (c->edge.greet_delay_ms > 0) {
+		c->holds++;
+		ev_set_cb(&c->timer, relay_hold_cb);
+		ev_timer_set(&c->timer, c->edge.greet_delay_ms / 1000.0, 0.);
+		ev_timer_start(loop, &c->timer);
+	}
+	if (c->edge.dnsbl && (c->dq = relay_dnsbl_start(c)) != NULL)
+		c->holds++;
+	if (c->pregreet) {
+		ev_io_set(&c->cio, c->cfd, EV_READ);
+		ev_io_start(loop, &c->cio);
+	}
+	relay_hold_release(c);
 }
 
 /* Picks the next node not tried yet and starts connecting to it. */
@@ -692,11 +887,21 @@ relay_accept(struct worker *w, struct service *svc, int fd,
 		relay_reply_unavailable(c);
 		return;
 	}
+	enum edge_reason why =
+	    edge_admit(svc->edge, peer, ev_now(w->loop), &c->edge);
+	if (why != EDGE_OK) {
+		relay_refuse(c, why, NULL);
+		return;
+	}
 	if (relay_proxy_header(c) < 0) {
 		relay_free(c);
 		return;
 	}
-	relay_connect_next(c);
+	c->pregreet = c->edge.pregreet;
+	if (c->edge.greet_delay_ms > 0 || c->edge.dnsbl)
+		relay_hold(c);
+	else
+		relay_connect_next(c);
 }
 
 void

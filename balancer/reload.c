@@ -22,6 +22,8 @@ reload_settings(struct lbd *l, const struct lbd_settings *n)
 		log_warn("reload: control socket changes need a restart");
 	if (s->workers != n->workers)
 		log_warn("reload: workers changes need a restart");
+	if (strcmp(s->resolver, n->resolver) != 0)
+		log_warn("reload: resolver changes need a restart");
 	if (s->io_collect_us != n->io_collect_us)
 		log_warn("reload: io_collect_us changes need a restart");
 	if (s->has_metrics != n->has_metrics ||
@@ -125,6 +127,8 @@ reload_service_settings(struct lbd *l, struct service *ls, struct service *ns)
 	atomic_store(&ls->idle_timeout_s, atomic_load(&ns->idle_timeout_s));
 	atomic_store(&ls->max_connections, atomic_load(&ns->max_connections));
 	atomic_store(&ls->retries, atomic_load(&ns->retries));
+	ls->edge_pol = ns->edge_pol; /* (main thread only reads it) */
+	edge_apply(ls->edge, &ns->edge_pol);
 }
 
 static void

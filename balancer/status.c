@@ -210,10 +210,56 @@ status_table(struct lbd *l, int formats, struct strbuf *sb)
 	return 0;
 }
 
+/* The edge protection table, after the nodes', for the services that use
+ * it: SERVICE SOURCES, then a column per refusal reason. */
+static int
+status_edge_text(struct lbd *l, struct strbuf *sb)
+{
+	static const char *const titles[EDGE_NREASONS] = {
+	    [EDGE_DENY] = "DENY",   [EDGE_CONN] = "MAX-CONN",
+	    [EDGE_RATE] = "RATE",   [EDGE_PREGREET] = "PREGREET",
+	    [EDGE_DNSBL] = "DNSBL",
+	};
+	char cell[32];
+	bool head = false;
+	for (struct service *s = l->cfg->services; s; s = s->next) {
+		if (s->edge == NULL || !atomic_load(&s->edge->active))
+			continue;
+		if (!head) {
+			if (strbuf_appends(sb, "\n") < 0 ||
+			    strbuf_append_padded(sb, "SERVICE", LBD_NAME_MAX) <
+				0 ||
+			    strbuf_append_padded(sb, "SOURCES", 10) < 0)
+				return -1;
+			for (int r = EDGE_DENY; r < EDGE_NREASONS; r++)
+				if (strbuf_append_padded(sb, titles[r], 10) < 0)
+					return -1;
+			if (strbuf_appends(sb, "\n") < 0)
+				return -1;
+			head = true;
+		}
+		snprintf(cell, sizeof(cell), "%ld", edge_sources(s->edge));
+		if (strbuf_append_padded(sb, s->name, LBD_NAME_MAX) < 0 ||
+		    strbuf_append_padded(sb, cell, 10) < 0)
+			return -1;
+		for (int r = EDGE_DENY; r < EDGE_NREASONS; r++) {
+			snprintf(cell, sizeof(cell), "%lu",
+				 atomic_load(&s->edge_refused[r]));
+			if (strbuf_append_padded(sb, cell, 10) < 0)
+				return -1;
+		}
+		if (strbuf_appends(sb, "\n") < 0)
+			return -1;
+	}
+	return 0;
+}
+
 int
 status_text(struct lbd *l, struct strbuf *sb)
 {
-	return status_table(l, STATUS_COL_TEXT, sb);
+	if (status_table(l, STATUS_COL_TEXT, sb) < 0)
+		return -1;
+	return status_edge_text(l, sb);
 }
 
 int
@@ -281,10 +327,20 @@ status_json_service(struct service *s, struct strbuf *sb)
 	    status_json_str(sb, ", ", "protocol",
 			    service_proto_name(s->protocol)) < 0 ||
 	    status_json_str(sb, ", ", "pool", s->pool_name) < 0 ||
-	    strbuf_appendf(sb, ", \"active\": %ld, \"total\": %lu}",
-			   atomic_load(&s->active), atomic_load(&s->total)) < 0)
+	    strbuf_appendf(
+		sb, ", \"active\": %ld, \"total\": %lu, \"refused\": %lu",
+		atomic_load(&s->active), atomic_load(&s->total),
+		atomic_load(&s->refused)) < 0 ||
+	    strbuf_appendf(sb, ", \"sources\": %ld, \"refused_by\": {",
+			   s->edge ? edge_sources(s->edge) : 0L) < 0)
 		return -1;
-	return 0;
+	for (int r = EDGE_DENY; r < EDGE_NREASONS; r++)
+		if (strbuf_appendf(sb, "%s\"%s\": %lu",
+				   r == EDGE_DENY ? "" : ", ",
+				   edge_reason_name(r),
+				   atomic_load(&s->edge_refused[r])) < 0)
+			return -1;
+	return strbuf_appends(sb, "}}");
 }
 
 int

@@ -12,6 +12,7 @@
 
 #include "../common/log.h"
 #include "../common/net.h"
+#include "dnsbl.h"
 
 #define ACCEPT_BATCH 64
 /* When io_collect_us delays a worker's polls: a poll that brings at
@@ -26,6 +27,11 @@ service_open(struct lbd *l, struct service *svc, char *err, size_t len)
 {
 	for (int i = 0; i < LBD_MAX_WORKERS; i++)
 		svc->fds[i] = -1;
+	if (svc->edge == NULL &&
+	    (svc->edge = edge_new(&svc->edge_pol)) == NULL) {
+		snprintf(err, len, "service %s: out of memory", svc->name);
+		return -1;
+	}
 	for (int i = 0; i < l->cfg->set.workers; i++) {
 		svc->fds[i] = net_listen(&svc->listen, true);
 		int one = 1; /* accepted sockets inherit it (Linux) */
@@ -163,6 +169,8 @@ worker_main(void *arg)
 	struct worker *w = arg;
 	ev_run(w->loop, 0);
 	relay_free_pools(w);
+	dnsbl_free(w->dnsbl);
+	w->dnsbl = NULL;
 	return NULL;
 }
 

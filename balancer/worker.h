@@ -11,6 +11,7 @@
 #include "lbd.h"
 
 struct conn;
+struct dnsbl;
 
 struct listener {
 	struct service *svc;
@@ -33,10 +34,12 @@ struct worker {
 	size_t nfree_bufs;
 	int (*free_pipes)[2]; /* spare empty pipes */
 	size_t nfree_pipes;
-	int splice_ok;	 /* 0 once splice() proved unusable here */
-	ev_check busy;	 /* io_collect_us: whether the last poll was busy */
-	double collect;	 /* io_collect_us in seconds; 0: off */
-	bool collecting; /* the collect interval is set for the next poll */
+	int splice_ok;	     /* 0 once splice() proved unusable here */
+	ev_check busy;	     /* io_collect_us: whether the last poll was busy */
+	double collect;	     /* io_collect_us in seconds; 0: off */
+	bool collecting;     /* the collect interval is set for the next poll */
+	struct dnsbl *dnsbl; /* dnsbl.h: made at the first lookup */
+	bool dnsbl_failed;   /* it could not be made: no lookups */
 };
 
 enum {

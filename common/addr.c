@@ -149,3 +149,26 @@ addr_hash_host(const struct sockaddr *sa)
 		    4);
 	return 0;
 }
+
+int
+addr_source_key(const struct sockaddr *sa, unsigned char key[ADDR_SOURCE_KEY])
+{
+	memset(key, 0, ADDR_SOURCE_KEY);
+	if (sa->sa_family == AF_INET) {
+		key[0] = 4;
+		memcpy(key + 1, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+		return 0;
+	}
+	if (sa->sa_family != AF_INET6)
+		return -1;
+	const struct in6_addr *a =
+	    &((const struct sockaddr_in6 *)sa)->sin6_addr;
+	if (IN6_IS_ADDR_V4MAPPED(a)) {
+		key[0] = 4;
+		memcpy(key + 1, a->s6_addr + 12, 4);
+	} else {
+		key[0] = 6;
+		memcpy(key + 1, a->s6_addr, 8);
+	}
+	return 0;
+}

@@ -26,4 +26,11 @@ int addr_equal(const struct addr *a, const struct addr *b);
  * of consistent hashing. */
 uint32_t addr_hash_host(const struct sockaddr *sa);
 
+/* A source's counted part, as per-source limits key it: the family (4 or
+ * 6), then an IPv4 address (a v4-mapped IPv6 one too) or an IPv6 /64,
+ * zero-padded. Returns 0, or -1 for other families. */
+#define ADDR_SOURCE_KEY 17
+int addr_source_key(const struct sockaddr *sa,
+		    unsigned char key[ADDR_SOURCE_KEY]);
+
 #endif

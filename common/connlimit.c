@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "addr.h"
 #include "stream.h"
 
 #define CONNLIMIT_BUCKETS 4096 /* a power of two */
@@ -59,31 +60,6 @@ connlimit_open(struct connlimit *l, struct connlimit_ticket *t)
 	return true;
 }
 
-/* The counted part of sa: an IPv4 address (a v4-mapped IPv6 one too), or
- * an IPv6 /64. Returns false for other families. */
-static bool
-connlimit_key(const struct sockaddr *sa, unsigned char key[17])
-{
-	memset(key, 0, 17);
-	if (sa->sa_family == AF_INET) {
-		key[0] = 4;
-		memcpy(key + 1, &((const struct sockaddr_in *)sa)->sin_addr, 4);
-		return true;
-	}
-	if (sa->sa_family != AF_INET6)
-		return false;
-	const struct in6_addr *a =
-	    &((const struct sockaddr_in6 *)sa)->sin6_addr;
-	if (IN6_IS_ADDR_V4MAPPED(a)) {
-		key[0] = 4;
-		memcpy(key + 1, a->s6_addr + 12, 4);
-	} else {
-		key[0] = 6;
-		memcpy(key + 1, a->s6_addr, 8);
-	}
-	return true;
-}
-
 static struct connlimit_entry **
 connlimit_find(struct connlimit *l, const unsigned char key[17])
 {
@@ -100,7 +76,7 @@ bool
 connlimit_source(struct connlimit *l, struct connlimit_ticket *t,
 		 const struct sockaddr *sa, bool proxied)
 {
-	if (l->max_source <= 0 || !connlimit_key(sa, t->key))
+	if (l->max_source <= 0 || addr_source_key(sa, t->key) < 0)
 		return true;
 	if (!proxied && l->exempt && netlist_match(l->exempt, sa))
 		return true;

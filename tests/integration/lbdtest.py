@@ -58,8 +58,9 @@ class Node:
     """A stand-in node process on a free loopback port."""
 
     def __init__(self, tmp, name, proto="smtp", proxy=False, port=None,
-                 host="127.0.0.1"):
+                 host="127.0.0.1", args=()):
         self.name, self.proto, self.proxy, self.host = name, proto, proxy, host
+        self.args = list(args)  # more standin_node.py options
         self.port = port or free_port(host)
         self.tmp = tmp
         self.proc = None
@@ -74,6 +75,7 @@ class Node:
                str(self.port), "--name", self.name, "--host", self.host]
         if self.proxy:
             cmd.append("--proxy")
+        cmd += self.args
         self.log = open(os.path.join(self.tmp, "node-%s.log" % self.name), "ab")
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log)
         wait_for(lambda: can_connect(self.port, self.host), 10,

@@ -4,10 +4,11 @@ answers the few commands a probe or a test sends, and tells who it thinks
 the client is (from the PROXY header when --proxy is on).
 
   standin_node.py --proto smtp|imap|pop3|http|echo|sink --port N --name NAME
-                  [--proxy] [--ready-file PATH]
+                  [--proxy] [--ready-file PATH] [--greet-delay-ms N]
 
 smtp:  "220 NAME ESMTP peer=IP:PORT" (with --proxy, "peer=vN SRC DST": the
-       header's client and destination); EHLO -> 250, QUIT -> 221, else 250.
+       header's client and destination), after --greet-delay-ms; EHLO ->
+       250, QUIT -> 221 (and "smtp got QUIT" in its log), else 250.
 imap:  "* OK NAME peer=..."; TAG LOGOUT -> BYE + OK, else TAG OK.
 pop3:  "+OK NAME peer=..."; QUIT -> +OK, else +OK.
 http:  one request, 200 with body "NAME peer=...".
@@ -25,6 +26,7 @@ import socket
 import struct
 import sys
 import threading
+import time
 
 V2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
 
@@ -99,12 +101,15 @@ def lines(conn):
 
 
 def serve_smtp(conn, args, peer):
+    if args.greet_delay_ms:
+        time.sleep(args.greet_delay_ms / 1000.0)
     conn.sendall(("220 %s ESMTP peer=%s\r\n" % (args.name, peer)).encode())
     for line in lines(conn):
         verb = line.split(" ", 1)[0].upper()
         if verb in ("EHLO", "HELO"):
             conn.sendall(("250-%s\r\n250 PIPELINING\r\n" % args.name).encode())
         elif verb == "QUIT":
+            print("smtp got QUIT", flush=True)
             conn.sendall(b"221 2.0.0 bye\r\n")
             return
         else:
@@ -197,6 +202,7 @@ def main():
     ap.add_argument("--name", required=True)
     ap.add_argument("--proxy", action="store_true")
     ap.add_argument("--ready-file")
+    ap.add_argument("--greet-delay-ms", type=int, default=0)
     args = ap.parse_args()
     fam = socket.AF_INET6 if ":" in args.host else socket.AF_INET
     srv = socket.socket(fam, socket.SOCK_STREAM)

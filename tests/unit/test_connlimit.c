@@ -7,22 +7,7 @@
 
 #include "../../common/connlimit.h"
 #include "../../common/stream.h"
-
-static struct sockaddr_storage
-sa(const char *text)
-{
-	struct sockaddr_storage ss;
-	memset(&ss, 0, sizeof(ss));
-	struct sockaddr_in *in = (struct sockaddr_in *)&ss;
-	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
-	if (inet_pton(AF_INET, text, &in->sin_addr) == 1)
-		in->sin_family = AF_INET;
-	else {
-		cr_assert(inet_pton(AF_INET6, text, &in6->sin6_addr) == 1);
-		in6->sin6_family = AF_INET6;
-	}
-	return ss;
-}
+#include "sockaddr_fixture.h"
 
 /* Opens one connection from text; returns whether it got in. */
 static bool
