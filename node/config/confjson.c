@@ -110,6 +110,53 @@ confjson_save(const struct confjson *doc, const char *path)
 	return rc;
 }
 
+static bool
+confjson_domain_ok(json_t *e)
+{
+	return json_is_string(e);
+}
+
+static bool
+confjson_user_ok(json_t *e)
+{
+	json_t *pw = json_object_get(e, "password");
+
+	return json_is_string(json_object_get(e, "address")) &&
+	       (json_is_string(pw) || json_is_null(pw)) &&
+	       json_object_size(e) == 2;
+}
+
+static bool
+confjson_alias_ok(json_t *e)
+{
+	json_t *t = json_object_get(e, "targets"), *te;
+	size_t k;
+
+	if (!json_is_string(json_object_get(e, "address")) ||
+	    !json_is_array(t) || json_array_size(t) == 0 ||
+	    json_object_size(e) != 2)
+		return false;
+	json_array_foreach(t, k, te)
+	{
+		if (!json_is_string(te))
+			return false;
+	}
+	return true;
+}
+
+/* The document's lists: each an array whose every element passes ok. */
+static const struct confjson_list {
+	const char *name;
+	bool (*ok)(json_t *e);
+	const char *shape; /* for the error */
+} confjson_lists[] = {
+    {"domains", confjson_domain_ok, "a string"},
+    {"users", confjson_user_ok,
+     "{\"address\": string, \"password\": string or null}"},
+    {"aliases", confjson_alias_ok,
+     "{\"address\": string, \"targets\": [string, ...]}"},
+};
+
 /* Checks the layout; on a fault says which member in err. */
 static int
 confjson_check(json_t *root, char *err, size_t errlen)
@@ -155,59 +202,23 @@ confjson_check(json_t *root, char *err, size_t errlen)
 			 "\"generation\" is not a whole number >= 0");
 		return -1;
 	}
-	v = json_object_get(root, "domains");
-	if (!json_is_array(v)) {
-		snprintf(err, errlen, "\"domains\" is not an array");
-		return -1;
-	}
-	json_array_foreach(v, i, e)
-	{
-		if (!json_is_string(e)) {
-			snprintf(err, errlen, "domains[%zu] is not a string",
-				 i);
-			return -1;
-		}
-	}
-	v = json_object_get(root, "users");
-	if (!json_is_array(v)) {
-		snprintf(err, errlen, "\"users\" is not an array");
-		return -1;
-	}
-	json_array_foreach(v, i, e)
-	{
-		json_t *pw = json_object_get(e, "password");
-		if (!json_is_string(json_object_get(e, "address")) ||
-		    !(json_is_string(pw) || json_is_null(pw)) ||
-		    json_object_size(e) != 2) {
-			snprintf(err, errlen,
-				 "users[%zu] is not {\"address\": string, "
-				 "\"password\": string or null}",
-				 i);
-			return -1;
-		}
-	}
-	v = json_object_get(root, "aliases");
-	if (!json_is_array(v)) {
-		snprintf(err, errlen, "\"aliases\" is not an array");
-		return -1;
-	}
-	json_array_foreach(v, i, e)
-	{
-		json_t *t = json_object_get(e, "targets"), *te;
+	for (i = 0; i < sizeof(confjson_lists) / sizeof(confjson_lists[0]);
+	     i++) {
+		const struct confjson_list *l = &confjson_lists[i];
 		size_t k;
-		bool ok = json_is_string(json_object_get(e, "address")) &&
-			  json_is_array(t) && json_array_size(t) > 0 &&
-			  json_object_size(e) == 2;
-		json_array_foreach(t, k, te)
-		{
-			ok = ok && json_is_string(te);
-		}
-		if (!ok) {
-			snprintf(err, errlen,
-				 "aliases[%zu] is not {\"address\": string, "
-				 "\"targets\": [string, ...]}",
-				 i);
+		v = json_object_get(root, l->name);
+		if (!json_is_array(v)) {
+			snprintf(err, errlen, "\"%s\" is not an array",
+				 l->name);
 			return -1;
+		}
+		json_array_foreach(v, k, e)
+		{
+			if (!l->ok(e)) {
+				snprintf(err, errlen, "%s[%zu] is not %s",
+					 l->name, k, l->shape);
+				return -1;
+			}
 		}
 	}
 	return 0;
