@@ -184,6 +184,9 @@ class ConfigGenerationTest(NodeTestCase):
                          550)
         self.assertTrue(self.login(n1))
         self.assertFalse(self.login(n1, password="wrong"))
+        st, _, _ = request(n1, "POST", "/api/login",
+                           {"user": "alice@example.test", "password": "demo"})
+        self.assertEqual(st, 200)  # the web login too (session in Redis)
         st, h = self.health(n1)
         self.assertEqual((st, h["status"], h["config"], h["config_gen"]),
                          (200, "degraded", "stale", gen))
