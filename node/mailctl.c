@@ -1203,10 +1203,10 @@ fail:
 
 /* export [FILE] */
 
-/* Adds domain d's users (with their hashes, pipelined) to doc. Returns 0
+/* Writes domain d's users (with their hashes, pipelined) to w. Returns 0
  * or -1 (said why). */
 static int
-ctl_export_users(struct ctl *x, struct confjson *doc, const char *d)
+ctl_export_users(struct ctl *x, struct confjson_writer *w, const char *d)
 {
 	char key[CTL_KEY_MAX];
 	redisReply *m, *h = NULL;
@@ -1233,8 +1233,8 @@ ctl_export_users(struct ctl *x, struct confjson *doc, const char *d)
 			ctl_error(x, "%s: cannot read its password", a);
 			goto out;
 		}
-		if (confjson_add_user(
-			doc, a, h->type == REDIS_REPLY_STRING ? h->str : NULL) <
+		if (confjson_write_user(
+			w, a, h->type == REDIS_REPLY_STRING ? h->str : NULL) <
 		    0) {
 			ctl_error(x, "out of memory");
 			goto out;
@@ -1256,9 +1256,9 @@ out:
 	return rc;
 }
 
-/* Adds domain d's aliases to doc. Returns 0 or -1 (said why). */
+/* Writes domain d's aliases to w. Returns 0 or -1 (said why). */
 static int
-ctl_export_aliases(struct ctl *x, struct confjson *doc, const char *d)
+ctl_export_aliases(struct ctl *x, struct confjson_writer *w, const char *d)
 {
 	char key[CTL_KEY_MAX];
 	redisReply *m, *t;
@@ -1273,12 +1273,12 @@ ctl_export_aliases(struct ctl *x, struct confjson *doc, const char *d)
 			rc = -1;
 			break;
 		}
-		char **names = calloc(t->elements + 1, sizeof(*names));
+		const char **names = calloc(t->elements + 1, sizeof(*names));
 		for (size_t k = 0; names && k < t->elements; k++)
 			names[k] = t->element[k]->str;
 		if (names == NULL ||
-		    confjson_add_alias(doc, m->element[i]->str, names,
-				       t->elements) < 0) {
+		    confjson_write_alias(w, m->element[i]->str, names,
+					 t->elements) < 0) {
 			ctl_error(x, "out of memory");
 			rc = -1;
 		}
@@ -1289,95 +1289,92 @@ ctl_export_aliases(struct ctl *x, struct confjson *doc, const char *d)
 	return rc;
 }
 
-/* One pass over Redis into a new document. NULL on error (said why). */
-static struct confjson *
-ctl_export_pass(struct ctl *x)
+/* One pass over Redis into w (initialized here, at the generation read
+ * first). Returns 0, or -1 (said why; w freed). */
+static int
+ctl_export_pass(struct ctl *x, struct confjson_writer *w)
 {
-	struct confjson *doc = NULL;
 	redisReply *doms = NULL, *rep;
 	uint64_t gen = 0;
 
 	if ((rep = ctl_redis(x, "GET %s", SCHEMA_GEN)) == NULL)
-		return NULL;
+		return -1;
 	if (rep->type == REDIS_REPLY_STRING)
 		gen = strtoull(rep->str, NULL, 10);
 	freeReplyObject(rep);
-	if ((doc = confjson_new(gen)) == NULL) {
-		ctl_error(x, "out of memory");
-		return NULL;
-	}
+	confjson_writer_init(w, gen);
+	x->set_gen = gen; /* for the message */
 	if ((doms = ctl_members(x, SCHEMA_DOMAINS)) == NULL)
 		goto fail;
 	for (size_t k = 0; k < doms->elements; k++)
-		if (confjson_add_domain(doc, doms->element[k]->str) < 0) {
+		if (confjson_write_domain(w, doms->element[k]->str) < 0) {
 			ctl_error(x, "out of memory");
 			goto fail;
 		}
 	/* Users of every domain first, then aliases: the document's order. */
 	for (size_t k = 0; k < doms->elements; k++)
-		if (ctl_export_users(x, doc, doms->element[k]->str) < 0)
+		if (ctl_export_users(x, w, doms->element[k]->str) < 0)
 			goto fail;
 	for (size_t k = 0; k < doms->elements; k++)
-		if (ctl_export_aliases(x, doc, doms->element[k]->str) < 0)
+		if (ctl_export_aliases(x, w, doms->element[k]->str) < 0)
 			goto fail;
 	freeReplyObject(doms);
-	return doc;
+	return 0;
 fail:
 	freeReplyObject(doms);
-	confjson_free(doc);
-	return NULL;
+	confjson_writer_free(w);
+	return -1;
 }
 
-/* Reads the whole config under WATCH of the generation, then an empty
- * MULTI/EXEC that fails if a change came in between: the export is one
- * generation's config. NULL on error. */
-static struct confjson *
-ctl_export_read(struct ctl *x)
+/* Reads the whole config into w under WATCH of the generation, then an
+ * empty MULTI/EXEC that fails if a change came in between: the export is
+ * one generation's config. Returns 0 (w to be freed), or -1. */
+static int
+ctl_export_read(struct ctl *x, struct confjson_writer *w)
 {
 	for (int i = 0; i < CTL_RETRIES; i++) {
-		struct confjson *doc;
 		redisReply *rep;
 
 		if (ctl_watch(x, SCHEMA_GEN, NULL, NULL) < 0)
-			return NULL;
-		if ((doc = ctl_export_pass(x)) == NULL) {
+			return -1;
+		if (ctl_export_pass(x, w) < 0) {
 			ctl_unwatch(x);
-			return NULL;
+			return -1;
 		}
 		if (ctl_simple(x, "MULTI") < 0 ||
 		    (rep = ctl_redis(x, "EXEC")) == NULL) {
-			confjson_free(doc);
-			return NULL;
+			confjson_writer_free(w);
+			return -1;
 		}
 		bool changed = rep->type == REDIS_REPLY_NIL;
 		freeReplyObject(rep);
 		if (!changed)
-			return doc;
-		confjson_free(doc);
+			return 0;
+		confjson_writer_free(w);
 	}
 	ctl_error(x, "the config kept changing during the export; try again");
-	return NULL;
+	return -1;
 }
 
 static int
 ctl_export(struct ctl *x)
 {
 	const char *path = x->nargs ? x->args[0] : NULL;
-	struct confjson *doc;
+	struct confjson_writer w;
 	int rc = CTL_OK;
 
-	if (ctl_connect(x) < 0 || (doc = ctl_export_read(x)) == NULL)
+	if (ctl_connect(x) < 0 || ctl_export_read(x, &w) < 0)
 		return CTL_FAIL;
-	if (confjson_save(doc, path) < 0) {
+	if (confjson_writer_save(&w, path) < 0) {
 		ctl_error(x, "%s: %s", path ? path : "stdout", strerror(errno));
 		rc = CTL_FAIL;
 	} else if (path && strcmp(path, "-") != 0) {
 		fprintf(stderr,
 			"mailctl: export: generation %" PRIu64
 			" written to %s\n",
-			confjson_generation(doc), path);
+			x->set_gen, path);
 	}
-	confjson_free(doc);
+	confjson_writer_free(&w);
 	return rc;
 }
 

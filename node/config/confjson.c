@@ -1,6 +1,8 @@
-/* The config document (confjson.h) over jansson. Loading checks the whole
- * layout first, so a walk never meets a wrong type. */
+/* The config document (confjson.h): written as text through a strbuf,
+ * read with jansson. Loading checks the whole layout first, so a walk
+ * never meets a wrong type. */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,15 +39,109 @@ confjson_wrap(json_t *root)
 	return doc;
 }
 
-struct confjson *
-confjson_new(uint64_t gen)
-{
-	json_t *root = json_pack("{s:s, s:i, s:I, s:[], s:[], s:[]}", "format",
-				 CONFJSON_FORMAT, "version", CONFJSON_VERSION,
-				 "generation", (json_int_t)gen, "domains",
-				 "users", "aliases");
+#define CONFJSON_MAX (1u << 30) /* a written document's size cap */
 
-	return root ? confjson_wrap(root) : NULL;
+static const char *const confjson_sections[] = {"domains", "users", "aliases"};
+
+void
+confjson_writer_init(struct confjson_writer *w, uint64_t gen)
+{
+	strbuf_init(&w->sb, CONFJSON_MAX);
+	w->section = -1;
+	w->first = true;
+	strbuf_appendf(&w->sb,
+		       "{\"format\": \"%s\", \"version\": %d, "
+		       "\"generation\": %" PRIu64 ",",
+		       CONFJSON_FORMAT, CONFJSON_VERSION, gen);
+}
+
+void
+confjson_writer_free(struct confjson_writer *w)
+{
+	strbuf_free(&w->sb);
+}
+
+/* Opens the sections up to section, closing those before (empty ones
+ * included). */
+static void
+confjson_open(struct confjson_writer *w, int section)
+{
+	while (w->section < section) {
+		if (w->section >= 0)
+			strbuf_appends(&w->sb, w->first ? "]," : "\n ],");
+		w->section++;
+		w->first = true;
+		strbuf_appendf(&w->sb, "\n \"%s\": [",
+			       confjson_sections[w->section]);
+	}
+}
+
+/* Starts an entry of section. Returns 0, or -1 when w is past that
+ * section or past its cap. */
+static int
+confjson_entry(struct confjson_writer *w, int section)
+{
+	if (section < w->section)
+		return -1;
+	confjson_open(w, section);
+	strbuf_appends(&w->sb, w->first ? "\n  " : ",\n  ");
+	w->first = false;
+	return w->sb.overflow ? -1 : 0;
+}
+
+int
+confjson_write_domain(struct confjson_writer *w, const char *domain)
+{
+	if (confjson_entry(w, 0) < 0)
+		return -1;
+	return strbuf_append_json(&w->sb, domain);
+}
+
+int
+confjson_write_user(struct confjson_writer *w, const char *address,
+		    const char *hash)
+{
+	if (confjson_entry(w, 1) < 0)
+		return -1;
+	strbuf_appends(&w->sb, "{\"address\": ");
+	strbuf_append_json(&w->sb, address);
+	strbuf_appends(&w->sb, ", \"password\": ");
+	if (hash)
+		strbuf_append_json(&w->sb, hash);
+	else
+		strbuf_appends(&w->sb, "null");
+	return strbuf_appends(&w->sb, "}");
+}
+
+int
+confjson_write_alias(struct confjson_writer *w, const char *address,
+		     const char *const *targets, size_t ntargets)
+{
+	if (confjson_entry(w, 2) < 0)
+		return -1;
+	strbuf_appends(&w->sb, "{\"address\": ");
+	strbuf_append_json(&w->sb, address);
+	strbuf_appends(&w->sb, ", \"targets\": [");
+	for (size_t i = 0; i < ntargets; i++) {
+		if (i)
+			strbuf_appends(&w->sb, ", ");
+		strbuf_append_json(&w->sb, targets[i]);
+	}
+	return strbuf_appends(&w->sb, "]}");
+}
+
+int
+confjson_writer_save(struct confjson_writer *w, const char *path)
+{
+	confjson_open(w, 2);
+	strbuf_appends(&w->sb, w->first ? "]}\n" : "\n ]}\n");
+	if (w->sb.overflow) {
+		errno = EFBIG;
+		return -1;
+	}
+	if (path == NULL || strcmp(path, "-") == 0)
+		return fd_write_all(1, w->sb.buf, w->sb.len);
+	return fd_replace_file(path, w->sb.buf, w->sb.len, 0600);
 }
 
 void
@@ -55,59 +151,6 @@ confjson_free(struct confjson *doc)
 		return;
 	json_decref(doc->root);
 	free(doc);
-}
-
-int
-confjson_add_domain(struct confjson *doc, const char *domain)
-{
-	return json_array_append_new(doc->domains, json_string(domain));
-}
-
-int
-confjson_add_user(struct confjson *doc, const char *address, const char *hash)
-{
-	json_t *u = json_pack("{s:s, s:o}", "address", address, "password",
-			      hash ? json_string(hash) : json_null());
-
-	return u ? json_array_append_new(doc->users, u) : -1;
-}
-
-int
-confjson_add_alias(struct confjson *doc, const char *address,
-		   char *const *targets, size_t ntargets)
-{
-	json_t *t = json_array(), *a;
-
-	if (t == NULL)
-		return -1;
-	for (size_t i = 0; i < ntargets; i++)
-		if (json_array_append_new(t, json_string(targets[i])) < 0) {
-			json_decref(t);
-			return -1;
-		}
-	a = json_pack("{s:s, s:o}", "address", address, "targets", t);
-	return a ? json_array_append_new(doc->aliases, a) : -1;
-}
-
-int
-confjson_save(const struct confjson *doc, const char *path)
-{
-	char *text = json_dumps(doc->root, JSON_INDENT(1));
-	size_t len;
-	int rc;
-
-	if (text == NULL) {
-		errno = ENOMEM;
-		return -1;
-	}
-	len = strlen(text);
-	text[len++] = '\n'; /* over its NUL: the byte is ours */
-	if (path == NULL || strcmp(path, "-") == 0)
-		rc = fd_write_all(1, text, len);
-	else
-		rc = fd_replace_file(path, text, len, 0600);
-	free(text);
-	return rc;
 }
 
 static bool

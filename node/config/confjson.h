@@ -14,33 +14,47 @@
 #ifndef NODE_CONFJSON_H
 #define NODE_CONFJSON_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "../../common/strbuf.h"
 
 #define CONFJSON_FORMAT "mailswitch-config"
 #define CONFJSON_VERSION 1
 
 struct confjson;
 
-/* An empty document at generation gen. NULL when out of memory. */
-struct confjson *confjson_new(uint64_t gen);
-void confjson_free(struct confjson *doc);
+/* Writing: entries are appended as text as they come (no tree: a node
+ * writes its snapshot on the event loop, 100k users in milliseconds), in
+ * the document's order: every domain, then every user, then every alias
+ * (a call out of that order fails). */
+struct confjson_writer {
+	struct strbuf sb;
+	int section; /* -1 none yet, 0 domains, 1 users, 2 aliases */
+	bool first;  /* no entry yet in the section */
+};
 
-/* Each returns 0, or -1 when out of memory. hash may be NULL. */
-int confjson_add_domain(struct confjson *doc, const char *domain);
-int confjson_add_user(struct confjson *doc, const char *address,
-		      const char *hash);
-int confjson_add_alias(struct confjson *doc, const char *address,
-		       char *const *targets, size_t ntargets);
+void confjson_writer_init(struct confjson_writer *w, uint64_t gen);
+void confjson_writer_free(struct confjson_writer *w);
+/* Each returns 0, or -1 (out of memory, past the size cap, out of
+ * order). hash may be NULL. */
+int confjson_write_domain(struct confjson_writer *w, const char *domain);
+int confjson_write_user(struct confjson_writer *w, const char *address,
+			const char *hash);
+int confjson_write_alias(struct confjson_writer *w, const char *address,
+			 const char *const *targets, size_t ntargets);
+/* Ends the document and writes it to path, atomically (fd_replace_file,
+ * mode 0600: it holds password hashes), or to stdout when path is NULL or
+ * "-". Returns 0, or -1 with errno set. */
+int confjson_writer_save(struct confjson_writer *w, const char *path);
 
-/* Writes doc to path, atomically (fd_replace_file, mode 0600: it holds
- * password hashes), or to stdout when path is NULL or "-". Returns 0, or
- * -1 with errno set. */
-int confjson_save(const struct confjson *doc, const char *path);
+/* Reading. */
 
 /* Reads path ("-": stdin) and checks its whole layout. Returns the
  * document, or NULL with a reason (file, line, what) in err. */
 struct confjson *confjson_load(const char *path, char *err, size_t errlen);
+void confjson_free(struct confjson *doc);
 
 uint64_t confjson_generation(const struct confjson *doc);
 

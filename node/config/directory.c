@@ -434,36 +434,32 @@ static void
 dir_snapshot_save(struct directory *d)
 {
 	const struct dir_cache *c = d->cache;
-	struct confjson *doc;
+	struct confjson_writer w;
+	ev_tstamp t0 = ev_time();
+	int rc = 0;
 
 	if (d->snapshot == NULL)
 		return;
-	doc = confjson_new(d->gen);
-	if (doc == NULL)
-		goto fail;
-	for (size_t i = 0; i < c->ndomains; i++)
-		if (confjson_add_domain(doc, c->domains[i]) < 0)
-			goto fail;
-	for (size_t i = 0; i < c->nusers; i++)
-		if (confjson_add_user(doc, c->users[i].addr, c->users[i].hash) <
-		    0)
-			goto fail;
-	for (size_t i = 0; i < c->naliases; i++)
-		if (confjson_add_alias(doc, c->aliases[i].addr,
-				       c->aliases[i].targets,
-				       c->aliases[i].ntargets) < 0)
-			goto fail;
-	if (confjson_save(doc, d->snapshot) < 0) {
+	confjson_writer_init(&w, d->gen);
+	for (size_t i = 0; rc == 0 && i < c->ndomains; i++)
+		rc = confjson_write_domain(&w, c->domains[i]);
+	for (size_t i = 0; rc == 0 && i < c->nusers; i++)
+		rc =
+		    confjson_write_user(&w, c->users[i].addr, c->users[i].hash);
+	for (size_t i = 0; rc == 0 && i < c->naliases; i++)
+		rc = confjson_write_alias(
+		    &w, c->aliases[i].addr,
+		    (const char *const *)c->aliases[i].targets,
+		    c->aliases[i].ntargets);
+	if (rc < 0)
+		errno = ENOMEM;
+	if (rc < 0 || confjson_writer_save(&w, d->snapshot) < 0)
 		log_warn("directory: snapshot %s: %s", d->snapshot,
 			 strerror(errno));
-		confjson_free(doc);
-		return;
-	}
-	confjson_free(doc);
-	return;
-fail:
-	log_warn("directory: snapshot %s: out of memory", d->snapshot);
-	confjson_free(doc);
+	else
+		log_debug("directory: snapshot %s: %zu bytes in %.0f ms",
+			  d->snapshot, w.sb.len, (ev_time() - t0) * 1e3);
+	confjson_writer_free(&w);
 }
 
 /* Redis answered SCHEMA_GEN with gen, below what this node loaded: the
