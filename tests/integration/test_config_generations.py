@@ -176,8 +176,9 @@ class ConfigGenerationTest(NodeTestCase):
                  10, what="snapshot")
         n1.stop()
         self.restart_redis_empty()
-        n1.start()  # waits for "directory: loaded" (from the snapshot)
-        self.assertIn("from the snapshot", n1.log())
+        n1.start(wait_directory=False)
+        wait_for(lambda: "directory: from the snapshot" in n1.log(), 10,
+                 what="mail1 serving from its snapshot")
         self.assertEqual(self.deliver_codes(n1)[0], 250)
         self.assertEqual(self.deliver_codes(n1, "team@example.test")[0], 250)
         self.assertEqual(self.deliver_codes(n1, "nobody@example.test")[0],
