@@ -87,6 +87,8 @@ struct dir_todo {
 struct dir_load {
 	struct directory *d;
 	uint64_t gen;	/* SCHEMA_GEN when the load began */
+	bool verifying; /* SCHEMA_GEN asked again, after every other answer */
+	bool verified;	/* and it was not below gen */
 	char **domains; /* as Redis holds them, lowercased when built */
 	size_t ndomains;
 	struct dir_chunk *chunks;
@@ -204,6 +206,7 @@ dir_load_free(struct dir_load *l)
 
 static void dir_load_start(struct directory *d);
 static void dir_domains_cb(struct redis *r, redisReply *reply, void *arg);
+static void dir_gen_cb(struct redis *r, redisReply *reply, void *arg);
 static void dir_load_finish(struct dir_load *l);
 
 /* Cancels what l has in flight: the last ids it sent (ids come back in
@@ -315,8 +318,15 @@ dir_pump(struct dir_load *l)
 		if (rc > 0)
 			l->pending--; /* skipped */
 	}
-	if (l->pending == 0)
+	if (l->pending > 0)
+		return;
+	if (l->verified) {
 		dir_load_finish(l);
+		return;
+	}
+	l->verifying = true;
+	if (dir_queue(l, dir_gen_cb, l, "GET", SCHEMA_GEN, "", NULL) == 0)
+		dir_pump(l);
 }
 
 /* One answer of l has been taken in, and what it calls for queued. */
@@ -467,9 +477,11 @@ dir_snapshot_save(struct directory *d)
  * each publishing this node's generation again (Redis lost that too).
  * Said once per episode. */
 static void
-dir_load_behind(struct dir_load *l, uint64_t gen, bool none)
+dir_load_behind(struct dir_load *l, uint64_t gen, uint64_t floor, bool none)
 {
 	struct directory *d = l->d;
+	const char *what =
+	    l->verifying ? "the load began at" : "this node loaded";
 
 	d->load = NULL;
 	d->again = false; /* the next check loads it all */
@@ -479,24 +491,28 @@ dir_load_behind(struct dir_load *l, uint64_t gen, bool none)
 		char have[32];
 		snprintf(have, sizeof(have), "%" PRIu64, gen);
 		log_warn("directory: Redis has config generation %s, below the "
-			 "%" PRIu64 " this node loaded (Redis restarted "
-			 "without its data, or a failover to a replica that "
-			 "was behind): serving from the cache until Redis "
-			 "has it again (mailctl import of the last export, "
-			 "or of a node's %s)",
-			 none ? "none" : have, d->gen, DIR_SNAPSHOT_NAME);
+			 "%" PRIu64 " %s (Redis restarted without its data, "
+			 "flushed, or a failover to a replica that was "
+			 "behind): serving from the cache until Redis has "
+			 "it again (mailctl import of the last export, or of "
+			 "a node's %s)",
+			 none ? "none" : have, floor, what, DIR_SNAPSHOT_NAME);
 		d->behind = true;
 	}
 	ev_timer_set(&d->retry, DIR_BEHIND_S, 0.);
 	ev_timer_start(redis_loop(d->r), &d->retry);
 }
 
-/* SCHEMA_GEN: go on with the load, or stop there when Redis is behind. */
+/* SCHEMA_GEN, read first and again once every other answer is in. Below
+ * the node's generation at first, or below the load's at the end (Redis
+ * lost the config while it was read: a FLUSHALL, a restart between two
+ * answers), the load is dropped and the node is behind; otherwise the
+ * load goes on, or is swapped in. */
 static void
 dir_gen_cb(struct redis *r, redisReply *reply, void *arg)
 {
 	struct dir_load *l = arg;
-	uint64_t gen = 0;
+	uint64_t gen = 0, floor;
 	char *end;
 
 	(void)r;
@@ -515,8 +531,14 @@ dir_gen_cb(struct redis *r, redisReply *reply, void *arg)
 		dir_load_abort(l, "unexpected reply type");
 		return;
 	}
-	if (gen < l->d->gen) {
-		dir_load_behind(l, gen, reply->type == REDIS_REPLY_NIL);
+	floor = l->verifying ? l->gen : l->d->gen;
+	if (gen < floor) {
+		dir_load_behind(l, gen, floor, reply->type == REDIS_REPLY_NIL);
+		return;
+	}
+	if (l->verifying) {
+		l->verified = true;
+		dir_load_step(l);
 		return;
 	}
 	l->gen = gen;

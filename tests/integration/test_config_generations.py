@@ -200,6 +200,36 @@ class ConfigGenerationTest(NodeTestCase):
                  what="mail1 back to ok")
         wait_for(lambda: self.login(n2), 10, what="alice on mail2")
 
+    def test_redis_flushed_while_a_node_reads_it(self):
+        """The generation is read again at the end of a load: a Redis
+        emptied between the first read and the last (FLUSHALL here) does
+        not replace the cache with what was left."""
+        n1 = self.node("mail1", listen=LISTEN, extra_node=PLAIN)
+        # 20,000 more users, so that a load takes a while.
+        with self.redis.connect() as c:
+            for i in range(20000):
+                a = "u%d@example.test" % i
+                c.send("SADD", "ms:users:example.test", a)
+                c.send("HSET", "ms:user:" + a, "password", "x")
+            c.send("INCR", "ms:config:gen")
+            for _ in range(40001):
+                c.read()
+        self.redis.cli("PUBLISH", "ms:config", "reload")
+        gen = self.gen()
+        wait_for(lambda: self.health(n1)[1]["config_gen"] == gen, 20,
+                 what="the big config loaded")
+        loads = n1.log().count("directory: loaded")
+        self.redis.cli("PUBLISH", "ms:config", "reload")
+        time.sleep(0.02)  # the reload has begun
+        self.redis.cli("FLUSHALL")
+        wait_for(lambda: self.health(n1)[1]["config"] == "stale", 10,
+                 what="stale after the flush")
+        self.assertEqual(n1.log().count("directory: loaded"), loads,
+                         n1.log()[-1500:])
+        self.assertEqual(self.deliver_codes(n1)[0], 250)
+        self.assertEqual(self.deliver_codes(n1, "u19999@example.test")[0],
+                         250)
+
     def test_wipe_is_followed_and_export_round_trips(self):
         n1, n2 = self.two_nodes()
         before = self.snapshot(n1)
