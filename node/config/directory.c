@@ -477,26 +477,21 @@ dir_snapshot_save(struct directory *d)
  * each publishing this node's generation again (Redis lost that too).
  * Said once per episode. */
 static void
-dir_load_behind(struct dir_load *l, uint64_t gen, uint64_t floor, bool none)
+dir_load_behind(struct dir_load *l, const char *why)
 {
 	struct directory *d = l->d;
-	const char *what =
-	    l->verifying ? "the load began at" : "this node loaded";
 
 	d->load = NULL;
 	d->again = false; /* the next check loads it all */
 	dir_load_free(l);
 	dir_publish_gen(d); /* each check: an import may be on its way */
 	if (!d->behind) {
-		char have[32];
-		snprintf(have, sizeof(have), "%" PRIu64, gen);
-		log_warn("directory: Redis has config generation %s, below the "
-			 "%" PRIu64 " %s (Redis restarted without its data, "
-			 "flushed, or a failover to a replica that was "
-			 "behind): serving from the cache until Redis has "
+		log_warn("directory: Redis has %s (Redis restarted without "
+			 "its data, flushed, or a failover to a replica that "
+			 "was behind): serving from the cache until Redis has "
 			 "it again (mailctl import of the last export, or of "
 			 "a node's %s)",
-			 none ? "none" : have, floor, what, DIR_SNAPSHOT_NAME);
+			 why, DIR_SNAPSHOT_NAME);
 		d->behind = true;
 	}
 	ev_timer_set(&d->retry, DIR_BEHIND_S, 0.);
@@ -533,7 +528,15 @@ dir_gen_cb(struct redis *r, redisReply *reply, void *arg)
 	}
 	floor = l->verifying ? l->gen : l->d->gen;
 	if (gen < floor) {
-		dir_load_behind(l, gen, floor, reply->type == REDIS_REPLY_NIL);
+		char why[128], have[32] = "none";
+		if (reply->type != REDIS_REPLY_NIL)
+			snprintf(have, sizeof(have), "%" PRIu64, gen);
+		snprintf(why, sizeof(why),
+			 "config generation %s, below the %" PRIu64 " %s", have,
+			 floor,
+			 l->verifying ? "the load began at"
+				      : "this node loaded");
+		dir_load_behind(l, why);
 		return;
 	}
 	if (l->verifying) {
@@ -704,6 +707,18 @@ dir_domains_cb(struct redis *r, redisReply *reply, void *arg)
 	if (!dir_reply_ok(l, reply))
 		return;
 	n = reply->elements;
+	/* Generation 0 is a config from before generations (never changed
+	 * since: every change raises it); with no domain at all while this
+	 * node holds some, it is that config lost. */
+	if (l->gen == 0 && n == 0 && l->d->cache && l->d->cache->ndomains) {
+		char why[128];
+		snprintf(why, sizeof(why),
+			 "no config generation and no domain, while this node "
+			 "has %zu",
+			 l->d->cache->ndomains);
+		dir_load_behind(l, why);
+		return;
+	}
 	l->domains = calloc(n ? n : 1, sizeof(*l->domains));
 	if (l->domains == NULL) {
 		dir_load_abort(l, "out of memory");

@@ -127,11 +127,12 @@ class ConfigGenerationTest(NodeTestCase):
         self.assertGreater(rounds, done_after)
 
         for n in (n1, n2):
-            wait_for(lambda: self.health(n)[1].get("config") == "stale", 10,
-                     what="%s stale" % n.name)
+            # Stale at once while Redis is down; then on the empty Redis.
+            wait_for(lambda: "below the %d this node loaded" % gen in n.log(),
+                     10, what="%s sees the empty Redis" % n.name)
             st, h = self.health(n)
-            self.assertEqual((st, h["status"], h["config_gen"]),
-                             (200, "degraded", gen))
+            self.assertEqual((st, h["status"], h["config"], h["config_gen"]),
+                             (200, "degraded", "stale", gen))
             self.assertEqual(
                 n.log().count("below the %d this node loaded" % gen), 1,
                 n.log()[-2000:])
@@ -229,6 +230,22 @@ class ConfigGenerationTest(NodeTestCase):
         self.assertEqual(self.deliver_codes(n1)[0], 250)
         self.assertEqual(self.deliver_codes(n1, "u19999@example.test")[0],
                          250)
+
+    def test_config_from_before_generations(self):
+        """A Redis whose config has no generation (made before them) is
+        loaded as generation 0; once it comes back empty, a node that
+        held domains does not take the emptiness."""
+        self.redis.cli("DEL", "ms:config:gen")
+        n1 = self.node("mail1", listen=LISTEN, extra_node=PLAIN)
+        st, h = self.health(n1)
+        self.assertEqual((h["config"], h["config_gen"]), ("ok", 0))
+        self.assertEqual(self.snapshot(n1)["generation"], 0)
+        self.restart_redis_empty()
+        wait_for(lambda: "no config generation and no domain, while this "
+                 "node has 1" in n1.log(), 10, what="the empty Redis seen")
+        self.assertEqual(self.health(n1)[1]["config"], "stale")
+        self.assertEqual(self.deliver_codes(n1)[0], 250)
+        self.assertTrue(self.login(n1))
 
     def test_wipe_is_followed_and_export_round_trips(self):
         n1, n2 = self.two_nodes()
