@@ -117,8 +117,12 @@ SyncState *
 RC
 chmod 600 "$DEMO_DIR/muttrc" "$DEMO_DIR/mbsyncrc"
 
+# The config survives a restart of the demo: Redis keeps an append-only
+# file in .demo/redis/ (fsynced every second), as the README recommends.
+mkdir -p "$DEMO_DIR/redis"
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" \
-  --appendonly no --dir "$DEMO_DIR" >"$DEMO_DIR/log/redis.log" 2>&1 &
+  --appendonly yes --appendfsync everysec --dir "$DEMO_DIR/redis" \
+  >"$DEMO_DIR/log/redis.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 50); do
   (exec 3<>/dev/tcp/127.0.0.1/"$REDIS_PORT") 2>/dev/null && break

@@ -121,6 +121,17 @@ strbuf_append_json(struct strbuf *sb, const char *s)
 		goto fail;
 	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
 		int rc;
+		size_t run = 0;
+		/* A run of bytes that pass as they are, in one append. */
+		while (p[run] >= 0x20 && p[run] != 0x7f && p[run] != '"' &&
+		       p[run] != '\\')
+			run++;
+		if (run > 0) {
+			if (strbuf_append(sb, p, run) < 0)
+				goto fail;
+			p += run - 1;
+			continue;
+		}
 		if (*p == '"' || *p == '\\') {
 			char e[2] = {'\\', (char)*p};
 			rc = strbuf_append(sb, e, 2);

@@ -1,8 +1,11 @@
 /* mailctl: edits the shared config in Redis (node/schema.h) that every
  * mailnode caches. Each change is one MULTI/EXEC under WATCH of the keys
  * its checks read (retried when another mailctl got there first), bumps
- * ms:config:version in the same transaction, then PUBLISHes the new
- * version on ms:config so every node reloads at once.
+ * ms:config:gen in the same transaction, then PUBLISHes the new
+ * generation on ms:config so every node reloads at once. import and wipe
+ * replace the whole config and SET the generation above every node's
+ * (node/config/directory.h), so nodes that kept an older Redis's config
+ * take theirs.
  *
  * Synchronous hiredis is right here: one short-lived process, every call
  * bounded by a connect and a command timeout. */
@@ -10,6 +13,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <inttypes.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -22,6 +27,7 @@
 
 #include "../common/redis.h"
 #include "auth/auth.h"
+#include "config/confjson.h"
 #include "config/directory.h"
 #include "config/schema.h"
 
@@ -40,9 +46,12 @@ struct ctl {
 	struct redis_opts opts;
 	char addr[300];	  /* for messages */
 	const char *what; /* "user add", for messages */
-	char *args[2];	  /* positional arguments, lowercased */
+	char *args[2];	  /* positional arguments (lowercased but file names) */
 	int nargs;
 	bool password_stdin; /* --password-stdin given */
+	bool yes;	     /* --yes given (wipe) */
+	uint64_t set_gen;    /* commit SETs this generation; 0: INCR */
+	int queued;	     /* commands appended, replies not read */
 };
 
 struct ctl_cmd {
@@ -252,7 +261,10 @@ ctl_commit(struct ctl *x)
 	redisReply *rep, *ver;
 	long long version;
 
-	if (ctl_simple(x, "INCR %s", SCHEMA_VERSION) < 0)
+	if (x->set_gen ? ctl_simple(x, "SET %s %" PRIu64, SCHEMA_GEN,
+				    x->set_gen) < 0 ||
+			     ctl_simple(x, "GET %s", SCHEMA_GEN) < 0
+		       : ctl_simple(x, "INCR %s", SCHEMA_GEN) < 0)
 		goto discard;
 	rep = ctl_redis(x, "EXEC");
 	if (rep == NULL)
@@ -273,7 +285,9 @@ ctl_commit(struct ctl *x)
 			return CTL_FAIL;
 		}
 	ver = rep->element[rep->elements - 1];
-	version = ver->type == REDIS_REPLY_INTEGER ? ver->integer : 0;
+	version = ver->type == REDIS_REPLY_INTEGER  ? ver->integer
+		  : ver->type == REDIS_REPLY_STRING ? atoll(ver->str)
+						    : 0;
 	freeReplyObject(rep);
 	if (ctl_simple(x, "PUBLISH %s %lld", SCHEMA_CHANNEL, version) < 0) {
 		fprintf(stderr,
@@ -988,6 +1002,642 @@ ctl_alias_list(struct ctl *x)
 	return ctl_each_domain(x, ctl_alias_list_domain);
 }
 
+/* export, import, wipe: the whole config at once. */
+
+#define CTL_PIPELINE                                                           \
+	1024 /* commands appended before their replies are read                \
+	      */
+
+/* Reads the replies of the commands appended since the last flush: each
+ * must be QUEUED (inside MULTI). Returns 0 or -1 (said why). */
+static int
+ctl_flush(struct ctl *x)
+{
+	int rc = 0;
+
+	for (; x->queued > 0; x->queued--) {
+		redisReply *rep = NULL;
+		if (redisGetReply(x->c, (void **)&rep) != REDIS_OK) {
+			ctl_error(x, "%s", x->c->errstr);
+			x->queued = 0;
+			return -1;
+		}
+		if (rc == 0 && rep->type == REDIS_REPLY_ERROR) {
+			ctl_error(x, "%s", rep->str);
+			rc = -1;
+		}
+		freeReplyObject(rep);
+	}
+	return rc;
+}
+
+/* Appends one command (argv of argc words) inside MULTI, reading the
+ * replies every CTL_PIPELINE commands. Returns 0 or -1. */
+static int
+ctl_append(struct ctl *x, int argc, const char **argv)
+{
+	if (redisAppendCommandArgv(x->c, argc, argv, NULL) != REDIS_OK) {
+		ctl_error(x, "out of memory");
+		return -1;
+	}
+	return ++x->queued >= CTL_PIPELINE ? ctl_flush(x) : 0;
+}
+
+static int
+ctl_append3(struct ctl *x, const char *cmd, const char *a, const char *b)
+{
+	const char *argv[3] = {cmd, a, b};
+	return ctl_append(x, b ? 3 : 2, argv);
+}
+
+/* The generation every node must see exceeded: the highest of Redis's
+ * own and of those the nodes published (SCHEMA_NODES). -1 on error. */
+static int
+ctl_gen_floor(struct ctl *x, uint64_t *floor)
+{
+	redisReply *rep = ctl_redis(x, "GET %s", SCHEMA_GEN);
+
+	if (rep == NULL)
+		return -1;
+	*floor =
+	    rep->type == REDIS_REPLY_STRING ? strtoull(rep->str, NULL, 10) : 0;
+	freeReplyObject(rep);
+	if ((rep = ctl_redis(x, "HVALS %s", SCHEMA_NODES)) == NULL)
+		return -1;
+	for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i < rep->elements;
+	     i++) {
+		redisReply *e = rep->element[i];
+		uint64_t g = e->type == REDIS_REPLY_STRING
+				 ? strtoull(e->str, NULL, 10)
+				 : 0;
+		if (g > *floor)
+			*floor = g;
+	}
+	freeReplyObject(rep);
+	return 0;
+}
+
+/* Key names read before MULTI, for DELs queued in it. */
+struct ctl_keys {
+	char **k;
+	size_t n, cap;
+};
+
+/* Appends s to the array v (n used of cap). Returns 0 or -1. */
+static int
+ctl_push(char ***v, size_t *n, size_t *cap, char *s)
+{
+	if (*n == *cap) {
+		size_t c = *cap ? *cap * 2 : 64;
+		char **p = realloc(*v, c * sizeof(*p));
+		if (p == NULL)
+			return -1;
+		*v = p;
+		*cap = c;
+	}
+	(*v)[(*n)++] = s;
+	return 0;
+}
+
+static int
+ctl_keys_add(struct ctl *x, struct ctl_keys *ks, const char *prefix,
+	     const char *name)
+{
+	char key[CTL_KEY_MAX], *k;
+
+	ctl_key(key, prefix, name);
+	if ((k = strdup(key)) == NULL ||
+	    ctl_push(&ks->k, &ks->n, &ks->cap, k)) {
+		free(k);
+		ctl_error(x, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+static void
+ctl_keys_free(struct ctl_keys *ks)
+{
+	for (size_t i = 0; i < ks->n; i++)
+		free(ks->k[i]);
+	free(ks->k);
+	memset(ks, 0, sizeof(*ks));
+}
+
+/* Adds set prefix+name and each of its members under member_prefix. */
+static int
+ctl_keys_members(struct ctl *x, struct ctl_keys *ks, const char *prefix,
+		 const char *name, const char *member_prefix)
+{
+	char key[CTL_KEY_MAX];
+	redisReply *m;
+	int rc;
+
+	ctl_key(key, prefix, name);
+	if ((m = ctl_members(x, key)) == NULL)
+		return -1;
+	rc = ctl_keys_add(x, ks, prefix, name);
+	for (size_t i = 0; i < m->elements && rc == 0; i++)
+		rc = ctl_keys_add(x, ks, member_prefix, m->element[i]->str);
+	freeReplyObject(m);
+	return rc;
+}
+
+/* Every config key Redis holds now: ms:domains, each domain's user and
+ * alias sets, each user's hash, each alias's set. Read before MULTI; the
+ * WATCH on ms:config:gen voids the transaction if a change came in
+ * between (every change raises it). */
+static int
+ctl_keys_config(struct ctl *x, struct ctl_keys *ks)
+{
+	redisReply *doms = ctl_members(x, SCHEMA_DOMAINS);
+	int rc;
+
+	if (doms == NULL)
+		return -1;
+	rc = ctl_keys_add(x, ks, SCHEMA_DOMAINS, "");
+	for (size_t i = 0; i < doms->elements && rc == 0; i++) {
+		const char *d = doms->element[i]->str;
+		rc = ctl_keys_members(x, ks, SCHEMA_USERS_PREFIX, d,
+				      SCHEMA_USER_PREFIX);
+		if (rc == 0)
+			rc = ctl_keys_members(x, ks, SCHEMA_ALIASES_PREFIX, d,
+					      SCHEMA_ALIAS_PREFIX);
+	}
+	freeReplyObject(doms);
+	return rc;
+}
+
+/* The start of a whole-config transaction (import, wipe): WATCH the
+ * generation, read the generation to go above and the keys to delete,
+ * MULTI, and queue the DELs. Sets x->set_gen one above the highest of
+ * the floor (ctl_gen_floor) and min_gen. Returns CTL_OK inside MULTI, or
+ * CTL_FAIL (said why). */
+static int
+ctl_replace_begin(struct ctl *x, uint64_t min_gen)
+{
+	struct ctl_keys ks = {NULL, 0, 0};
+	uint64_t floor;
+
+	if (ctl_watch(x, SCHEMA_GEN, NULL, NULL) < 0)
+		return CTL_FAIL;
+	if (ctl_gen_floor(x, &floor) < 0 || ctl_keys_config(x, &ks) < 0) {
+		ctl_keys_free(&ks);
+		return ctl_refuse(x);
+	}
+	x->set_gen = (floor > min_gen ? floor : min_gen) + 1;
+	if (ctl_multi(x) != CTL_OK) {
+		ctl_keys_free(&ks);
+		return CTL_FAIL;
+	}
+	for (size_t i = 0; i < ks.n; i++)
+		if (ctl_append3(x, "DEL", ks.k[i], NULL) < 0)
+			goto fail;
+	ctl_keys_free(&ks);
+	return CTL_OK;
+fail:
+	ctl_keys_free(&ks);
+	ctl_flush(x);
+	return ctl_discard(x);
+}
+
+/* export [FILE] */
+
+/* Writes domain d's users (with their hashes, pipelined) to w. Returns 0
+ * or -1 (said why). */
+static int
+ctl_export_users(struct ctl *x, struct confjson_writer *w, const char *d)
+{
+	char key[CTL_KEY_MAX];
+	redisReply *m, *h = NULL;
+	size_t sent = 0, got = 0;
+	int rc = -1;
+
+	ctl_key(key, SCHEMA_USERS_PREFIX, d);
+	if ((m = ctl_members(x, key)) == NULL)
+		return -1;
+	for (; sent < m->elements; sent++) {
+		ctl_key(key, SCHEMA_USER_PREFIX, m->element[sent]->str);
+		if (redisAppendCommand(x->c, "HGET %s password", key) !=
+		    REDIS_OK)
+			goto out;
+	}
+	for (; got < m->elements; got++) {
+		const char *a = m->element[got]->str;
+		if (redisGetReply(x->c, (void **)&h) != REDIS_OK) {
+			ctl_error(x, "%s", x->c->errstr);
+			goto out;
+		}
+		if (h->type != REDIS_REPLY_STRING &&
+		    h->type != REDIS_REPLY_NIL) {
+			ctl_error(x, "%s: cannot read its password", a);
+			goto out;
+		}
+		if (confjson_write_user(
+			w, a, h->type == REDIS_REPLY_STRING ? h->str : NULL) <
+		    0) {
+			ctl_error(x, "out of memory");
+			goto out;
+		}
+		freeReplyObject(h);
+		h = NULL;
+	}
+	rc = 0;
+out:
+	freeReplyObject(h);
+	/* Replies still on the way would answer the next command. */
+	for (got++; rc < 0 && got < sent; got++) {
+		h = NULL;
+		if (redisGetReply(x->c, (void **)&h) != REDIS_OK)
+			break;
+		freeReplyObject(h);
+	}
+	freeReplyObject(m);
+	return rc;
+}
+
+/* Writes domain d's aliases to w. Returns 0 or -1 (said why). */
+static int
+ctl_export_aliases(struct ctl *x, struct confjson_writer *w, const char *d)
+{
+	char key[CTL_KEY_MAX];
+	redisReply *m, *t;
+	int rc = 0;
+
+	ctl_key(key, SCHEMA_ALIASES_PREFIX, d);
+	if ((m = ctl_members(x, key)) == NULL)
+		return -1;
+	for (size_t i = 0; i < m->elements && rc == 0; i++) {
+		ctl_key(key, SCHEMA_ALIAS_PREFIX, m->element[i]->str);
+		if ((t = ctl_members(x, key)) == NULL) {
+			rc = -1;
+			break;
+		}
+		const char **names = calloc(t->elements + 1, sizeof(*names));
+		for (size_t k = 0; names && k < t->elements; k++)
+			names[k] = t->element[k]->str;
+		if (names == NULL ||
+		    confjson_write_alias(w, m->element[i]->str, names,
+					 t->elements) < 0) {
+			ctl_error(x, "out of memory");
+			rc = -1;
+		}
+		free(names);
+		freeReplyObject(t);
+	}
+	freeReplyObject(m);
+	return rc;
+}
+
+/* One pass over Redis into w (initialized here, at the generation read
+ * first). Returns 0, or -1 (said why; w freed). */
+static int
+ctl_export_pass(struct ctl *x, struct confjson_writer *w)
+{
+	redisReply *doms = NULL, *rep;
+	uint64_t gen = 0;
+
+	if ((rep = ctl_redis(x, "GET %s", SCHEMA_GEN)) == NULL)
+		return -1;
+	if (rep->type == REDIS_REPLY_STRING)
+		gen = strtoull(rep->str, NULL, 10);
+	freeReplyObject(rep);
+	confjson_writer_init(w, gen);
+	x->set_gen = gen; /* for the message */
+	if ((doms = ctl_members(x, SCHEMA_DOMAINS)) == NULL)
+		goto fail;
+	for (size_t k = 0; k < doms->elements; k++)
+		if (confjson_write_domain(w, doms->element[k]->str) < 0) {
+			ctl_error(x, "out of memory");
+			goto fail;
+		}
+	/* Users of every domain first, then aliases: the document's order. */
+	for (size_t k = 0; k < doms->elements; k++)
+		if (ctl_export_users(x, w, doms->element[k]->str) < 0)
+			goto fail;
+	for (size_t k = 0; k < doms->elements; k++)
+		if (ctl_export_aliases(x, w, doms->element[k]->str) < 0)
+			goto fail;
+	freeReplyObject(doms);
+	return 0;
+fail:
+	freeReplyObject(doms);
+	confjson_writer_free(w);
+	return -1;
+}
+
+/* Reads the whole config into w under WATCH of the generation, then an
+ * empty MULTI/EXEC that fails if a change came in between: the export is
+ * one generation's config. Returns 0 (w to be freed), or -1. */
+static int
+ctl_export_read(struct ctl *x, struct confjson_writer *w)
+{
+	for (int i = 0; i < CTL_RETRIES; i++) {
+		redisReply *rep;
+
+		if (ctl_watch(x, SCHEMA_GEN, NULL, NULL) < 0)
+			return -1;
+		if (ctl_export_pass(x, w) < 0) {
+			ctl_unwatch(x);
+			return -1;
+		}
+		if (ctl_simple(x, "MULTI") < 0 ||
+		    (rep = ctl_redis(x, "EXEC")) == NULL) {
+			confjson_writer_free(w);
+			return -1;
+		}
+		bool changed = rep->type == REDIS_REPLY_NIL;
+		freeReplyObject(rep);
+		if (!changed)
+			return 0;
+		confjson_writer_free(w);
+	}
+	ctl_error(x, "the config kept changing during the export; try again");
+	return -1;
+}
+
+static int
+ctl_export(struct ctl *x)
+{
+	const char *path = x->nargs ? x->args[0] : NULL;
+	struct confjson_writer w;
+	int rc = CTL_OK;
+
+	if (ctl_connect(x) < 0 || ctl_export_read(x, &w) < 0)
+		return CTL_FAIL;
+	if (confjson_writer_save(&w, path) < 0) {
+		ctl_error(x, "%s: %s", path ? path : "stdout", strerror(errno));
+		rc = CTL_FAIL;
+	} else if (path && strcmp(path, "-") != 0) {
+		fprintf(stderr,
+			"mailctl: export: generation %" PRIu64
+			" written to %s\n",
+			x->set_gen, path);
+	}
+	confjson_writer_free(&w);
+	return rc;
+}
+
+/* import FILE */
+
+/* What an import checks as it walks the document, before anything is
+ * sent: every name valid and lowercase, each domain and user listed once,
+ * every user and alias in a listed domain, no address both a user and an
+ * alias. The walk gives domains, then users, then aliases: each list is
+ * sorted (for bsearch) when the next kind begins. */
+struct ctl_import_check {
+	struct ctl *x;
+	char **domains, **users;
+	size_t ndomains, nusers, capd, capu;
+	int phase; /* 0 domains, 1 users, 2 aliases */
+	size_t naliases;
+};
+
+static int
+ctl_strcmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Sorts v and says which name comes twice. 0 or 1. */
+static int
+ctl_sort_unique(struct ctl *x, char **v, size_t n, const char *what)
+{
+	qsort(v, n, sizeof(*v), ctl_strcmp);
+	for (size_t i = 1; i < n; i++)
+		if (strcmp(v[i - 1], v[i]) == 0) {
+			ctl_error(x, "%s %s listed twice", what, v[i]);
+			return 1;
+		}
+	return 0;
+}
+
+/* Moves the check on to phase, closing the lists before it. 0 or 1. */
+static int
+ctl_import_phase(struct ctl_import_check *k, int phase)
+{
+	for (; k->phase < phase; k->phase++) {
+		if (k->phase == 0 &&
+		    ctl_sort_unique(k->x, k->domains, k->ndomains, "domain"))
+			return 1;
+		if (k->phase == 1 &&
+		    ctl_sort_unique(k->x, k->users, k->nusers, "user"))
+			return 1;
+	}
+	return 0;
+}
+
+/* Valid and lowercase, as mailctl writes names. */
+static bool
+ctl_import_name_ok(const char *s, bool address)
+{
+	for (const char *p = s; *p; p++)
+		if (isupper((unsigned char)*p))
+			return false;
+	return address ? ctl_address_valid(s) : ctl_domain_valid(s);
+}
+
+/* A user's or an alias's address: valid, in a listed domain. 0 or 1. */
+static int
+ctl_import_address(struct ctl_import_check *k, const char *a)
+{
+	const char *d;
+
+	if (!ctl_import_name_ok(a, true)) {
+		ctl_error(k->x, "invalid address \"%s\"", a);
+		return 1;
+	}
+	d = ctl_domain_of(a);
+	if (bsearch(&d, k->domains, k->ndomains, sizeof(char *), ctl_strcmp) ==
+	    NULL) {
+		ctl_error(k->x, "%s: its domain is not in \"domains\"", a);
+		return 1;
+	}
+	return 0;
+}
+
+static int
+ctl_import_domain(void *arg, const char *d)
+{
+	struct ctl_import_check *k = arg;
+
+	if (!ctl_import_name_ok(d, false)) {
+		ctl_error(k->x, "invalid domain \"%s\"", d);
+		return 1;
+	}
+	return ctl_push(&k->domains, &k->ndomains, &k->capd, (char *)d);
+}
+
+static int
+ctl_import_user(void *arg, const char *a, const char *hash)
+{
+	struct ctl_import_check *k = arg;
+
+	if (ctl_import_phase(k, 1) || ctl_import_address(k, a))
+		return 1;
+	if (hash && (hash[0] == '\0' || strlen(hash) >= CTL_HASH_MAX)) {
+		ctl_error(k->x, "%s: the password hash is empty or too long",
+			  a);
+		return 1;
+	}
+	return ctl_push(&k->users, &k->nusers, &k->capu, (char *)a);
+}
+
+static int
+ctl_import_alias(void *arg, const char *a, const char *const *targets, size_t n)
+{
+	struct ctl_import_check *k = arg;
+	const char *key = a;
+
+	if (ctl_import_phase(k, 2) || ctl_import_address(k, a))
+		return 1;
+	if (bsearch(&key, k->users, k->nusers, sizeof(char *), ctl_strcmp)) {
+		ctl_error(k->x, "%s is both a user and an alias", a);
+		return 1;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (!ctl_import_name_ok(targets[i], true)) {
+			ctl_error(k->x, "alias %s: invalid target \"%s\"", a,
+				  targets[i]);
+			return 1;
+		}
+	k->naliases++;
+	return 0;
+}
+
+/* Checks doc whole. Returns 0, or -1 (said why). */
+static int
+ctl_import_check(struct ctl *x, const struct confjson *doc, size_t counts[3])
+{
+	static const struct confjson_visitor v = {
+	    ctl_import_domain, ctl_import_user, ctl_import_alias};
+	struct ctl_import_check k = {.x = x};
+	int rc = confjson_walk(doc, &v, &k);
+
+	if (rc == 0)
+		rc = ctl_import_phase(&k, 2);
+	if (rc < 0)
+		ctl_error(x, "out of memory");
+	counts[0] = k.ndomains;
+	counts[1] = k.nusers;
+	counts[2] = k.naliases;
+	free(k.domains);
+	free(k.users);
+	return rc == 0 ? 0 : -1;
+}
+
+/* The writes of an import, queued inside MULTI. */
+static int
+ctl_import_put_domain(void *arg, const char *d)
+{
+	return ctl_append3(arg, "SADD", SCHEMA_DOMAINS, d) < 0;
+}
+
+static int
+ctl_import_put_user(void *arg, const char *a, const char *hash)
+{
+	struct ctl *x = arg;
+	char set[CTL_KEY_MAX], key[CTL_KEY_MAX];
+	const char *hset[4] = {"HSET", key, "password", hash};
+
+	ctl_key(set, SCHEMA_USERS_PREFIX, ctl_domain_of(a));
+	ctl_key(key, SCHEMA_USER_PREFIX, a);
+	if (ctl_append3(x, "SADD", set, a) < 0)
+		return 1;
+	return hash && ctl_append(x, 4, hset) < 0;
+}
+
+static int
+ctl_import_put_alias(void *arg, const char *a, const char *const *targets,
+		     size_t n)
+{
+	struct ctl *x = arg;
+	char set[CTL_KEY_MAX], key[CTL_KEY_MAX];
+
+	ctl_key(set, SCHEMA_ALIASES_PREFIX, ctl_domain_of(a));
+	ctl_key(key, SCHEMA_ALIAS_PREFIX, a);
+	if (ctl_append3(x, "SADD", set, a) < 0)
+		return 1;
+	for (size_t i = 0; i < n; i++)
+		if (ctl_append3(x, "SADD", key, targets[i]) < 0)
+			return 1;
+	return 0;
+}
+
+static int
+ctl_import_prepare(struct ctl *x, void *arg)
+{
+	static const struct confjson_visitor v = {
+	    ctl_import_put_domain, ctl_import_put_user, ctl_import_put_alias};
+	const struct confjson *doc = arg;
+
+	if (ctl_replace_begin(x, confjson_generation(doc)) != CTL_OK)
+		return CTL_FAIL;
+	if (confjson_walk(doc, &v, x) != 0 || ctl_flush(x) < 0) {
+		ctl_flush(x);
+		return ctl_discard(x);
+	}
+	return CTL_OK;
+}
+
+static int
+ctl_import(struct ctl *x)
+{
+	struct confjson *doc;
+	size_t counts[3];
+	char err[512];
+	int rc;
+
+	if ((doc = confjson_load(x->args[0], err, sizeof(err))) == NULL) {
+		ctl_error(x, "%s", err);
+		return CTL_FAIL;
+	}
+	if (ctl_import_check(x, doc, counts) < 0 || ctl_connect(x) < 0) {
+		confjson_free(doc);
+		return CTL_FAIL;
+	}
+	rc = ctl_transaction(x, ctl_import_prepare, doc);
+	if (rc == CTL_OK)
+		fprintf(stderr,
+			"mailctl: import: %zu domains, %zu users, %zu aliases "
+			"at generation %" PRIu64 "\n",
+			counts[0], counts[1], counts[2], x->set_gen);
+	confjson_free(doc);
+	return rc;
+}
+
+/* wipe --yes */
+
+static int
+ctl_wipe_prepare(struct ctl *x, void *arg)
+{
+	(void)arg;
+	if (ctl_replace_begin(x, 0) != CTL_OK)
+		return CTL_FAIL;
+	return ctl_flush(x) < 0 ? ctl_discard(x) : CTL_OK;
+}
+
+static int
+ctl_wipe(struct ctl *x)
+{
+	int rc;
+
+	if (!x->yes) {
+		ctl_error(x, "this deletes every domain, user and alias of the "
+			     "cluster, and every node follows; say --yes");
+		return CTL_USAGE;
+	}
+	if (ctl_connect(x) < 0)
+		return CTL_FAIL;
+	rc = ctl_transaction(x, ctl_wipe_prepare, NULL);
+	if (rc == CTL_OK)
+		fprintf(stderr,
+			"mailctl: wipe: the config is empty, generation "
+			"%" PRIu64 "\n",
+			x->set_gen);
+	return rc;
+}
+
 /* The command table and main. */
 
 static const struct ctl_cmd ctl_cmds[] = {
@@ -1003,6 +1653,20 @@ static const struct ctl_cmd ctl_cmds[] = {
     {"alias", "add", 2, 2, false, ctl_alias_add, "alias add ALIAS TARGET"},
     {"alias", "del", 2, 2, false, ctl_alias_del, "alias del ALIAS TARGET"},
     {"alias", "list", 0, 1, false, ctl_alias_list, "alias list [DOMAIN]"},
+    /* One-word commands (verb NULL) take file names, kept as given. */
+    {"export", NULL, 0, 1, false, ctl_export, "export [FILE]"},
+    {"import", NULL, 1, 1, false, ctl_import, "import FILE"},
+    {"wipe", NULL, 0, 0, false, ctl_wipe, "wipe --yes"},
+};
+
+/* Options a command takes beyond --password-stdin: which command, the
+ * option, the flag it sets in struct ctl. */
+static const struct ctl_flag {
+	int (*fn)(struct ctl *x);
+	const char *name;
+	size_t offset;
+} ctl_flags[] = {
+    {ctl_wipe, "--yes", offsetof(struct ctl, yes)},
 };
 
 static void
@@ -1037,6 +1701,16 @@ ctl_usage(FILE *f)
 	    "Lists print one name a line, sorted; alias list prints "
 	    "\"ALIAS TARGET\"\n"
 	    "pairs. Mail to an alias goes to the local users it leads to.\n\n"
+	    "export writes the whole config as JSON (password hashes "
+	    "included;\n"
+	    "a FILE is made mode 0600). import replaces the whole config "
+	    "with a\n"
+	    "file's (an export, or a node's SPOOL/config.snapshot) in one\n"
+	    "transaction, at a generation above every node's, so the nodes "
+	    "take\n"
+	    "it even after Redis lost the config; wipe --yes empties it the "
+	    "same\n"
+	    "way.\n\n"
 	    "Exit status: 0 done, 1 refused or failed, 2 usage.\n",
 	    CTL_DEFAULT_REDIS);
 }
@@ -1045,10 +1719,24 @@ static const struct ctl_cmd *
 ctl_find(const char *object, const char *verb)
 {
 	for (size_t i = 0; i < sizeof(ctl_cmds) / sizeof(ctl_cmds[0]); i++)
-		if (strcmp(ctl_cmds[i].object, object) == 0 && verb &&
-		    strcmp(ctl_cmds[i].verb, verb) == 0)
+		if (strcmp(ctl_cmds[i].object, object) == 0 &&
+		    (ctl_cmds[i].verb == NULL ||
+		     (verb && strcmp(ctl_cmds[i].verb, verb) == 0)))
 			return &ctl_cmds[i];
 	return NULL;
+}
+
+/* Sets the flag of option arg if cmd takes it. True when it did. */
+static bool
+ctl_parse_flag(struct ctl *x, const struct ctl_cmd *cmd, const char *arg)
+{
+	for (size_t i = 0; i < sizeof(ctl_flags) / sizeof(ctl_flags[0]); i++)
+		if (ctl_flags[i].fn == cmd->fn &&
+		    strcmp(ctl_flags[i].name, arg) == 0) {
+			*(bool *)((char *)x + ctl_flags[i].offset) = true;
+			return true;
+		}
+	return false;
 }
 
 /* Takes the command's own arguments: positional ones (lowercased) and
@@ -1068,6 +1756,8 @@ ctl_parse_args(struct ctl *x, const struct ctl_cmd *cmd, int argc, char **argv)
 			x->password_stdin = true;
 			continue;
 		}
+		if (options && ctl_parse_flag(x, cmd, argv[i]))
+			continue;
 		if (options && argv[i][0] == '-' && argv[i][1] != '\0') {
 			fprintf(stderr, "mailctl: %s: unknown option %s\n",
 				x->what, argv[i]);
@@ -1078,7 +1768,8 @@ ctl_parse_args(struct ctl *x, const struct ctl_cmd *cmd, int argc, char **argv)
 				x->what);
 			return -1;
 		}
-		ctl_lower(argv[i]);
+		if (cmd->verb)
+			ctl_lower(argv[i]);
 		x->args[x->nargs++] = argv[i];
 	}
 	if (x->nargs < cmd->min) {
@@ -1139,9 +1830,12 @@ main(int argc, char **argv)
 		ctl_usage(stderr);
 		return CTL_USAGE;
 	}
-	snprintf(what, sizeof(what), "%s %s", cmd->object, cmd->verb);
+	snprintf(what, sizeof(what), "%s%s%s", cmd->object,
+		 cmd->verb ? " " : "", cmd->verb ? cmd->verb : "");
 	x.what = what;
-	if (ctl_parse_args(&x, cmd, argc - optind - 2, argv + optind + 2) < 0) {
+	int words = cmd->verb ? 2 : 1;
+	if (ctl_parse_args(&x, cmd, argc - optind - words,
+			   argv + optind + words) < 0) {
 		fprintf(stderr, "usage: mailctl %s\n", cmd->usage);
 		return CTL_USAGE;
 	}

@@ -182,7 +182,12 @@ mailnode_run(struct node_config *cfg)
 		goto out;
 	}
 	mn->redis = redis_new(mn->loop, &cfg->redis);
-	mn->dir = mn->redis ? directory_new(mn->redis) : NULL;
+	mn->dir = mn->redis ? directory_new(mn->redis,
+					    &(struct directory_opts){
+						.node = cfg->name,
+						.spool = cfg->spool,
+					    })
+			    : NULL;
 	mn->store.notice = mn->redis ? notice_new(mn->redis) : NULL;
 	if (mn->dir == NULL || mn->store.notice == NULL) {
 		log_err("out of memory");

@@ -12,7 +12,7 @@
 # Runtime: build mailswitch and run ./demo.sh with the clients the README
 # shows (swaks needs Net::SSLeay for --tls; PLAIN and LOGIN need no more).
 PACKAGES=(build-essential cmake pkg-config python3 openssl
-  libev-dev libssl-dev libhiredis-dev libinih-dev libcrypt-dev libc-ares-dev
+  libev-dev libssl-dev libhiredis-dev libinih-dev libcrypt-dev libc-ares-dev libjansson-dev
   redis-server
   curl swaks libnet-ssleay-perl mutt isync)
 

@@ -11,19 +11,32 @@
  * timeout, a bad reply) never replaces a good cache: its requests in
  * flight are cancelled and it is dropped. Loads start on every message on
  * SCHEMA_CHANNEL and every reconnect; one that comes while another runs
- * is remembered and started after it. */
+ * is remembered and started after it.
+ *
+ * A load first GETs SCHEMA_GEN: below the generation this node holds, the
+ * load stops there and the node is "behind" (Redis is, really) until a
+ * check finds a generation as high; otherwise the rest is read, and once
+ * swapped in, written to the snapshot and published under SCHEMA_NODES
+ * (so `mailctl import` can go above every node). The snapshot is written
+ * on the loop, once per completed load: loads come with changes. */
 #include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../../common/log.h"
+#include "confjson.h"
 #include "directory.h"
 #include "schema.h"
 
 #define DIR_ALIAS_DEPTH 8
-#define DIR_RETRY_S 1.0 /* after a failed load while Redis is up */
-#define DIR_WINDOW 256	/* load commands in flight at most */
+#define DIR_RETRY_S 1.0	 /* after a failed load while Redis is up */
+#define DIR_BEHIND_S 1.0 /* between checks while Redis is behind */
+#define DIR_WINDOW 256	 /* load commands in flight at most */
 
 struct dir_user {
 	char *addr;
@@ -73,6 +86,9 @@ struct dir_todo {
 
 struct dir_load {
 	struct directory *d;
+	uint64_t gen;	/* SCHEMA_GEN when the load began */
+	bool verifying; /* SCHEMA_GEN asked again, after every other answer */
+	bool verified;	/* and it was not below gen */
 	char **domains; /* as Redis holds them, lowercased when built */
 	size_t ndomains;
 	struct dir_chunk *chunks;
@@ -90,6 +106,11 @@ struct directory {
 	struct dir_load *load;
 	bool again;	  /* a change came while load was running */
 	bool load_failed; /* the last load did not complete */
+	bool behind;	  /* Redis's generation is below gen */
+	bool checked;	  /* Redis's generation was read since it came up */
+	uint64_t gen;	  /* the highest generation loaded */
+	char *node;	  /* for SCHEMA_NODES */
+	char *snapshot;	  /* path, or NULL */
 	ev_timer retry;
 	void (*on_load)(struct directory *d, void *arg);
 	void *on_load_arg;
@@ -184,6 +205,8 @@ dir_load_free(struct dir_load *l)
 }
 
 static void dir_load_start(struct directory *d);
+static void dir_domains_cb(struct redis *r, redisReply *reply, void *arg);
+static void dir_gen_cb(struct redis *r, redisReply *reply, void *arg);
 static void dir_load_finish(struct dir_load *l);
 
 /* Cancels what l has in flight: the last ids it sent (ids come back in
@@ -295,8 +318,15 @@ dir_pump(struct dir_load *l)
 		if (rc > 0)
 			l->pending--; /* skipped */
 	}
-	if (l->pending == 0)
+	if (l->pending > 0)
+		return;
+	if (l->verified) {
 		dir_load_finish(l);
+		return;
+	}
+	l->verifying = true;
+	if (dir_queue(l, dir_gen_cb, l, "GET", SCHEMA_GEN, "", NULL) == 0)
+		dir_pump(l);
 }
 
 /* One answer of l has been taken in, and what it calls for queued. */
@@ -346,6 +376,18 @@ dir_cmp_alias(const void *a, const void *b)
 		      ((const struct dir_alias *)b)->addr);
 }
 
+/* Sorts c's arrays for bsearch. */
+static void
+dir_cache_sort(struct dir_cache *c)
+{
+	qsort(c->domains, c->ndomains, sizeof(*c->domains), dir_strcmp);
+	qsort(c->users, c->nusers, sizeof(*c->users), dir_cmp_user);
+	qsort(c->aliases, c->naliases, sizeof(*c->aliases), dir_cmp_alias);
+	for (size_t i = 0; i < c->naliases; i++) /* as mailctl export lists */
+		qsort(c->aliases[i].targets, c->aliases[i].ntargets,
+		      sizeof(char *), dir_strcmp);
+}
+
 /* Moves what l gathered into a new cache (l keeps nothing). */
 static struct dir_cache *
 dir_load_build(struct dir_load *l)
@@ -382,10 +424,131 @@ dir_load_build(struct dir_load *l)
 	l->ndomains = 0;
 	for (size_t i = 0; i < c->ndomains; i++)
 		dir_lower_inplace(c->domains[i]);
-	qsort(c->domains, c->ndomains, sizeof(*c->domains), dir_strcmp);
-	qsort(c->users, c->nusers, sizeof(*c->users), dir_cmp_user);
-	qsort(c->aliases, c->naliases, sizeof(*c->aliases), dir_cmp_alias);
+	dir_cache_sort(c);
 	return c;
+}
+
+/* Tells mailctl which generation this node holds (SCHEMA_NODES), so an
+ * import goes above it. Best effort: a replica refuses writes. */
+static void
+dir_publish_gen(struct directory *d)
+{
+	if (d->node == NULL || !redis_up(d->r))
+		return;
+	redis_command(d->r, NULL, NULL, "HSET %s %s %" PRIu64, SCHEMA_NODES,
+		      d->node, d->gen);
+}
+
+/* Writes the cache to the snapshot, in confjson's format. */
+static void
+dir_snapshot_save(struct directory *d)
+{
+	const struct dir_cache *c = d->cache;
+	struct confjson_writer w;
+	ev_tstamp t0 = ev_time();
+	int rc = 0;
+
+	if (d->snapshot == NULL)
+		return;
+	confjson_writer_init(&w, d->gen);
+	for (size_t i = 0; rc == 0 && i < c->ndomains; i++)
+		rc = confjson_write_domain(&w, c->domains[i]);
+	for (size_t i = 0; rc == 0 && i < c->nusers; i++)
+		rc =
+		    confjson_write_user(&w, c->users[i].addr, c->users[i].hash);
+	for (size_t i = 0; rc == 0 && i < c->naliases; i++)
+		rc = confjson_write_alias(
+		    &w, c->aliases[i].addr,
+		    (const char *const *)c->aliases[i].targets,
+		    c->aliases[i].ntargets);
+	if (rc < 0)
+		errno = ENOMEM;
+	if (rc < 0 || confjson_writer_save(&w, d->snapshot) < 0)
+		log_warn("directory: snapshot %s: %s", d->snapshot,
+			 strerror(errno));
+	else
+		log_debug("directory: snapshot %s: %zu bytes in %.0f ms",
+			  d->snapshot, w.sb.len, (ev_time() - t0) * 1e3);
+	confjson_writer_free(&w);
+}
+
+/* Redis answered SCHEMA_GEN with gen, below what this node loaded: the
+ * load stops, the cache stays, and a check comes back every DIR_BEHIND_S,
+ * each publishing this node's generation again (Redis lost that too).
+ * Said once per episode. */
+static void
+dir_load_behind(struct dir_load *l, const char *why)
+{
+	struct directory *d = l->d;
+
+	d->load = NULL;
+	d->again = false; /* the next check loads it all */
+	dir_load_free(l);
+	dir_publish_gen(d); /* each check: an import may be on its way */
+	if (!d->behind) {
+		log_warn("directory: Redis has %s (Redis restarted without "
+			 "its data, flushed, or a failover to a replica that "
+			 "was behind): serving from the cache until Redis has "
+			 "it again (mailctl import of the last export, or of "
+			 "a node's %s)",
+			 why, DIR_SNAPSHOT_NAME);
+		d->behind = true;
+	}
+	ev_timer_set(&d->retry, DIR_BEHIND_S, 0.);
+	ev_timer_start(redis_loop(d->r), &d->retry);
+}
+
+/* SCHEMA_GEN, read first and again once every other answer is in. Below
+ * the node's generation at first, or below the load's at the end (Redis
+ * lost the config while it was read: a FLUSHALL, a restart between two
+ * answers), the load is dropped and the node is behind; otherwise the
+ * load goes on, or is swapped in. */
+static void
+dir_gen_cb(struct redis *r, redisReply *reply, void *arg)
+{
+	struct dir_load *l = arg;
+	uint64_t gen = 0, floor;
+	char *end;
+
+	(void)r;
+	if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+		dir_load_abort(l, reply ? reply->str : "Redis went away");
+		return;
+	}
+	if (reply->type == REDIS_REPLY_STRING) {
+		errno = 0;
+		gen = strtoull(reply->str, &end, 10);
+		if (errno || end == reply->str || *end != '\0') {
+			dir_load_abort(l, "the generation is not a number");
+			return;
+		}
+	} else if (reply->type != REDIS_REPLY_NIL) {
+		dir_load_abort(l, "unexpected reply type");
+		return;
+	}
+	floor = l->verifying ? l->gen : l->d->gen;
+	if (gen < floor) {
+		char why[128], have[32] = "none";
+		if (reply->type != REDIS_REPLY_NIL)
+			snprintf(have, sizeof(have), "%" PRIu64, gen);
+		snprintf(why, sizeof(why),
+			 "config generation %s, below the %" PRIu64 " %s", have,
+			 floor,
+			 l->verifying ? "the load began at"
+				      : "this node loaded");
+		dir_load_behind(l, why);
+		return;
+	}
+	if (l->verifying) {
+		l->verified = true;
+		dir_load_step(l);
+		return;
+	}
+	l->gen = gen;
+	l->d->checked = true;
+	if (dir_queue(l, dir_domains_cb, l, "SMEMBERS", SCHEMA_DOMAINS, "",
+		      NULL) == 0)
+		dir_load_step(l);
 }
 
 /* Every answer of l is in: swap the new cache in. */
@@ -394,6 +557,8 @@ dir_load_finish(struct dir_load *l)
 {
 	struct directory *d = l->d;
 	struct dir_cache *c;
+
+	uint64_t gen = l->gen;
 
 	c = dir_load_build(l);
 	d->load = NULL;
@@ -406,8 +571,17 @@ dir_load_finish(struct dir_load *l)
 	dir_cache_free(d->cache);
 	d->cache = c;
 	d->load_failed = false;
-	log_info("directory: loaded %zu domains, %zu users, %zu aliases",
-		 c->ndomains, c->nusers, c->naliases);
+	if (d->behind)
+		log_info("directory: Redis is at generation %" PRIu64
+			 " again; leaving the stale state",
+			 gen);
+	d->behind = false;
+	d->gen = gen;
+	log_info("directory: loaded %zu domains, %zu users, %zu aliases "
+		 "(generation %" PRIu64 ")",
+		 c->ndomains, c->nusers, c->naliases, gen);
+	dir_snapshot_save(d);
+	dir_publish_gen(d);
 	if (d->again) {
 		d->again = false;
 		dir_load_start(d);
@@ -533,6 +707,18 @@ dir_domains_cb(struct redis *r, redisReply *reply, void *arg)
 	if (!dir_reply_ok(l, reply))
 		return;
 	n = reply->elements;
+	/* Generation 0 is a config from before generations (never changed
+	 * since: every change raises it); with no domain at all while this
+	 * node holds some, it is that config lost. */
+	if (l->gen == 0 && n == 0 && l->d->cache && l->d->cache->ndomains) {
+		char why[128];
+		snprintf(why, sizeof(why),
+			 "no config generation and no domain, while this node "
+			 "has %zu",
+			 l->d->cache->ndomains);
+		dir_load_behind(l, why);
+		return;
+	}
 	l->domains = calloc(n ? n : 1, sizeof(*l->domains));
 	if (l->domains == NULL) {
 		dir_load_abort(l, "out of memory");
@@ -575,16 +761,18 @@ dir_load_start(struct directory *d)
 	}
 	l->d = d;
 	d->load = l;
-	if (dir_queue(l, dir_domains_cb, l, "SMEMBERS", SCHEMA_DOMAINS, "",
-		      NULL) == 0)
+	if (dir_queue(l, dir_gen_cb, l, "GET", SCHEMA_GEN, "", NULL) == 0)
 		dir_pump(l);
 }
 
 static void
 dir_on_up(struct redis *r, void *arg)
 {
+	struct directory *d = arg;
+
 	(void)r;
-	dir_load_start(arg);
+	d->checked = false; /* it may have come back empty */
+	dir_load_start(d);
 }
 
 static void
@@ -605,24 +793,153 @@ dir_retry_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	dir_load_start(t->data);
 }
 
+/* Growing arrays while a snapshot is read; sorted at the end. */
+struct dir_reader {
+	struct dir_cache *c;
+	size_t capd, capu, capa;
+};
+
+static int
+dir_grow(void *pp, size_t *cap, size_t n, size_t size)
+{
+	void *p;
+
+	if (n < *cap)
+		return 0;
+	*cap = *cap ? *cap * 2 : 64;
+	p = realloc(*(void **)pp, *cap * size);
+	if (p == NULL)
+		return -1;
+	*(void **)pp = p;
+	return 0;
+}
+
+static int
+dir_read_domain(void *arg, const char *domain)
+{
+	struct dir_reader *rd = arg;
+	struct dir_cache *c = rd->c;
+	char *dom;
+
+	if (dir_grow(&c->domains, &rd->capd, c->ndomains, sizeof(char *)) < 0 ||
+	    (dom = dir_strdup_lower(domain, strlen(domain))) == NULL)
+		return -1;
+	c->domains[c->ndomains++] = dom;
+	return 0;
+}
+
+static int
+dir_read_user(void *arg, const char *address, const char *hash)
+{
+	struct dir_reader *rd = arg;
+	struct dir_cache *c = rd->c;
+	struct dir_user u = {NULL, NULL};
+
+	if (dir_grow(&c->users, &rd->capu, c->nusers, sizeof(u)) < 0 ||
+	    (u.addr = dir_strdup_lower(address, strlen(address))) == NULL)
+		return -1;
+	if (hash && (u.hash = strdup(hash)) == NULL) {
+		free(u.addr);
+		return -1;
+	}
+	c->users[c->nusers++] = u;
+	return 0;
+}
+
+static int
+dir_read_alias(void *arg, const char *address, const char *const *targets,
+	       size_t ntargets)
+{
+	struct dir_reader *rd = arg;
+	struct dir_cache *c = rd->c;
+	struct dir_alias a = {NULL, NULL, 0};
+
+	if (dir_grow(&c->aliases, &rd->capa, c->naliases, sizeof(a)) < 0 ||
+	    (a.targets = calloc(ntargets, sizeof(*a.targets))) == NULL)
+		return -1;
+	c->aliases[c->naliases++] = a; /* freed with c from here */
+	struct dir_alias *p = &c->aliases[c->naliases - 1];
+	if ((p->addr = dir_strdup_lower(address, strlen(address))) == NULL)
+		return -1;
+	for (size_t i = 0; i < ntargets; i++) {
+		p->targets[i] =
+		    dir_strdup_lower(targets[i], strlen(targets[i]));
+		if (p->targets[i] == NULL)
+			return -1;
+		p->ntargets++;
+	}
+	return 0;
+}
+
+/* Loads the snapshot into the cache, if there is one. A missing one is a
+ * first start; a broken one is said and left alone (Redis loads). */
+static void
+dir_snapshot_load(struct directory *d)
+{
+	static const struct confjson_visitor v = {
+	    dir_read_domain, dir_read_user, dir_read_alias};
+	struct dir_reader rd = {NULL, 0, 0, 0};
+	struct confjson *doc;
+	char err[512];
+
+	if (access(d->snapshot, F_OK) < 0 && errno == ENOENT)
+		return;
+	doc = confjson_load(d->snapshot, err, sizeof(err));
+	if (doc == NULL) {
+		log_warn("directory: snapshot not used: %s", err);
+		return;
+	}
+	rd.c = calloc(1, sizeof(*rd.c));
+	if (rd.c == NULL || confjson_walk(doc, &v, &rd) != 0) {
+		log_warn("directory: snapshot %s: out of memory", d->snapshot);
+		dir_cache_free(rd.c);
+		confjson_free(doc);
+		return;
+	}
+	dir_cache_sort(rd.c);
+	d->cache = rd.c;
+	d->gen = confjson_generation(doc);
+	confjson_free(doc);
+	/* Not "loaded": that says Redis was read (tests wait on it). */
+	log_info("directory: from the snapshot: %zu domains, %zu users, %zu "
+		 "aliases (generation %" PRIu64 ") in %s",
+		 d->cache->ndomains, d->cache->nusers, d->cache->naliases,
+		 d->gen, d->snapshot);
+}
+
 struct directory *
-directory_new(struct redis *r)
+directory_new(struct redis *r, const struct directory_opts *opts)
 {
 	struct directory *d = calloc(1, sizeof(*d));
 
 	if (d == NULL)
 		return NULL;
 	d->r = r;
+	if (opts->node && (d->node = strdup(opts->node)) == NULL)
+		goto fail;
+	if (opts->spool) {
+		size_t n = strlen(opts->spool) + sizeof(DIR_SNAPSHOT_NAME) + 1;
+		if ((d->snapshot = malloc(n)) == NULL)
+			goto fail;
+		snprintf(d->snapshot, n, "%s/%s", opts->spool,
+			 DIR_SNAPSHOT_NAME);
+		dir_snapshot_load(d);
+	}
 	ev_init(&d->retry, dir_retry_cb);
 	d->retry.data = d;
 	redis_on_up(r, dir_on_up, d);
 	if (redis_subscribe(r, SCHEMA_CHANNEL, dir_on_message, d) < 0) {
 		redis_forget(r, d);
-		free(d);
-		return NULL;
+		goto fail;
 	}
 	dir_load_start(d);
 	return d;
+fail:
+	dir_cache_free(d->cache);
+	free(d->snapshot);
+	free(d->node);
+	free(d);
+	return NULL;
 }
 
 void
@@ -637,6 +954,8 @@ directory_free(struct directory *d)
 		dir_load_free(d->load);
 	}
 	dir_cache_free(d->cache);
+	free(d->snapshot);
+	free(d->node);
 	free(d);
 }
 
@@ -649,7 +968,14 @@ directory_loaded(const struct directory *d)
 bool
 directory_stale(const struct directory *d)
 {
-	return d->cache == NULL || d->load_failed || !redis_up(d->r);
+	return d->cache == NULL || d->load_failed || d->behind || !d->checked ||
+	       !redis_up(d->r);
+}
+
+uint64_t
+directory_generation(const struct directory *d)
+{
+	return d->gen;
 }
 
 static bool

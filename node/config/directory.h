@@ -2,12 +2,23 @@
  * password hashes, aliases), loaded from Redis at start and again whenever
  * a change is published on SCHEMA_CHANNEL or the connection comes back.
  * Lookups never wait on Redis: while it is away they answer from the
- * cache, and directory_stale() says so (for /health). */
+ * cache, and directory_stale() says so (for /health).
+ *
+ * Generations: every change raises SCHEMA_GEN. The node remembers the
+ * highest generation it loaded and keeps what it loaded in a snapshot
+ * (SPOOL/config.snapshot, the format of `mailctl export`). A Redis whose
+ * generation is missing or below it lost the config (restarted empty, a
+ * failover to a replica that was behind): the node treats it as away,
+ * keeps its cache, and checks again every second and on every change
+ * published, until a generation at least as high comes (`mailctl
+ * import`). A node that starts serves from its snapshot until Redis
+ * catches up with it. */
 #ifndef NODE_DIRECTORY_H
 #define NODE_DIRECTORY_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "../../common/redis.h"
 
@@ -16,19 +27,32 @@
 
 struct directory;
 
-struct directory *directory_new(struct redis *r);
+#define DIR_SNAPSHOT_NAME "config.snapshot"
+
+struct directory_opts {
+	const char *node;  /* this node's name, for SCHEMA_NODES */
+	const char *spool; /* where the snapshot lives; NULL: no snapshot */
+};
+
+/* Loads the snapshot (if any: the node can serve at once), then starts
+ * loading from Redis. */
+struct directory *directory_new(struct redis *r,
+				const struct directory_opts *opts);
 void directory_free(struct directory *d);
 
 /* cb runs after every complete load is swapped in (the first one
  * included), e.g. to start listeners only once the node can answer. One
  * callback; a second call replaces it. */
 void directory_on_load(struct directory *d,
-    void (*cb)(struct directory *d, void *arg), void *arg);
+		       void (*cb)(struct directory *d, void *arg), void *arg);
 
 /* True once a first full load has succeeded. */
 bool directory_loaded(const struct directory *d);
-/* True while Redis is away (the cache may be behind). */
+/* True while Redis is away or holds an older generation than this node
+ * loaded (the cache may be behind, or Redis is). */
 bool directory_stale(const struct directory *d);
+/* The generation of the config in the cache (0: none known). */
+uint64_t directory_generation(const struct directory *d);
 
 /* Case-insensitive. */
 bool directory_domain_local(const struct directory *d, const char *domain);
@@ -40,10 +64,12 @@ enum dir_result { DIR_OK, DIR_NOT_LOCAL, DIR_UNKNOWN };
  * duplicates dropped). out receives lowercase addresses. DIR_NOT_LOCAL:
  * the domain is not ours; DIR_UNKNOWN: ours, but nobody. */
 enum dir_result directory_resolve(const struct directory *d,
-    const char *address, char (*out)[DIR_ADDR_MAX], size_t max, size_t *n);
+				  const char *address,
+				  char (*out)[DIR_ADDR_MAX], size_t max,
+				  size_t *n);
 
 /* The crypt(3) hash of user address, or NULL if no such user. */
 const char *directory_password_hash(const struct directory *d,
-    const char *address);
+				    const char *address);
 
 #endif

@@ -5,8 +5,12 @@
  *   ms:user:ADDRESS         hash: password = crypt(3) hash
  *   ms:aliases:DOMAIN       set of alias addresses in DOMAIN
  *   ms:alias:ADDRESS        set of target addresses
- *   ms:config:version       counter, INCR on every change
- *   channel ms:config       a message (the new version) after every change
+ *   ms:config:gen           the config's generation: INCR in the MULTI of
+ *                           every change; import and wipe SET it above
+ *                           every node's (directory.h)
+ *   ms:config:nodes         hash: node name -> the generation it loaded
+ *   channel ms:config       a message (the new generation) after every
+ *                           change
  */
 #ifndef NODE_SCHEMA_H
 #define NODE_SCHEMA_H
@@ -16,7 +20,8 @@
 #define SCHEMA_USER_PREFIX "ms:user:"
 #define SCHEMA_ALIASES_PREFIX "ms:aliases:"
 #define SCHEMA_ALIAS_PREFIX "ms:alias:"
-#define SCHEMA_VERSION "ms:config:version"
+#define SCHEMA_GEN "ms:config:gen"
+#define SCHEMA_NODES "ms:config:nodes"
 #define SCHEMA_CHANNEL "ms:config"
 
 #endif

@@ -236,11 +236,15 @@ api_health(struct http_session *s)
 	strbuf_init(&sb, 4096);
 	strbuf_appendf(&sb, "{\"status\":\"%s\",\"node\":", status);
 	strbuf_append_json(&sb, mn->cfg->name);
+	/* "config": "stale" while the cache may be behind the truth or
+	 * Redis behind the cache (directory.h), with the generation held. */
 	strbuf_appendf(&sb,
 		       ",\"redis\":\"%s\",\"store\":\"%s\","
-		       "\"directory\":\"%s\",\"spool\":%zu}",
+		       "\"directory\":\"%s\",\"config\":\"%s\","
+		       "\"config_gen\":%" PRIu64 ",\"spool\":%zu}",
 		       redis_ok ? "up" : "down", store_ok ? "ok" : "unwritable",
-		       loaded ? "loaded" : "empty", spool_pending(mn->spool));
+		       loaded ? "loaded" : "empty", redis_ok ? "ok" : "stale",
+		       directory_generation(mn->dir), spool_pending(mn->spool));
 	api_json(s, code, code == 503 ? "Retry-After: 5\r\n" : NULL, &sb);
 	strbuf_free(&sb);
 }

@@ -171,6 +171,43 @@ class DemoTest(unittest.TestCase):
         self.assertIn(b'"Sent"', b" ".join(m.list()[1]))
         m.logout()
 
+    def test_demo_keeps_its_config_across_a_restart(self):
+        """Redis keeps its data in .demo/redis/ (append-only): a user
+        added with mailctl is still there after the demo is stopped and
+        started again, at the same config generation."""
+        bin_dir = os.environ.get("MS_BIN", os.path.join(SRC, "build", "bin"))
+        env = dict(os.environ, MAILCTL_REDIS="127.0.0.1:26379")
+        mailctl = [os.path.join(bin_dir, "mailctl")]
+        wait_for(lambda: "ready" in self.output() or self.proc.poll() is not None,
+                 60, step=0.2, what="demo ready")
+        subprocess.run(mailctl + ["user", "add", "carol@example.test",
+                                  "--password-stdin"], input="pw\n", text=True,
+                       env=env, check=True, timeout=20, capture_output=True)
+        before = json.loads(subprocess.run(
+            mailctl + ["export"], env=env, check=True, timeout=20,
+            capture_output=True, text=True).stdout)
+        self.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(self.proc.wait(30), 0)
+        self.log.truncate(0)
+        self.proc = subprocess.Popen(
+            ["bash", os.path.join(SRC, "demo.sh")], stdout=self.log,
+            stderr=subprocess.STDOUT, env=dict(os.environ, DEMO_DIR=self.dir),
+            start_new_session=True)
+        wait_for(lambda: "ready" in self.output() or self.proc.poll() is not None,
+                 60, step=0.2, what="demo ready again")
+        after = json.loads(subprocess.run(
+            mailctl + ["export"], env=env, check=True, timeout=20,
+            capture_output=True, text=True).stdout)
+        self.assertEqual(after, before)
+        self.assertTrue(os.path.isdir(os.path.join(self.dir, "redis")))
+        self.assertIn("carol@example.test",
+                      [u["address"] for u in after["users"]])
+        m = imaplib.IMAP4("127.0.0.1", 2143, timeout=10)
+        m.starttls(ssl_context=ssl.create_default_context(
+            cafile=os.path.join(self.dir, "cert.pem")))
+        self.assertEqual(m.login("carol@example.test", "pw")[0], "OK")
+        m.logout()
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -2,8 +2,9 @@
 tests/tools/directory_probe against a real redis-server: a full load,
 aliases, a mailctl change seen within a second through pub/sub, lookups
 answered from the cache at once while Redis hangs (SIGSTOP), stale while it
-is away, catching up after SIGCONT, and reconnecting and reloading after
-Redis is killed and restarted on the same port."""
+is away, catching up after SIGCONT, and reconnecting after Redis is killed
+and restarted empty on the same port: stale, the cache kept, until a
+mailctl wipe goes above its config generation."""
 import os
 import select
 import subprocess
@@ -280,12 +281,26 @@ class TestRedisAway(DirectoryTestCase):
         time.sleep(1.0)  # a few failed reconnects
         self.assert_fast_lookups(p)
         # Back on the same port, empty (no persistence): the probe
-        # reconnects, reloads, and follows what is written next.
+        # reconnects, finds a config generation below its own (Redis lost
+        # the config) and keeps its cache, stale, even through a change
+        # made on the empty Redis; it publishes its generation there.
         self.redis.start()
         self.mailctl("domain", "add", "example.test")
         self.mailctl("user", "add", "gina@example.test", "--password-stdin",
                      input="pw-gina\n")
-        wait_for(lambda: p("stale") == "no", 5.0, what="reconnect")
+        wait_for(lambda: self.redis.cli("HGET", "ms:config:nodes", "probe"),
+                 5.0, what="reconnect")
+        self.assertEqual(p("stale"), "yes")
+        self.assertEqual(p.resolve("alice@example.test"),
+                         ["alice@example.test"])
+        self.assertEqual(p.resolve("gina@example.test"), "unknown")
+        # A deliberate wipe goes above it: the probe follows that, and
+        # what is written next.
+        self.mailctl("wipe", "--yes")
+        self.mailctl("domain", "add", "example.test")
+        self.mailctl("user", "add", "gina@example.test", "--password-stdin",
+                     input="pw-gina\n")
+        wait_for(lambda: p("stale") == "no", 5.0, what="follows the wipe")
         wait_for(lambda: p.resolve("gina@example.test") ==
                  ["gina@example.test"], 2.0, what="reload")
         self.assertEqual(p.resolve("alice@example.test"), "unknown")

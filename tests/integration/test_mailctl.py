@@ -65,7 +65,7 @@ class MailctlTestCase(unittest.TestCase):
         return self.mailctl(*args).stdout.splitlines()
 
     def version(self):
-        v = self.redis.cli("GET", "ms:config:version")
+        v = self.redis.cli("GET", "ms:config:gen")
         return int(v) if v is not None else 0
 
     def dump(self):

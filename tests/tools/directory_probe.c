@@ -351,7 +351,10 @@ main(int argc, char **argv)
 
 	p.loop = ev_default_loop(0);
 	p.redis = redis_new(p.loop, &opts);
-	p.dir = p.redis ? directory_new(p.redis) : NULL;
+	p.dir = p.redis
+		    ? directory_new(p.redis,
+				    &(struct directory_opts){.node = "probe"})
+		    : NULL;
 	if (p.dir == NULL) {
 		fprintf(stderr, "directory_probe: out of memory\n");
 		return 1;
