@@ -9,12 +9,14 @@
 #include "../../common/log.h"
 #include "imap.h"
 
-/* Reads one mailbox name argument; a trailing '.' (RFC 3501 6.3.3: the
- * client means a parent) is dropped when strip_delim. Answers BAD and
- * returns -1 on a syntax error, NO on a name the store refuses. */
+/* Reads one mailbox name argument. A new name (CREATE, RENAME's
+ * target) loses a trailing '.' (RFC 3501 6.3.3: the client means a
+ * parent) and may not hold LIST's wildcards '*' and '%', which no LIST
+ * could then name alone. Answers BAD and returns -1 on a syntax error, NO
+ * on a name the store refuses. */
 static int
 imap_arg_mailbox(struct imap_session *s, struct imap_cmd *c, char *name,
-		 size_t len, bool strip_delim)
+		 size_t len, bool new_name)
 {
 	char dir[4096];
 	if (imap_astring(&c->cur, name, len, NULL) < 0) {
@@ -22,9 +24,10 @@ imap_arg_mailbox(struct imap_session *s, struct imap_cmd *c, char *name,
 		return -1;
 	}
 	size_t n = strlen(name);
-	if (strip_delim && n > 1 && name[n - 1] == '.')
+	if (new_name && n > 1 && name[n - 1] == '.')
 		name[n - 1] = '\0';
-	if (imap_mailbox_dir(s, name, dir, sizeof(dir)) < 0) {
+	if ((new_name && strpbrk(name, "*%") != NULL) ||
+	    imap_mailbox_dir(s, name, dir, sizeof(dir)) < 0) {
 		imap_no(s, c, "[CANNOT] Invalid mailbox name");
 		return -1;
 	}

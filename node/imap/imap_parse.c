@@ -346,7 +346,7 @@ imap_seq_number(struct imap_cur *c, uint32_t *v)
 		*v = IMAP_STAR;
 		return 0;
 	}
-	if (imap_nz_number(c, v) < 0 || *v == IMAP_STAR)
+	if (imap_nz_number(c, v) < 0)
 		return imap_cur_fail(c, "bad sequence set");
 	return 0;
 }

@@ -79,8 +79,9 @@ int imap_nz_number(struct imap_cur *c, uint32_t *v);
 /* ---- sequence sets ---- */
 
 /* "*" stands for the largest number in use; it is kept as IMAP_STAR and
- * resolved when the set is used. */
-#define IMAP_STAR UINT32_MAX
+ * resolved when the set is used. A seq-number is an nz-number (1 to
+ * 4294967295, all valid) or "*", so 0 is the one value free to mark it. */
+#define IMAP_STAR 0u
 #define IMAP_SEQSET_MAX 1024 /* ranges in one set */
 
 struct imap_seqset {
@@ -140,7 +141,7 @@ enum imap_fetch_kind {
 	IMAP_FETCH_RFC822_SIZE,
 	IMAP_FETCH_UID,
 	IMAP_FETCH_ENVELOPE,
-	IMAP_FETCH_BODY,	  /* non-extensible BODYSTRUCTURE */
+	IMAP_FETCH_BODY, /* non-extensible BODYSTRUCTURE */
 	IMAP_FETCH_BODYSTRUCTURE,
 	IMAP_FETCH_RFC822,	  /* = BODY[], sets \Seen */
 	IMAP_FETCH_RFC822_HEADER, /* = BODY.PEEK[HEADER] */
@@ -177,8 +178,8 @@ struct imap_fetch_item {
 struct imap_fetch {
 	struct imap_fetch_item *item; /* malloc'ed */
 	size_t n;
-	bool sets_seen; /* some item sets \Seen (BODY[...] not PEEK, RFC822,
-			   RFC822.TEXT) */
+	bool sets_seen;	 /* some item sets \Seen (BODY[...] not PEEK, RFC822,
+			    RFC822.TEXT) */
 	bool needs_text; /* some item needs the message file read */
 };
 
