@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages mailswitch needs, only those missing.
 # Sourced by test.sh and demo.sh; runnable on its own.
-PACKAGES=(build-essential cmake pkg-config python3 openssl
+# clang and libclang-rt-14-dev (the sanitizers' and libFuzzer's runtimes):
+# ./test.sh's second run builds with clang and runs the fuzz targets.
+PACKAGES=(build-essential cmake pkg-config python3 openssl clang
+  libclang-rt-14-dev
   libev-dev libssl-dev libhiredis-dev libinih-dev libcriterion-dev
   libcrypt-dev redis-server keepalived iproute2
   curl isync fetchmail getmail6 mutt swaks)
