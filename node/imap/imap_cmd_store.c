@@ -10,45 +10,19 @@
 #include "../../common/log.h"
 #include "imap.h"
 
-enum imap_store_op { STORE_SET, STORE_ADD, STORE_REMOVE };
-
-static int
-imap_store_parse_op(struct imap_cur *cur, enum imap_store_op *op, bool *silent)
-{
-	char word[32];
-	if (imap_atom(cur, word, sizeof(word)) < 0)
-		return -1;
-	const char *p = word;
-	*op = STORE_SET;
-	if (*p == '+' || *p == '-')
-		*op = *p++ == '+' ? STORE_ADD : STORE_REMOVE;
-	if (strcasecmp(p, "FLAGS") == 0)
-		*silent = false;
-	else if (strcasecmp(p, "FLAGS.SILENT") == 0)
-		*silent = true;
-	else
-		return -1;
-	return 0;
-}
-
 void
 imap_cmd_store(struct imap_session *s, struct imap_cmd *c)
 {
-	struct imap_seqset set;
-	enum imap_store_op op;
-	bool silent;
-	unsigned mask, keywords;
+	struct imap_args_store a;
 	struct imap_mailbox *b = &s->box;
 
-	if (imap_seqset(&c->cur, &set) < 0 || imap_sp(&c->cur) < 0 ||
-	    imap_store_parse_op(&c->cur, &op, &silent) < 0 ||
-	    imap_sp(&c->cur) < 0 ||
-	    imap_flag_list(&c->cur, true, &mask, &keywords) < 0 ||
-	    imap_end(&c->cur) < 0) {
+	if (imap_args_store(&c->cur, &a) < 0) {
 		imap_bad(s, c, "%s",
 			 c->cur.err[0] ? c->cur.err : "Invalid STORE");
 		return;
 	}
+	const enum imap_store_op op = a.op;
+	const unsigned mask = a.flags;
 	if (b->readonly) {
 		imap_no(s, c, "[READ-ONLY] Mailbox is read-only");
 		return;
@@ -58,12 +32,12 @@ imap_cmd_store(struct imap_session *s, struct imap_cmd *c)
 	strbuf_init(&sb, 256);
 	for (size_t i = 0; i < b->n; i++) {
 		struct imap_msg *m = &b->msg[i];
-		if (m->gone || !imap_mailbox_in_set(b, i, &set, c->uid))
+		if (m->gone || !imap_mailbox_in_set(b, i, &a.set, c->uid))
 			continue;
 		unsigned now = m->flags & ~(unsigned)IMAP_F_RECENT;
-		unsigned want = op == STORE_SET	  ? mask
-				: op == STORE_ADD ? now | mask
-						  : now & ~mask;
+		unsigned want = op == IMAP_STORE_SET   ? mask
+				: op == IMAP_STORE_ADD ? now | mask
+						       : now & ~mask;
 		if (want != now) {
 			if (imap_mailbox_set_flags(s, i, want) < 0) {
 				if (errno != ENOENT)
@@ -76,7 +50,7 @@ imap_cmd_store(struct imap_session *s, struct imap_cmd *c)
 			}
 			changed++;
 		}
-		if (silent)
+		if (a.silent)
 			continue;
 		strbuf_reset(&sb);
 		imap_flags_format(m->flags, &sb);

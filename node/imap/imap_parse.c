@@ -336,6 +336,38 @@ imap_nz_number(struct imap_cur *c, uint32_t *v)
 	return 0;
 }
 
+/* ---- the start of a command ---- */
+
+/* An atom uppercased into out. */
+static int
+imap_upper_atom(struct imap_cur *c, char *out, size_t outlen)
+{
+	if (imap_atom(c, out, outlen) < 0)
+		return -1;
+	for (char *p = out; *p; p++)
+		*p = (char)toupper((unsigned char)*p);
+	return 0;
+}
+
+int
+imap_command_start(struct imap_cur *c, char *tag, size_t taglen, char *name,
+		   size_t namelen, bool *uid)
+{
+	*uid = false;
+	if (imap_tag(c, tag, taglen) < 0) {
+		tag[0] = '\0';
+		return imap_cur_fail(c, "Missing or invalid tag");
+	}
+	if (imap_sp(c) < 0 || imap_upper_atom(c, name, namelen) < 0)
+		return imap_cur_fail(c, "Missing or invalid command");
+	if (strcmp(name, "UID") == 0) {
+		if (imap_sp(c) < 0 || imap_upper_atom(c, name, namelen) < 0)
+			return imap_cur_fail(c, "UID needs a command");
+		*uid = true;
+	}
+	return 0;
+}
+
 /* ---- sequence sets ---- */
 
 /* seq-number: nz-number or "*". */

@@ -76,6 +76,15 @@ int imap_list_mailbox(struct imap_cur *c, char *out, size_t outlen);
 int imap_number(struct imap_cur *c, uint32_t *v);
 int imap_nz_number(struct imap_cur *c, uint32_t *v);
 
+/* ---- the start of a command ---- */
+
+/* "tag NAME" or "tag UID NAME": the tag, the name uppercased and *uid.
+ * Leaves c before the arguments' space. Returns 0, or -1 with c->err
+ * "Missing or invalid tag" (tag[0] is then '\0'), "Missing or invalid
+ * command" or "UID needs a command". */
+int imap_command_start(struct imap_cur *c, char *tag, size_t taglen, char *name,
+		       size_t namelen, bool *uid);
+
 /* ---- sequence sets ---- */
 
 /* "*" stands for the largest number in use; it is kept as IMAP_STAR and
