@@ -409,18 +409,20 @@ imap_seqset_has(const struct imap_seqset *s, uint32_t v, uint32_t max)
 {
 	if (max == 0)
 		return false;
-	for (size_t i = 0; i < s->n && i < IMAP_SEQSET_MAX; i++) {
-		uint32_t lo = s->r[i].lo == IMAP_STAR ? max : s->r[i].lo;
-		uint32_t hi = s->r[i].hi == IMAP_STAR ? max : s->r[i].hi;
-		if (lo > hi) {
-			uint32_t t = lo;
-			lo = hi;
-			hi = t;
-		}
-		if (v >= lo && v <= hi)
+	for (size_t i = 0; i < s->n && i < IMAP_SEQSET_MAX; i++)
+		if (imap_range_has(s->r[i].lo, s->r[i].hi, v, max))
 			return true;
-	}
 	return false;
+}
+
+bool
+imap_range_has(uint32_t lo, uint32_t hi, uint32_t v, uint32_t max)
+{
+	if (lo == IMAP_STAR)
+		lo = max;
+	if (hi == IMAP_STAR)
+		hi = max;
+	return (v >= lo && v <= hi) || (v >= hi && v <= lo);
 }
 
 /* ---- flags ---- */

@@ -105,6 +105,8 @@ int imap_seqset(struct imap_cur *c, struct imap_seqset *out);
 /* Whether v is in the set, with '*' meaning max (RFC 3501: "3:*" and
  * "*:3" are the same range; with max 0 nothing matches). */
 bool imap_seqset_has(const struct imap_seqset *s, uint32_t v, uint32_t max);
+/* The same for one range lo:hi as written (max > 0). */
+bool imap_range_has(uint32_t lo, uint32_t hi, uint32_t v, uint32_t max);
 
 /* ---- flags ---- */
 
