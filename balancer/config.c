@@ -702,10 +702,17 @@ conf_validate(struct conf *c)
 		if (s->pool_name[0] == '\0')
 			conf_error(c, s->line, "service %s: pool is required",
 				   s->name);
-		else if ((s->pool = config_pool(cfg, s->pool_name)) == NULL)
-			conf_error(c, s->pool_line,
-				   "service %s: pool \"%s\" does not exist",
-				   s->name, s->pool_name);
+		else {
+			/* s->pool is _Atomic: clang refuses the assignment
+			 * as an expression, so store then test. */
+			struct pool *p = config_pool(cfg, s->pool_name);
+			s->pool = p;
+			if (p == NULL)
+				conf_error(
+				    c, s->pool_line,
+				    "service %s: pool \"%s\" does not exist",
+				    s->name, s->pool_name);
+		}
 		for (struct service *t = cfg->services; t != s; t = t->next)
 			if (s->listen.len && addr_equal(&s->listen, &t->listen))
 				conf_error(

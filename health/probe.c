@@ -410,19 +410,12 @@ probe_send(struct probe *p, const char *fmt, ...)
 static void
 probe_lines(struct probe *p)
 {
-	size_t off = 0, len;
-	char *line, *nl;
+	size_t off = 0;
+	char *line;
 
 	while (p->phase == PHASE_SESSION && !p->upgrade_pending &&
-	       (nl = memchr(p->in + off, '\n', p->inlen - off)) != NULL) {
-		line = p->in + off;
-		len = (size_t)(nl - line);
-		if (len > 0 && line[len - 1] == '\r')
-			len--;
-		line[len] = '\0';
-		off = (size_t)(nl - p->in) + 1;
+	       (line = probe_line_next(p->in, p->inlen, &off)) != NULL)
 		p->proto->on_line(p, &p->conv, line);
-	}
 	memmove(p->in, p->in + off, p->inlen - off);
 	p->inlen -= off;
 }
@@ -775,25 +768,4 @@ const char *
 probe_peer(const struct probe *p, char *buf, size_t len)
 {
 	return addr_fmt((const struct sockaddr *)&p->addr.ss, buf, len);
-}
-
-const char *
-probe_excerpt(const char *s, char *buf, size_t len)
-{
-	size_t i;
-
-	for (i = 0; s[i] != '\0' && i < PROBE_EXCERPT && i + 1 < len; i++)
-		buf[i] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
-	if (len > 0)
-		buf[i] = '\0';
-	return buf;
-}
-
-bool
-probe_text_ok(const char *s)
-{
-	for (; *s != '\0'; s++)
-		if (*s == '\r' || *s == '\n' || (unsigned char)*s >= 0x80)
-			return false;
-	return true;
 }

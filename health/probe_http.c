@@ -44,22 +44,6 @@ http_on_connect(struct probe *p, struct probe_conv *c)
 	    path, probe_peer(p, host, sizeof(host)));
 }
 
-/* "HTTP/1.1 200 OK": the status code, or -1. */
-static int
-http_status_parse(const char *line)
-{
-	const char *sp;
-
-	if (strncmp(line, "HTTP/", 5) != 0 || (sp = strchr(line, ' ')) == NULL)
-		return -1;
-	for (int i = 1; i <= 3; i++)
-		if (!isdigit((unsigned char)sp[i]))
-			return -1;
-	if (sp[4] != ' ' && sp[4] != '\0')
-		return -1;
-	return (sp[1] - '0') * 100 + (sp[2] - '0') * 10 + (sp[3] - '0');
-}
-
 static void
 http_on_line(struct probe *p, struct probe_conv *c, const char *line)
 {
@@ -68,7 +52,7 @@ http_on_line(struct probe *p, struct probe_conv *c, const char *line)
 
 	if (c->state != HTTP_STATUS)
 		return;
-	status = http_status_parse(line);
+	status = probe_http_status(line);
 	if (status == -1)
 		probe_fail(p, "bad status line: %s",
 			   probe_excerpt(line, ex, sizeof(ex)));

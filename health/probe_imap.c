@@ -34,26 +34,6 @@ imap_quote(const char *s, char *dst, size_t len)
 	return dst;
 }
 
-/* The status after our current tag ("OK ...", "NO ..."), or NULL when the
- * line is not the tagged answer. */
-static const char *
-imap_tagged(const struct probe_conv *c, const char *line)
-{
-	char tag[16];
-	size_t n;
-
-	snprintf(tag, sizeof(tag), "a%d ", c->tag);
-	n = strlen(tag);
-	return strncmp(line, tag, n) == 0 ? line + n : NULL;
-}
-
-static bool
-imap_ok(const char *status)
-{
-	return strncasecmp(status, "OK", 2) == 0 &&
-	       (status[2] == ' ' || status[2] == '\0');
-}
-
 static void
 imap_login(struct probe *p, struct probe_conv *c)
 {
@@ -98,26 +78,25 @@ imap_on_line(struct probe *p, struct probe_conv *c, const char *line)
 	const char *status;
 
 	if (c->state == IMAP_GREETING) {
-		if (strncasecmp(line, "* OK", 4) == 0 &&
-		    (line[4] == ' ' || line[4] == '\0'))
+		if (probe_imap_greeting_ok(line))
 			imap_next(p, c);
 		else
 			probe_fail(p, "bad greeting: %s",
 				   probe_excerpt(line, ex, sizeof(ex)));
 		return;
 	}
-	if ((status = imap_tagged(c, line)) == NULL)
+	if ((status = probe_imap_tagged(c->tag, line)) == NULL)
 		return; /* untagged data, BYE before the LOGOUT answer, ... */
 	probe_excerpt(status, ex, sizeof(ex));
 	switch ((enum imap_state)c->state) {
 	case IMAP_STARTTLS:
-		if (imap_ok(status))
+		if (probe_imap_ok(status))
 			probe_starttls(p);
 		else
 			probe_fail(p, "STARTTLS refused: %s", ex);
 		break;
 	case IMAP_LOGIN:
-		if (imap_ok(status)) {
+		if (probe_imap_ok(status)) {
 			c->state = IMAP_SELECT;
 			probe_send(p, "a%d SELECT INBOX", ++c->tag);
 		} else {
@@ -125,7 +104,7 @@ imap_on_line(struct probe *p, struct probe_conv *c, const char *line)
 		}
 		break;
 	case IMAP_SELECT:
-		if (imap_ok(status))
+		if (probe_imap_ok(status))
 			probe_pass(p);
 		else
 			probe_fail(p, "SELECT INBOX failed: %s", ex);

@@ -15,13 +15,6 @@ enum pop3_state {
 	POP3_QUIT,
 };
 
-static bool
-pop3_ok(const char *line)
-{
-	return strncasecmp(line, "+OK", 3) == 0 &&
-	       (line[3] == ' ' || line[3] == '\0');
-}
-
 /* Greeted, or upgraded: what comes next. */
 static void
 pop3_next(struct probe *p, struct probe_conv *c)
@@ -55,7 +48,7 @@ static void
 pop3_on_line(struct probe *p, struct probe_conv *c, const char *line)
 {
 	char ex[PROBE_EXCERPT + 1];
-	bool ok = pop3_ok(line);
+	bool ok = probe_pop3_ok(line);
 
 	probe_excerpt(line, ex, sizeof(ex));
 	switch ((enum pop3_state)c->state) {

@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include "health.h"
+#include "probe_reply.h"
 
 #define PROBE_LINE_MAX 1024 /* longest server line, CRLF included */
 #define PROBE_OUT_MAX 1024  /* longest output waiting to be written */
@@ -77,10 +78,5 @@ void probe_end(struct probe *p);
 const char *probe_local_literal(const struct probe *p, char *buf, size_t len);
 /* The probed address as "1.2.3.4:80" or "[::1]:80", for Host:. */
 const char *probe_peer(const struct probe *p, char *buf, size_t len);
-/* The first PROBE_EXCERPT characters of s, controls and 8-bit bytes
- * shown as '?', for a reason. Returns buf. */
-const char *probe_excerpt(const char *s, char *buf, size_t len);
-/* True when s can go into a command line: no CR, LF or 8-bit bytes. */
-bool probe_text_ok(const char *s);
 
 #endif

@@ -4,30 +4,12 @@
  * state machine. */
 #include "probe_proto.h"
 
-#include <ctype.h>
-#include <strings.h>
-
 enum smtp_state {
 	SMTP_GREETING, /* waiting for 220 */
 	SMTP_EHLO,     /* waiting for 250 */
 	SMTP_STARTTLS, /* waiting for 220 go-ahead */
 	SMTP_QUIT,     /* waiting for 221, or EOF */
 };
-
-/* Splits a reply line: its code and whether more lines follow. Returns
- * 0, or -1 when it is not a reply line. */
-static int
-smtp_reply_parse(const char *line, int *code, bool *more)
-{
-	for (int i = 0; i < 3; i++)
-		if (!isdigit((unsigned char)line[i]))
-			return -1;
-	if (line[3] != '\0' && line[3] != ' ' && line[3] != '-')
-		return -1;
-	*code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
-	*more = line[3] == '-';
-	return 0;
-}
 
 static void
 smtp_send_ehlo(struct probe *p, struct probe_conv *c)
@@ -67,10 +49,11 @@ static void
 smtp_on_line(struct probe *p, struct probe_conv *c, const char *line)
 {
 	char ex[PROBE_EXCERPT + 1];
+	const char *text;
 	bool more;
 	int code;
 
-	if (smtp_reply_parse(line, &code, &more) == -1) {
+	if (probe_smtp_reply(line, &code, &more, &text) == -1) {
 		if (c->state == SMTP_QUIT)
 			probe_end(p);
 		else if (c->state == SMTP_GREETING)
@@ -81,8 +64,7 @@ smtp_on_line(struct probe *p, struct probe_conv *c, const char *line)
 				   probe_excerpt(line, ex, sizeof(ex)));
 		return;
 	}
-	if (c->state == SMTP_EHLO && code == 250 &&
-	    strcasecmp(line + 4, "STARTTLS") == 0)
+	if (c->state == SMTP_EHLO && probe_smtp_offers_starttls(line))
 		c->offered = true;
 	if (more)
 		return;

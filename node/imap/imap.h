@@ -27,6 +27,7 @@
 #include "../../common/strbuf.h"
 #include "../../common/stream.h"
 #include "../config/directory.h"
+#include "imap_args.h"
 #include "imap_parse.h"
 #include "../store/maildir.h"
 #include "../store/notice.h"

@@ -14,29 +14,19 @@
 void
 imap_cmd_append(struct imap_session *s, struct imap_cmd *c)
 {
-	char name[MAILDIR_MBOX_MAX + 1], dir[4096], letters[8];
-	unsigned mask = 0, keywords = 0;
-	time_t when = 0;
-	const char *data;
-	size_t len;
+	struct imap_args_append a;
+	char dir[4096], letters[8];
 	char *fixed = NULL;
 	uint32_t uidvalidity, uid;
 	struct maildir_counter *ctr;
 
-	if (imap_astring(&c->cur, name, sizeof(name), NULL) < 0 ||
-	    imap_sp(&c->cur) < 0)
-		goto bad;
-	if (c->cur.p < c->cur.end && *c->cur.p == '(') {
-		if (imap_flag_list(&c->cur, false, &mask, &keywords) < 0 ||
-		    imap_sp(&c->cur) < 0)
-			goto bad;
+	if (imap_args_append(&c->cur, &a) < 0) {
+		imap_bad(s, c, "%s",
+			 c->cur.err[0] ? c->cur.err : "Invalid APPEND");
+		return;
 	}
-	if (c->cur.p < c->cur.end && *c->cur.p == '"') {
-		if (imap_date_time(&c->cur, &when) < 0 || imap_sp(&c->cur) < 0)
-			goto bad;
-	}
-	if (imap_literal(&c->cur, &data, &len) < 0 || imap_end(&c->cur) < 0)
-		goto bad;
+	const char *name = a.mailbox, *data = a.msg;
+	size_t len = a.len;
 	if (imap_mailbox_dir(s, name, dir, sizeof(dir)) < 0) {
 		imap_no(s, c, "[CANNOT] Invalid mailbox name");
 		return;
@@ -57,9 +47,9 @@ imap_cmd_append(struct imap_session *s, struct imap_cmd *c)
 	}
 	if (fixed)
 		data = fixed;
-	imap_flags_to_maildir(mask, letters);
-	if (maildir_append(dir, s->mn->store.hostname, data, len, letters, when,
-			   ctr, &uidvalidity, &uid) < 0) {
+	imap_flags_to_maildir(a.flags, letters);
+	if (maildir_append(dir, s->mn->store.hostname, data, len, letters,
+			   a.when, ctr, &uidvalidity, &uid) < 0) {
 		log_err("imap %s: append to %s: %s", s->id, dir,
 			strerror(errno));
 		imap_no(s, c, "[SERVERBUG] APPEND failed");
@@ -69,7 +59,4 @@ imap_cmd_append(struct imap_session *s, struct imap_cmd *c)
 	free(fixed);
 	notice_changed(s->mn->store.notice, s->user, name);
 	imap_ok(s, c, "[APPENDUID %u %u] APPEND completed", uidvalidity, uid);
-	return;
-bad:
-	imap_bad(s, c, "%s", c->cur.err[0] ? c->cur.err : "Invalid APPEND");
 }

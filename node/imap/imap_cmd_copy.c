@@ -32,8 +32,9 @@ imap_append_uidset(struct strbuf *sb, const uint32_t *uids, size_t n)
 void
 imap_cmd_copy(struct imap_session *s, struct imap_cmd *c)
 {
-	struct imap_seqset set;
-	char name[MAILDIR_MBOX_MAX + 1], dst[4096];
+	struct imap_args_copy a;
+	char dst[4096];
+	const char *name = a.mailbox;
 	struct imap_mailbox *b = &s->box;
 	bool move = strcmp(c->name, "MOVE") == 0;
 	struct maildir_msg *msgs = NULL;
@@ -43,9 +44,7 @@ imap_cmd_copy(struct imap_session *s, struct imap_cmd *c)
 	struct strbuf sb;
 
 	strbuf_init(&sb, 65536);
-	if (imap_seqset(&c->cur, &set) < 0 || imap_sp(&c->cur) < 0 ||
-	    imap_astring(&c->cur, name, sizeof(name), NULL) < 0 ||
-	    imap_end(&c->cur) < 0) {
+	if (imap_args_copy(&c->cur, &a) < 0) {
 		imap_bad(s, c, "%s needs a message set and a mailbox", c->name);
 		goto out;
 	}
@@ -66,7 +65,8 @@ imap_cmd_copy(struct imap_session *s, struct imap_cmd *c)
 		goto out;
 	}
 	for (size_t i = 0; i < b->n; i++) {
-		if (b->msg[i].gone || !imap_mailbox_in_set(b, i, &set, c->uid))
+		if (b->msg[i].gone ||
+		    !imap_mailbox_in_set(b, i, &a.set, c->uid))
 			continue;
 		imap_msg_get(b, i, &msgs[n]);
 		src[n] = b->msg[i].uid;

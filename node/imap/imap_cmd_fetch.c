@@ -20,14 +20,13 @@
 struct imap_fetch_job {
 	char tag[IMAP_TAG_MAX + 1];
 	bool uid;
-	struct imap_fetch f;
-	struct imap_seqset set;
-	size_t next;	 /* index of the next message to look at */
-	size_t sent;	 /* bytes queued in this slice */
-	size_t missing;	 /* messages whose file could not be read */
-	size_t expunged; /* asked for, expunged by another session */
-	bool want_mime;	 /* some item needs the structure */
-	bool hdr_only;	 /* the text items need only the top-level header */
+	struct imap_args_fetch a; /* the set and the items */
+	size_t next;		  /* index of the next message to look at */
+	size_t sent;		  /* bytes queued in this slice */
+	size_t missing;		  /* messages whose file could not be read */
+	size_t expunged;	  /* asked for, expunged by another session */
+	bool want_mime;		  /* some item needs the structure */
+	bool hdr_only; /* the text items need only the top-level header */
 };
 
 static bool
@@ -86,7 +85,7 @@ imap_job_free(struct imap_fetch_job *j)
 {
 	if (j == NULL)
 		return;
-	imap_fetch_free(&j->f);
+	imap_fetch_free(&j->a.f);
 	free(j);
 }
 
@@ -107,33 +106,210 @@ imap_fetch_literal(struct strbuf *sb, const struct imap_fetch_item *it,
 	return strbuf_append(sb, data, len);
 }
 
+/* ---- one handler per FETCH item ---- */
+
+/* What an item's handler works on: message i of the selected mailbox,
+ * its text and structure when the job needs them, and the answer. */
+struct imap_fetch_ctx {
+	struct imap_session *s;
+	size_t i;
+	struct imap_msg *m;
+	struct imap_loaded *msg;      /* NULL unless the job needs text */
+	const struct imap_mime *mime; /* NULL unless the job needs text */
+	struct strbuf *sb;	      /* the answer */
+	struct strbuf *tmp;	      /* a built section (HEADER.FIELDS) */
+	bool uid_told, flags_told;
+};
+
+/* Appends item it's answer ("FLAGS (\Seen)", "BODY[] {3}\r\nabc") to
+ * x->sb. Returns 0, or -1 when x->sb is full. */
+typedef int imap_fetch_item_fn(struct imap_fetch_ctx *x,
+			       const struct imap_fetch_item *it);
+
+static int
+imap_fetch_flags(struct imap_fetch_ctx *x, const struct imap_fetch_item *it)
+{
+	(void)it;
+	x->flags_told = true;
+	if (strbuf_appends(x->sb, "FLAGS (") < 0 ||
+	    imap_flags_format(x->m->flags, x->sb) < 0 ||
+	    strbuf_appends(x->sb, ")") < 0)
+		return -1;
+	return 0;
+}
+
+static int
+imap_fetch_uid(struct imap_fetch_ctx *x, const struct imap_fetch_item *it)
+{
+	(void)it;
+	x->uid_told = true;
+	if (strbuf_appends(x->sb, "UID ") < 0 ||
+	    strbuf_append_u64(x->sb, x->m->uid) < 0)
+		return -1;
+	return 0;
+}
+
+/* The size the name gives, else the loaded message's (read now if the
+ * name said nothing). */
+static int
+imap_fetch_size(struct imap_fetch_ctx *x, const struct imap_fetch_item *it)
+{
+	(void)it;
+	uint64_t size = x->m->size;
+	if (x->msg)
+		size = x->msg->len;
+	else if (size == 0 &&
+		 (x->msg = imap_mailbox_load(x->s, x->i, false)) != NULL)
+		size = x->msg->len;
+	if (strbuf_appends(x->sb, "RFC822.SIZE ") < 0 ||
+	    strbuf_append_u64(x->sb, size) < 0)
+		return -1;
+	return 0;
+}
+
+static int
+imap_fetch_internaldate(struct imap_fetch_ctx *x,
+			const struct imap_fetch_item *it)
+{
+	(void)it;
+	struct maildir_msg mm;
+	time_t t;
+	imap_msg_get(&x->s->box, x->i, &mm);
+	if (maildir_internaldate(x->s->box.dir, &mm, &t) < 0)
+		t = 0;
+	if (strbuf_appends(x->sb, "INTERNALDATE ") < 0 ||
+	    imap_date_time_format(t, x->sb) < 0)
+		return -1;
+	return 0;
+}
+
+static int
+imap_fetch_envelope(struct imap_fetch_ctx *x, const struct imap_fetch_item *it)
+{
+	(void)it;
+	if (strbuf_appends(x->sb, "ENVELOPE ") < 0 ||
+	    imap_mime_envelope(x->mime, x->sb) < 0)
+		return -1;
+	return 0;
+}
+
+/* BODY (non-extensible) and BODYSTRUCTURE. */
+static int
+imap_fetch_structure(struct imap_fetch_ctx *x, const struct imap_fetch_item *it)
+{
+	bool ext = it->kind == IMAP_FETCH_BODYSTRUCTURE;
+	if (strbuf_appends(x->sb, ext ? "BODYSTRUCTURE " : "BODY ") < 0 ||
+	    imap_mime_bodystructure(x->mime, ext, x->sb) < 0)
+		return -1;
+	return 0;
+}
+
+static int
+imap_fetch_rfc822(struct imap_fetch_ctx *x, const struct imap_fetch_item *it)
+{
+	(void)it;
+	return imap_fetch_literal(x->sb, NULL, "RFC822", x->msg->data,
+				  x->msg->len);
+}
+
+/* RFC822.HEADER and RFC822.TEXT: BODY[HEADER] and BODY[TEXT] by their
+ * old names. */
+static int
+imap_fetch_rfc822_part(struct imap_fetch_ctx *x,
+		       const struct imap_fetch_item *it)
+{
+	bool hdr = it->kind == IMAP_FETCH_RFC822_HEADER;
+	const char *data;
+	size_t len;
+	if (imap_mime_section(x->mime, NULL, 0,
+			      hdr ? IMAP_SECT_HEADER : IMAP_SECT_TEXT, NULL, 0,
+			      x->tmp, &data, &len) < 0)
+		return -1;
+	return imap_fetch_literal(
+	    x->sb, NULL, hdr ? "RFC822.HEADER" : "RFC822.TEXT", data, len);
+}
+
+/* BODY[section]<partial> and BODY.PEEK[...]. */
+static int
+imap_fetch_section(struct imap_fetch_ctx *x, const struct imap_fetch_item *it)
+{
+	const char *data;
+	size_t len;
+	struct strbuf name;
+	int rc = -1;
+	if (it->nparts == 0 && it->spec == IMAP_SECT_ALL) {
+		data = x->msg->data;
+		len = x->msg->len;
+	} else if (imap_mime_section(
+		       x->mime, it->part, it->nparts, it->spec,
+		       (const char(*)[IMAP_FIELD_NAME_MAX])it->fields,
+		       it->nfields, x->tmp, &data, &len) < 0)
+		return -1;
+	strbuf_init(&name, 4096);
+	if (imap_fetch_item_name(it, &name) == 0 &&
+	    imap_fetch_literal(x->sb, it, strbuf_str(&name), data, len) == 0)
+		rc = 0;
+	strbuf_free(&name);
+	return rc;
+}
+
+/* The handlers, by item kind (as imap_cmd.c's table is by command). */
+static imap_fetch_item_fn *const imap_fetch_items[] = {
+    [IMAP_FETCH_FLAGS] = imap_fetch_flags,
+    [IMAP_FETCH_INTERNALDATE] = imap_fetch_internaldate,
+    [IMAP_FETCH_RFC822_SIZE] = imap_fetch_size,
+    [IMAP_FETCH_UID] = imap_fetch_uid,
+    [IMAP_FETCH_ENVELOPE] = imap_fetch_envelope,
+    [IMAP_FETCH_BODY] = imap_fetch_structure,
+    [IMAP_FETCH_BODYSTRUCTURE] = imap_fetch_structure,
+    [IMAP_FETCH_RFC822] = imap_fetch_rfc822,
+    [IMAP_FETCH_RFC822_HEADER] = imap_fetch_rfc822_part,
+    [IMAP_FETCH_RFC822_TEXT] = imap_fetch_rfc822_part,
+    [IMAP_FETCH_SECTION] = imap_fetch_section,
+};
+
+/* Reads what the job's items need of message i into x: the header's
+ * structure alone (hdr_only) or the whole message. Returns 0, or 1 when
+ * the file could not be read (errno set); *hmime is the header's
+ * structure to free. */
+static int
+imap_fetch_text(struct imap_fetch_ctx *x, const struct imap_fetch_job *j,
+		struct imap_mime **hmime)
+{
+	*hmime = NULL;
+	if (!j->a.f.needs_text)
+		return 0;
+	if (j->hdr_only) {
+		if ((*hmime = imap_fetch_header_mime(x->s, x->i)) == NULL)
+			return 1;
+		x->mime = *hmime;
+		return 0;
+	}
+	if ((x->msg = imap_mailbox_load(x->s, x->i, j->want_mime)) == NULL)
+		return 1;
+	x->mime = x->msg->mime;
+	return 0;
+}
+
 /* One message's FETCH answer into sb. Returns 0, 1 when the message file
  * could not be read (nothing appended), -1 when sb is full. */
 static int
 imap_fetch_one(struct imap_session *s, struct imap_fetch_job *j, size_t i,
 	       struct strbuf *sb)
 {
-	struct imap_msg *m = &s->box.msg[i];
-	struct imap_loaded *msg = NULL;
-	struct imap_mime *hmime = NULL; /* hdr_only: the header's */
-	const struct imap_mime *mime = NULL;
-	struct strbuf tmp, name;
+	struct imap_mime *hmime;
+	struct strbuf tmp;
+	struct imap_fetch_ctx x = {
+	    .s = s, .i = i, .m = &s->box.msg[i], .sb = sb, .tmp = &tmp};
 	int rc = -1;
 
-	if (j->f.needs_text && j->hdr_only) {
-		if ((hmime = imap_fetch_header_mime(s, i)) == NULL)
-			return 1;
-		mime = hmime;
-	} else if (j->f.needs_text) {
-		msg = imap_mailbox_load(s, i, j->want_mime);
-		if (msg == NULL)
-			return 1;
-		mime = msg->mime;
-	}
+	if (imap_fetch_text(&x, j, &hmime) != 0)
+		return 1;
 	/* Fetching the body sets \Seen (RFC 3501 6.4.5), and the answer
 	 * then carries the new flags. */
 	bool add_flags = false;
-	if (j->f.sets_seen && !s->box.readonly && !(m->flags & IMAP_F_SEEN)) {
+	if (j->a.f.sets_seen && !s->box.readonly &&
+	    !(x.m->flags & IMAP_F_SEEN)) {
 		bool renamed;
 		if (imap_mailbox_change_flags(s, i, IMAP_F_SEEN, 0, &renamed) ==
 		    0) {
@@ -144,122 +320,28 @@ imap_fetch_one(struct imap_session *s, struct imap_fetch_job *j, size_t i,
 		}
 	}
 	strbuf_init(&tmp, s->mn->cfg->msg_max + 65536);
-	strbuf_init(&name, 4096);
 	if (strbuf_appends(sb, "* ") < 0 || strbuf_append_u64(sb, i + 1) < 0 ||
 	    strbuf_appends(sb, " FETCH (") < 0)
 		goto out;
-	const char *sp = "";
-	bool uid_told = false, flags_told = false;
-	for (size_t k = 0; k < j->f.n; k++) {
-		const struct imap_fetch_item *it = &j->f.item[k];
-		const char *data;
-		size_t len;
-		if (strbuf_appends(sb, sp) < 0)
-			goto out;
-		sp = " ";
+	for (size_t k = 0; k < j->a.f.n; k++) {
+		const struct imap_fetch_item *it = &j->a.f.item[k];
 		strbuf_reset(&tmp);
-		switch (it->kind) {
-		case IMAP_FETCH_FLAGS:
-			flags_told = true;
-			if (strbuf_appends(sb, "FLAGS (") < 0 ||
-			    imap_flags_format(m->flags, sb) < 0 ||
-			    strbuf_appends(sb, ")") < 0)
-				goto out;
-			break;
-		case IMAP_FETCH_UID:
-			uid_told = true;
-			if (strbuf_appends(sb, "UID ") < 0 ||
-			    strbuf_append_u64(sb, m->uid) < 0)
-				goto out;
-			break;
-		case IMAP_FETCH_RFC822_SIZE: {
-			uint64_t size = m->size;
-			if (msg)
-				size = msg->len;
-			else if (size == 0 &&
-				 (msg = imap_mailbox_load(s, i, false)))
-				size = msg->len;
-			if (strbuf_appends(sb, "RFC822.SIZE ") < 0 ||
-			    strbuf_append_u64(sb, size) < 0)
-				goto out;
-			break;
-		}
-		case IMAP_FETCH_INTERNALDATE: {
-			time_t t;
-			struct maildir_msg mm;
-			imap_msg_get(&s->box, i, &mm);
-			if (maildir_internaldate(s->box.dir, &mm, &t) < 0)
-				t = 0;
-			if (strbuf_appends(sb, "INTERNALDATE ") < 0 ||
-			    imap_date_time_format(t, sb) < 0)
-				goto out;
-			break;
-		}
-		case IMAP_FETCH_ENVELOPE:
-			if (strbuf_appends(sb, "ENVELOPE ") < 0 ||
-			    imap_mime_envelope(mime, sb) < 0)
-				goto out;
-			break;
-		case IMAP_FETCH_BODY:
-		case IMAP_FETCH_BODYSTRUCTURE: {
-			bool ext = it->kind == IMAP_FETCH_BODYSTRUCTURE;
-			if (strbuf_appends(sb, ext ? "BODYSTRUCTURE "
-						   : "BODY ") < 0 ||
-			    imap_mime_bodystructure(mime, ext, sb) < 0)
-				goto out;
-			break;
-		}
-		case IMAP_FETCH_RFC822:
-			if (imap_fetch_literal(sb, NULL, "RFC822", msg->data,
-					       msg->len) < 0)
-				goto out;
-			break;
-		case IMAP_FETCH_RFC822_HEADER:
-		case IMAP_FETCH_RFC822_TEXT: {
-			bool hdr = it->kind == IMAP_FETCH_RFC822_HEADER;
-			if (imap_mime_section(mime, NULL, 0,
-					      hdr ? IMAP_SECT_HEADER
-						  : IMAP_SECT_TEXT,
-					      NULL, 0, &tmp, &data, &len) < 0 ||
-			    imap_fetch_literal(
-				sb, NULL, hdr ? "RFC822.HEADER" : "RFC822.TEXT",
-				data, len) < 0)
-				goto out;
-			break;
-		}
-		case IMAP_FETCH_SECTION:
-			if (it->nparts == 0 && it->spec == IMAP_SECT_ALL) {
-				data = msg->data;
-				len = msg->len;
-			} else if (imap_mime_section(
-				       mime, it->part, it->nparts, it->spec,
-				       (const char(*)[IMAP_FIELD_NAME_MAX])
-					   it->fields,
-				       it->nfields, &tmp, &data, &len) < 0)
-				goto out;
-			strbuf_reset(&name);
-			if (imap_fetch_item_name(it, &name) < 0 ||
-			    imap_fetch_literal(sb, it, strbuf_str(&name), data,
-					       len) < 0)
-				goto out;
-			break;
-		}
+		if ((k > 0 && strbuf_appends(sb, " ") < 0) ||
+		    imap_fetch_items[it->kind](&x, it) < 0)
+			goto out;
 	}
-	if (j->uid && !uid_told &&
-	    (strbuf_appends(sb, sp) < 0 || strbuf_appends(sb, "UID ") < 0 ||
-	     strbuf_append_u64(sb, m->uid) < 0))
+	if (j->uid && !x.uid_told &&
+	    ((j->a.f.n > 0 && strbuf_appends(sb, " ") < 0) ||
+	     imap_fetch_uid(&x, NULL) < 0))
 		goto out;
-	if (add_flags && !flags_told &&
-	    (strbuf_appends(sb, " FLAGS (") < 0 ||
-	     imap_flags_format(m->flags, sb) < 0 ||
-	     strbuf_appends(sb, ")") < 0))
+	if (add_flags && !x.flags_told &&
+	    (strbuf_appends(sb, " ") < 0 || imap_fetch_flags(&x, NULL) < 0))
 		goto out;
 	if (strbuf_appends(sb, ")\r\n") < 0)
 		goto out;
 	rc = 0;
 out:
 	strbuf_free(&tmp);
-	strbuf_free(&name);
 	imap_mime_free(hmime);
 	return rc;
 }
@@ -293,7 +375,7 @@ imap_fetch_continue(struct imap_session *s)
 	j->sent = 0;
 	for (; j->next < s->box.n; j->next++) {
 		size_t i = j->next;
-		if (!imap_mailbox_in_set(&s->box, i, &j->set, j->uid))
+		if (!imap_mailbox_in_set(&s->box, i, &j->a.set, j->uid))
 			continue;
 		if (s->box.msg[i].gone) {
 			/* told EXPUNGE with a UID FETCH's answer: no more
@@ -356,8 +438,7 @@ imap_cmd_fetch(struct imap_session *s, struct imap_cmd *c)
 		imap_no(s, c, "[SERVERBUG] Out of memory");
 		return;
 	}
-	if (imap_seqset(&c->cur, &j->set) < 0 || imap_sp(&c->cur) < 0 ||
-	    imap_fetch_parse(&c->cur, &j->f) < 0 || imap_end(&c->cur) < 0) {
+	if (imap_args_fetch(&c->cur, &j->a) < 0) {
 		imap_bad(s, c, "%s",
 			 c->cur.err[0] ? c->cur.err : "Invalid FETCH");
 		imap_job_free(j);
@@ -366,10 +447,10 @@ imap_cmd_fetch(struct imap_session *s, struct imap_cmd *c)
 	snprintf(j->tag, sizeof(j->tag), "%s", c->tag);
 	j->uid = c->uid;
 	j->hdr_only = true;
-	for (size_t k = 0; k < j->f.n; k++) {
-		if (imap_item_needs_mime(&j->f.item[k]))
+	for (size_t k = 0; k < j->a.f.n; k++) {
+		if (imap_item_needs_mime(&j->a.f.item[k]))
 			j->want_mime = true;
-		if (!imap_item_header_only(&j->f.item[k]))
+		if (!imap_item_header_only(&j->a.f.item[k]))
 			j->hdr_only = false;
 	}
 	s->job = j;

@@ -9,26 +9,34 @@
 #include "../../common/log.h"
 #include "imap.h"
 
-/* Reads one mailbox name argument; a trailing '.' (RFC 3501 6.3.3: the
- * client means a parent) is dropped when strip_delim. Answers BAD and
- * returns -1 on a syntax error, NO on a name the store refuses. */
+/* Whether the store may take name (imap_args.h read it); a new name
+ * (CREATE, RENAME's target) may not hold LIST's wildcards '*' and '%',
+ * which no LIST could then name alone. Answers NO and returns -1 when
+ * not. */
 static int
-imap_arg_mailbox(struct imap_session *s, struct imap_cmd *c, char *name,
-		 size_t len, bool strip_delim)
+imap_check_mailbox(struct imap_session *s, struct imap_cmd *c, const char *name,
+		   bool new_name)
 {
 	char dir[4096];
-	if (imap_astring(&c->cur, name, len, NULL) < 0) {
-		imap_bad(s, c, "%s needs a mailbox name", c->name);
-		return -1;
-	}
-	size_t n = strlen(name);
-	if (strip_delim && n > 1 && name[n - 1] == '.')
-		name[n - 1] = '\0';
-	if (imap_mailbox_dir(s, name, dir, sizeof(dir)) < 0) {
+	if ((new_name && strpbrk(name, "*%") != NULL) ||
+	    imap_mailbox_dir(s, name, dir, sizeof(dir)) < 0) {
 		imap_no(s, c, "[CANNOT] Invalid mailbox name");
 		return -1;
 	}
 	return 0;
+}
+
+/* Reads the one name argument (new_name: CREATE's) and checks it. */
+static int
+imap_arg_mailbox(struct imap_session *s, struct imap_cmd *c,
+		 char name[IMAP_ARG_MBOX], bool new_name)
+{
+	if (imap_args_mailbox(&c->cur, new_name, name) < 0) {
+		imap_bad(s, c, "%s needs a mailbox name: %s", c->name,
+			 c->cur.err);
+		return -1;
+	}
+	return imap_check_mailbox(s, c, name, new_name);
 }
 
 /* The answer for a failed store operation. */
@@ -52,13 +60,9 @@ imap_folder_fail(struct imap_session *s, struct imap_cmd *c, const char *what)
 void
 imap_cmd_create(struct imap_session *s, struct imap_cmd *c)
 {
-	char name[MAILDIR_MBOX_MAX + 2];
-	if (imap_arg_mailbox(s, c, name, sizeof(name), true) < 0)
+	char name[IMAP_ARG_MBOX];
+	if (imap_arg_mailbox(s, c, name, true) < 0)
 		return;
-	if (imap_end(&c->cur) < 0) {
-		imap_bad(s, c, "%s", c->cur.err);
-		return;
-	}
 	if (strcasecmp(name, "INBOX") == 0) {
 		imap_no(s, c, "[ALREADYEXISTS] INBOX always exists");
 		return;
@@ -84,13 +88,9 @@ imap_cmd_create(struct imap_session *s, struct imap_cmd *c)
 void
 imap_cmd_delete(struct imap_session *s, struct imap_cmd *c)
 {
-	char name[MAILDIR_MBOX_MAX + 2];
-	if (imap_arg_mailbox(s, c, name, sizeof(name), false) < 0)
+	char name[IMAP_ARG_MBOX];
+	if (imap_arg_mailbox(s, c, name, false) < 0)
 		return;
-	if (imap_end(&c->cur) < 0) {
-		imap_bad(s, c, "%s", c->cur.err);
-		return;
-	}
 	if (strcasecmp(name, "INBOX") == 0) {
 		imap_no(s, c, "[CANNOT] INBOX cannot be deleted");
 		return;
@@ -106,19 +106,16 @@ imap_cmd_delete(struct imap_session *s, struct imap_cmd *c)
 void
 imap_cmd_rename(struct imap_session *s, struct imap_cmd *c)
 {
-	char from[MAILDIR_MBOX_MAX + 2], to[MAILDIR_MBOX_MAX + 2];
-	if (imap_arg_mailbox(s, c, from, sizeof(from), false) < 0)
-		return;
-	if (imap_sp(&c->cur) < 0) {
-		imap_bad(s, c, "RENAME needs two mailbox names");
-		return;
-	}
-	if (imap_arg_mailbox(s, c, to, sizeof(to), true) < 0)
-		return;
-	if (imap_end(&c->cur) < 0) {
-		imap_bad(s, c, "%s", c->cur.err);
+	struct imap_args_rename a;
+	if (imap_args_rename(&c->cur, &a) < 0) {
+		imap_bad(s, c, "RENAME needs two mailbox names: %s",
+			 c->cur.err);
 		return;
 	}
+	const char *from = a.from, *to = a.to;
+	if (imap_check_mailbox(s, c, from, false) < 0 ||
+	    imap_check_mailbox(s, c, to, true) < 0)
+		return;
 	if (strcasecmp(to, "INBOX") == 0) {
 		imap_no(s, c, "[ALREADYEXISTS] INBOX always exists");
 		return;
@@ -135,14 +132,10 @@ imap_cmd_rename(struct imap_session *s, struct imap_cmd *c)
 void
 imap_cmd_subscribe(struct imap_session *s, struct imap_cmd *c)
 {
-	char name[MAILDIR_MBOX_MAX + 2];
+	char name[IMAP_ARG_MBOX];
 	bool on = strcmp(c->name, "SUBSCRIBE") == 0;
-	if (imap_arg_mailbox(s, c, name, sizeof(name), false) < 0)
+	if (imap_arg_mailbox(s, c, name, false) < 0)
 		return;
-	if (imap_end(&c->cur) < 0) {
-		imap_bad(s, c, "%s", c->cur.err);
-		return;
-	}
 	if (maildir_subscribe(s->userdir, maildir_mailbox_canon(name), on) <
 	    0) {
 		imap_folder_fail(s, c, "subscribe");
@@ -151,61 +144,22 @@ imap_cmd_subscribe(struct imap_session *s, struct imap_cmd *c)
 	imap_ok(s, c, "%s completed", c->name);
 }
 
-enum {
-	ST_MESSAGES = 1,
-	ST_RECENT = 2,
-	ST_UIDNEXT = 4,
-	ST_UIDVALIDITY = 8,
-	ST_UNSEEN = 16,
-};
-
-static const struct {
-	const char *name;
-	unsigned bit;
-} imap_status_items[] = {
-    {"MESSAGES", ST_MESSAGES}, {"RECENT", ST_RECENT},
-    {"UIDNEXT", ST_UIDNEXT},   {"UIDVALIDITY", ST_UIDVALIDITY},
-    {"UNSEEN", ST_UNSEEN},
-};
-
-static int
-imap_status_parse(struct imap_cur *cur, unsigned *items)
-{
-	char word[32];
-	*items = 0;
-	if (!imap_peek_char(cur, '('))
-		return -1;
-	do {
-		if (imap_atom(cur, word, sizeof(word)) < 0)
-			return -1;
-		size_t k = 0;
-		for (;
-		     k < sizeof(imap_status_items) / sizeof(*imap_status_items);
-		     k++)
-			if (strcasecmp(word, imap_status_items[k].name) == 0)
-				break;
-		if (k == sizeof(imap_status_items) / sizeof(*imap_status_items))
-			return -1;
-		*items |= imap_status_items[k].bit;
-	} while (imap_sp(cur) == 0);
-	return imap_peek_char(cur, ')') ? 0 : -1;
-}
-
 void
 imap_cmd_status(struct imap_session *s, struct imap_cmd *c)
 {
-	char name[MAILDIR_MBOX_MAX + 2], dir[4096];
-	unsigned items;
+	struct imap_args_status a;
+	char dir[4096];
 	struct maildir_list l = {0};
 	struct strbuf sb;
 
-	if (imap_arg_mailbox(s, c, name, sizeof(name), false) < 0)
-		return;
-	if (imap_sp(&c->cur) < 0 || imap_status_parse(&c->cur, &items) < 0 ||
-	    imap_end(&c->cur) < 0) {
+	if (imap_args_status(&c->cur, &a) < 0) {
 		imap_bad(s, c, "STATUS needs a mailbox and a list of items");
 		return;
 	}
+	const char *name = a.mailbox;
+	unsigned items = a.items;
+	if (imap_check_mailbox(s, c, name, false) < 0)
+		return;
 	imap_mailbox_dir(s, name, dir, sizeof(dir));
 	if (maildir_scan(dir, &l) < 0) {
 		maildir_list_free(&l);
@@ -224,24 +178,24 @@ imap_cmd_status(struct imap_session *s, struct imap_cmd *c)
 			   strlen(maildir_mailbox_canon(name)));
 	strbuf_appends(&sb, " (");
 	const char *sp = "";
-	if (items & ST_MESSAGES) {
+	if (items & IMAP_STATUS_MESSAGES) {
 		strbuf_appendf(&sb, "%sMESSAGES %zu", sp, l.n + l.pending);
 		sp = " ";
 	}
-	if (items & ST_RECENT) {
+	if (items & IMAP_STATUS_RECENT) {
 		strbuf_appendf(&sb, "%sRECENT %zu", sp, recent);
 		sp = " ";
 	}
-	if (items & ST_UIDNEXT) {
+	if (items & IMAP_STATUS_UIDNEXT) {
 		strbuf_appendf(&sb, "%sUIDNEXT %u", sp,
 			       l.uidnext + (uint32_t)l.pending);
 		sp = " ";
 	}
-	if (items & ST_UIDVALIDITY) {
+	if (items & IMAP_STATUS_UIDVALIDITY) {
 		strbuf_appendf(&sb, "%sUIDVALIDITY %u", sp, l.uidvalidity);
 		sp = " ";
 	}
-	if (items & ST_UNSEEN)
+	if (items & IMAP_STATUS_UNSEEN)
 		strbuf_appendf(&sb, "%sUNSEEN %zu", sp,
 			       maildir_unseen(&l) + l.pending);
 	strbuf_appends(&sb, ")");

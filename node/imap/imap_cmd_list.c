@@ -129,19 +129,17 @@ imap_special_use(const char *name)
 void
 imap_cmd_list(struct imap_session *s, struct imap_cmd *c)
 {
-	char ref[MAILDIR_MBOX_MAX + 1], pat[MAILDIR_MBOX_MAX + 1];
-	char full[2 * MAILDIR_MBOX_MAX + 2];
+	struct imap_args_list a;
+	char full[2 * IMAP_ARG_MBOX];
 	bool lsub = strcmp(c->name, "LSUB") == 0;
 	struct imap_names ns = {0};
 
-	if (imap_astring(&c->cur, ref, sizeof(ref), NULL) < 0 ||
-	    imap_sp(&c->cur) < 0 ||
-	    imap_list_mailbox(&c->cur, pat, sizeof(pat)) < 0 ||
-	    imap_end(&c->cur) < 0) {
+	if (imap_args_list(&c->cur, &a) < 0) {
 		imap_bad(s, c, "%s needs a reference and a mailbox pattern: %s",
 			 c->name, c->cur.err);
 		return;
 	}
+	const char *ref = a.ref, *pat = a.pattern;
 	if (pat[0] == '\0') { /* the delimiter and root (RFC 3501 6.3.8) */
 		if (!lsub)
 			imap_untagged(s, "LIST (\\Noselect) \".\" \"\"");

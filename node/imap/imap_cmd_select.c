@@ -13,10 +13,9 @@
 void
 imap_cmd_select(struct imap_session *s, struct imap_cmd *c)
 {
-	char name[MAILDIR_MBOX_MAX + 1];
+	char name[IMAP_ARG_MBOX];
 	bool readonly = strcmp(c->name, "EXAMINE") == 0;
-	if (imap_astring(&c->cur, name, sizeof(name), NULL) < 0 ||
-	    imap_end(&c->cur) < 0) {
+	if (imap_args_mailbox(&c->cur, false, name) < 0) {
 		imap_bad(s, c, "%s needs a mailbox name", c->name);
 		return;
 	}
@@ -107,18 +106,15 @@ imap_expunge_deleted(struct imap_session *s, const struct imap_seqset *set)
 void
 imap_cmd_expunge(struct imap_session *s, struct imap_cmd *c)
 {
-	struct imap_seqset uidset, *set = NULL;
-	if (c->uid) {
-		if (imap_seqset(&c->cur, &uidset) < 0 ||
-		    imap_end(&c->cur) < 0) {
-			imap_bad(s, c, "UID EXPUNGE needs a UID set");
-			return;
-		}
-		set = &uidset;
-	} else if (!imap_at_end(&c->cur)) {
-		imap_bad(s, c, "EXPUNGE takes no arguments");
+	struct imap_seqset uidset;
+	bool has_set;
+	if (imap_args_expunge(&c->cur, c->uid, &uidset, &has_set) < 0) {
+		imap_bad(s, c, "%s",
+			 c->uid ? "UID EXPUNGE needs a UID set"
+				: "EXPUNGE takes no arguments");
 		return;
 	}
+	const struct imap_seqset *set = has_set ? &uidset : NULL;
 	if (s->box.readonly) {
 		imap_no(s, c, "[READ-ONLY] Mailbox is read-only");
 		return;

@@ -12,50 +12,25 @@
 #include "../../common/log.h"
 #include "imap.h"
 
-enum imap_store_op { STORE_SET, STORE_ADD, STORE_REMOVE };
-
 /* The flags a STORE may change: all but \Recent. */
 #define IMAP_STORE_FLAGS                                                       \
 	(IMAP_F_SEEN | IMAP_F_ANSWERED | IMAP_F_FLAGGED | IMAP_F_DELETED |     \
 	 IMAP_F_DRAFT)
 
-static int
-imap_store_parse_op(struct imap_cur *cur, enum imap_store_op *op, bool *silent)
-{
-	char word[32];
-	if (imap_atom(cur, word, sizeof(word)) < 0)
-		return -1;
-	const char *p = word;
-	*op = STORE_SET;
-	if (*p == '+' || *p == '-')
-		*op = *p++ == '+' ? STORE_ADD : STORE_REMOVE;
-	if (strcasecmp(p, "FLAGS") == 0)
-		*silent = false;
-	else if (strcasecmp(p, "FLAGS.SILENT") == 0)
-		*silent = true;
-	else
-		return -1;
-	return 0;
-}
-
 void
 imap_cmd_store(struct imap_session *s, struct imap_cmd *c)
 {
-	struct imap_seqset set;
-	enum imap_store_op op;
-	bool silent;
-	unsigned mask, keywords;
+	struct imap_args_store a;
 	struct imap_mailbox *b = &s->box;
 
-	if (imap_seqset(&c->cur, &set) < 0 || imap_sp(&c->cur) < 0 ||
-	    imap_store_parse_op(&c->cur, &op, &silent) < 0 ||
-	    imap_sp(&c->cur) < 0 ||
-	    imap_flag_list(&c->cur, true, &mask, &keywords) < 0 ||
-	    imap_end(&c->cur) < 0) {
+	if (imap_args_store(&c->cur, &a) < 0) {
 		imap_bad(s, c, "%s",
 			 c->cur.err[0] ? c->cur.err : "Invalid STORE");
 		return;
 	}
+	const enum imap_store_op op = a.op;
+	const unsigned mask = a.flags;
+	const bool silent = a.silent;
 	if (b->readonly) {
 		imap_no(s, c, "[READ-ONLY] Mailbox is read-only");
 		return;
@@ -63,16 +38,16 @@ imap_cmd_store(struct imap_session *s, struct imap_cmd *c)
 	/* What changes, applied to the flags as they are on the store (not
 	 * as this session last saw them); FLAGS replaces the system flags
 	 * and keeps what IMAP does not show. */
-	unsigned add = op == STORE_REMOVE ? 0 : mask;
-	unsigned del = op == STORE_SET	    ? IMAP_STORE_FLAGS & ~mask
-		       : op == STORE_REMOVE ? mask
-					    : 0;
+	unsigned add = op == IMAP_STORE_REMOVE ? 0 : mask;
+	unsigned del = op == IMAP_STORE_SET	 ? IMAP_STORE_FLAGS & ~mask
+		       : op == IMAP_STORE_REMOVE ? mask
+						 : 0;
 	size_t failed = 0, expunged = 0, changed = 0;
 	struct strbuf sb;
 	strbuf_init(&sb, 256);
 	for (size_t i = 0; i < b->n; i++) {
 		struct imap_msg *m = &b->msg[i];
-		if (!imap_mailbox_in_set(b, i, &set, c->uid))
+		if (!imap_mailbox_in_set(b, i, &a.set, c->uid))
 			continue;
 		if (m->gone) { /* as FETCH tells it (imap_cmd_fetch.c) */
 			if (!c->uid)

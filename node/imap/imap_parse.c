@@ -336,6 +336,38 @@ imap_nz_number(struct imap_cur *c, uint32_t *v)
 	return 0;
 }
 
+/* ---- the start of a command ---- */
+
+/* An atom uppercased into out. */
+static int
+imap_upper_atom(struct imap_cur *c, char *out, size_t outlen)
+{
+	if (imap_atom(c, out, outlen) < 0)
+		return -1;
+	for (char *p = out; *p; p++)
+		*p = (char)toupper((unsigned char)*p);
+	return 0;
+}
+
+int
+imap_command_start(struct imap_cur *c, char *tag, size_t taglen, char *name,
+		   size_t namelen, bool *uid)
+{
+	*uid = false;
+	if (imap_tag(c, tag, taglen) < 0) {
+		tag[0] = '\0';
+		return imap_cur_fail(c, "Missing or invalid tag");
+	}
+	if (imap_sp(c) < 0 || imap_upper_atom(c, name, namelen) < 0)
+		return imap_cur_fail(c, "Missing or invalid command");
+	if (strcmp(name, "UID") == 0) {
+		if (imap_sp(c) < 0 || imap_upper_atom(c, name, namelen) < 0)
+			return imap_cur_fail(c, "UID needs a command");
+		*uid = true;
+	}
+	return 0;
+}
+
 /* ---- sequence sets ---- */
 
 /* seq-number: nz-number or "*". */
@@ -346,7 +378,7 @@ imap_seq_number(struct imap_cur *c, uint32_t *v)
 		*v = IMAP_STAR;
 		return 0;
 	}
-	if (imap_nz_number(c, v) < 0 || *v == IMAP_STAR)
+	if (imap_nz_number(c, v) < 0)
 		return imap_cur_fail(c, "bad sequence set");
 	return 0;
 }
@@ -377,18 +409,20 @@ imap_seqset_has(const struct imap_seqset *s, uint32_t v, uint32_t max)
 {
 	if (max == 0)
 		return false;
-	for (size_t i = 0; i < s->n && i < IMAP_SEQSET_MAX; i++) {
-		uint32_t lo = s->r[i].lo == IMAP_STAR ? max : s->r[i].lo;
-		uint32_t hi = s->r[i].hi == IMAP_STAR ? max : s->r[i].hi;
-		if (lo > hi) {
-			uint32_t t = lo;
-			lo = hi;
-			hi = t;
-		}
-		if (v >= lo && v <= hi)
+	for (size_t i = 0; i < s->n && i < IMAP_SEQSET_MAX; i++)
+		if (imap_range_has(s->r[i].lo, s->r[i].hi, v, max))
 			return true;
-	}
 	return false;
+}
+
+bool
+imap_range_has(uint32_t lo, uint32_t hi, uint32_t v, uint32_t max)
+{
+	if (lo == IMAP_STAR)
+		lo = max;
+	if (hi == IMAP_STAR)
+		hi = max;
+	return (v >= lo && v <= hi) || (v >= hi && v <= lo);
 }
 
 /* ---- flags ---- */

@@ -76,11 +76,21 @@ int imap_list_mailbox(struct imap_cur *c, char *out, size_t outlen);
 int imap_number(struct imap_cur *c, uint32_t *v);
 int imap_nz_number(struct imap_cur *c, uint32_t *v);
 
+/* ---- the start of a command ---- */
+
+/* "tag NAME" or "tag UID NAME": the tag, the name uppercased and *uid.
+ * Leaves c before the arguments' space. Returns 0, or -1 with c->err
+ * "Missing or invalid tag" (tag[0] is then '\0'), "Missing or invalid
+ * command" or "UID needs a command". */
+int imap_command_start(struct imap_cur *c, char *tag, size_t taglen, char *name,
+		       size_t namelen, bool *uid);
+
 /* ---- sequence sets ---- */
 
 /* "*" stands for the largest number in use; it is kept as IMAP_STAR and
- * resolved when the set is used. */
-#define IMAP_STAR UINT32_MAX
+ * resolved when the set is used. A seq-number is an nz-number (1 to
+ * 4294967295, all valid) or "*", so 0 is the one value free to mark it. */
+#define IMAP_STAR 0u
 #define IMAP_SEQSET_MAX 1024 /* ranges in one set */
 
 struct imap_seqset {
@@ -95,6 +105,8 @@ int imap_seqset(struct imap_cur *c, struct imap_seqset *out);
 /* Whether v is in the set, with '*' meaning max (RFC 3501: "3:*" and
  * "*:3" are the same range; with max 0 nothing matches). */
 bool imap_seqset_has(const struct imap_seqset *s, uint32_t v, uint32_t max);
+/* The same for one range lo:hi as written (max > 0). */
+bool imap_range_has(uint32_t lo, uint32_t hi, uint32_t v, uint32_t max);
 
 /* ---- flags ---- */
 
@@ -140,7 +152,7 @@ enum imap_fetch_kind {
 	IMAP_FETCH_RFC822_SIZE,
 	IMAP_FETCH_UID,
 	IMAP_FETCH_ENVELOPE,
-	IMAP_FETCH_BODY,	  /* non-extensible BODYSTRUCTURE */
+	IMAP_FETCH_BODY, /* non-extensible BODYSTRUCTURE */
 	IMAP_FETCH_BODYSTRUCTURE,
 	IMAP_FETCH_RFC822,	  /* = BODY[], sets \Seen */
 	IMAP_FETCH_RFC822_HEADER, /* = BODY.PEEK[HEADER] */
@@ -177,8 +189,8 @@ struct imap_fetch_item {
 struct imap_fetch {
 	struct imap_fetch_item *item; /* malloc'ed */
 	size_t n;
-	bool sets_seen; /* some item sets \Seen (BODY[...] not PEEK, RFC822,
-			   RFC822.TEXT) */
+	bool sets_seen;	 /* some item sets \Seen (BODY[...] not PEEK, RFC822,
+			    RFC822.TEXT) */
 	bool needs_text; /* some item needs the message file read */
 };
 

@@ -509,12 +509,9 @@ imap_set_has(const struct imap_snode *n, uint32_t v, uint32_t max)
 {
 	if (max == 0)
 		return false;
-	for (size_t i = 0; i < n->nr; i++) {
-		uint32_t lo = n->r[i].lo == IMAP_STAR ? max : n->r[i].lo;
-		uint32_t hi = n->r[i].hi == IMAP_STAR ? max : n->r[i].hi;
-		if ((v >= lo && v <= hi) || (v >= hi && v <= lo))
+	for (size_t i = 0; i < n->nr; i++)
+		if (imap_range_has(n->r[i].lo, n->r[i].hi, v, max))
 			return true;
-	}
 	return false;
 }
 

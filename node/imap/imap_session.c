@@ -307,32 +307,18 @@ static void
 imap_run(struct imap_session *s)
 {
 	struct imap_cmd c = {.tag = "*", .name = ""};
-	char tag[IMAP_TAG_MAX + 1], name[32], sub[32];
+	char tag[IMAP_TAG_MAX + 1], name[32];
 	const char *buf = strbuf_str(&s->cmd);
 
 	imap_cur_init(&c.cur, buf, s->cmd.len);
-	if (imap_tag(&c.cur, tag, sizeof(tag)) < 0) {
-		imap_bad(s, &c, "Missing or invalid tag");
+	if (imap_command_start(&c.cur, tag, sizeof(tag), name, sizeof(name),
+			       &c.uid) < 0) {
+		if (tag[0] != '\0')
+			c.tag = tag;
+		imap_bad(s, &c, "%s", c.cur.err);
 		return;
 	}
 	c.tag = tag;
-	if (imap_sp(&c.cur) < 0 || imap_atom(&c.cur, name, sizeof(name)) < 0) {
-		imap_bad(s, &c, "Missing or invalid command");
-		return;
-	}
-	for (char *p = name; *p; p++)
-		*p = (char)toupper((unsigned char)*p);
-	if (strcmp(name, "UID") == 0) {
-		if (imap_sp(&c.cur) < 0 ||
-		    imap_atom(&c.cur, sub, sizeof(sub)) < 0) {
-			imap_bad(s, &c, "UID needs a command");
-			return;
-		}
-		for (char *p = sub; *p; p++)
-			*p = (char)toupper((unsigned char)*p);
-		memcpy(name, sub, sizeof(name));
-		c.uid = true;
-	}
 	c.name = name;
 	log_debug("imap %s: < %s %s%s", s->id, tag, c.uid ? "UID " : "",
 		  strcmp(name, "LOGIN") == 0 ||

@@ -111,11 +111,14 @@ imap_mutf7_run(const char **pp, struct imap_out *o)
 	return 0;
 }
 
-/* Decodes in into o (or only checks it, o->buf NULL). */
+/* Decodes in into o (or only checks it, o->buf NULL). A run right
+ * after another ("&AOk-&AOk-") is refused: the encoder makes one run of
+ * them, and two spellings of one name would be two folders that look
+ * the same. */
 static int
 imap_mutf7_decode(const char *in, struct imap_out *o)
 {
-	const char *p = in;
+	const char *p = in, *run_end = NULL;
 	while (*p) {
 		unsigned char ch = (unsigned char)*p;
 		if (!imap_is_printable(ch))
@@ -129,9 +132,12 @@ imap_mutf7_decode(const char *in, struct imap_out *o)
 				return -1;
 			p += 2;
 		} else {
+			if (p == run_end)
+				return -1;
 			p++;
 			if (imap_mutf7_run(&p, o) < 0)
 				return -1;
+			run_end = p;
 		}
 	}
 	return 0;

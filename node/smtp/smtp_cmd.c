@@ -7,56 +7,12 @@
 
 #include "../../common/log.h"
 #include "smtp.h"
+#include "smtp_parse.h"
 
 struct smtp_cmd {
 	const char *verb;
 	void (*run)(struct smtp_session *s, char *args);
 };
-
-/* Takes the path of "FROM:<path> params" / "TO:<path> params": copies the
- * address between the brackets into out and points *rest at the
- * parameters. Returns 0, or -1 on a syntax error. */
-static int
-smtp_path(char *args, const char *keyword, char *out, size_t outlen,
-	  char **rest)
-{
-	size_t klen = strlen(keyword);
-	if (strncasecmp(args, keyword, klen) != 0)
-		return -1;
-	args += klen;
-	while (*args == ' ') /* tolerated: "FROM: <a@b>" */
-		args++;
-	if (*args != '<')
-		return -1;
-	char *close = strchr(args, '>');
-	if (close == NULL)
-		return -1;
-	size_t len = (size_t)(close - args - 1);
-	if (len >= outlen)
-		return -1;
-	for (char *p = args + 1; p < close; p++)
-		if ((unsigned char)*p <= ' ' || *p == '<' || *p == '\\' ||
-		    *p == '"' || (unsigned char)*p == 0x7f)
-			return -1;
-	memcpy(out, args + 1, len);
-	out[len] = '\0';
-	/* A source route (<@a,@b:user@d>) is ignored, as RFC 5321 allows. */
-	char *colon = out[0] == '@' ? strchr(out, ':') : NULL;
-	if (colon)
-		memmove(out, colon + 1, strlen(colon + 1) + 1);
-	*rest = close + 1;
-	while (**rest == ' ')
-		(*rest)++;
-	return 0;
-}
-
-/* local@domain with both parts non-empty and one '@'. */
-static bool
-smtp_mailbox_ok(const char *a)
-{
-	const char *at = strrchr(a, '@');
-	return at && at != a && at[1] != '\0' && strchr(a, '@') == at;
-}
 
 static bool
 smtp_need_helo(struct smtp_session *s)
@@ -70,8 +26,7 @@ smtp_need_helo(struct smtp_session *s)
 static void
 smtp_cmd_helo_common(struct smtp_session *s, char *args, bool esmtp)
 {
-	if (*args == '\0' || strlen(args) >= sizeof(s->helo) ||
-	    strchr(args, ' ')) {
+	if (!smtp_helo_ok(args, sizeof(s->helo))) {
 		smtp_error(s, "501 5.5.4 Syntax: %s hostname",
 			   esmtp ? "EHLO" : "HELO");
 		return;
@@ -109,38 +64,26 @@ smtp_cmd_helo(struct smtp_session *s, char *args)
 		smtp_reply(s, "250 %s", s->mn->cfg->hostname);
 }
 
-/* MAIL parameters: SIZE=, BODY=7BIT|8BITMIME, SMTPUTF8, AUTH=. */
+/* MAIL parameters (smtp_parse_mail_params): answers and returns -1 on
+ * a bad or unsupported one, or a SIZE over the node's limit. */
 static int
 smtp_mail_params(struct smtp_session *s, char *params)
 {
-	char *save, *p;
-	for (p = strtok_r(params, " ", &save); p;
-	     p = strtok_r(NULL, " ", &save)) {
-		if (strncasecmp(p, "SIZE=", 5) == 0) {
-			char *end;
-			unsigned long long size = strtoull(p + 5, &end, 10);
-			if (p[5] == '\0' || *end) {
-				smtp_error(s, "501 5.5.4 Bad SIZE parameter");
-				return -1;
-			}
-			if (size >
-			    (unsigned long long)s->mn->cfg->max_message_size) {
-				smtp_reply(s,
-					   "552 5.3.4 Message too big (max %ld "
-					   "bytes)",
-					   s->mn->cfg->max_message_size);
-				return -1;
-			}
-		} else if (strcasecmp(p, "BODY=7BIT") == 0 ||
-			   strcasecmp(p, "BODY=8BITMIME") == 0 ||
-			   strcasecmp(p, "SMTPUTF8") == 0 ||
-			   strncasecmp(p, "AUTH=", 5) == 0) {
-			continue;
-		} else {
-			smtp_error(s, "555 5.5.4 Unsupported parameter %.64s",
-				   p);
-			return -1;
-		}
+	struct smtp_mail_params mp;
+	switch (smtp_parse_mail_params(params, &mp)) {
+	case SMTP_PARAM_BAD_SIZE:
+		smtp_error(s, "501 5.5.4 Bad SIZE parameter");
+		return -1;
+	case SMTP_PARAM_UNSUPPORTED:
+		smtp_error(s, "555 5.5.4 Unsupported parameter %s", mp.unknown);
+		return -1;
+	case SMTP_PARAM_OK:
+		break;
+	}
+	if (mp.has_size && mp.size > (uint64_t)s->mn->cfg->max_message_size) {
+		smtp_reply(s, "552 5.3.4 Message too big (max %ld bytes)",
+			   s->mn->cfg->max_message_size);
+		return -1;
 	}
 	return 0;
 }
@@ -159,7 +102,8 @@ smtp_cmd_mail(struct smtp_session *s, char *args)
 		smtp_error(s, "530 5.7.0 Authentication required");
 		return;
 	}
-	if (smtp_path(args, "FROM:", s->sender, sizeof(s->sender), &rest) < 0 ||
+	if (smtp_parse_path(args, "FROM:", s->sender, sizeof(s->sender),
+			    &rest) < 0 ||
 	    (s->sender[0] && !smtp_mailbox_ok(s->sender))) {
 		s->sender[0] = '\0';
 		smtp_error(s, "501 5.5.4 Syntax: MAIL FROM:<address>");
@@ -209,7 +153,7 @@ smtp_cmd_rcpt(struct smtp_session *s, char *args)
 		smtp_error(s, "503 5.5.1 Error: need MAIL command");
 		return;
 	}
-	if (smtp_path(args, "TO:", rcpt, sizeof(rcpt), &rest) < 0 ||
+	if (smtp_parse_path(args, "TO:", rcpt, sizeof(rcpt), &rest) < 0 ||
 	    !smtp_mailbox_ok(rcpt)) {
 		smtp_error(s, "501 5.5.4 Syntax: RCPT TO:<address>");
 		return;
@@ -377,20 +321,13 @@ static const struct smtp_cmd smtp_cmds[] = {
 void
 smtp_command(struct smtp_session *s, char *line, size_t len)
 {
-	(void)len;
-	char *args = strchr(line, ' ');
-	if (args) {
-		*args++ = '\0';
-		while (*args == ' ')
-			args++;
-		/* Trailing spaces are not part of any argument. */
-		size_t alen = strlen(args);
-		while (alen > 0 && args[alen - 1] == ' ')
-			args[--alen] = '\0';
-	} else
-		args = line + strlen(line);
+	char *verb, *args;
+	if (smtp_parse_command(line, len, &verb, &args) < 0) {
+		smtp_error(s, "501 5.5.2 Syntax error: NUL in command");
+		return;
+	}
 	for (const struct smtp_cmd *c = smtp_cmds; c->verb; c++)
-		if (strcasecmp(c->verb, line) == 0) {
+		if (strcasecmp(c->verb, verb) == 0) {
 			c->run(s, args);
 			return;
 		}

@@ -196,9 +196,10 @@ class FullBacklog:
 def smtp_handler(greeting=("220-mx.test ESMTP", "220 ready"),
                  ehlo=("250-mx.test", "250-PIPELINING", "250 8BITMIME"),
                  starttls_ctx=None, starttls_reply="220 go ahead",
-                 greeting_delay=0.0, stall_after_ehlo=False):
+                 greeting_delay=0.0, stall_after_ehlo=False, ehlo_raw=None):
     """An SMTP server: greeting lines, EHLO answer lines (STARTTLS added
-    when starttls_ctx is given), STARTTLS, QUIT answered 221."""
+    when starttls_ctx is given; ehlo_raw: this text sent as is instead),
+    STARTTLS, QUIT answered 221."""
 
     def handler(conn, srv):
         if greeting_delay:
@@ -215,6 +216,9 @@ def smtp_handler(greeting=("220-mx.test ESMTP", "220 ready"),
                 if stall_after_ehlo:
                     conn.readline()
                     return
+                if ehlo_raw is not None:
+                    conn.send(ehlo_raw)
+                    continue
                 lines = list(ehlo)
                 if starttls_ctx is not None and not tls:
                     code = lines[-1][:3]

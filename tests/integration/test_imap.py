@@ -297,6 +297,43 @@ class ImapTest(NodeTestCase):
         self.assertEqual(sorted(os.listdir(self.tmp)), before)
         a.logout()
 
+    def test_list_wildcards_are_not_mailbox_names(self):
+        a = self.imap(self.n1, select=None)
+        for name in ('"*"', '"%"', '"a*b"', '"Jobs.%"'):
+            typ, _ = a.create(name)
+            self.assertEqual(typ, "NO", name)
+        self.assertEqual(a.create("Real")[0], "OK")
+        self.assertEqual(a.rename("Real", '"R%"')[0], "NO")
+        typ, data = a.list()
+        self.assertFalse([d for d in data if b'"*"' in d or b'"%"' in d
+                          or b"R%" in d], data)
+        a.logout()
+
+    def test_largest_number_is_a_number_not_star(self):
+        r = Lines(self.n1.ports["imap"])
+        r.cmd("l", "LOGIN alice@example.test demo")
+        for subj in ("one", "two"):
+            msg = simple(subj)
+            r.send(b"a APPEND INBOX {%d+}\r\n%s\r\n" % (len(msg), msg))
+            self.assertRegex(r.until("a")[-1], r"^a OK")
+        r.cmd("s", "SELECT INBOX")
+        out = r.cmd("f", "UID FETCH 1:4294967295 (UID)")
+        self.assertRegex(out[-1], r"^f OK")
+        self.assertEqual(len([x for x in out if "FETCH (UID" in x]), 2, out)
+        out = r.cmd("g", "UID FETCH 4294967295 (UID)")
+        self.assertRegex(out[-1], r"^g OK")
+        self.assertEqual(len(out), 1, out)  # no message has that UID
+        out = r.cmd("h", "FETCH 1:4294967295 (FLAGS)")
+        self.assertRegex(out[-1], r"^h OK")
+        self.assertEqual(len(out), 3, out)
+        out = r.cmd("i", "SEARCH UID 2:4294967295")
+        self.assertRegex(out[-1], r"^i OK")
+        self.assertIn("* SEARCH 2", out)
+        out = r.cmd("j", "UID SEARCH UID 4294967295")
+        self.assertIn("* SEARCH", out)
+        self.assertRegex(out[-1], r"^j OK")
+        r.close()
+
     def test_literals_sync_and_nonsync(self):
         r = Lines(self.n1.ports["imap"])
         r.send("a LOGIN {18}\r\n")

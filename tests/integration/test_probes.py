@@ -326,6 +326,17 @@ class TestTls(ProbeCase):
                             *self.ca())
             self.assertTrue(srv.saw("QUIT"))
 
+    def test_bare_250_after_a_greeting_naming_starttls(self):
+        # The greeting leaves "STARTTLS" in the probe's buffer just past
+        # where a bare "250" line ends; only the line itself counts.
+        with ps.StandIn(ps.smtp_handler(
+                greeting=("220 STARTTLS",), ehlo_raw="250\n",
+                starttls_ctx=self.good,
+                starttls_reply="454 4.7.0 TLS not available")) as srv:
+            self.assertFail("smtp-starttls", srv.addr, "STARTTLS not offered",
+                            *self.ca())
+            self.assertFalse(srv.saw("STARTTLS"))
+
     def test_smtp_starttls_refused(self):
         with ps.StandIn(ps.smtp_handler(
                 starttls_ctx=self.good,

@@ -138,6 +138,29 @@ class SmtpTest(NodeTestCase):
         self.assertIn("500 5.5.2", out)
         self.assertIn("250 2.0.0 Ok", out.split("500 5.5.2")[1])
 
+    def test_nul_in_a_command_and_negative_size_are_syntax_errors(self):
+        n = self.node()
+        out = exchange(n.ports["smtp"],
+                       b"EHLO x\0y\r\nHELO a\0\r\nEHLO client.test\r\n"
+                       b"MAIL FROM:<carol@remote.test> SIZE=-1\r\n"
+                       b"MAIL FROM:<carol@remote.test> SIZE=+5\r\n"
+                       b"MAIL FROM:<carol@remote.test> SIZE=\r\n"
+                       b"MAIL FROM:<carol@remote.test> SIZE=99999999999999"
+                       b"999999999\r\n"
+                       b"MAIL FROM:<carol@remote.test> SIZE=10\r\n"
+                       b"QUIT\r\n")
+        lines = out.split("\r\n")
+        self.assertRegex(lines[0], r"^501 ")
+        self.assertRegex(lines[1], r"^501 ")
+        self.assertNotIn("Hello x", out)
+        self.assertRegex(lines[2], r"^250-")
+        rest = [ln for ln in lines if not ln.startswith("250-")][3:]
+        self.assertRegex(rest[0], r"^501 5\.5\.4 Bad SIZE")
+        self.assertRegex(rest[1], r"^501 5\.5\.4 Bad SIZE")
+        self.assertRegex(rest[2], r"^501 5\.5\.4 Bad SIZE")
+        self.assertRegex(rest[3], r"^552 5\.3\.4")
+        self.assertRegex(rest[4], r"^250 2\.1\.0")
+
     def test_too_many_errors_closes(self):
         n = self.node()
         out = exchange(n.ports["smtp"], b"BOGUS\r\n" * 20)

@@ -379,9 +379,8 @@ Test(imap_seqset, garbage_and_overflow)
 	struct imap_cur c;
 	static struct imap_seqset s;
 	const char *bad[] = {
-	    "",	  "0",	"1:0",	"a",	      ",1",	    "1,",
-	    "1:", ":1", "1::2", "4294967295", "4294967296", "1:99999999999",
-	    "**"};
+	    "",	    "0",	  "1:0",	   "a", ",1", "1,", "1:", ":1",
+	    "1::2", "4294967296", "1:99999999999", "**"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
 		CUR(&c, bad[i]);
 		int r = imap_seqset(&c, &s);
@@ -392,6 +391,22 @@ Test(imap_seqset, garbage_and_overflow)
 	}
 	CUR(&c, "4294967294");
 	cr_assert_eq(imap_seqset(&c, &s), 0);
+}
+
+/* RFC 3501's nz-number goes up to 4294967295, which is not "*". */
+Test(imap_seqset, largest_number_is_not_star)
+{
+	struct imap_cur c;
+	static struct imap_seqset s;
+	CUR(&c, "1:4294967295");
+	cr_assert_eq(imap_seqset(&c, &s), 0);
+	cr_assert_eq(s.r[0].hi, 4294967295u);
+	cr_assert(imap_seqset_has(&s, 7, 10));
+	cr_assert(imap_seqset_has(&s, 4294967295u, 10));
+	CUR(&c, "4294967295");
+	cr_assert_eq(imap_seqset(&c, &s), 0);
+	cr_assert_not(imap_seqset_has(&s, 10, 10)); /* not the largest */
+	cr_assert(imap_seqset_has(&s, 4294967295u, 4294967295u));
 }
 
 Test(imap_seqset, too_many_ranges)

@@ -111,22 +111,24 @@ Test(imap_utf7, round_trips)
 Test(imap_utf7, invalid_mutf7)
 {
 	const char *bad[] = {
-	    "&",	   /* unterminated */
-	    "&U,BTFw",	   /* no '-' */
-	    "&AGE-",	   /* encodes printable 'a' */
-	    "&ACY-",	   /* encodes '&' itself */
-	    "&U,BTF-",	   /* 30 bits: leftover too long */
-	    "&U,BTFx-",	   /* nonzero padding bits */
-	    "&2D0-",	   /* lone high surrogate */
-	    "&3gA-",	   /* lone low surrogate */
-	    "&2D3YPQ-",	   /* two high surrogates */
-	    "&AAA-",	   /* U+0000 */
-	    "&U=BTFw-",	   /* '=' is not modified BASE64 */
-	    "&U/BTFw-",	   /* '/' neither */
-	    "a\tb",	   /* control byte raw */
-	    "caf\xc3\xa9", /* 8-bit raw */
-	    "&A-",	   /* too few bits for a character */
-	    "&&-",	   /* '&' inside a run */
+	    "&",	      /* unterminated */
+	    "&U,BTFw",	      /* no '-' */
+	    "&AGE-",	      /* encodes printable 'a' */
+	    "&ACY-",	      /* encodes '&' itself */
+	    "&U,BTF-",	      /* 30 bits: leftover too long */
+	    "&U,BTFx-",	      /* nonzero padding bits */
+	    "&2D0-",	      /* lone high surrogate */
+	    "&3gA-",	      /* lone low surrogate */
+	    "&2D3YPQ-",	      /* two high surrogates */
+	    "&AAA-",	      /* U+0000 */
+	    "&U=BTFw-",	      /* '=' is not modified BASE64 */
+	    "&U/BTFw-",	      /* '/' neither */
+	    "a\tb",	      /* control byte raw */
+	    "caf\xc3\xa9",    /* 8-bit raw */
+	    "&A-",	      /* too few bits for a character */
+	    "&&-",	      /* '&' inside a run */
+	    "&AOk-&AOk-",     /* two runs in a row: not the encoder's */
+	    "E&7tnrPw-&7tw-", /* the same, found by fuzz_mutf7 */
 	    "\x7f",
 	};
 	char out[64];
