@@ -180,8 +180,9 @@ static int
 metrics_edge(struct lbd *l, struct strbuf *sb)
 {
 	char a[3 * LBD_NAME_MAX];
-	if (metrics_http_head(sb, "lbd_service_edge_refused_total", "counter",
-			 "Clients refused by edge protection, per reason.") < 0)
+	if (metrics_http_head(
+		sb, "lbd_service_edge_refused_total", "counter",
+		"Clients refused by edge protection, per reason.") < 0)
 		return -1;
 	for (struct service *s = l->cfg->services; s; s = s->next) {
 		metrics_http_label(a, sizeof(a), s->name);
@@ -194,7 +195,7 @@ metrics_edge(struct lbd *l, struct strbuf *sb)
 				return -1;
 	}
 	if (metrics_http_head(sb, "lbd_service_edge_sources", "gauge",
-			 "Sources in the service's per-source table.") < 0)
+			      "Sources in the service's per-source table.") < 0)
 		return -1;
 	for (struct service *s = l->cfg->services; s; s = s->next) {
 		metrics_http_label(a, sizeof(a), s->name);
@@ -259,9 +260,9 @@ metrics_start(struct lbd *l)
 {
 	if (!l->cfg->set.has_metrics)
 		return 0;
-	l->metrics = metrics_http_start(l->loop, &l->cfg->set.metrics,
-					l->cfg->set.metrics_str,
-					metrics_render_cb, l);
+	l->metrics =
+	    metrics_http_start(l->loop, &l->cfg->set.metrics,
+			       l->cfg->set.metrics_str, metrics_render_cb, l);
 	return l->metrics ? 0 : -1;
 }
 

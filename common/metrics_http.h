@@ -12,7 +12,7 @@
 #include "addr.h"
 #include "strbuf.h"
 
-#define METRICS_HTTP_REQ_MAX 8192	   /* a request head */
+#define METRICS_HTTP_REQ_MAX 8192	  /* a request head */
 #define METRICS_HTTP_BODY_MAX (32u << 20) /* an exposition */
 
 /* Writes the exposition into sb. Returns 0, or -1 when sb hit its cap
