@@ -18,8 +18,9 @@ PACKAGES=(build-essential cmake pkg-config python3 openssl
 
 # What ./test.sh adds: unit tests (criterion), the VIP test (keepalived,
 # ip netns), the mail clients the integration tests drive, mandoc (the man
-# pages' lint).
-TEST_PACKAGES=(libcriterion-dev keepalived iproute2 fetchmail getmail6 mandoc)
+# pages' lint), PyYAML (the alert rules' check).
+TEST_PACKAGES=(libcriterion-dev keepalived iproute2 fetchmail getmail6 mandoc
+  python3-yaml)
 
 INSTALL_LOG=${INSTALL_LOG:-${TMPDIR:-/tmp}/mailswitch-install-deps.log}
 

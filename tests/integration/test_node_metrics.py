@@ -245,6 +245,25 @@ class NodeMetricsTest(NodeTestCase):
         # The node still serves its mail ports and the endpoint.
         self.scrape(n)
 
+    def test_alert_rules_name_real_metrics(self):
+        import yaml  # python3-yaml (scripts/install-deps.sh)
+        with open(os.path.join(os.environ["MS_SRC"], "etc",
+                               "mailnode-alerts.yml")) as f:
+            rules = yaml.safe_load(f)["groups"][0]["rules"]
+        names = {r["alert"] for r in rules}
+        for want in ("MailnodeDown", "MailnodeStoreUnwritable",
+                     "MailnodeRedisDown", "MailnodeSpoolGrowing",
+                     "MailnodeLoginFailuresSurge"):
+            self.assertIn(want, names)
+        n = self.node(listen=LISTEN)
+        scraped = {name for name, _ in self.scrape(n)}
+        for r in rules:
+            self.assertIn(r["labels"]["severity"], ("warning", "critical"))
+            for name in re.findall(r"mailnode_[a-z_]+", r["expr"]):
+                self.assertIn(name, scraped, r["alert"])
+            for label in re.findall(r'([a-z]+)=~?"', r["expr"]):
+                self.assertIn(label, ("job", "result"), r["alert"])
+
     def test_metrics_address_must_be_its_own(self):
         n = self.node(listen=("smtp",), start=False)
         with open(n.path, "a") as f:
