@@ -272,7 +272,8 @@ mailnode_metrics_start(struct mailnode *mn)
 		free(m);
 		return -1;
 	}
-	ev_timer_init(&m->ping, metrics_ping_timer_cb, 0.,
+	/* the first a second in, once Redis had its time to connect */
+	ev_timer_init(&m->ping, metrics_ping_timer_cb, 1.,
 		      METRICS_PING_INTERVAL);
 	m->ping.data = m;
 	ev_timer_start(mn->loop, &m->ping);

@@ -3,9 +3,9 @@
  * 405 for other methods, bounded requests, 5 s to send one) answers with
  * the counters of struct mailnode_counters (mailnode.h), the spool's
  * depth, Redis's state and the round trip of a PING sent every
- * METRICS_PING_INTERVAL seconds, the store check's verdict and how long it
- * took, and the version. mailnode.c starts and stops it; the protocols
- * never call it (they only bump the counters). */
+ * METRICS_PING_INTERVAL seconds (the first 1 s after the start), the store
+ * check's verdict and how long it took, and the version. mailnode.c starts and
+ * stops it; the protocols never call it (they only bump the counters). */
 #ifndef NODE_METRICS_H
 #define NODE_METRICS_H
 
