@@ -18,7 +18,7 @@
 
 #include "../common/log.h"
 #include "ctl.h"
-#include "serve.h"
+#include "../common/serve.h"
 
 #define CTL_WATCH_MAX (256u << 10) /* a watcher's unsent lines */
 

@@ -108,7 +108,7 @@ struct lbd_config {
 
 struct worker;
 struct ctl_server;
-struct serve;
+struct metrics_http;
 struct shared;
 struct runtime_removed;
 
@@ -121,7 +121,7 @@ struct lbd {
 	struct worker *workers;
 	int nworkers;
 	struct ctl_server *ctl;
-	struct serve *metrics;	 /* metrics.c: the endpoint, serve.h */
+	struct metrics_http *metrics; /* metrics.c: the endpoint */
 	struct checker *checker; /* checker.c's queue of traffic failures */
 	ev_timer housekeeping; /* runtime.c, 1 s: maintenance ends, removals */
 	struct runtime_removed *removed; /* runtime.c: config nodes removed */

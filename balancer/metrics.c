@@ -8,10 +8,7 @@
 #include <unistd.h>
 
 #include "../common/log.h"
-#include "serve.h"
-
-#define METRICS_REQ_MAX 8192 /* a request head */
-#define METRICS_BODY_MAX (32u << 20)
+#include "../common/metrics_http.h"
 
 /* One family of series: per service or per node. */
 struct metrics_svc_family {
@@ -178,42 +175,17 @@ static const struct metrics_node_family metrics_node[] = {
 };
 
 /* A label value: '\\', '"' and newlines escaped. */
-static void
-metrics_label(char *dst, size_t len, const char *s)
-{
-	size_t o = 0;
-	for (; *s != '\0' && o + 3 < len; s++) {
-		if (*s == '\\' || *s == '"') {
-			dst[o++] = '\\';
-			dst[o++] = *s;
-		} else if (*s == '\n') {
-			dst[o++] = '\\';
-			dst[o++] = 'n';
-		} else {
-			dst[o++] = *s;
-		}
-	}
-	dst[o] = '\0';
-}
-
-static int
-metrics_head(struct strbuf *sb, const char *name, const char *type,
-	     const char *help)
-{
-	return strbuf_appendf(sb, "# HELP %s %s\n# TYPE %s %s\n", name, help,
-			      name, type);
-}
-
 /* Edge protection: refusals per service and reason, sources per table. */
 static int
 metrics_edge(struct lbd *l, struct strbuf *sb)
 {
 	char a[3 * LBD_NAME_MAX];
-	if (metrics_head(sb, "lbd_service_edge_refused_total", "counter",
-			 "Clients refused by edge protection, per reason.") < 0)
+	if (metrics_http_head(
+		sb, "lbd_service_edge_refused_total", "counter",
+		"Clients refused by edge protection, per reason.") < 0)
 		return -1;
 	for (struct service *s = l->cfg->services; s; s = s->next) {
-		metrics_label(a, sizeof(a), s->name);
+		metrics_http_label(a, sizeof(a), s->name);
 		for (int r = EDGE_DENY; r < EDGE_NREASONS; r++)
 			if (strbuf_appendf(
 				sb, "%s{service=\"%s\",reason=\"%s\"} %lu\n",
@@ -222,11 +194,11 @@ metrics_edge(struct lbd *l, struct strbuf *sb)
 				atomic_load(&s->edge_refused[r])) < 0)
 				return -1;
 	}
-	if (metrics_head(sb, "lbd_service_edge_sources", "gauge",
-			 "Sources in the service's per-source table.") < 0)
+	if (metrics_http_head(sb, "lbd_service_edge_sources", "gauge",
+			      "Sources in the service's per-source table.") < 0)
 		return -1;
 	for (struct service *s = l->cfg->services; s; s = s->next) {
-		metrics_label(a, sizeof(a), s->name);
+		metrics_http_label(a, sizeof(a), s->name);
 		if (strbuf_appendf(sb, "%s{service=\"%s\"} %ld\n",
 				   "lbd_service_edge_sources", a,
 				   s->edge ? edge_sources(s->edge) : 0L) < 0)
@@ -244,10 +216,10 @@ metrics_render(struct lbd *l, struct strbuf *sb)
 	for (size_t f = 0; f < sizeof(metrics_svc) / sizeof(metrics_svc[0]);
 	     f++) {
 		const struct metrics_svc_family *fam = &metrics_svc[f];
-		if (metrics_head(sb, fam->name, fam->type, fam->help) < 0)
+		if (metrics_http_head(sb, fam->name, fam->type, fam->help) < 0)
 			return -1;
 		for (struct service *s = l->cfg->services; s; s = s->next) {
-			metrics_label(a, sizeof(a), s->name);
+			metrics_http_label(a, sizeof(a), s->name);
 			if (strbuf_appendf(sb, "%s{service=\"%s\"} %.17g\n",
 					   fam->name, a, fam->value(s)) < 0)
 				return -1;
@@ -258,14 +230,14 @@ metrics_render(struct lbd *l, struct strbuf *sb)
 	for (size_t f = 0; f < sizeof(metrics_node) / sizeof(metrics_node[0]);
 	     f++) {
 		const struct metrics_node_family *fam = &metrics_node[f];
-		if (metrics_head(sb, fam->name, fam->type, fam->help) < 0)
+		if (metrics_http_head(sb, fam->name, fam->type, fam->help) < 0)
 			return -1;
 		for (struct pool *p = l->cfg->pools; p; p = p->next)
 			for (size_t i = 0; i < p->nnodes; i++) {
 				struct node *n = p->nodes[i];
-				metrics_label(a, sizeof(a), p->name);
-				metrics_label(b, sizeof(b), n->name);
-				metrics_label(c, sizeof(c), n->addrstr);
+				metrics_http_label(a, sizeof(a), p->name);
+				metrics_http_label(b, sizeof(b), n->name);
+				metrics_http_label(c, sizeof(c), n->addrstr);
 				snprintf(
 				    labels, sizeof(labels),
 				    "pool=\"%s\",node=\"%s\",address=\"%s\"", a,
@@ -277,134 +249,26 @@ metrics_render(struct lbd *l, struct strbuf *sb)
 	return 0;
 }
 
-/* Queues a whole response and sends it. */
-static void
-metrics_respond(struct serve_client *c, const char *status, const char *ctype,
-		const struct strbuf *body, bool head_only)
+static int
+metrics_render_cb(void *arg, struct strbuf *sb)
 {
-	strbuf_reset(&c->out);
-	strbuf_appendf(
-	    &c->out,
-	    "HTTP/1.0 %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-	    "Connection: close\r\n\r\n",
-	    status, ctype, body->len);
-	if (!head_only)
-		strbuf_append(&c->out, strbuf_str(body), body->len);
-	serve_answer(c);
+	return metrics_render(arg, sb);
 }
-
-static void
-metrics_error(struct serve_client *c, const char *status)
-{
-	struct strbuf body;
-	strbuf_init(&body, 256);
-	strbuf_appendf(&body, "%s\n", status);
-	metrics_respond(c, status, "text/plain", &body, false);
-	strbuf_free(&body);
-}
-
-/* The request line of a complete request head: "GET /metrics HTTP/1.1". */
-static void
-metrics_handle(struct serve_client *c)
-{
-	char method[16], path[1024], version[16];
-	struct strbuf body;
-
-	c->in[strcspn(c->in, "\r\n")] = '\0';
-	if (sscanf(c->in, "%15s %1023s %15s", method, path, version) != 3 ||
-	    strncmp(version, "HTTP/1.", 7) != 0 ||
-	    (version[7] != '0' && version[7] != '1') || version[8] != '\0' ||
-	    path[0] != '/') {
-		metrics_error(c, "400 Bad Request");
-		return;
-	}
-	bool head = strcmp(method, "HEAD") == 0;
-	if (!head && strcmp(method, "GET") != 0) {
-		metrics_error(c, "405 Method Not Allowed");
-		return;
-	}
-	path[strcspn(path, "?")] = '\0';
-	if (strcmp(path, "/metrics") != 0) {
-		metrics_error(c, "404 Not Found");
-		return;
-	}
-	strbuf_init(&body, METRICS_BODY_MAX);
-	if (metrics_render(c->arg, &body) < 0) {
-		strbuf_free(&body);
-		metrics_error(c, "500 Internal Server Error");
-		return;
-	}
-	metrics_respond(c, "200 OK", "text/plain; version=0.0.4", &body, head);
-	strbuf_free(&body);
-}
-
-/* serve.c's input: a request head, up to its empty line. */
-static void
-metrics_input(struct serve_client *c, bool eof)
-{
-	if (eof) {
-		serve_close(c);
-		return;
-	}
-	if (memchr(c->in, '\0', c->inlen) != NULL) {
-		metrics_error(c, "400 Bad Request");
-		return;
-	}
-	if (strstr(c->in, "\r\n\r\n") != NULL ||
-	    strstr(c->in, "\n\n") != NULL) {
-		metrics_handle(c);
-		return;
-	}
-	if (c->inlen == METRICS_REQ_MAX)
-		metrics_error(c, "400 Bad Request");
-}
-
-static const struct serve_proto metrics_proto = {
-    .name = "metrics",
-    .max_clients = 32,
-    .busy = NULL,
-    .in_max = METRICS_REQ_MAX,
-    .out_max = METRICS_BODY_MAX + 1024,
-    .read_s = 5.0,
-    .write_s = 5.0,
-    .linger_s = 1.0,
-    .linger_max = 1u << 20,
-    .input = metrics_input,
-    .timeout = NULL,
-};
 
 int
 metrics_start(struct lbd *l)
 {
-	const struct addr *a = &l->cfg->set.metrics;
-	int fd = -1, one = 1;
-
 	if (!l->cfg->set.has_metrics)
 		return 0;
-	fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-		    0);
-	if (fd < 0) {
-		log_err("metrics %s: socket: %s", l->cfg->set.metrics_str,
-			strerror(errno));
-		return -1;
-	}
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, (const struct sockaddr *)&a->ss, a->len) < 0 ||
-	    listen(fd, 64) < 0) {
-		log_err("metrics %s: %s", l->cfg->set.metrics_str,
-			strerror(errno));
-		close(fd);
-		return -1;
-	}
-	if ((l->metrics = serve_start(l->loop, fd, &metrics_proto, l)) == NULL)
-		return -1;
-	log_info("metrics on http://%s/metrics", l->cfg->set.metrics_str);
-	return 0;
+	l->metrics =
+	    metrics_http_start(l->loop, &l->cfg->set.metrics,
+			       l->cfg->set.metrics_str, metrics_render_cb, l);
+	return l->metrics ? 0 : -1;
 }
 
 void
 metrics_stop(struct lbd *l)
 {
-	serve_stop(l->metrics);
+	metrics_http_stop(l->metrics);
 	l->metrics = NULL;
 }

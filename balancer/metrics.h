@@ -1,6 +1,6 @@
-/* The Prometheus endpoint: when [lbd] metrics is set, a tiny HTTP/1.x
- * server on the main loop answering GET /metrics in the text exposition
- * format; 404 for other paths, 400 for what is not a request. */
+/* lbd's Prometheus exposition: when [lbd] metrics is set, served on the
+ * main loop by common/metrics_http.h (GET /metrics; 404 for other paths,
+ * 405 for other methods, 400 for what is not a request). */
 #ifndef LBD_METRICS_H
 #define LBD_METRICS_H
 

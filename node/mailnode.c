@@ -15,6 +15,7 @@
 #include "../common/net.h"
 #include "../common/tls_server.h"
 #include "imap/imap.h"
+#include "metrics/metrics.h"
 #include "store/notice.h"
 
 /* The connection caps; max_connections is kept below the descriptors the
@@ -214,7 +215,7 @@ mailnode_run(struct node_config *cfg)
 		log_err("cannot start the store check");
 		goto out;
 	}
-	if (mailnode_listen(mn) < 0)
+	if (mailnode_listen(mn) < 0 || mailnode_metrics_start(mn) < 0)
 		goto out;
 	size_t queued = spool_run(mn->spool);
 	if (queued)
@@ -235,6 +236,7 @@ mailnode_run(struct node_config *cfg)
 	rc = 0;
 out:
 	mailnode_unlisten(mn);
+	mailnode_metrics_stop(mn);
 	store_check_free(mn->store_check);
 	imap_node_free(mn);
 	notice_free(mn->store.notice);

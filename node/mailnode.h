@@ -18,6 +18,24 @@
 #include "../common/connlimit.h"
 
 struct imap_session;
+struct mailnode_metrics;
+
+/* What the node counts for GET /metrics: bumped on the loop, one line
+ * where it happens (through the inline helpers below), read only by the
+ * metrics module (metrics/metrics.h), which the protocols never call. */
+#define MAILNODE_LOGIN_RESULTS (AUTH_LOGIN_BUSY + 1)
+enum mailnode_delivery {
+	MAILNODE_STORED,  /* a message accepted by SMTP, into the store */
+	MAILNODE_SPOOLED, /* into the spool: the store failed */
+	MAILNODE_DELIVERIES
+};
+struct mailnode_counters {
+	long sessions_open[ROLE_COUNT];
+	unsigned long sessions[ROLE_COUNT]; /* started since the start */
+	unsigned long logins[ROLE_COUNT][MAILNODE_LOGIN_RESULTS];
+	unsigned long deliveries[MAILNODE_DELIVERIES];
+	unsigned long smtp_rejections[2]; /* replies 4xx, 5xx */
+};
 
 struct mailnode_listener {
 	int fd;
@@ -48,7 +66,40 @@ struct mailnode {
 	struct imap_cache *imap_headers;     /* imap_cache.h; NULL: none */
 	struct imap_listings *imap_listings; /* imap_listing.h; NULL: none */
 	bool uid_lease_away; /* uid_lease.h: the outage is logged */
+	struct mailnode_counters counters;
+	struct mailnode_metrics *metrics; /* metrics/: NULL when off */
 };
+
+static inline void
+mailnode_session_opened(struct mailnode *mn, enum node_role role)
+{
+	mn->sessions++;
+	mn->counters.sessions_open[role]++;
+	mn->counters.sessions[role]++;
+}
+
+static inline void
+mailnode_session_closed(struct mailnode *mn, enum node_role role)
+{
+	mn->sessions--;
+	mn->counters.sessions_open[role]--;
+}
+
+static inline void
+mailnode_login_counted(struct mailnode *mn, enum node_role role,
+		       enum auth_login_result res)
+{
+	if ((unsigned)res < MAILNODE_LOGIN_RESULTS)
+		mn->counters.logins[role][res]++;
+}
+
+/* An SMTP reply as sent: 4xx and 5xx are rejections. */
+static inline void
+mailnode_smtp_replied(struct mailnode *mn, const char *reply)
+{
+	if (reply[0] == '4' || reply[0] == '5')
+		mn->counters.smtp_rejections[reply[0] - '4']++;
+}
 
 /* Runs the node until SIGTERM/SIGINT; takes cfg. Returns the exit status:
  * 0, or 1 when it could not start. */

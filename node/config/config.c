@@ -303,10 +303,24 @@ listen_role(struct conf *c, void *o, const char *k, const char *v)
 	return -1;
 }
 
+/* [listen] metrics: the Prometheus endpoint, no role of its own. */
+static int
+listen_metrics(struct conf *c, void *o, const char *k, const char *v)
+{
+	struct node_listen *l = &((struct node_config *)o)->metrics;
+	if (conf_addr(c, k, v, &l->addr, l->str, sizeof(l->str)) < 0)
+		return -1;
+	l->on = true;
+	l->line = c->line;
+	return 0;
+}
+
 static const struct conf_key listen_keys[] = {
-    {"smtp", listen_role},  {"submission", listen_role}, {"smtps", listen_role},
-    {"imap", listen_role},  {"imaps", listen_role},	 {"pop3", listen_role},
-    {"pop3s", listen_role}, {"http", listen_role},	 {NULL, NULL},
+    {"smtp", listen_role},	 {"submission", listen_role},
+    {"smtps", listen_role},	 {"imap", listen_role},
+    {"imaps", listen_role},	 {"pop3", listen_role},
+    {"pop3s", listen_role},	 {"http", listen_role},
+    {"metrics", listen_metrics}, {NULL, NULL},
 };
 
 static struct conf_section
@@ -368,6 +382,10 @@ node_validate(struct conf *c, struct node_config *n)
 					   "[listen]: %s %s already used by %s",
 					   role_names[r], l->str,
 					   role_names[q]);
+		if (n->metrics.on && addr_equal(&n->metrics.addr, &l->addr))
+			conf_error(c, n->metrics.line,
+				   "[listen]: metrics %s already used by %s",
+				   n->metrics.str, role_names[r]);
 	}
 	if (!any)
 		conf_error(c, 1, "[listen]: no listener configured");

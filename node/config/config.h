@@ -67,6 +67,7 @@ struct node_config {
 	int max_connections_per_source; /* per client address; 0: no cap */
 	struct login_limits login;
 	struct node_listen listen[ROLE_COUNT];
+	struct node_listen metrics; /* [listen] metrics: GET /metrics; off */
 };
 
 /* Reads and validates path. Returns the config, or NULL with every problem

@@ -303,6 +303,7 @@ api_login_verified(void *arg, enum auth_login_result res, const char *user,
 
 	(void)user; /* s->user */
 	s->auth_job = 0;
+	mailnode_login_counted(s->mn, ROLE_HTTP, res);
 	switch (res) {
 	case AUTH_LOGIN_OK:
 		break;

@@ -395,7 +395,7 @@ http_on_close(void *arg, const char *why)
 		explicit_bzero(s->body, HTTP_BODY_MAX + 1);
 		free(s->body);
 	}
-	s->mn->sessions--;
+	mailnode_session_closed(s->mn, ROLE_HTTP);
 	free(s);
 }
 
@@ -428,7 +428,7 @@ http_session_start(struct mailnode *mn, int fd, const struct sockaddr *peer,
 	snprintf(s->logid, sizeof(s->logid), "%08lX%04lX",
 		 (unsigned long)time(NULL), ++seq & 0xffff);
 	addr_host(peer, s->peerhost, sizeof(s->peerhost));
-	mn->sessions++;
+	mailnode_session_opened(mn, ROLE_HTTP);
 
 	struct stream_opts o = mailnode_stream_opts(
 	    mn, ROLE_HTTP, HTTP_LINE_MAX, HTTP_IDLE_TIMEOUT);
@@ -441,7 +441,7 @@ http_session_start(struct mailnode *mn, int fd, const struct sockaddr *peer,
 	s->st =
 	    stream_new(mn->loop, fd, peer, peerlen, &o, &http_stream_ops, s);
 	if (s->st == NULL) {
-		mn->sessions--;
+		mailnode_session_closed(mn, ROLE_HTTP);
 		http_unregister(s);
 		free(s);
 		return;

@@ -257,6 +257,7 @@ imap_login_done(void *arg, enum auth_login_result res, const char *user,
 
 	(void)retry_s;
 	s->auth_job = 0;
+	mailnode_login_counted(s->mn, s->role, res);
 	if (res != AUTH_LOGIN_OK) {
 		imap_login_not(s, &c, res, user);
 		goto out;
@@ -499,7 +500,7 @@ imap_on_close(void *arg, const char *why)
 		s->mn->imap_sessions = s->next;
 	if (s->next)
 		s->next->prev = s->prev;
-	s->mn->sessions--;
+	mailnode_session_closed(s->mn, s->role);
 	free(s);
 }
 
@@ -531,7 +532,7 @@ imap_session_start(struct mailnode *mn, enum node_role role, int fd,
 		 ++imap_seq & 0xffff);
 	strbuf_init(&s->cmd, mn->cfg->msg_max + IMAP_CMD_MAX);
 	ev_init(&s->idle_poll, NULL);
-	mn->sessions++;
+	mailnode_session_opened(mn, role);
 	s->next = mn->imap_sessions;
 	if (s->next)
 		s->next->prev = s;
@@ -550,7 +551,7 @@ imap_session_start(struct mailnode *mn, enum node_role role, int fd,
 		if (s->next)
 			s->next->prev = NULL;
 		mn->imap_sessions = s->next;
-		mn->sessions--;
+		mailnode_session_closed(mn, role);
 		strbuf_free(&s->cmd);
 		free(s);
 		return;

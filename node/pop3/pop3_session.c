@@ -213,6 +213,7 @@ pop3_login_done(void *arg, enum auth_login_result res, const char *user,
 
 	(void)retry_s;
 	s->auth_job = 0;
+	mailnode_login_counted(s->mn, s->role, res);
 	s->state = POP3_AUTHORIZATION;
 	switch (res) {
 	case AUTH_LOGIN_OK:
@@ -564,7 +565,7 @@ pop3_on_close(void *arg, const char *why)
 	maildir_list_free(&s->list);
 	free(s->size);
 	free(s->deleted);
-	s->mn->sessions--;
+	mailnode_session_closed(s->mn, s->role);
 	explicit_bzero(s->user_arg, sizeof(s->user_arg));
 	free(s);
 }
@@ -592,7 +593,7 @@ pop3_session_start(struct mailnode *mn, enum node_role role, int fd,
 	s->state = POP3_AUTHORIZATION;
 	snprintf(s->id, sizeof(s->id), "%08lX%04lX", (unsigned long)time(NULL),
 		 ++pop3_seq & 0xffff);
-	mn->sessions++;
+	mailnode_session_opened(mn, role);
 	struct stream_opts o =
 	    mailnode_stream_opts(mn, role, POP3_LINE_MAX, POP3_TIMEOUT);
 	/* A RETR answer is queued whole (read in chunks): room for the
@@ -603,7 +604,7 @@ pop3_session_start(struct mailnode *mn, enum node_role role, int fd,
 	s->st =
 	    stream_new(mn->loop, fd, peer, peerlen, &o, &pop3_stream_ops, s);
 	if (s->st == NULL) {
-		mn->sessions--;
+		mailnode_session_closed(mn, role);
 		free(s);
 		return;
 	}

@@ -30,6 +30,7 @@ smtp_auth_checked(void *arg, enum auth_login_result res, const char *user,
 
 	(void)retry_s;
 	s->auth_job = 0;
+	mailnode_login_counted(s->mn, s->role, res);
 	s->state = SMTP_READY;
 	switch (res) {
 	case AUTH_LOGIN_OK:

@@ -27,6 +27,7 @@ smtp_reply(struct smtp_session *s, const char *fmt, ...)
 	int n = stream_vline(s->st, buf, sizeof(buf), fmt, ap);
 	va_end(ap);
 	log_debug("smtp %s: > %.*s", s->id, n, buf);
+	mailnode_smtp_replied(s->mn, buf);
 }
 
 void
@@ -223,6 +224,9 @@ smtp_data_end(struct smtp_session *s)
 			 s->id, s->sender, n, s->datasize,
 			 stream_peer_str(s->st), s->user[0] ? s->user : "-",
 			 how);
+		s->mn->counters.deliveries[strcmp(how, "spooled") == 0
+					       ? MAILNODE_SPOOLED
+					       : MAILNODE_STORED]++;
 		smtp_reply(s, "250 2.0.0 Ok: queued as %s", s->id);
 	}
 	free(failed);
@@ -331,7 +335,7 @@ smtp_on_close(void *arg, const char *why)
 	auth_login_cancel(s->mn->login, s->auth_job);
 	if (s->datafd >= 0)
 		close(s->datafd);
-	s->mn->sessions--;
+	mailnode_session_closed(s->mn, s->role);
 	free(s->mbox);
 	free(s->wbuf);
 	free(s);
@@ -361,13 +365,13 @@ smtp_session_start(struct mailnode *mn, enum node_role role, int fd,
 	s->state = SMTP_GREETED;
 	snprintf(s->id, sizeof(s->id), "%08lX%04lX", (unsigned long)time(NULL),
 		 ++smtp_seq & 0xffff);
-	mn->sessions++;
+	mailnode_session_opened(mn, role);
 	struct stream_opts o =
 	    mailnode_stream_opts(mn, role, SMTP_LINE_MAX, SMTP_CMD_TIMEOUT);
 	s->st =
 	    stream_new(mn->loop, fd, peer, peerlen, &o, &smtp_stream_ops, s);
 	if (s->st == NULL) {
-		mn->sessions--;
+		mailnode_session_closed(mn, role);
 		free(s);
 		return;
 	}

@@ -12,7 +12,8 @@ struct store_check {
 	ev_timer timer;
 	ev_async done;
 	pthread_t thread;
-	double started; /* ev_now of the running check; 0: none */
+	double started; /* ev_time of the running check; 0: none */
+	double took;	/* seconds the last finished check took */
 	bool ok;	/* the last verdict, on the loop */
 	unsigned long count;
 
@@ -60,6 +61,7 @@ store_check_done_cb(struct ev_loop *loop, ev_async *w, int revents)
 			log_warn("store: %s %s", c->store.root,
 				 c->result ? "writable again" : "not writable");
 		c->ok = c->result;
+		c->took = ev_time() - c->started;
 		c->started = 0;
 		c->count++;
 	}
@@ -71,10 +73,11 @@ static void
 store_check_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	struct store_check *c = t->data;
+	(void)loop;
 	(void)revents;
 	if (c->started > 0)
 		return;
-	c->started = ev_now(loop);
+	c->started = ev_time();
 	pthread_mutex_lock(&c->mu);
 	c->want = true;
 	pthread_cond_signal(&c->cond);
@@ -133,7 +136,7 @@ store_check_free(struct store_check *c)
 bool
 store_check_ok(const struct store_check *c)
 {
-	if (c->started > 0 && ev_now(c->loop) - c->started > STORE_CHECK_STALL)
+	if (c->started > 0 && ev_time() - c->started > STORE_CHECK_STALL)
 		return false;
 	return c->ok && c->count > 0;
 }
@@ -142,4 +145,11 @@ unsigned long
 store_check_count(const struct store_check *c)
 {
 	return c->count;
+}
+
+double
+store_check_seconds(const struct store_check *c)
+{
+	double running = c->started > 0 ? ev_time() - c->started : 0;
+	return running > c->took ? running : c->took;
 }

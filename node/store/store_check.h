@@ -35,6 +35,9 @@ void store_check_free(struct store_check *c);
  * running (if any) started less than STORE_CHECK_STALL seconds ago.
  * False until the first check has answered. */
 bool store_check_ok(const struct store_check *c);
+/* How long the last check took, in seconds, or how long the one still
+ * running has taken when that is longer (a hung store shows growing). */
+double store_check_seconds(const struct store_check *c);
 /* Checks finished since the start (for tests and logs). */
 unsigned long store_check_count(const struct store_check *c);
 

@@ -47,6 +47,7 @@ PACKAGES = {
         "files": ["usr/sbin/mailnode", "usr/bin/mailctl",
                   "etc/mailswitch/mailnode.ini",
                   "usr/lib/systemd/system/mailnode.service",
+                  "usr/share/doc/mailswitch-node/examples/mailnode-alerts.yml",
                   "usr/share/man/man8/mailnode.8",
                   "usr/share/man/man8/mailctl.8",
                   "usr/share/man/man5/mailnode.ini.5"],

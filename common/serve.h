@@ -1,5 +1,6 @@
-/* Accept-and-serve for lbd's small servers on the main loop: the control
- * socket (ctl_server.c) and the metrics endpoint (metrics.c). serve.c owns
+/* Accept-and-serve for small servers on a loop: lbd's control socket
+ * (balancer/ctl_server.c) and the Prometheus endpoints of lbd and mailnode
+ * (metrics_http.c). serve.c owns
  * the listening socket's accept loop and a bounded list of clients, each a
  * small state machine; the protocol (struct serve_proto) only says when a
  * request is whole and what the answer is.
@@ -14,15 +15,15 @@
  *              is drained, EOF ends it; one that falls out_max behind is
  *              dropped
  *
- * Main thread only. */
-#ifndef LBD_SERVE_H
-#define LBD_SERVE_H
+ * The loop's thread only. */
+#ifndef MS_SERVE_H
+#define MS_SERVE_H
 
 #include <ev.h>
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "../common/strbuf.h"
+#include "strbuf.h"
 
 enum serve_state {
 	SERVE_READING,

@@ -1,6 +1,6 @@
 /* Accept-and-serve (serve.h): the accept loop, the client list, reading,
- * writing, lingering and streaming, for the control socket and the
- * metrics endpoint alike. */
+ * writing, lingering and streaming, for lbd's control socket and the
+ * metrics endpoints alike. */
 #include "serve.h"
 
 #include <errno.h>
@@ -9,7 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "../common/log.h"
+#include "log.h"
 
 #define SERVE_ACCEPT_BURST 32
 #define SERVE_DRAIN_BURST 16
