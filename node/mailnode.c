@@ -13,6 +13,8 @@
 #include "../common/net.h"
 #include "../common/tls_server.h"
 #include "imap/imap.h"
+#include "queue/queue.h"
+#include "queue/queue_runner.h"
 
 static void
 mailnode_accept_cb(struct ev_loop *loop, ev_io *io, int revents)
@@ -165,6 +167,19 @@ mailnode_run(struct node_config *cfg)
 		log_err("cannot start the password hashing threads");
 		goto out;
 	}
+	mn->queue = queue_open(cfg->queue);
+	if (mn->queue == NULL) {
+		log_err("queue %s: %s", cfg->queue, strerror(errno));
+		goto out;
+	}
+	if (cfg->roles & DUTY_MTA) {
+		mn->runner = queue_runner_new(mn->loop, cfg, mn->queue,
+					      mn->redis, err, sizeof(err));
+		if (mn->runner == NULL) {
+			log_err("queue runner: %s", err);
+			goto out;
+		}
+	}
 	if (imap_node_init(mn) < 0) {
 		log_err("out of memory");
 		goto out;
@@ -180,12 +195,19 @@ mailnode_run(struct node_config *cfg)
 	mn->sigterm.data = mn->sigint.data = mn;
 	ev_signal_start(mn->loop, &mn->sigterm);
 	ev_signal_start(mn->loop, &mn->sigint);
-	log_info("node %s (%s) started", cfg->name, cfg->hostname);
+	log_info("node %s (%s) started, roles:%s%s%s%s%s", cfg->name,
+		 cfg->hostname, cfg->roles & DUTY_MX ? " mx" : "",
+		 cfg->roles & DUTY_SUBMISSION ? " submission" : "",
+		 cfg->roles & DUTY_ACCESS ? " access" : "",
+		 cfg->roles & DUTY_WEB ? " web" : "",
+		 cfg->roles & DUTY_MTA ? " mta" : "");
 	ev_run(mn->loop, 0);
 	log_info("stopped");
 	rc = 0;
 out:
 	mailnode_unlisten(mn);
+	queue_runner_free(mn->runner);
+	queue_close(mn->queue);
 	imap_node_free(mn);
 	auth_pool_free(mn->auth);
 	if (mn->dir)

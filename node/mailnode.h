@@ -15,6 +15,8 @@
 #include "store/store.h"
 
 struct imap_session;
+struct queue;	     /* queue/queue.h */
+struct queue_runner; /* queue/queue_runner.h */
 
 struct mailnode_listener {
 	int fd;
@@ -32,6 +34,8 @@ struct mailnode {
 	struct auth_pool *auth; /* password checks, off the loop */
 	struct store store;
 	struct spool *spool;
+	struct queue *queue;	     /* the shared outbound queue */
+	struct queue_runner *runner; /* mta role only; else NULL */
 	struct mailnode_listener listeners[ROLE_COUNT];
 	ev_signal sigterm, sigint;
 	ev_timer grace;

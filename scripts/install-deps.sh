@@ -3,7 +3,7 @@
 # Sourced by test.sh and demo.sh; runnable on its own.
 PACKAGES=(build-essential cmake pkg-config python3 openssl
   libev-dev libssl-dev libhiredis-dev libinih-dev libcriterion-dev
-  libcrypt-dev redis-server keepalived iproute2
+  libcrypt-dev libc-ares-dev redis-server keepalived iproute2
   curl isync fetchmail getmail6 mutt swaks)
 
 install_missing() {

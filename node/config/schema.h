@@ -7,6 +7,8 @@
  *   ms:alias:ADDRESS        set of target addresses
  *   ms:config:version       counter, INCR on every change
  *   channel ms:config       a message (the new version) after every change
+ *   ms:qlock:ID             the claim on queued message ID (a lease: the
+ *                           owner's token, PX queue_lease_s)
  */
 #ifndef NODE_SCHEMA_H
 #define NODE_SCHEMA_H
@@ -18,5 +20,6 @@
 #define SCHEMA_ALIAS_PREFIX "ms:alias:"
 #define SCHEMA_VERSION "ms:config:version"
 #define SCHEMA_CHANNEL "ms:config"
+#define SCHEMA_QUEUE_LOCK_PREFIX "ms:qlock:"
 
 #endif

@@ -18,6 +18,7 @@
 
 #include "../../common/json.h"
 #include "../../common/log.h"
+#include "../queue/queue.h"
 #include "http.h"
 #include "../store/maildir.h"
 #include "../mailnode.h"
@@ -210,11 +211,16 @@ api_health(struct http_session *s)
 	strbuf_init(&sb, 4096);
 	strbuf_appendf(&sb, "{\"status\":\"%s\",\"node\":", status);
 	strbuf_append_json(&sb, mn->cfg->name);
+	size_t qdepth;
+	long long qoldest;
+	queue_stats(mn->queue, &qdepth, &qoldest);
 	strbuf_appendf(&sb,
 		       ",\"redis\":\"%s\",\"store\":\"%s\","
-		       "\"directory\":\"%s\",\"spool\":%zu}",
+		       "\"directory\":\"%s\",\"spool\":%zu,"
+		       "\"queue\":{\"depth\":%zu,\"oldest_s\":%lld}}",
 		       redis_ok ? "up" : "down", store_ok ? "ok" : "unwritable",
-		       loaded ? "loaded" : "empty", spool_pending(mn->spool));
+		       loaded ? "loaded" : "empty", spool_pending(mn->spool),
+		       qdepth, qoldest);
 	api_json(s, code, code == 503 ? "Retry-After: 5\r\n" : NULL, &sb);
 	strbuf_free(&sb);
 }

@@ -24,7 +24,6 @@
 #define SPOOL_ENV_MAX (1 << 20) /* an envelope bigger than this is bad */
 #define SPOOL_ID_MAX 64
 #define SPOOL_NAME_MAX (SPOOL_ID_MAX + 16)
-#define SPOOL_COPY_CHUNK (1 << 16)
 
 struct spool {
 	struct ev_loop *loop;
@@ -50,29 +49,6 @@ struct spool_env {
 };
 
 static void spool_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
-
-/* mkdir -p, mode 0700. */
-static int
-spool_mkdirs(const char *path)
-{
-	char buf[4096];
-	size_t i, len = strlen(path);
-
-	if (len == 0 || len >= sizeof(buf)) {
-		errno = len ? ENAMETOOLONG : EINVAL;
-		return -1;
-	}
-	memcpy(buf, path, len + 1);
-	for (i = 1; i <= len; i++) {
-		if (buf[i] != '/' && buf[i] != '\0')
-			continue;
-		buf[i] = '\0';
-		if (mkdir(buf, 0700) < 0 && errno != EEXIST)
-			return -1;
-		buf[i] = path[i];
-	}
-	return 0;
-}
 
 static int
 spool_subdir(int dirfd, const char *name)
@@ -137,7 +113,7 @@ spool_open(struct ev_loop *loop, const char *dir, struct store *store,
 	sp->incoming = sp->queue = -1;
 	sp->tmpfile_ok = true;
 	snprintf(sp->dir, sizeof(sp->dir), "%s", dir);
-	if (spool_mkdirs(dir) < 0)
+	if (mkdirs(dir, 0700) < 0)
 		goto fail;
 	if ((root = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 		goto fail;
@@ -217,8 +193,6 @@ spool_tmpfile(struct spool *sp)
 static int
 spool_copy_to(struct spool *sp, int in, size_t len, const char *name)
 {
-	char *buf = NULL;
-	off_t off = 0;
 	int out, saved;
 
 	out =
@@ -226,27 +200,10 @@ spool_copy_to(struct spool *sp, int in, size_t len, const char *name)
 		   O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (out < 0)
 		return -1;
-	if ((buf = malloc(SPOOL_COPY_CHUNK)) == NULL)
+	if (fd_copy(in, out, len) < 0)
 		goto fail;
-	while ((size_t)off < len) {
-		size_t want = len - (size_t)off;
-		if (want > SPOOL_COPY_CHUNK)
-			want = SPOOL_COPY_CHUNK;
-		ssize_t n = pread(in, buf, want, off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			if (n == 0)
-				errno = EIO;
-			goto fail;
-		}
-		if (fd_write_all(out, buf, (size_t)n) < 0)
-			goto fail;
-		off += n;
-	}
 	if (fsync(out) < 0)
 		goto fail;
-	free(buf);
 	if (close(out) < 0) {
 		saved = errno;
 		unlinkat(sp->queue, name, 0);
@@ -256,7 +213,6 @@ spool_copy_to(struct spool *sp, int in, size_t len, const char *name)
 	return 0;
 fail:
 	saved = errno;
-	free(buf);
 	close(out);
 	unlinkat(sp->queue, name, 0);
 	errno = saved;

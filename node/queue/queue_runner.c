@@ -1,0 +1,437 @@
+/* Queue runners: the scan, a job per claimed message, and its steps:
+ * claimed -> (per destination domain) lookup -> SMTP -> results ->
+ * finished (envelope rewritten or message removed) -> claim given back. */
+#include "queue_runner.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../../common/log.h"
+#include "queue_claim.h"
+#include "queue_dns.h"
+#include "queue_smtp.h"
+
+#define QRUN_SCAN_S 1.0 /* how often the shared queue is looked over */
+
+struct qjob;
+
+struct queue_runner {
+	struct ev_loop *loop;
+	const struct node_config *cfg;
+	struct queue *q;
+	struct redis *redis;
+	struct queue_dns *dns;
+	ev_timer scan;
+	struct qjob *jobs;
+	int active;
+	struct queue_runner_stats stats;
+};
+
+struct qjob {
+	struct queue_runner *r;
+	struct qjob *next, **prevp;
+	char id[QUEUE_ID_MAX];
+	struct queue_claim *claim;
+	bool lost; /* the claim went: write nothing */
+	struct queue_env env;
+	bool *due; /* per recipient: still to try in this run */
+	int msgfd;
+	size_t msgsize;
+	/* the destination being delivered */
+	char domain[QUEUE_ADDR_MAX];
+	size_t *grp, ngrp;
+	const char **grcpts;
+	struct queue_dns_req *dns;
+	struct queue_smtp *smtp;
+};
+
+static void qjob_next_group(struct qjob *j);
+
+static struct qjob *
+qjob_find(struct queue_runner *r, const char *id)
+{
+	for (struct qjob *j = r->jobs; j; j = j->next)
+		if (strcmp(j->id, id) == 0)
+			return j;
+	return NULL;
+}
+
+/* Everything of the job goes; the claim is given back. */
+static void
+qjob_end(struct qjob *j)
+{
+	queue_dns_cancel(j->dns);
+	queue_smtp_abort(j->smtp);
+	queue_claim_release(j->claim);
+	if (j->msgfd >= 0)
+		close(j->msgfd);
+	queue_env_free(&j->env);
+	free(j->due);
+	free(j->grp);
+	free(j->grcpts);
+	if ((*j->prevp = j->next) != NULL)
+		j->next->prevp = j->prevp;
+	j->r->active--;
+	free(j);
+}
+
+/* Nothing more to try in this run: the envelope is written back, or the
+ * message removed when no recipient is left. */
+static void
+qjob_finish(struct qjob *j)
+{
+	if (!j->lost && queue_claim_valid(j->claim)) {
+		if (queue_env_done(&j->env)) {
+			if (queue_remove(j->r->q, j->id) < 0)
+				log_err("queue %s: remove: %s", j->id,
+					strerror(errno));
+			else
+				log_info("%s: removed", j->id);
+		} else if (queue_env_write(j->r->q, &j->env) < 0)
+			log_err("queue %s: envelope: %s", j->id,
+				strerror(errno));
+	} else
+		log_warn("%s: claim lost: results not written", j->id);
+	qjob_end(j);
+}
+
+static long long
+qrun_backoff(const struct node_config *cfg, int attempts)
+{
+	long long d = cfg->queue_retry_min_s;
+	for (int i = 1; i < attempts && d < cfg->queue_retry_max_s; i++)
+		d *= 2;
+	return d < cfg->queue_retry_max_s ? d : cfg->queue_retry_max_s;
+}
+
+/* One recipient's attempt is over: its new state and the log line. */
+static void
+qjob_result(struct qjob *j, size_t i, int code, const char *reply,
+	    const char *relay)
+{
+	struct queue_runner *r = j->r;
+	struct queue_rcpt *rc = &j->env.rcpt[i];
+	long long now = (long long)time(NULL);
+	const char *status;
+
+	rc->attempts++;
+	snprintf(rc->reply, sizeof(rc->reply), "%s", reply);
+	rc->reply[strcspn(rc->reply, "\r\n")] = '\0';
+	if (code / 100 == 2) {
+		rc->state = QR_SENT;
+		status = "sent";
+		r->stats.sent++;
+	} else if (code / 100 == 5) {
+		rc->state = QR_FAILED;
+		status = "bounced";
+		r->stats.failed++;
+	} else {
+		rc->state = QR_DEFERRED;
+		rc->next_try = now + qrun_backoff(r->cfg, rc->attempts);
+		status = "deferred";
+		r->stats.deferred++;
+	}
+	log_info("%s: to=<%s>, relay=%s, delay=%lld, status=%s (%s)", j->id,
+		 rc->addr, relay, now - j->env.created, status, rc->reply);
+}
+
+static void
+qjob_smtp_cb(const struct queue_smtp_result *res, const char *relay, void *arg)
+{
+	struct qjob *j = arg;
+	j->smtp = NULL;
+	for (size_t k = 0; k < j->ngrp; k++)
+		qjob_result(j, j->grp[k], res[k].code, res[k].reply, relay);
+	qjob_next_group(j);
+}
+
+static bool
+qjob_may_commit(void *arg)
+{
+	struct qjob *j = arg;
+	return !j->lost && queue_claim_valid(j->claim);
+}
+
+static void
+qjob_dns_cb(const struct queue_dest *dest, void *arg)
+{
+	struct qjob *j = arg;
+	j->dns = NULL;
+	if (dest->status != 0) {
+		for (size_t k = 0; k < j->ngrp; k++)
+			qjob_result(j, j->grp[k], dest->status * 100,
+				    dest->reply, "none");
+		qjob_next_group(j);
+		return;
+	}
+	struct queue_smtp_job sj = {
+	    .helo = j->r->cfg->hostname,
+	    .sender = j->env.sender,
+	    .rcpts = j->grcpts,
+	    .nrcpt = j->ngrp,
+	    .msgfd = j->msgfd,
+	    .msgsize = j->msgsize,
+	    .may_commit = qjob_may_commit,
+	};
+	j->smtp = queue_smtp_send(j->r->loop, dest, &sj, qjob_smtp_cb, j);
+	if (j->smtp == NULL) {
+		for (size_t k = 0; k < j->ngrp; k++)
+			qjob_result(j, j->grp[k], 451,
+				    "451 4.3.0 out of memory", "none");
+		qjob_next_group(j);
+	}
+}
+
+static const char *
+qrun_domain(const char *addr)
+{
+	const char *at = strrchr(addr, '@');
+	return at ? at + 1 : "";
+}
+
+/* The recipients of the next destination domain, looked up; or the end. */
+static void
+qjob_next_group(struct qjob *j)
+{
+	const struct node_config *cfg = j->r->cfg;
+	size_t first;
+	for (first = 0; first < j->env.nrcpt && !j->due[first]; first++)
+		;
+	if (first == j->env.nrcpt) {
+		qjob_finish(j);
+		return;
+	}
+	snprintf(j->domain, sizeof(j->domain), "%s",
+		 qrun_domain(j->env.rcpt[first].addr));
+	j->ngrp = 0;
+	for (size_t i = first; i < j->env.nrcpt; i++)
+		if (j->due[i] && strcasecmp(qrun_domain(j->env.rcpt[i].addr),
+					    j->domain) == 0) {
+			j->due[i] = false;
+			j->grcpts[j->ngrp] = j->env.rcpt[i].addr;
+			j->grp[j->ngrp++] = i;
+		}
+	const struct node_hostport *to = node_route_find(cfg, j->domain);
+	if (to == NULL && cfg->relayhost.host[0])
+		to = &cfg->relayhost;
+	j->dns = to ? queue_dns_lookup(j->r->dns, to->host, false, to->port,
+				       qjob_dns_cb, j)
+		    : queue_dns_lookup(j->r->dns, j->domain, true, cfg->mx_port,
+				       qjob_dns_cb, j);
+	if (j->dns == NULL) {
+		for (size_t k = 0; k < j->ngrp; k++)
+			qjob_result(j, j->grp[k], 451,
+				    "451 4.3.0 out of memory", "none");
+		qjob_finish(j);
+	}
+}
+
+static bool
+qrun_rcpt_due(const struct queue_rcpt *rc, long long now)
+{
+	return (rc->state == QR_QUEUED || rc->state == QR_DEFERRED) &&
+	       rc->next_try <= now;
+}
+
+/* The claim is ours: the envelope as it is now decides. */
+static void
+qjob_claimed(struct qjob *j)
+{
+	struct queue_runner *r = j->r;
+	char name[QUEUE_ID_MAX + 8];
+	struct stat st;
+	long long now = (long long)time(NULL);
+
+	if (queue_env_read(r->q, j->id, &j->env) < 0) {
+		if (errno != ENOENT)
+			log_warn("queue %s: envelope: %s", j->id,
+				 strerror(errno));
+		qjob_end(j);
+		return;
+	}
+	snprintf(name, sizeof(name), "%s.msg", j->id);
+	j->msgfd =
+	    openat(queue_dirfd(r->q), name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (j->msgfd < 0 || fstat(j->msgfd, &st) < 0) {
+		log_warn("queue %s: message: %s", j->id, strerror(errno));
+		qjob_end(j);
+		return;
+	}
+	j->msgsize = (size_t)st.st_size;
+	size_t n = j->env.nrcpt;
+	j->due = calloc(n, sizeof(*j->due));
+	j->grp = calloc(n, sizeof(*j->grp));
+	j->grcpts = calloc(n, sizeof(*j->grcpts));
+	if (j->due == NULL || j->grp == NULL || j->grcpts == NULL ||
+	    j->env.held) {
+		qjob_end(j);
+		return;
+	}
+	bool expired = now - j->env.created >= r->cfg->queue_lifetime_s;
+	size_t ndue = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct queue_rcpt *rc = &j->env.rcpt[i];
+		if (expired &&
+		    (rc->state == QR_QUEUED || rc->state == QR_DEFERRED)) {
+			char why[QUEUE_REPLY_MAX];
+			snprintf(why, sizeof(why),
+				 "554 5.4.7 message expired after %d s in "
+				 "the queue (last: %.300s)",
+				 r->cfg->queue_lifetime_s, rc->reply);
+			rc->attempts--; /* not an attempt */
+			qjob_result(j, i, 554, why, "none");
+			continue;
+		}
+		j->due[i] = qrun_rcpt_due(rc, now);
+		ndue += j->due[i];
+	}
+	if (ndue == 0 && !expired) {
+		qjob_end(j); /* another node did it meanwhile */
+		return;
+	}
+	qjob_next_group(j);
+}
+
+static void
+qjob_claim_cb(struct queue_claim *c, enum queue_claim_state st, void *arg)
+{
+	struct qjob *j = arg;
+	(void)c;
+	switch (st) {
+	case QC_HELD:
+		qjob_claimed(j);
+		return;
+	case QC_BUSY:
+		qjob_end(j);
+		return;
+	case QC_LOST:
+		j->lost = true;
+		/* Drop what is in flight; qjob_finish writes nothing. */
+		queue_dns_cancel(j->dns);
+		j->dns = NULL;
+		queue_smtp_abort(j->smtp);
+		j->smtp = NULL;
+		qjob_finish(j);
+		return;
+	case QC_PENDING:
+		return;
+	}
+}
+
+static void
+qrun_start(struct queue_runner *r, const char *id)
+{
+	enum queue_claim_state st;
+	struct qjob *j = calloc(1, sizeof(*j));
+	if (j == NULL)
+		return;
+	j->r = r;
+	j->msgfd = -1;
+	snprintf(j->id, sizeof(j->id), "%s", id);
+	j->claim = queue_claim_take(r->q, r->redis, id, r->cfg->queue_lease_s,
+				    qjob_claim_cb, j, &st);
+	if (j->claim == NULL) {
+		free(j);
+		return;
+	}
+	if ((j->next = r->jobs) != NULL)
+		j->next->prevp = &j->next;
+	r->jobs = j;
+	j->prevp = &r->jobs;
+	r->active++;
+	if (st == QC_HELD)
+		qjob_claimed(j);
+}
+
+/* One queued message seen by the scan: started when something is due. */
+static int
+qrun_consider(const char *id, void *arg)
+{
+	struct queue_runner *r = arg;
+	struct queue_env env;
+	long long now = (long long)time(NULL);
+	bool due = false;
+
+	if (r->active >= r->cfg->queue_concurrency)
+		return 1;
+	if (qjob_find(r, id) || queue_env_read(r->q, id, &env) < 0)
+		return 0;
+	bool expired = now - env.created >= r->cfg->queue_lifetime_s;
+	for (size_t i = 0; i < env.nrcpt && !due; i++)
+		due = qrun_rcpt_due(&env.rcpt[i], now) ||
+		      (expired && env.rcpt[i].state == QR_DEFERRED);
+	due = due && !env.held;
+	queue_env_free(&env);
+	if (due)
+		qrun_start(r, id);
+	return 0;
+}
+
+static void
+qrun_scan_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct queue_runner *r = w->data;
+	(void)loop;
+	(void)revents;
+	queue_each(r->q, qrun_consider, r);
+}
+
+struct queue_runner *
+queue_runner_new(struct ev_loop *loop, const struct node_config *cfg,
+		 struct queue *q, struct redis *redis, char *err, size_t errlen)
+{
+	struct queue_runner *r = calloc(1, sizeof(*r));
+	if (r == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	r->loop = loop;
+	r->cfg = cfg;
+	r->q = q;
+	r->redis = redis;
+	r->dns = queue_dns_new(loop, cfg->has_resolver ? &cfg->resolver : NULL,
+			       err, errlen);
+	if (r->dns == NULL) {
+		free(r);
+		return NULL;
+	}
+	ev_timer_init(&r->scan, qrun_scan_cb, 0.05, QRUN_SCAN_S);
+	r->scan.data = r;
+	ev_timer_start(loop, &r->scan);
+	return r;
+}
+
+void
+queue_runner_free(struct queue_runner *r)
+{
+	if (r == NULL)
+		return;
+	ev_timer_stop(r->loop, &r->scan);
+	while (r->jobs)
+		qjob_end(r->jobs);
+	queue_dns_free(r->dns);
+	free(r);
+}
+
+void
+queue_runner_kick(struct queue_runner *r)
+{
+	if (r == NULL)
+		return;
+	ev_timer_stop(r->loop, &r->scan);
+	ev_timer_set(&r->scan, 0.01, QRUN_SCAN_S);
+	ev_timer_start(r->loop, &r->scan);
+}
+
+void
+queue_runner_stats(const struct queue_runner *r, struct queue_runner_stats *st)
+{
+	*st = r->stats;
+}

@@ -1,0 +1,41 @@
+/* The mta role: queue runners (Postfix's qmgr and smtp together). Every
+ * second, and at once after a local enqueue, the runner looks over the
+ * shared queue for messages whose recipients are due and not held, takes
+ * each one's claim (queue_claim.h), re-reads its envelope under the
+ * claim, and delivers its due recipients one destination domain after
+ * the other: a [route], else relayhost, else the domain's MX hosts
+ * (queue_dns.h), through the SMTP client (queue_smtp.h). Per recipient:
+ * 2xx sent, 5xx failed, 4xx or no connection deferred until
+ * queue_retry_min_s * 2^(attempts-1), at most queue_retry_max_s; past
+ * queue_lifetime_s failed. A message with nothing left to try is
+ * removed. At most queue_concurrency messages at once. Each attempt is
+ * logged as Postfix does:
+ *   ID: to=<rcpt>, relay=HOST[ADDR]:PORT, delay=S, status=sent (reply) */
+#ifndef NODE_QUEUE_RUNNER_H
+#define NODE_QUEUE_RUNNER_H
+
+#include <ev.h>
+
+#include "../../common/redis.h"
+#include "../config/config.h"
+#include "queue.h"
+
+struct queue_runner;
+
+struct queue_runner_stats {
+	unsigned long sent, deferred, failed; /* recipients, since start */
+};
+
+/* Returns NULL with a reason in err. */
+struct queue_runner *queue_runner_new(struct ev_loop *loop,
+				      const struct node_config *cfg,
+				      struct queue *q, struct redis *redis,
+				      char *err, size_t errlen);
+/* Stops every delivery in flight (claims given back) and frees r. */
+void queue_runner_free(struct queue_runner *r);
+/* Looks at the queue soon (a message was just queued here). */
+void queue_runner_kick(struct queue_runner *r);
+void queue_runner_stats(const struct queue_runner *r,
+			struct queue_runner_stats *st);
+
+#endif

@@ -1,0 +1,98 @@
+"""A scripted remote MX for the outbound tests: a threaded SMTP server on
+a free loopback port whose answers the test sets. mode decides RCPT:
+"accept" (250), "defer" (451 4.3.0), "reject" (550 5.1.1); a recipient
+whose local part starts with "reject" always gets 550. hold_data (seconds)
+holds the answer to the final dot. Every message answered 250 at the dot
+is kept in delivered as (mail_from, [rcpts], data): data is the message
+as sent, dot-unstuffed, CRLF line ends, without the final dot line."""
+import socket
+import socketserver
+import threading
+import time
+
+from lbdtest import free_port
+
+
+class ScriptedMX:
+    def __init__(self, mode="accept"):
+        self.mode = mode
+        self.hold_data = 0.0
+        self.delivered = []
+        self.transactions = 0  # DATA bodies received in full
+        self.lock = threading.Lock()
+        self.port = free_port()
+        mx = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self):
+                mx._session(self.rfile, self.wfile)
+
+        socketserver.ThreadingTCPServer.allow_reuse_address = True
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", self.port),
+                                                      Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever,
+                                       kwargs={"poll_interval": 0.1},
+                                       daemon=True)
+        self.thread.start()
+
+    def _session(self, rfile, wfile):
+        def send(line):
+            wfile.write(line.encode() + b"\r\n")
+            wfile.flush()
+
+        send("220 mx.remote.test ESMTP scripted")
+        sender, rcpts = None, []
+        while True:
+            line = rfile.readline(4096)
+            if not line:
+                return
+            cmd = line.decode("utf-8", "replace").rstrip("\r\n")
+            verb = cmd.split(" ", 1)[0].upper()
+            if verb in ("EHLO", "HELO"):
+                send("250-mx.remote.test" if verb == "EHLO" else "250 mx")
+                if verb == "EHLO":
+                    send("250 8BITMIME")
+            elif verb == "MAIL":
+                sender, rcpts = cmd[10:].strip("<>"), []
+                send("250 2.1.0 ok")
+            elif verb == "RCPT":
+                rcpt = cmd[8:].strip("<>")
+                if rcpt.startswith("reject") or self.mode == "reject":
+                    send("550 5.1.1 <%s>: no such user here" % rcpt)
+                elif self.mode == "defer":
+                    send("451 4.3.0 try again later")
+                else:
+                    rcpts.append(rcpt)
+                    send("250 2.1.5 ok")
+            elif verb == "DATA":
+                send("354 go ahead")
+                data = b""
+                while True:
+                    l = rfile.readline(1 << 20)
+                    if not l or l == b".\r\n":
+                        break
+                    if l.startswith(b"."):
+                        l = l[1:]
+                    data += l
+                if not l:
+                    return
+                with self.lock:
+                    self.transactions += 1
+                if self.hold_data:
+                    time.sleep(self.hold_data)
+                with self.lock:
+                    self.delivered.append((sender, list(rcpts), data))
+                send("250 2.0.0 queued here")
+            elif verb == "QUIT":
+                send("221 2.0.0 bye")
+                return
+            elif verb == "RSET":
+                sender, rcpts = None, []
+                send("250 ok")
+            else:
+                send("502 5.5.2 not here")
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()

@@ -1,0 +1,247 @@
+"""Outbound mail through the shared queue: submission to remote domains,
+the mta role's runners delivering to a scripted remote MX found through a
+test DNS server, retries, per-recipient results, claims across nodes."""
+import glob
+import json
+import os
+import smtplib
+import time
+import unittest
+import urllib.request
+
+from dnstest import DnsServer
+from lbdtest import wait_for
+from mxtest import ScriptedMX
+from nodetest import NodeTestCase
+
+BODY = (b"From: alice@example.test\r\nTo: carol@remote.test\r\n"
+        b"Subject: outbound\r\n\r\nline one\r\n.leading dot\r\n"
+        b"\xc3\xa9t\xc3\xa9 8bit\r\n")
+
+
+class QueueTestCase(NodeTestCase):
+    def setUp(self):
+        super().setUp()
+        self.mx = ScriptedMX()
+        self.dns = DnsServer({
+            "remote.test": [("MX", 10, "mx1.remote.test")],
+            "mx1.remote.test": [("A", "127.0.0.1")],
+            "implicit.test": [("A", "127.0.0.1")],
+            "nullmx.test": [("MX", 0, ".")],
+        })
+        self.queue = os.path.join(self.store, ".queue")
+
+    def tearDown(self):
+        self.mx.stop()
+        self.dns.stop()
+        super().tearDown()
+
+    def outbound_node(self, name="mail1", roles=None, extra="", **kw):
+        cfg = ("allow_plaintext_auth = yes\nresolver = 127.0.0.1:%d\n"
+               "mx_port = %d\nqueue_retry_min_s = 1\nqueue_retry_max_s = 2\n"
+               % (self.dns.port, self.mx.port))
+        if roles:
+            cfg += "roles = %s\n" % roles
+        return self.node(name, extra_node=cfg + extra, **kw)
+
+    def submit(self, node, rcpts, body=BODY, sender="alice@example.test",
+               user="alice@example.test"):
+        c = smtplib.SMTP("127.0.0.1", node.ports["submission"], timeout=10)
+        c.login(user, "demo")
+        c.sendmail(sender, rcpts, body)
+        c.quit()
+
+    def queued(self):
+        return sorted(glob.glob(os.path.join(self.queue, "*.env")))
+
+    def health(self, node):
+        with urllib.request.urlopen("http://127.0.0.1:%d/health" %
+                                    node.ports["http"], timeout=5) as r:
+            return json.loads(r.read())
+
+
+class SubmissionTest(QueueTestCase):
+    def test_delivered_byte_exact_with_added_headers(self):
+        n = self.outbound_node()
+        self.submit(n, ["carol@remote.test", "bob@example.test"])
+        wait_for(lambda: self.mx.delivered, 15, what="remote delivery")
+        sender, rcpts, data = self.mx.delivered[0]
+        self.assertEqual(sender, "alice@example.test")
+        self.assertEqual(rcpts, ["carol@remote.test"])
+        # The node's Received:, then Message-ID: and Date: (missing from
+        # the submission), then the message exactly as submitted.
+        self.assertTrue(data.startswith(b"Received: from "), data[:80])
+        self.assertTrue(data.endswith(BODY), data)
+        head = data[:-len(BODY)]
+        self.assertEqual(head.count(b"\r\nMessage-ID: <"), 1, head)
+        self.assertEqual(head.count(b"\r\nDate: "), 1, head)
+        self.assertNotIn(b"Return-Path:", data)
+        # The local copy has the same added headers, with Return-Path:.
+        local = self.messages("bob@example.test")[0]
+        self.assertTrue(local.startswith(b"Return-Path: <alice@example.test>"))
+        self.assertIn(head.split(b"\r\nMessage-ID: ")[1].split(b"\r\n")[0], local)
+        wait_for(lambda: not self.queued(), 10, what="queue emptied")
+        wait_for(lambda: "status=sent" in n.log(), 5, what="log line")
+        self.assertRegex(n.log(), r"[0-9A-F]{19}: to=<carol@remote\.test>, "
+                         r"relay=mx1\.remote\.test\[127\.0\.0\.1\]:%d, "
+                         r"delay=\d+, status=sent \(250 2\.0\.0 queued here\)"
+                         % self.mx.port)
+
+    def test_existing_message_id_kept(self):
+        n = self.outbound_node()
+        body = b"Message-ID: <x@y>\r\nDate: Mon, 7 Dec 2026 10:00:00 +0000\r\n" + BODY
+        self.submit(n, ["carol@remote.test"], body=body)
+        wait_for(lambda: self.mx.delivered, 15, what="remote delivery")
+        data = self.mx.delivered[0][2]
+        self.assertEqual(data.count(b"Message-ID:"), 1)
+        self.assertEqual(data.count(b"\nDate:"), 1)
+
+    def test_foreign_sender_refused(self):
+        n = self.outbound_node()
+        c = smtplib.SMTP("127.0.0.1", n.ports["submission"], timeout=10)
+        c.login("alice@example.test", "demo")
+        code, msg = c.mail("bob@example.test")
+        self.assertEqual(code, 553)
+        self.assertTrue(msg.startswith(b"5.7.1"), msg)
+        code, msg = c.mail("someone@remote.test")
+        self.assertEqual(code, 553)
+        # an alias that leads to alice is hers
+        self.assertEqual(c.mail("team@example.test")[0], 250)
+        c.quit()
+
+    def test_mx_relay_networks(self):
+        n = self.outbound_node(extra="relay_networks = 127.0.0.0/8\n")
+        c = smtplib.SMTP("127.0.0.1", n.ports["smtp"], timeout=10)
+        c.ehlo("app.example.test")
+        c.mail("app@example.test")
+        self.assertEqual(c.rcpt("carol@remote.test")[0], 250)
+        c.quit()
+        m = self.node("mail2", extra_node="relay_networks = 10.0.0.0/8\n")
+        c = smtplib.SMTP("127.0.0.1", m.ports["smtp"], timeout=10)
+        c.ehlo("app.example.test")
+        c.mail("app@example.test")
+        code, msg = c.rcpt("carol@remote.test")
+        self.assertEqual(code, 554)
+        self.assertTrue(msg.startswith(b"5.7.1"))
+        c.quit()
+
+    def test_implicit_mx_and_static_route(self):
+        n = self.outbound_node(
+            sections="[route]\npartner.test = 127.0.0.1:%d\n" % self.mx.port)
+        self.submit(n, ["x@implicit.test", "y@partner.test"])
+        wait_for(lambda: len(self.mx.delivered) == 2, 15, what="two deliveries")
+        got = sorted(r for d in self.mx.delivered for r in d[1])
+        self.assertEqual(got, ["x@implicit.test", "y@partner.test"])
+
+    def test_null_mx_fails_at_once(self):
+        n = self.outbound_node()
+        self.submit(n, ["x@nullmx.test"])
+        wait_for(lambda: "status=bounced" in n.log(), 15, what="null MX")
+        self.assertIn("556 5.1.10", n.log())
+        wait_for(lambda: not self.queued(), 5, what="queue emptied")
+
+
+class RetryTest(QueueTestCase):
+    def test_one_recipient_of_three_rejected(self):
+        n = self.outbound_node()
+        self.submit(n, ["a@remote.test", "reject-me@remote.test", "b@remote.test"])
+        wait_for(lambda: self.mx.delivered, 15, what="remote delivery")
+        self.assertEqual(self.mx.delivered[0][1], ["a@remote.test", "b@remote.test"])
+        wait_for(lambda: not self.queued(), 10, what="queue emptied")
+        log = n.log()
+        self.assertIn("to=<reject-me@remote.test>", log)
+        self.assertRegex(log, r"to=<reject-me@remote\.test>.*status=bounced "
+                         r"\(550 5\.1\.1")
+        self.assertEqual(len(self.mx.delivered), 1)
+
+    def test_deferred_then_delivered(self):
+        self.mx.mode = "defer"
+        n = self.outbound_node()
+        self.submit(n, ["carol@remote.test"])
+        wait_for(lambda: "status=deferred" in n.log(), 15, what="deferral")
+        self.assertIn("451 4.3.0 try again later", n.log())
+        self.assertEqual(len(self.queued()), 1)
+        with open(self.queued()[0]) as f:
+            env = f.read()
+        self.assertIn("rcpt carol@remote.test deferred 1 ", env)
+        self.assertEqual(self.health(n)["queue"]["depth"], 1)
+        self.mx.mode = "accept"
+        wait_for(lambda: self.mx.delivered, 15, what="delivery after retry")
+        wait_for(lambda: not self.queued(), 10, what="queue emptied")
+        self.assertEqual(len(self.mx.delivered), 1)
+        self.assertEqual(self.health(n)["queue"], {"depth": 0, "oldest_s": 0})
+
+    def test_remote_down_deferred(self):
+        self.mx.stop()
+        n = self.outbound_node()
+        self.submit(n, ["carol@remote.test"])
+        wait_for(lambda: "status=deferred" in n.log(), 15, what="deferral")
+        self.assertRegex(n.log(), r"relay=mx1\.remote\.test\[127\.0\.0\.1\]:\d+, "
+                         r"delay=\d+, status=deferred \(451 4\.4\.1 connect to")
+        self.mx = ScriptedMX()  # for tearDown
+
+
+class RolesTest(QueueTestCase):
+    def test_listener_outside_roles_is_a_config_error(self):
+        n = self.outbound_node(roles="mx, mta", start=False)
+        n.proc = None
+        import subprocess
+        from nodetest import MAILNODE
+        r = subprocess.run([MAILNODE, "-c", n.path], capture_output=True,
+                           text=True, timeout=10)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertRegex(r.stderr, r"%s:\d+: \[listen\]: submission is a "
+                         r"listener of role submission" % n.path)
+
+    def test_only_mta_nodes_deliver(self):
+        front = self.outbound_node("front", roles="mx, submission, web")
+        self.submit(front, ["carol@remote.test"])
+        self.assertEqual(len(self.queued()), 1)
+        time.sleep(2.5)
+        self.assertEqual(self.mx.delivered, [])
+        self.assertEqual(self.health(front)["queue"]["depth"], 1)
+        self.assertGreaterEqual(self.health(front)["queue"]["oldest_s"], 2)
+        mta = self.outbound_node("mta", roles="mta, web", listen=("http",))
+        wait_for(lambda: self.mx.delivered, 15, what="delivery by the mta")
+        self.assertIn("status=sent", mta.log())
+        self.assertNotIn("status=", front.log())
+
+    def test_two_mta_nodes_never_deliver_twice(self):
+        self.mx.hold_data = 0.05
+        a = self.outbound_node("mta1")
+        b = self.outbound_node("mta2")
+        for i in range(30):
+            body = b"Message-ID: <m%d@example.test>\r\n" % i + BODY
+            self.submit(a if i % 2 else b, ["carol@remote.test"], body=body)
+        wait_for(lambda: len(self.mx.delivered) >= 30, 60, what="30 deliveries")
+        wait_for(lambda: not self.queued(), 10, what="queue emptied")
+        time.sleep(1)
+        ids = [d[2].split(b"Message-ID: <")[1].split(b">")[0]
+               for d in self.mx.delivered]
+        self.assertEqual(len(ids), 30)
+        self.assertEqual(len(set(ids)), 30)
+
+    def test_killed_mta_message_taken_over_after_lease(self):
+        lease = 3
+        extra = "queue_lease_s = %d\n" % lease
+        self.mx.hold_data = 30  # the first node's transaction hangs
+        a = self.outbound_node("mta1", extra=extra)
+        self.submit(a, ["carol@remote.test"])
+        wait_for(lambda: self.mx.transactions == 1, 15, what="first transaction")
+        b = self.outbound_node("mta2", extra=extra)
+        self.mx.hold_data = 0
+        a.kill()
+        killed = time.monotonic()
+        wait_for(lambda: self.mx.delivered, 30, what="delivery by mta2")
+        took = time.monotonic() - killed
+        # The dead node's Redis lease held the message for most of its ttl
+        # (renewed every third of it).
+        self.assertGreater(took, lease * 0.5)
+        self.assertLess(took, lease + 5)
+        self.assertIn("status=sent", b.log())
+        wait_for(lambda: not self.queued(), 10, what="queue emptied")
+        self.assertEqual(len(self.mx.delivered), 1)
+
+
+if __name__ == "__main__":
+    unittest.main()
