@@ -24,6 +24,7 @@
 #include "auth/auth.h"
 #include "config/directory.h"
 #include "config/schema.h"
+#include "mailctl_queue.h"
 
 #define CTL_DEFAULT_REDIS "127.0.0.1:6379"
 #define CTL_CONNECT_TIMEOUT_S 3
@@ -1011,6 +1012,7 @@ ctl_usage(FILE *f)
 	fprintf(f, "usage: mailctl [-r HOST:PORT] COMMAND ...\n\n");
 	for (size_t i = 0; i < sizeof(ctl_cmds) / sizeof(ctl_cmds[0]); i++)
 		fprintf(f, "  mailctl %s\n", ctl_cmds[i].usage);
+	mailctl_queue_usage(f);
 	fprintf(
 	    f,
 	    "\n"
@@ -1022,6 +1024,8 @@ ctl_usage(FILE *f)
 	    "$MAILCTL_REDIS_PASSWORD,\n"
 	    "                         as arguments are visible to other "
 	    "users\n"
+	    "  -q, --queue DIR        the shared outbound queue (default "
+	    "$MAILCTL_QUEUE)\n"
 	    "  -h, --help             this help\n\n"
 	    "Passwords are stored only as crypt(3) hashes (yescrypt or "
 	    "SHA-512-crypt).\n"
@@ -1094,11 +1098,13 @@ main(int argc, char **argv)
 	static const struct option longopts[] = {
 	    {"redis", required_argument, NULL, 'r'},
 	    {"auth", required_argument, NULL, 'a'},
+	    {"queue", required_argument, NULL, 'q'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	const char *redis = getenv("MAILCTL_REDIS");
 	const char *password = getenv("MAILCTL_REDIS_PASSWORD");
+	const char *queue = getenv("MAILCTL_QUEUE");
 	const struct ctl_cmd *cmd;
 	char what[64];
 	struct ctl x;
@@ -1106,13 +1112,17 @@ main(int argc, char **argv)
 
 	memset(&x, 0, sizeof(x));
 	x.what = "mailctl";
-	while ((c = getopt_long(argc, argv, "+r:a:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+r:a:q:h", longopts, NULL)) !=
+	       -1) {
 		switch (c) {
 		case 'r':
 			redis = optarg;
 			break;
 		case 'a':
 			password = optarg;
+			break;
+		case 'q':
+			queue = optarg;
 			break;
 		case 'h':
 			ctl_usage(stdout);
@@ -1129,6 +1139,22 @@ main(int argc, char **argv)
 	if (optind >= argc) {
 		ctl_usage(stderr);
 		return CTL_USAGE;
+	}
+	if (strcmp(argv[optind], "queue") == 0) {
+		if (redis == NULL || redis[0] == '\0')
+			redis = CTL_DEFAULT_REDIS;
+		if (redis_opts_parse(redis, &x.opts) < 0) {
+			fprintf(stderr, "mailctl: bad Redis address \"%s\"\n",
+				redis);
+			return CTL_USAGE;
+		}
+		if (password)
+			snprintf(x.opts.password, sizeof(x.opts.password), "%s",
+				 password);
+		rc = mailctl_queue(argc - optind - 1, argv + optind + 1, queue,
+				   &x.opts);
+		explicit_bzero(x.opts.password, sizeof(x.opts.password));
+		return rc;
 	}
 	cmd =
 	    ctl_find(argv[optind], optind + 1 < argc ? argv[optind + 1] : NULL);
