@@ -361,6 +361,7 @@ NODE_INT_KEY(node_queue_per_destination, queue_per_destination, 1, 10000)
 NODE_INT_KEY(node_queue_lease, queue_lease_s, 2, 3600)
 NODE_INT_KEY(node_mx_port, mx_port, 1, 65535)
 NODE_STRING_KEY(node_queue, queue)
+NODE_STRING_KEY(node_smtp_tls_ca, smtp_tls_ca)
 
 static int
 node_relay_networks(struct conf *c, void *o, const char *k, const char *v)
@@ -405,6 +406,7 @@ static const struct conf_key node_keys[] = {
     {"resolver", node_resolver},
     {"relayhost", node_relayhost},
     {"smtp_tls", node_smtp_tls},
+    {"smtp_tls_ca", node_smtp_tls_ca},
     {"queue_retry_min_s", node_queue_retry_min},
     {"queue_retry_max_s", node_queue_retry_max},
     {"queue_lifetime_s", node_queue_lifetime},

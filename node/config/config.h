@@ -87,6 +87,7 @@ struct node_config {
 	char resolver_str[ADDR_STRLEN];
 	struct node_hostport relayhost;
 	enum node_smtp_tls smtp_tls;
+	char smtp_tls_ca[1024]; /* trust anchors for verify; "": system's */
 	int queue_retry_min_s, queue_retry_max_s, queue_lifetime_s;
 	int delay_warning_s, queue_concurrency, queue_per_destination;
 	int queue_lease_s;

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "../../common/log.h"
+#include "../../common/tls.h"
 #include "queue_claim.h"
 #include "queue_dns.h"
 #include "queue_smtp.h"
@@ -28,6 +29,7 @@ struct queue_runner {
 	struct queue *q;
 	struct redis *redis;
 	struct queue_dns *dns;
+	SSL_CTX *tls; /* STARTTLS outbound */
 	ev_timer scan;
 	struct qjob *jobs;
 	int active;
@@ -178,6 +180,8 @@ qjob_dns_cb(const struct queue_dest *dest, void *arg)
 	    .nrcpt = j->ngrp,
 	    .msgfd = j->msgfd,
 	    .msgsize = j->msgsize,
+	    .tls = j->r->tls,
+	    .tls_policy = j->r->cfg->smtp_tls,
 	    .may_commit = qjob_may_commit,
 	};
 	j->smtp = queue_smtp_send(j->r->loop, dest, &sj, qjob_smtp_cb, j);
@@ -402,6 +406,12 @@ queue_runner_new(struct ev_loop *loop, const struct node_config *cfg,
 		free(r);
 		return NULL;
 	}
+	r->tls = tls_client_ctx(cfg->smtp_tls_ca, true, err, errlen);
+	if (r->tls == NULL) {
+		queue_dns_free(r->dns);
+		free(r);
+		return NULL;
+	}
 	ev_timer_init(&r->scan, qrun_scan_cb, 0.05, QRUN_SCAN_S);
 	r->scan.data = r;
 	ev_timer_start(loop, &r->scan);
@@ -417,6 +427,7 @@ queue_runner_free(struct queue_runner *r)
 	while (r->jobs)
 		qjob_end(r->jobs);
 	queue_dns_free(r->dns);
+	SSL_CTX_free(r->tls);
 	free(r);
 }
 

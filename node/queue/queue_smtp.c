@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -35,6 +36,8 @@ enum qsmtp_state {
 	QS_GREETING, /* 220 */
 	QS_EHLO,
 	QS_HELO,
+	QS_STARTTLS, /* 220 to STARTTLS */
+	QS_TLS,	     /* the handshake */
 	QS_MAIL,
 	QS_RCPT, /* RCPT rcpt[cur] */
 	QS_DATA, /* 354 */
@@ -44,11 +47,18 @@ enum qsmtp_state {
 };
 
 static const char *const qsmtp_step[] = {
-    [QS_CONNECT] = "connecting",     [QS_GREETING] = "receiving the greeting",
-    [QS_EHLO] = "sending EHLO",	     [QS_HELO] = "sending HELO",
-    [QS_MAIL] = "sending MAIL FROM", [QS_RCPT] = "sending RCPT TO",
-    [QS_DATA] = "sending DATA",	     [QS_BODY] = "sending message body",
-    [QS_QUIT] = "sending QUIT",	     [QS_DONE] = "done",
+    [QS_CONNECT] = "connecting",
+    [QS_GREETING] = "receiving the greeting",
+    [QS_EHLO] = "sending EHLO",
+    [QS_HELO] = "sending HELO",
+    [QS_STARTTLS] = "sending STARTTLS",
+    [QS_TLS] = "starting TLS",
+    [QS_MAIL] = "sending MAIL FROM",
+    [QS_RCPT] = "sending RCPT TO",
+    [QS_DATA] = "sending DATA",
+    [QS_BODY] = "sending message body",
+    [QS_QUIT] = "sending QUIT",
+    [QS_DONE] = "done",
 };
 
 struct queue_smtp {
@@ -69,14 +79,17 @@ struct queue_smtp {
 	size_t cur;		     /* recipient of the RCPT in flight */
 	size_t accepted;	     /* recipients the peer took */
 	bool transaction;	     /* MAIL was answered: no next address */
-	bool committed;		     /* the final dot was answered */
-	const char *body;	     /* mmap of the message */
-	size_t off;		     /* body bytes queued */
-	char relay[320];
+	bool offers_tls;	     /* the last EHLO listed STARTTLS */
+	bool tls_up;
+	bool committed;	  /* the final dot was answered */
+	const char *body; /* mmap of the message */
+	size_t off;	  /* body bytes queued */
+	char relay[300];
 	struct queue_smtp_result *res;
 };
 
 static void qsmtp_connect_next(struct queue_smtp *c);
+static void qsmtp_mail(struct queue_smtp *c);
 
 static void
 qsmtp_relay_name(struct queue_smtp *c)
@@ -84,7 +97,7 @@ qsmtp_relay_name(struct queue_smtp *c)
 	const struct queue_dest_addr *a = &c->dest.addr[c->addr];
 	char host[ADDR_STRLEN];
 	addr_host((const struct sockaddr *)&a->ss, host, sizeof(host));
-	snprintf(c->relay, sizeof(c->relay), "%s[%s]:%u", a->host, host,
+	snprintf(c->relay, sizeof(c->relay), "%.200s[%s]:%u", a->host, host,
 		 addr_port((const struct sockaddr *)&a->ss));
 }
 
@@ -228,6 +241,23 @@ qsmtp_accepted_get(struct queue_smtp *c, int code, const char *reply)
 		}
 }
 
+/* MAIL, unless the policy wants TLS that is not there. */
+static void
+qsmtp_mail(struct queue_smtp *c)
+{
+	if (!c->tls_up && c->job.tls_policy != SMTP_TLS_MAY) {
+		char why[QUEUE_REPLY_MAX];
+		snprintf(why, sizeof(why),
+			 "451 4.7.5 TLS is required, but was not offered "
+			 "by %s",
+			 c->relay);
+		qsmtp_host_failed(c, why);
+		return;
+	}
+	qsmtp_send(c, QS_MAIL, QSMTP_CMD_TIMEOUT, "MAIL FROM:<%s>",
+		   c->job.sender);
+}
+
 /* A whole reply (its last line) arrived in the current state. */
 static void
 qsmtp_reply(struct queue_smtp *c, int code)
@@ -237,21 +267,39 @@ qsmtp_reply(struct queue_smtp *c, int code)
 	case QS_GREETING:
 		if (cls != 2)
 			return qsmtp_host_failed(c, c->reply);
+		c->offers_tls = false;
 		qsmtp_send(c, QS_EHLO, QSMTP_HELO_TIMEOUT, "EHLO %s",
 			   c->job.helo);
 		return;
 	case QS_EHLO:
-		if (cls == 5) {
+		if (cls == 5 && !c->tls_up) {
 			qsmtp_send(c, QS_HELO, QSMTP_HELO_TIMEOUT, "HELO %s",
 				   c->job.helo);
 			return;
 		}
-		/* fall through */
+		if (cls != 2)
+			return qsmtp_host_failed(c, c->reply);
+		if (!c->tls_up && c->job.tls && c->offers_tls) {
+			qsmtp_send(c, QS_STARTTLS, QSMTP_HELO_TIMEOUT,
+				   "STARTTLS");
+			return;
+		}
+		qsmtp_mail(c);
+		return;
 	case QS_HELO:
 		if (cls != 2)
 			return qsmtp_host_failed(c, c->reply);
-		qsmtp_send(c, QS_MAIL, QSMTP_CMD_TIMEOUT, "MAIL FROM:<%s>",
-			   c->job.sender);
+		qsmtp_mail(c);
+		return;
+	case QS_STARTTLS:
+		if (code != 220) {
+			qsmtp_mail(c); /* refused: encrypt/verify stop there */
+			return;
+		}
+		c->state = QS_TLS;
+		stream_starttls_client(c->st, c->job.tls,
+				       c->dest.addr[c->addr].host,
+				       c->job.tls_policy == SMTP_TLS_VERIFY);
 		return;
 	case QS_MAIL:
 		c->transaction = true;
@@ -316,6 +364,9 @@ qsmtp_on_line(void *arg, char *line, size_t len, bool crlf, bool toolong)
 		stream_close(c->st, "bad reply");
 		return;
 	}
+	if (c->state == QS_EHLO && len > 4 &&
+	    strcasecmp(line + 4, "STARTTLS") == 0)
+		c->offers_tls = true;
 	if (len > 3 && line[3] == '-')
 		return; /* continuation: the last line decides */
 	snprintf(c->reply, sizeof(c->reply), "%s", line);
@@ -327,6 +378,16 @@ static void
 qsmtp_on_ready(void *arg)
 {
 	struct queue_smtp *c = arg;
+	if (c->state == QS_TLS) { /* RFC 3207 4.2: start over with EHLO */
+		c->tls_up = true;
+		log_info("qsmtp: TLS with %s%s", c->relay,
+			 c->job.tls_policy == SMTP_TLS_VERIFY ? " (verified)"
+							      : "");
+		c->offers_tls = false;
+		qsmtp_send(c, QS_EHLO, QSMTP_HELO_TIMEOUT, "EHLO %s",
+			   c->job.helo);
+		return;
+	}
 	c->state = QS_GREETING;
 	stream_set_timeout(c->st, QSMTP_HELO_TIMEOUT);
 }

@@ -1,9 +1,10 @@
 /* The SMTP client of outbound delivery (Postfix's smtp(8)): one message
  * to some recipients of one destination, over the addresses a lookup
  * found, tried in order until one holds a transaction. A plain RFC 5321
- * dialogue without PIPELINING: EHLO (HELO after a 5xx), MAIL, one RCPT
- * each, DATA, the body dot-stuffed with CRLF line ends, QUIT. Every step
- * has its timeout. Non-blocking, on the event loop. */
+ * dialogue without PIPELINING: EHLO (HELO after a 5xx), STARTTLS (RFC
+ * 3207, SNI sent) and EHLO again, MAIL, one RCPT each, DATA, the body
+ * dot-stuffed with CRLF line ends, QUIT. Every step has its timeout.
+ * Non-blocking, on the event loop. */
 #ifndef NODE_QUEUE_SMTP_H
 #define NODE_QUEUE_SMTP_H
 
@@ -11,6 +12,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <openssl/ssl.h>
+
+#include "../config/config.h"
 #include "queue.h"
 #include "queue_dns.h"
 
@@ -28,6 +32,11 @@ struct queue_smtp_job {
 	size_t nrcpt;
 	int msgfd; /* the message (read with mmap), the caller's */
 	size_t msgsize;
+	/* STARTTLS when offered (may), or required (encrypt; verify: the
+	 * chain against tls's anchors and the MX host's name). tls NULL: no
+	 * TLS at all. */
+	SSL_CTX *tls;
+	enum node_smtp_tls tls_policy;
 	/* Asked just before the final dot: false aborts (the claim went). */
 	bool (*may_commit)(void *arg);
 };

@@ -4,9 +4,12 @@ a free loopback port whose answers the test sets. mode decides RCPT:
 whose local part starts with "reject" always gets 550. hold_data (seconds)
 holds the answer to the final dot. Every message answered 250 at the dot
 is kept in delivered as (mail_from, [rcpts], data): data is the message
-as sent, dot-unstuffed, CRLF line ends, without the final dot line."""
+as sent, dot-unstuffed, CRLF line ends, without the final dot line. With
+tls=(cert, key) it offers STARTTLS; tls_delivered counts the messages
+that came inside TLS and sni the names clients sent."""
 import socket
 import socketserver
+import ssl
 import threading
 import time
 
@@ -14,8 +17,15 @@ from lbdtest import free_port
 
 
 class ScriptedMX:
-    def __init__(self, mode="accept"):
+    def __init__(self, mode="accept", tls=None):
         self.mode = mode
+        self.tls = None
+        self.sni = []
+        self.tls_delivered = 0
+        if tls:
+            self.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.tls.load_cert_chain(*tls)
+            self.tls.sni_callback = lambda s, name, c: self.sni.append(name)
         self.hold_data = 0.0
         self.delivered = []
         self.transactions = 0  # DATA bodies received in full
@@ -25,7 +35,7 @@ class ScriptedMX:
 
         class Handler(socketserver.StreamRequestHandler):
             def handle(self):
-                mx._session(self.rfile, self.wfile)
+                mx._session(self.request, self.rfile, self.wfile)
 
         socketserver.ThreadingTCPServer.allow_reuse_address = True
         self.server = socketserver.ThreadingTCPServer(("127.0.0.1", self.port),
@@ -36,7 +46,9 @@ class ScriptedMX:
                                        daemon=True)
         self.thread.start()
 
-    def _session(self, rfile, wfile):
+    def _session(self, sock, rfile, wfile):
+        in_tls = False
+
         def send(line):
             wfile.write(line.encode() + b"\r\n")
             wfile.flush()
@@ -51,8 +63,19 @@ class ScriptedMX:
             verb = cmd.split(" ", 1)[0].upper()
             if verb in ("EHLO", "HELO"):
                 send("250-mx.remote.test" if verb == "EHLO" else "250 mx")
+                if verb == "EHLO" and self.tls and not in_tls:
+                    send("250-STARTTLS")
                 if verb == "EHLO":
                     send("250 8BITMIME")
+            elif verb == "STARTTLS" and self.tls and not in_tls:
+                send("220 2.0.0 go ahead")
+                try:
+                    sock = self.tls.wrap_socket(sock, server_side=True)
+                except (ssl.SSLError, OSError):
+                    return
+                rfile, wfile = sock.makefile("rb"), sock.makefile("wb")
+                in_tls = True
+                sender, rcpts = None, []
             elif verb == "MAIL":
                 sender, rcpts = cmd[10:].strip("<>"), []
                 send("250 2.1.0 ok")
@@ -83,6 +106,7 @@ class ScriptedMX:
                     time.sleep(self.hold_data)
                 with self.lock:
                     self.delivered.append((sender, list(rcpts), data))
+                    self.tls_delivered += in_tls
                 send("250 2.0.0 queued here")
             elif verb == "QUIT":
                 send("221 2.0.0 bye")
