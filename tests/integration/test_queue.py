@@ -12,6 +12,7 @@ import urllib.request
 
 from dnstest import DnsServer
 from lbdtest import wait_for
+from wire import exchange
 from mxtest import ScriptedMX
 from nodetest import NodeTestCase
 
@@ -312,6 +313,60 @@ class MailctlQueueTest(QueueTestCase):
         self.assertEqual(self.mx.delivered, [])
         self.qctl("flush")
         wait_for(lambda: self.mx.delivered, 10, what="delivery after flush")
+
+
+class RoutingTest(QueueTestCase):
+    def test_mx_preference_order_with_a_dead_first_host(self):
+        self.dns.records["pref.test"] = [("MX", 20, "mx1.remote.test"),
+                                         ("MX", 10, "dead.pref.test")]
+        self.dns.records["dead.pref.test"] = [("A", "127.0.0.2")]
+        n = self.outbound_node()
+        self.submit(n, ["x@pref.test"])
+        wait_for(lambda: self.mx.delivered, 15, what="delivery")
+        asked = [q for q, t in self.dns.queries if t == 1]
+        self.assertLess(asked.index("dead.pref.test"),
+                        asked.index("mx1.remote.test"))
+        wait_for(lambda: "to=<x@pref.test>" in n.log(), 5, what="log")
+        self.assertRegex(n.log(), r"to=<x@pref\.test>, relay=mx1\.remote\.test"
+                         r"\[127\.0\.0\.1\]:\d+, delay=\d+, status=sent")
+
+    def test_relayhost_takes_every_remote_domain(self):
+        n = self.outbound_node(extra="relayhost = 127.0.0.1:%d\n" % self.mx.port)
+        self.submit(n, ["x@nowhere.test", "y@remote.test"])
+        wait_for(lambda: len(self.mx.delivered) == 2, 15, what="deliveries")
+        asked = [q for q, t in self.dns.queries if t == 15]
+        self.assertEqual(asked, [])  # no MX lookup at all
+        self.assertRegex(n.log(), r"to=<x@nowhere\.test>, relay=127\.0\.0\.1"
+                         r"\[127\.0\.0\.1\]:%d" % self.mx.port)
+
+    def test_redis_away_deliveries_go_on(self):
+        n = self.outbound_node()
+        self.submit(n, ["first@remote.test"])
+        wait_for(lambda: self.mx.delivered, 15, what="first delivery")
+        self.redis.stop()
+        self.submit(n, ["second@remote.test"])
+        wait_for(lambda: len(self.mx.delivered) == 2, 15,
+                 what="delivery with Redis away (flock alone)")
+        wait_for(lambda: not self.queued(), 5, what="queue emptied")
+        self.redis.start()
+
+    def test_relay_networks_through_proxy_headers(self):
+        n = self.outbound_node(
+            extra="proxy_protocol = on\nproxy_trusted = 127.0.0.0/8\n"
+                  "relay_networks = 192.0.2.0/24, 127.0.0.0/8\n")
+
+        def rcpt(header):
+            return exchange(n.ports["smtp"], header +
+                            b"EHLO x\r\nMAIL FROM:<app@example.test>\r\n"
+                            b"RCPT TO:<carol@remote.test>\r\nQUIT\r\n",
+                            greeting=False)
+        self.assertIn("250 2.1.5",
+                      rcpt(b"PROXY TCP4 192.0.2.7 127.0.0.1 40000 25\r\n"))
+        self.assertIn("554 5.7.1",
+                      rcpt(b"PROXY TCP4 198.51.100.7 127.0.0.1 40000 25\r\n"))
+        # The balancer's own address (no client behind it) never relays,
+        # though 127.0.0.0/8 is listed.
+        self.assertIn("554 5.7.1", rcpt(b"PROXY UNKNOWN\r\n"))
 
 
 class TlsTest(QueueTestCase):
