@@ -173,8 +173,9 @@ mailnode_run(struct node_config *cfg)
 		goto out;
 	}
 	if (cfg->roles & DUTY_MTA) {
-		mn->runner = queue_runner_new(mn->loop, cfg, mn->queue,
-					      mn->redis, err, sizeof(err));
+		mn->runner =
+		    queue_runner_new(mn->loop, cfg, mn->queue, mn->redis,
+				     mn->dir, &mn->store, err, sizeof(err));
 		if (mn->runner == NULL) {
 			log_err("queue runner: %s", err);
 			goto out;

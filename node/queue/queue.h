@@ -11,6 +11,7 @@
  *     created UNIX-SECONDS
  *     sender ADDRESS          (empty: the null sender)
  *     held 0|1
+ *     warned 0|1              (the delay notice went; optional, 0)
  *     rcpt ADDRESS STATE ATTEMPTS NEXT-TRY LAST-REPLY   (one per recipient)
  *   STATE is queued, deferred, sent or failed; NEXT-TRY a Unix time (0:
  *   now); LAST-REPLY the rest of the line (may be empty).
@@ -50,6 +51,7 @@ struct queue_env {
 	long long created;
 	char sender[QUEUE_ADDR_MAX];
 	bool held;
+	bool warned; /* the delay notice was sent */
 	size_t nrcpt;
 	struct queue_rcpt *rcpt;
 };

@@ -230,8 +230,9 @@ queue_env_write(struct queue *q, const struct queue_env *env)
 		close(fd);
 		goto fail;
 	}
-	fprintf(f, "%s\ncreated %lld\nsender %s\nheld %d\n", QUEUE_ENV_VERSION,
-		env->created, env->sender, env->held ? 1 : 0);
+	fprintf(f, "%s\ncreated %lld\nsender %s\nheld %d\nwarned %d\n",
+		QUEUE_ENV_VERSION, env->created, env->sender, env->held ? 1 : 0,
+		env->warned ? 1 : 0);
 	for (size_t i = 0; i < env->nrcpt; i++) {
 		const struct queue_rcpt *r = &env->rcpt[i];
 		fprintf(f, "rcpt %s %s %d %lld %s\n", r->addr,
@@ -372,6 +373,8 @@ queue_env_read(struct queue *q, const char *id, struct queue_env *env)
 			sender = true;
 		} else if (strncmp(line, "held ", 5) == 0) {
 			env->held = line[5] == '1';
+		} else if (strncmp(line, "warned ", 7) == 0) {
+			env->warned = line[7] == '1';
 		} else if (strncmp(line, "rcpt ", 5) == 0) {
 			if (env->nrcpt == QUEUE_RCPT_MAX)
 				goto bad;

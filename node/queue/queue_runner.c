@@ -15,6 +15,7 @@
 
 #include "../../common/log.h"
 #include "../../common/tls.h"
+#include "queue_bounce.h"
 #include "queue_claim.h"
 #include "queue_dns.h"
 #include "queue_smtp.h"
@@ -28,6 +29,8 @@ struct queue_runner {
 	const struct node_config *cfg;
 	struct queue *q;
 	struct redis *redis;
+	struct directory *dir;
+	struct store *store;
 	struct queue_dns *dns;
 	SSL_CTX *tls; /* STARTTLS outbound */
 	ev_timer scan;
@@ -43,7 +46,9 @@ struct qjob {
 	struct queue_claim *claim;
 	bool lost; /* the claim went: write nothing */
 	struct queue_env env;
-	bool *due; /* per recipient: still to try in this run */
+	bool *due;	  /* per recipient: still to try in this run */
+	bool *failed_now; /* failed in this run: to bounce */
+	bool *deferred_now;
 	int msgfd;
 	size_t msgsize;
 	/* the destination being delivered */
@@ -76,6 +81,8 @@ qjob_end(struct qjob *j)
 		close(j->msgfd);
 	queue_env_free(&j->env);
 	free(j->due);
+	free(j->failed_now);
+	free(j->deferred_now);
 	free(j->grp);
 	free(j->grcpts);
 	if ((*j->prevp = j->next) != NULL)
@@ -86,10 +93,54 @@ qjob_end(struct qjob *j)
 
 /* Nothing more to try in this run: the envelope is written back, or the
  * message removed when no recipient is left. */
+static bool
+qrun_any(const bool *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i])
+			return true;
+	return false;
+}
+
+/* The bounce for what failed in this run, and the delay notice once. */
+static void
+qjob_notices(struct qjob *j)
+{
+	struct queue_runner *r = j->r;
+	char id[QUEUE_ID_MAX];
+	long long age = (long long)time(NULL) - j->env.created;
+	size_t n = j->env.nrcpt;
+	if (j->env.sender[0] == '\0')
+		return;
+	if (qrun_any(j->failed_now, n)) {
+		if (queue_bounce(r->q, &j->env, j->failed_now, DSN_FAILED,
+				 r->cfg->hostname, j->msgfd, j->msgsize,
+				 id) < 0)
+			log_err("%s: bounce: %s", j->id, strerror(errno));
+		else
+			log_info("%s: sender non-delivery notification: %s",
+				 j->id, id);
+	}
+	if (r->cfg->delay_warning_s > 0 && !j->env.warned &&
+	    age >= r->cfg->delay_warning_s && qrun_any(j->deferred_now, n)) {
+		if (queue_bounce(r->q, &j->env, j->deferred_now, DSN_DELAYED,
+				 r->cfg->hostname, j->msgfd, j->msgsize,
+				 id) < 0)
+			log_err("%s: delay notice: %s", j->id, strerror(errno));
+		else {
+			log_info("%s: sender delay notification: %s", j->id,
+				 id);
+			j->env.warned = true;
+		}
+	}
+	queue_runner_kick(r);
+}
+
 static void
 qjob_finish(struct qjob *j)
 {
 	if (!j->lost && queue_claim_valid(j->claim)) {
+		qjob_notices(j);
 		if (queue_env_done(&j->env)) {
 			if (queue_remove(j->r->q, j->id) < 0)
 				log_err("queue %s: remove: %s", j->id,
@@ -132,10 +183,12 @@ qjob_result(struct qjob *j, size_t i, int code, const char *reply,
 		r->stats.sent++;
 	} else if (code / 100 == 5) {
 		rc->state = QR_FAILED;
+		j->failed_now[i] = true;
 		status = "bounced";
 		r->stats.failed++;
 	} else {
 		rc->state = QR_DEFERRED;
+		j->deferred_now[i] = true;
 		rc->next_try = now + qrun_backoff(r->cfg, rc->attempts);
 		status = "deferred";
 		r->stats.deferred++;
@@ -200,28 +253,82 @@ qrun_domain(const char *addr)
 	return at ? at + 1 : "";
 }
 
-/* The recipients of the next destination domain, looked up; or the end. */
+/* One recipient in a local domain: its mailboxes in the store. */
+static void
+qjob_deliver_local(struct qjob *j, size_t i)
+{
+	struct queue_runner *r = j->r;
+	char mb[DIR_MAX_TARGETS][DIR_ADDR_MAX], prefix[QUEUE_ADDR_MAX + 32];
+	const char *list[DIR_MAX_TARGETS];
+	bool failed[DIR_MAX_TARGETS];
+	size_t n = 0;
+	const char *addr = j->env.rcpt[i].addr;
+
+	switch (directory_resolve(r->dir, addr, mb, DIR_MAX_TARGETS, &n)) {
+	case DIR_UNKNOWN:
+		qjob_result(j, i, 550,
+			    "550 5.1.1 Recipient address rejected: no such "
+			    "user",
+			    "local");
+		return;
+	case DIR_NOT_LOCAL:
+		qjob_result(j, i, 451, "451 4.3.0 domain no longer local",
+			    "local");
+		return;
+	case DIR_OK:
+		break;
+	}
+	for (size_t k = 0; k < n; k++)
+		list[k] = mb[k];
+	snprintf(prefix, sizeof(prefix), "Return-Path: <%s>\r\n",
+		 j->env.sender);
+	if (store_deliver(r->store, list, n, j->msgfd, j->msgsize, prefix,
+			  failed) < 0)
+		qjob_result(j, i, 451, "451 4.3.0 store unavailable", "local");
+	else
+		qjob_result(j, i, 250, "250 2.0.0 delivered to the store",
+			    "local");
+}
+
+/* The recipients of the next destination domain: delivered at once when
+ * it is local, else looked up; or the end. */
 static void
 qjob_next_group(struct qjob *j)
 {
 	const struct node_config *cfg = j->r->cfg;
 	size_t first;
-	for (first = 0; first < j->env.nrcpt && !j->due[first]; first++)
-		;
-	if (first == j->env.nrcpt) {
-		qjob_finish(j);
+	for (;;) {
+		for (first = 0; first < j->env.nrcpt && !j->due[first]; first++)
+			;
+		if (first == j->env.nrcpt) {
+			qjob_finish(j);
+			return;
+		}
+		snprintf(j->domain, sizeof(j->domain), "%s",
+			 qrun_domain(j->env.rcpt[first].addr));
+		j->ngrp = 0;
+		for (size_t i = first; i < j->env.nrcpt; i++)
+			if (j->due[i] &&
+			    strcasecmp(qrun_domain(j->env.rcpt[i].addr),
+				       j->domain) == 0) {
+				j->due[i] = false;
+				j->grcpts[j->ngrp] = j->env.rcpt[i].addr;
+				j->grp[j->ngrp++] = i;
+			}
+		if (!directory_domain_local(j->r->dir, j->domain))
+			break;
+		for (size_t k = 0; k < j->ngrp; k++)
+			qjob_deliver_local(j, j->grp[k]);
+	}
+	if (!directory_loaded(j->r->dir)) {
+		/* Whether it is local is not known yet. */
+		for (size_t k = 0; k < j->ngrp; k++)
+			qjob_result(j, j->grp[k], 451,
+				    "451 4.3.0 configuration not loaded yet",
+				    "none");
+		qjob_next_group(j);
 		return;
 	}
-	snprintf(j->domain, sizeof(j->domain), "%s",
-		 qrun_domain(j->env.rcpt[first].addr));
-	j->ngrp = 0;
-	for (size_t i = first; i < j->env.nrcpt; i++)
-		if (j->due[i] && strcasecmp(qrun_domain(j->env.rcpt[i].addr),
-					    j->domain) == 0) {
-			j->due[i] = false;
-			j->grcpts[j->ngrp] = j->env.rcpt[i].addr;
-			j->grp[j->ngrp++] = i;
-		}
 	const struct node_hostport *to = node_route_find(cfg, j->domain);
 	if (to == NULL && cfg->relayhost.host[0])
 		to = &cfg->relayhost;
@@ -271,10 +378,12 @@ qjob_claimed(struct qjob *j)
 	j->msgsize = (size_t)st.st_size;
 	size_t n = j->env.nrcpt;
 	j->due = calloc(n, sizeof(*j->due));
+	j->failed_now = calloc(n, sizeof(*j->failed_now));
+	j->deferred_now = calloc(n, sizeof(*j->deferred_now));
 	j->grp = calloc(n, sizeof(*j->grp));
 	j->grcpts = calloc(n, sizeof(*j->grcpts));
 	if (j->due == NULL || j->grp == NULL || j->grcpts == NULL ||
-	    j->env.held) {
+	    j->failed_now == NULL || j->deferred_now == NULL || j->env.held) {
 		qjob_end(j);
 		return;
 	}
@@ -389,7 +498,8 @@ qrun_scan_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 struct queue_runner *
 queue_runner_new(struct ev_loop *loop, const struct node_config *cfg,
-		 struct queue *q, struct redis *redis, char *err, size_t errlen)
+		 struct queue *q, struct redis *redis, struct directory *dir,
+		 struct store *store, char *err, size_t errlen)
 {
 	struct queue_runner *r = calloc(1, sizeof(*r));
 	if (r == NULL) {
@@ -400,6 +510,8 @@ queue_runner_new(struct ev_loop *loop, const struct node_config *cfg,
 	r->cfg = cfg;
 	r->q = q;
 	r->redis = redis;
+	r->dir = dir;
+	r->store = store;
 	r->dns = queue_dns_new(loop, cfg->has_resolver ? &cfg->resolver : NULL,
 			       err, errlen);
 	if (r->dns == NULL) {
