@@ -24,6 +24,7 @@
 #include "auth/auth.h"
 #include "config/directory.h"
 #include "config/schema.h"
+#include "mailctl_dkim.h"
 #include "mailctl_queue.h"
 
 #define CTL_DEFAULT_REDIS "127.0.0.1:6379"
@@ -1013,6 +1014,7 @@ ctl_usage(FILE *f)
 	for (size_t i = 0; i < sizeof(ctl_cmds) / sizeof(ctl_cmds[0]); i++)
 		fprintf(f, "  mailctl %s\n", ctl_cmds[i].usage);
 	mailctl_queue_usage(f);
+	mailctl_dkim_usage(f);
 	fprintf(
 	    f,
 	    "\n"
@@ -1140,6 +1142,9 @@ main(int argc, char **argv)
 		ctl_usage(stderr);
 		return CTL_USAGE;
 	}
+	if (strcmp(argv[optind], "dkim") == 0)
+		return mailctl_dkim(argc - optind - 1, argv + optind + 1,
+				    queue);
 	if (strcmp(argv[optind], "queue") == 0) {
 		if (redis == NULL || redis[0] == '\0')
 			redis = CTL_DEFAULT_REDIS;

@@ -4,7 +4,7 @@
 PACKAGES=(build-essential cmake pkg-config python3 openssl
   libev-dev libssl-dev libhiredis-dev libinih-dev libcriterion-dev
   libcrypt-dev libc-ares-dev redis-server keepalived iproute2
-  curl isync fetchmail getmail6 mutt swaks)
+  curl isync fetchmail getmail6 mutt swaks python3-dkim)
 
 install_missing() {
   local missing=()

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -17,6 +18,7 @@
 #include "../../common/tls.h"
 #include "queue_bounce.h"
 #include "queue_claim.h"
+#include "queue_dkim.h"
 #include "queue_dns.h"
 #include "queue_smtp.h"
 
@@ -51,6 +53,7 @@ struct qjob {
 	bool *deferred_now;
 	int msgfd;
 	size_t msgsize;
+	char *dkim; /* the DKIM-Signature: field for remote copies; or NULL */
 	/* the destination being delivered */
 	char domain[QUEUE_ADDR_MAX];
 	size_t *grp, ngrp;
@@ -80,6 +83,7 @@ qjob_end(struct qjob *j)
 	if (j->msgfd >= 0)
 		close(j->msgfd);
 	queue_env_free(&j->env);
+	free(j->dkim);
 	free(j->due);
 	free(j->failed_now);
 	free(j->deferred_now);
@@ -233,6 +237,7 @@ qjob_dns_cb(const struct queue_dest *dest, void *arg)
 	    .nrcpt = j->ngrp,
 	    .msgfd = j->msgfd,
 	    .msgsize = j->msgsize,
+	    .prefix = j->dkim,
 	    .tls = j->r->tls,
 	    .tls_policy = j->r->cfg->smtp_tls,
 	    .may_commit = qjob_may_commit,
@@ -351,6 +356,25 @@ qrun_rcpt_due(const struct queue_rcpt *rc, long long now)
 	       rc->next_try <= now;
 }
 
+/* Signs the message for its sender's domain, when that has a key. */
+static void
+qjob_dkim(struct qjob *j)
+{
+	const char *domain = qrun_domain(j->env.sender);
+	if (domain[0] == '\0' || j->msgsize == 0)
+		return;
+	void *m = mmap(NULL, j->msgsize, PROT_READ, MAP_PRIVATE, j->msgfd, 0);
+	if (m == MAP_FAILED) {
+		log_warn("%s: DKIM: %s", j->id, strerror(errno));
+		return;
+	}
+	j->dkim = queue_dkim_sign(j->r->q, domain, m, j->msgsize);
+	if (j->dkim == NULL && errno != ENOENT)
+		log_warn("%s: DKIM key of %s: %s: sent unsigned", j->id, domain,
+			 strerror(errno));
+	munmap(m, j->msgsize);
+}
+
 /* The claim is ours: the envelope as it is now decides. */
 static void
 qjob_claimed(struct qjob *j)
@@ -376,6 +400,7 @@ qjob_claimed(struct qjob *j)
 		return;
 	}
 	j->msgsize = (size_t)st.st_size;
+	qjob_dkim(j);
 	size_t n = j->env.nrcpt;
 	j->due = calloc(n, sizeof(*j->due));
 	j->failed_now = calloc(n, sizeof(*j->failed_now));

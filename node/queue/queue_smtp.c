@@ -327,6 +327,9 @@ qsmtp_reply(struct queue_smtp *c, int code)
 			return;
 		}
 		stream_set_timeout(c->st, QSMTP_BODY_TIMEOUT);
+		if (c->job.prefix)
+			stream_write(c->st, c->job.prefix,
+				     strlen(c->job.prefix));
 		c->off = 0;
 		qsmtp_body_feed(c);
 		return;
