@@ -880,8 +880,9 @@ ctl_alias_warn_target(struct ctl *x, const char *t)
 
 	if (ctl_member(x, SCHEMA_DOMAINS, d) == 0) {
 		fprintf(stderr,
-			"mailctl: warning: %s is not in a local domain; "
-			"mail to the alias is delivered to local users only\n",
+			"mailctl: note: %s is not in a local domain; "
+			"mail to the alias is forwarded there (through the "
+			"queue, sender rewritten by SRS)\n",
 			t);
 		return;
 	}
@@ -1042,7 +1043,8 @@ ctl_usage(FILE *f)
 	    "is no --force: delete them first); its aliases go with it.\n"
 	    "Lists print one name a line, sorted; alias list prints "
 	    "\"ALIAS TARGET\"\n"
-	    "pairs. Mail to an alias goes to the local users it leads to.\n\n"
+	    "pairs. Mail to an alias goes to the local users it leads to, and\n"
+	    "is forwarded to its targets in other domains.\n\n"
 	    "Exit status: 0 done, 1 refused or failed, 2 usage.\n",
 	    CTL_DEFAULT_REDIS);
 }

@@ -733,6 +733,46 @@ directory_resolve(const struct directory *d, const char *address,
 	return *n ? DIR_OK : DIR_UNKNOWN;
 }
 
+/* Adds the targets outside the local domains that addr leads to. */
+static void
+dir_expand_remote(const struct dir_cache *c, const char *addr, int depth,
+		  char (*out)[DIR_ADDR_MAX], size_t max, size_t *n)
+{
+	const struct dir_alias *a;
+	const char *at = strrchr(addr, '@');
+
+	if (at && !dir_has_domain(c, at + 1)) {
+		for (size_t i = 0; i < *n; i++)
+			if (strcmp(out[i], addr) == 0)
+				return;
+		if (*n < max && strlen(addr) < DIR_ADDR_MAX)
+			strcpy(out[(*n)++], addr);
+		return;
+	}
+	if (depth >= DIR_ALIAS_DEPTH || dir_find_user(c, addr) ||
+	    (a = dir_find_alias(c, addr)) == NULL)
+		return;
+	for (size_t i = 0; i < a->ntargets && *n < max; i++)
+		dir_expand_remote(c, a->targets[i], depth + 1, out, max, n);
+}
+
+size_t
+directory_forwards(const struct directory *d, const char *address,
+		   char (*out)[DIR_ADDR_MAX], size_t max)
+{
+	char buf[DIR_ADDR_MAX];
+	const char *at;
+	size_t n = 0;
+
+	if (dir_lower(address, strlen(address), buf, sizeof(buf)) < 0)
+		return 0;
+	at = strrchr(buf, '@');
+	if (at == NULL || !dir_has_domain(d->cache, at + 1))
+		return 0;
+	dir_expand_remote(d->cache, buf, 0, out, max, &n);
+	return n;
+}
+
 const char *
 directory_password_hash(const struct directory *d, const char *address)
 {

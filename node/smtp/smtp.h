@@ -54,6 +54,9 @@ struct smtp_session {
 	size_t nmbox, capmbox;
 	char (*remote)[DIR_ADDR_MAX]; /* recipients for the queue */
 	size_t nremote, capremote;
+	char (*fwd)[DIR_ADDR_MAX]; /* alias targets elsewhere (SRS) */
+	size_t nfwd, capfwd;
+	char fwd_domain[DIR_ADDR_MAX]; /* the first forwarding alias's */
 
 	/* DATA */
 	int datafd;
@@ -92,6 +95,13 @@ bool smtp_relay_allowed(const struct smtp_session *s);
 bool smtp_sender_allowed(const struct smtp_session *s, const char *sender);
 /* Adds a remote recipient (once). Returns 0 or -1 (out of memory). */
 int smtp_add_remote(struct smtp_session *s, const char *rcpt);
+/* RCPT of a local address: its alias targets outside the local domains
+ * (forwarding) join the forwarded list; an SRS0 address of ours is turned
+ * back into its original (a bounce to forwarded mail) and joins the
+ * remote list. Returns 1 when the recipient found somewhere to go this
+ * way, 0 when not, -1 for a forged or expired SRS0 address or on out of
+ * memory. */
+int smtp_add_forwards(struct smtp_session *s, const char *rcpt);
 /* Submission: the Message-ID: and Date: lines (CRLF each) that the
  * message in s->datafd lacks, RFC 6409 8.2-8.3; "" when none or not
  * submission. */

@@ -248,13 +248,16 @@ smtp_cmd_rcpt(struct smtp_session *s, char *args)
 		smtp_reply(s, "250 2.1.5 Ok");
 		return;
 	case DIR_UNKNOWN:
+	case DIR_OK:
+		break;
+	}
+	int fw = smtp_add_forwards(s, rcpt);
+	if (fw < 0 || (n == 0 && fw == 0)) {
 		smtp_error(s,
 			   "550 5.1.1 <%s>: Recipient address rejected: "
 			   "no such user",
 			   rcpt);
 		return;
-	case DIR_OK:
-		break;
 	}
 	if (smtp_add_mailboxes(s, mb, n) < 0) {
 		smtp_reply(s, "451 4.3.0 Out of memory, try again later");

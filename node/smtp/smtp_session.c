@@ -67,6 +67,8 @@ smtp_reset(struct smtp_session *s)
 	s->nrcpt = 0;
 	s->nmbox = 0;
 	s->nremote = 0;
+	s->nfwd = 0;
+	s->fwd_domain[0] = '\0';
 	if (s->datafd >= 0) {
 		close(s->datafd);
 		s->datafd = -1;
@@ -153,9 +155,11 @@ smtp_prefix(struct smtp_session *s, char *buf, size_t len)
 	snprintf(proto, sizeof(proto), "%s%s%s", with,
 		 stream_is_tls(s->st) ? "S" : "", s->user[0] ? "A" : "");
 	char forclause[DIR_ADDR_MAX + 16] = "";
-	if (s->nmbox + s->nremote == 1)
+	if (s->nmbox + s->nremote + s->nfwd == 1)
 		snprintf(forclause, sizeof(forclause), "\r\n\tfor <%s>",
-			 s->nmbox ? s->mbox[0] : s->remote[0]);
+			 s->nmbox     ? s->mbox[0]
+			 : s->nremote ? s->remote[0]
+				      : s->fwd[0]);
 	snprintf(buf, len,
 		 "Return-Path: <%s>\r\n"
 		 "Received: from %s ([%s])\r\n"
@@ -243,8 +247,9 @@ smtp_data_end(struct smtp_session *s)
 	/* The queue first: a local failure then takes the queued copy back,
 	 * so a 451 leaves nothing behind. Outbound copies carry no
 	 * Return-Path:, the final delivery adds it. */
-	if (s->nremote > 0 && smtp_queue_remote(s, strstr(prefix, "\r\n") + 2,
-						qid, sizeof(qid)) < 0) {
+	if (s->nremote + s->nfwd > 0 &&
+	    smtp_queue_remote(s, strstr(prefix, "\r\n") + 2, qid, sizeof(qid)) <
+		0) {
 		log_err("smtp %s: queue %s: %s", s->id,
 			queue_path(s->mn->queue), strerror(errno));
 		smtp_reply(s, "451 4.3.0 Temporary local failure, try again "
@@ -255,11 +260,12 @@ smtp_data_end(struct smtp_session *s)
 	if (how == NULL && qid[0])
 		queue_remove(s->mn->queue, qid);
 	if (how) {
-		log_info("smtp %s: from=<%s> rcpts=%zu remote=%zu size=%zu "
-			 "client=%s user=%s %s%s%s",
-			 s->id, s->sender, s->nmbox, s->nremote, s->datasize,
-			 stream_peer_str(s->st), s->user[0] ? s->user : "-",
-			 how, qid[0] ? " queue_id=" : "", qid);
+		log_info("smtp %s: from=<%s> rcpts=%zu remote=%zu "
+			 "forwarded=%zu size=%zu client=%s user=%s %s%s%s",
+			 s->id, s->sender, s->nmbox, s->nremote, s->nfwd,
+			 s->datasize, stream_peer_str(s->st),
+			 s->user[0] ? s->user : "-", how,
+			 qid[0] ? " queue_id=" : "", qid);
 		smtp_reply(s, "250 2.0.0 Ok: queued as %s",
 			   qid[0] ? qid : s->id);
 	} else
@@ -351,6 +357,7 @@ smtp_on_close(void *arg, const char *why)
 	s->mn->sessions--;
 	free(s->mbox);
 	free(s->remote);
+	free(s->fwd);
 	free(s->wbuf);
 	free(s);
 }

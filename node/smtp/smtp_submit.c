@@ -14,6 +14,7 @@
 #include "../../common/log.h"
 #include "../queue/queue.h"
 #include "../queue/queue_runner.h"
+#include "../queue/queue_srs.h"
 #include "smtp.h"
 
 #define SMTP_HEADER_SCAN_MAX (1 << 20) /* header bytes looked at */
@@ -50,22 +51,54 @@ smtp_sender_allowed(const struct smtp_session *s, const char *sender)
 	return false;
 }
 
+/* Adds addr to a list once. Returns 0 or -1 (out of memory). */
+static int
+smtp_list_add(char (**list)[DIR_ADDR_MAX], size_t *n, size_t *cap,
+	      const char *addr)
+{
+	for (size_t i = 0; i < *n; i++)
+		if (strcasecmp((*list)[i], addr) == 0)
+			return 0;
+	if (*n == *cap) {
+		size_t c = *cap ? *cap * 2 : 8;
+		void *m = realloc(*list, c * sizeof(**list));
+		if (m == NULL)
+			return -1;
+		*list = m;
+		*cap = c;
+	}
+	snprintf((*list)[(*n)++], DIR_ADDR_MAX, "%s", addr);
+	return 0;
+}
+
 int
 smtp_add_remote(struct smtp_session *s, const char *rcpt)
 {
-	for (size_t i = 0; i < s->nremote; i++)
-		if (strcasecmp(s->remote[i], rcpt) == 0)
-			return 0;
-	if (s->nremote == s->capremote) {
-		size_t cap = s->capremote ? s->capremote * 2 : 8;
-		void *m = realloc(s->remote, cap * sizeof(*s->remote));
-		if (m == NULL)
+	return smtp_list_add(&s->remote, &s->nremote, &s->capremote, rcpt);
+}
+
+int
+smtp_add_forwards(struct smtp_session *s, const char *rcpt)
+{
+	char fw[DIR_MAX_TARGETS][DIR_ADDR_MAX], orig[DIR_ADDR_MAX];
+	size_t n = directory_forwards(s->mn->dir, rcpt, fw, DIR_MAX_TARGETS);
+	for (size_t i = 0; i < n; i++)
+		if (smtp_list_add(&s->fwd, &s->nfwd, &s->capfwd, fw[i]) < 0)
 			return -1;
-		s->remote = m;
-		s->capremote = cap;
+	if (n > 0) {
+		if (s->fwd_domain[0] == '\0')
+			snprintf(s->fwd_domain, sizeof(s->fwd_domain), "%s",
+				 strrchr(rcpt, '@') + 1);
+		return 1;
 	}
-	snprintf(s->remote[s->nremote++], DIR_ADDR_MAX, "%s", rcpt);
-	return 0;
+	switch (queue_srs_reverse(s->mn->queue, rcpt, orig, sizeof(orig))) {
+	case 1:
+		return smtp_add_remote(s, orig) < 0 ? -1 : 1;
+	case -1:
+		return -1;
+	default:
+		return 0;
+	}
 }
 
 /* Which of Message-ID: and Date: the header section of fd has. */
@@ -124,25 +157,56 @@ smtp_added_headers(struct smtp_session *s, char *out, size_t outlen)
 	}
 }
 
+/* Queues for one list of recipients from sender. */
+static int
+smtp_queue_list(struct smtp_session *s, const char *prefix,
+		char (*rcpts)[DIR_ADDR_MAX], size_t n, const char *sender,
+		char qid[QUEUE_ID_MAX])
+{
+	const char **list = calloc(n, sizeof(*list));
+	if (list == NULL)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		list[i] = rcpts[i];
+	int rc = queue_enqueue(s->mn->queue, s->datafd, s->datasize, prefix,
+			       sender, list, n, qid);
+	int saved = errno;
+	free(list);
+	errno = saved;
+	return rc;
+}
+
 int
 smtp_queue_remote(struct smtp_session *s, const char *prefix, char *id,
 		  size_t idlen)
 {
-	char qid[QUEUE_ID_MAX];
-	const char **list = calloc(s->nremote, sizeof(*list));
-	if (list == NULL)
+	char qid[QUEUE_ID_MAX] = "", fid[QUEUE_ID_MAX] = "";
+	char srs[DIR_ADDR_MAX * 2];
+	if (s->nremote > 0 && smtp_queue_list(s, prefix, s->remote, s->nremote,
+					      s->sender, qid) < 0)
 		return -1;
-	for (size_t i = 0; i < s->nremote; i++)
-		list[i] = s->remote[i];
-	int rc = queue_enqueue(s->mn->queue, s->datafd, s->datasize, prefix,
-			       s->sender, list, s->nremote, qid);
-	int saved = errno;
-	free(list);
-	if (rc < 0) {
-		errno = saved;
-		return -1;
+	if (s->nfwd > 0) {
+		/* Our own users' mail keeps its sender: SPF passes as it is. */
+		const char *at = strrchr(s->sender, '@');
+		const char *sender = s->sender;
+		if (at && !directory_domain_local(s->mn->dir, at + 1)) {
+			if (queue_srs_forward(s->mn->queue, s->sender,
+					      s->fwd_domain, srs,
+					      sizeof(srs)) < 0)
+				goto fail;
+			sender = srs;
+		}
+		if (smtp_queue_list(s, prefix, s->fwd, s->nfwd, sender, fid) <
+		    0)
+			goto fail;
 	}
-	snprintf(id, idlen, "%s", qid);
+	snprintf(id, idlen, "%s", qid[0] ? qid : fid);
 	queue_runner_kick(s->mn->runner);
 	return 0;
+fail:;
+	int saved = errno;
+	if (qid[0])
+		queue_remove(s->mn->queue, qid);
+	errno = saved;
+	return -1;
 }

@@ -532,6 +532,51 @@ class DkimTest(QueueTestCase):
         self.assertIn("not an RSA or Ed25519 private key", r.stderr)
 
 
+class ForwardTest(QueueTestCase):
+    def setUp(self):
+        super().setUp()
+        self.dns.records["elsewhere.test"] = [("MX", 10, "mx1.remote.test")]
+        r = self.mailctl("alias", "add", "fwd@example.test", "carol@remote.test")
+        self.assertIn("forwarded", r.stderr)
+        self.mailctl("alias", "add", "mixed@example.test", "bob@example.test")
+        self.mailctl("alias", "add", "mixed@example.test", "dave@remote.test")
+
+    def mx_send(self, node, sender, rcpts, body=BODY):
+        c = smtplib.SMTP("127.0.0.1", node.ports["smtp"], timeout=10)
+        c.sendmail(sender, rcpts, body)
+        c.quit()
+
+    def test_forwarded_with_srs_and_bounce_path_back(self):
+        n = self.outbound_node()
+        self.mx_send(n, "Dan.X@elsewhere.test", ["fwd@example.test", "mixed@example.test"])
+        wait_for(lambda: self.mx.delivered, 15, what="forwarded delivery")
+        sender, rcpts, data = self.mx.delivered[0]
+        self.assertEqual(sorted(rcpts), ["carol@remote.test", "dave@remote.test"])
+        self.assertRegex(sender, r"^SRS0=[A-Z2-7]{6}=[A-Z2-7]{2}="
+                         r"elsewhere\.test=Dan\.X@example\.test$")
+        self.assertTrue(data.endswith(BODY))
+        self.assertEqual(len(self.messages("bob@example.test")), 1)
+        # The destination bounces to the SRS address: back to Dan.
+        self.mx_send(n, "<>", [sender], body=b"Subject: bounce\r\n\r\nx\r\n")
+        wait_for(lambda: len(self.mx.delivered) == 2, 15, what="the bounce back")
+        self.assertEqual(self.mx.delivered[1][:2], ("", ["Dan.X@elsewhere.test"]))
+        # A forged hash (or a stale day) is refused.
+        h = sender[5:11]
+        forged = sender.replace(h, "AAAAAA" if h != "AAAAAA" else "BBBBBB", 1)
+        c = smtplib.SMTP("127.0.0.1", n.ports["smtp"], timeout=10)
+        c.ehlo("x")
+        c.mail("")
+        self.assertEqual(c.rcpt(forged)[0], 550)
+        c.quit()
+
+    def test_local_sender_forwarded_unchanged(self):
+        n = self.outbound_node()
+        self.submit(n, ["fwd@example.test"])
+        wait_for(lambda: self.mx.delivered, 15, what="forwarded delivery")
+        self.assertEqual(self.mx.delivered[0][:2],
+                         ("alice@example.test", ["carol@remote.test"]))
+
+
 class TlsTest(QueueTestCase):
     def setUp(self):
         super().setUp()
