@@ -360,6 +360,7 @@ NODE_INT_KEY(node_queue_concurrency, queue_concurrency, 1, 10000)
 NODE_INT_KEY(node_queue_per_destination, queue_per_destination, 1, 10000)
 NODE_INT_KEY(node_queue_lease, queue_lease_s, 2, 3600)
 NODE_INT_KEY(node_mx_port, mx_port, 1, 65535)
+NODE_INT_KEY(node_smtp_timeout, smtp_timeout_s, 1, 3600)
 NODE_STRING_KEY(node_queue, queue)
 NODE_STRING_KEY(node_smtp_tls_ca, smtp_tls_ca)
 
@@ -415,6 +416,7 @@ static const struct conf_key node_keys[] = {
     {"queue_per_destination", node_queue_per_destination},
     {"queue_lease_s", node_queue_lease},
     {"mx_port", node_mx_port},
+    {"smtp_timeout_s", node_smtp_timeout},
     {"relay_networks", node_relay_networks},
     {NULL, NULL},
 };
@@ -588,6 +590,7 @@ node_config_load(const char *path, char *err, size_t errlen)
 	n->queue_per_destination = 4;
 	n->queue_lease_s = 30;
 	n->mx_port = 25;
+	n->smtp_timeout_s = 300;
 	if (gethostname(n->hostname, sizeof(n->hostname)) < 0)
 		snprintf(n->hostname, sizeof(n->hostname), "localhost");
 

@@ -92,6 +92,7 @@ struct node_config {
 	int delay_warning_s, queue_concurrency, queue_per_destination;
 	int queue_lease_s;
 	int mx_port;
+	int smtp_timeout_s; /* caps every step of an outbound dialogue */
 	struct netlist relay_networks; /* may relay on the MX listener */
 	struct node_route routes[NODE_ROUTES_MAX];
 	int nroutes;

@@ -19,6 +19,7 @@
 #include "../../common/json.h"
 #include "../../common/log.h"
 #include "../queue/queue.h"
+#include "../queue/queue_runner.h"
 #include "http.h"
 #include "../store/maildir.h"
 #include "../mailnode.h"
@@ -217,10 +218,19 @@ api_health(struct http_session *s)
 	strbuf_appendf(&sb,
 		       ",\"redis\":\"%s\",\"store\":\"%s\","
 		       "\"directory\":\"%s\",\"spool\":%zu,"
-		       "\"queue\":{\"depth\":%zu,\"oldest_s\":%lld}}",
+		       "\"queue\":{\"depth\":%zu,\"oldest_s\":%lld",
 		       redis_ok ? "up" : "down", store_ok ? "ok" : "unwritable",
 		       loaded ? "loaded" : "empty", spool_pending(mn->spool),
 		       qdepth, qoldest);
+	if (mn->runner) { /* this node's deliveries since it started */
+		struct queue_runner_stats rs;
+		queue_runner_stats(mn->runner, &rs);
+		strbuf_appendf(&sb,
+			       ",\"sent\":%lu,\"deferred\":%lu,"
+			       "\"bounced\":%lu",
+			       rs.sent, rs.deferred, rs.failed);
+	}
+	strbuf_appends(&sb, "}}");
 	api_json(s, code, code == 503 ? "Retry-After: 5\r\n" : NULL, &sb);
 	strbuf_free(&sb);
 }

@@ -238,6 +238,7 @@ qjob_dns_cb(const struct queue_dest *dest, void *arg)
 	    .msgfd = j->msgfd,
 	    .msgsize = j->msgsize,
 	    .prefix = j->dkim,
+	    .timeout = j->r->cfg->smtp_timeout_s,
 	    .tls = j->r->tls,
 	    .tls_policy = j->r->cfg->smtp_tls,
 	    .may_commit = qjob_may_commit,

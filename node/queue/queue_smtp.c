@@ -19,13 +19,14 @@
 #include "../../common/log.h"
 #include "../../common/stream.h"
 
-/* Timeouts in seconds, as Postfix's smtp_*_timeout defaults. */
+/* Timeouts in seconds, as Postfix's smtp_*_timeout defaults; each is
+ * capped by the job's timeout (smtp_timeout_s). */
 #define QSMTP_CONNECT_TIMEOUT 30
 #define QSMTP_HELO_TIMEOUT 300 /* greeting and EHLO */
 #define QSMTP_CMD_TIMEOUT 300  /* MAIL, RCPT */
 #define QSMTP_DATA_TIMEOUT 120 /* DATA's 354 */
 #define QSMTP_BODY_TIMEOUT 180 /* the peer reading the body */
-#define QSMTP_DOT_TIMEOUT 600  /* the final dot's reply */
+#define QSMTP_DOT_TIMEOUT 300  /* the final dot's reply: twice this */
 #define QSMTP_QUIT_TIMEOUT 300
 #define QSMTP_LINE_MAX 2048
 #define QSMTP_OUTPUT_MAX (8 << 20)
@@ -89,6 +90,13 @@ struct queue_smtp {
 };
 
 static void qsmtp_connect_next(struct queue_smtp *c);
+
+static double
+qsmtp_limit(const struct queue_smtp *c, double dflt)
+{
+	return c->job.timeout > 0 && c->job.timeout < dflt ? c->job.timeout
+							   : dflt;
+}
 static void qsmtp_mail(struct queue_smtp *c);
 
 static void
@@ -158,7 +166,7 @@ qsmtp_send(struct queue_smtp *c, enum qsmtp_state next, double timeout,
 static void
 qsmtp_quit(struct queue_smtp *c)
 {
-	qsmtp_send(c, QS_QUIT, QSMTP_QUIT_TIMEOUT, "QUIT");
+	qsmtp_send(c, QS_QUIT, qsmtp_limit(c, QSMTP_QUIT_TIMEOUT), "QUIT");
 	stream_close(c->st, "QUIT");
 }
 
@@ -203,7 +211,7 @@ qsmtp_body_feed(struct queue_smtp *c)
 		c->state = QS_DONE;
 		return;
 	}
-	qsmtp_send(c, QS_BODY, QSMTP_DOT_TIMEOUT, ".");
+	qsmtp_send(c, QS_BODY, qsmtp_limit(c, QSMTP_DOT_TIMEOUT) * 2, ".");
 }
 
 static void
@@ -218,15 +226,15 @@ static void
 qsmtp_next_rcpt(struct queue_smtp *c)
 {
 	if (c->cur < c->job.nrcpt) {
-		qsmtp_send(c, QS_RCPT, QSMTP_CMD_TIMEOUT, "RCPT TO:<%s>",
-			   c->job.rcpts[c->cur]);
+		qsmtp_send(c, QS_RCPT, qsmtp_limit(c, QSMTP_CMD_TIMEOUT),
+			   "RCPT TO:<%s>", c->job.rcpts[c->cur]);
 		return;
 	}
 	if (c->accepted == 0) {
 		qsmtp_quit(c);
 		return;
 	}
-	qsmtp_send(c, QS_DATA, QSMTP_DATA_TIMEOUT, "DATA");
+	qsmtp_send(c, QS_DATA, qsmtp_limit(c, QSMTP_DATA_TIMEOUT), "DATA");
 }
 
 /* Each recipient the peer accepted at RCPT gets reply (DATA, the dot). */
@@ -254,8 +262,8 @@ qsmtp_mail(struct queue_smtp *c)
 		qsmtp_host_failed(c, why);
 		return;
 	}
-	qsmtp_send(c, QS_MAIL, QSMTP_CMD_TIMEOUT, "MAIL FROM:<%s>",
-		   c->job.sender);
+	qsmtp_send(c, QS_MAIL, qsmtp_limit(c, QSMTP_CMD_TIMEOUT),
+		   "MAIL FROM:<%s>", c->job.sender);
 }
 
 /* A whole reply (its last line) arrived in the current state. */
@@ -268,19 +276,21 @@ qsmtp_reply(struct queue_smtp *c, int code)
 		if (cls != 2)
 			return qsmtp_host_failed(c, c->reply);
 		c->offers_tls = false;
-		qsmtp_send(c, QS_EHLO, QSMTP_HELO_TIMEOUT, "EHLO %s",
-			   c->job.helo);
+		qsmtp_send(c, QS_EHLO, qsmtp_limit(c, QSMTP_HELO_TIMEOUT),
+			   "EHLO %s", c->job.helo);
 		return;
 	case QS_EHLO:
 		if (cls == 5 && !c->tls_up) {
-			qsmtp_send(c, QS_HELO, QSMTP_HELO_TIMEOUT, "HELO %s",
-				   c->job.helo);
+			qsmtp_send(c, QS_HELO,
+				   qsmtp_limit(c, QSMTP_HELO_TIMEOUT),
+				   "HELO %s", c->job.helo);
 			return;
 		}
 		if (cls != 2)
 			return qsmtp_host_failed(c, c->reply);
 		if (!c->tls_up && c->job.tls && c->offers_tls) {
-			qsmtp_send(c, QS_STARTTLS, QSMTP_HELO_TIMEOUT,
+			qsmtp_send(c, QS_STARTTLS,
+				   qsmtp_limit(c, QSMTP_HELO_TIMEOUT),
 				   "STARTTLS");
 			return;
 		}
@@ -326,7 +336,7 @@ qsmtp_reply(struct queue_smtp *c, int code)
 			qsmtp_quit(c);
 			return;
 		}
-		stream_set_timeout(c->st, QSMTP_BODY_TIMEOUT);
+		stream_set_timeout(c->st, qsmtp_limit(c, QSMTP_BODY_TIMEOUT));
 		if (c->job.prefix)
 			stream_write(c->st, c->job.prefix,
 				     strlen(c->job.prefix));
@@ -387,12 +397,12 @@ qsmtp_on_ready(void *arg)
 			 c->job.tls_policy == SMTP_TLS_VERIFY ? " (verified)"
 							      : "");
 		c->offers_tls = false;
-		qsmtp_send(c, QS_EHLO, QSMTP_HELO_TIMEOUT, "EHLO %s",
-			   c->job.helo);
+		qsmtp_send(c, QS_EHLO, qsmtp_limit(c, QSMTP_HELO_TIMEOUT),
+			   "EHLO %s", c->job.helo);
 		return;
 	}
 	c->state = QS_GREETING;
-	stream_set_timeout(c->st, QSMTP_HELO_TIMEOUT);
+	stream_set_timeout(c->st, qsmtp_limit(c, QSMTP_HELO_TIMEOUT));
 }
 
 /* Timeout or lost connection in the middle of a step. */
@@ -481,7 +491,7 @@ qsmtp_connected(struct queue_smtp *c)
 	struct stream_opts o = {
 	    .max_line = QSMTP_LINE_MAX,
 	    .max_output = QSMTP_OUTPUT_MAX,
-	    .idle_timeout = QSMTP_HELO_TIMEOUT,
+	    .idle_timeout = qsmtp_limit(c, QSMTP_HELO_TIMEOUT),
 	};
 	ev_io_stop(c->loop, &c->cio);
 	ev_timer_stop(c->loop, &c->ctimer);
@@ -543,7 +553,7 @@ qsmtp_connect_next(struct queue_smtp *c)
 	ev_io_init(&c->cio, qsmtp_cio_cb, c->fd, EV_WRITE);
 	c->cio.data = c;
 	ev_io_start(c->loop, &c->cio);
-	ev_timer_set(&c->ctimer, QSMTP_CONNECT_TIMEOUT, 0.);
+	ev_timer_set(&c->ctimer, qsmtp_limit(c, QSMTP_CONNECT_TIMEOUT), 0.);
 	ev_timer_start(c->loop, &c->ctimer);
 }
 

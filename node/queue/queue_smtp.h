@@ -33,6 +33,7 @@ struct queue_smtp_job {
 	int msgfd; /* the message (read with mmap), the caller's */
 	size_t msgsize;
 	const char *prefix; /* sent before it (a DKIM-Signature:); or NULL */
+	double timeout;	    /* caps each step's timeout (smtp_timeout_s) */
 	/* STARTTLS when offered (may), or required (encrypt; verify: the
 	 * chain against tls's anchors and the MX host's name). tls NULL: no
 	 * TLS at all. */

@@ -2,7 +2,8 @@
 a free loopback port whose answers the test sets. mode decides RCPT:
 "accept" (250), "defer" (451 4.3.0), "reject" (550 5.1.1); a recipient
 whose local part starts with "reject" always gets 550. hold_data (seconds)
-holds the answer to the final dot. Every message answered 250 at the dot
+holds the answer to the final dot; drop_in_data closes the connection
+after the first line of the body. Every message answered 250 at the dot
 is kept in delivered as (mail_from, [rcpts], data): data is the message
 as sent, dot-unstuffed, CRLF line ends, without the final dot line. With
 tls=(cert, key) it offers STARTTLS; tls_delivered counts the messages
@@ -27,6 +28,7 @@ class ScriptedMX:
             self.tls.load_cert_chain(*tls)
             self.tls.sni_callback = lambda s, name, c: self.sni.append(name)
         self.hold_data = 0.0
+        self.drop_in_data = False  # close after the first body line
         self.delivered = []
         self.transactions = 0  # DATA bodies received in full
         self.lock = threading.Lock()
@@ -90,6 +92,9 @@ class ScriptedMX:
                     send("250 2.1.5 ok")
             elif verb == "DATA":
                 send("354 go ahead")
+                if self.drop_in_data:
+                    rfile.readline(1 << 20)
+                    return
                 data = b""
                 while True:
                     l = rfile.readline(1 << 20)

@@ -179,7 +179,33 @@ class RetryTest(QueueTestCase):
         wait_for(lambda: self.mx.delivered, 15, what="delivery after retry")
         wait_for(lambda: not self.queued(), 10, what="queue emptied")
         self.assertEqual(len(self.mx.delivered), 1)
-        self.assertEqual(self.health(n)["queue"], {"depth": 0, "oldest_s": 0})
+        q = self.health(n)["queue"]
+        self.assertEqual((q["depth"], q["oldest_s"], q["sent"], q["bounced"]),
+                         (0, 0, 1, 0))
+        self.assertGreaterEqual(q["deferred"], 1)
+
+    def test_remote_silent_at_the_dot_times_out(self):
+        self.mx.hold_data = 30
+        n = self.outbound_node(extra="smtp_timeout_s = 1\n")
+        self.submit(n, ["carol@remote.test"])
+        wait_for(lambda: "status=deferred" in n.log(), 15, what="timeout")
+        self.assertRegex(n.log(), r"status=deferred \(451 4\.4\.2 conversation "
+                         r"timed out with mx1\.remote\.test\[127\.0\.0\.1\]:\d+ "
+                         r"while sending message body\)")
+        self.mx.hold_data = 0
+        wait_for(lambda: self.mx.delivered, 15, what="delivery on retry")
+
+    def test_remote_drops_mid_data(self):
+        self.mx.drop_in_data = True
+        n = self.outbound_node()
+        self.submit(n, ["carol@remote.test"], body=BODY * 2000)
+        wait_for(lambda: "status=deferred" in n.log(), 15, what="deferral")
+        self.assertRegex(n.log(), r"status=deferred \(451 4\.4\.2 lost "
+                         r"connection with mx1\.remote\.test\[127\.0\.0\.1\]:\d+ "
+                         r"while sending message body\)")
+        self.mx.drop_in_data = False
+        wait_for(lambda: self.mx.delivered, 15, what="delivery on retry")
+        self.assertTrue(self.mx.delivered[0][2].endswith(BODY * 2000))
 
     def test_remote_down_deferred(self):
         self.mx.stop()
@@ -210,6 +236,7 @@ class RolesTest(QueueTestCase):
         time.sleep(2.5)
         self.assertEqual(self.mx.delivered, [])
         self.assertEqual(self.health(front)["queue"]["depth"], 1)
+        self.assertNotIn("sent", self.health(front)["queue"])  # no runner
         self.assertGreaterEqual(self.health(front)["queue"]["oldest_s"], 2)
         mta = self.outbound_node("mta", roles="mta, web", listen=("http",))
         wait_for(lambda: self.mx.delivered, 15, what="delivery by the mta")
