@@ -81,6 +81,13 @@ struct queue_smtp {
 	size_t accepted;	     /* recipients the peer took */
 	bool transaction;	     /* MAIL was answered: no next address */
 	bool offers_tls;	     /* the last EHLO listed STARTTLS */
+	bool offers_pipelining, offers_8bitmime, offers_smtputf8;
+	bool offers_size;
+	unsigned long long size_max; /* SIZE's limit; 0: none given */
+	bool pipelined;		     /* MAIL, RCPTs and DATA went together */
+	bool mail_failed;	     /* MAIL refused: the rest is ignored */
+	bool eightbit;		     /* the message has 8-bit bytes */
+	bool utf8_addrs;	     /* an address is not ASCII */
 	bool tls_up;
 	bool committed;	  /* the final dot was answered */
 	const char *body; /* mmap of the message */
@@ -98,6 +105,8 @@ qsmtp_limit(const struct queue_smtp *c, double dflt)
 							   : dflt;
 }
 static void qsmtp_mail(struct queue_smtp *c);
+static void qsmtp_line(struct queue_smtp *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static void
 qsmtp_relay_name(struct queue_smtp *c)
@@ -160,6 +169,21 @@ qsmtp_send(struct queue_smtp *c, enum qsmtp_state next, double timeout,
 	log_debug("qsmtp %s: > %.*s", c->relay, n, buf);
 	c->state = next;
 	stream_set_timeout(c->st, timeout);
+}
+
+/* A command line that does not change the state (pipelined ones). */
+static void qsmtp_line(struct queue_smtp *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+qsmtp_line(struct queue_smtp *c, const char *fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = stream_vline(c->st, buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	log_debug("qsmtp %s: > %.*s", c->relay, n, buf);
 }
 
 /* Ends the session politely. */
@@ -262,8 +286,67 @@ qsmtp_mail(struct queue_smtp *c)
 		qsmtp_host_failed(c, why);
 		return;
 	}
+	size_t size =
+	    c->job.msgsize + (c->job.prefix ? strlen(c->job.prefix) : 0);
+	if (c->offers_size && c->size_max > 0 && size > c->size_max) {
+		char why[QUEUE_REPLY_MAX];
+		snprintf(why, sizeof(why),
+			 "552 5.3.4 message of %zu bytes too big for %s "
+			 "(SIZE %llu)",
+			 size, c->relay, c->size_max);
+		c->transaction = true;
+		qsmtp_settle(c, 552, why);
+		qsmtp_quit(c);
+		return;
+	}
+	char params[64] = "";
+	int n = 0;
+	if (c->offers_size)
+		n += snprintf(params + n, sizeof(params) - (size_t)n,
+			      " SIZE=%zu", size);
+	if (c->offers_8bitmime && c->eightbit)
+		n += snprintf(params + n, sizeof(params) - (size_t)n,
+			      " BODY=8BITMIME");
+	if (c->offers_smtputf8 && c->utf8_addrs)
+		snprintf(params + n, sizeof(params) - (size_t)n, " SMTPUTF8");
+	c->pipelined = c->offers_pipelining;
 	qsmtp_send(c, QS_MAIL, qsmtp_limit(c, QSMTP_CMD_TIMEOUT),
-		   "MAIL FROM:<%s>", c->job.sender);
+		   "MAIL FROM:<%s>%s", c->job.sender, params);
+	if (!c->pipelined)
+		return;
+	/* RFC 2920: the RCPTs and DATA go with MAIL; the replies come in
+	 * order and are taken one state after the other. */
+	for (size_t i = 0; i < c->job.nrcpt; i++)
+		qsmtp_line(c, "RCPT TO:<%s>", c->job.rcpts[i]);
+	qsmtp_line(c, "DATA");
+}
+
+/* One EHLO line's extension (RFC 5321 4.1.1.1). */
+static void
+qsmtp_ehlo_keyword(struct queue_smtp *c, const char *kw)
+{
+	if (strcasecmp(kw, "STARTTLS") == 0)
+		c->offers_tls = true;
+	else if (strcasecmp(kw, "PIPELINING") == 0)
+		c->offers_pipelining = true;
+	else if (strcasecmp(kw, "8BITMIME") == 0)
+		c->offers_8bitmime = true;
+	else if (strcasecmp(kw, "SMTPUTF8") == 0)
+		c->offers_smtputf8 = true;
+	else if (strncasecmp(kw, "SIZE", 4) == 0 &&
+		 (kw[4] == '\0' || kw[4] == ' ')) {
+		c->offers_size = true;
+		c->size_max = kw[4] ? strtoull(kw + 5, NULL, 10) : 0;
+	}
+}
+
+/* What an EHLO may have said is forgotten before the next one. */
+static void
+qsmtp_ehlo_forget(struct queue_smtp *c)
+{
+	c->offers_tls = c->offers_pipelining = c->offers_8bitmime = false;
+	c->offers_smtputf8 = c->offers_size = false;
+	c->size_max = 0;
 }
 
 /* A whole reply (its last line) arrived in the current state. */
@@ -275,12 +358,13 @@ qsmtp_reply(struct queue_smtp *c, int code)
 	case QS_GREETING:
 		if (cls != 2)
 			return qsmtp_host_failed(c, c->reply);
-		c->offers_tls = false;
+		qsmtp_ehlo_forget(c);
 		qsmtp_send(c, QS_EHLO, qsmtp_limit(c, QSMTP_HELO_TIMEOUT),
 			   "EHLO %s", c->job.helo);
 		return;
 	case QS_EHLO:
 		if (cls == 5 && !c->tls_up) {
+			qsmtp_ehlo_forget(c);
 			qsmtp_send(c, QS_HELO,
 				   qsmtp_limit(c, QSMTP_HELO_TIMEOUT),
 				   "HELO %s", c->job.helo);
@@ -313,24 +397,44 @@ qsmtp_reply(struct queue_smtp *c, int code)
 		return;
 	case QS_MAIL:
 		c->transaction = true;
+		c->cur = 0;
 		if (cls != 2) {
 			qsmtp_settle(c, code, c->reply);
-			qsmtp_quit(c);
+			c->mail_failed = true;
+			if (!c->pipelined) {
+				qsmtp_quit(c);
+				return;
+			}
+			c->state = QS_RCPT; /* their replies still come */
 			return;
 		}
-		c->cur = 0;
-		qsmtp_next_rcpt(c);
+		if (c->pipelined)
+			c->state = QS_RCPT;
+		else
+			qsmtp_next_rcpt(c);
 		return;
 	case QS_RCPT:
-		c->res[c->cur].code = code;
-		snprintf(c->res[c->cur].reply, sizeof(c->res[c->cur].reply),
-			 "%s", c->reply);
-		if (cls == 2)
-			c->accepted++;
+		if (!c->mail_failed) {
+			c->res[c->cur].code = code;
+			snprintf(c->res[c->cur].reply,
+				 sizeof(c->res[c->cur].reply), "%s", c->reply);
+			if (cls == 2)
+				c->accepted++;
+		}
 		c->cur++;
-		qsmtp_next_rcpt(c);
+		if (!c->pipelined)
+			qsmtp_next_rcpt(c);
+		else if (c->cur == c->job.nrcpt)
+			c->state = QS_DATA;
 		return;
 	case QS_DATA:
+		if (code == 354 && (c->accepted == 0 || c->mail_failed)) {
+			/* RFC 2920 3.1: a 354 nobody can use gets an empty
+			 * message, then QUIT. */
+			qsmtp_send(c, QS_BODY,
+				   qsmtp_limit(c, QSMTP_DOT_TIMEOUT) * 2, ".");
+			return;
+		}
 		if (code != 354) {
 			qsmtp_accepted_get(c, code, c->reply);
 			qsmtp_quit(c);
@@ -377,9 +481,8 @@ qsmtp_on_line(void *arg, char *line, size_t len, bool crlf, bool toolong)
 		stream_close(c->st, "bad reply");
 		return;
 	}
-	if (c->state == QS_EHLO && len > 4 &&
-	    strcasecmp(line + 4, "STARTTLS") == 0)
-		c->offers_tls = true;
+	if (c->state == QS_EHLO && len > 4)
+		qsmtp_ehlo_keyword(c, line + 4);
 	if (len > 3 && line[3] == '-')
 		return; /* continuation: the last line decides */
 	snprintf(c->reply, sizeof(c->reply), "%s", line);
@@ -396,7 +499,7 @@ qsmtp_on_ready(void *arg)
 		log_info("qsmtp: TLS with %s%s", c->relay,
 			 c->job.tls_policy == SMTP_TLS_VERIFY ? " (verified)"
 							      : "");
-		c->offers_tls = false;
+		qsmtp_ehlo_forget(c);
 		qsmtp_send(c, QS_EHLO, qsmtp_limit(c, QSMTP_HELO_TIMEOUT),
 			   "EHLO %s", c->job.helo);
 		return;
@@ -579,6 +682,13 @@ queue_smtp_send(struct ev_loop *loop, const struct queue_dest *dest,
 			goto fail;
 		c->body = m;
 	}
+	for (size_t i = 0; c->body && i < job->msgsize && !c->eightbit; i++)
+		c->eightbit = (unsigned char)c->body[i] >= 0x80;
+	for (size_t i = 0; i < job->nrcpt; i++)
+		for (const char *p = job->rcpts[i]; *p; p++)
+			c->utf8_addrs |= (unsigned char)*p >= 0x80;
+	for (const char *p = job->sender; *p; p++)
+		c->utf8_addrs |= (unsigned char)*p >= 0x80;
 	ev_init(&c->cio, qsmtp_cio_cb);
 	ev_timer_init(&c->ctimer, qsmtp_ctimer_cb, 0., 0.);
 	c->ctimer.data = c;

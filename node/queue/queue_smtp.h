@@ -1,10 +1,12 @@
 /* The SMTP client of outbound delivery (Postfix's smtp(8)): one message
  * to some recipients of one destination, over the addresses a lookup
- * found, tried in order until one holds a transaction. A plain RFC 5321
- * dialogue without PIPELINING: EHLO (HELO after a 5xx), STARTTLS (RFC
- * 3207, SNI sent) and EHLO again, MAIL, one RCPT each, DATA, the body
- * dot-stuffed with CRLF line ends, QUIT. Every step has its timeout.
- * Non-blocking, on the event loop. */
+ * found, tried in order until one holds a transaction. RFC 5321 with
+ * the extensions a server offers: EHLO (HELO after a 5xx), STARTTLS (RFC
+ * 3207, SNI sent) and EHLO again, PIPELINING (RFC 2920: MAIL, the RCPTs
+ * and DATA in one write), SIZE (the message's, and refused with 552 when
+ * over the server's limit), BODY=8BITMIME for 8-bit messages, SMTPUTF8
+ * for non-ASCII addresses; the body dot-stuffed with CRLF line ends;
+ * QUIT. Every step has its timeout. Non-blocking, on the event loop. */
 #ifndef NODE_QUEUE_SMTP_H
 #define NODE_QUEUE_SMTP_H
 

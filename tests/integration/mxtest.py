@@ -29,6 +29,11 @@ class ScriptedMX:
             self.tls.sni_callback = lambda s, name, c: self.sni.append(name)
         self.hold_data = 0.0
         self.drop_in_data = False  # close after the first body line
+        self.ehlo_ext = ["8BITMIME"]
+        self.mail_params = []  # what followed MAIL FROM:<...>
+        # Answer MAIL only once DATA has come too: a client that waits
+        # for each reply (no PIPELINING) then hangs.
+        self.expect_pipelining = False
         self.delivered = []
         self.transactions = 0  # DATA bodies received in full
         self.lock = threading.Lock()
@@ -64,12 +69,14 @@ class ScriptedMX:
             cmd = line.decode("utf-8", "replace").rstrip("\r\n")
             verb = cmd.split(" ", 1)[0].upper()
             if verb in ("EHLO", "HELO"):
-                send("250-mx.remote.test" if verb == "EHLO" else "250 mx")
+                ext = list(self.ehlo_ext) if verb == "EHLO" else []
                 if verb == "EHLO" and self.tls and not in_tls:
-                    send("250-STARTTLS")
-                if verb == "EHLO":
-                    send("250 8BITMIME")
-            elif verb == "STARTTLS" and self.tls and not in_tls:
+                    ext.append("STARTTLS")
+                lines = ["mx.remote.test"] + ext
+                for i, e in enumerate(lines):
+                    send(("250 " if i == len(lines) - 1 else "250-") + e)
+                continue
+            if verb == "STARTTLS" and self.tls and not in_tls:
                 send("220 2.0.0 go ahead")
                 try:
                     sock = self.tls.wrap_socket(sock, server_side=True)
@@ -78,10 +85,31 @@ class ScriptedMX:
                 rfile, wfile = sock.makefile("rb"), sock.makefile("wb")
                 in_tls = True
                 sender, rcpts = None, []
-            elif verb == "MAIL":
-                sender, rcpts = cmd[10:].strip("<>"), []
-                send("250 2.1.0 ok")
-            elif verb == "RCPT":
+                continue
+            if verb == "MAIL":
+                path, _, params = cmd[10:].partition(" ")
+                sender, rcpts = path.strip("<>"), []
+                self.mail_params.append(params)
+                if self.expect_pipelining:
+                    held = []
+                    while not held or held[-1].upper() != "DATA":
+                        l = rfile.readline(4096)
+                        if not l:
+                            return
+                        held.append(l.decode().rstrip("\r\n"))
+                    send("250 2.1.0 ok")
+                    for h in held[:-1]:
+                        rcpt = h[8:].strip("<>")
+                        if rcpt.startswith("reject"):
+                            send("550 5.1.1 <%s>: no such user here" % rcpt)
+                        else:
+                            rcpts.append(rcpt)
+                            send("250 2.1.5 ok")
+                    cmd, verb = "DATA", "DATA"
+                else:
+                    send("250 2.1.0 ok")
+                    continue
+            if verb == "RCPT":
                 rcpt = cmd[8:].strip("<>")
                 if rcpt.startswith("reject") or self.mode == "reject":
                     send("550 5.1.1 <%s>: no such user here" % rcpt)

@@ -207,6 +207,32 @@ class RetryTest(QueueTestCase):
         wait_for(lambda: self.mx.delivered, 15, what="delivery on retry")
         self.assertTrue(self.mx.delivered[0][2].endswith(BODY * 2000))
 
+    def test_pipelining_size_and_8bitmime(self):
+        self.mx.ehlo_ext = ["PIPELINING", "SIZE 1000000", "8BITMIME"]
+        self.mx.expect_pipelining = True  # a client waiting per reply hangs
+        n = self.outbound_node(extra="smtp_timeout_s = 3\n")
+        self.submit(n, ["a@remote.test", "reject-me@remote.test", "b@remote.test"])
+        wait_for(lambda: self.mx.delivered, 15, what="pipelined delivery")
+        self.assertEqual(self.mx.delivered[0][1], ["a@remote.test", "b@remote.test"])
+        size = len(self.mx.delivered[0][2])
+        self.assertEqual(self.mx.mail_params, ["SIZE=%d BODY=8BITMIME" % size])
+        wait_for(lambda: "to=<reject-me@remote.test>" in n.log(), 5, what="log")
+        self.assertRegex(n.log(), r"to=<reject-me@remote\.test>.*status=bounced "
+                         r"\(550 5\.1\.1")
+        # 7-bit, no extensions offered: no parameters.
+        self.mx.ehlo_ext, self.mx.expect_pipelining = [], False
+        self.submit(n, ["c@remote.test"], body=b"Subject: plain\r\n\r\nascii\r\n")
+        wait_for(lambda: len(self.mx.delivered) == 2, 15, what="plain delivery")
+        self.assertEqual(self.mx.mail_params[1], "")
+
+    def test_over_the_remote_size_limit_bounces(self):
+        self.mx.ehlo_ext = ["SIZE 100"]
+        n = self.outbound_node()
+        self.submit(n, ["carol@remote.test"])
+        wait_for(lambda: "status=bounced" in n.log(), 15, what="the refusal")
+        self.assertIn("552 5.3.4 message of", n.log())
+        self.assertEqual(self.mx.mail_params, [])  # not even tried
+
     def test_remote_down_deferred(self):
         self.mx.stop()
         n = self.outbound_node()
