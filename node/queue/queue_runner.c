@@ -519,6 +519,10 @@ qrun_scan_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	struct queue_runner *r = w->data;
 	(void)loop;
 	(void)revents;
+	/* Which domains are local decides where mail goes: nothing is
+	 * claimed before the config is known. */
+	if (!directory_loaded(r->dir))
+		return;
 	queue_each(r->q, qrun_consider, r);
 }
 

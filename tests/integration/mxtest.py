@@ -44,9 +44,11 @@ class ScriptedMX:
             def handle(self):
                 mx._session(self.request, self.rfile, self.wfile)
 
-        socketserver.ThreadingTCPServer.allow_reuse_address = True
-        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", self.port),
-                                                      Handler)
+        class Server(socketserver.ThreadingTCPServer):
+            allow_reuse_address = True
+            request_queue_size = 128  # many deliveries connect at once
+
+        self.server = Server(("127.0.0.1", self.port), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever,
                                        kwargs={"poll_interval": 0.1},
