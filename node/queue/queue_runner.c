@@ -73,6 +73,30 @@ qjob_find(struct queue_runner *r, const char *id)
 	return NULL;
 }
 
+/* Jobs of r (but except) whose current destination is domain: each has
+ * at most one connection there. */
+static int
+qrun_dest_count(struct queue_runner *r, const char *domain,
+		const struct qjob *except)
+{
+	int n = 0;
+	for (struct qjob *j = r->jobs; j; j = j->next)
+		if (j != except && strcasecmp(j->domain, domain) == 0)
+			n++;
+	return n;
+}
+
+/* True when a connection to domain may open now (queue_per_destination);
+ * local domains need none. */
+static bool
+qrun_dest_free(struct queue_runner *r, const char *domain,
+	       const struct qjob *except)
+{
+	return directory_domain_local(r->dir, domain) ||
+	       qrun_dest_count(r, domain, except) <
+		   r->cfg->queue_per_destination;
+}
+
 /* Everything of the job goes; the claim is given back. */
 static void
 qjob_end(struct qjob *j)
@@ -321,8 +345,13 @@ qjob_next_group(struct qjob *j)
 				j->grcpts[j->ngrp] = j->env.rcpt[i].addr;
 				j->grp[j->ngrp++] = i;
 			}
-		if (!directory_domain_local(j->r->dir, j->domain))
-			break;
+		if (!directory_domain_local(j->r->dir, j->domain)) {
+			if (qrun_dest_free(j->r, j->domain, j))
+				break;
+			/* Busy destination: these wait for a later scan,
+			 * untouched (no attempt counted). */
+			continue;
+		}
 		for (size_t k = 0; k < j->ngrp; k++)
 			qjob_deliver_local(j, j->grp[k]);
 	}
@@ -465,7 +494,7 @@ qjob_claim_cb(struct queue_claim *c, enum queue_claim_state st, void *arg)
 }
 
 static void
-qrun_start(struct queue_runner *r, const char *id)
+qrun_start(struct queue_runner *r, const char *id, const char *domain)
 {
 	enum queue_claim_state st;
 	struct qjob *j = calloc(1, sizeof(*j));
@@ -474,6 +503,7 @@ qrun_start(struct queue_runner *r, const char *id)
 	j->r = r;
 	j->msgfd = -1;
 	snprintf(j->id, sizeof(j->id), "%s", id);
+	snprintf(j->domain, sizeof(j->domain), "%s", domain); /* reserved */
 	j->claim = queue_claim_take(r->q, r->redis, id, r->cfg->queue_lease_s,
 				    qjob_claim_cb, j, &st);
 	if (j->claim == NULL) {
@@ -496,20 +526,26 @@ qrun_consider(const char *id, void *arg)
 	struct queue_runner *r = arg;
 	struct queue_env env;
 	long long now = (long long)time(NULL);
-	bool due = false;
+	bool due;
 
 	if (r->active >= r->cfg->queue_concurrency)
 		return 1;
 	if (qjob_find(r, id) || queue_env_read(r->q, id, &env) < 0)
 		return 0;
 	bool expired = now - env.created >= r->cfg->queue_lifetime_s;
-	for (size_t i = 0; i < env.nrcpt && !due; i++)
+	const char *domain = NULL;
+	for (size_t i = 0; i < env.nrcpt && !domain; i++) {
 		due = qrun_rcpt_due(&env.rcpt[i], now) ||
 		      (expired && env.rcpt[i].state == QR_DEFERRED);
-	due = due && !env.held;
+		/* the first due destination with a connection to spare */
+		if (due &&
+		    (expired ||
+		     qrun_dest_free(r, qrun_domain(env.rcpt[i].addr), NULL)))
+			domain = qrun_domain(env.rcpt[i].addr);
+	}
+	if (domain && !env.held)
+		qrun_start(r, id, domain);
 	queue_env_free(&env);
-	if (due)
-		qrun_start(r, id);
 	return 0;
 }
 

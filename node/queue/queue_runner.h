@@ -11,7 +11,10 @@
  * queue_lifetime_s failed. Recipients failed in a run get one bounce
  * (queue_bounce.h), and once delay_warning_s has passed, deferred ones a
  * delay notice (once per message). A message with nothing left to try is
- * removed. At most queue_concurrency messages at once. Each attempt is
+ * removed. At most queue_concurrency messages at once, and at most
+ * queue_per_destination of them (one connection each) per destination
+ * domain: a message whose destinations are all busy waits for a later
+ * scan. Each attempt is
  * logged as Postfix does:
  *   ID: to=<rcpt>, relay=HOST[ADDR]:PORT, delay=S, status=sent (reply) */
 #ifndef NODE_QUEUE_RUNNER_H

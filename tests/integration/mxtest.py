@@ -36,13 +36,21 @@ class ScriptedMX:
         self.expect_pipelining = False
         self.delivered = []
         self.transactions = 0  # DATA bodies received in full
+        self.sessions = self.max_sessions = 0  # connections open, most ever
         self.lock = threading.Lock()
         self.port = free_port()
         mx = self
 
         class Handler(socketserver.StreamRequestHandler):
             def handle(self):
-                mx._session(self.request, self.rfile, self.wfile)
+                with mx.lock:
+                    mx.sessions += 1
+                    mx.max_sessions = max(mx.max_sessions, mx.sessions)
+                try:
+                    mx._session(self.request, self.rfile, self.wfile)
+                finally:
+                    with mx.lock:
+                        mx.sessions -= 1
 
         class Server(socketserver.ThreadingTCPServer):
             allow_reuse_address = True

@@ -323,6 +323,18 @@ class RolesTest(QueueTestCase):
         self.assertLessEqual(dups, 20)  # mta1's queue_concurrency
         self.assertIn("status=sent", b.log())
 
+    def test_connections_per_destination_bounded(self):
+        self.mx.hold_data = 0.3
+        n = self.outbound_node(extra="queue_per_destination = 2\n",
+                               roles="mx, submission, web")
+        for i in range(10):
+            self.submit(n, ["carol@remote.test"])
+        mta = self.outbound_node("mta", roles="mta, web", listen=("http",),
+                                 extra="queue_per_destination = 2\n")
+        wait_for(lambda: len(self.mx.delivered) == 10, 30, what="10 deliveries")
+        self.assertEqual(self.mx.max_sessions, 2)
+        self.assertNotIn("status=deferred", mta.log())
+
     def test_killed_mta_message_taken_over_after_lease(self):
         lease = 3
         extra = "queue_lease_s = %d\n" % lease
