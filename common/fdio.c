@@ -1,6 +1,10 @@
 #include "fdio.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <stdlib.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -65,4 +69,95 @@ mkdirs(const char *path, mode_t mode)
 		buf[i] = path[i];
 	}
 	return 0;
+}
+
+int
+fd_write_replace(int dirfd, const char *tmp, const char *name,
+		 void (*fill)(FILE *f, void *arg), void *arg)
+{
+	FILE *f;
+	int saved;
+	int fd =
+	    openat(dirfd, tmp,
+		   O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -1;
+	if ((f = fdopen(fd, "w")) == NULL) {
+		saved = errno;
+		close(fd);
+		goto fail;
+	}
+	fill(f, arg);
+	if (fflush(f) != 0 || ferror(f) || fsync(fd) < 0) {
+		saved = errno ? errno : EIO;
+		fclose(f);
+		goto fail;
+	}
+	if (fclose(f) != 0) {
+		saved = errno;
+		goto fail;
+	}
+	if (renameat(dirfd, tmp, dirfd, name) < 0) {
+		saved = errno;
+		goto fail;
+	}
+	return fsync(dirfd); /* -1: name is there, not known durable */
+fail:
+	unlinkat(dirfd, tmp, 0);
+	errno = saved;
+	return -1;
+}
+
+char *
+fd_read_small(int dirfd, const char *name, size_t max, size_t *lenp)
+{
+	struct stat st;
+	char *buf = NULL;
+	size_t got = 0;
+	int fd, saved;
+
+	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	if (fstat(fd, &st) < 0)
+		goto fail;
+	if (!S_ISREG(st.st_mode) || (size_t)st.st_size > max) {
+		errno = S_ISREG(st.st_mode) ? EFBIG : EINVAL;
+		goto fail;
+	}
+	if ((buf = malloc((size_t)st.st_size + 1)) == NULL)
+		goto fail;
+	while (got < (size_t)st.st_size) {
+		ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			goto fail;
+		if (r == 0)
+			break;
+		got += (size_t)r;
+	}
+	buf[got] = '\0';
+	*lenp = got;
+	close(fd);
+	return buf;
+fail:
+	saved = errno;
+	free(buf);
+	close(fd);
+	errno = saved;
+	return NULL;
+}
+
+DIR *
+fd_opendir(int dirfd)
+{
+	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (d == NULL && fd >= 0) {
+		int saved = errno;
+		close(fd);
+		errno = saved;
+	}
+	return d;
 }

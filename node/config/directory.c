@@ -694,6 +694,17 @@ directory_domain_local(const struct directory *d, const char *domain)
 }
 
 /* Adds the mailboxes addr (lowercase) delivers to. */
+/* Adds addr to out[0..*n) unless it is there or out is full. */
+static void
+dir_add_once(char (*out)[DIR_ADDR_MAX], size_t max, size_t *n, const char *addr)
+{
+	for (size_t i = 0; i < *n; i++)
+		if (strcmp(out[i], addr) == 0)
+			return;
+	if (*n < max && strlen(addr) < DIR_ADDR_MAX)
+		strcpy(out[(*n)++], addr);
+}
+
 static void
 dir_expand(const struct dir_cache *c, const char *addr, int depth,
 	   char (*out)[DIR_ADDR_MAX], size_t max, size_t *n)
@@ -701,11 +712,7 @@ dir_expand(const struct dir_cache *c, const char *addr, int depth,
 	const struct dir_alias *a;
 
 	if (dir_find_user(c, addr)) {
-		for (size_t i = 0; i < *n; i++)
-			if (strcmp(out[i], addr) == 0)
-				return;
-		if (*n < max && strlen(addr) < DIR_ADDR_MAX)
-			strcpy(out[(*n)++], addr);
+		dir_add_once(out, max, n, addr);
 		return;
 	}
 	if (depth >= DIR_ALIAS_DEPTH || (a = dir_find_alias(c, addr)) == NULL)
@@ -742,11 +749,7 @@ dir_expand_remote(const struct dir_cache *c, const char *addr, int depth,
 	const char *at = strrchr(addr, '@');
 
 	if (at && !dir_has_domain(c, at + 1)) {
-		for (size_t i = 0; i < *n; i++)
-			if (strcmp(out[i], addr) == 0)
-				return;
-		if (*n < max && strlen(addr) < DIR_ADDR_MAX)
-			strcpy(out[(*n)++], addr);
+		dir_add_once(out, max, n, addr);
 		return;
 	}
 	if (depth >= DIR_ALIAS_DEPTH || dir_find_user(c, addr) ||

@@ -211,25 +211,10 @@ fail_nomsg:
 	return -1;
 }
 
-int
-queue_env_write(struct queue *q, const struct queue_env *env)
+static void
+queue_env_fill(FILE *f, void *arg)
 {
-	char tmp[QUEUE_NAME_MAX], name[QUEUE_NAME_MAX];
-	FILE *f;
-	int fd, saved;
-
-	snprintf(tmp, sizeof(tmp), "%s.env.tmp", env->id);
-	snprintf(name, sizeof(name), "%s.env", env->id);
-	fd =
-	    openat(q->fd, tmp,
-		   O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -1;
-	if ((f = fdopen(fd, "w")) == NULL) {
-		saved = errno;
-		close(fd);
-		goto fail;
-	}
+	const struct queue_env *env = arg;
 	fprintf(f, "%s\ncreated %lld\nsender %s\nheld %d\nwarned %d\n",
 		QUEUE_ENV_VERSION, env->created, env->sender, env->held ? 1 : 0,
 		env->warned ? 1 : 0);
@@ -239,24 +224,15 @@ queue_env_write(struct queue *q, const struct queue_env *env)
 			queue_states[r->state], r->attempts, r->next_try,
 			r->reply);
 	}
-	if (fflush(f) != 0 || ferror(f) || fsync(fd) < 0) {
-		saved = errno ? errno : EIO;
-		fclose(f);
-		goto fail;
-	}
-	if (fclose(f) != 0) {
-		saved = errno;
-		goto fail;
-	}
-	if (renameat(q->fd, tmp, q->fd, name) < 0) {
-		saved = errno;
-		goto fail;
-	}
-	return fsync(q->fd);
-fail:
-	unlinkat(q->fd, tmp, 0);
-	errno = saved;
-	return -1;
+}
+
+int
+queue_env_write(struct queue *q, const struct queue_env *env)
+{
+	char tmp[QUEUE_NAME_MAX], name[QUEUE_NAME_MAX];
+	snprintf(tmp, sizeof(tmp), "%s.env.tmp", env->id);
+	snprintf(name, sizeof(name), "%s.env", env->id);
+	return fd_write_replace(q->fd, tmp, name, queue_env_fill, (void *)env);
 }
 
 void
@@ -310,42 +286,11 @@ queue_rcpt_parse(char *p, struct queue_rcpt *r)
 	return 0;
 }
 
-/* Reads ID.env whole into a NUL-terminated buffer (caller frees). */
-static char *
-queue_slurp(struct queue *q, const char *name)
-{
-	struct stat st;
-	char *buf = NULL;
-	int fd = openat(q->fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC), saved;
-	if (fd < 0)
-		return NULL;
-	if (fstat(fd, &st) < 0)
-		goto fail;
-	if (!S_ISREG(st.st_mode) || st.st_size > QUEUE_ENV_MAX) {
-		errno = EINVAL;
-		goto fail;
-	}
-	if ((buf = malloc((size_t)st.st_size + 1)) == NULL)
-		goto fail;
-	ssize_t got = pread(fd, buf, (size_t)st.st_size, 0);
-	if (got < 0)
-		goto fail;
-	buf[got] = '\0';
-	close(fd);
-	return buf;
-fail:
-	saved = errno;
-	free(buf);
-	close(fd);
-	errno = saved;
-	return NULL;
-}
-
 int
 queue_env_read(struct queue *q, const char *id, struct queue_env *env)
 {
 	char name[QUEUE_NAME_MAX], *buf, *line, *save;
-	size_t cap = 0;
+	size_t cap = 0, len;
 	bool version = false, created = false, sender = false;
 
 	memset(env, 0, sizeof(*env));
@@ -354,8 +299,11 @@ queue_env_read(struct queue *q, const char *id, struct queue_env *env)
 		return -1;
 	}
 	snprintf(name, sizeof(name), "%s.env", id);
-	if ((buf = queue_slurp(q, name)) == NULL)
+	if ((buf = fd_read_small(q->fd, name, QUEUE_ENV_MAX, &len)) == NULL) {
+		if (errno == EFBIG)
+			errno = EINVAL;
 		return -1;
+	}
 	snprintf(env->id, sizeof(env->id), "%s", id);
 	for (line = strtok_r(buf, "\n", &save); line;
 	     line = strtok_r(NULL, "\n", &save)) {
@@ -428,15 +376,11 @@ size_t
 queue_each(struct queue *q, int (*fn)(const char *id, void *arg), void *arg)
 {
 	size_t n = 0;
-	int fd = openat(q->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	DIR *d = fd_opendir(q->fd);
 	struct dirent *de;
 
-	if (d == NULL) {
-		if (fd >= 0)
-			close(fd);
+	if (d == NULL)
 		return 0;
-	}
 	while ((de = readdir(d)) != NULL) {
 		char id[QUEUE_ID_MAX];
 		size_t l = strlen(de->d_name);

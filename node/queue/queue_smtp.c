@@ -157,33 +157,37 @@ static void qsmtp_send(struct queue_smtp *c, enum qsmtp_state next,
 		       double timeout, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+static void qsmtp_vline(struct queue_smtp *c, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+
+static void
+qsmtp_vline(struct queue_smtp *c, const char *fmt, va_list ap)
+{
+	char buf[1024];
+	int n = stream_vline(c->st, buf, sizeof(buf), fmt, ap);
+	log_debug("qsmtp %s: > %.*s", c->relay, n, buf);
+}
+
 static void
 qsmtp_send(struct queue_smtp *c, enum qsmtp_state next, double timeout,
 	   const char *fmt, ...)
 {
-	char buf[1024];
 	va_list ap;
 	va_start(ap, fmt);
-	int n = stream_vline(c->st, buf, sizeof(buf), fmt, ap);
+	qsmtp_vline(c, fmt, ap);
 	va_end(ap);
-	log_debug("qsmtp %s: > %.*s", c->relay, n, buf);
 	c->state = next;
 	stream_set_timeout(c->st, timeout);
 }
 
 /* A command line that does not change the state (pipelined ones). */
-static void qsmtp_line(struct queue_smtp *c, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
 static void
 qsmtp_line(struct queue_smtp *c, const char *fmt, ...)
 {
-	char buf[1024];
 	va_list ap;
 	va_start(ap, fmt);
-	int n = stream_vline(c->st, buf, sizeof(buf), fmt, ap);
+	qsmtp_vline(c, fmt, ap);
 	va_end(ap);
-	log_debug("qsmtp %s: > %.*s", c->relay, n, buf);
 }
 
 /* Ends the session politely. */

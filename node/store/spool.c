@@ -67,15 +67,11 @@ static size_t
 spool_count(int queue, const char *suffix)
 {
 	size_t n = 0, sl = strlen(suffix);
-	int fd = openat(queue, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	DIR *d = fd_opendir(queue);
 	struct dirent *de;
 
-	if (d == NULL) {
-		if (fd >= 0)
-			close(fd);
+	if (d == NULL)
 		return 0;
-	}
 	while ((de = readdir(d)) != NULL) {
 		size_t l = strlen(de->d_name);
 		if (l > sl && strcmp(de->d_name + l - sl, suffix) == 0)
@@ -258,55 +254,39 @@ spool_env_value_ok(const char *s)
 	return strpbrk(s, "\r\n") == NULL;
 }
 
-/* Writes queue/ID.env for the given envelope (the format is in spool.h):
- * ID.env.tmp, fsynced, renamed, the directory fsynced. */
+/* An envelope to write (the format is in spool.h). */
+struct spool_env_out {
+	const char *sender;
+	const char *const *rcpts;
+	size_t n, size;
+	const char *prefix;
+};
+
+static void
+spool_env_fill(FILE *f, void *arg)
+{
+	const struct spool_env_out *e = arg;
+	size_t plen = strlen(e->prefix);
+	fprintf(f, "%s\nsender %s\n", SPOOL_ENV_VERSION, e->sender);
+	for (size_t i = 0; i < e->n; i++)
+		fprintf(f, "rcpt %s\n", e->rcpts[i]);
+	fprintf(f, "size %zu\nprefix %zu\n", e->size, plen);
+	fwrite(e->prefix, 1, plen, f);
+}
+
+/* Writes queue/ID.env for the given envelope: ID.env.tmp, fsynced,
+ * renamed, the directory fsynced. */
 static int
 spool_env_write(struct spool *sp, const char *id, const char *sender,
 		const char *const *rcpts, size_t n, size_t size,
 		const char *prefix)
 {
 	char tmp[SPOOL_NAME_MAX], name[SPOOL_NAME_MAX];
-	size_t i, plen = strlen(prefix);
-	FILE *f = NULL;
-	int fd, saved = 0;
+	struct spool_env_out e = {sender, rcpts, n, size, prefix};
 
 	snprintf(tmp, sizeof(tmp), "%s.env.tmp", id);
 	snprintf(name, sizeof(name), "%s.env", id);
-	fd =
-	    openat(sp->queue, tmp,
-		   O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -1;
-	if ((f = fdopen(fd, "w")) == NULL) {
-		saved = errno;
-		close(fd);
-		goto fail_errno;
-	}
-	fprintf(f, "%s\nsender %s\n", SPOOL_ENV_VERSION, sender);
-	for (i = 0; i < n; i++)
-		fprintf(f, "rcpt %s\n", rcpts[i]);
-	fprintf(f, "size %zu\nprefix %zu\n", size, plen);
-	fwrite(prefix, 1, plen, f);
-	if (fflush(f) != 0 || ferror(f) || fsync(fd) < 0) {
-		saved = errno ? errno : EIO;
-		fclose(f);
-		goto fail_errno;
-	}
-	if (fclose(f) != 0) {
-		saved = errno;
-		goto fail_errno;
-	}
-	if (renameat(sp->queue, tmp, sp->queue, name) < 0) {
-		saved = errno;
-		goto fail_errno;
-	}
-	if (fsync(sp->queue) < 0)
-		return -1; /* ID.env is there, not known durable */
-	return 0;
-fail_errno:
-	unlinkat(sp->queue, tmp, 0);
-	errno = saved;
-	return -1;
+	return fd_write_replace(sp->queue, tmp, name, spool_env_fill, &e);
 }
 
 static void
@@ -362,49 +342,6 @@ fail:
 	return -1;
 }
 
-/* Reads queue/name whole (bounded by SPOOL_ENV_MAX) into a NUL-terminated
- * buffer. Returns it (caller frees) or NULL with errno (EFBIG: too big). */
-static char *
-spool_slurp(struct spool *sp, const char *name, size_t *lenp)
-{
-	struct stat st;
-	char *buf = NULL;
-	size_t got = 0;
-	int fd, saved;
-
-	fd = openat(sp->queue, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return NULL;
-	if (fstat(fd, &st) < 0)
-		goto fail;
-	if (!S_ISREG(st.st_mode) || st.st_size > SPOOL_ENV_MAX) {
-		errno = S_ISREG(st.st_mode) ? EFBIG : EINVAL;
-		goto fail;
-	}
-	if ((buf = malloc((size_t)st.st_size + 1)) == NULL)
-		goto fail;
-	while (got < (size_t)st.st_size) {
-		ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			goto fail;
-		if (r == 0)
-			break;
-		got += (size_t)r;
-	}
-	buf[got] = '\0';
-	*lenp = got;
-	close(fd);
-	return buf;
-fail:
-	saved = errno;
-	free(buf);
-	close(fd);
-	errno = saved;
-	return NULL;
-}
-
 /* Cuts the next line of [*p, end) at its LF. Returns it or NULL. */
 static char *
 spool_env_line(char **p, char *end)
@@ -450,7 +387,8 @@ spool_env_read(struct spool *sp, const char *name, struct spool_env *env,
 	char *p, *end, *line;
 
 	memset(env, 0, sizeof(*env));
-	if ((env->buf = spool_slurp(sp, name, &len)) == NULL) {
+	if ((env->buf = fd_read_small(sp->queue, name, SPOOL_ENV_MAX, &len)) ==
+	    NULL) {
 		*why = strerror(errno);
 		return -1;
 	}
@@ -496,7 +434,7 @@ spool_env_read(struct spool *sp, const char *name, struct spool_env *env,
 	*why = "prefix length does not match";
 	if ((size_t)(end - p) != plen || memchr(p, '\0', plen) != NULL)
 		goto fail;
-	env->prefix = p; /* NUL-terminated by spool_slurp() */
+	env->prefix = p; /* NUL-terminated by fd_read_small() */
 	return 0;
 fail:
 	spool_env_free(env);
