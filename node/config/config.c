@@ -363,6 +363,8 @@ NODE_INT_KEY(node_mx_port, mx_port, 1, 65535)
 NODE_INT_KEY(node_smtp_timeout, smtp_timeout_s, 1, 3600)
 NODE_STRING_KEY(node_queue, queue)
 NODE_STRING_KEY(node_smtp_tls_ca, smtp_tls_ca)
+NODE_STRING_KEY(node_relayhost_user, relayhost_user)
+NODE_STRING_KEY(node_relayhost_password_file, relayhost_password_file)
 
 static int
 node_relay_networks(struct conf *c, void *o, const char *k, const char *v)
@@ -406,6 +408,8 @@ static const struct conf_key node_keys[] = {
     {"queue", node_queue},
     {"resolver", node_resolver},
     {"relayhost", node_relayhost},
+    {"relayhost_user", node_relayhost_user},
+    {"relayhost_password_file", node_relayhost_password_file},
     {"smtp_tls", node_smtp_tls},
     {"smtp_tls_ca", node_smtp_tls_ca},
     {"queue_retry_min_s", node_queue_retry_min},
@@ -549,6 +553,11 @@ node_validate(struct conf *c, struct node_config *n)
 	}
 	if (!any && !(n->roles & DUTY_MTA))
 		conf_error(c, 1, "[listen]: no listener configured");
+	if ((n->relayhost_user[0] != '\0') !=
+	    (n->relayhost_password_file[0] != '\0'))
+		conf_error(c, 1,
+			   "[node]: relayhost_user and relayhost_password_file "
+			   "go together");
 	if (n->queue_retry_max_s < n->queue_retry_min_s)
 		conf_error(c, 1,
 			   "[node]: queue_retry_max_s is below "

@@ -86,6 +86,8 @@ struct node_config {
 	struct addr resolver; /* DNS server; else /etc/resolv.conf */
 	char resolver_str[ADDR_STRLEN];
 	struct node_hostport relayhost;
+	char relayhost_user[256]; /* AUTH PLAIN to the relayhost, in TLS */
+	char relayhost_password_file[1024];
 	enum node_smtp_tls smtp_tls;
 	char smtp_tls_ca[1024]; /* trust anchors for verify; "": system's */
 	int queue_retry_min_s, queue_retry_max_s, queue_lifetime_s;

@@ -34,7 +34,8 @@ struct queue_runner {
 	struct directory *dir;
 	struct store *store;
 	struct queue_dns *dns;
-	SSL_CTX *tls; /* STARTTLS outbound */
+	SSL_CTX *tls;		  /* STARTTLS outbound */
+	char relay_password[256]; /* relayhost_password_file's first line */
 	ev_timer scan;
 	struct qjob *jobs;
 	int active;
@@ -60,6 +61,7 @@ struct qjob {
 	const char **grcpts;
 	struct queue_dns_req *dns;
 	struct queue_smtp *smtp;
+	bool via_relayhost; /* the destination is the relayhost: AUTH */
 };
 
 static void qjob_next_group(struct qjob *j);
@@ -265,6 +267,10 @@ qjob_dns_cb(const struct queue_dest *dest, void *arg)
 	    .timeout = j->r->cfg->smtp_timeout_s,
 	    .tls = j->r->tls,
 	    .tls_policy = j->r->cfg->smtp_tls,
+	    .auth_user = j->via_relayhost && j->r->cfg->relayhost_user[0]
+			     ? j->r->cfg->relayhost_user
+			     : NULL,
+	    .auth_password = j->r->relay_password,
 	    .may_commit = qjob_may_commit,
 	};
 	j->smtp = queue_smtp_send(j->r->loop, dest, &sj, qjob_smtp_cb, j);
@@ -365,7 +371,8 @@ qjob_next_group(struct qjob *j)
 		return;
 	}
 	const struct node_hostport *to = node_route_find(cfg, j->domain);
-	if (to == NULL && cfg->relayhost.host[0])
+	j->via_relayhost = to == NULL && cfg->relayhost.host[0];
+	if (j->via_relayhost)
 		to = &cfg->relayhost;
 	j->dns = to ? queue_dns_lookup(j->r->dns, to->host, false, to->port,
 				       qjob_dns_cb, j)
@@ -562,6 +569,24 @@ qrun_scan_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	queue_each(r->q, qrun_consider, r);
 }
 
+/* The first line of path (the relayhost's password). */
+static int
+qrun_read_password(const char *path, char *out, size_t outlen, char *err,
+		   size_t errlen)
+{
+	FILE *f = fopen(path, "re");
+	if (f == NULL || fgets(out, (int)outlen, f) == NULL) {
+		snprintf(err, errlen, "relayhost_password_file %s: %s", path,
+			 f ? "empty" : strerror(errno));
+		if (f)
+			fclose(f);
+		return -1;
+	}
+	fclose(f);
+	out[strcspn(out, "\r\n")] = '\0';
+	return 0;
+}
+
 struct queue_runner *
 queue_runner_new(struct ev_loop *loop, const struct node_config *cfg,
 		 struct queue *q, struct redis *redis, struct directory *dir,
@@ -581,6 +606,13 @@ queue_runner_new(struct ev_loop *loop, const struct node_config *cfg,
 	r->dns = queue_dns_new(loop, cfg->has_resolver ? &cfg->resolver : NULL,
 			       err, errlen);
 	if (r->dns == NULL) {
+		free(r);
+		return NULL;
+	}
+	if (cfg->relayhost_password_file[0] &&
+	    qrun_read_password(cfg->relayhost_password_file, r->relay_password,
+			       sizeof(r->relay_password), err, errlen) < 0) {
+		queue_dns_free(r->dns);
 		free(r);
 		return NULL;
 	}
@@ -606,6 +638,7 @@ queue_runner_free(struct queue_runner *r)
 		qjob_end(r->jobs);
 	queue_dns_free(r->dns);
 	SSL_CTX_free(r->tls);
+	explicit_bzero(r->relay_password, sizeof(r->relay_password));
 	free(r);
 }
 

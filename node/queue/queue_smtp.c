@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "../../common/log.h"
+#include "../../common/sasl.h"
 #include "../../common/stream.h"
 
 /* Timeouts in seconds, as Postfix's smtp_*_timeout defaults; each is
@@ -39,6 +40,7 @@ enum qsmtp_state {
 	QS_HELO,
 	QS_STARTTLS, /* 220 to STARTTLS */
 	QS_TLS,	     /* the handshake */
+	QS_AUTH,     /* 235 to AUTH PLAIN */
 	QS_MAIL,
 	QS_RCPT, /* RCPT rcpt[cur] */
 	QS_DATA, /* 354 */
@@ -54,6 +56,7 @@ static const char *const qsmtp_step[] = {
     [QS_HELO] = "sending HELO",
     [QS_STARTTLS] = "sending STARTTLS",
     [QS_TLS] = "starting TLS",
+    [QS_AUTH] = "authenticating",
     [QS_MAIL] = "sending MAIL FROM",
     [QS_RCPT] = "sending RCPT TO",
     [QS_DATA] = "sending DATA",
@@ -89,6 +92,7 @@ struct queue_smtp {
 	bool eightbit;		     /* the message has 8-bit bytes */
 	bool utf8_addrs;	     /* an address is not ASCII */
 	bool tls_up;
+	bool authed;
 	bool committed;	  /* the final dot was answered */
 	const char *body; /* mmap of the message */
 	size_t off;	  /* body bytes queued */
@@ -105,6 +109,7 @@ qsmtp_limit(const struct queue_smtp *c, double dflt)
 							   : dflt;
 }
 static void qsmtp_mail(struct queue_smtp *c);
+static void qsmtp_auth(struct queue_smtp *c);
 static void qsmtp_line(struct queue_smtp *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
@@ -290,6 +295,10 @@ qsmtp_mail(struct queue_smtp *c)
 		qsmtp_host_failed(c, why);
 		return;
 	}
+	if (c->job.auth_user && !c->authed) {
+		qsmtp_auth(c);
+		return;
+	}
 	size_t size =
 	    c->job.msgsize + (c->job.prefix ? strlen(c->job.prefix) : 0);
 	if (c->offers_size && c->size_max > 0 && size > c->size_max) {
@@ -353,6 +362,43 @@ qsmtp_ehlo_forget(struct queue_smtp *c)
 	c->size_max = 0;
 }
 
+/* AUTH PLAIN (RFC 4616) with the relayhost's credentials: inside TLS
+ * only, so the password never crosses the network in clear. */
+static void
+qsmtp_auth(struct queue_smtp *c)
+{
+	unsigned char plain[600];
+	char b64[820], why[QUEUE_REPLY_MAX];
+	size_t ul = strlen(c->job.auth_user), pl = strlen(c->job.auth_password);
+	if (!c->tls_up) {
+		snprintf(why, sizeof(why),
+			 "451 4.7.0 no TLS with %s: AUTH not sent", c->relay);
+		qsmtp_host_failed(c, why);
+		return;
+	}
+	if (ul + pl + 2 > sizeof(plain)) {
+		qsmtp_host_failed(c,
+				  "451 4.7.0 relayhost credentials too long");
+		return;
+	}
+	plain[0] = '\0';
+	memcpy(plain + 1, c->job.auth_user, ul);
+	plain[1 + ul] = '\0';
+	memcpy(plain + 2 + ul, c->job.auth_password, pl);
+	long n = base64_encode(plain, ul + pl + 2, b64, sizeof(b64));
+	explicit_bzero(plain, sizeof(plain));
+	if (n < 0) {
+		qsmtp_host_failed(c,
+				  "451 4.7.0 relayhost credentials too long");
+		return;
+	}
+	c->state = QS_AUTH;
+	stream_printf(c->st, "AUTH PLAIN %s\r\n", b64);
+	explicit_bzero(b64, sizeof(b64));
+	log_debug("qsmtp %s: > AUTH PLAIN ...", c->relay);
+	stream_set_timeout(c->st, qsmtp_limit(c, QSMTP_CMD_TIMEOUT));
+}
+
 /* A whole reply (its last line) arrived in the current state. */
 static void
 qsmtp_reply(struct queue_smtp *c, int code)
@@ -398,6 +444,12 @@ qsmtp_reply(struct queue_smtp *c, int code)
 		stream_starttls_client(c->st, c->job.tls,
 				       c->dest.addr[c->addr].host,
 				       c->job.tls_policy == SMTP_TLS_VERIFY);
+		return;
+	case QS_AUTH:
+		if (code != 235)
+			return qsmtp_host_failed(c, c->reply);
+		c->authed = true;
+		qsmtp_mail(c);
 		return;
 	case QS_MAIL:
 		c->transaction = true;

@@ -2,7 +2,8 @@
  * to some recipients of one destination, over the addresses a lookup
  * found, tried in order until one holds a transaction. RFC 5321 with
  * the extensions a server offers: EHLO (HELO after a 5xx), STARTTLS (RFC
- * 3207, SNI sent) and EHLO again, PIPELINING (RFC 2920: MAIL, the RCPTs
+ * 3207, SNI sent) and EHLO again, AUTH PLAIN to a relayhost (inside TLS
+ * only), PIPELINING (RFC 2920: MAIL, the RCPTs
  * and DATA in one write), SIZE (the message's, and refused with 552 when
  * over the server's limit), BODY=8BITMIME for 8-bit messages, SMTPUTF8
  * for non-ASCII addresses; the body dot-stuffed with CRLF line ends;
@@ -36,6 +37,9 @@ struct queue_smtp_job {
 	size_t msgsize;
 	const char *prefix; /* sent before it (a DKIM-Signature:); or NULL */
 	double timeout;	    /* caps each step's timeout (smtp_timeout_s) */
+	/* AUTH PLAIN after EHLO, only inside TLS (a relayhost's); NULL:
+	 * none. */
+	const char *auth_user, *auth_password;
 	/* STARTTLS when offered (may), or required (encrypt; verify: the
 	 * chain against tls's anchors and the MX host's name). tls NULL: no
 	 * TLS at all. */

@@ -8,6 +8,7 @@ is kept in delivered as (mail_from, [rcpts], data): data is the message
 as sent, dot-unstuffed, CRLF line ends, without the final dot line. With
 tls=(cert, key) it offers STARTTLS; tls_delivered counts the messages
 that came inside TLS and sni the names clients sent."""
+import base64
 import socket
 import socketserver
 import ssl
@@ -34,6 +35,8 @@ class ScriptedMX:
         # Answer MAIL only once DATA has come too: a client that waits
         # for each reply (no PIPELINING) then hangs.
         self.expect_pipelining = False
+        self.auth = None  # (user, password): AUTH PLAIN inside TLS, required
+        self.authed = []  # users that logged in
         self.delivered = []
         self.transactions = 0  # DATA bodies received in full
         self.sessions = self.max_sessions = 0  # connections open, most ever
@@ -82,6 +85,8 @@ class ScriptedMX:
                 ext = list(self.ehlo_ext) if verb == "EHLO" else []
                 if verb == "EHLO" and self.tls and not in_tls:
                     ext.append("STARTTLS")
+                if verb == "EHLO" and self.auth and in_tls:
+                    ext.append("AUTH PLAIN")
                 lines = ["mx.remote.test"] + ext
                 for i, e in enumerate(lines):
                     send(("250 " if i == len(lines) - 1 else "250-") + e)
@@ -95,6 +100,18 @@ class ScriptedMX:
                 rfile, wfile = sock.makefile("rb"), sock.makefile("wb")
                 in_tls = True
                 sender, rcpts = None, []
+                continue
+            if verb == "AUTH" and self.auth and in_tls:
+                raw = base64.b64decode(cmd.split(" ")[2])
+                _, user, password = raw.decode().split("\0")
+                if (user, password) == self.auth:
+                    self.authed.append(user)
+                    send("235 2.7.0 ok")
+                else:
+                    send("535 5.7.8 bad credentials")
+                continue
+            if verb == "MAIL" and self.auth and not self.authed:
+                send("530 5.7.0 Authentication required")
                 continue
             if verb == "MAIL":
                 path, _, params = cmd[10:].partition(" ")

@@ -712,6 +712,30 @@ class TlsTest(QueueTestCase):
         self.assertIn("451 4.7.5 TLS is required, but was not offered", n.log())
         self.assertEqual(self.mx.delivered, [])
 
+    def test_relayhost_auth_inside_tls(self):
+        self.mx.auth = ("relayuser", "s3cret")
+        pw = os.path.join(self.tmp, "relay.pw")
+        with open(pw, "w") as f:
+            f.write("s3cret\n")
+        n = self.outbound_node(
+            extra="relayhost = 127.0.0.1:%d\nrelayhost_user = relayuser\n"
+                  "relayhost_password_file = %s\n" % (self.mx.port, pw))
+        self.submit(n, ["x@nowhere.test"])
+        wait_for(lambda: self.mx.delivered, 15, what="delivery through AUTH")
+        self.assertEqual(self.mx.authed, ["relayuser"])
+        self.assertEqual(self.mx.tls_delivered, 1)
+        n.stop()  # the queue is shared: only the next node may take it
+        with open(pw, "w") as f:
+            f.write("wrong\n")
+        m = self.outbound_node("mail2", extra="relayhost = 127.0.0.1:%d\n"
+                               "relayhost_user = relayuser\n"
+                               "relayhost_password_file = %s\n" % (self.mx.port, pw))
+        self.mx.authed = []
+        self.submit(m, ["y@nowhere.test"])
+        wait_for(lambda: "status=deferred (535 5.7.8" in m.log(), 15,
+                 what="refused AUTH")
+        self.assertEqual(len(self.mx.delivered), 1)
+
     def test_verify_checks_chain_and_name(self):
         n = self.outbound_node(
             extra="smtp_tls = verify\nsmtp_tls_ca = %s\n" % self.cert,
