@@ -4,7 +4,8 @@
  *
  * A queued message is two files in QUEUE/:
  *   ID.msg  the message as it will be sent (the node's Received: line
- *           and any added headers first), CRLF line ends
+ *           and any added headers first), CRLF line ends (a bare CR or
+ *           LF is made one at enqueue)
  *   ID.env  its envelope, text, rewritten whole (ID.env.tmp, fsync,
  *           rename, directory fsync) after every delivery attempt:
  *     mailswitch-queue 1

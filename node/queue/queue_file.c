@@ -124,6 +124,42 @@ queue_word_ok(const char *s)
 	return strpbrk(s, " \t\r\n") == NULL && strlen(s) < QUEUE_ADDR_MAX;
 }
 
+/* Copies len bytes of in (from offset 0) to out with every bare CR or
+ * LF made a CRLF (RFC 5321 2.3.8), so what leaves, and what DKIM signs,
+ * has only CRLF line ends. */
+static int
+queue_copy_crlf(int in, int out, size_t len)
+{
+	char buf[65536], res[2 * sizeof(buf) + 1];
+	size_t off = 0, n = 0;
+	bool cr = false; /* the last byte seen was a CR */
+	while (off < len) {
+		size_t want = len - off < sizeof(buf) ? len - off : sizeof(buf);
+		ssize_t got = pread(in, buf, want, (off_t)off);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0) {
+			if (got == 0)
+				errno = EIO;
+			return -1;
+		}
+		n = 0;
+		for (ssize_t i = 0; i < got; i++) {
+			char c = buf[i];
+			if (cr && c != '\n')
+				res[n++] = '\n'; /* CR alone: CRLF */
+			if (c == '\n' && !cr)
+				res[n++] = '\r'; /* LF alone: CRLF */
+			res[n++] = c;
+			cr = c == '\r';
+		}
+		if (fd_write_all(out, res, n) < 0)
+			return -1;
+		off += (size_t)got;
+	}
+	return cr ? fd_write_all(out, "\n", 1) : 0;
+}
+
 /* Creates ID.msg with a new ID (O_EXCL: an ID another node took is
  * skipped), writes prefix and the message, fsyncs it. Returns the fd's
  * close status: 0, or -1 with errno and no file left. */
@@ -145,7 +181,7 @@ queue_msg_write(struct queue *q, int in, size_t len, const char *prefix,
 	if (out < 0)
 		return -1;
 	if (fd_write_all(out, prefix, strlen(prefix)) < 0 ||
-	    fd_copy(in, out, len) < 0 || fsync(out) < 0)
+	    queue_copy_crlf(in, out, len) < 0 || fsync(out) < 0)
 		goto fail;
 	if (close(out) < 0) {
 		out = -1;

@@ -131,6 +131,18 @@ class SubmissionTest(QueueTestCase):
         self.assertTrue(msg.startswith(b"5.7.1"))
         c.quit()
 
+    def test_bare_cr_and_lf_leave_as_crlf(self):
+        n = self.outbound_node(extra="relay_networks = 127.0.0.0/8\n")
+        out = exchange(n.ports["smtp"],
+                       b"EHLO x\r\nMAIL FROM:<app@example.test>\r\n"
+                       b"RCPT TO:<carol@remote.test>\r\nDATA\r\n"
+                       b"Subject: cr\r\n\r\none\rtwo\nthree\r\n.\r\nQUIT\r\n")
+        self.assertIn("250 2.0.0 Ok: queued as", out)
+        wait_for(lambda: self.mx.delivered, 15, what="delivery")
+        self.assertTrue(self.mx.delivered[0][2].endswith(
+            b"Subject: cr\r\n\r\none\r\ntwo\r\nthree\r\n"),
+            self.mx.delivered[0][2])
+
     def test_implicit_mx_and_static_route(self):
         n = self.outbound_node(
             sections="[route]\npartner.test = 127.0.0.1:%d\n" % self.mx.port)
