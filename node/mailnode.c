@@ -92,10 +92,16 @@ mailnode_grace_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	struct mailnode *mn = t->data;
 	(void)revents;
-	if (mn->sessions > 0 && ev_now(loop) < mn->grace_end)
+	/* Outbound deliveries in flight finish too, so none is cut after
+	 * its final dot (which would send it twice). */
+	int deliveries = queue_runner_drain(mn->runner);
+	if ((mn->sessions > 0 || deliveries > 0) &&
+	    ev_now(loop) < mn->grace_end)
 		return;
-	if (mn->sessions > 0)
-		log_warn("grace period over: %ld sessions cut", mn->sessions);
+	if (mn->sessions > 0 || deliveries > 0)
+		log_warn(
+		    "grace period over: %ld sessions and %d deliveries cut",
+		    mn->sessions, deliveries);
 	ev_break(loop, EVBREAK_ALL);
 }
 
@@ -110,6 +116,7 @@ mailnode_signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 	log_info("%s received: no new sessions, %ld to finish within %d s",
 		 strsignal(w->signum), mn->sessions, mn->cfg->grace_s);
 	mailnode_unlisten(mn);
+	queue_runner_drain(mn->runner);
 	http_sessions_stop();
 	imap_sessions_stop(mn);
 	mn->grace_end = ev_now(loop) + mn->cfg->grace_s;

@@ -39,6 +39,7 @@ struct queue_runner {
 	ev_timer scan;
 	struct qjob *jobs;
 	int active;
+	bool draining; /* stopping: no new job */
 	struct queue_runner_stats stats;
 };
 
@@ -642,10 +643,20 @@ queue_runner_free(struct queue_runner *r)
 	free(r);
 }
 
+int
+queue_runner_drain(struct queue_runner *r)
+{
+	if (r == NULL)
+		return 0;
+	r->draining = true;
+	ev_timer_stop(r->loop, &r->scan);
+	return r->active;
+}
+
 void
 queue_runner_kick(struct queue_runner *r)
 {
-	if (r == NULL)
+	if (r == NULL || r->draining)
 		return;
 	ev_timer_stop(r->loop, &r->scan);
 	ev_timer_set(&r->scan, 0.01, QRUN_SCAN_S);

@@ -42,6 +42,9 @@ queue_runner_new(struct ev_loop *loop, const struct node_config *cfg,
 		 struct store *store, char *err, size_t errlen);
 /* Stops every delivery in flight (claims given back) and frees r. */
 void queue_runner_free(struct queue_runner *r);
+/* Stopping: no new delivery starts; those in flight go on. Returns how
+ * many are in flight (call again to see them end). */
+int queue_runner_drain(struct queue_runner *r);
 /* Looks at the queue soon (a message was just queued here). */
 void queue_runner_kick(struct queue_runner *r);
 void queue_runner_stats(const struct queue_runner *r,

@@ -245,6 +245,16 @@ class RetryTest(QueueTestCase):
         self.assertIn("552 5.3.4 message of", n.log())
         self.assertEqual(self.mx.mail_params, [])  # not even tried
 
+    def test_sigterm_lets_a_delivery_in_flight_finish(self):
+        self.mx.hold_data = 1.5
+        n = self.outbound_node()
+        self.submit(n, ["carol@remote.test"])
+        wait_for(lambda: self.mx.transactions == 1, 15, what="the final dot")
+        self.assertEqual(n.stop(), 0)  # SIGTERM, grace_s 10
+        self.assertEqual(len(self.mx.delivered), 1)
+        self.assertIn("status=sent", n.log())
+        self.assertEqual(self.queued(), [])
+
     def test_remote_down_deferred(self):
         self.mx.stop()
         n = self.outbound_node()
