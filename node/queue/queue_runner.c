@@ -4,6 +4,7 @@
 #include "queue_runner.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,7 @@
 #define QRUN_SCAN_S 1.0 /* how often the shared queue is looked over */
 
 struct qjob;
+struct qseen;
 
 struct queue_runner {
 	struct ev_loop *loop;
@@ -39,7 +41,9 @@ struct queue_runner {
 	ev_timer scan;
 	struct qjob *jobs;
 	int active;
-	bool draining; /* stopping: no new job */
+	bool draining;		   /* stopping: no new job */
+	struct qseen *seen, *next; /* the last scan's listing, the next's */
+	size_t nseen, capseen, nnext, capnext;
 	struct queue_runner_stats stats;
 };
 
@@ -527,31 +531,105 @@ qrun_start(struct queue_runner *r, const char *id, const char *domain)
 		qjob_claimed(j);
 }
 
-/* One queued message seen by the scan: started when something is due. */
+/* What the last scan learned of a message: its envelope file (inode and
+ * mtime: a rewrite is a rename, so either changes) and when it is next
+ * due. A message whose file has not changed is not read again before. */
+struct qseen {
+	char id[QUEUE_ID_MAX];
+	ino_t ino;
+	struct timespec mtime;
+	long long due; /* LLONG_MAX: held, or nothing left to try */
+};
+
+static int
+qseen_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct qseen *)a)->id,
+		      ((const struct qseen *)b)->id);
+}
+
+static void
+qrun_remember(struct queue_runner *r, const char *id, const struct stat *st,
+	      long long due)
+{
+	if (r->nnext == r->capnext) {
+		size_t cap = r->capnext ? r->capnext * 2 : 256;
+		void *p = realloc(r->next, cap * sizeof(*r->next));
+		if (p == NULL)
+			return; /* forgotten: read again next time */
+		r->next = p;
+		r->capnext = cap;
+	}
+	struct qseen *e = &r->next[r->nnext++];
+	snprintf(e->id, sizeof(e->id), "%s", id);
+	e->ino = st->st_ino;
+	e->mtime = st->st_mtim;
+	e->due = due;
+}
+
+/* When env next has something to try. */
+static long long
+qrun_env_due(const struct queue_runner *r, const struct queue_env *env)
+{
+	long long due = LLONG_MAX;
+	long long expiry = env->created + r->cfg->queue_lifetime_s;
+	if (env->held)
+		return due;
+	for (size_t i = 0; i < env->nrcpt; i++) {
+		const struct queue_rcpt *rc = &env->rcpt[i];
+		if (rc->state != QR_QUEUED && rc->state != QR_DEFERRED)
+			continue;
+		long long t = rc->next_try < expiry ? rc->next_try : expiry;
+		if (t < due)
+			due = t;
+	}
+	return due;
+}
+
+/* One queued message seen by the scan: started when something is due
+ * and a connection to its destination is to spare. */
 static int
 qrun_consider(const char *id, void *arg)
 {
 	struct queue_runner *r = arg;
 	struct queue_env env;
+	struct stat st;
+	char name[QUEUE_ID_MAX + 8];
 	long long now = (long long)time(NULL);
-	bool due;
 
-	if (r->active >= r->cfg->queue_concurrency)
-		return 1;
-	if (qjob_find(r, id) || queue_env_read(r->q, id, &env) < 0)
+	if (qjob_find(r, id))
 		return 0;
+	snprintf(name, sizeof(name), "%s.env", id);
+	if (fstatat(queue_dirfd(r->q), name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return 0;
+	struct qseen key, *old;
+	snprintf(key.id, sizeof(key.id), "%s", id);
+	old = r->seen ? bsearch(&key, r->seen, r->nseen, sizeof(*r->seen),
+				qseen_cmp)
+		      : NULL;
+	if (old && old->ino == st.st_ino &&
+	    old->mtime.tv_sec == st.st_mtim.tv_sec &&
+	    old->mtime.tv_nsec == st.st_mtim.tv_nsec && old->due > now) {
+		qrun_remember(r, id, &st, old->due);
+		return 0;
+	}
+	if (r->active >= r->cfg->queue_concurrency ||
+	    queue_env_read(r->q, id, &env) < 0)
+		return 0;
+	long long due = qrun_env_due(r, &env);
+	qrun_remember(r, id, &st, due);
 	bool expired = now - env.created >= r->cfg->queue_lifetime_s;
 	const char *domain = NULL;
-	for (size_t i = 0; i < env.nrcpt && !domain; i++) {
-		due = qrun_rcpt_due(&env.rcpt[i], now) ||
-		      (expired && env.rcpt[i].state == QR_DEFERRED);
+	for (size_t i = 0; i < env.nrcpt && !domain && due <= now; i++) {
+		bool d = qrun_rcpt_due(&env.rcpt[i], now) ||
+			 (expired && env.rcpt[i].state == QR_DEFERRED);
 		/* the first due destination with a connection to spare */
-		if (due &&
+		if (d &&
 		    (expired ||
 		     qrun_dest_free(r, qrun_domain(env.rcpt[i].addr), NULL)))
 			domain = qrun_domain(env.rcpt[i].addr);
 	}
-	if (domain && !env.held)
+	if (domain)
 		qrun_start(r, id, domain);
 	queue_env_free(&env);
 	return 0;
@@ -567,7 +645,16 @@ qrun_scan_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	 * claimed before the config is known. */
 	if (!directory_loaded(r->dir))
 		return;
+	r->nnext = 0;
 	queue_each(r->q, qrun_consider, r);
+	qsort(r->next, r->nnext, sizeof(*r->next), qseen_cmp);
+	struct qseen *t = r->seen; /* the new listing replaces the old */
+	size_t cap = r->capseen;
+	r->seen = r->next;
+	r->nseen = r->nnext;
+	r->capseen = r->capnext;
+	r->next = t;
+	r->capnext = cap;
 }
 
 /* The first line of path (the relayhost's password). */
@@ -638,6 +725,8 @@ queue_runner_free(struct queue_runner *r)
 	while (r->jobs)
 		qjob_end(r->jobs);
 	queue_dns_free(r->dns);
+	free(r->seen);
+	free(r->next);
 	SSL_CTX_free(r->tls);
 	explicit_bzero(r->relay_password, sizeof(r->relay_password));
 	free(r);

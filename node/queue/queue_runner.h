@@ -1,6 +1,7 @@
 /* The mta role: queue runners (Postfix's qmgr and smtp together). Every
  * second, and at once after a local enqueue, the runner looks over the
- * shared queue for messages whose recipients are due and not held, takes
+ * shared queue for messages whose recipients are due and not held (an
+ * envelope unchanged since the last look and not due is not re-read), takes
  * each one's claim (queue_claim.h), re-reads its envelope under the
  * claim, and delivers its due recipients one destination domain after
  * the other: a [route], else relayhost, else the domain's MX hosts

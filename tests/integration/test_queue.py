@@ -255,6 +255,26 @@ class RetryTest(QueueTestCase):
         self.assertIn("status=sent", n.log())
         self.assertEqual(self.queued(), [])
 
+    def test_scan_reads_only_changed_envelopes(self):
+        self.mx.mode = "defer"
+        n = self.outbound_node(extra="queue_retry_min_s = 3600\n"
+                               "queue_retry_max_s = 3600\n")
+        c = smtplib.SMTP("127.0.0.1", n.ports["submission"], timeout=30)
+        c.login("alice@example.test", "demo")
+        for i in range(100):
+            c.sendmail("alice@example.test", ["carol@remote.test"], BODY)
+        c.quit()
+        wait_for(lambda: n.log().count("status=deferred") == 100, 60,
+                 what="100 deferrals")
+        time.sleep(1.5)
+
+        def reads():
+            with open("/proc/%d/io" % n.proc.pid) as f:
+                return int([l for l in f if l.startswith("syscr")][0].split()[1])
+        before = reads()
+        time.sleep(3)  # three scans of 100 deferred messages
+        self.assertLess(reads() - before, 100)
+
     def test_remote_down_deferred(self):
         self.mx.stop()
         n = self.outbound_node()
