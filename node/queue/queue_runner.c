@@ -647,7 +647,8 @@ qrun_scan_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		return;
 	r->nnext = 0;
 	queue_each(r->q, qrun_consider, r);
-	qsort(r->next, r->nnext, sizeof(*r->next), qseen_cmp);
+	if (r->nnext > 1)
+		qsort(r->next, r->nnext, sizeof(*r->next), qseen_cmp);
 	struct qseen *t = r->seen; /* the new listing replaces the old */
 	size_t cap = r->capseen;
 	r->seen = r->next;
