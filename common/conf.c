@@ -143,7 +143,7 @@ conf_handler(void *user, const char *section, const char *name,
 		return 1;
 	}
 	for (const struct conf_key *k = c->cur.keys; k->name; k++)
-		if (strcmp(k->name, name) == 0) {
+		if (strcmp(k->name, name) == 0 || strcmp(k->name, "*") == 0) {
 			k->set(c, c->cur.obj, name, value);
 			return 1;
 		}

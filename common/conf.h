@@ -14,7 +14,7 @@
 struct conf;
 
 struct conf_key {
-	const char *name;
+	const char *name; /* "*" (last row): any key, e.g. [route]'s domains */
 	/* Applies val to obj; on a bad value calls conf_error() and returns
 	 * -1. */
 	int (*set)(struct conf *c, void *obj, const char *key, const char *val);

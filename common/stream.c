@@ -34,6 +34,9 @@ struct stream {
 
 	SSL *ssl;
 	SSL_CTX *upgrade; /* STARTTLS requested, waits for output to drain */
+	bool tls_client;  /* we are the TLS client (stream_starttls_client) */
+	bool tls_verify;
+	char tls_host[256]; /* SNI, and the name checked with tls_verify */
 	bool ssl_want_write;
 
 	char *in;
@@ -260,9 +263,11 @@ stream_flush(struct stream *s)
 static int
 stream_handshake(struct stream *s)
 {
-	int r = SSL_accept(s->ssl);
+	int r = SSL_do_handshake(s->ssl);
 	if (r == 1) {
 		s->phase = PHASE_READY;
+		if (s->tls_client)
+			s->ready_told = false; /* on_ready: TLS is up */
 		return 0;
 	}
 	int e = SSL_get_error(s->ssl, r);
@@ -285,6 +290,19 @@ stream_start_tls(struct stream *s, SSL_CTX *ctx)
 		return -1;
 	SSL_set_mode(s->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE |
 				 SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	if (!s->tls_client)
+		SSL_set_accept_state(s->ssl);
+	else {
+		SSL_set_connect_state(s->ssl);
+		if (s->tls_host[0] &&
+		    SSL_set_tlsext_host_name(s->ssl, s->tls_host) != 1)
+			return -1;
+		if (s->tls_verify) {
+			if (SSL_set1_host(s->ssl, s->tls_host) != 1)
+				return -1;
+			SSL_set_verify(s->ssl, SSL_VERIFY_PEER, NULL);
+		}
+	}
 	s->phase = PHASE_HANDSHAKE;
 	/* What the client sent before the upgrade does not count. */
 	s->instart = s->inlen = 0;
@@ -789,6 +807,18 @@ stream_starttls(struct stream *s, SSL_CTX *ctx)
 	if (s->depth == 0)
 		stream_update(s);
 	return 0;
+}
+
+int
+stream_starttls_client(struct stream *s, SSL_CTX *ctx, const char *host,
+		       bool verify)
+{
+	if (s->ssl || s->upgrade)
+		return -1;
+	s->tls_client = true;
+	s->tls_verify = verify;
+	snprintf(s->tls_host, sizeof(s->tls_host), "%s", host ? host : "");
+	return stream_starttls(s, ctx);
 }
 
 bool

@@ -1,4 +1,5 @@
-/* A server-side connection of a line protocol (SMTP, IMAP, POP3, HTTP):
+/* A connection of a line protocol (SMTP, IMAP, POP3, HTTP), server side
+ * (and the outbound SMTP client's, once connected):
  * non-blocking, an optional PROXY header first (from trusted peers only),
  * optional TLS (implicit, or upgraded by STARTTLS/STLS), a bounded input
  * line and a bounded output buffer, an idle timeout, an optional absolute
@@ -114,6 +115,12 @@ int stream_vline(struct stream *s, char *buf, size_t buflen, const char *fmt,
  * before the upgrade is discarded (no command injection across STARTTLS).
  * Returns -1 if TLS is already on. */
 int stream_starttls(struct stream *s, SSL_CTX *ctx);
+/* The client's side of STARTTLS (an outbound SMTP client): the same
+ * upgrade, as the TLS client, with host as SNI; with verify the handshake
+ * fails unless the chain verifies against ctx's trust anchors and the
+ * certificate names host. on_ready is called again once TLS is up. */
+int stream_starttls_client(struct stream *s, SSL_CTX *ctx, const char *host,
+			   bool verify);
 bool stream_is_tls(const struct stream *s);
 
 /* Holds back lines (an asynchronous lookup is in flight) / delivers them

@@ -30,6 +30,8 @@
 #include "config/confjson.h"
 #include "config/directory.h"
 #include "config/schema.h"
+#include "mailctl_dkim.h"
+#include "mailctl_queue.h"
 
 #define CTL_DEFAULT_REDIS "127.0.0.1:6379"
 #define CTL_CONNECT_TIMEOUT_S 3
@@ -892,8 +894,9 @@ ctl_alias_warn_target(struct ctl *x, const char *t)
 
 	if (ctl_member(x, SCHEMA_DOMAINS, d) == 0) {
 		fprintf(stderr,
-			"mailctl: warning: %s is not in a local domain; "
-			"mail to the alias is delivered to local users only\n",
+			"mailctl: note: %s is not in a local domain; "
+			"mail to the alias is forwarded there (through the "
+			"queue, sender rewritten by SRS)\n",
 			t);
 		return;
 	}
@@ -1675,6 +1678,8 @@ ctl_usage(FILE *f)
 	fprintf(f, "usage: mailctl [-r HOST:PORT] COMMAND ...\n\n");
 	for (size_t i = 0; i < sizeof(ctl_cmds) / sizeof(ctl_cmds[0]); i++)
 		fprintf(f, "  mailctl %s\n", ctl_cmds[i].usage);
+	mailctl_queue_usage(f);
+	mailctl_dkim_usage(f);
 	fprintf(
 	    f,
 	    "\n"
@@ -1686,6 +1691,8 @@ ctl_usage(FILE *f)
 	    "$MAILCTL_REDIS_PASSWORD,\n"
 	    "                         as arguments are visible to other "
 	    "users\n"
+	    "  -q, --queue DIR        the shared outbound queue (default "
+	    "$MAILCTL_QUEUE)\n"
 	    "  -h, --help             this help\n\n"
 	    "Passwords are stored only as crypt(3) hashes (yescrypt or "
 	    "SHA-512-crypt).\n"
@@ -1700,7 +1707,8 @@ ctl_usage(FILE *f)
 	    "is no --force: delete them first); its aliases go with it.\n"
 	    "Lists print one name a line, sorted; alias list prints "
 	    "\"ALIAS TARGET\"\n"
-	    "pairs. Mail to an alias goes to the local users it leads to.\n\n"
+	    "pairs. Mail to an alias goes to the local users it leads to, and\n"
+	    "is forwarded to its targets in other domains.\n\n"
 	    "export writes the whole config as JSON (password hashes "
 	    "included;\n"
 	    "a FILE is made mode 0600). import replaces the whole config "
@@ -1785,11 +1793,13 @@ main(int argc, char **argv)
 	static const struct option longopts[] = {
 	    {"redis", required_argument, NULL, 'r'},
 	    {"auth", required_argument, NULL, 'a'},
+	    {"queue", required_argument, NULL, 'q'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	const char *redis = getenv("MAILCTL_REDIS");
 	const char *password = getenv("MAILCTL_REDIS_PASSWORD");
+	const char *queue = getenv("MAILCTL_QUEUE");
 	const struct ctl_cmd *cmd;
 	char what[64];
 	struct ctl x;
@@ -1797,13 +1807,17 @@ main(int argc, char **argv)
 
 	memset(&x, 0, sizeof(x));
 	x.what = "mailctl";
-	while ((c = getopt_long(argc, argv, "+r:a:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+r:a:q:h", longopts, NULL)) !=
+	       -1) {
 		switch (c) {
 		case 'r':
 			redis = optarg;
 			break;
 		case 'a':
 			password = optarg;
+			break;
+		case 'q':
+			queue = optarg;
 			break;
 		case 'h':
 			ctl_usage(stdout);
@@ -1820,6 +1834,25 @@ main(int argc, char **argv)
 	if (optind >= argc) {
 		ctl_usage(stderr);
 		return CTL_USAGE;
+	}
+	if (strcmp(argv[optind], "dkim") == 0)
+		return mailctl_dkim(argc - optind - 1, argv + optind + 1,
+				    queue);
+	if (strcmp(argv[optind], "queue") == 0) {
+		if (redis == NULL || redis[0] == '\0')
+			redis = CTL_DEFAULT_REDIS;
+		if (redis_opts_parse(redis, &x.opts) < 0) {
+			fprintf(stderr, "mailctl: bad Redis address \"%s\"\n",
+				redis);
+			return CTL_USAGE;
+		}
+		if (password)
+			snprintf(x.opts.password, sizeof(x.opts.password), "%s",
+				 password);
+		rc = mailctl_queue(argc - optind - 1, argv + optind + 1, queue,
+				   &x.opts);
+		explicit_bzero(x.opts.password, sizeof(x.opts.password));
+		return rc;
 	}
 	cmd =
 	    ctl_find(argv[optind], optind + 1 < argc ? argv[optind + 1] : NULL);

@@ -16,6 +16,8 @@
 #include "../common/tls_server.h"
 #include "imap/imap.h"
 #include "metrics/metrics.h"
+#include "queue/queue.h"
+#include "queue/queue_runner.h"
 #include "store/notice.h"
 
 /* The connection caps; max_connections is kept below the descriptors the
@@ -116,10 +118,16 @@ mailnode_grace_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	struct mailnode *mn = t->data;
 	(void)revents;
-	if (mn->sessions > 0 && ev_now(loop) < mn->grace_end)
+	/* Outbound deliveries in flight finish too, so none is cut after
+	 * its final dot (which would send it twice). */
+	int deliveries = queue_runner_drain(mn->runner);
+	if ((mn->sessions > 0 || deliveries > 0) &&
+	    ev_now(loop) < mn->grace_end)
 		return;
-	if (mn->sessions > 0)
-		log_warn("grace period over: %ld sessions cut", mn->sessions);
+	if (mn->sessions > 0 || deliveries > 0)
+		log_warn(
+		    "grace period over: %ld sessions and %d deliveries cut",
+		    mn->sessions, deliveries);
 	ev_break(loop, EVBREAK_ALL);
 }
 
@@ -135,6 +143,7 @@ mailnode_signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 	log_info("%s received: no new sessions, %ld to finish within %d s",
 		 strsignal(w->signum), mn->sessions, mn->cfg->grace_s);
 	mailnode_unlisten(mn);
+	queue_runner_drain(mn->runner);
 	http_sessions_stop();
 	imap_sessions_stop(mn);
 	mn->grace_end = ev_now(loop) + mn->cfg->grace_s;
@@ -200,6 +209,20 @@ mailnode_run(struct node_config *cfg)
 		log_err("cannot start the password hashing threads");
 		goto out;
 	}
+	mn->queue = queue_open(cfg->queue);
+	if (mn->queue == NULL) {
+		log_err("queue %s: %s", cfg->queue, strerror(errno));
+		goto out;
+	}
+	if (cfg->roles & DUTY_MTA) {
+		mn->runner =
+		    queue_runner_new(mn->loop, cfg, mn->queue, mn->redis,
+				     mn->dir, &mn->store, err, sizeof(err));
+		if (mn->runner == NULL) {
+			log_err("queue runner: %s", err);
+			goto out;
+		}
+	}
 	mn->login = auth_login_new(mn->auth, mn->redis, &cfg->login);
 	if (mn->login == NULL) {
 		log_err("out of memory");
@@ -226,7 +249,12 @@ mailnode_run(struct node_config *cfg)
 	mn->sigterm.data = mn->sigint.data = mn;
 	ev_signal_start(mn->loop, &mn->sigterm);
 	ev_signal_start(mn->loop, &mn->sigint);
-	log_info("node %s (%s) started", cfg->name, cfg->hostname);
+	log_info("node %s (%s) started, roles:%s%s%s%s%s", cfg->name,
+		 cfg->hostname, cfg->roles & DUTY_MX ? " mx" : "",
+		 cfg->roles & DUTY_SUBMISSION ? " submission" : "",
+		 cfg->roles & DUTY_ACCESS ? " access" : "",
+		 cfg->roles & DUTY_WEB ? " web" : "",
+		 cfg->roles & DUTY_MTA ? " mta" : "");
 	/* Every listener is bound: systemd may start what comes after. */
 	sdnotify("READY=1");
 	sdnotify_watchdog_start(mn->loop, &watchdog);
@@ -238,6 +266,8 @@ out:
 	mailnode_unlisten(mn);
 	mailnode_metrics_stop(mn);
 	store_check_free(mn->store_check);
+	queue_runner_free(mn->runner);
+	queue_close(mn->queue);
 	imap_node_free(mn);
 	notice_free(mn->store.notice);
 	auth_login_free(mn->login);

@@ -18,11 +18,12 @@ PACKAGES=(build-essential cmake pkg-config python3 openssl
 
 # What ./test.sh adds: unit tests (criterion), the VIP test (keepalived,
 # ip netns), the mail clients the integration tests drive, mandoc (the man
-# pages' lint), PyYAML (the alert rules' check), clang and
+# pages' lint), PyYAML (the alert rules' check), python3-dkim (checks the
+# DKIM signatures of outbound mail), clang and
 # libclang-rt-14-dev (the sanitizers' and libFuzzer's runtimes: the second
 # run builds with clang and runs the fuzz targets).
 TEST_PACKAGES=(libcriterion-dev keepalived iproute2 fetchmail getmail6 mandoc
-  python3-yaml clang libclang-rt-14-dev)
+  python3-yaml python3-dkim clang libclang-rt-14-dev)
 
 INSTALL_LOG=${INSTALL_LOG:-${TMPDIR:-/tmp}/mailswitch-install-deps.log}
 

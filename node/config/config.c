@@ -1,9 +1,11 @@
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -22,6 +24,79 @@ const char *
 node_role_name(enum node_role r)
 {
 	return role_names[r];
+}
+
+/* Which role runs each listener. */
+static const unsigned listener_duty[ROLE_COUNT] = {
+    [ROLE_SMTP] = DUTY_MX,	    [ROLE_SUBMISSION] = DUTY_SUBMISSION,
+    [ROLE_SMTPS] = DUTY_SUBMISSION, [ROLE_IMAP] = DUTY_ACCESS,
+    [ROLE_IMAPS] = DUTY_ACCESS,	    [ROLE_POP3] = DUTY_ACCESS,
+    [ROLE_POP3S] = DUTY_ACCESS,	    [ROLE_HTTP] = DUTY_WEB,
+};
+
+static const struct {
+	const char *name;
+	unsigned bit;
+} duty_names[] = {
+    {"mx", DUTY_MX},	     {"submission", DUTY_SUBMISSION},
+    {"access", DUTY_ACCESS}, {"web", DUTY_WEB},
+    {"mta", DUTY_MTA},
+};
+
+unsigned
+node_listener_duty(enum node_role r)
+{
+	return listener_duty[r];
+}
+
+static const char *
+node_duty_name(unsigned bit)
+{
+	for (size_t i = 0; i < sizeof(duty_names) / sizeof(*duty_names); i++)
+		if (duty_names[i].bit == bit)
+			return duty_names[i].name;
+	return "?";
+}
+
+int
+node_hostport_parse(const char *s, struct node_hostport *hp)
+{
+	const char *colon, *host = s;
+	size_t hlen;
+	if (s[0] == '[') {
+		const char *close = strchr(s, ']');
+		if (close == NULL || close[1] != ':')
+			return -1;
+		host = s + 1;
+		hlen = (size_t)(close - host);
+		colon = close + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (colon == NULL || strchr(s, ':') != colon)
+			return -1;
+		hlen = (size_t)(colon - s);
+	}
+	char *end;
+	long port = strtol(colon + 1, &end, 10);
+	if (hlen == 0 || hlen >= sizeof(hp->host) || colon[1] == '\0' || *end ||
+	    port < 1 || port > 65535)
+		return -1;
+	for (size_t i = 0; i < hlen; i++)
+		if ((unsigned char)host[i] <= ' ' || host[i] == '/')
+			return -1;
+	memcpy(hp->host, host, hlen);
+	hp->host[hlen] = '\0';
+	hp->port = (int)port;
+	return 0;
+}
+
+const struct node_hostport *
+node_route_find(const struct node_config *cfg, const char *domain)
+{
+	for (int i = 0; i < cfg->nroutes; i++)
+		if (strcasecmp(cfg->routes[i].domain, domain) == 0)
+			return &cfg->routes[i].to;
+	return NULL;
 }
 
 bool
@@ -195,61 +270,125 @@ node_auth_threads(struct conf *c, void *o, const char *k, const char *v)
 			&((struct node_config *)o)->auth_threads);
 }
 
+/* roles = mx, submission, access, web, mta */
 static int
-node_login_timeout(struct conf *c, void *o, const char *k, const char *v)
+node_roles(struct conf *c, void *o, const char *k, const char *v)
 {
-	return conf_int(c, k, v, 1, 3600,
-			&((struct node_config *)o)->login_timeout_s);
+	struct node_config *n = o;
+	char buf[256], *save, *p;
+	if (snprintf(buf, sizeof(buf), "%s", v) >= (int)sizeof(buf)) {
+		conf_error(c, c->line, "%s: too long", k);
+		return -1;
+	}
+	n->roles = 0;
+	for (p = strtok_r(buf, ", \t", &save); p;
+	     p = strtok_r(NULL, ", \t", &save)) {
+		size_t i, nd = sizeof(duty_names) / sizeof(*duty_names);
+		for (i = 0; i < nd; i++)
+			if (strcasecmp(p, duty_names[i].name) == 0)
+				break;
+		if (i == nd) {
+			conf_error(c, c->line,
+				   "%s: unknown role \"%s\" (mx, submission, "
+				   "access, web, mta)",
+				   k, p);
+			return -1;
+		}
+		n->roles |= duty_names[i].bit;
+	}
+	if (n->roles == 0) {
+		conf_error(c, c->line, "%s: no role listed", k);
+		return -1;
+	}
+	n->roles_line = c->line;
+	return 0;
 }
 
 static int
-node_http_request_timeout(struct conf *c, void *o, const char *k, const char *v)
+node_resolver(struct conf *c, void *o, const char *k, const char *v)
 {
-	return conf_int(c, k, v, 1, 3600,
-			&((struct node_config *)o)->http_request_timeout_s);
+	struct node_config *n = o;
+	if (conf_addr(c, k, v, &n->resolver, n->resolver_str,
+		      sizeof(n->resolver_str)) < 0)
+		return -1;
+	n->has_resolver = true;
+	return 0;
 }
 
 static int
-node_max_connections(struct conf *c, void *o, const char *k, const char *v)
+node_relayhost(struct conf *c, void *o, const char *k, const char *v)
 {
-	return conf_int(c, k, v, 0, 10000000,
-			&((struct node_config *)o)->max_connections);
+	struct node_config *n = o;
+	if (*v == '\0') {
+		n->relayhost.host[0] = '\0';
+		return 0;
+	}
+	if (node_hostport_parse(v, &n->relayhost) < 0) {
+		conf_error(c, c->line, "%s: bad \"%s\" (HOST:PORT)", k, v);
+		return -1;
+	}
+	return 0;
 }
 
 static int
-node_max_connections_per_source(struct conf *c, void *o, const char *k,
-				const char *v)
+node_smtp_tls(struct conf *c, void *o, const char *k, const char *v)
 {
-	return conf_int(c, k, v, 0, 10000000,
-			&((struct node_config *)o)->max_connections_per_source);
+	static const char *const names[] = {"may", "encrypt", "verify"};
+	for (int i = 0; i < 3; i++)
+		if (strcasecmp(v, names[i]) == 0) {
+			((struct node_config *)o)->smtp_tls =
+			    (enum node_smtp_tls)i;
+			return 0;
+		}
+	conf_error(c, c->line, "%s: \"%s\" is not may, encrypt or verify", k,
+		   v);
+	return -1;
 }
 
-static int
-node_login_fail_window(struct conf *c, void *o, const char *k, const char *v)
-{
-	return conf_int(c, k, v, 1, 86400,
-			&((struct node_config *)o)->login.window_s);
-}
+#define NODE_INT_KEY(fn, field, min, max)                                      \
+	static int fn(struct conf *c, void *o, const char *k, const char *v)   \
+	{                                                                      \
+		return conf_int(c, k, v, min, max,                             \
+				&((struct node_config *)o)->field);            \
+	}
+
+NODE_INT_KEY(node_queue_retry_min, queue_retry_min_s, 1, 86400)
+NODE_INT_KEY(node_queue_retry_max, queue_retry_max_s, 1, 86400)
+NODE_INT_KEY(node_queue_lifetime, queue_lifetime_s, 1, 100 * 86400)
+NODE_INT_KEY(node_delay_warning, delay_warning_s, 0, 100 * 86400)
+NODE_INT_KEY(node_queue_concurrency, queue_concurrency, 1, 10000)
+NODE_INT_KEY(node_queue_per_destination, queue_per_destination, 1, 10000)
+NODE_INT_KEY(node_queue_lease, queue_lease_s, 2, 3600)
+NODE_INT_KEY(node_mx_port, mx_port, 1, 65535)
+NODE_INT_KEY(node_smtp_timeout, smtp_timeout_s, 1, 3600)
+NODE_INT_KEY(node_login_timeout, login_timeout_s, 1, 3600)
+NODE_INT_KEY(node_http_request_timeout, http_request_timeout_s, 1, 3600)
+NODE_INT_KEY(node_max_connections, max_connections, 0, 10000000)
+NODE_INT_KEY(node_max_connections_per_source, max_connections_per_source, 0,
+	     10000000)
+NODE_INT_KEY(node_login_fail_window, login.window_s, 1, 86400)
+NODE_INT_KEY(node_login_fail_limit, login.fail_limit, 0, 1000000)
+NODE_INT_KEY(node_login_delay, login.delay_ms, 0, 60000)
+NODE_INT_KEY(node_login_delay_max, login.delay_max_ms, 0, 600000)
+NODE_STRING_KEY(node_queue, queue)
+NODE_STRING_KEY(node_smtp_tls_ca, smtp_tls_ca)
+NODE_STRING_KEY(node_relayhost_user, relayhost_user)
+NODE_STRING_KEY(node_relayhost_password_file, relayhost_password_file)
 
 static int
-node_login_fail_limit(struct conf *c, void *o, const char *k, const char *v)
+node_relay_networks(struct conf *c, void *o, const char *k, const char *v)
 {
-	return conf_int(c, k, v, 0, 1000000,
-			&((struct node_config *)o)->login.fail_limit);
-}
-
-static int
-node_login_delay(struct conf *c, void *o, const char *k, const char *v)
-{
-	return conf_int(c, k, v, 0, 60000,
-			&((struct node_config *)o)->login.delay_ms);
-}
-
-static int
-node_login_delay_max(struct conf *c, void *o, const char *k, const char *v)
-{
-	return conf_int(c, k, v, 0, 600000,
-			&((struct node_config *)o)->login.delay_max_ms);
+	struct node_config *n = o;
+	char why[160];
+	if (*v == '\0') {
+		n->relay_networks.n = 0;
+		return 0;
+	}
+	if (netlist_parse(v, &n->relay_networks, why, sizeof(why)) < 0) {
+		conf_error(c, c->line, "%s: %s", k, why);
+		return -1;
+	}
+	return 0;
 }
 
 static const struct conf_key node_keys[] = {
@@ -282,6 +421,24 @@ static const struct conf_key node_keys[] = {
     {"login_fail_limit", node_login_fail_limit},
     {"login_delay_ms", node_login_delay},
     {"login_delay_max_ms", node_login_delay_max},
+    {"roles", node_roles},
+    {"queue", node_queue},
+    {"resolver", node_resolver},
+    {"relayhost", node_relayhost},
+    {"relayhost_user", node_relayhost_user},
+    {"relayhost_password_file", node_relayhost_password_file},
+    {"smtp_tls", node_smtp_tls},
+    {"smtp_tls_ca", node_smtp_tls_ca},
+    {"queue_retry_min_s", node_queue_retry_min},
+    {"queue_retry_max_s", node_queue_retry_max},
+    {"queue_lifetime_s", node_queue_lifetime},
+    {"delay_warning_s", node_delay_warning},
+    {"queue_concurrency", node_queue_concurrency},
+    {"queue_per_destination", node_queue_per_destination},
+    {"queue_lease_s", node_queue_lease},
+    {"mx_port", node_mx_port},
+    {"smtp_timeout_s", node_smtp_timeout},
+    {"relay_networks", node_relay_networks},
     {NULL, NULL},
 };
 
@@ -323,6 +480,39 @@ static const struct conf_key listen_keys[] = {
     {"metrics", listen_metrics}, {NULL, NULL},
 };
 
+/* [route]: DOMAIN = HOST:PORT, any domain as the key. */
+static int
+route_set(struct conf *c, void *o, const char *k, const char *v)
+{
+	struct node_config *n = o;
+	if (n->nroutes == NODE_ROUTES_MAX) {
+		conf_error(c, c->line, "[route]: more than %d routes",
+			   NODE_ROUTES_MAX);
+		return -1;
+	}
+	struct node_route *r = &n->routes[n->nroutes];
+	if (strlen(k) >= sizeof(r->domain) || strchr(k, '@') || k[0] == '\0') {
+		conf_error(c, c->line, "[route]: bad domain \"%s\"", k);
+		return -1;
+	}
+	if (node_hostport_parse(v, &r->to) < 0) {
+		conf_error(c, c->line, "[route]: %s: bad \"%s\" (HOST:PORT)", k,
+			   v);
+		return -1;
+	}
+	size_t i;
+	for (i = 0; k[i]; i++)
+		r->domain[i] = (char)tolower((unsigned char)k[i]);
+	r->domain[i] = '\0';
+	n->nroutes++;
+	return 0;
+}
+
+static const struct conf_key route_keys[] = {
+    {"*", route_set},
+    {NULL, NULL},
+};
+
 static struct conf_section
 node_open_section(struct conf *c, const char *section)
 {
@@ -331,8 +521,11 @@ node_open_section(struct conf *c, const char *section)
 		return (struct conf_section){n, node_keys, "[node]"};
 	if (strcmp(section, "listen") == 0)
 		return (struct conf_section){n, listen_keys, "[listen]"};
+	if (strcmp(section, "route") == 0)
+		return (struct conf_section){n, route_keys, "[route]"};
 	conf_error(c, c->section_line,
-		   "unknown section [%s] (expected [node] or [listen])",
+		   "unknown section [%s] (expected [node], [listen] or "
+		   "[route])",
 		   section);
 	return (struct conf_section){NULL, NULL, NULL};
 }
@@ -372,6 +565,12 @@ node_validate(struct conf *c, struct node_config *n)
 		if (!l->on)
 			continue;
 		any = true;
+		if (!(n->roles & listener_duty[r]))
+			conf_error(c, l->line,
+				   "[listen]: %s is a listener of role %s, "
+				   "which roles does not list",
+				   role_names[r],
+				   node_duty_name(listener_duty[r]));
 		if (node_role_implicit_tls(r) && n->tls_cert[0] == '\0')
 			conf_error(c, l->line, "[listen]: %s needs tls_cert",
 				   role_names[r]);
@@ -387,8 +586,24 @@ node_validate(struct conf *c, struct node_config *n)
 				   "[listen]: metrics %s already used by %s",
 				   n->metrics.str, role_names[r]);
 	}
-	if (!any)
+	if (!any && !(n->roles & DUTY_MTA))
 		conf_error(c, 1, "[listen]: no listener configured");
+	if ((n->relayhost_user[0] != '\0') !=
+	    (n->relayhost_password_file[0] != '\0'))
+		conf_error(c, 1,
+			   "[node]: relayhost_user and relayhost_password_file "
+			   "go together");
+	if (n->queue_retry_max_s < n->queue_retry_min_s)
+		conf_error(c, 1,
+			   "[node]: queue_retry_max_s is below "
+			   "queue_retry_min_s");
+	if (n->queue[0] == '\0' && n->store[0] != '\0' &&
+	    snprintf(n->queue, sizeof(n->queue), "%s/.queue", n->store) >=
+		(int)sizeof(n->queue))
+		conf_error(c, 1, "[node]: store path too long for its queue");
+	else if (n->queue[0] != '/')
+		conf_error(c, 1, "[node]: queue = %s must be an absolute path",
+			   n->queue);
 	if (n->proxy_protocol && n->proxy_trusted.n == 0)
 		conf_error(c, 1,
 			   "[node]: proxy_protocol = on needs proxy_trusted");
@@ -418,6 +633,16 @@ node_config_load(const char *path, char *err, size_t errlen)
 					 .fail_limit = 10,
 					 .delay_ms = 250,
 					 .delay_max_ms = 5000};
+	n->roles = DUTY_ALL;
+	n->queue_retry_min_s = 300;
+	n->queue_retry_max_s = 3600;
+	n->queue_lifetime_s = 432000;
+	n->delay_warning_s = 14400;
+	n->queue_concurrency = 20;
+	n->queue_per_destination = 4;
+	n->queue_lease_s = 30;
+	n->mx_port = 25;
+	n->smtp_timeout_s = 300;
 	if (gethostname(n->hostname, sizeof(n->hostname)) < 0)
 		snprintf(n->hostname, sizeof(n->hostname), "localhost");
 

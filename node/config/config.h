@@ -29,6 +29,34 @@ struct login_limits {
 	int delay_max_ms; /* the longest wait */
 };
 
+/* [node] roles: what a node does. A listener belongs to one role (smtp:
+ * mx; submission, smtps: submission; imap(s), pop3(s): access; http:
+ * web); mta runs the queue runners and has no listener. */
+enum node_duty {
+	DUTY_MX = 1 << 0,
+	DUTY_SUBMISSION = 1 << 1,
+	DUTY_ACCESS = 1 << 2,
+	DUTY_WEB = 1 << 3,
+	DUTY_MTA = 1 << 4,
+	DUTY_ALL = (1 << 5) - 1,
+};
+
+/* Outbound TLS (smtp_tls). */
+enum node_smtp_tls { SMTP_TLS_MAY, SMTP_TLS_ENCRYPT, SMTP_TLS_VERIFY };
+
+/* A host and port of the outbound side: a name or a numeric address. */
+struct node_hostport {
+	char host[256]; /* empty: not set */
+	int port;
+};
+
+/* [route] DOMAIN = HOST:PORT */
+#define NODE_ROUTES_MAX 64
+struct node_route {
+	char domain[256]; /* lowercase */
+	struct node_hostport to;
+};
+
 struct node_listen {
 	bool on;
 	int line;
@@ -68,6 +96,27 @@ struct node_config {
 	struct login_limits login;
 	struct node_listen listen[ROLE_COUNT];
 	struct node_listen metrics; /* [listen] metrics: GET /metrics; off */
+
+	/* roles and the outbound queue */
+	unsigned roles; /* enum node_duty bits; default DUTY_ALL */
+	int roles_line;
+	char queue[1024]; /* shared queue directory; default STORE/.queue */
+	bool has_resolver;
+	struct addr resolver; /* DNS server; else /etc/resolv.conf */
+	char resolver_str[ADDR_STRLEN];
+	struct node_hostport relayhost;
+	char relayhost_user[256]; /* AUTH PLAIN to the relayhost, in TLS */
+	char relayhost_password_file[1024];
+	enum node_smtp_tls smtp_tls;
+	char smtp_tls_ca[1024]; /* trust anchors for verify; "": system's */
+	int queue_retry_min_s, queue_retry_max_s, queue_lifetime_s;
+	int delay_warning_s, queue_concurrency, queue_per_destination;
+	int queue_lease_s;
+	int mx_port;
+	int smtp_timeout_s; /* caps every step of an outbound dialogue */
+	struct netlist relay_networks; /* may relay on the MX listener */
+	struct node_route routes[NODE_ROUTES_MAX];
+	int nroutes;
 };
 
 /* Reads and validates path. Returns the config, or NULL with every problem
@@ -75,6 +124,13 @@ struct node_config {
 struct node_config *node_config_load(const char *path, char *err,
 				     size_t errlen);
 const char *node_role_name(enum node_role r);
+/* The role (enum node_duty bit) a listener belongs to. */
+unsigned node_listener_duty(enum node_role r);
+/* "HOST:PORT" or "[V6]:PORT" into hp. Returns 0 or -1. */
+int node_hostport_parse(const char *s, struct node_hostport *hp);
+/* The static route of domain (case-insensitive), or NULL. */
+const struct node_hostport *node_route_find(const struct node_config *cfg,
+					    const char *domain);
 /* True for the roles that speak TLS from the first byte. */
 bool node_role_implicit_tls(enum node_role r);
 

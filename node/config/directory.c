@@ -1020,6 +1020,17 @@ directory_domain_local(const struct directory *d, const char *domain)
 }
 
 /* Adds the mailboxes addr (lowercase) delivers to. */
+/* Adds addr to out[0..*n) unless it is there or out is full. */
+static void
+dir_add_once(char (*out)[DIR_ADDR_MAX], size_t max, size_t *n, const char *addr)
+{
+	for (size_t i = 0; i < *n; i++)
+		if (strcmp(out[i], addr) == 0)
+			return;
+	if (*n < max && strlen(addr) < DIR_ADDR_MAX)
+		strcpy(out[(*n)++], addr);
+}
+
 static void
 dir_expand(const struct dir_cache *c, const char *addr, int depth,
 	   char (*out)[DIR_ADDR_MAX], size_t max, size_t *n)
@@ -1027,11 +1038,7 @@ dir_expand(const struct dir_cache *c, const char *addr, int depth,
 	const struct dir_alias *a;
 
 	if (dir_find_user(c, addr)) {
-		for (size_t i = 0; i < *n; i++)
-			if (strcmp(out[i], addr) == 0)
-				return;
-		if (*n < max && strlen(addr) < DIR_ADDR_MAX)
-			strcpy(out[(*n)++], addr);
+		dir_add_once(out, max, n, addr);
 		return;
 	}
 	if (depth >= DIR_ALIAS_DEPTH || (a = dir_find_alias(c, addr)) == NULL)
@@ -1057,6 +1064,42 @@ directory_resolve(const struct directory *d, const char *address,
 		max = DIR_MAX_TARGETS;
 	dir_expand(d->cache, buf, 0, out, max, n);
 	return *n ? DIR_OK : DIR_UNKNOWN;
+}
+
+/* Adds the targets outside the local domains that addr leads to. */
+static void
+dir_expand_remote(const struct dir_cache *c, const char *addr, int depth,
+		  char (*out)[DIR_ADDR_MAX], size_t max, size_t *n)
+{
+	const struct dir_alias *a;
+	const char *at = strrchr(addr, '@');
+
+	if (at && !dir_has_domain(c, at + 1)) {
+		dir_add_once(out, max, n, addr);
+		return;
+	}
+	if (depth >= DIR_ALIAS_DEPTH || dir_find_user(c, addr) ||
+	    (a = dir_find_alias(c, addr)) == NULL)
+		return;
+	for (size_t i = 0; i < a->ntargets && *n < max; i++)
+		dir_expand_remote(c, a->targets[i], depth + 1, out, max, n);
+}
+
+size_t
+directory_forwards(const struct directory *d, const char *address,
+		   char (*out)[DIR_ADDR_MAX], size_t max)
+{
+	char buf[DIR_ADDR_MAX];
+	const char *at;
+	size_t n = 0;
+
+	if (dir_lower(address, strlen(address), buf, sizeof(buf)) < 0)
+		return 0;
+	at = strrchr(buf, '@');
+	if (at == NULL || !dir_has_domain(d->cache, at + 1))
+		return 0;
+	dir_expand_remote(d->cache, buf, 0, out, max, &n);
+	return n;
 }
 
 const char *

@@ -68,6 +68,13 @@ enum dir_result directory_resolve(const struct directory *d,
 				  char (*out)[DIR_ADDR_MAX], size_t max,
 				  size_t *n);
 
+/* Forwarding: the addresses outside the local domains that the local
+ * address leads to through aliases (the same walk as directory_resolve,
+ * which leaves them out), lowercase, each once, at most max. Returns how
+ * many. */
+size_t directory_forwards(const struct directory *d, const char *address,
+    char (*out)[DIR_ADDR_MAX], size_t max);
+
 /* The crypt(3) hash of user address, or NULL if no such user. */
 const char *directory_password_hash(const struct directory *d,
 				    const char *address);

@@ -11,6 +11,8 @@
  *   ms:config:nodes         hash: node name -> the generation it loaded
  *   channel ms:config       a message (the new generation) after every
  *                           change
+ *   ms:qlock:ID             the claim on queued message ID (a lease: the
+ *                           owner's token, PX queue_lease_s)
  */
 #ifndef NODE_SCHEMA_H
 #define NODE_SCHEMA_H
@@ -23,5 +25,6 @@
 #define SCHEMA_GEN "ms:config:gen"
 #define SCHEMA_NODES "ms:config:nodes"
 #define SCHEMA_CHANNEL "ms:config"
+#define SCHEMA_QUEUE_LOCK_PREFIX "ms:qlock:"
 
 #endif

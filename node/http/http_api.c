@@ -18,6 +18,8 @@
 #include "../../common/json.h"
 #include "../../common/log.h"
 #include "../../common/token.h"
+#include "../queue/queue.h"
+#include "../queue/queue_runner.h"
 #include "http.h"
 #include "../store/maildir.h"
 #include "../mailnode.h"
@@ -236,15 +238,29 @@ api_health(struct http_session *s)
 	strbuf_init(&sb, 4096);
 	strbuf_appendf(&sb, "{\"status\":\"%s\",\"node\":", status);
 	strbuf_append_json(&sb, mn->cfg->name);
+	size_t qdepth;
+	long long qoldest;
+	queue_stats(mn->queue, &qdepth, &qoldest);
 	/* "config": "stale" while the cache may be behind the truth or
 	 * Redis behind the cache (directory.h), with the generation held. */
 	strbuf_appendf(&sb,
 		       ",\"redis\":\"%s\",\"store\":\"%s\","
 		       "\"directory\":\"%s\",\"config\":\"%s\","
-		       "\"config_gen\":%" PRIu64 ",\"spool\":%zu}",
+		       "\"config_gen\":%" PRIu64 ",\"spool\":%zu,"
+		       "\"queue\":{\"depth\":%zu,\"oldest_s\":%lld",
 		       redis_ok ? "up" : "down", store_ok ? "ok" : "unwritable",
 		       loaded ? "loaded" : "empty", redis_ok ? "ok" : "stale",
-		       directory_generation(mn->dir), spool_pending(mn->spool));
+		       directory_generation(mn->dir), spool_pending(mn->spool),
+		       qdepth, qoldest);
+	if (mn->runner) { /* this node's deliveries since it started */
+		struct queue_runner_stats rs;
+		queue_runner_stats(mn->runner, &rs);
+		strbuf_appendf(&sb,
+			       ",\"sent\":%lu,\"deferred\":%lu,"
+			       "\"bounced\":%lu",
+			       rs.sent, rs.deferred, rs.failed);
+	}
+	strbuf_appends(&sb, "}}");
 	api_json(s, code, code == 503 ? "Retry-After: 5\r\n" : NULL, &sb);
 	strbuf_free(&sb);
 }

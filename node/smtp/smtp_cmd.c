@@ -113,6 +113,14 @@ smtp_cmd_mail(struct smtp_session *s, char *args)
 		s->sender[0] = '\0';
 		return;
 	}
+	if (smtp_is_submission(s) && !smtp_sender_allowed(s, s->sender)) {
+		smtp_error(s,
+			   "553 5.7.1 <%s>: Sender address rejected: not "
+			   "owned by user %s",
+			   s->sender, s->user);
+		s->sender[0] = '\0';
+		return;
+	}
 	s->state = SMTP_MAIL;
 	smtp_reply(s, "250 2.1.0 Ok");
 }
@@ -169,23 +177,31 @@ smtp_cmd_rcpt(struct smtp_session *s, char *args)
 	}
 	switch (directory_resolve(s->mn->dir, rcpt, mb, DIR_MAX_TARGETS, &n)) {
 	case DIR_NOT_LOCAL:
-		if (smtp_is_submission(s))
-			smtp_error(s,
-				   "550 5.7.1 <%s>: outbound relay is not "
-				   "configured on this node",
-				   rcpt);
-		else
+		if (!smtp_relay_allowed(s)) {
 			smtp_error(s, "554 5.7.1 <%s>: Relay access denied",
 				   rcpt);
+			return;
+		}
+		if (smtp_add_remote(s, rcpt) < 0) {
+			smtp_reply(s,
+				   "451 4.3.0 Out of memory, try again later");
+			return;
+		}
+		s->nrcpt++;
+		s->state = SMTP_RCPT;
+		smtp_reply(s, "250 2.1.5 Ok");
 		return;
 	case DIR_UNKNOWN:
+	case DIR_OK:
+		break;
+	}
+	int fw = smtp_add_forwards(s, rcpt);
+	if (fw < 0 || (n == 0 && fw == 0)) {
 		smtp_error(s,
 			   "550 5.1.1 <%s>: Recipient address rejected: "
 			   "no such user",
 			   rcpt);
 		return;
-	case DIR_OK:
-		break;
 	}
 	if (smtp_add_mailboxes(s, mb, n) < 0) {
 		smtp_reply(s, "451 4.3.0 Out of memory, try again later");

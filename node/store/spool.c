@@ -24,7 +24,6 @@
 #define SPOOL_ENV_MAX (1 << 20) /* an envelope bigger than this is bad */
 #define SPOOL_ID_MAX 64
 #define SPOOL_NAME_MAX (SPOOL_ID_MAX + 16)
-#define SPOOL_COPY_CHUNK (1 << 16)
 
 struct spool {
 	struct ev_loop *loop;
@@ -51,29 +50,6 @@ struct spool_env {
 
 static void spool_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
 
-/* mkdir -p, mode 0700. */
-static int
-spool_mkdirs(const char *path)
-{
-	char buf[4096];
-	size_t i, len = strlen(path);
-
-	if (len == 0 || len >= sizeof(buf)) {
-		errno = len ? ENAMETOOLONG : EINVAL;
-		return -1;
-	}
-	memcpy(buf, path, len + 1);
-	for (i = 1; i <= len; i++) {
-		if (buf[i] != '/' && buf[i] != '\0')
-			continue;
-		buf[i] = '\0';
-		if (mkdir(buf, 0700) < 0 && errno != EEXIST)
-			return -1;
-		buf[i] = path[i];
-	}
-	return 0;
-}
-
 static int
 spool_subdir(int dirfd, const char *name)
 {
@@ -91,15 +67,11 @@ static size_t
 spool_count(int queue, const char *suffix)
 {
 	size_t n = 0, sl = strlen(suffix);
-	int fd = openat(queue, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	DIR *d = fd_opendir(queue);
 	struct dirent *de;
 
-	if (d == NULL) {
-		if (fd >= 0)
-			close(fd);
+	if (d == NULL)
 		return 0;
-	}
 	while ((de = readdir(d)) != NULL) {
 		size_t l = strlen(de->d_name);
 		if (l > sl && strcmp(de->d_name + l - sl, suffix) == 0)
@@ -137,7 +109,7 @@ spool_open(struct ev_loop *loop, const char *dir, struct store *store,
 	sp->incoming = sp->queue = -1;
 	sp->tmpfile_ok = true;
 	snprintf(sp->dir, sizeof(sp->dir), "%s", dir);
-	if (spool_mkdirs(dir) < 0)
+	if (mkdirs(dir, 0700) < 0)
 		goto fail;
 	if ((root = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 		goto fail;
@@ -217,8 +189,6 @@ spool_tmpfile(struct spool *sp)
 static int
 spool_copy_to(struct spool *sp, int in, size_t len, const char *name)
 {
-	char *buf = NULL;
-	off_t off = 0;
 	int out, saved;
 
 	out =
@@ -226,27 +196,10 @@ spool_copy_to(struct spool *sp, int in, size_t len, const char *name)
 		   O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (out < 0)
 		return -1;
-	if ((buf = malloc(SPOOL_COPY_CHUNK)) == NULL)
+	if (fd_copy(in, out, len) < 0)
 		goto fail;
-	while ((size_t)off < len) {
-		size_t want = len - (size_t)off;
-		if (want > SPOOL_COPY_CHUNK)
-			want = SPOOL_COPY_CHUNK;
-		ssize_t n = pread(in, buf, want, off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			if (n == 0)
-				errno = EIO;
-			goto fail;
-		}
-		if (fd_write_all(out, buf, (size_t)n) < 0)
-			goto fail;
-		off += n;
-	}
 	if (fsync(out) < 0)
 		goto fail;
-	free(buf);
 	if (close(out) < 0) {
 		saved = errno;
 		unlinkat(sp->queue, name, 0);
@@ -256,7 +209,6 @@ spool_copy_to(struct spool *sp, int in, size_t len, const char *name)
 	return 0;
 fail:
 	saved = errno;
-	free(buf);
 	close(out);
 	unlinkat(sp->queue, name, 0);
 	errno = saved;
@@ -302,55 +254,39 @@ spool_env_value_ok(const char *s)
 	return strpbrk(s, "\r\n") == NULL;
 }
 
-/* Writes queue/ID.env for the given envelope (the format is in spool.h):
- * ID.env.tmp, fsynced, renamed, the directory fsynced. */
+/* An envelope to write (the format is in spool.h). */
+struct spool_env_out {
+	const char *sender;
+	const char *const *rcpts;
+	size_t n, size;
+	const char *prefix;
+};
+
+static void
+spool_env_fill(FILE *f, void *arg)
+{
+	const struct spool_env_out *e = arg;
+	size_t plen = strlen(e->prefix);
+	fprintf(f, "%s\nsender %s\n", SPOOL_ENV_VERSION, e->sender);
+	for (size_t i = 0; i < e->n; i++)
+		fprintf(f, "rcpt %s\n", e->rcpts[i]);
+	fprintf(f, "size %zu\nprefix %zu\n", e->size, plen);
+	fwrite(e->prefix, 1, plen, f);
+}
+
+/* Writes queue/ID.env for the given envelope: ID.env.tmp, fsynced,
+ * renamed, the directory fsynced. */
 static int
 spool_env_write(struct spool *sp, const char *id, const char *sender,
 		const char *const *rcpts, size_t n, size_t size,
 		const char *prefix)
 {
 	char tmp[SPOOL_NAME_MAX], name[SPOOL_NAME_MAX];
-	size_t i, plen = strlen(prefix);
-	FILE *f = NULL;
-	int fd, saved = 0;
+	struct spool_env_out e = {sender, rcpts, n, size, prefix};
 
 	snprintf(tmp, sizeof(tmp), "%s.env.tmp", id);
 	snprintf(name, sizeof(name), "%s.env", id);
-	fd =
-	    openat(sp->queue, tmp,
-		   O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -1;
-	if ((f = fdopen(fd, "w")) == NULL) {
-		saved = errno;
-		close(fd);
-		goto fail_errno;
-	}
-	fprintf(f, "%s\nsender %s\n", SPOOL_ENV_VERSION, sender);
-	for (i = 0; i < n; i++)
-		fprintf(f, "rcpt %s\n", rcpts[i]);
-	fprintf(f, "size %zu\nprefix %zu\n", size, plen);
-	fwrite(prefix, 1, plen, f);
-	if (fflush(f) != 0 || ferror(f) || fsync(fd) < 0) {
-		saved = errno ? errno : EIO;
-		fclose(f);
-		goto fail_errno;
-	}
-	if (fclose(f) != 0) {
-		saved = errno;
-		goto fail_errno;
-	}
-	if (renameat(sp->queue, tmp, sp->queue, name) < 0) {
-		saved = errno;
-		goto fail_errno;
-	}
-	if (fsync(sp->queue) < 0)
-		return -1; /* ID.env is there, not known durable */
-	return 0;
-fail_errno:
-	unlinkat(sp->queue, tmp, 0);
-	errno = saved;
-	return -1;
+	return fd_write_replace(sp->queue, tmp, name, spool_env_fill, &e);
 }
 
 static void
@@ -406,49 +342,6 @@ fail:
 	return -1;
 }
 
-/* Reads queue/name whole (bounded by SPOOL_ENV_MAX) into a NUL-terminated
- * buffer. Returns it (caller frees) or NULL with errno (EFBIG: too big). */
-static char *
-spool_slurp(struct spool *sp, const char *name, size_t *lenp)
-{
-	struct stat st;
-	char *buf = NULL;
-	size_t got = 0;
-	int fd, saved;
-
-	fd = openat(sp->queue, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return NULL;
-	if (fstat(fd, &st) < 0)
-		goto fail;
-	if (!S_ISREG(st.st_mode) || st.st_size > SPOOL_ENV_MAX) {
-		errno = S_ISREG(st.st_mode) ? EFBIG : EINVAL;
-		goto fail;
-	}
-	if ((buf = malloc((size_t)st.st_size + 1)) == NULL)
-		goto fail;
-	while (got < (size_t)st.st_size) {
-		ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			goto fail;
-		if (r == 0)
-			break;
-		got += (size_t)r;
-	}
-	buf[got] = '\0';
-	*lenp = got;
-	close(fd);
-	return buf;
-fail:
-	saved = errno;
-	free(buf);
-	close(fd);
-	errno = saved;
-	return NULL;
-}
-
 /* Cuts the next line of [*p, end) at its LF. Returns it or NULL. */
 static char *
 spool_env_line(char **p, char *end)
@@ -494,7 +387,8 @@ spool_env_read(struct spool *sp, const char *name, struct spool_env *env,
 	char *p, *end, *line;
 
 	memset(env, 0, sizeof(*env));
-	if ((env->buf = spool_slurp(sp, name, &len)) == NULL) {
+	if ((env->buf = fd_read_small(sp->queue, name, SPOOL_ENV_MAX, &len)) ==
+	    NULL) {
 		*why = strerror(errno);
 		return -1;
 	}
@@ -540,7 +434,7 @@ spool_env_read(struct spool *sp, const char *name, struct spool_env *env,
 	*why = "prefix length does not match";
 	if ((size_t)(end - p) != plen || memchr(p, '\0', plen) != NULL)
 		goto fail;
-	env->prefix = p; /* NUL-terminated by spool_slurp() */
+	env->prefix = p; /* NUL-terminated by fd_read_small() */
 	return 0;
 fail:
 	spool_env_free(env);

@@ -94,6 +94,11 @@ class DnsServer:
     def __exit__(self, *exc):
         self.stop()
 
+    def _lookup(self, name, qtype):
+        """(name known, [(ttl, rdata)] of qtype); called under the lock."""
+        answers = self.records.get((name, qtype), [])
+        return any(n == name for n, _ in self.records), answers
+
     def _is_silent(self, name):
         return any(name == z or name.endswith("." + z) for z in self.silent_zones)
 
@@ -108,8 +113,7 @@ class DnsServer:
             self.questions.append((name, qtype))
             if self._is_silent(name):
                 return None
-            answers = self.records.get((name, qtype), [])
-            known = any(n == name for n, _ in self.records)
+            known, answers = self._lookup(name, qtype)
         rcode = 0 if known else 3  # NXDOMAIN
         rflags = 0x8000 | 0x0400 | (flags & 0x0100) | rcode
         out = struct.pack("!HHHHHH", qid, rflags, 1, len(answers), 0, 0) + question
@@ -132,3 +136,43 @@ class DnsServer:
                 continue
             if reply is not None:
                 self.sock.sendto(reply, peer)
+
+
+class ZoneServer(DnsServer):
+    """A DnsServer answering from a zone the test writes as a dict, which
+    it may change while the server runs:
+
+        ZoneServer({"remote.test": [("MX", 10, "mx1.remote.test")],
+                    "mx1.remote.test": [("A", "127.0.0.1")]})
+
+    Records are ("A", addr), ("AAAA", addr), ("MX", pref, host) and
+    ("TXT", text); every TTL is 60 s. Starts at once."""
+
+    TYPES = {"A": TYPE_A, "MX": TYPE_MX, "TXT": TYPE_TXT, "AAAA": TYPE_AAAA}
+
+    def __init__(self, zone):
+        super().__init__()
+        self.zone = {k.lower().rstrip("."): v for k, v in zone.items()}
+        self.start()
+
+    @staticmethod
+    def rdata(rec):
+        kind = rec[0]
+        if kind == "A":
+            return socket.inet_pton(socket.AF_INET, rec[1])
+        if kind == "AAAA":
+            return socket.inet_pton(socket.AF_INET6, rec[1])
+        if kind == "MX":
+            return struct.pack("!H", rec[1]) + encode_name(rec[2])
+        if kind == "TXT":
+            data = rec[1].encode()
+            return b"".join(bytes([len(data[i:i + 255])]) + data[i:i + 255]
+                            for i in range(0, max(len(data), 1), 255))
+        raise ValueError(kind)
+
+    def _lookup(self, name, qtype):
+        recs = self.zone.get(name)
+        if recs is None:
+            return super()._lookup(name, qtype)
+        return True, [(60, self.rdata(r)) for r in recs
+                      if self.TYPES[r[0]] == qtype]

@@ -40,7 +40,8 @@ def tls_context():
 
 class MailNode:
     def __init__(self, tmp, name, redis_port, store, extra_node="",
-                 listen=("smtp", "submission", "http"), tls=True):
+                 listen=("smtp", "submission", "http"), tls=True,
+                 sections=""):
         self.tmp, self.name = tmp, name
         self.ports = {role: free_port() for role in listen}
         self.spool = os.path.join(tmp, "spool-" + name)
@@ -52,12 +53,16 @@ class MailNode:
             c, k = make_cert(tmp)
             cert = "tls_cert = %s\ntls_key = %s\n" % (c, k)
         with open(self.path, "w") as f:
+            # DNS stays on loopback: the mta role's lookups get a refusal
+            # unless a test points resolver at its own DNS server.
             f.write("[node]\nname = %s\nhostname = %s.example.test\n"
-                    "redis = 127.0.0.1:%d\nstore = %s\nspool = %s\n%s%s\n"
+                    "redis = 127.0.0.1:%d\nstore = %s\nspool = %s\n"
+                    "resolver = 127.0.0.1:9\n%s%s\n"
                     "[listen]\n" % (name, name, redis_port, store, self.spool,
                                      cert, extra_node))
             for role, port in self.ports.items():
                 f.write("%s = 127.0.0.1:%d\n" % (role, port))
+            f.write(sections)  # more sections: [route]
         self.proc = None
 
     def start(self, wait_directory=True):

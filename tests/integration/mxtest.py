@@ -1,0 +1,182 @@
+"""A scripted remote MX for the outbound tests: a threaded SMTP server on
+a free loopback port whose answers the test sets. mode decides RCPT:
+"accept" (250), "defer" (451 4.3.0), "reject" (550 5.1.1); a recipient
+whose local part starts with "reject" always gets 550. hold_data (seconds)
+holds the answer to the final dot; drop_in_data closes the connection
+after the first line of the body. Every message answered 250 at the dot
+is kept in delivered as (mail_from, [rcpts], data): data is the message
+as sent, dot-unstuffed, CRLF line ends, without the final dot line. With
+tls=(cert, key) it offers STARTTLS; tls_delivered counts the messages
+that came inside TLS and sni the names clients sent."""
+import base64
+import socket
+import socketserver
+import ssl
+import threading
+import time
+
+from lbdtest import free_port
+
+
+class ScriptedMX:
+    def __init__(self, mode="accept", tls=None):
+        self.mode = mode
+        self.tls = None
+        self.sni = []
+        self.tls_delivered = 0
+        if tls:
+            self.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.tls.load_cert_chain(*tls)
+            self.tls.sni_callback = lambda s, name, c: self.sni.append(name)
+        self.hold_data = 0.0
+        self.drop_in_data = False  # close after the first body line
+        self.ehlo_ext = ["8BITMIME"]
+        self.mail_params = []  # what followed MAIL FROM:<...>
+        # Answer MAIL only once DATA has come too: a client that waits
+        # for each reply (no PIPELINING) then hangs.
+        self.expect_pipelining = False
+        self.auth = None  # (user, password): AUTH PLAIN inside TLS, required
+        self.authed = []  # users that logged in
+        self.delivered = []
+        self.transactions = 0  # DATA bodies received in full
+        self.sessions = self.max_sessions = 0  # connections open, most ever
+        self.lock = threading.Lock()
+        self.port = free_port()
+        mx = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self):
+                with mx.lock:
+                    mx.sessions += 1
+                    mx.max_sessions = max(mx.max_sessions, mx.sessions)
+                try:
+                    mx._session(self.request, self.rfile, self.wfile)
+                finally:
+                    with mx.lock:
+                        mx.sessions -= 1
+
+        class Server(socketserver.ThreadingTCPServer):
+            allow_reuse_address = True
+            request_queue_size = 128  # many deliveries connect at once
+
+        self.server = Server(("127.0.0.1", self.port), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever,
+                                       kwargs={"poll_interval": 0.1},
+                                       daemon=True)
+        self.thread.start()
+
+    def _session(self, sock, rfile, wfile):
+        in_tls = False
+
+        def send(line):
+            wfile.write(line.encode() + b"\r\n")
+            wfile.flush()
+
+        send("220 mx.remote.test ESMTP scripted")
+        sender, rcpts = None, []
+        while True:
+            line = rfile.readline(4096)
+            if not line:
+                return
+            cmd = line.decode("utf-8", "replace").rstrip("\r\n")
+            verb = cmd.split(" ", 1)[0].upper()
+            if verb in ("EHLO", "HELO"):
+                ext = list(self.ehlo_ext) if verb == "EHLO" else []
+                if verb == "EHLO" and self.tls and not in_tls:
+                    ext.append("STARTTLS")
+                if verb == "EHLO" and self.auth and in_tls:
+                    ext.append("AUTH PLAIN")
+                lines = ["mx.remote.test"] + ext
+                for i, e in enumerate(lines):
+                    send(("250 " if i == len(lines) - 1 else "250-") + e)
+                continue
+            if verb == "STARTTLS" and self.tls and not in_tls:
+                send("220 2.0.0 go ahead")
+                try:
+                    sock = self.tls.wrap_socket(sock, server_side=True)
+                except (ssl.SSLError, OSError):
+                    return
+                rfile, wfile = sock.makefile("rb"), sock.makefile("wb")
+                in_tls = True
+                sender, rcpts = None, []
+                continue
+            if verb == "AUTH" and self.auth and in_tls:
+                raw = base64.b64decode(cmd.split(" ")[2])
+                _, user, password = raw.decode().split("\0")
+                if (user, password) == self.auth:
+                    self.authed.append(user)
+                    send("235 2.7.0 ok")
+                else:
+                    send("535 5.7.8 bad credentials")
+                continue
+            if verb == "MAIL" and self.auth and not self.authed:
+                send("530 5.7.0 Authentication required")
+                continue
+            if verb == "MAIL":
+                path, _, params = cmd[10:].partition(" ")
+                sender, rcpts = path.strip("<>"), []
+                self.mail_params.append(params)
+                if self.expect_pipelining:
+                    held = []
+                    while not held or held[-1].upper() != "DATA":
+                        l = rfile.readline(4096)
+                        if not l:
+                            return
+                        held.append(l.decode().rstrip("\r\n"))
+                    send("250 2.1.0 ok")
+                    for h in held[:-1]:
+                        rcpt = h[8:].strip("<>")
+                        if rcpt.startswith("reject"):
+                            send("550 5.1.1 <%s>: no such user here" % rcpt)
+                        else:
+                            rcpts.append(rcpt)
+                            send("250 2.1.5 ok")
+                    cmd, verb = "DATA", "DATA"
+                else:
+                    send("250 2.1.0 ok")
+                    continue
+            if verb == "RCPT":
+                rcpt = cmd[8:].strip("<>")
+                if rcpt.startswith("reject") or self.mode == "reject":
+                    send("550 5.1.1 <%s>: no such user here" % rcpt)
+                elif self.mode == "defer":
+                    send("451 4.3.0 try again later")
+                else:
+                    rcpts.append(rcpt)
+                    send("250 2.1.5 ok")
+            elif verb == "DATA":
+                send("354 go ahead")
+                if self.drop_in_data:
+                    rfile.readline(1 << 20)
+                    return
+                data = b""
+                while True:
+                    l = rfile.readline(1 << 20)
+                    if not l or l == b".\r\n":
+                        break
+                    if l.startswith(b"."):
+                        l = l[1:]
+                    data += l
+                if not l:
+                    return
+                with self.lock:
+                    self.transactions += 1
+                if self.hold_data:
+                    time.sleep(self.hold_data)
+                with self.lock:
+                    self.delivered.append((sender, list(rcpts), data))
+                    self.tls_delivered += in_tls
+                send("250 2.0.0 queued here")
+            elif verb == "QUIT":
+                send("221 2.0.0 bye")
+                return
+            elif verb == "RSET":
+                sender, rcpts = None, []
+                send("250 ok")
+            else:
+                send("502 5.5.2 not here")
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()

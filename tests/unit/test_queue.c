@@ -1,0 +1,271 @@
+/* The outbound queue's pieces without a network: the node config's roles,
+ * routes and queue keys; queue files (enqueue, envelopes, listing,
+ * removal, the flock claim); SRS addresses there and back. */
+#include <criterion/criterion.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../../node/config/config.h"
+#include "../../node/queue/queue.h"
+#include "../../node/queue/queue_srs.h"
+#include "maildir_fixture.h"
+
+static char dir[64], ini[128];
+
+static void
+setup(void)
+{
+	snprintf(dir, sizeof(dir), "/tmp/queue-test-XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(ini, sizeof(ini), "%s/node.ini", dir);
+}
+
+static void
+teardown(void)
+{
+	rmtree(dir);
+}
+
+static struct node_config *
+load(const char *text, char *err, size_t errlen)
+{
+	FILE *f = fopen(ini, "w");
+	cr_assert_not_null(f);
+	fprintf(f,
+		"[node]\nname = n1\nredis = 127.0.0.1:6379\nstore = %s\n"
+		"spool = %s\n%s",
+		dir, dir, text);
+	fclose(f);
+	return node_config_load(ini, err, errlen);
+}
+
+TestSuite(queue, .init = setup, .fini = teardown);
+
+Test(queue, config_defaults_roles_and_routes)
+{
+	char err[2048], want[1100];
+	struct node_config *c =
+	    load("[listen]\nsmtp = 127.0.0.1:2525\n"
+		 "[route]\nPartner.Example = 10.1.2.3:2525\n"
+		 "v6.example = [::1]:25\n",
+		 err, sizeof(err));
+	cr_assert_not_null(c, "%s", err);
+	cr_expect_eq(c->roles, DUTY_ALL);
+	snprintf(want, sizeof(want), "%s/.queue", dir);
+	cr_expect_str_eq(c->queue, want);
+	cr_expect_eq(c->queue_retry_min_s, 300);
+	cr_expect_eq(c->queue_retry_max_s, 3600);
+	cr_expect_eq(c->queue_lease_s, 30);
+	cr_expect_eq(c->mx_port, 25);
+	cr_expect_eq(c->smtp_tls, SMTP_TLS_MAY);
+	const struct node_hostport *r = node_route_find(c, "partner.EXAMPLE");
+	cr_assert_not_null(r);
+	cr_expect_str_eq(r->host, "10.1.2.3");
+	cr_expect_eq(r->port, 2525);
+	r = node_route_find(c, "v6.example");
+	cr_assert_not_null(r);
+	cr_expect_str_eq(r->host, "::1");
+	cr_expect_null(node_route_find(c, "other.example"));
+	free(c);
+}
+
+Test(queue, config_mta_alone_needs_no_listener)
+{
+	char err[2048];
+	struct node_config *c = load("roles = mta\n", err, sizeof(err));
+	cr_assert_not_null(c, "%s", err);
+	cr_expect_eq(c->roles, DUTY_MTA);
+	free(c);
+}
+
+Test(queue, config_errors_name_file_and_line)
+{
+	char err[2048], want[256];
+	struct node_config *c =
+	    load("roles = mx, mta\n[listen]\nsmtp = 127.0.0.1:2525\n"
+		 "imap = 127.0.0.1:2143\n",
+		 err, sizeof(err));
+	cr_assert_null(c);
+	snprintf(want, sizeof(want),
+		 "%s:9: [listen]: imap is a listener of role access", ini);
+	cr_expect(strstr(err, want) != NULL, "want %s in %s", want, err);
+
+	c = load("roles = mx, courier\n", err, sizeof(err));
+	cr_assert_null(c);
+	snprintf(want, sizeof(want), "%s:6: roles: unknown role \"courier\"",
+		 ini);
+	cr_expect(strstr(err, want) != NULL, "want %s in %s", want, err);
+
+	c = load("smtp_tls = sometimes\n[route]\nx.example = nohost\n", err,
+		 sizeof(err));
+	cr_assert_null(c);
+	cr_expect(strstr(err, "is not may, encrypt or verify") != NULL, "%s",
+		  err);
+	cr_expect(strstr(err, "x.example: bad \"nohost\"") != NULL, "%s", err);
+
+	/* checked once the file parses */
+	c = load("roles = mta\nqueue_retry_min_s = 600\n"
+		 "queue_retry_max_s = 60\n",
+		 err, sizeof(err));
+	cr_assert_null(c);
+	cr_expect(strstr(err, "queue_retry_max_s is below") != NULL, "%s", err);
+}
+
+/* A message file of text, for enqueue. */
+static int
+message(const char *text)
+{
+	char path[128];
+	snprintf(path, sizeof(path), "%s/msg-XXXXXX", dir);
+	int fd = mkstemp(path);
+	cr_assert(fd >= 0);
+	unlink(path);
+	cr_assert(write(fd, text, strlen(text)) == (ssize_t)strlen(text));
+	return fd;
+}
+
+Test(queue, enqueue_read_rewrite_list_remove)
+{
+	char qdir[128], id[QUEUE_ID_MAX], name[256], buf[256];
+	snprintf(qdir, sizeof(qdir), "%s/q/deep", dir);
+	struct queue *q = queue_open(qdir);
+	cr_assert_not_null(q);
+	const char *rcpts[] = {"a@remote.test", "b@other.test"};
+	const char *text = "Subject: x\r\n\r\nbody\r\n";
+	int fd = message(text);
+	cr_assert_eq(queue_enqueue(q, fd, strlen(text), "Received: r\r\n",
+				   "s@example.test", rcpts, 2, id),
+		     0);
+	cr_expect(queue_id_ok(id), "%s", id);
+	cr_expect(llabs(queue_id_time(id) - (long long)time(NULL)) <= 2);
+	/* the message as it will be sent: prefix, then the data */
+	snprintf(name, sizeof(name), "%s/%s.msg", qdir, id);
+	int m = open(name, O_RDONLY);
+	cr_assert(m >= 0);
+	ssize_t n = read(m, buf, sizeof(buf) - 1);
+	close(m);
+	cr_assert(n > 0);
+	buf[n] = '\0';
+	cr_expect_str_eq(buf, "Received: r\r\nSubject: x\r\n\r\nbody\r\n");
+
+	struct queue_env e;
+	cr_assert_eq(queue_env_read(q, id, &e), 0);
+	cr_expect_str_eq(e.sender, "s@example.test");
+	cr_assert_eq(e.nrcpt, 2);
+	cr_expect_str_eq(e.rcpt[1].addr, "b@other.test");
+	cr_expect_eq(e.rcpt[0].state, QR_QUEUED);
+	cr_expect(!e.held && !queue_env_done(&e));
+	e.rcpt[0].state = QR_SENT;
+	e.rcpt[1].state = QR_DEFERRED;
+	e.rcpt[1].attempts = 3;
+	e.rcpt[1].next_try = 1234567890;
+	snprintf(e.rcpt[1].reply, sizeof(e.rcpt[1].reply),
+		 "451 4.3.0 try again later");
+	e.held = true;
+	cr_assert_eq(queue_env_write(q, &e), 0);
+	queue_env_free(&e);
+	cr_assert_eq(queue_env_read(q, id, &e), 0);
+	cr_expect(e.held);
+	cr_expect_eq(e.rcpt[0].state, QR_SENT);
+	cr_expect_eq(e.rcpt[1].attempts, 3);
+	cr_expect_eq(e.rcpt[1].next_try, 1234567890);
+	cr_expect_str_eq(e.rcpt[1].reply, "451 4.3.0 try again later");
+	e.rcpt[1].state = QR_FAILED;
+	cr_expect(queue_env_done(&e));
+	queue_env_free(&e);
+
+	size_t depth;
+	long long oldest;
+	queue_stats(q, &depth, &oldest);
+	cr_expect_eq(depth, 1);
+	cr_expect(oldest >= 0 && oldest <= 2);
+
+	/* the claim while Redis is away: one holder at a time */
+	int l1 = queue_lock(q, id);
+	cr_assert(l1 >= 0);
+	errno = 0;
+	cr_expect_eq(queue_lock(q, id), -1);
+	cr_expect_eq(errno, EWOULDBLOCK);
+	close(l1);
+	int l2 = queue_lock(q, id);
+	cr_expect(l2 >= 0);
+	close(l2);
+
+	cr_assert_eq(queue_remove(q, id), 0);
+	cr_expect_eq(queue_env_read(q, id, &e), -1);
+	cr_expect_eq(errno, ENOENT);
+	cr_expect_eq(queue_each(q, NULL, NULL), 0);
+	cr_expect_eq(queue_lock(q, id), -1);
+	cr_expect_eq(errno, ENOENT);
+	close(fd);
+	queue_close(q);
+}
+
+Test(queue, refuses_bad_input)
+{
+	char qdir[128], id[QUEUE_ID_MAX], name[256];
+	snprintf(qdir, sizeof(qdir), "%s/q", dir);
+	struct queue *q = queue_open(qdir);
+	cr_assert_not_null(q);
+	int fd = message("x\r\n");
+	const char *bad[] = {"a b@remote.test"};
+	cr_expect_eq(queue_enqueue(q, fd, 3, "", "s@x", bad, 1, id), -1);
+	cr_expect_eq(errno, EINVAL);
+	cr_expect_eq(queue_each(q, NULL, NULL), 0);
+	/* an envelope that does not parse */
+	snprintf(name, sizeof(name), "%s/0000000000000000000.env", qdir);
+	FILE *f = fopen(name, "w");
+	fputs("mailswitch-queue 1\ncreated 1\nsender x\nrcpt broken\n", f);
+	fclose(f);
+	struct queue_env e;
+	cr_expect_eq(queue_env_read(q, "0000000000000000000", &e), -1);
+	cr_expect_eq(errno, EINVAL);
+	cr_expect(!queue_id_ok("../etc/passwd"));
+	cr_expect(!queue_id_ok("0000000000000000000a"));
+	close(fd);
+	queue_close(q);
+}
+
+Test(queue, srs_there_and_back)
+{
+	char qdir[128], srs[512], back[512];
+	snprintf(qdir, sizeof(qdir), "%s/q", dir);
+	struct queue *q = queue_open(qdir);
+	cr_assert_not_null(q);
+	cr_assert_eq(queue_srs_forward(q, "Dan.X@elsewhere.test",
+				       "example.test", srs, sizeof(srs)),
+		     0);
+	cr_expect(strncmp(srs, "SRS0=", 5) == 0, "%s", srs);
+	cr_expect(strstr(srs, "=elsewhere.test=Dan.X@example.test") != NULL,
+		  "%s", srs);
+	cr_expect_eq(queue_srs_reverse(q, srs, back, sizeof(back)), 1);
+	cr_expect_str_eq(back, "Dan.X@elsewhere.test");
+	/* case changed on the way (some MTAs lowercase): still ours */
+	for (char *p = srs; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	cr_expect_eq(queue_srs_reverse(q, srs, back, sizeof(back)), 1);
+	srs[6] = srs[6] == 'a' ? 'b' : 'a'; /* a forged hash */
+	cr_expect_eq(queue_srs_reverse(q, srs, back, sizeof(back)), -1);
+	cr_expect_eq(
+	    queue_srs_reverse(q, "alice@example.test", back, sizeof(back)), 0);
+	cr_expect_eq(
+	    queue_srs_reverse(q, "SRS0=x@example.test", back, sizeof(back)),
+	    -1);
+	cr_assert_eq(queue_srs_forward(q, "", "example.test", srs, sizeof(srs)),
+		     0);
+	cr_expect_str_eq(srs, "");
+	/* the secret is kept for every node, mode 0600 */
+	struct stat st;
+	char secret[256];
+	snprintf(secret, sizeof(secret), "%s/.srs-secret", qdir);
+	cr_assert_eq(stat(secret, &st), 0);
+	cr_expect_eq(st.st_mode & 0777, 0600);
+	queue_close(q);
+}
