@@ -26,13 +26,28 @@ fd_write_all(int fd, const void *p, size_t len)
 	return 0;
 }
 
-/* fsync of the directory holding path, so a rename in it is durable. */
-static int
-fd_sync_dir(const char *path)
+/* fd_write_replace's fill for a buffer: fwrite's errors show in ferror. */
+struct fd_buf {
+	const void *p;
+	size_t len;
+};
+
+static void
+fd_buf_fill(FILE *f, void *arg)
 {
-	char dir[PATH_MAX];
+	struct fd_buf *b = arg;
+	if (b->len > 0)
+		fwrite(b->p, 1, b->len, f);
+}
+
+int
+fd_replace_file(const char *path, const void *p, size_t len)
+{
+	char dir[PATH_MAX], tmp[NAME_MAX + 1];
 	const char *slash = strrchr(path, '/');
-	int fd, rc;
+	const char *name = slash ? slash + 1 : path;
+	struct fd_buf b = {p, len};
+	int dirfd, rc, saved;
 
 	if (slash == NULL)
 		snprintf(dir, sizeof(dir), ".");
@@ -44,45 +59,19 @@ fd_sync_dir(const char *path)
 		errno = ENAMETOOLONG;
 		return -1;
 	}
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	rc = fsync(fd);
-	close(fd);
-	return rc;
-}
-
-int
-fd_replace_file(const char *path, const void *p, size_t len, int mode)
-{
-	char tmp[PATH_MAX];
-	int fd = -1, saved;
-
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) >=
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", name, (long)getpid()) >=
 	    (int)sizeof(tmp)) {
 		errno = ENAMETOOLONG;
 		return -1;
 	}
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-	if (fd < 0)
+	dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd < 0)
 		return -1;
-	if (fd_write_all(fd, p, len) < 0 || fsync(fd) < 0)
-		goto fail;
-	if (close(fd) < 0) {
-		fd = -1;
-		goto fail;
-	}
-	fd = -1;
-	if (rename(tmp, path) < 0)
-		goto fail;
-	return fd_sync_dir(path);
-fail:
+	rc = fd_write_replace(dirfd, tmp, name, fd_buf_fill, &b);
 	saved = errno;
-	if (fd >= 0)
-		close(fd);
-	unlink(tmp);
+	close(dirfd);
 	errno = saved;
-	return -1;
+	return rc;
 }
 
 int

@@ -11,11 +11,11 @@
  * Returns 0, or -1 with errno set. */
 int fd_write_all(int fd, const void *p, size_t len);
 
-/* Replaces the file at path with len bytes of p, atomically: written to
- * path.tmp.PID, fsynced, renamed over path, and the directory fsynced, so
- * a crash leaves the old file or the new one, never a part. mode is for a
- * new file. Returns 0, or -1 with errno set (the temporary file removed). */
-int fd_replace_file(const char *path, const void *p, size_t len, int mode);
+/* Replaces the file at path with len bytes of p, atomically and durably
+ * (fd_write_replace in path's directory, through path.tmp.PID; a new file
+ * is mode 0600), so a crash leaves the old file or the new one, never a
+ * part. Returns 0, or -1 with errno set. */
+int fd_replace_file(const char *path, const void *p, size_t len);
 
 /* Copies the first len bytes of in (from offset 0, pread) to out's
  * position. Returns 0, or -1 with errno (EIO: in is shorter). */

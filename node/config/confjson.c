@@ -141,7 +141,7 @@ confjson_writer_save(struct confjson_writer *w, const char *path)
 	}
 	if (path == NULL || strcmp(path, "-") == 0)
 		return fd_write_all(1, w->sb.buf, w->sb.len);
-	return fd_replace_file(path, w->sb.buf, w->sb.len, 0600);
+	return fd_replace_file(path, w->sb.buf, w->sb.len);
 }
 
 void

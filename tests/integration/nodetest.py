@@ -43,7 +43,7 @@ class MailNode:
                  listen=("smtp", "submission", "http"), tls=True,
                  sections=""):
         self.tmp, self.name = tmp, name
-        self.ports = {role: free_port() for role in listen}
+        self.listen = listen
         self.spool = os.path.join(tmp, "spool-" + name)
         os.makedirs(self.spool, exist_ok=True)
         self.path = os.path.join(tmp, name + ".ini")
@@ -52,32 +52,60 @@ class MailNode:
         if tls:
             c, k = make_cert(tmp)
             cert = "tls_cert = %s\ntls_key = %s\n" % (c, k)
+        # DNS stays on loopback: the mta role's lookups get a refusal
+        # unless a test points resolver at its own DNS server.
+        self.head = ("[node]\nname = %s\nhostname = %s.example.test\n"
+                     "redis = 127.0.0.1:%d\nstore = %s\nspool = %s\n"
+                     "resolver = 127.0.0.1:9\n%s%s\n"
+                     % (name, name, redis_port, store, self.spool, cert,
+                        extra_node))
+        self.sections = sections  # more sections: [route]
+        self.new_ports()
+        self.proc = None
+
+    def new_ports(self):
+        """Free ports for every listener, written into the INI (on a
+        retry, in place: what a test appended to the file stays)."""
+        old = getattr(self, "ports", None)
+        self.ports = {role: free_port() for role in self.listen}
+        if old:
+            with open(self.path) as f:
+                text = f.read()
+            for role, port in old.items():
+                text = text.replace("%s = 127.0.0.1:%d\n" % (role, port),
+                                    "%s = 127.0.0.1:%d\n"
+                                    % (role, self.ports[role]))
+            with open(self.path, "w") as f:
+                f.write(text)
+            return
         with open(self.path, "w") as f:
-            # DNS stays on loopback: the mta role's lookups get a refusal
-            # unless a test points resolver at its own DNS server.
-            f.write("[node]\nname = %s\nhostname = %s.example.test\n"
-                    "redis = 127.0.0.1:%d\nstore = %s\nspool = %s\n"
-                    "resolver = 127.0.0.1:9\n%s%s\n"
-                    "[listen]\n" % (name, name, redis_port, store, self.spool,
-                                     cert, extra_node))
+            f.write(self.head + "[listen]\n")
             for role, port in self.ports.items():
                 f.write("%s = 127.0.0.1:%d\n" % (role, port))
-            f.write(sections)  # more sections: [route]
-        self.proc = None
+            f.write(self.sections)
 
     def start(self, wait_directory=True):
         """Starts the node; by default waits until its first directory
         load, so that RCPT does not answer 451 "not loaded yet"."""
         loaded_before = self.log().count("directory: loaded")
-        self.logf = open(self.logpath, "ab")
-        self.proc = subprocess.Popen([MAILNODE, "-c", self.path],
-                                     stdout=self.logf, stderr=self.logf)
-        port = next(iter(self.ports.values()))
-        wait_for(lambda: self.proc.poll() is not None or can_connect(port),
-                 10, what="mailnode %s" % self.name)
-        if self.proc.poll() is not None:
-            raise AssertionError("mailnode exited %d:\n%s" % (
-                self.proc.returncode, self.log()))
+        # A free port another test took between free_port() and the
+        # node's bind (tests run in parallel): again on new ports, twice.
+        for attempt in range(3):
+            logged = len(self.log())
+            self.logf = open(self.logpath, "ab")
+            self.proc = subprocess.Popen([MAILNODE, "-c", self.path],
+                                         stdout=self.logf, stderr=self.logf)
+            port = next(iter(self.ports.values()))
+            wait_for(lambda: self.proc.poll() is not None or
+                     can_connect(port), 10, what="mailnode %s" % self.name)
+            if self.proc.poll() is None:
+                break
+            self.logf.close()
+            if attempt == 2 or "Address already in use" not in \
+                    self.log()[logged:]:
+                raise AssertionError("mailnode exited %d:\n%s" % (
+                    self.proc.returncode, self.log()))
+            self.new_ports()
         if wait_directory:
             # Generous: a sanitizer build on a loaded 2-CPU machine is slow.
             wait_for(lambda: self.log().count("directory: loaded") > loaded_before,

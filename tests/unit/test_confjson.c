@@ -31,7 +31,7 @@ teardown(void)
 static void
 write_text(const char *text)
 {
-	cr_assert_eq(fd_replace_file(path, text, strlen(text), 0600), 0);
+	cr_assert_eq(fd_replace_file(path, text, strlen(text)), 0);
 }
 
 /* What a walk saw, one line per entry. */
@@ -227,6 +227,6 @@ Test(fdio, replace_file_leaves_no_temporary, .init = setup, .fini = teardown)
 		n += e->d_name[0] != '.';
 	closedir(d);
 	cr_assert_eq(n, 1, "only the file itself");
-	cr_assert_eq(fd_replace_file("/nonexistent/dir/file", "x", 1, 0600),
+	cr_assert_eq(fd_replace_file("/nonexistent/dir/file", "x", 1),
 		     -1);
 }
