@@ -376,16 +376,26 @@ dir_cmp_alias(const void *a, const void *b)
 		      ((const struct dir_alias *)b)->addr);
 }
 
+/* qsort of n elements; an empty array may be NULL, which qsort may not
+ * be given even for 0 (a snapshot without aliases, say). */
+static void
+dir_sort(void *base, size_t n, size_t size,
+	 int (*cmp)(const void *, const void *))
+{
+	if (n > 0)
+		qsort(base, n, size, cmp);
+}
+
 /* Sorts c's arrays for bsearch. */
 static void
 dir_cache_sort(struct dir_cache *c)
 {
-	qsort(c->domains, c->ndomains, sizeof(*c->domains), dir_strcmp);
-	qsort(c->users, c->nusers, sizeof(*c->users), dir_cmp_user);
-	qsort(c->aliases, c->naliases, sizeof(*c->aliases), dir_cmp_alias);
+	dir_sort(c->domains, c->ndomains, sizeof(*c->domains), dir_strcmp);
+	dir_sort(c->users, c->nusers, sizeof(*c->users), dir_cmp_user);
+	dir_sort(c->aliases, c->naliases, sizeof(*c->aliases), dir_cmp_alias);
 	for (size_t i = 0; i < c->naliases; i++) /* as mailctl export lists */
-		qsort(c->aliases[i].targets, c->aliases[i].ntargets,
-		      sizeof(char *), dir_strcmp);
+		dir_sort(c->aliases[i].targets, c->aliases[i].ntargets,
+			 sizeof(char *), dir_strcmp);
 }
 
 /* Moves what l gathered into a new cache (l keeps nothing). */
