@@ -114,6 +114,14 @@ node_role_implicit_tls(enum node_role r)
 		return conf_string(c, k, v, n->field, sizeof(n->field));       \
 	}
 
+/* A key whose value is an integer in [min, max], into field. */
+#define NODE_INT_KEY(fn, field, min, max)                                      \
+	static int fn(struct conf *c, void *o, const char *k, const char *v)   \
+	{                                                                      \
+		return conf_int(c, k, v, min, max,                             \
+				&((struct node_config *)o)->field);            \
+	}
+
 NODE_STRING_KEY(node_name, name)
 NODE_STRING_KEY(node_hostname, hostname)
 NODE_STRING_KEY(node_store, store)
@@ -173,12 +181,7 @@ node_redis_password(struct conf *c, void *o, const char *k, const char *v)
 			   sizeof(n->redis.password));
 }
 
-static int
-node_redis_timeout(struct conf *c, void *o, const char *k, const char *v)
-{
-	struct node_config *n = o;
-	return conf_int(c, k, v, 10, 60000, &n->redis.timeout_ms);
-}
+NODE_INT_KEY(node_redis_timeout, redis.timeout_ms, 10, 60000)
 
 /* A size in bytes, min..max. */
 static int
@@ -212,12 +215,7 @@ node_imap_header_cache(struct conf *c, void *o, const char *k, const char *v)
 			 &((struct node_config *)o)->imap_header_cache);
 }
 
-static int
-node_max_recipients(struct conf *c, void *o, const char *k, const char *v)
-{
-	return conf_int(c, k, v, 1, 100000,
-			&((struct node_config *)o)->max_recipients);
-}
+NODE_INT_KEY(node_max_recipients, max_recipients, 1, 100000)
 
 static int
 node_proxy_protocol(struct conf *c, void *o, const char *k, const char *v)
@@ -250,25 +248,11 @@ node_log_level(struct conf *c, void *o, const char *k, const char *v)
 	return conf_log_level(c, k, v, &((struct node_config *)o)->log_level);
 }
 
-static int
-node_spool_retry(struct conf *c, void *o, const char *k, const char *v)
-{
-	return conf_int(c, k, v, 1, 3600,
-			&((struct node_config *)o)->spool_retry_s);
-}
+NODE_INT_KEY(node_spool_retry, spool_retry_s, 1, 3600)
 
-static int
-node_grace(struct conf *c, void *o, const char *k, const char *v)
-{
-	return conf_int(c, k, v, 0, 3600, &((struct node_config *)o)->grace_s);
-}
+NODE_INT_KEY(node_grace, grace_s, 0, 3600)
 
-static int
-node_auth_threads(struct conf *c, void *o, const char *k, const char *v)
-{
-	return conf_int(c, k, v, 0, AUTH_POOL_THREADS_MAX,
-			&((struct node_config *)o)->auth_threads);
-}
+NODE_INT_KEY(node_auth_threads, auth_threads, 0, AUTH_POOL_THREADS_MAX)
 
 /* roles = mx, submission, access, web, mta */
 static int
@@ -344,13 +328,6 @@ node_smtp_tls(struct conf *c, void *o, const char *k, const char *v)
 		   v);
 	return -1;
 }
-
-#define NODE_INT_KEY(fn, field, min, max)                                      \
-	static int fn(struct conf *c, void *o, const char *k, const char *v)   \
-	{                                                                      \
-		return conf_int(c, k, v, min, max,                             \
-				&((struct node_config *)o)->field);            \
-	}
 
 NODE_INT_KEY(node_queue_retry_min, queue_retry_min_s, 1, 86400)
 NODE_INT_KEY(node_queue_retry_max, queue_retry_max_s, 1, 86400)
