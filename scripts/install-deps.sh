@@ -23,7 +23,8 @@ PACKAGES=(build-essential cmake pkg-config python3 openssl
 # libclang-rt-14-dev (the sanitizers' and libFuzzer's runtimes: the second
 # run builds with clang and runs the fuzz targets).
 TEST_PACKAGES=(libcriterion-dev keepalived iproute2 fetchmail getmail6 mandoc
-  python3-yaml python3-dkim clang libclang-rt-14-dev)
+  python3-yaml python3-dkim clang libclang-rt-14-dev
+  chromium chromium-driver python3-selenium)
 
 INSTALL_LOG=${INSTALL_LOG:-${TMPDIR:-/tmp}/mailswitch-install-deps.log}
 
