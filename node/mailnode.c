@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include "../common/log.h"
@@ -15,6 +14,7 @@
 #include "../common/net.h"
 #include "../common/tls_server.h"
 #include "imap/imap.h"
+#include "mailnode_reload.h"
 #include "metrics/metrics.h"
 #include "queue/queue.h"
 #include "queue/queue_runner.h"
@@ -27,18 +27,11 @@ static int
 mailnode_limits(struct mailnode *mn)
 {
 	struct node_config *cfg = mn->cfg;
-	long max = cfg->max_connections;
-	struct rlimit rl;
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
-	    rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur > 128 &&
-	    (max == 0 || (rlim_t)max > rl.rlim_cur - 128)) {
-		max = (long)(rl.rlim_cur - 128);
-		log_warn("max_connections: %ld (open file limit %ld)", max,
-			 (long)rl.rlim_cur);
-	}
+	/* proxy_trusted may be set by a reload: always the config's list,
+	 * empty or not. */
 	mn->limit =
-	    connlimit_new(max, cfg->max_connections_per_source,
-			  cfg->proxy_trusted.n ? &cfg->proxy_trusted : NULL);
+	    connlimit_new(mailnode_max_connections(cfg),
+			  cfg->max_connections_per_source, &cfg->proxy_trusted);
 	return mn->limit ? 0 : -1;
 }
 
@@ -238,6 +231,7 @@ mailnode_run(struct node_config *cfg)
 		log_err("cannot start the store check");
 		goto out;
 	}
+	mailnode_reload_start(mn);
 	if (mailnode_listen(mn) < 0 || mailnode_metrics_start(mn) < 0)
 		goto out;
 	size_t queued = spool_run(mn->spool);
@@ -263,6 +257,7 @@ mailnode_run(struct node_config *cfg)
 	log_info("stopped");
 	rc = 0;
 out:
+	mailnode_reload_stop(mn);
 	mailnode_unlisten(mn);
 	mailnode_metrics_stop(mn);
 	store_check_free(mn->store_check);

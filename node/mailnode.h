@@ -62,6 +62,8 @@ struct mailnode {
 	struct queue_runner *runner; /* mta role only; else NULL */
 	struct mailnode_listener listeners[ROLE_COUNT];
 	ev_signal sigterm, sigint;
+	ev_signal sighup;	   /* mailnode_reload.h */
+	uint64_t settings_version; /* of the cluster settings applied */
 	ev_timer grace;
 	double grace_end;
 	bool stopping;
