@@ -163,6 +163,18 @@ class TestMailnodeNotify(NodeTestCase):
         self.assertEqual(n.stop(), 0)
         notify.wait("STOPPING=1", 1)
 
+    def test_reload(self):
+        notify = NotifySocket(self.tmp)
+        self.addCleanup(notify.close)
+        n = self.node(start=False)
+        with mock.patch.dict(os.environ, systemd_env(notify)):
+            n.start(wait_directory=False)
+        i = notify.wait("READY=1")
+        n.proc.send_signal(signal.SIGHUP)
+        j = notify.wait("RELOADING=1", after=i + 1)
+        notify.wait("READY=1", after=j + 1)
+        self.assertIn("reloaded", n.log())
+
 
 def unit_for_build(name, out_dir):
     """etc/NAME with its /usr/local/{s,}bin/ programs pointing at the build's
@@ -218,8 +230,10 @@ class TestUnits(unittest.TestCase):
                 self.assertIn("\n" + line + "\n", text, name)
             self.assertRegex(text, r"\nWatchdogSec=\d+\n")
             self.assertRegex(text, r"\nReadWritePaths=/\S+")
-        with open(os.path.join(SRC, "etc", "lbd.service")) as f:
-            self.assertIn("\nExecReload=/bin/kill -HUP $MAINPID\n", f.read())
+        for name in ("lbd.service", "mailnode.service"):
+            with open(os.path.join(SRC, "etc", name)) as f:
+                self.assertIn("\nExecReload=/bin/kill -HUP $MAINPID\n",
+                              f.read(), name)
 
 
 if __name__ == "__main__":
