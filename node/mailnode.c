@@ -158,7 +158,8 @@ mailnode_run(struct node_config *cfg)
 		mn->listeners[r].fd = -1;
 	mn->cfg = cfg;
 	mn->loop = ev_default_loop(0);
-	log_set_level((enum log_level)cfg->log_level);
+	log_set_level(cfg->log_debug ? LOG_LVL_DEBUG
+				     : (enum log_level)cfg->log_level);
 	signal(SIGPIPE, SIG_IGN);
 
 	if (cfg->tls_cert[0]) {

@@ -53,7 +53,7 @@ main(int argc, char **argv)
 		return 0;
 	}
 	if (o.debug)
-		cfg->log_level = LOG_LVL_DEBUG;
+		cfg->log_debug = true;
 	log_info("mailnode %s starting with %s", ms_version, o.config);
 	return mailnode_run(cfg);
 }

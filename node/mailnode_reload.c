@@ -79,6 +79,7 @@ reload_keep_fixed(const struct node_config *old, struct node_config *n)
 	n->has_resolver = old->has_resolver;
 	n->resolver = old->resolver;
 	n->roles_line = old->roles_line;
+	n->log_debug = old->log_debug; /* a command-line option */
 	for (int r = 0; r <= ROLE_COUNT; r++) {
 		const struct node_listen *ol =
 		    r < ROLE_COUNT ? &old->listen[r] : &old->metrics;
@@ -144,7 +145,8 @@ reload_apply(struct mailnode *mn, bool files, const char *why)
 	}
 	*old = *n; /* in place: the parts hold mn->cfg and its fields */
 	free(n);
-	log_set_level((enum log_level)old->log_level);
+	log_set_level(old->log_debug ? LOG_LVL_DEBUG
+				     : (enum log_level)old->log_level);
 	connlimit_set_caps(mn->limit, mailnode_max_connections(old),
 			   old->max_connections_per_source);
 	log_info("reloaded %s (%s; %zu cluster settings)", old->path, why,

@@ -86,6 +86,7 @@ struct node_config {
 	struct netlist proxy_trusted;
 	bool allow_plaintext_auth;
 	int log_level;
+	bool log_debug; /* mailnode -d: debug whatever log_level says */
 	int spool_retry_s;
 	int grace_s;
 	int auth_threads;    /* password hashing threads; 0: one per CPU */

@@ -164,10 +164,19 @@ class ConfigSettingsTest(NodeTestCase):
         wait_for(lambda: node.log().count("reload") > before, 5,
                  what="mailnode %s reload" % node.name)
 
+    def smtps_cert(self, node):
+        c = smtplib.SMTP_SSL("127.0.0.1", node.ports["smtps"], timeout=10,
+                             context=tls_context())
+        try:
+            return peer_cert(c)
+        finally:
+            c.close()
+
     def test_sighup_new_certificate_sessions_go_on(self):
-        mail1 = self.node("mail1", listen=("smtp",))
+        mail1 = self.node("mail1", listen=("smtp", "smtps"))
         old = starttls(mail1)
         old_cert = peer_cert(old)
+        self.assertEqual(self.smtps_cert(mail1), old_cert)
         plain = smtplib.SMTP("127.0.0.1", mail1.ports["smtp"], timeout=10)
         plain.ehlo()
 
@@ -176,8 +185,11 @@ class ConfigSettingsTest(NodeTestCase):
         self.assertIn("reloaded", mail1.log())
 
         new = starttls(mail1)
-        self.assertNotEqual(peer_cert(new), old_cert)
+        new_cert = peer_cert(new)
+        self.assertNotEqual(new_cert, old_cert)
         new.quit()
+        # The implicit TLS listener too.
+        self.assertEqual(self.smtps_cert(mail1), new_cert)
         # A session opened before the reload upgrades with the new one.
         plain.starttls(context=tls_context())
         self.assertNotEqual(peer_cert(plain), old_cert)
