@@ -83,7 +83,8 @@ lbd_signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 		if (!l->stopping) {
 			sdnotify("RELOADING=1");
 			lbd_reload(l);
-			sdnotify("READY=1");
+			if (l->ready)
+				sdnotify("READY=1");
 		}
 		return;
 	}
@@ -102,6 +103,60 @@ lbd_signals(struct lbd *l)
 	ev_signal_start(l->loop, &l->sigterm);
 	ev_signal_start(l->loop, &l->sigint);
 	ev_signal_start(l->loop, &l->sighup);
+}
+
+/* Ready for systemd: the listeners, the control socket and the workers
+ * are up and every configured node has its first verdict, so the first
+ * clients are not sent to a node that is down. */
+static void
+lbd_ready(struct lbd *l)
+{
+	if (l->ready || l->stopping)
+		return;
+	l->ready = true;
+	ev_timer_stop(l->loop, &l->ready_deadline);
+	log_info("ready %.0f ms after start (first probe results in)",
+		 (ev_time() - l->started) * 1000.);
+	sdnotify("READY=1");
+}
+
+void
+lbd_first_probe_done(struct lbd *l)
+{
+	/* Only while lbd_ready_when_probed waits, not in the clean-up. */
+	if (--l->first_probes <= 0 && ev_is_active(&l->ready_deadline))
+		lbd_ready(l);
+}
+
+static void
+lbd_ready_deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct lbd *l = w->data;
+	(void)loop;
+	(void)revents;
+	log_warn("ready without %d first probe results: probes outlived "
+		 "their timeout", l->first_probes);
+	lbd_ready(l);
+}
+
+/* Announces readiness now when no probe result is awaited, otherwise
+ * when the last one comes, at the latest one second after the longest
+ * probe timeout (a probe is bounded by it). */
+static void
+lbd_ready_when_probed(struct lbd *l)
+{
+	if (l->first_probes <= 0) {
+		lbd_ready(l);
+		return;
+	}
+	int longest = 1000; /* probe_start's default timeout */
+	for (struct pool *p = l->cfg->pools; p; p = p->next)
+		if (p->probe.timeout_ms > longest)
+			longest = p->probe.timeout_ms;
+	ev_timer_init(&l->ready_deadline, lbd_ready_deadline_cb,
+		      longest / 1000. + 1., 0.);
+	l->ready_deadline.data = l;
+	ev_timer_start(l->loop, &l->ready_deadline);
 }
 
 /* Frees what the run left: probes, pools, services. */
@@ -175,12 +230,11 @@ lbd_run(struct lbd_config *cfg)
 		npool++;
 	log_info("started: %d services, %d pools, %d workers, control %s", nsvc,
 		 npool, l->nworkers, cfg->set.control);
-	/* Listeners, control socket and workers are up: systemd may start
-	 * what comes after lbd (the probes' first verdicts come later). */
-	sdnotify("READY=1");
+	lbd_ready_when_probed(l);
 	sdnotify_watchdog_start(l->loop, &watchdog);
 	ev_run(l->loop, 0);
 	sdnotify_watchdog_stop(l->loop, &watchdog);
+	ev_timer_stop(l->loop, &l->ready_deadline);
 
 	workers_post(l, WORKER_EXIT);
 	workers_join(l);
