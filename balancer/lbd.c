@@ -11,6 +11,7 @@
 #include "../common/sdnotify.h"
 #include "config.h"
 #include "ctl.h"
+#include "handover.h"
 #include "lbd_run.h"
 #include "metrics.h"
 #include "runtime.h"
@@ -178,8 +179,28 @@ lbd_cleanup(struct lbd *l)
 	pthread_mutex_destroy(&l->svc_lock);
 }
 
+/* lbd -x: the predecessor's listening sockets, before any is bound. */
+static int
+lbd_take_over(struct lbd *l)
+{
+	char err[512];
+	l->taken = calloc(1, sizeof(*l->taken));
+	if (l->taken == NULL) {
+		log_err("handover: out of memory");
+		return -1;
+	}
+	if (handover_take(l->cfg->set.control, l->taken, err, sizeof(err)) <
+	    0) {
+		log_err("handover: %s", err);
+		return -1;
+	}
+	log_info("handover: took %d listening sockets from the running lbd",
+		 l->taken->n);
+	return 0;
+}
+
 int
-lbd_run(struct lbd_config *cfg)
+lbd_run(struct lbd_config *cfg, bool takeover)
 {
 	struct lbd lbd, *l = &lbd;
 	struct sdnotify_watchdog watchdog;
@@ -202,11 +223,18 @@ lbd_run(struct lbd_config *cfg)
 	for (struct service *s = cfg->services; s; s = s->next)
 		for (int i = 0; i < LBD_MAX_WORKERS; i++)
 			s->fds[i] = -1;
+	if (takeover && lbd_take_over(l) < 0)
+		goto out;
 	for (struct service *s = cfg->services; s; s = s->next)
 		if (service_open(l, s, err, sizeof(err)) < 0) {
 			log_err("%s", err);
 			goto out;
 		}
+	if (l->taken != NULL) {
+		handover_release(l->taken);
+		free(l->taken);
+		l->taken = NULL;
+	}
 	if (ctl_server_start(l) < 0)
 		goto out;
 	if (metrics_start(l) < 0)
@@ -235,12 +263,17 @@ lbd_run(struct lbd_config *cfg)
 	ev_run(l->loop, 0);
 	sdnotify_watchdog_stop(l->loop, &watchdog);
 	ev_timer_stop(l->loop, &l->ready_deadline);
+	ev_timer_stop(l->loop, &l->handover_stop);
 
 	workers_post(l, WORKER_EXIT);
 	workers_join(l);
 	log_info("stopped");
 	rc = 0;
 out:
+	if (l->taken != NULL) {
+		handover_release(l->taken);
+		free(l->taken);
+	}
 	if (!l->stopping) {
 		ctl_server_stop(l);
 		metrics_stop(l);

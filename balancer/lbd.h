@@ -138,6 +138,10 @@ struct lbd {
 	int first_probes; /* checker.c: first results still awaited */
 	bool ready;
 	ev_timer ready_deadline;
+	/* handover.h: sockets taken from the predecessor while starting
+	 * (`lbd -x`), else NULL; the stop after giving ours away */
+	struct handover *taken;
+	ev_timer handover_stop;
 };
 
 /* service.c */
