@@ -1,6 +1,6 @@
-/* mailnode's reload (mailnode_reload.h): SIGHUP and the cluster settings
- * both end in reload_apply, which builds the new config on the side,
- * keeps the keys fixed at start, and swaps the rest in place (every part
+/* mailnode's reload (mailnode_reload.h): SIGHUP and a change of the
+ * cluster settings both end in reload_apply, which builds the new config on the
+ * side, keeps the keys fixed at start, and swaps the rest in place (every part
  * holds mn->cfg, never a copy). */
 #include "mailnode_reload.h"
 
@@ -162,19 +162,19 @@ reload_sighup_cb(struct ev_loop *loop, ev_signal *w, int revents)
 	(void)revents;
 	if (mn->stopping)
 		return;
-	sdnotify("RELOADING=1");
+	if (mn->ready) /* before, systemd waits for the first READY=1 */
+		sdnotify("RELOADING=1");
 	reload_apply(mn, true, "SIGHUP");
 	mn->settings_version = directory_settings_version(mn->dir);
 	/* Refused or not, the node runs: systemd's reload is over. */
-	sdnotify("READY=1");
+	if (mn->ready)
+		sdnotify("READY=1");
 }
 
-/* A directory load: the settings are applied when they changed. */
-static void
-reload_on_load(struct directory *d, void *arg)
+void
+mailnode_reload_settings(struct mailnode *mn)
 {
-	struct mailnode *mn = arg;
-	uint64_t v = directory_settings_version(d);
+	uint64_t v = directory_settings_version(mn->dir);
 	if (v == mn->settings_version || mn->stopping)
 		return;
 	mn->settings_version = v;
@@ -188,7 +188,6 @@ mailnode_reload_start(struct mailnode *mn)
 	mn->settings_version = directory_settings_version(mn->dir);
 	if (directory_settings(mn->dir, &n) && n > 0)
 		reload_apply(mn, false, "cluster settings from the snapshot");
-	directory_on_load(mn->dir, reload_on_load, mn);
 	ev_signal_init(&mn->sighup, reload_sighup_cb, SIGHUP);
 	mn->sighup.data = mn;
 	ev_signal_start(mn->loop, &mn->sighup);
@@ -197,7 +196,5 @@ mailnode_reload_start(struct mailnode *mn)
 void
 mailnode_reload_stop(struct mailnode *mn)
 {
-	if (mn->dir)
-		directory_on_load(mn->dir, NULL, NULL);
 	ev_signal_stop(mn->loop, &mn->sighup);
 }

@@ -14,10 +14,13 @@
 #include "mailnode.h"
 
 /* Applies the settings the directory holds already (its snapshot), then
- * watches SIGHUP and the directory's loads. Call once mn->dir exists and
- * before the listeners start. */
+ * watches SIGHUP. Call once mn->dir exists and before the listeners
+ * start. */
 void mailnode_reload_start(struct mailnode *mn);
 void mailnode_reload_stop(struct mailnode *mn);
+/* A directory load is in: applies the cluster settings when they changed
+ * (mailnode.c's one directory_on_load callback calls it). */
+void mailnode_reload_settings(struct mailnode *mn);
 
 /* max_connections as applied: kept 128 below the open file limit, so a
  * flood meets the protocol's answer and not a failing accept(). */

@@ -143,6 +143,16 @@ class ConfigSettingsTest(NodeTestCase):
         self.assertIn("max_recipients", r.stderr)
         self.assertEqual(self.mailctl("config", "get",
                                       "max_recipients").stdout, "7\n")
+        # A node that starts takes them with its first load, and again
+        # from its snapshot when it starts while Redis is away.
+        self.mailctl("config", "set", "max_recipients", "2")
+        mail1 = self.node("mail1", listen=("smtp",))
+        self.assertEqual(rcpt_codes(mail1, 3), [250, 250, 452])
+        mail1.stop()
+        self.redis.stop()
+        mail1.start(wait_directory=False)
+        self.assertIn("cluster settings from the snapshot", mail1.log())
+        self.assertEqual(rcpt_codes(mail1, 3), [250, 250, 452])
 
     def renew_cert(self, node):
         """A new self-signed certificate and key in place of node's."""
