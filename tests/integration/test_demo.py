@@ -32,6 +32,7 @@ import unittest
 
 from lbdtest import can_connect, wait_for
 from mailclients import run_in_pty
+from test_queue import import_dkim
 
 SRC = os.environ.get("MS_SRC", os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN = os.environ.get("MS_BIN", os.path.join(SRC, "build", "bin"))
@@ -168,6 +169,17 @@ class DemoTest(unittest.TestCase):
         self.assertIn("Delivered-To: carol@remote.test", out)
         self.assertIn("DKIM-Signature: v=1; a=ed25519-sha256;", out)
         self.assertIn("d=example.test; s=demo;", out)
+        # verified independently (dkimpy) against the key the demo publishes
+        show = subprocess.run(
+            [os.path.join(BIN, "mailctl"), "-q",
+             os.path.join(self.dir, "store", ".queue"), "dkim", "show",
+             "example.test"], capture_output=True, text=True, timeout=20)
+        txt = re.match(r'^demo\._domainkey\.example\.test\. IN TXT "(.+)"\n$',
+                       show.stdout).group(1)
+        with open(self.remote_mail()[0], "rb") as f:
+            raw = f.read()
+        self.assertTrue(import_dkim().verify(
+            raw, dnsfunc=lambda name, timeout=5: txt.encode()))
 
     def run_touch(self, line):
         self.shell(line)
