@@ -20,6 +20,9 @@
 #include "queue/queue_runner.h"
 #include "store/notice.h"
 
+/* How long READY=1 waits for a first config (mailnode_ready_when_configured). */
+#define MAILNODE_READY_WAIT_S 10.
+
 /* The connection caps; max_connections is kept below the descriptors the
  * process may open, so that a flood meets the protocol's answer and not
  * a failing accept(). Returns 0, or -1 when out of memory. */
@@ -152,6 +155,54 @@ mailnode_signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 	ev_timer_again(loop, &mn->grace);
 }
 
+/* Ready for systemd: the listeners are bound and the config cache can
+ * answer (from the snapshot or a first load from Redis), so the first
+ * clients meet a node that knows its users. */
+static void
+mailnode_ready(struct mailnode *mn, const char *why)
+{
+	if (mn->ready || mn->stopping)
+		return;
+	mn->ready = true;
+	ev_timer_stop(mn->loop, &mn->ready_wait);
+	log_info("ready: %s", why);
+	sdnotify("READY=1");
+}
+
+static void
+mailnode_config_loaded_cb(struct directory *d, void *arg)
+{
+	(void)d;
+	mailnode_ready(arg, "config loaded from Redis");
+}
+
+/* Neither Redis nor a snapshot answered in time: ready all the same
+ * (until the config comes, the node answers with temporary errors), so a
+ * node never stays "activating" because Redis is away. */
+static void
+mailnode_ready_wait_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	log_warn("no config yet (Redis away, no snapshot): ready anyway, "
+		 "answering with temporary errors until it comes");
+	mailnode_ready(w->data, "without config");
+}
+
+static void
+mailnode_ready_when_configured(struct mailnode *mn)
+{
+	if (directory_loaded(mn->dir)) {
+		mailnode_ready(mn, "config from the snapshot");
+		return;
+	}
+	directory_on_load(mn->dir, mailnode_config_loaded_cb, mn);
+	ev_timer_init(&mn->ready_wait, mailnode_ready_wait_cb,
+		      MAILNODE_READY_WAIT_S, 0.);
+	mn->ready_wait.data = mn;
+	ev_timer_start(mn->loop, &mn->ready_wait);
+}
+
 int
 mailnode_run(struct node_config *cfg)
 {
@@ -255,11 +306,11 @@ mailnode_run(struct node_config *cfg)
 		 cfg->roles & DUTY_ACCESS ? " access" : "",
 		 cfg->roles & DUTY_WEB ? " web" : "",
 		 cfg->roles & DUTY_MTA ? " mta" : "");
-	/* Every listener is bound: systemd may start what comes after. */
-	sdnotify("READY=1");
+	mailnode_ready_when_configured(mn);
 	sdnotify_watchdog_start(mn->loop, &watchdog);
 	ev_run(mn->loop, 0);
 	sdnotify_watchdog_stop(mn->loop, &watchdog);
+	ev_timer_stop(mn->loop, &mn->ready_wait);
 	log_info("stopped");
 	rc = 0;
 out:

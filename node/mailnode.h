@@ -65,6 +65,8 @@ struct mailnode {
 	ev_timer grace;
 	double grace_end;
 	bool stopping;
+	ev_timer ready_wait; /* mailnode.c: READY=1 at the latest then */
+	bool ready;	     /* READY=1 was sent */
 	long sessions; /* open client sessions, all protocols */
 	struct imap_session *imap_sessions;  /* imap.h: to wake on changes */
 	struct imap_cache *imap_headers;     /* imap_cache.h; NULL: none */
