@@ -5,7 +5,8 @@ the page's inline style and script, caching with an ETag and 304, nothing
 but GET and HEAD), then in a real headless Chromium (browser.py): both
 nodes listed up, one killed, shown down within its probe interval plus
 one refresh, without a reload, nothing loaded from elsewhere and nothing
-refused by the policy. The browser test writes status-page.png into
+refused by the policy; lbd stopped, the page says so and keeps the last
+data. The browser test writes status-page.png into
 build/screenshots/ (MS_SCREENSHOTS overrides), as in the README.
 
     MS_BIN=build/bin python3 -m unittest -v test_lbd_status_page
@@ -171,6 +172,14 @@ class StatusPageTest(LbdTestCase):
             b.screenshot(os.path.join(shots, "status-page.png"))
             print("n2 shown down %.2f s after the kill (bound %.1f s)"
                   % (took, bound))
+            # lbd gone: the page says so and keeps the last data
+            l.stop()
+            b.wait_for(lambda d: "stale" in d.find_element(
+                b.By.ID, "updated").get_attribute("class"), timeout=5,
+                what="the page noticing lbd gone")
+            self.assertIn("lbd did not answer",
+                          b.driver.find_element(b.By.ID, "updated").text)
+            self.assertEqual(state(b.driver, "n1"), "up")
 
 
 if __name__ == "__main__":
