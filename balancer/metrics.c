@@ -284,7 +284,10 @@ metrics_start(struct lbd *l)
 	    l->loop, &l->cfg->set.metrics, l->cfg->set.metrics_str,
 	    metrics_routes, sizeof(metrics_routes) / sizeof(metrics_routes[0]),
 	    l);
-	return l->metrics ? 0 : -1;
+	if (l->metrics == NULL)
+		return -1;
+	log_info("status page on http://%s/", l->cfg->set.metrics_str);
+	return 0;
 }
 
 void
