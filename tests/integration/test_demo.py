@@ -196,7 +196,7 @@ class DemoTest(unittest.TestCase):
             self.assertRegex(out, r"(?m)^[0-9A-F]{19} .*<bob@example\.test> 1 ",
                              out)
         elif " flush" in line:
-            wait_for(lambda: len(self.remote_mail()) == 2, 10, step=0.2,
+            wait_for(lambda: len(self.remote_mail()) == 2, 20, step=0.2,
                      what="the deferred message delivered")
 
     def test_readme_commands(self):
