@@ -6,7 +6,8 @@ a checkout): swaks into the MX and, with STARTTLS and AUTH, into
 submission, curl logging in to the HTTP API, mutt (in a pseudo-terminal,
 opening the first message), mbsync, lbctl; then a node SIGKILLed (the
 demo reports it and goes on, lbd marks it down, its status page shows
-it), and mail to the remote world (delivered, DKIM-signed; deferred while
+it in a headless Chromium when there is one, whose screenshot is the
+README's docs/status-page.png), and mail to the remote world (delivered, DKIM-signed; deferred while
 its MX is down, shown by mailctl queue list; delivered once it is back).
 Then POP3, IMAP and the API with the README's token check what arrived,
 all through lbd with the node dead, and SIGTERM stops everything.
@@ -30,6 +31,7 @@ import subprocess
 import tempfile
 import unittest
 
+from browser import Browser
 from lbdtest import can_connect, wait_for
 from mailclients import run_in_pty
 from test_queue import import_dkim
@@ -144,6 +146,30 @@ class DemoTest(unittest.TestCase):
                        for n in p["nodes"] if n["name"] == name)
         wait_for(down_everywhere, 10, step=0.2, what="%s down" % name)
         self.assertIsNone(self.proc.poll(), self.output())
+        self.see_status_page(name)
+
+    def see_status_page(self, name):
+        """The status page in a headless Chromium shows the dead node
+        down in every pool; its screenshot is the README's
+        (docs/status-page.png)."""
+        try:
+            b = Browser(self.top, width=1200, height=900)
+        except unittest.SkipTest:
+            return  # no browser here: the JSON check below still runs
+        with b:
+            b.get("http://127.0.0.1:9100/")
+            rows = '#pools tr[data-node="%s"]' % name
+            b.wait_for(lambda d: [r.get_attribute("data-state") for r in
+                                  d.find_elements(b.By.CSS_SELECTOR, rows)]
+                       == ["down"] * len(self.POOLS), what=name + " down")
+            h = b.driver.execute_script(
+                "return document.documentElement.scrollHeight - "
+                "window.innerHeight")
+            b.driver.set_window_size(1200, 900 + max(h, 0) + 10)
+            shots = os.environ.get("MS_SCREENSHOTS",
+                                   os.path.join(BIN, "..", "screenshots"))
+            os.makedirs(shots, exist_ok=True)
+            b.screenshot(os.path.join(shots, "demo-status-page.png"))
 
     def run_curl(self, line):
         doc = json.loads(self.shell(line))
