@@ -130,6 +130,7 @@ struct http_session {
 	uint64_t auth_job;     /* a login attempt (auth_login.h); 0: none */
 	struct uid_lease *uid; /* a listing's UID lease (uid_lease.h) */
 	struct maildir_counter *uid_ctr; /* settled: the route runs again */
+	char uid_mailbox[MAILDIR_MBOX_MAX + 8]; /* whose lease uid is */
 
 	/* the API's per-request state */
 	int route;

@@ -560,15 +560,34 @@ void
 api_uid_cb(struct uid_lease *u, struct maildir_counter *ctr, void *arg)
 {
 	struct http_session *s = arg;
-	(void)u;
+	/* The route may take another mailbox's lease (a move's target)
+	 * while it runs under this one: s->uid is free for it. */
+	s->uid = NULL;
 	s->uid_ctr = ctr;
 	stream_batch_begin(s->st);
 	api_routes[s->route].run(s);
 	stream_batch_end(s->st);
-	uid_lease_done(s->uid);
-	s->uid = NULL;
 	s->uid_ctr = NULL;
+	uid_lease_done(u);
 	http_route_done(s);
+}
+
+struct maildir_counter *
+api_lease_of(struct http_session *s, const char *mailbox)
+{
+	if (s->uid_ctr == NULL ||
+	    strcmp(maildir_mailbox_canon(mailbox), s->uid_mailbox) != 0)
+		return NULL;
+	return s->uid_ctr;
+}
+
+struct uid_lease *
+api_lease_take(struct http_session *s, const char *mailbox, size_t n)
+{
+	snprintf(s->uid_mailbox, sizeof(s->uid_mailbox), "%s",
+		 maildir_mailbox_canon(mailbox));
+	s->uid = uid_lease_take(s->mn, s->user, mailbox, n, api_uid_cb, s);
+	return s->uid;
 }
 
 /* Scans dir (mailbox name); a missing INBOX is an empty one. Mail waiting
@@ -579,11 +598,10 @@ api_scan(struct http_session *s, const char *dir, const char *name,
 	 struct maildir_list *l)
 {
 	bool inbox = strcasecmp(name, "INBOX") == 0;
-	int rc = s->uid_ctr ? maildir_assign(dir, s->uid_ctr, l)
-			    : maildir_scan(dir, l);
-	if (rc == 0 && s->uid_ctr == NULL && l->pending > 0) {
-		s->uid = uid_lease_take(s->mn, s->user, name, l->pending,
-					api_uid_cb, s);
+	struct maildir_counter *ctr = api_lease_of(s, name);
+	int rc = ctr ? maildir_assign(dir, ctr, l) : maildir_scan(dir, l);
+	if (rc == 0 && ctr == NULL && l->pending > 0) {
+		api_lease_take(s, name, l->pending);
 		maildir_list_free(l);
 		if (s->uid)
 			return 1;

@@ -42,6 +42,14 @@ int api_scan(struct http_session *s, const char *dir, const char *name,
 	     struct maildir_list *l);
 /* A lease came (uid_lease.h): runs the route again with s->uid_ctr. */
 void api_uid_cb(struct uid_lease *u, struct maildir_counter *ctr, void *arg);
+/* Takes mailbox's UID lease for n messages; the route runs again once it
+ * is held, with api_lease_of(s, mailbox) its counter. Returns the lease
+ * (also in s->uid), NULL when out of memory. */
+struct uid_lease *api_lease_take(struct http_session *s, const char *mailbox,
+				 size_t n);
+/* The counter of mailbox's lease when the route runs under it, or NULL. */
+struct maildir_counter *api_lease_of(struct http_session *s,
+				     const char *mailbox);
 /* One message of a listing, {"uid":..,"from":..,...}, after a comma
  * unless first. */
 void api_message_entry(struct strbuf *sb, const char *dir,

@@ -27,9 +27,9 @@
 #define API_QUERY_MAX 256 /* a search's q */
 #define API_HDR_MAX 4096  /* a header value in /parts */
 
-/* The message UID of the request's mailbox, found by a plain scan (a
- * UID the client names was listed, so it has one already). Returns 0
- * with *m, or -1 (answered). */
+/* The message UID of the request's mailbox (mail waiting for UIDs gets
+ * them first, as a listing would give them). Returns 0 with *m, 1 (put
+ * off: the route runs again), or -1 (answered). */
 static int
 api_find(struct http_session *s, char *name, size_t namelen, char *dir,
 	 size_t dirlen, struct maildir_msg *m)
@@ -37,14 +37,9 @@ api_find(struct http_session *s, char *name, size_t namelen, char *dir,
 	struct maildir_list l;
 	if (api_mailbox_dir(s, name, namelen, dir, dirlen) < 0)
 		return -1;
-	if (maildir_scan(dir, &l) < 0) {
-		maildir_list_free(&l);
-		if (errno == ENOENT)
-			http_respond_error(s, 404, "no such mailbox");
-		else
-			http_respond_error(s, 503, "store unavailable");
-		return -1;
-	}
+	int rc = api_scan(s, dir, name, &l);
+	if (rc != 0)
+		return rc;
 	const struct maildir_msg *f = maildir_find(&l, api_path_uid(s));
 	if (f)
 		*m = *f;
@@ -168,7 +163,7 @@ api_flags(struct http_session *s)
 		return;
 	}
 	json_decref(o);
-	if (api_find(s, name, sizeof(name), dir, sizeof(dir), &m) < 0)
+	if (api_find(s, name, sizeof(name), dir, sizeof(dir), &m) != 0)
 		return;
 	if (maildir_change_flags(dir, &m, add, del, NULL) < 0) {
 		http_respond_error(s, errno == ENOENT ? 404 : 503,
@@ -199,7 +194,7 @@ api_move_to(struct http_session *s, const char *to, bool create)
 	char userdir[API_PATH_MAX], dst[API_PATH_MAX];
 	struct maildir_msg m;
 	uint32_t uidv, uid;
-	if (api_find(s, name, sizeof(name), dir, sizeof(dir), &m) < 0 ||
+	if (api_find(s, name, sizeof(name), dir, sizeof(dir), &m) != 0 ||
 	    api_user_dir(s, userdir, sizeof(userdir)) < 0)
 		return;
 	if (maildir_mailbox_path(userdir, to, dst, sizeof(dst)) < 0) {
@@ -215,14 +210,14 @@ api_move_to(struct http_session *s, const char *to, bool create)
 		http_respond_error(s, 503, "store unavailable");
 		return;
 	}
-	if (s->uid_ctr == NULL) {
-		s->uid = uid_lease_take(s->mn, s->user, to, 1, api_uid_cb, s);
-		if (s->uid == NULL)
+	struct maildir_counter *ctr = api_lease_of(s, to);
+	if (ctr == NULL) {
+		if (api_lease_take(s, to, 1) == NULL)
 			http_respond_error(s, 503, "out of memory");
 		return;
 	}
-	if (maildir_copy(dir, &m, 1, dst, s->mn->store.hostname, s->uid_ctr,
-			 &uidv, &uid) < 0) {
+	if (maildir_copy(dir, &m, 1, dst, s->mn->store.hostname, ctr, &uidv,
+			 &uid) < 0) {
 		if (errno == ENOENT && access(dst, F_OK) < 0)
 			http_respond_error(s, 404, "no such mailbox");
 		else
@@ -274,7 +269,7 @@ api_delete(struct http_session *s)
 		api_move_to(s, API_TRASH, true);
 		return;
 	}
-	if (api_find(s, name, sizeof(name), dir, sizeof(dir), &m) < 0)
+	if (api_find(s, name, sizeof(name), dir, sizeof(dir), &m) != 0)
 		return;
 	if (maildir_expunge(dir, &m) < 0) {
 		http_respond_error(s, 503, "store unavailable");
@@ -335,7 +330,7 @@ api_parts(struct http_session *s)
 	char name[MAILDIR_MBOX_MAX + 8], dir[API_PATH_MAX], v[API_HDR_MAX];
 	struct maildir_msg m;
 	size_t len;
-	if (api_find(s, name, sizeof(name), dir, sizeof(dir), &m) < 0)
+	if (api_find(s, name, sizeof(name), dir, sizeof(dir), &m) != 0)
 		return;
 	char *msg = api_read_msg(s, dir, &m, &len);
 	if (msg == NULL)
@@ -410,7 +405,7 @@ api_part(struct http_session *s)
 	struct maildir_msg m;
 	struct api_part_find f = {.section = api_path_part(s)};
 	size_t len, dlen = 0;
-	if (api_find(s, name, sizeof(name), dir, sizeof(dir), &m) < 0)
+	if (api_find(s, name, sizeof(name), dir, sizeof(dir), &m) != 0)
 		return;
 	char *msg = api_read_msg(s, dir, &m, &len);
 	if (msg == NULL)
