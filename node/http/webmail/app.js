@@ -72,9 +72,10 @@
       a.addEventListener("click", e => { e.preventDefault(); openFolder(mb.name); });
       ul.append(el("li", null, a));
     }
-    const sel = $("move-select");
+    const sel = $("move-select"), keep = sel.value;
     sel.textContent = "";
     for (const mb of st.mailboxes) sel.append(el("option", { value: mb.name }, folderName(mb.name)));
+    if (keep && st.mailboxes.some(mb => mb.name === keep)) sel.value = keep;
   }
 
   function dateOf(m) { const t = Date.parse(m.date); return isNaN(t) ? 0 : t; }
@@ -141,7 +142,17 @@
     st.msg = null;
     $("reader").hidden = true;
     document.body.classList.remove("reading");
-    $("msg-html").srcdoc = "";
+    showFrame(null);
+  }
+
+  /* A new frame for each document: Chromium leaves a hidden frame whose
+   * srcdoc changed unpainted when it is shown again. */
+  function showFrame(html) {
+    const old = $("msg-html"), f = old.cloneNode(false);
+    f.removeAttribute("srcdoc");
+    f.hidden = html === null;
+    if (html !== null) f.srcdoc = html;
+    old.replaceWith(f);
   }
 
   function isBody(p) { return p.disposition !== "attachment" && !p.name && /^text\/(plain|html)$/.test(p.type); }
@@ -192,15 +203,14 @@
     const html = msg.parts.find(p => isBody(p) && p.type === "text/html");
     const text = msg.parts.find(p => isBody(p) && p.type === "text/plain");
     $("msg-text").hidden = true;
-    $("msg-html").hidden = true;
+    showFrame(null);
     $("images-note").hidden = true;
     if (html) {
       const cids = {};
       for (const p of msg.parts)
         if (p.cid && /^image\//.test(p.type)) cids[p.cid.replace(/^<|>$/g, "")] = await dataUrl(uid, p);
       const clean = Sanitize.sanitizeMail(await partText(uid, html), { showImages: st.showImages, cids });
-      $("msg-html").srcdoc = clean.html;
-      $("msg-html").hidden = false;
+      showFrame(clean.html);
       $("images-note").hidden = clean.blocked === 0;
     } else {
       $("msg-text").textContent = text ? await partText(uid, text) : "";
@@ -357,8 +367,8 @@
         attachments: st.attachments });
       if (st.replyTo) await Api.flags(st.replyTo.mailbox, st.replyTo.uid, ["\\Answered"], []).catch(() => null);
       $("compose").hidden = true;
-      status(S.sent);
       await refresh();
+      status(S.sent);
     } catch (e) {
       $("compose-error").textContent = fmt(S.error, { msg: e.message });
     } finally {
