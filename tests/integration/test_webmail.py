@@ -333,10 +333,18 @@ body { background: url(%(u)s/style-bg) }</style></head><body>
 <svg><script>console.log("XSS-MARKER-svg")</script></svg>
 <img src="x" onload="console.log('XSS-MARKER-onload')">
 </body></html>""" % {"u": far}).encode()
+        html = html.replace(b"</body>", b'<img id="inline" src="cid:logo@x">'
+                            b"</body>")
+        related = (b"--r1\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
+                   + html + b"\r\n--r1\r\nContent-Type: image/gif\r\n"
+                   b"Content-ID: <logo@x>\r\n"
+                   b"Content-Transfer-Encoding: base64\r\n\r\n"
+                   b"R0lGODlhAQABAIAAAP///wAAACwAAAAAAQABAAACAkQBADs=\r\n"
+                   b"--r1--\r\n")
         self.deliver(self.n["mail1"], mail(
-            "newsletter", html, "Mon, 1 Jan 2024 09:00:00 +0000",
-            extra=b"MIME-Version: 1.0\r\n"
-                  b"Content-Type: text/html; charset=utf-8\r\n"))
+            "newsletter", related, "Mon, 1 Jan 2024 09:00:00 +0000",
+            extra=b"MIME-Version: 1.0\r\nContent-Type: multipart/related;"
+                  b" boundary=r1\r\n"))
         self.login()
         self.wait_rows(lambda r: len(r) == 1, "the newsletter")
         self.open("newsletter")
@@ -357,9 +365,15 @@ body { background: url(%(u)s/style-bg) }</style></head><body>
             self.assertIsNone(self.find("#pixel").get_attribute("src"))
             self.assertEqual(self.find("#weblink").get_attribute("target"),
                              "_blank")
+            # the inline image, from the message itself
+            self.assertTrue(self.find("#inline").get_attribute("src")
+                            .startswith("data:image/gif;base64,"))
         finally:
             self.b.driver.switch_to.default_content()
         self.shot("html")
+        self.b.driver.set_window_size(390, 844)  # a phone
+        self.shot("phone")
+        self.b.driver.set_window_size(1280, 900)
         # Nothing ran, nothing loaded: what would have come did so within
         # this (a page load on loopback takes milliseconds).
         time.sleep(0.5)
