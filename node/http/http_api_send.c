@@ -146,19 +146,31 @@ send_rcpt_list(struct send_ctx *c, const char *key, const char *name,
 		goto out;
 	if (json_is_string(v)) {
 		copy = strdup(json_string_value(v));
-		for (char *save, *t = copy ? strtok_r(copy, ",", &save) : NULL;
-		     t && n < sizeof(entries) / sizeof(*entries);
-		     t = strtok_r(NULL, ",", &save))
-			if (strspn(t, " \t") != strlen(t))
-				entries[n++] = t;
+		if (copy == NULL) {
+			send_fail(c, 503, "out of memory");
+			goto out;
+		}
+		for (char *save, *t = strtok_r(copy, ",", &save); t;
+		     t = strtok_r(NULL, ",", &save)) {
+			if (strspn(t, " \t") == strlen(t))
+				continue;
+			if (n == sizeof(entries) / sizeof(*entries)) {
+				send_fail(c, 400, "too many recipients");
+				goto out;
+			}
+			entries[n++] = t;
+		}
 	} else if (json_is_array(v)) {
 		size_t i;
 		json_t *e;
 		json_array_foreach(v, i, e)
 		{
-			if (!json_is_string(e) ||
-			    n == sizeof(entries) / sizeof(*entries)) {
+			if (!json_is_string(e)) {
 				send_fail(c, 400, "recipients: strings");
+				goto out;
+			}
+			if (n == sizeof(entries) / sizeof(*entries)) {
+				send_fail(c, 400, "too many recipients");
 				goto out;
 			}
 			entries[n++] = json_string_value(e);

@@ -118,7 +118,8 @@
     const slice = st.list.slice(st.page * PAGE, st.page * PAGE + PAGE);
     for (const m of slice) {
       const tr = el("tr", { tabIndex: 0 },
-        el("td", { className: "flag" }, hasFlag(m, "\\Flagged") ? "\u2605" : ""),
+        el("td", { className: "flag", title: (m.flags || []).join(" ") },
+          (hasFlag(m, "\\Flagged") ? "\u2605" : "") + (hasFlag(m, "\\Answered") ? "\u21a9" : "")),
         el("td", { className: "from" }, m.from),
         el("td", { className: "subject" }, m.subject || S.noSubject),
         el("td", { className: "date" }, shortDate(m)));
@@ -264,7 +265,11 @@
 
   /* ---- compose ---- */
 
-  function addressList(v) { return (v || "").split(",").map(s => s.trim()).filter(Boolean); }
+  /* Addresses separated by commas, a comma inside quotes ("Doe, Jo"
+   * <jo@x>) not a separator. */
+  function addressList(v) {
+    return ((v || "").match(/("[^"]*"|[^,])+/g) || []).map(s => s.trim()).filter(Boolean);
+  }
   function bare(a) { const m = /<([^>]*)>/.exec(a); return (m ? m[1] : a).trim().toLowerCase(); }
 
   function openCompose(fields) {
