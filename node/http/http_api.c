@@ -18,6 +18,7 @@
 #include "../../common/json.h"
 #include "../../common/log.h"
 #include "../../common/token.h"
+#include "../imap/imap_mime.h"
 #include "../queue/queue.h"
 #include "../queue/queue_runner.h"
 #include "http.h"
@@ -533,6 +534,21 @@ api_user_dir(struct http_session *s, char *out, size_t len)
 	return 0;
 }
 
+int
+api_folder_ensure(struct http_session *s, const char *name)
+{
+	char userdir[API_PATH_MAX];
+	if (store_user_dir(&s->mn->store, s->user, userdir, sizeof(userdir),
+			   true) < 0 ||
+	    (maildir_folder_create(userdir, name) < 0 && errno != EEXIST)) {
+		log_err("http %s: folder %s of %s: %s", s->logid, name, s->user,
+			strerror(errno));
+		http_respond_error(s, 503, "store unavailable");
+		return -1;
+	}
+	return 0;
+}
+
 /* The Maildir of the request's ?mailbox= (INBOX when absent). Returns 0,
  * or -1 (answered). */
 int
@@ -707,11 +723,14 @@ api_message_entry(struct strbuf *sb, const char *dir,
 		maildir_read_headers(fd, &h);
 		close(fd);
 	}
+	char v[MAILDIR_HDR_MAX * 2];
 	strbuf_appendf(sb, "%s{\"uid\":%" PRIu32 ",\"from\":", first ? "" : ",",
 		       m->uid);
-	strbuf_append_json(sb, h.from);
+	imap_mime_decode_words(h.from, v, sizeof(v)); /* RFC 2047 */
+	strbuf_append_json(sb, v);
 	strbuf_appends(sb, ",\"subject\":");
-	strbuf_append_json(sb, h.subject);
+	imap_mime_decode_words(h.subject, v, sizeof(v));
+	strbuf_append_json(sb, v);
 	strbuf_appends(sb, ",\"date\":");
 	strbuf_append_json(sb, h.date);
 	strbuf_appendf(sb, ",\"size\":%" PRIu64 ",\"flags\":", m->size);

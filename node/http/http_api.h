@@ -31,6 +31,9 @@ uint32_t api_path_uid(const struct http_session *s);
 const char *api_path_part(const struct http_session *s);
 /* The user's Maildir. Returns 0, or -1 (answered). */
 int api_user_dir(struct http_session *s, char *out, size_t len);
+/* Makes the user's Maildir and its folder name when they are missing
+ * (Trash, Sent). Returns 0, or -1 (answered). */
+int api_folder_ensure(struct http_session *s, const char *name);
 /* The Maildir of the request's ?mailbox= (INBOX when absent), its name
  * in name. Returns 0, or -1 (answered). */
 int api_mailbox_dir(struct http_session *s, char *name, size_t namelen,

@@ -205,11 +205,8 @@ api_move_to(struct http_session *s, const char *to, bool create)
 		http_respond_error(s, 400, "the message is there already");
 		return;
 	}
-	if (create && maildir_folder_create(userdir, to) < 0 &&
-	    errno != EEXIST) {
-		http_respond_error(s, 503, "store unavailable");
+	if (create && api_folder_ensure(s, to) < 0)
 		return;
-	}
 	struct maildir_counter *ctr = api_lease_of(s, to);
 	if (ctr == NULL) {
 		if (api_lease_take(s, to, 1) == NULL)

@@ -4,7 +4,10 @@
  * own address or one of its aliases, Message-ID: and Date: are added,
  * local recipients go to the store (or spool), remote ones to the
  * outbound queue. Lines are CRLF whatever the browser sent (bare CR and
- * LF normalised); text goes quoted-printable, attachments base64. */
+ * LF normalised); text goes quoted-printable, attachments base64. A copy,
+ * seen, goes into the user's Sent (made on first use), under its UID
+ * lease, which is taken before anything is sent: the route runs again
+ * once it is held, so it sends once. */
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -19,12 +22,14 @@
 #include "../../common/sasl.h"
 #include "../../common/token.h"
 #include "../mailnode.h"
+#include "../store/notice.h"
 #include "../submit/submit.h"
 #include "http_api.h"
 
 #define SEND_FIELD_MAX 998  /* a header line (RFC 5322 2.1.1) */
 #define SEND_ATTACH_MAX 100 /* attachments in one message */
 #define SEND_NAME_MAX 255   /* an attachment's file name */
+#define SEND_SENT "Sent"    /* the folder of the copies */
 
 struct send_ctx {
 	struct http_session *s;
@@ -408,6 +413,33 @@ send_build(struct send_ctx *c)
 	strbuf_appendf(&c->msg, "--%s--\r\n", c->boundary[0]);
 }
 
+/* The copy in Sent: the message with the headers submission added. A
+ * failure is logged, not answered: the message is on its way. */
+static void
+send_keep_copy(struct send_ctx *c, const char *added)
+{
+	struct http_session *s = c->s;
+	char userdir[API_PATH_MAX], dir[API_PATH_MAX];
+	uint32_t uidv, uid;
+	size_t alen = strlen(added);
+	char *copy = malloc(alen + c->msg.len);
+	if (copy == NULL || api_user_dir(s, userdir, sizeof(userdir)) < 0 ||
+	    maildir_mailbox_path(userdir, SEND_SENT, dir, sizeof(dir)) < 0)
+		goto fail;
+	memcpy(copy, added, alen);
+	memcpy(copy + alen, strbuf_str(&c->msg), c->msg.len);
+	if (maildir_append(dir, s->mn->store.hostname, copy, alen + c->msg.len,
+			   "S", 0, api_lease_of(s, SEND_SENT), &uidv, &uid) < 0)
+		goto fail;
+	notice_changed(s->mn->store.notice, s->user, SEND_SENT);
+	free(copy);
+	return;
+fail:
+	log_warn("http %s: no copy in %s for %s: %s", s->logid, SEND_SENT,
+		 s->user, strerror(errno));
+	free(copy);
+}
+
 /* Writes the message to a spool file and delivers it. */
 static void
 send_deliver(struct send_ctx *c)
@@ -446,6 +478,7 @@ send_deliver(struct send_ctx *c)
 		http_respond_error(s, 503, "temporary local failure");
 		goto out;
 	}
+	send_keep_copy(c, added);
 	log_info("http %s: send from=<%s> rcpts=%zu remote=%zu forwarded=%zu "
 		 "size=%zu user=%s %s%s%s",
 		 s->logid, c->sender, c->rc.nmbox, c->rc.nremote, c->rc.nfwd,
@@ -484,6 +517,13 @@ api_send(struct http_session *s)
 	snprintf(c.sender, sizeof(c.sender), "%s", from ? from : s->user);
 	if (!submit_sender_allowed(s->mn->dir, s->user, c.sender)) {
 		http_respond_error(s, 403, "sender address not owned by user");
+		goto out;
+	}
+	if (api_lease_of(s, SEND_SENT) == NULL) {
+		if (api_folder_ensure(s, SEND_SENT) < 0)
+			goto out;
+		if (api_lease_take(s, SEND_SENT, 1) == NULL)
+			http_respond_error(s, 503, "out of memory");
 		goto out;
 	}
 	for (int i = 0; i < 2; i++) {

@@ -107,6 +107,11 @@ char *imap_mime_leaf_decode(const struct imap_mime_leaf *l, size_t *len);
 bool imap_mime_header_get(const struct imap_mime *m, const char *field,
 			  char *out, size_t outlen);
 
+/* A header value v with its RFC 2047 encoded words decoded (to UTF-8
+ * when their charset is, as SEARCH decodes them), into out (cut to
+ * outlen). */
+void imap_mime_decode_words(const char *v, char *out, size_t outlen);
+
 /* The length of the header section at the start of msg[0..len) (CRLF
  * lines), its blank line included, as the parser splits a message; 0
  * when msg holds no blank line (then a whole message is all header, and

@@ -103,3 +103,23 @@ imap_mime_header_get(const struct imap_mime *m, const char *field, char *out,
 	free(v);
 	return true;
 }
+
+void
+imap_mime_decode_words(const char *v, char *out, size_t outlen)
+{
+	size_t n = strlen(v);
+	char *d = malloc(2 * n + 1);
+	if (outlen == 0)
+		goto out;
+	if (d == NULL) { /* as it is, rather than nothing */
+		snprintf(out, outlen, "%s", v);
+		goto out;
+	}
+	size_t dn = imap_text_decode_header(v, n, d);
+	if (dn >= outlen)
+		dn = outlen - 1;
+	memcpy(out, d, dn);
+	out[dn] = '\0';
+out:
+	free(d);
+}

@@ -93,7 +93,16 @@ class HttpMailTest(NodeTestCase):
         self.assertNotRegex(raw, rb"\n[^\r\n]{77}")
         self.assertEqual(att.get_filename(), "data é.bin")
         self.assertEqual(att.get_content(), ATTACHMENT)
+        # alice's copy through team@ (INBOX), and one in her Sent, seen
         self.assertEqual(len(self.messages("alice@example.test")), 1)
+        st, h, body = self.call(alice, "GET", "/api/messages?mailbox=Sent")
+        sent = json.loads(body)
+        self.assertEqual([(m["subject"], m["flags"]) for m in sent],
+                         [("Grüße", ["\\Seen"])])
+        st, h, body = self.call(alice, "GET", "/api/messages/%d?mailbox=Sent"
+                                % sent[0]["uid"])
+        self.assertTrue(body.startswith(b"Message-ID: " +
+                                        doc["message_id"].encode()), body[:80])
 
         # The sender must be the user's own address or an alias of it.
         st, h, body = self.call(alice, "POST", "/api/send",
