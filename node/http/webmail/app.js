@@ -78,6 +78,12 @@
     if (keep && st.mailboxes.some(mb => mb.name === keep)) sel.value = keep;
   }
 
+  /* "Dave <dave@x>" shows as Dave; a bare address as itself. */
+  function displayName(from) {
+    const name = (from || "").replace(/\s*<[^>]*>\s*$/, "").replace(/^"(.*)"$/, "$1").trim();
+    return name || from || "";
+  }
+
   function dateOf(m) { const t = Date.parse(m.date); return isNaN(t) ? 0 : t; }
   function shortDate(m) {
     const t = dateOf(m);
@@ -120,7 +126,7 @@
       const tr = el("tr", { tabIndex: 0 },
         el("td", { className: "flag", title: (m.flags || []).join(" ") },
           (hasFlag(m, "\\Flagged") ? "\u2605" : "") + (hasFlag(m, "\\Answered") ? "\u21a9" : "")),
-        el("td", { className: "from" }, m.from),
+        el("td", { className: "from", title: m.from }, displayName(m.from)),
         el("td", { className: "subject" }, m.subject || S.noSubject),
         el("td", { className: "date" }, shortDate(m)));
       tr.dataset.uid = m.uid;
