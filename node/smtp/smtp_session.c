@@ -211,6 +211,10 @@ smtp_data_end(struct smtp_session *s)
 			 s->rc.nfwd, s->datasize, stream_peer_str(s->st),
 			 s->user[0] ? s->user : "-", how,
 			 qid[0] ? " queue_id=" : "", qid);
+		if (s->rc.nmbox)
+			s->mn->counters.deliveries[strcmp(how, "spooled") == 0
+						       ? MAILNODE_SPOOLED
+						       : MAILNODE_STORED]++;
 		smtp_reply(s, "250 2.0.0 Ok: queued as %s",
 			   qid[0] ? qid : s->id);
 	} else

@@ -314,9 +314,5 @@ submit_deliver(struct mailnode *mn, const struct submit_rcpts *r,
 		queue_remove(mn->queue, qid);
 		qid[0] = '\0';
 	}
-	if (how && r->nmbox)
-		mn->counters.deliveries[strcmp(how, "spooled") == 0
-					    ? MAILNODE_SPOOLED
-					    : MAILNODE_STORED]++;
 	return how;
 }
