@@ -82,8 +82,9 @@ void http_request_reset(struct http_request *rq);
 enum http_parse_result http_parse_line(struct http_request *rq,
 				       const char *line, size_t len, bool crlf,
 				       bool toolong);
-/* The largest body the request's path takes: HTTP_SEND_BODY_MAX for
- * POST /api/send (a message with its attachments), else HTTP_BODY_MAX. */
+/* The largest body the request takes: HTTP_SEND_BODY_MAX for POST
+ * /api/send with a session token (a message with its attachments), else
+ * HTTP_BODY_MAX. */
 size_t http_body_limit(const struct http_request *rq);
 /* After a complete head: may the connection carry another request? */
 bool http_request_keepalive(const struct http_request *rq);

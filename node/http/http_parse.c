@@ -378,8 +378,10 @@ http_skim_header(struct http_request *rq, const char *line, size_t len)
 size_t
 http_body_limit(const struct http_request *rq)
 {
+	/* only with a session token: an anonymous client gets the small
+	 * limit (whether the token is good is known once the body is in) */
 	bool send = rq->method == HTTP_POST && rq->path != NULL &&
-		    strcmp(rq->path, "/api/send") == 0;
+		    strcmp(rq->path, "/api/send") == 0 && rq->token[0] != '\0';
 	return send ? HTTP_SEND_BODY_MAX : HTTP_BODY_MAX;
 }
 

@@ -282,17 +282,26 @@ Test(http_parse, webmail_fields)
 	cr_assert_str_eq(rq.if_none_match, "");
 	free(s);
 
-	char buf[256];
+	char buf[512];
+	static const char bearer[] =
+	    "Authorization: Bearer "
+	    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	    "\r\n";
 	snprintf(buf, sizeof(buf),
-		 "POST /api/send HTTP/1.1\r\nHost: x\r\n"
+		 "POST /api/send HTTP/1.1\r\nHost: x\r\n%s"
 		 "Content-Length: %d\r\n\r\n",
-		 HTTP_SEND_BODY_MAX);
+		 bearer, HTTP_SEND_BODY_MAX);
 	cr_assert_eq(parse(buf), 0);
 	cr_assert_eq(http_body_limit(&rq), HTTP_SEND_BODY_MAX);
 	snprintf(buf, sizeof(buf),
+		 "POST /api/send HTTP/1.1\r\nHost: x\r\n%s"
+		 "Content-Length: %d\r\n\r\n",
+		 bearer, HTTP_SEND_BODY_MAX + 1);
+	cr_assert_eq(parse(buf), 413);
+	snprintf(buf, sizeof(buf), /* no session: the small limit */
 		 "POST /api/send HTTP/1.1\r\nHost: x\r\n"
 		 "Content-Length: %d\r\n\r\n",
-		 HTTP_SEND_BODY_MAX + 1);
+		 HTTP_BODY_MAX + 1);
 	cr_assert_eq(parse(buf), 413);
 	snprintf(buf, sizeof(buf),
 		 "POST /api/login HTTP/1.1\r\nHost: x\r\n"
