@@ -2,6 +2,7 @@
 # DIR) as byte arrays with their path, type and ETag (the start of their
 # SHA-256), for http_assets.c. Run by the build whenever a file changes:
 # cmake -DDIR=... -DOUT=... -DFILES=a,b,... -P http_assets_embed.cmake
+include(${CMAKE_CURRENT_LIST_DIR}/../../cmake/embed_bytes.cmake)
 set(types_html "text/html; charset=utf-8")
 set(types_css "text/css; charset=utf-8")
 set(types_js "text/javascript; charset=utf-8")
@@ -13,12 +14,9 @@ string(REPLACE "," ";" FILES "${FILES}")
 set(table "")
 set(i 0)
 foreach(name ${FILES})
-  file(READ "${DIR}/${name}" hex HEX)
+  embed_bytes("${DIR}/${name}" bytes len)
   file(SHA256 "${DIR}/${name}" sum)
   string(SUBSTRING "${sum}" 0 20 etag)
-  string(LENGTH "${hex}" hexlen)
-  math(EXPR len "${hexlen} / 2")
-  string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," bytes "${hex}")
   string(REGEX MATCH "[^.]+$" ext "${name}")
   if(NOT DEFINED types_${ext})
     message(FATAL_ERROR "webmail/${name}: no type known for .${ext}")
