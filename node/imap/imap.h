@@ -248,6 +248,11 @@ imap_handler imap_cmd_search;
 imap_handler imap_cmd_copy;
 /* imap_cmd_append.c */
 imap_handler imap_cmd_append;
+/* imap_cmd_quota.c: QUOTA (RFC 9208) */
+imap_handler imap_cmd_getquotaroot, imap_cmd_getquota, imap_cmd_setquota;
+/* APPEND and COPY: true when bytes more would take the session's user
+ * over their quota (or they are over already): NO [OVERQUOTA]. */
+bool imap_quota_refuses(struct imap_session *s, uint64_t bytes);
 
 /* ---- imap_mailbox.c: the selected mailbox ---- */
 

@@ -49,6 +49,7 @@ struct smtp_session {
 
 	/* the transaction */
 	char sender[DIR_ADDR_MAX];
+	uint64_t mail_size;	    /* MAIL's SIZE= (RFC 1870); 0: none */
 	size_t nrcpt;		    /* RCPT commands accepted */
 	char (*mbox)[DIR_ADDR_MAX]; /* mailboxes they resolve to */
 	size_t nmbox, capmbox;
@@ -111,6 +112,18 @@ void smtp_added_headers(struct smtp_session *s, char *out, size_t outlen);
  * ID in id, or -1 with errno. */
 int smtp_queue_remote(struct smtp_session *s, const char *prefix, char *id,
 		      size_t idlen);
+
+/* smtp_quota.c: the local recipients' quotas (store/quota.h). */
+/* RCPT: answers 452 4.2.2 when one of the n mailboxes rcpt leads to is
+ * full already, 552 5.2.2 when MAIL's SIZE would take one over, and
+ * returns -1; 0 when there is room (or no limit, or usage unknown). */
+int smtp_quota_rcpt(struct smtp_session *s, const char *rcpt,
+		    char (*mb)[DIR_ADDR_MAX], size_t n);
+/* The end of DATA, for a message of size bytes as stored: answers 552
+ * 5.2.2 and returns true when it would take every local mailbox over its
+ * quota and there is nobody else to send it to. Otherwise false: it is
+ * delivered to every recipient, those it takes over included. */
+bool smtp_quota_data_refused(struct smtp_session *s, uint64_t size);
 
 /* smtp_auth.c */
 void smtp_auth_begin(struct smtp_session *s, char *args);

@@ -85,6 +85,7 @@ smtp_mail_params(struct smtp_session *s, char *params)
 			   s->mn->cfg->max_message_size);
 		return -1;
 	}
+	s->mail_size = mp.has_size ? mp.size : 0;
 	return 0;
 }
 
@@ -195,6 +196,8 @@ smtp_cmd_rcpt(struct smtp_session *s, char *args)
 	case DIR_OK:
 		break;
 	}
+	if (smtp_quota_rcpt(s, rcpt, mb, n) < 0)
+		return; /* before anything of it joins the transaction */
 	int fw = smtp_add_forwards(s, rcpt);
 	if (fw < 0 || (n == 0 && fw == 0)) {
 		smtp_error(s,

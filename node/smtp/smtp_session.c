@@ -241,6 +241,8 @@ smtp_data_end(struct smtp_session *s)
 		goto done;
 	}
 	strcat(prefix, added);
+	if (smtp_quota_data_refused(s, s->datasize + strlen(prefix)))
+		goto done;
 	/* The queue first: a local failure then takes the queued copy back,
 	 * so a 451 leaves nothing behind. Outbound copies carry no
 	 * Return-Path:, the final delivery adds it. */
