@@ -80,8 +80,34 @@ quota_parse_line(char *line, int64_t *bytes, int64_t *count)
 	if (decimal_long(line, -QUOTA_LINE_MAX, QUOTA_LINE_MAX, &b) < 0 ||
 	    decimal_long(sp + 1, -QUOTA_LINE_MAX, QUOTA_LINE_MAX, &c) < 0)
 		return -1;
-	*bytes += b;
-	*count += c;
+	if (__builtin_add_overflow(*bytes, b, bytes) ||
+	    __builtin_add_overflow(*count, c, count))
+		return -1;
+	return 0;
+}
+
+int
+quota_parse(char *text, uint64_t limit, struct quota_usage *u)
+{
+	size_t n = strlen(text);
+	int64_t bytes = 0, count = 0;
+	uint64_t header;
+
+	/* Every line, the header's included, ends in '\n' (the writers'
+	 * appends are whole lines); anything else is a broken file. */
+	if (n == 0 || text[n - 1] != '\n')
+		return 1;
+	char *save = NULL, *line = strtok_r(text, "\n", &save);
+	if (line == NULL || quota_parse_header(line, &header) < 0 ||
+	    header != limit)
+		return 1;
+	while ((line = strtok_r(NULL, "\n", &save)) != NULL)
+		if (quota_parse_line(line, &bytes, &count) < 0)
+			return 1;
+	if (bytes < 0 || count < 0)
+		return 1;
+	u->bytes = (uint64_t)bytes;
+	u->count = (uint64_t)count;
 	return 0;
 }
 
@@ -91,11 +117,9 @@ static int
 quota_read(const char *userdir, uint64_t limit, struct quota_usage *u)
 {
 	char path[MAILDIR_PATH_MAX], buf[QUOTA_FILE_MAX + 1];
-	int64_t bytes = 0, count = 0;
-	uint64_t header;
 	struct stat st;
 	ssize_t n;
-	int fd;
+	int fd, rc;
 
 	snprintf(path, sizeof(path), "%s/%s", userdir, QUOTA_FILE);
 	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
@@ -115,21 +139,10 @@ quota_read(const char *userdir, uint64_t limit, struct quota_usage *u)
 	if (n < 0)
 		return -1;
 	buf[n] = '\0';
-	/* Every line, the header's included, ends in '\n' (the writers'
-	 * appends are whole lines); anything else is a broken file. */
-	if (n == 0 || buf[n - 1] != '\n')
+	if (memchr(buf, '\0', (size_t)n) != NULL)
 		return 1;
-	char *save = NULL, *line = strtok_r(buf, "\n", &save);
-	if (line == NULL || quota_parse_header(line, &header) < 0 ||
-	    header != limit)
-		return 1;
-	while ((line = strtok_r(NULL, "\n", &save)) != NULL)
-		if (quota_parse_line(line, &bytes, &count) < 0)
-			return 1;
-	if (bytes < 0 || count < 0)
-		return 1;
-	u->bytes = (uint64_t)bytes;
-	u->count = (uint64_t)count;
+	if ((rc = quota_parse(buf, limit, u)) != 0)
+		return rc;
 	if (limit && u->bytes >= limit &&
 	    time(NULL) - st.st_mtim.tv_sec > QUOTA_OVER_RECOUNT_S)
 		return 1;

@@ -65,6 +65,11 @@ enum quota_verdict {
 enum quota_verdict quota_check(const char *userdir, uint64_t limit,
 			       uint64_t bytes);
 
+/* The file's text (NUL-terminated, changed in place) for limit: 0 with
+ * *u, or 1 when it calls for a recount (broken, counted for another
+ * limit, a negative sum). The file's age is quota_get's to judge. */
+int quota_parse(char *text, uint64_t limit, struct quota_usage *u);
+
 /* A limit as mailctl takes it: a whole number of bytes >= 1, or with a
  * suffix K, M, G or T (powers of 1024, either case): "500M". Returns 0
  * with *out, or -1 (not such a size, 0, or over 2^62). */
