@@ -139,6 +139,14 @@ class QuotaTest(NodeTestCase):
             self.assertEqual(replies[0][0], 452)
             self.assertIn(b"4.2.2", replies[0][1])
             self.assertIsNone(done)
+        # Redis away: the limit is in the nodes' cache and usage on the
+        # store, so nothing changes: alice full, bob served, no 5xx.
+        self.redis.stop()
+        for n in (self.n1, self.n2):
+            replies, done = self.send(n, [ALICE, "bob@example.test"],
+                                      message(100))
+            self.assertEqual([r[0] for r in replies], [452, 250])
+            self.assertEqual(done[0], 250)
 
     def test_imap_quota_append_copy_expunge(self):
         m = self.imap(self.n1)
@@ -192,6 +200,10 @@ class QuotaTest(NodeTestCase):
         for i in range(3):
             self.deliver(self.n1, message(1500, "m%d" % i))
         self.set_quota("4000")
+        with open(os.path.join(self.n1.spool, "config.snapshot")) as f:
+            snap = json.load(f)
+        self.assertIn({"address": ALICE, "password": snap["users"][0][
+            "password"], "quota": 4000}, snap["users"])
         before = self.used_on_disk()
         self.assertEqual(self.api_quota(self.n2)["used"], before)
         self.assertEqual(self.send(self.n2, [ALICE], message(10))[0][0][0],
