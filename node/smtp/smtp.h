@@ -121,9 +121,11 @@ int smtp_quota_rcpt(struct smtp_session *s, const char *rcpt,
 		    char (*mb)[DIR_ADDR_MAX], size_t n);
 /* The end of DATA, for a message of size bytes as stored: answers 552
  * 5.2.2 and returns true when it would take every local mailbox over its
- * quota and there is nobody else to send it to. Otherwise false: it is
- * delivered to every recipient, those it takes over included. */
-bool smtp_quota_data_refused(struct smtp_session *s, uint64_t size);
+ * quota and there is nobody else to send it to. Otherwise false, the
+ * mailboxes it would take over taken out of s->mbox and a non-delivery
+ * notice queued to the sender for them (when none can go, they stay and
+ * get it past their limit). */
+bool smtp_quota_data(struct smtp_session *s, uint64_t size);
 
 /* smtp_auth.c */
 void smtp_auth_begin(struct smtp_session *s, char *args);

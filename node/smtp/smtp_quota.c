@@ -3,11 +3,17 @@
  * refused there (552 5.2.2, RFC 1870 6.1), each on its own. At the end
  * of DATA one reply answers for every recipient, so a message that would
  * take some of them over is refused (552 5.2.2) only when it would take
- * every local one over and has nobody else to go to; otherwise it is
- * delivered to all, and those it takes over are full from then on. */
+ * every local one over and has nobody else to go to; otherwise the others
+ * get it and those over are bounced, as an MX in front of an LMTP server
+ * that refuses them would. */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 #include "../../common/log.h"
+#include "../queue/queue_bounce.h"
+#include "../queue/queue_runner.h"
 #include "../store/quota.h"
 #include "../store/store.h"
 #include "smtp.h"
@@ -57,25 +63,90 @@ smtp_quota_rcpt(struct smtp_session *s, const char *rcpt,
 	return 0;
 }
 
-bool
-smtp_quota_data_refused(struct smtp_session *s, uint64_t size)
+/* Queues a non-delivery notice (RFC 3464) to the sender for the
+ * mailboxes marked in over, as Postfix does for a recipient its LMTP
+ * server refused. Returns 0, or -1 with nothing queued. */
+static int
+smtp_quota_bounce(struct smtp_session *s, const bool *over)
 {
-	size_t over = 0;
+	struct queue_env env = {.created = time(NULL)};
+	char id[QUEUE_ID_MAX];
+	bool *which = calloc(s->nmbox, sizeof(*which));
+	int rc = -1;
+
+	env.rcpt = calloc(s->nmbox, sizeof(*env.rcpt));
+	if (which == NULL || env.rcpt == NULL)
+		goto out;
+	snprintf(env.id, sizeof(env.id), "%.*s", QUEUE_ID_LEN, s->id);
+	snprintf(env.sender, sizeof(env.sender), "%s", s->sender);
+	for (size_t i = 0; i < s->nmbox; i++) {
+		if (!over[i])
+			continue;
+		struct queue_rcpt *r = &env.rcpt[env.nrcpt];
+		snprintf(r->addr, sizeof(r->addr), "%s", s->mbox[i]);
+		r->state = QR_FAILED;
+		snprintf(r->reply, sizeof(r->reply),
+			 "552 5.2.2 Mailbox full: the message would exceed "
+			 "the recipient's quota");
+		which[env.nrcpt++] = true;
+	}
+	rc = queue_bounce(s->mn->queue, &env, which, DSN_FAILED,
+			  s->mn->cfg->hostname, s->datafd, s->datasize, id);
+	if (rc == 0) {
+		log_info("smtp %s: %zu mailbox(es) over quota: sender "
+			 "non-delivery notification %s",
+			 s->id, env.nrcpt, id);
+		queue_runner_kick(s->mn->runner);
+	}
+out:
+	free(which);
+	free(env.rcpt);
+	return rc;
+}
+
+/* Takes the mailboxes marked in over out of the transaction. */
+static void
+smtp_quota_drop(struct smtp_session *s, const bool *over)
+{
+	size_t k = 0;
 
 	for (size_t i = 0; i < s->nmbox; i++)
-		if (smtp_quota_of(s, s->mbox[i], size) != QUOTA_OK)
-			over++;
-	if (over == 0)
-		return false;
-	if (over < s->nmbox || s->nremote + s->nfwd > 0) {
-		log_info("smtp %s: delivered to %zu mailbox(es) past their "
-			 "quota (one reply for every recipient)",
-			 s->id, over);
-		return false;
+		if (!over[i])
+			memmove(s->mbox[k++], s->mbox[i], DIR_ADDR_MAX);
+	s->nmbox = k;
+}
+
+bool
+smtp_quota_data(struct smtp_session *s, uint64_t size)
+{
+	bool *over = calloc(s->nmbox ? s->nmbox : 1, sizeof(*over));
+	size_t n = 0;
+
+	if (over == NULL)
+		return false; /* delivered to all: nothing is lost */
+	for (size_t i = 0; i < s->nmbox; i++)
+		if (smtp_quota_of(s, s->mbox[i], size) != QUOTA_OK) {
+			over[i] = true;
+			n++;
+		}
+	if (n == s->nmbox && n > 0 && s->nremote + s->nfwd == 0) {
+		log_info("smtp %s: from=<%s> size=%llu refused: over the "
+			 "quota of every recipient",
+			 s->id, s->sender, (unsigned long long)size);
+		smtp_reply(s, "552 5.2.2 Message would exceed the recipient's "
+			      "quota");
+		free(over);
+		return true;
 	}
-	log_info("smtp %s: from=<%s> size=%llu refused: over the quota of "
-		 "every recipient",
-		 s->id, s->sender, (unsigned long long)size);
-	smtp_reply(s, "552 5.2.2 Message would exceed the recipient's quota");
-	return true;
+	/* The others get it: the ones over are bounced, or, when no notice
+	 * can go (the null sender, the queue unwritable), get it too, past
+	 * their limit, rather than lose it. */
+	if (n > 0 && s->sender[0] && smtp_quota_bounce(s, over) == 0)
+		smtp_quota_drop(s, over);
+	else if (n > 0)
+		log_info("smtp %s: delivered to %zu mailbox(es) past their "
+			 "quota (no notice can go to <%s>)",
+			 s->id, n, s->sender);
+	free(over);
+	return false;
 }

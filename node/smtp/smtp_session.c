@@ -241,7 +241,7 @@ smtp_data_end(struct smtp_session *s)
 		goto done;
 	}
 	strcat(prefix, added);
-	if (smtp_quota_data_refused(s, s->datasize + strlen(prefix)))
+	if (smtp_quota_data(s, s->datasize + strlen(prefix)))
 		goto done;
 	/* The queue first: a local failure then takes the queued copy back,
 	 * so a 451 leaves nothing behind. Outbound copies carry no

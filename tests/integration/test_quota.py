@@ -95,6 +95,16 @@ class QuotaTest(NodeTestCase):
         c.quit()
         return replies, done
 
+    def bounces(self):
+        """The non-delivery notices in the shared queue."""
+        q = os.path.join(self.store, ".queue")
+        out = []
+        for f in sorted(os.listdir(q)) if os.path.isdir(q) else []:
+            if f.endswith(".msg"):
+                with open(os.path.join(q, f), "rb") as fh:
+                    out.append(fh.read())
+        return [m for m in out if b"delivery-status" in m]
+
     def imap(self, node):
         m = imaplib.IMAP4("127.0.0.1", node.ports["imap"], timeout=10)
         m.login(ALICE, "demo")
@@ -123,15 +133,22 @@ class QuotaTest(NodeTestCase):
             self.assertEqual(done[0], 552)
             self.assertIn(b"5.2.2", done[1])
         self.assertEqual(self.used_on_disk(), used)
-        # Several recipients, one reply: delivered to all, alice past
-        # her limit (the documented choice), bob too.
+        # Several recipients, one reply: bob gets it, alice does not, and
+        # the sender is sent a non-delivery notice for her (RFC 3464).
         bob_before = len(self.maildir("bob@example.test"))
         replies, done = self.send(self.n2, ["team@example.test"],
                                   message(2500))
         self.assertEqual(done[0], 250)
         self.assertEqual(len(self.maildir("bob@example.test")), bob_before + 1)
-        used = self.used_on_disk()
-        self.assertGreater(used, 3000)
+        self.assertEqual(self.used_on_disk(), used)
+        self.assertEqual(len(self.bounces()), 1)
+        dsn = self.bounces()[0]
+        self.assertIn(b"To: <carol@remote.test>", dsn)
+        self.assertIn(b"Final-Recipient: rfc822; alice@example.test", dsn)
+        self.assertIn(b"Status: 5.2.2", dsn)
+        self.assertNotIn(b"bob@example.test\r\nAction", dsn)
+        # Full (a limit below what she has): 452 at RCPT.
+        self.set_quota("1000")
         # Over: 452 4.2.2 at RCPT on both nodes, usage equal on both.
         for n in (self.n1, self.n2):
             self.assertEqual(self.api_quota(n)["used"], used)
