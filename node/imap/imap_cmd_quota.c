@@ -3,7 +3,8 @@
  * check of APPEND and COPY. Each user has one quota root, "", holding
  * all their mailboxes, with one resource, STORAGE (in units of 1024
  * octets, rounded down, as Dovecot reports it); a user without a limit
- * has no quota root. Usage is store/quota.h's, the same on every node. */
+ * has no quota root. Usage is store/quota.h's, the same on every node.
+ * STATUS's DELETED-STORAGE is counted here for imap_cmd_folder.c. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -89,6 +90,17 @@ imap_cmd_setquota(struct imap_session *s, struct imap_cmd *c)
 	imap_no(s, c,
 		"[NOPERM] Quotas are set by the administrator (mailctl user "
 		"quota)");
+}
+
+uint64_t
+imap_quota_deleted_storage(const struct maildir_list *l)
+{
+	uint64_t bytes = 0;
+
+	for (size_t i = 0; i < l->n; i++)
+		if (strchr(l->msg[i].flags, 'T')) /* \Deleted */
+			bytes += l->msg[i].size;
+	return (bytes + 1023) / 1024;
 }
 
 bool

@@ -75,8 +75,24 @@ class QuotaTest(NodeTestCase):
             wait_for(lambda: self.api_quota(n)["limit"] == want, 10,
                      what="%s takes the quota" % n.name)
 
+    def files(self, folder=None):
+        """alice's message files: of every mailbox, or of one folder."""
+        local, domain = ALICE.split("@")
+        out = []
+        for root, _, names in os.walk(os.path.join(self.store, domain)):
+            box, sub = os.path.split(root)
+            if sub not in ("cur", "new"):
+                continue
+            if os.path.basename(box).startswith("."):
+                name, box = os.path.basename(box)[1:], os.path.dirname(box)
+            else:
+                name = "INBOX"
+            if os.path.basename(box) == local and folder in (None, name):
+                out += [os.path.join(root, n) for n in names]
+        return out
+
     def used_on_disk(self):
-        return sum(os.path.getsize(p) for p in self.maildir(ALICE))
+        return sum(os.path.getsize(p) for p in self.files())
 
     def smtp(self, node):
         c = smtplib.SMTP("127.0.0.1", node.ports["smtp"], timeout=10)
@@ -204,7 +220,13 @@ class QuotaTest(NodeTestCase):
         self.assertEqual(typ, "OK")
         m2.select("Archive")
         m2.store("1", "+FLAGS", "(\\Deleted)")
+        kib = (os.path.getsize(self.files("Archive")[0]) + 1023) // 1024
+        typ, data = m.status("Archive", "(MESSAGES DELETED-STORAGE)")
+        self.assertEqual(data[0], ('"Archive" (MESSAGES 1 DELETED-STORAGE '
+                                   '%d)' % kib).encode())
         m2.expunge()
+        typ, data = m.status("Archive", "(DELETED-STORAGE)")
+        self.assertEqual(data[0], b'"Archive" (DELETED-STORAGE 0)')
         used = self.used_on_disk()
         for n in (self.n1, self.n2):
             self.assertEqual(self.api_quota(n)["used"], used)
