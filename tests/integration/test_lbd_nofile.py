@@ -1,11 +1,15 @@
 """lbd's open-file limit: raised by lbd itself at start (the soft limit
 to the hard one, the hard one too as root when max_connections needs
-it), and a clear refusal, at start and at a reload, when the services'
-max_connections cannot fit."""
+it), a clear refusal, at start and at a reload, when the services'
+max_connections cannot fit, and, with no max_connections, a listener
+that rests (no spinning, one log line) while accept() finds no
+descriptor."""
+import os
 import signal
 import socket
 import subprocess
 import sys
+import time
 
 from lbdtest import LbdTestCase, free_port, recv_line, wait_for
 
@@ -46,6 +50,12 @@ def may_raise_hard(to):
             "r.setrlimit(r.RLIMIT_NOFILE, (%d, %d))" % (SOFT, HARD, to, to))
     return subprocess.run([sys.executable, "-c", code],
                           capture_output=True).returncode == 0
+
+
+def cpu_s(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def nr_open():
@@ -114,3 +124,31 @@ class NofileTest(LbdTestCase):
         self.assertIn("refused, the running config stays: the services' "
                       "max_connections need 20000257", l.log())
         l.wait_state("p", "n1", "up")
+
+    def test_accept_rests_at_the_limit(self):
+        # 300 files, no max_connections: about 140 connections fit, the
+        # rest wait in the backlog until some close
+        n = self.node("n1", "smtp")
+        port = free_port()
+        l = self.lbd(config(port, n), nofile=(300, 300))
+        l.wait_state("p", "n1", "up")
+        clients = []
+        try:
+            for _ in range(200):
+                clients.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+            wait_for(lambda: "accept: Too many open files" in l.log(), 10,
+                     what="accept's EMFILE")
+            c0 = cpu_s(l.proc.pid)
+            time.sleep(2)
+            self.assertLess(cpu_s(l.proc.pid) - c0, 0.5, "lbd spins on accept")
+            self.assertLess(l.log().count("accept: "), 20)
+            for s in clients[:80]:
+                s.close()
+            # each answered once descriptors are free: the node's
+            # greeting, or lbd's 421 for one accepted when no socket for
+            # the node could be had
+            for s in clients[80:]:
+                self.assertRegex(recv_line(s), r"^(220 n1 |421 )")
+        finally:
+            for s in clients:
+                s.close()
