@@ -84,9 +84,14 @@ struct imap_mailbox {
 	char *names; /* file names in cur/, NUL-terminated, one after another */
 	size_t names_len, names_cap, names_dead; /* dead: left by renames */
 	size_t recent;
-	uint32_t recent_from; /* UIDs from here on are \Recent to us */
+	uint32_t recent_from, recent_to; /* UIDs in [from, to) are \Recent
+					    to us (the last claim) */
 	struct timespec cur_mtime, new_mtime; /* at the last scan */
 	bool changed;	/* announced or seen changing: scan at the next sync */
+	struct maildir_keywords *kw; /* NULL until it has some */
+	ino_t kw_ino;		     /* dovecot-keywords when last read */
+	off_t kw_size;
+	struct timespec kw_mtime;
 	size_t pending; /* waiting for UIDs at the last scan */
 };
 
@@ -316,9 +321,26 @@ int imap_crlf(const char *data, size_t len, char **out, size_t *outlen);
  * -1 with errno (ENOENT: expunged elsewhere). */
 int imap_mailbox_change_flags(struct imap_session *s, size_t i, unsigned add,
 			      unsigned del, bool *renamed);
-/* Where \Recent starts in the Maildir dir (the first UID no read-write
- * SELECT has seen); unless readonly, moves that mark to uidnext. */
-uint32_t imap_recent_claim(const char *dir, uint32_t uidnext, bool readonly);
+
+/* ---- imap_keywords.c: the selected mailbox's keywords ---- */
+
+/* mask's system flags and keywords by name ("\Seen $Junk"), into sb.
+ * Returns 0 or -1 (sb full). */
+int imap_flags_tell(const struct imap_mailbox *b, unsigned mask,
+		    struct strbuf *sb);
+/* "* FLAGS (...)" and "* OK [PERMANENTFLAGS (...)]": the system flags
+ * and the mailbox's keywords, \* while a letter is left for a new one. */
+void imap_keywords_announce(struct imap_session *s);
+/* Reads the mailbox's keywords again when their file changed; with tell,
+ * announces them when they differ from what the client was told. */
+void imap_keywords_sync(struct imap_session *s, bool tell);
+/* The flag bits (IMAP_F_KW) of list's keywords in the mailbox at dir;
+ * with create, those it lacks are added to it (told when it is the
+ * selected one). Without create, keywords it lacks have no bit. Returns
+ * 0, or -1 with errno (ENOSPC: no letter left for a new keyword). */
+int imap_keywords_bits(struct imap_session *s, const char *dir,
+		       const struct imap_kwlist *list, bool create,
+		       unsigned *mask);
 
 /* ---- the node's IMAP state ---- */
 

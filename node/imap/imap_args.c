@@ -83,13 +83,14 @@ imap_args_status(struct imap_cur *c, struct imap_args_status *a)
 int
 imap_args_append(struct imap_cur *c, struct imap_args_append *a)
 {
-	a->flags = a->keywords = 0;
+	a->flags = 0;
+	a->kw.n = 0;
 	a->when = 0;
 	if (imap_astring(c, a->mailbox, sizeof(a->mailbox), NULL) < 0 ||
 	    imap_sp(c) < 0)
 		return -1;
 	if (c->p < c->end && *c->p == '(' &&
-	    (imap_flag_list(c, false, &a->flags, &a->keywords) < 0 ||
+	    (imap_flag_list(c, false, &a->flags, &a->kw) < 0 ||
 	     imap_sp(c) < 0))
 		return -1;
 	if (c->p < c->end && *c->p == '"' &&
@@ -125,7 +126,7 @@ imap_args_store(struct imap_cur *c, struct imap_args_store *a)
 {
 	if (imap_seqset(c, &a->set) < 0 || imap_sp(c) < 0 ||
 	    imap_store_op_parse(c, &a->op, &a->silent) < 0 || imap_sp(c) < 0 ||
-	    imap_flag_list(c, true, &a->flags, &a->keywords) < 0)
+	    imap_flag_list(c, true, &a->flags, &a->kw) < 0)
 		return -1;
 	return imap_end(c);
 }

@@ -54,8 +54,9 @@ int imap_args_status(struct imap_cur *c, struct imap_args_status *a);
 /* APPEND mailbox [(flags)] ["date-time"] literal. */
 struct imap_args_append {
 	char mailbox[IMAP_ARG_MBOX];
-	unsigned flags, keywords; /* imap_flag_list's */
-	time_t when;		  /* 0: none given */
+	unsigned flags; /* imap_flag_list's */
+	struct imap_kwlist kw;
+	time_t when; /* 0: none given */
 	const char *msg;	  /* the literal, in the command buffer */
 	size_t len;
 };
@@ -67,7 +68,8 @@ struct imap_args_store {
 	struct imap_seqset set;
 	enum imap_store_op op;
 	bool silent;
-	unsigned flags, keywords;
+	unsigned flags;
+	struct imap_kwlist kw;
 };
 int imap_args_store(struct imap_cur *c, struct imap_args_store *a);
 

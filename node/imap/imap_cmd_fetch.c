@@ -132,7 +132,7 @@ imap_fetch_flags(struct imap_fetch_ctx *x, const struct imap_fetch_item *it)
 	(void)it;
 	x->flags_told = true;
 	if (strbuf_appends(x->sb, "FLAGS (") < 0 ||
-	    imap_flags_format(x->m->flags, x->sb) < 0 ||
+	    imap_flags_tell(&x->s->box, x->m->flags, x->sb) < 0 ||
 	    strbuf_appends(x->sb, ")") < 0)
 		return -1;
 	return 0;

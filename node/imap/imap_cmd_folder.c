@@ -168,7 +168,9 @@ imap_cmd_status(struct imap_session *s, struct imap_cmd *c)
 	}
 	/* Mail waiting for UIDs counts as the next messages, new and
 	 * unseen, without taking the lease for STATUS. */
-	uint32_t recent_from = imap_recent_claim(dir, l.uidnext, true);
+	uint32_t recent_from;
+	if (maildir_recent_claim(dir, l.uidnext, true, &recent_from) < 0)
+		recent_from = l.uidnext;
 	size_t recent = l.pending;
 	for (size_t i = 0; i < l.n; i++)
 		if (l.msg[i].uid >= recent_from)

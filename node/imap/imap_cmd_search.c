@@ -71,6 +71,15 @@ imap_search_sent_date(void *arg, time_t *t)
 	return hdr && imap_hdr_date_written(hdr, len, t);
 }
 
+/* KEYWORD's bit in the selected mailbox (imap_search_keywords). */
+static unsigned
+imap_search_keyword(void *arg, const char *name)
+{
+	const struct imap_mailbox *b = arg;
+	int k = b->kw ? maildir_keyword_index(b->kw, name) : -1;
+	return k < 0 ? 0 : IMAP_F_KW(k);
+}
+
 void
 imap_cmd_search(struct imap_session *s, struct imap_cmd *c)
 {
@@ -85,6 +94,7 @@ imap_cmd_search(struct imap_session *s, struct imap_cmd *c)
 			imap_bad(s, c, "%s", c->cur.err);
 		return;
 	}
+	imap_search_keywords(prog, imap_search_keyword, b);
 	bool text = imap_search_needs_text(prog);
 	bool dates = imap_search_needs_internaldate(prog); /* a stat each */
 	uint32_t max_uid = b->n ? b->msg[b->n - 1].uid : 0;

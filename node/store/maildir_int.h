@@ -64,6 +64,23 @@ int maildir_lock_file(const char *dir, const char *name);
 int maildir_lock(const char *dir);
 void maildir_unlock(int fd);
 
+/* ---- dotlocks (maildir_dotlock.c) ----
+ * dir/name replaced whole under dir/name.lock, made with O_EXCL, which
+ * works across nodes (and is how Dovecot locks dovecot-keywords). */
+#define MAILDIR_DOTLOCK_STALE 30 /* seconds: a lock this old is broken */
+
+/* Waits (MAILDIR_LOCK_WAIT_MS at most) to create dir/name.lock, path in
+ * lock[0..locklen). Returns its fd, open for writing the new content, or
+ * -1 with errno (ETIMEDOUT). */
+int maildir_dotlock(const char *dir, const char *name, char *lock,
+		    size_t locklen);
+/* fsyncs and closes fd, renames the lock over dir/name (which releases
+ * it) and fsyncs dir. Returns 0, or -1 with errno (the lock removed). */
+int maildir_dotlock_commit(int fd, const char *lock, const char *dir,
+			   const char *name);
+/* Releases the lock leaving dir/name as it was. */
+void maildir_dotlock_drop(int fd, const char *lock);
+
 /* The following hold dir's UID lock (the caller took it). */
 
 /* The mailbox's UIDVALIDITY, written the first time: time(NULL), or

@@ -96,7 +96,8 @@ Test(imap_args, store_copy_fetch_expunge)
 	cr_assert_eq(st.op, IMAP_STORE_REMOVE);
 	cr_assert(st.silent);
 	cr_assert_eq(st.flags, IMAP_F_DELETED);
-	cr_assert_eq(st.keywords, 1);
+	cr_assert_eq(st.kw.n, 1);
+	cr_assert_str_eq(st.kw.name[0], "$x");
 	cr_assert_eq(st.set.r[0].hi, 4294967295u);
 	CUR(&c, "1 XFLAGS (\\Seen)");
 	cr_assert_eq(imap_args_store(&c, &st), -1);
