@@ -625,8 +625,8 @@ api_flags_json(struct strbuf *sb, const char *flags,
 
 static void
 api_message_entry(struct strbuf *sb, const char *dir,
-		  const struct maildir_msg *m, const struct maildir_keywords *kw,
-		  bool first)
+		  const struct maildir_msg *m,
+		  const struct maildir_keywords *kw, bool first)
 {
 	struct maildir_msg at = *m; /* its name may have moved on */
 	struct maildir_headers h;

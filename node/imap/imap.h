@@ -84,10 +84,10 @@ struct imap_mailbox {
 	char *names; /* file names in cur/, NUL-terminated, one after another */
 	size_t names_len, names_cap, names_dead; /* dead: left by renames */
 	size_t recent;
-	uint32_t recent_from, recent_to; /* UIDs in [from, to) are \Recent
-					    to us (the last claim) */
+	uint32_t recent_from, recent_to;      /* UIDs in [from, to) are \Recent
+						 to us (the last claim) */
 	struct timespec cur_mtime, new_mtime; /* at the last scan */
-	bool changed;	/* announced or seen changing: scan at the next sync */
+	bool changed; /* announced or seen changing: scan at the next sync */
 	struct maildir_keywords *kw; /* NULL until it has some */
 	ino_t kw_ino;		     /* dovecot-keywords when last read */
 	off_t kw_size;

@@ -90,8 +90,7 @@ imap_args_append(struct imap_cur *c, struct imap_args_append *a)
 	    imap_sp(c) < 0)
 		return -1;
 	if (c->p < c->end && *c->p == '(' &&
-	    (imap_flag_list(c, false, &a->flags, &a->kw) < 0 ||
-	     imap_sp(c) < 0))
+	    (imap_flag_list(c, false, &a->flags, &a->kw) < 0 || imap_sp(c) < 0))
 		return -1;
 	if (c->p < c->end && *c->p == '"' &&
 	    (imap_date_time(c, &a->when) < 0 || imap_sp(c) < 0))

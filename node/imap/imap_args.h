@@ -56,8 +56,8 @@ struct imap_args_append {
 	char mailbox[IMAP_ARG_MBOX];
 	unsigned flags; /* imap_flag_list's */
 	struct imap_kwlist kw;
-	time_t when; /* 0: none given */
-	const char *msg;	  /* the literal, in the command buffer */
+	time_t when;	 /* 0: none given */
+	const char *msg; /* the literal, in the command buffer */
 	size_t len;
 };
 int imap_args_append(struct imap_cur *c, struct imap_args_append *a);

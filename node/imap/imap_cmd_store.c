@@ -35,8 +35,8 @@ imap_cmd_store(struct imap_session *s, struct imap_cmd *c)
 		imap_no(s, c, "[READ-ONLY] Mailbox is read-only");
 		return;
 	}
-	if (imap_keywords_bits(s, b->dir, &a.kw, op != IMAP_STORE_REMOVE,
-			       &kw) < 0) {
+	if (imap_keywords_bits(s, b->dir, &a.kw, op != IMAP_STORE_REMOVE, &kw) <
+	    0) {
 		if (errno == ENOSPC)
 			imap_no(s, c, "[LIMIT] Too many keywords in %s",
 				b->name);

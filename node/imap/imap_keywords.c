@@ -20,8 +20,7 @@ _Static_assert(IMAP_F_KEYWORDS >> IMAP_F_KW_SHIFT ==
 #define IMAP_SYSTEM_FLAGS "\\Answered \\Flagged \\Deleted \\Seen \\Draft"
 
 int
-imap_flags_tell(const struct imap_mailbox *b, unsigned mask,
-		struct strbuf *sb)
+imap_flags_tell(const struct imap_mailbox *b, unsigned mask, struct strbuf *sb)
 {
 	if (imap_flags_format(mask, sb) < 0)
 		return -1;
@@ -29,8 +28,8 @@ imap_flags_tell(const struct imap_mailbox *b, unsigned mask,
 	for (int k = 0; b->kw && k < MAILDIR_KEYWORDS; k++) {
 		if (!(mask & IMAP_F_KW(k)) || !b->kw->name[k][0])
 			continue;
-		if (strbuf_appendf(sb, "%s%s", sp ? " " : "",
-				   b->kw->name[k]) < 0)
+		if (strbuf_appendf(sb, "%s%s", sp ? " " : "", b->kw->name[k]) <
+		    0)
 			return -1;
 		sp = true;
 	}
@@ -61,8 +60,9 @@ imap_keywords_announce(struct imap_session *s)
 	if (b->readonly)
 		imap_untagged(s, "OK [PERMANENTFLAGS ()] Read-only mailbox");
 	else
-		imap_untagged(s, "OK [PERMANENTFLAGS (" IMAP_SYSTEM_FLAGS
-				 "%s%s)] Flags permitted",
+		imap_untagged(s,
+			      "OK [PERMANENTFLAGS (" IMAP_SYSTEM_FLAGS
+			      "%s%s)] Flags permitted",
 			      strbuf_str(&sb), room ? " \\*" : "");
 	strbuf_free(&sb);
 }
@@ -124,8 +124,8 @@ imap_keywords_bits(struct imap_session *s, const char *dir,
 	*mask = 0;
 	if (list->n == 0)
 		return 0;
-	bool selected = s->state == IMAP_SELECTED &&
-			strcmp(dir, s->box.dir) == 0;
+	bool selected =
+	    s->state == IMAP_SELECTED && strcmp(dir, s->box.dir) == 0;
 	if (!create) { /* taking away: unknown names have no letter */
 		if (selected)
 			imap_keywords_sync(s, true);

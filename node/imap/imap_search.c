@@ -15,8 +15,8 @@
 enum imap_sop {
 	IMAP_S_CONST,	/* BODY "" and the like */
 	IMAP_S_KEYWORD, /* KEYWORD, UNKEYWORD (value true) */
-	IMAP_S_FLAGS,  /* ALL, SEEN, UNSEEN, NEW, OLD, ... */
-	IMAP_S_LARGER, /* size > n */
+	IMAP_S_FLAGS,	/* ALL, SEEN, UNSEEN, NEW, OLD, ... */
+	IMAP_S_LARGER,	/* size > n */
 	IMAP_S_SMALLER,
 	IMAP_S_BEFORE, /* internaldate, by day */
 	IMAP_S_ON,

@@ -217,8 +217,8 @@ struct maildir_keywords {
 	char name[MAILDIR_KEYWORDS][MAILDIR_KEYWORD_MAX + 1]; /* "": free */
 };
 
-/* A keyword that may be stored: an IMAP atom not starting with a backslash, at most
- * MAILDIR_KEYWORD_MAX bytes. */
+/* A keyword that may be stored: an IMAP atom not starting with a backslash, at
+ * most MAILDIR_KEYWORD_MAX bytes. */
 bool maildir_keyword_valid(const char *name);
 /* dir's keywords into kw (none when the file is missing; lines that are
  * not a valid "index name" skipped). Returns 0 or -1 with errno. */
@@ -231,16 +231,15 @@ int maildir_keyword_index(const struct maildir_keywords *kw, const char *name);
  * letter left for one of them, nothing added; EINVAL: a name not
  * valid; ETIMEDOUT: the lock stayed taken). */
 int maildir_keywords_add(const char *dir,
-			 const char (*names)[MAILDIR_KEYWORD_MAX + 1],
-			 size_t n, struct maildir_keywords *kw,
-			 uint32_t *bits);
+			 const char (*names)[MAILDIR_KEYWORD_MAX + 1], size_t n,
+			 struct maildir_keywords *kw, uint32_t *bits);
 /* For a copy from srcdir to dstdir: map[i] is the letter in dstdir of
  * srcdir's keyword 'a' + i, for the letters in used (added to dstdir's
  * file when missing); 0 for letters unused, unnamed or for which dstdir
  * has no letter left (logged: that keyword is not copied). Returns 0 or
  * -1 with errno. */
-int maildir_keywords_map(const char *srcdir, const char *dstdir,
-			 uint32_t used, char map[MAILDIR_KEYWORDS]);
+int maildir_keywords_map(const char *srcdir, const char *dstdir, uint32_t used,
+			 char map[MAILDIR_KEYWORDS]);
 
 /* ---- folders (maildir_folder.c) ----
  * userdir is the user's top Maildir (INBOX); changes are durable as

@@ -25,10 +25,9 @@ maildir_dotlock(const char *dir, const char *name, char *lock, size_t locklen)
 		return -1;
 	}
 	for (int waited = 0; waited <= MAILDIR_LOCK_WAIT_MS; waited++) {
-		int fd = open(lock,
-			      O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
-				  O_CLOEXEC,
-			      0600);
+		int fd = open(
+		    lock, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+		    0600);
 		if (fd >= 0)
 			return fd;
 		if (errno != EEXIST)

@@ -45,7 +45,8 @@ maildir_keywords_parse(char *text, struct maildir_keywords *kw)
 		errno = 0;
 		unsigned long idx = strtoul(line, &end, 10);
 		if (errno || end == line || *end != ' ' ||
-		    idx >= MAILDIR_KEYWORDS || !maildir_keyword_valid(end + 1) ||
+		    idx >= MAILDIR_KEYWORDS ||
+		    !maildir_keyword_valid(end + 1) ||
 		    maildir_keyword_index(kw, end + 1) >= 0)
 			continue;
 		snprintf(kw->name[idx], sizeof(kw->name[idx]), "%s", end + 1);
@@ -97,8 +98,8 @@ maildir_keywords_write(int fd, const struct maildir_keywords *kw)
 	for (int i = 0; i < MAILDIR_KEYWORDS; i++) {
 		if (!kw->name[i][0])
 			continue;
-		int len = snprintf(line, sizeof(line), "%d %s\n", i,
-				   kw->name[i]);
+		int len =
+		    snprintf(line, sizeof(line), "%d %s\n", i, kw->name[i]);
 		if (write(fd, line, (size_t)len) != len)
 			return -1;
 	}
@@ -130,8 +131,8 @@ maildir_keywords_add(const char *dir,
 			errno = EINVAL;
 			return -1;
 		}
-	int fd = maildir_dotlock(dir, MAILDIR_KEYWORDS_FILE, lock,
-				 sizeof(lock));
+	int fd =
+	    maildir_dotlock(dir, MAILDIR_KEYWORDS_FILE, lock, sizeof(lock));
 	if (fd < 0)
 		return -1;
 	/* again under the lock: another node may have added some */
@@ -142,8 +143,8 @@ maildir_keywords_add(const char *dir,
 		int k = maildir_keyword_index(kw, names[i]);
 		for (int f = 0; k < 0 && f < MAILDIR_KEYWORDS; f++)
 			if (!kw->name[f][0]) {
-				snprintf(kw->name[f], sizeof(kw->name[f]),
-					 "%s", names[i]);
+				snprintf(kw->name[f], sizeof(kw->name[f]), "%s",
+					 names[i]);
 				k = f;
 			}
 		if (k < 0) { /* every letter taken */
