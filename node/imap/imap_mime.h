@@ -59,13 +59,21 @@ int imap_mime_section(const struct imap_mime *m, const uint32_t *parts,
 /* SEARCH: whether a header field named field (case-insensitive; "" for
  * any field) of the top-level header contains needle after unfolding and
  * decoding RFC 2047 encoded words to UTF-8, case-insensitively for ASCII;
- * needle "" asks whether the field exists. */
+ * needle "" asks whether the field exists. An address field (From, To,
+ * Cc, Bcc, Sender, Reply-To) also matches when its addresses written
+ * without comments (imap_addr_text) contain needle. */
 bool imap_mime_header_has(const struct imap_mime *m, const char *field,
 			  const char *needle);
 /* The same on a header section alone (hdr[0..hdrlen), as
  * imap_hdr_len delimits it), for the header cache. */
 bool imap_hdr_has(const char *hdr, size_t hdrlen, const char *field,
 		  const char *needle);
+/* The address list v (an unfolded header value) as "name <local@domain>,
+ * ..." (or "local@domain" without a name): comments and the blanks
+ * around '@' and '.' gone, a trailing comment "user@domain (Real Name)"
+ * the name when there is no phrase (as ENVELOPE takes it), groups as
+ * their members. Appended to sb; returns 0 or -1 (sb full, no memory). */
+int imap_addr_text(const char *v, struct strbuf *sb);
 /* SEARCH BODY: whether some text part's content (after its
  * Content-Transfer-Encoding, base64 or quoted-printable, is undone, and
  * converted to UTF-8 when its charset is ISO-8859-1 or US-ASCII; other

@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "../../common/sasl.h"
+#include "../../common/strbuf.h"
 #include "imap_mime_int.h"
 
 /* ---- decoders: each writes at most its input length to out ---- */
@@ -217,6 +218,39 @@ imap_mime_header_has(const struct imap_mime *m, const char *field,
 	return imap_hdr_has(m->root->hdr, m->root->hdrlen, field, needle);
 }
 
+/* Fields that hold address lists. */
+static bool
+imap_hdr_is_address(const char *name, size_t len)
+{
+	static const char *const fields[] = {"From", "To",     "Cc",
+					     "Bcc",  "Sender", "Reply-To"};
+	for (size_t i = 0; i < sizeof(fields) / sizeof(*fields); i++)
+		if (imap_mime_name_eq(name, len, fields[i]))
+			return true;
+	return false;
+}
+
+/* Whether the address list v, written without comments
+ * (imap_addr_text) and its encoded words decoded, contains needle. */
+static bool
+imap_addr_has(const char *v, const char *needle)
+{
+	struct strbuf sb;
+	bool hit = false;
+	strbuf_init(&sb, 2 * strlen(v) + 64);
+	if (imap_addr_text(v, &sb) == 0 && !sb.overflow) {
+		char *d = malloc(2 * sb.len + 1);
+		if (d != NULL) {
+			size_t dn =
+			    imap_text_decode_header(strbuf_str(&sb), sb.len, d);
+			hit = imap_text_contains(d, dn, needle);
+			free(d);
+		}
+	}
+	strbuf_free(&sb);
+	return hit;
+}
+
 bool
 imap_hdr_has(const char *hdr, size_t hdrlen, const char *field,
 	     const char *needle)
@@ -235,7 +269,9 @@ imap_hdr_has(const char *hdr, size_t hdrlen, const char *field,
 		size_t n = imap_mime_unfold(f.value, f.valuelen, v);
 		char *d = v + n + 1;
 		size_t dn = imap_text_decode_header(v, n, d);
-		bool hit = imap_text_contains(d, dn, needle);
+		bool hit = imap_text_contains(d, dn, needle) ||
+			   (imap_hdr_is_address(f.name, f.namelen) &&
+			    imap_addr_has(v, needle));
 		free(v);
 		if (hit)
 			return true;
