@@ -121,7 +121,7 @@ struct imap_session {
 	int errors;
 	int auth_fails;
 	uint64_t auth_job; /* the password check of a login; 0: none */
-	char capbuf[256];
+	char capbuf[512];
 
 	/* the command being assembled */
 	struct strbuf cmd;
@@ -239,6 +239,9 @@ imap_handler imap_cmd_select, imap_cmd_close, imap_cmd_unselect,
 /* imap_cmd_folder.c: CREATE, DELETE, RENAME, (UN)SUBSCRIBE, STATUS */
 imap_handler imap_cmd_create, imap_cmd_delete, imap_cmd_rename,
     imap_cmd_subscribe, imap_cmd_status;
+/* "* STATUS name (items)" of mailbox name (STATUS, LIST-STATUS).
+ * Returns 0, or -1 with errno (ENOENT: no such mailbox), nothing told. */
+int imap_status_tell(struct imap_session *s, const char *name, unsigned items);
 /* imap_cmd_list.c: LIST and LSUB */
 imap_handler imap_cmd_list;
 /* imap_cmd_fetch.c */
@@ -249,6 +252,13 @@ void imap_fetch_abort(struct imap_session *s);
 imap_handler imap_cmd_store;
 /* imap_cmd_search.c */
 imap_handler imap_cmd_search;
+/* imap_esearch.c: ESEARCH (RFC 4731) */
+/* The ESEARCH answer (without "* ") for the rising numbers v[0..n).
+ * Returns 0 or -1 (sb full). */
+int imap_esearch_answer(struct strbuf *sb, const char *tag, bool uid,
+			unsigned ret, const uint32_t *v, size_t n);
+/* v[0..n) (rising) as a compact sequence set: "3:5,9". Returns 0 or -1. */
+int imap_seqset_format(struct strbuf *sb, const uint32_t *v, size_t n);
 /* imap_cmd_copy.c: COPY and MOVE */
 imap_handler imap_cmd_copy;
 /* imap_cmd_append.c */

@@ -56,6 +56,15 @@ int imap_mime_section(const struct imap_mime *m, const uint32_t *parts,
 		      const char (*fields)[IMAP_FIELD_NAME_MAX], size_t nfields,
 		      struct strbuf *sb, const char **data, size_t *len);
 
+/* BINARY[parts] (RFC 3516): the content of the part with its
+ * Content-Transfer-Encoding (base64, quoted-printable) undone, into
+ * *out (malloc'ed, for the caller to free); the whole message as it is
+ * for no parts, "" for a part that does not exist. An encoding that is
+ * not known leaves the content as it is and sets *unknown. Returns 0 or
+ * -1 (out of memory). */
+int imap_mime_binary(const struct imap_mime *m, const uint32_t *parts,
+		     size_t nparts, char **out, size_t *len, bool *unknown);
+
 /* SEARCH: whether a header field named field (case-insensitive; "" for
  * any field) of the top-level header contains needle after unfolding and
  * decoding RFC 2047 encoded words to UTF-8, case-insensitively for ASCII;

@@ -218,6 +218,43 @@ imap_mime_header_has(const struct imap_mime *m, const char *field,
 	return imap_hdr_has(m->root->hdr, m->root->hdrlen, field, needle);
 }
 
+int
+imap_mime_binary(const struct imap_mime *m, const uint32_t *parts,
+		 size_t nparts, char **out, size_t *len, bool *unknown)
+{
+	const struct imap_mime_part *p = NULL;
+	const char *data = "";
+	size_t n = 0;
+	*unknown = false;
+	bool found = imap_mime_walk(m, parts, nparts, &p);
+	if (found && p == NULL) {
+		data = m->root->hdr;
+		n = m->root->hdrlen + m->root->bodylen;
+	} else if (found) {
+		data = p->body;
+		n = p->bodylen;
+	}
+	if ((*out = malloc(n + 1)) == NULL)
+		return -1;
+	const char *enc = p != NULL && p->enc != NULL ? p->enc : "";
+	size_t elen = imap_mime_enc_len(enc);
+	if (p != NULL && p->child == NULL &&
+	    imap_mime_name_eq(enc, elen, "base64"))
+		*len = imap_text_base64(data, n, *out);
+	else if (p != NULL && p->child == NULL &&
+		 imap_mime_name_eq(enc, elen, "quoted-printable"))
+		*len = imap_text_qp(data, n, false, *out);
+	else {
+		*unknown = elen > 0 && !imap_mime_name_eq(enc, elen, "7bit") &&
+			   !imap_mime_name_eq(enc, elen, "8bit") &&
+			   !imap_mime_name_eq(enc, elen, "binary");
+		memcpy(*out, data, n);
+		*len = n;
+	}
+	(*out)[*len] = '\0';
+	return 0;
+}
+
 /* Fields that hold address lists. */
 static bool
 imap_hdr_is_address(const char *name, size_t len)

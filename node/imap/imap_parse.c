@@ -856,6 +856,32 @@ imap_fetch_add(struct imap_cur *c, struct imap_fetch *f,
 	return it;
 }
 
+/* BINARY[part], BINARY.PEEK[part], BINARY.SIZE[part] (RFC 3516),
+ * tok the name before '[': section-binary is part numbers alone. */
+static int
+imap_fetch_binary(struct imap_cur *c, struct imap_fetch *f, const char *tok)
+{
+	bool size = strcasecmp(tok, "BINARY.SIZE") == 0;
+	struct imap_fetch_item *it = imap_fetch_add(
+	    c, f, size ? IMAP_FETCH_BINARY_SIZE : IMAP_FETCH_BINARY);
+	if (it == NULL)
+		return -1;
+	it->peek = strcasecmp(tok, "BINARY.PEEK") == 0;
+	if (!size && !it->peek)
+		f->sets_seen = true;
+	if (!imap_peek_char(c, '['))
+		return imap_cur_fail(c, "%s needs a section", tok);
+	while (!imap_peek_char(c, ']')) {
+		if (it->nparts == IMAP_SECTION_DEPTH)
+			return imap_cur_fail(c, "section too deep");
+		if ((it->nparts > 0 && !imap_peek_char(c, '.')) ||
+		    imap_nz_number(c, &it->part[it->nparts]) < 0)
+			return imap_cur_fail(c, "bad binary section");
+		it->nparts++;
+	}
+	return size ? 0 : imap_partial(c, it);
+}
+
 /* One fetch-att. */
 static int
 imap_fetch_att(struct imap_cur *c, struct imap_fetch *f)
@@ -864,6 +890,10 @@ imap_fetch_att(struct imap_cur *c, struct imap_fetch *f)
 	struct imap_fetch_item *it;
 	if (imap_token(c, tok, sizeof(tok)) < 0)
 		return -1;
+	if (strcasecmp(tok, "BINARY") == 0 ||
+	    strcasecmp(tok, "BINARY.PEEK") == 0 ||
+	    strcasecmp(tok, "BINARY.SIZE") == 0)
+		return imap_fetch_binary(c, f, tok);
 	bool peek = strcasecmp(tok, "BODY.PEEK") == 0;
 	if (peek || (strcasecmp(tok, "BODY") == 0 && imap_next(c) == '[')) {
 		if (!imap_peek_char(c, '['))
@@ -975,7 +1005,10 @@ imap_section_format(const struct imap_fetch_item *it, struct strbuf *sb)
 	};
 	if ((unsigned)it->spec > IMAP_SECT_MIME ||
 	    it->nparts > IMAP_SECTION_DEPTH || it->nfields > IMAP_FIELDS_MAX ||
-	    strbuf_appends(sb, "BODY[") < 0)
+	    strbuf_appends(sb, it->kind == IMAP_FETCH_BINARY ? "BINARY["
+			       : it->kind == IMAP_FETCH_BINARY_SIZE
+				   ? "BINARY.SIZE["
+				   : "BODY[") < 0)
 		return -1;
 	for (size_t i = 0; i < it->nparts; i++)
 		if (strbuf_appendf(sb, i ? ".%u" : "%u", it->part[i]) < 0)
@@ -1007,7 +1040,8 @@ imap_section_format(const struct imap_fetch_item *it, struct strbuf *sb)
 int
 imap_fetch_item_name(const struct imap_fetch_item *it, struct strbuf *sb)
 {
-	if (it->kind == IMAP_FETCH_SECTION)
+	if (it->kind == IMAP_FETCH_SECTION || it->kind == IMAP_FETCH_BINARY ||
+	    it->kind == IMAP_FETCH_BINARY_SIZE)
 		return imap_section_format(it, sb);
 	for (size_t i = 0; i < IMAP_NFETCH; i++)
 		if (imap_fetch_names[i].kind == it->kind)

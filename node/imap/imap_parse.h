@@ -174,6 +174,9 @@ enum imap_fetch_kind {
 	IMAP_FETCH_RFC822_HEADER, /* = BODY.PEEK[HEADER] */
 	IMAP_FETCH_RFC822_TEXT,	  /* = BODY[TEXT], sets \Seen */
 	IMAP_FETCH_SECTION,	  /* BODY[section]<partial>, BODY.PEEK[...] */
+	IMAP_FETCH_BINARY,	  /* BINARY[part]<partial>, BINARY.PEEK[...]
+				     (RFC 3516): the part decoded */
+	IMAP_FETCH_BINARY_SIZE,	  /* BINARY.SIZE[part] */
 };
 
 enum imap_section_spec {
@@ -191,7 +194,7 @@ enum imap_section_spec {
 
 struct imap_fetch_item {
 	enum imap_fetch_kind kind;
-	/* IMAP_FETCH_SECTION only: */
+	/* IMAP_FETCH_SECTION (and BINARY: peek, part, partial): */
 	bool peek;
 	uint32_t part[IMAP_SECTION_DEPTH];
 	size_t nparts;

@@ -473,6 +473,42 @@ Test(imap_mime, address_search_ignores_comments)
 	cr_assert_not(imap_hdr_has(h, n, "from", "john@example.org"));
 }
 
+/* BINARY: a part's content with its transfer encoding undone. */
+Test(imap_mime, binary_decodes_parts)
+{
+	const char *msg =
+	    "Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+	    "--b\r\nContent-Transfer-Encoding: base64\r\n\r\nAGEAYg==\r\n"
+	    "--b\r\nContent-Transfer-Encoding: Quoted-Printable\r\n\r\n"
+	    "a=3Db=\r\nc\r\n"
+	    "--b\r\nContent-Transfer-Encoding: x-odd\r\n\r\nraw\r\n"
+	    "--b--\r\n";
+	struct imap_mime *m = parse(msg);
+	char *out;
+	size_t len;
+	bool unknown;
+	uint32_t p1[] = {1}, p2[] = {2}, p3[] = {3}, p9[] = {9};
+	cr_assert_eq(imap_mime_binary(m, p1, 1, &out, &len, &unknown), 0);
+	cr_assert_eq(len, 4);
+	cr_assert_eq(memcmp(out, "\0a\0b", 4), 0);
+	cr_assert_not(unknown);
+	free(out);
+	cr_assert_eq(imap_mime_binary(m, p2, 1, &out, &len, &unknown), 0);
+	cr_assert_str_eq(out, "a=bc");
+	free(out);
+	cr_assert_eq(imap_mime_binary(m, p3, 1, &out, &len, &unknown), 0);
+	cr_assert_str_eq(out, "raw");
+	cr_assert(unknown);
+	free(out);
+	cr_assert_eq(imap_mime_binary(m, p9, 1, &out, &len, &unknown), 0);
+	cr_assert_eq(len, 0);
+	free(out);
+	cr_assert_eq(imap_mime_binary(m, NULL, 0, &out, &len, &unknown), 0);
+	cr_assert_eq(len, strlen(msg)); /* the whole message, as it is */
+	free(out);
+	imap_mime_free(m);
+}
+
 Test(imap_mime, missing_headers_are_nil)
 {
 	assert_str_free(envelope_of(""),

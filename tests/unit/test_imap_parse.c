@@ -679,6 +679,35 @@ Test(imap_fetch, simple_items)
 	}
 }
 
+/* BINARY (RFC 3516): part numbers alone, partial but for .SIZE. */
+Test(imap_fetch, binary)
+{
+	struct imap_fetch f;
+	cr_assert_eq(
+	    fetch("(BINARY[] binary.peek[1.2]<5.10> BINARY.SIZE[3])", &f), 0);
+	cr_assert_eq(f.n, 3);
+	cr_assert_eq(f.item[0].kind, IMAP_FETCH_BINARY);
+	cr_assert_not(f.item[0].peek);
+	cr_assert(f.item[1].peek);
+	cr_assert_eq(f.item[1].nparts, 2);
+	cr_assert_eq(f.item[1].offset, 5);
+	cr_assert_eq(f.item[2].kind, IMAP_FETCH_BINARY_SIZE);
+	cr_assert(f.sets_seen);
+	cr_assert(f.needs_text);
+	cr_assert_str_eq(names(&f), "BINARY[] BINARY[1.2]<5> BINARY.SIZE[3]");
+	imap_fetch_free(&f);
+	cr_assert_eq(fetch("BINARY.PEEK[1]", &f), 0);
+	cr_assert_not(f.sets_seen);
+	imap_fetch_free(&f);
+	const char *bad[] = {
+	    "BINARY",	"BINARY[TEXT]", "BINARY[1.]",	      "BINARY[0]",
+	    "BINARY[1", "BINARY[.1]",	"BINARY.SIZE[1]<0.1>"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		cr_assert_eq(fetch(bad[i], &f), -1, "%s", bad[i]);
+		imap_fetch_free(&f);
+	}
+}
+
 Test(imap_fetch, macros)
 {
 	struct imap_fetch f;
