@@ -81,6 +81,11 @@ int maildir_dotlock_commit(int fd, const char *lock, const char *dir,
 /* Releases the lock leaving dir/name as it was. */
 void maildir_dotlock_drop(int fd, const char *lock);
 
+/* Gives dstdir (a new folder) srcdir's keywords, letter for letter, so
+ * that messages moved over keep theirs (RENAME of INBOX). Returns 0 or
+ * -1 with errno. */
+int maildir_keywords_clone(const char *srcdir, const char *dstdir);
+
 /* The following hold dir's UID lock (the caller took it). */
 
 /* The mailbox's UIDVALIDITY, written the first time: time(NULL), or

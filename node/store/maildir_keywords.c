@@ -167,6 +167,31 @@ fail:;
 }
 
 int
+maildir_keywords_clone(const char *srcdir, const char *dstdir)
+{
+	struct maildir_keywords kw;
+	char lock[MAILDIR_PATH_MAX];
+	if (maildir_keywords_read(srcdir, &kw) < 0)
+		return -1;
+	bool any = false;
+	for (int i = 0; i < MAILDIR_KEYWORDS; i++)
+		any |= kw.name[i][0] != '\0';
+	if (!any)
+		return 0;
+	int fd =
+	    maildir_dotlock(dstdir, MAILDIR_KEYWORDS_FILE, lock, sizeof(lock));
+	if (fd < 0)
+		return -1;
+	if (maildir_keywords_write(fd, &kw) < 0) {
+		int e = errno ? errno : EIO;
+		maildir_dotlock_drop(fd, lock);
+		errno = e;
+		return -1;
+	}
+	return maildir_dotlock_commit(fd, lock, dstdir, MAILDIR_KEYWORDS_FILE);
+}
+
+int
 maildir_keywords_map(const char *srcdir, const char *dstdir, uint32_t used,
 		     char map[MAILDIR_KEYWORDS])
 {
