@@ -1,6 +1,7 @@
 /* The IMAP4rev1 server (RFC 3501) on the `imap` and `imaps` listeners,
  * with IDLE, UIDPLUS, LITERAL+, NAMESPACE, ID, ENABLE, UNSELECT, MOVE,
- * SPECIAL-USE and CHILDREN.
+ * SPECIAL-USE, CHILDREN, ESEARCH, LIST-STATUS and BINARY, and keywords
+ * kept as Dovecot keeps them (imap_keywords.c).
  *
  * A session is an explicit state machine (NOT_AUTH -> AUTH -> SELECTED ->
  * LOGOUT). imap_session.c assembles whole commands from lines and
