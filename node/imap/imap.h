@@ -342,6 +342,9 @@ int imap_flags_tell(const struct imap_mailbox *b, unsigned mask,
 /* "* FLAGS (...)" and "* OK [PERMANENTFLAGS (...)]": the system flags
  * and the mailbox's keywords, \* while a letter is left for a new one. */
 void imap_keywords_announce(struct imap_session *s);
+/* The flag bits of the keywords the mailbox names (a letter without a
+ * name in dovecot-keywords is not shown, and FLAGS keeps it). */
+unsigned imap_keywords_named(const struct imap_mailbox *b);
 /* Reads the mailbox's keywords again when their file changed; with tell,
  * announces them when they differ from what the client was told. */
 void imap_keywords_sync(struct imap_session *s, bool tell);

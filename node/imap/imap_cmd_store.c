@@ -49,7 +49,9 @@ imap_cmd_store(struct imap_session *s, struct imap_cmd *c)
 	 * as this session last saw them); FLAGS replaces the flags and
 	 * keywords and keeps what IMAP does not show. */
 	unsigned add = op == IMAP_STORE_REMOVE ? 0 : mask;
-	unsigned del = op == IMAP_STORE_SET	 ? IMAP_STORE_FLAGS & ~mask
+	unsigned del = op == IMAP_STORE_SET
+			   ? (IMAP_STORE_FLAGS & ~IMAP_F_KEYWORDS & ~mask) |
+				 (imap_keywords_named(b) & ~mask)
 		       : op == IMAP_STORE_REMOVE ? mask
 						 : 0;
 	size_t failed = 0, expunged = 0, changed = 0;

@@ -36,6 +36,16 @@ imap_flags_tell(const struct imap_mailbox *b, unsigned mask, struct strbuf *sb)
 	return 0;
 }
 
+unsigned
+imap_keywords_named(const struct imap_mailbox *b)
+{
+	unsigned mask = 0;
+	for (int k = 0; b->kw && k < MAILDIR_KEYWORDS; k++)
+		if (b->kw->name[k][0])
+			mask |= IMAP_F_KW(k);
+	return mask;
+}
+
 /* The mailbox's keywords, space first, into sb. */
 static void
 imap_keywords_list(const struct imap_mailbox *b, struct strbuf *sb)
@@ -54,9 +64,7 @@ imap_keywords_announce(struct imap_session *s)
 	imap_keywords_list(b, &sb);
 	imap_untagged(s, "FLAGS (" IMAP_SYSTEM_FLAGS "%s)", strbuf_str(&sb));
 	/* \* only while a letter is left for a new keyword */
-	bool room = b->kw == NULL;
-	for (int k = 0; !room && k < MAILDIR_KEYWORDS; k++)
-		room = !b->kw->name[k][0];
+	bool room = imap_keywords_named(b) != IMAP_F_KEYWORDS;
 	if (b->readonly)
 		imap_untagged(s, "OK [PERMANENTFLAGS ()] Read-only mailbox");
 	else

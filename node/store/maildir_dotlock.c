@@ -49,12 +49,13 @@ maildir_dotlock(const char *dir, const char *name, char *lock, size_t locklen)
 
 int
 maildir_dotlock_commit(int fd, const char *lock, const char *dir,
-		       const char *name)
+		       const char *name, bool durable)
 {
 	char path[MAILDIR_PATH_MAX];
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	if (maildir_sync_close(fd) < 0 || rename(lock, path) < 0 ||
-	    maildir_fsync_dir(dir) < 0) {
+	int rc = durable ? maildir_sync_close(fd) : close(fd);
+	if (rc < 0 || rename(lock, path) < 0 ||
+	    (durable && maildir_fsync_dir(dir) < 0)) {
 		int e = errno;
 		unlink(lock);
 		errno = e;

@@ -74,10 +74,11 @@ void maildir_unlock(int fd);
  * -1 with errno (ETIMEDOUT). */
 int maildir_dotlock(const char *dir, const char *name, char *lock,
 		    size_t locklen);
-/* fsyncs and closes fd, renames the lock over dir/name (which releases
- * it) and fsyncs dir. Returns 0, or -1 with errno (the lock removed). */
+/* Closes fd, renames the lock over dir/name (which releases it); with
+ * durable, fsyncs fd before and dir after. Returns 0, or -1 with errno
+ * (the lock removed). */
 int maildir_dotlock_commit(int fd, const char *lock, const char *dir,
-			   const char *name);
+			   const char *name, bool durable);
 /* Releases the lock leaving dir/name as it was. */
 void maildir_dotlock_drop(int fd, const char *lock);
 

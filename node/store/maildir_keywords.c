@@ -157,7 +157,8 @@ maildir_keywords_add(const char *dir,
 	}
 	if (maildir_keywords_write(fd, kw) < 0)
 		goto fail;
-	return maildir_dotlock_commit(fd, lock, dir, MAILDIR_KEYWORDS_FILE);
+	return maildir_dotlock_commit(fd, lock, dir, MAILDIR_KEYWORDS_FILE,
+				      true);
 fail:;
 	int e = errno ? errno : EIO;
 	log_err("%s: %s: %s", __func__, dir, strerror(e));
@@ -188,7 +189,8 @@ maildir_keywords_clone(const char *srcdir, const char *dstdir)
 		errno = e;
 		return -1;
 	}
-	return maildir_dotlock_commit(fd, lock, dstdir, MAILDIR_KEYWORDS_FILE);
+	return maildir_dotlock_commit(fd, lock, dstdir, MAILDIR_KEYWORDS_FILE,
+				      true);
 }
 
 int

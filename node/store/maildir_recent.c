@@ -34,7 +34,9 @@ maildir_recent_claim(const char *dir, uint32_t uidnext, bool peek,
 	int len = snprintf(buf, sizeof(buf), "%" PRIu32 "\n", uidnext);
 	if (write(fd, buf, (size_t)len) != len)
 		goto fail;
-	if (maildir_dotlock_commit(fd, lock, dir, MAILDIR_RECENT) < 0)
+	/* \Recent is advisory (RFC 3501 2.3.2): not worth an fsync per
+	 * arrival; after a crash a message may be recent once more */
+	if (maildir_dotlock_commit(fd, lock, dir, MAILDIR_RECENT, false) < 0)
 		return -1;
 	*from = mark;
 	return 0;

@@ -119,7 +119,8 @@ class ImapKeywordsTest(NodeTestCase):
         with open(os.path.join(self.inbox(), "dovecot-keywords"), "w") as f:
             f.write("0 $Junk\n1 $label1\n3 NonJunk\nbogus line\n30 $x\n")
         body = simple("from dovecot")
-        name = "1700000000.M1P2.dovecot,S=%d,W=%d:2,RSbd" % (
+        # e: a letter dovecot-keywords does not name: not shown, kept
+        name = "1700000000.M1P2.dovecot,S=%d,W=%d:2,RSbde" % (
             len(body), len(body))
         with open(os.path.join(self.inbox(), "cur", name), "wb") as f:
             f.write(body)
@@ -133,7 +134,11 @@ class ImapKeywordsTest(NodeTestCase):
         # a new keyword takes the first free letter, c
         self.ok(a, "d", "STORE 2 +FLAGS (Work)")
         self.assertIn(["2", "Work"], self.keyword_lines())
-        self.assertTrue(any(n.endswith(":2,RSbcd")
+        self.assertTrue(any(n.endswith(":2,RSbcde")
+                            for n in self.cur_names()), self.cur_names())
+        out = self.ok(a, "e", "STORE 2 FLAGS (\\Seen)")
+        self.assertEqual(flags_of(out, 2), ["\\Seen"])
+        self.assertTrue(any(n.endswith(":2,Se")
                             for n in self.cur_names()), self.cur_names())
 
     def test_two_nodes_adding_keywords_at_once_both_keep_theirs(self):
