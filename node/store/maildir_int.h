@@ -82,6 +82,10 @@ int maildir_dotlock_commit(int fd, const char *lock, const char *dir,
 /* Releases the lock leaving dir/name as it was. */
 void maildir_dotlock_drop(int fd, const char *lock);
 
+/* dovecot-keywords' text (NUL-terminated, changed in place) into kw:
+ * lines that are not "index name" with an index below 26, a valid name
+ * not named before, are skipped, as Dovecot skips them. */
+void maildir_keywords_parse(char *text, struct maildir_keywords *kw);
 /* Gives dstdir (a new folder) srcdir's keywords, letter for letter, so
  * that messages moved over keep theirs (RENAME of INBOX). Returns 0 or
  * -1 with errno. */

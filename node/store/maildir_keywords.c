@@ -31,9 +31,7 @@ maildir_keyword_valid(const char *name)
 	return true;
 }
 
-/* The file's text into kw (lines that are not "index name" with a valid
- * index and name are skipped, as Dovecot skips them). */
-static void
+void
 maildir_keywords_parse(char *text, struct maildir_keywords *kw)
 {
 	memset(kw, 0, sizeof(*kw));
