@@ -17,14 +17,15 @@
 #include "maildir_int.h"
 
 int
-maildir_dotlock(const char *dir, const char *name, char *lock, size_t locklen)
+maildir_dotlock(const char *dir, const char *name, int wait_ms, char *lock,
+		size_t locklen)
 {
 	int n = snprintf(lock, locklen, "%s/%s.lock", dir, name);
 	if (n < 0 || (size_t)n >= locklen) {
 		errno = ENAMETOOLONG;
 		return -1;
 	}
-	for (int waited = 0; waited <= MAILDIR_LOCK_WAIT_MS; waited++) {
+	for (int waited = 0; waited <= wait_ms; waited++) {
 		int fd = open(
 		    lock, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
 		    0600);

@@ -66,13 +66,17 @@ void maildir_unlock(int fd);
 
 /* ---- dotlocks (maildir_dotlock.c) ----
  * dir/name replaced whole under dir/name.lock, made with O_EXCL, which
- * works across nodes (and is how Dovecot locks dovecot-keywords). */
-#define MAILDIR_DOTLOCK_STALE 30 /* seconds: a lock this old is broken */
+ * works across nodes (and is how Dovecot locks dovecot-keywords). A
+ * holder keeps it for a read and a write; one that died leaves it, broken
+ * after MAILDIR_DOTLOCK_STALE seconds (the event loop waits meanwhile, so
+ * callers wait little). */
+#define MAILDIR_DOTLOCK_STALE 10 /* seconds: a lock this old is broken */
+#define MAILDIR_KEYWORDS_WAIT_MS 2000
 
-/* Waits (MAILDIR_LOCK_WAIT_MS at most) to create dir/name.lock, path in
+/* Waits (wait_ms at most) to create dir/name.lock, path in
  * lock[0..locklen). Returns its fd, open for writing the new content, or
  * -1 with errno (ETIMEDOUT). */
-int maildir_dotlock(const char *dir, const char *name, char *lock,
+int maildir_dotlock(const char *dir, const char *name, int wait_ms, char *lock,
 		    size_t locklen);
 /* Closes fd, renames the lock over dir/name (which releases it); with
  * durable, fsyncs fd before and dir after. Returns 0, or -1 with errno

@@ -129,8 +129,8 @@ maildir_keywords_add(const char *dir,
 			errno = EINVAL;
 			return -1;
 		}
-	int fd =
-	    maildir_dotlock(dir, MAILDIR_KEYWORDS_FILE, lock, sizeof(lock));
+	int fd = maildir_dotlock(dir, MAILDIR_KEYWORDS_FILE,
+				 MAILDIR_KEYWORDS_WAIT_MS, lock, sizeof(lock));
 	if (fd < 0)
 		return -1;
 	/* again under the lock: another node may have added some */
@@ -177,8 +177,8 @@ maildir_keywords_clone(const char *srcdir, const char *dstdir)
 		any |= kw.name[i][0] != '\0';
 	if (!any)
 		return 0;
-	int fd =
-	    maildir_dotlock(dstdir, MAILDIR_KEYWORDS_FILE, lock, sizeof(lock));
+	int fd = maildir_dotlock(dstdir, MAILDIR_KEYWORDS_FILE,
+				 MAILDIR_KEYWORDS_WAIT_MS, lock, sizeof(lock));
 	if (fd < 0)
 		return -1;
 	if (maildir_keywords_write(fd, &kw) < 0) {

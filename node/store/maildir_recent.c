@@ -8,6 +8,7 @@
 #include "maildir_int.h"
 
 #define MAILDIR_RECENT "mailswitch-recent"
+#define MAILDIR_RECENT_WAIT_MS 200
 
 int
 maildir_recent_claim(const char *dir, uint32_t uidnext, bool peek,
@@ -22,7 +23,9 @@ maildir_recent_claim(const char *dir, uint32_t uidnext, bool peek,
 		*from = mark;
 		return 0;
 	}
-	int fd = maildir_dotlock(dir, MAILDIR_RECENT, lock, sizeof(lock));
+	/* advisory: not worth holding the session (and the node's loop) up */
+	int fd = maildir_dotlock(dir, MAILDIR_RECENT, MAILDIR_RECENT_WAIT_MS,
+				 lock, sizeof(lock));
 	if (fd < 0)
 		return -1;
 	if (maildir_read_number(dir, MAILDIR_RECENT, &mark) < 0)
