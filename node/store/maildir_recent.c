@@ -17,12 +17,14 @@ maildir_recent_claim(const char *dir, uint32_t uidnext, bool peek,
 	char lock[MAILDIR_PATH_MAX], buf[32];
 	uint32_t mark = 1;
 	*from = uidnext;
+	if (maildir_read_number(dir, MAILDIR_RECENT, &mark) < 0)
+		return -1;
 	if (peek) {
-		if (maildir_read_number(dir, MAILDIR_RECENT, &mark) < 0)
-			return -1;
 		*from = mark;
 		return 0;
 	}
+	if (mark >= uidnext) /* the mark only rises: nothing to claim */
+		return 0;
 	/* advisory: not worth holding the session (and the node's loop) up */
 	int fd = maildir_dotlock(dir, MAILDIR_RECENT, MAILDIR_RECENT_WAIT_MS,
 				 lock, sizeof(lock));
