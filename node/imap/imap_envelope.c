@@ -265,9 +265,15 @@ imap_env_mailbox(struct imap_env_addr *a, size_t i, bool in_group)
 	size_t k = j;
 	if (imap_env_is(a, j, '<')) {
 		const char *name = NULL;
+		size_t close = j;
+		while (close < a->n && a->t[close].kind != '>')
+			close++;
 		if (j > i) {
 			imap_env_join(a->t, i, j, true, a->name);
 			name = a->name;
+		} else if (close < a->n &&
+			   imap_env_comment(&a->t[close + 1], a->name)) {
+			name = a->name; /* "<user@domain> (Real Name)" */
 		}
 		k = imap_env_angle(a, j + 1, name);
 	} else if (imap_env_is(a, j, '@')) {

@@ -440,13 +440,14 @@ Test(imap_mime, address_comments)
 	    envelope_of("From: user@example.org (Real Name)\r\n"
 			"To: \"Phrase\" <p@x> (not this), a (c1) @ (c2) b.c "
 			"(Trailing \\) one), (only a comment)\r\n"
-			"Cc: x@y ()\r\n\r\n"),
+			"Cc: x@y (), <q@r> (Angle Name)\r\n\r\n"),
 	    "(NIL NIL ((\"Real Name\" NIL \"user\" \"example.org\")) "
 	    "((\"Real Name\" NIL \"user\" \"example.org\")) "
 	    "((\"Real Name\" NIL \"user\" \"example.org\")) "
 	    "((\"Phrase\" NIL \"p\" \"x\")"
 	    "(\"Trailing ) one\" NIL \"a\" \"b.c\")) "
-	    "((NIL NIL \"x\" \"y\")) NIL NIL NIL)");
+	    "((NIL NIL \"x\" \"y\")(\"Angle Name\" NIL \"q\" \"r\")) NIL NIL "
+	    "NIL)");
 	struct strbuf sb;
 	strbuf_init(&sb, 4096);
 	cr_assert_eq(imap_addr_text("\"J. Doe\" <john(x)@(y)example.com>, "
