@@ -820,7 +820,7 @@ def start_lbds(srv, targets, count=2):
     for k in range(count):
         name = "lbd%d" % k
         conf = ["[lbd]", "control = %s" % os.path.join(srv.tmp, name + ".sock"),
-                "workers = 1", "log_level = warn", ""]
+                "workers = 1", "log_level = warn", "grace_s = 1", ""]
         for t in targets:
             p = free_port()
             ports[t].append(p)
@@ -1205,7 +1205,7 @@ def idle_report(args, idle, load):
         % (g(a, "deliver_cpu"), g(b, "deliver_cpu")),
         "| seconds to open the %d sessions (64 logins at a time) | %s | %s | - | - |"
         % (n, g(a, "connect_s", 1), g(b, "connect_s", 1)),
-        "| lbd resident KiB per session (both lbd, RSS delta) | %s | %s | - | - |"
+        "| lbd resident KiB per session (both lbd, RSS delta; on Dovecot's turn lbd reuses what mailnode's turn freed) | %s | %s | - | - |"
         % (g(a, "lbd_kib"), g(b, "lbd_kib")),
         "| kernel TCP buffers KiB per session (sockstat, whole namespace) | %s | %s | - | - |"
         % (g(a, "kbuf_kib"), g(b, "kbuf_kib")),
