@@ -27,6 +27,7 @@ enum smtp_state {
 	SMTP_DATA,	 /* reading the message */
 	SMTP_AUTH,	 /* reading an AUTH continuation */
 	SMTP_AUTH_CHECK, /* the password is being checked: input held */
+	SMTP_MILTER,	 /* the milters have the message: input held */
 	SMTP_QUIT,
 };
 
@@ -50,6 +51,8 @@ struct smtp_session {
 	/* the transaction */
 	char sender[DIR_ADDR_MAX];
 	size_t nrcpt;		    /* RCPT commands accepted */
+	char (*rcpt)[DIR_ADDR_MAX]; /* their addresses, for the milters */
+	size_t nrcptaddr, caprcpt;
 	char (*mbox)[DIR_ADDR_MAX]; /* mailboxes they resolve to */
 	size_t nmbox, capmbox;
 	char (*remote)[DIR_ADDR_MAX]; /* recipients for the queue */
@@ -65,6 +68,9 @@ struct smtp_session {
 	size_t wlen;
 	bool prev_crlf; /* the last data line ended in CRLF */
 	bool data_toolong, data_oversize, data_ioerr;
+
+	/* the milters (smtp_milter.c): NULL when none runs */
+	struct smtp_milter *milter;
 };
 
 /* Writes a reply line (CRLF added). */
@@ -84,6 +90,21 @@ bool smtp_auth_allowed(const struct smtp_session *s);
 void smtp_command(struct smtp_session *s, char *line, size_t len);
 /* smtp_session.c: DATA starts reading the message. */
 void smtp_data_begin(struct smtp_session *s);
+/* The message is in and checked: queue and deliver it (local copies into
+ * each mailbox's folder, NULL: INBOX), answer, end the transaction. */
+void smtp_data_deliver(struct smtp_session *s, const char *folder);
+/* Ends the transaction after the answer to DATA; a new session ID. */
+void smtp_data_done(struct smtp_session *s);
+
+/* smtp_milter.c: the milters of [node] milters for this message. */
+/* True when the message goes to the milters: some are set, and the
+ * listener is the MX one (or submission, with milter_submission). */
+bool smtp_milter_wanted(const struct smtp_session *s);
+/* Hands the message in s->datafd to them; input is held until their
+ * verdict is applied (answered, delivered or not, transaction ended). */
+void smtp_milter_start(struct smtp_session *s);
+/* The session ends: the milters are left (nothing delivered). */
+void smtp_milter_cancel(struct smtp_session *s);
 
 /* smtp_submit.c: the relay decision and the hand-off to the queue. */
 /* True when this client may send to remote domains: authenticated on
@@ -95,6 +116,9 @@ bool smtp_relay_allowed(const struct smtp_session *s);
 bool smtp_sender_allowed(const struct smtp_session *s, const char *sender);
 /* Adds a remote recipient (once). Returns 0 or -1 (out of memory). */
 int smtp_add_remote(struct smtp_session *s, const char *rcpt);
+/* Keeps an accepted RCPT's address (once) for the milters. Returns 0 or
+ * -1 (out of memory). */
+int smtp_add_rcpt(struct smtp_session *s, const char *rcpt);
 /* RCPT of a local address: its alias targets outside the local domains
  * (forwarding) join the forwarded list; an SRS0 address of ours is turned
  * back into its original (a bounce to forwarded mail) and joins the

@@ -65,6 +65,7 @@ smtp_reset(struct smtp_session *s)
 {
 	s->sender[0] = '\0';
 	s->nrcpt = 0;
+	s->nrcptaddr = 0;
 	s->nmbox = 0;
 	s->nremote = 0;
 	s->nfwd = 0;
@@ -77,7 +78,7 @@ smtp_reset(struct smtp_session *s)
 	s->wlen = 0;
 	s->data_toolong = s->data_oversize = s->data_ioerr = false;
 	if (s->state == SMTP_MAIL || s->state == SMTP_RCPT ||
-	    s->state == SMTP_DATA)
+	    s->state == SMTP_DATA || s->state == SMTP_MILTER)
 		s->state = SMTP_READY;
 }
 
@@ -173,7 +174,8 @@ smtp_prefix(struct smtp_session *s, char *buf, size_t len)
  * store refused. Returns "delivered" or "spooled", or NULL when neither
  * took the message. */
 static const char *
-smtp_deliver_local(struct smtp_session *s, const char *prefix)
+smtp_deliver_local(struct smtp_session *s, const char *prefix,
+		   const char *folder)
 {
 	const char *rcpts[DIR_MAX_TARGETS * 4];
 	size_t n = s->nmbox;
@@ -189,8 +191,10 @@ smtp_deliver_local(struct smtp_session *s, const char *prefix)
 	}
 	for (size_t i = 0; i < n; i++)
 		list[i] = s->mbox[i];
-	if (store_deliver(&s->mn->store, list, n, s->datafd, s->datasize,
-			  prefix, failed) < 0) {
+	/* what the store refused is spooled, for INBOX: the spool keeps
+	 * no folder */
+	if (store_deliver_to(&s->mn->store, list, n, folder, s->datafd,
+			     s->datasize, prefix, failed) < 0) {
 		size_t k = 0;
 		for (size_t i = 0; i < n; i++)
 			if (failed[i])
@@ -210,13 +214,11 @@ out:
 	return how;
 }
 
-/* The end of DATA: queue for remote recipients, deliver to local ones
- * (spooling what the store refused), answer. */
+/* The end of DATA: the message checked, then to the milters or on to
+ * delivery. */
 static void
 smtp_data_end(struct smtp_session *s)
 {
-	char prefix[2048];
-
 	stream_set_timeout(s->st, SMTP_CMD_TIMEOUT);
 	if (s->data_toolong) {
 		smtp_error(s, "500 5.5.2 Line too long (max %d)",
@@ -233,6 +235,21 @@ smtp_data_end(struct smtp_session *s)
 		smtp_reply(s, "451 4.3.0 Local spool error, try again later");
 		goto done;
 	}
+	if (smtp_milter_wanted(s)) {
+		smtp_milter_start(s);
+		return;
+	}
+	smtp_data_deliver(s, NULL);
+	return;
+done:
+	smtp_data_done(s);
+}
+
+void
+smtp_data_deliver(struct smtp_session *s, const char *folder)
+{
+	char prefix[2048];
+
 	smtp_prefix(s, prefix, sizeof(prefix));
 	char added[512], qid[64] = "";
 	smtp_added_headers(s, added, sizeof(added));
@@ -253,15 +270,17 @@ smtp_data_end(struct smtp_session *s)
 			      "later");
 		goto done;
 	}
-	const char *how = s->nmbox ? smtp_deliver_local(s, prefix) : "queued";
+	const char *how =
+	    s->nmbox ? smtp_deliver_local(s, prefix, folder) : "queued";
 	if (how == NULL && qid[0])
 		queue_remove(s->mn->queue, qid);
 	if (how) {
 		log_info("smtp %s: from=<%s> rcpts=%zu remote=%zu "
-			 "forwarded=%zu size=%zu client=%s user=%s %s%s%s",
+			 "forwarded=%zu size=%zu client=%s user=%s %s%s%s%s%s",
 			 s->id, s->sender, s->nmbox, s->nremote, s->nfwd,
 			 s->datasize, stream_peer_str(s->st),
 			 s->user[0] ? s->user : "-", how,
+			 folder ? " folder=" : "", folder ? folder : "",
 			 qid[0] ? " queue_id=" : "", qid);
 		if (s->nmbox)
 			s->mn->counters.deliveries[strcmp(how, "spooled") == 0
@@ -273,6 +292,12 @@ smtp_data_end(struct smtp_session *s)
 		smtp_reply(s, "451 4.3.0 Temporary local failure, try again "
 			      "later");
 done:
+	smtp_data_done(s);
+}
+
+void
+smtp_data_done(struct smtp_session *s)
+{
 	s->state = SMTP_DATA; /* so smtp_reset() ends the transaction */
 	smtp_reset(s);
 	snprintf(s->id, sizeof(s->id), "%08lX%04lX", (unsigned long)time(NULL),
@@ -373,12 +398,14 @@ smtp_on_close(void *arg, const char *why)
 	struct smtp_session *s = arg;
 	log_debug("smtp %s: closed: %s", s->id, why);
 	auth_login_cancel(s->mn->login, s->auth_job);
+	smtp_milter_cancel(s);
 	if (s->datafd >= 0)
 		close(s->datafd);
 	mailnode_session_closed(s->mn, s->role);
 	free(s->mbox);
 	free(s->remote);
 	free(s->fwd);
+	free(s->rcpt);
 	free(s->wbuf);
 	free(s);
 }

@@ -78,6 +78,12 @@ smtp_add_remote(struct smtp_session *s, const char *rcpt)
 }
 
 int
+smtp_add_rcpt(struct smtp_session *s, const char *rcpt)
+{
+	return smtp_list_add(&s->rcpt, &s->nrcptaddr, &s->caprcpt, rcpt);
+}
+
+int
 smtp_add_forwards(struct smtp_session *s, const char *rcpt)
 {
 	char fw[DIR_MAX_TARGETS][DIR_ADDR_MAX], orig[DIR_ADDR_MAX];

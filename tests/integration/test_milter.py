@@ -1,0 +1,267 @@
+"""[node] milters (issue 16): the node hands each MX message to milters
+(the Sendmail milter protocol, as Postfix speaks it) before answering
+the final dot. A scripted milter covers each action and a milter that
+hangs; a real rspamd (Debian's package, milter mode, no network) refuses
+GTUBE, adds its headers to clean mail, and once stopped lets
+milter_default_action decide."""
+import os
+import smtplib
+import struct
+import unittest
+import urllib.request
+
+from lbdtest import free_port
+from miltertest import Rspamd, RSPAMD, ScriptedMilter, z
+from nodetest import NodeTestCase
+
+CLEAN = (b"From: carol@remote.test\r\nTo: alice@example.test\r\n"
+         b"Subject: hello\r\nX-Old: one\r\nX-Old: two\r\n\r\n"
+         b"Hi Alice,\r\nsee you.\r\n")
+GTUBE = (b"From: carol@remote.test\r\nTo: alice@example.test\r\n"
+         b"Subject: test\r\n\r\n"
+         b"XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL"
+         b"*C.34X\r\n")
+
+
+def idx(i):
+    return struct.pack("!I", i)
+
+
+class MilterCase(NodeTestCase):
+    def node_with(self, milters, extra=""):
+        return self.node(listen=("smtp", "submission", "metrics"),
+                         extra_node="milters = %s\nmilter_timeout_s = 1\n%s"
+                         % (milters, extra))
+
+    def send(self, node, body=CLEAN, rcpts=("alice@example.test",)):
+        """Sends; returns (code, text) of the answer to the final dot."""
+        c = smtplib.SMTP("127.0.0.1", node.ports["smtp"], timeout=10)
+        try:
+            c.ehlo("client.remote.test")
+            c.mail("carol@remote.test")
+            for r in rcpts:
+                c.rcpt(r)
+            code, text = c.data(body)
+            c.rset()  # the session goes on after the verdict
+            return code, text.decode()
+        finally:
+            c.close()
+
+    def junk(self, address):
+        """The message files of address's Junk folder."""
+        local, domain = address.split("@")
+        found = []
+        for root, dirs, files in os.walk(os.path.join(self.store, domain)):
+            parts = root.split(os.sep)
+            if parts[-3:-1] == [local, ".Junk"] and parts[-1] in ("new",
+                                                                   "cur"):
+                found += [os.path.join(root, f) for f in files]
+        return found
+
+    def inbox(self, address):
+        return self.maildir(address)
+
+    def metric(self, node, line):
+        url = "http://127.0.0.1:%d/metrics" % node.ports["metrics"]
+        text = urllib.request.urlopen(url, timeout=5).read().decode()
+        for l in text.splitlines():
+            if l.startswith(line + " "):
+                return float(l.split()[-1])
+        return None
+
+
+class ScriptedMilterTest(MilterCase):
+    def scripted(self, **kw):
+        m = ScriptedMilter(**kw)
+        self.addCleanup(m.stop)
+        return m
+
+    def test_accept_sees_the_message_as_postfix_sends_it(self):
+        m = self.scripted()
+        n = self.node_with("inet:127.0.0.1:%d" % m.port)
+        code, _ = self.send(n, rcpts=("alice@example.test", "team@example.test"))
+        self.assertEqual(code, 250)
+        s = m.seen[0]
+        cmds = [c for c in s["cmds"] if c != b"D"]  # macros before steps
+        self.assertEqual(cmds[:7], [b"O", b"C", b"H", b"M", b"R", b"R",
+                                    b"T"])
+        self.assertEqual(cmds[-3:], [b"N", b"B", b"E"])
+        self.assertEqual(s["mail"], "<carol@remote.test>")
+        self.assertEqual(s["rcpts"], ["<alice@example.test>",
+                                      "<team@example.test>"])
+        self.assertIn(("Subject", "hello"), s["headers"])
+        self.assertEqual(s["body"], b"Hi Alice,\r\nsee you.\r\n")
+        self.assertEqual(s["macros"]["{client_addr}"], "127.0.0.1")
+        self.assertEqual(s["macros"]["{daemon_name}"], "smtp")
+        self.assertTrue(s["macros"]["i"])
+        self.assertEqual(len(self.inbox("alice@example.test")), 1)
+        self.assertEqual(self.metric(
+            n, 'mailnode_milter_results_total{result="accept"}'), 1)
+
+    def test_reject_and_tempfail_answer_the_dot_and_store_nothing(self):
+        for verdict, want in ((b"r", 550), (b"t", 451)):
+            m = self.scripted(script={"eob": [(verdict, b"")]})
+            n = self.node_with("inet:127.0.0.1:%d" % m.port)
+            code, _ = self.send(n)
+            self.assertEqual(code, want)
+            n.stop()
+        self.assertEqual(self.maildir("alice@example.test"), [])
+
+    def test_reject_at_rcpt_refuses_the_message(self):
+        m = self.scripted(script={b"R": (b"r", b"")})
+        n = self.node_with("inet:127.0.0.1:%d" % m.port)
+        code, _ = self.send(n)
+        self.assertEqual(code, 550)
+        self.assertEqual(self.maildir("alice@example.test"), [])
+
+    def test_replycode_text_is_passed_through(self):
+        m = self.scripted(script={"eob": [(b"y", z("554 5.7.1 Not today"))]})
+        n = self.node_with("inet:127.0.0.1:%d" % m.port)
+        code, text = self.send(n)
+        self.assertEqual((code, text), (554, "5.7.1 Not today"))
+        self.assertEqual(self.metric(
+            n, 'mailnode_milter_results_total{result="reject"}'), 1)
+
+    def test_discard_answers_250_and_stores_nothing(self):
+        m = self.scripted(script={"eob": [(b"d", b"")]})
+        n = self.node_with("inet:127.0.0.1:%d" % m.port)
+        code, _ = self.send(n)
+        self.assertEqual(code, 250)
+        self.assertEqual(self.maildir("alice@example.test"), [])
+        self.assertEqual(self.metric(
+            n, 'mailnode_milter_results_total{result="discard"}'), 1)
+
+    def test_header_edits_are_applied_in_order(self):
+        m = self.scripted(script={"eob": [
+            (b"h", z("X-Added", "yes")),
+            (b"i", idx(0) + z("X-First", "top")),
+            (b"m", idx(2) + z("X-Old", "changed")),
+            (b"m", idx(1) + z("X-Old", "")),         # deleted
+            (b"h", z("X-Folded", "a\n\tb")),
+            (b"c", b"")]})
+        n = self.node_with("inet:127.0.0.1:%d" % m.port)
+        self.assertEqual(self.send(n)[0], 250)
+        msg = self.messages("alice@example.test")[0]
+        head = msg.split(b"\r\n\r\n")[0]
+        # the node's own Return-Path: and Received: come first
+        fields = head.split(b"X-First: top\r\n")[1]
+        self.assertTrue(fields.startswith(b"From: carol@remote.test\r\n"))
+        self.assertIn(b"X-Old: changed\r\nX-Added: yes\r\n"
+                      b"X-Folded: a\r\n\tb", fields)
+        self.assertNotIn(b"X-Old: one", head)
+        self.assertTrue(msg.endswith(b"\r\n\r\nHi Alice,\r\nsee you.\r\n"))
+
+    def test_spam_mark_files_into_junk(self):
+        m = self.scripted(script={"eob": [(b"h", z("X-Spam", "Yes")),
+                                          (b"a", b"")]})
+        n = self.node_with("inet:127.0.0.1:%d" % m.port,
+                           "spam_to_junk = yes\n")
+        self.assertEqual(self.send(n)[0], 250)
+        self.assertEqual(len(self.junk("alice@example.test")), 1)
+        self.assertEqual(self.inbox("alice@example.test"), [])
+        self.assertEqual(self.metric(
+            n, 'mailnode_milter_results_total{result="junk"}'), 1)
+        # \Junk through the folder's name; subscribed
+        userdir = os.path.dirname(os.path.dirname(os.path.dirname(
+            self.junk("alice@example.test")[0])))
+        with open(os.path.join(userdir, "subscriptions")) as f:
+            self.assertIn("Junk", f.read().split())
+
+    def test_steps_without_answers_and_skipped_steps(self):
+        # NR_HDR | NR_BODY | NOHELO: headers and body sent without waiting
+        m = self.scripted(steps=0x80 | 0x80000 | 0x02)
+        n = self.node_with("inet:127.0.0.1:%d" % m.port)
+        body = CLEAN + (b"x" * 998 + b"\r\n") * 200
+        self.assertEqual(self.send(n, body=body)[0], 250)
+        s = m.seen[0]
+        self.assertNotIn(b"H", s["cmds"])
+        self.assertEqual(len(s["body"]), len(body.split(b"\r\n\r\n", 1)[1]))
+        self.assertEqual(len(self.maildir("alice@example.test")), 1)
+
+    def test_hanging_milter_times_out_to_the_default_action(self):
+        m = self.scripted(hang=True)
+        n = self.node_with("inet:127.0.0.1:%d" % m.port)
+        code, _ = self.send(n)
+        self.assertEqual(code, 451)
+        self.assertEqual(self.metric(n, "mailnode_milter_unavailable_total"), 1)
+        n.stop()
+        n = self.node_with("inet:127.0.0.1:%d" % m.port,
+                           "milter_default_action = accept\n")
+        self.assertEqual(self.send(n)[0], 250)
+        self.assertEqual(len(self.maildir("alice@example.test")), 1)
+
+    def test_chain_goes_on_after_an_accept_and_past_one_away(self):
+        first, second = self.scripted(), self.scripted(
+            script={"eob": [(b"h", z("X-Second", "1")), (b"c", b"")]})
+        away = free_port()
+        n = self.node_with("inet:127.0.0.1:%d, inet:127.0.0.1:%d, "
+                           "inet:127.0.0.1:%d" % (first.port, away,
+                                                  second.port),
+                           "milter_default_action = accept\n")
+        self.assertEqual(self.send(n)[0], 250)
+        self.assertEqual(len(first.seen), 1)
+        self.assertIn(b"X-Second: 1", self.messages("alice@example.test")[0])
+
+    def test_submission_only_with_milter_submission(self):
+        m = self.scripted(script={"eob": [(b"r", b"")]})
+        n = self.node_with("inet:127.0.0.1:%d" % m.port,
+                           "allow_plaintext_auth = yes\n")
+        c = smtplib.SMTP("127.0.0.1", n.ports["submission"], timeout=10)
+        c.login("alice@example.test", "demo")
+        c.sendmail("alice@example.test", ["bob@example.test"], CLEAN)
+        c.quit()
+        self.assertEqual(m.seen, [])
+        n.stop()
+        n = self.node_with("inet:127.0.0.1:%d" % m.port,
+                           "allow_plaintext_auth = yes\n"
+                           "milter_submission = yes\n")
+        c = smtplib.SMTP("127.0.0.1", n.ports["submission"], timeout=10)
+        c.login("alice@example.test", "demo")
+        with self.assertRaises(smtplib.SMTPDataError) as e:
+            c.sendmail("alice@example.test", ["bob@example.test"], CLEAN)
+        c.close()
+        self.assertEqual(e.exception.smtp_code, 550)
+        self.assertEqual(m.seen[0]["macros"]["{auth_authen}"],
+                         "alice@example.test")
+
+
+@unittest.skipUnless(os.path.exists(RSPAMD), "rspamd is not installed "
+                     "(scripts/install-deps.sh --test installs it)")
+class RspamdTest(MilterCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.rspamd = Rspamd().start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.rspamd.cleanup()
+
+    def milters(self):
+        return "inet:127.0.0.1:%d" % self.rspamd.port
+
+    def test_1_gtube_is_refused(self):
+        n = self.node_with(self.milters())
+        code, text = self.send(n, body=GTUBE)
+        self.assertTrue(500 <= code < 600, (code, text, self.rspamd.log()))
+        self.assertEqual(self.maildir("alice@example.test"), [])
+
+    def test_2_clean_mail_gets_rspamd_headers(self):
+        n = self.node_with(self.milters(), "spam_to_junk = yes\n")
+        code, text = self.send(n)
+        self.assertEqual(code, 250, (text, self.rspamd.log()))
+        self.assertEqual(len(self.inbox("alice@example.test")), 1)
+        msg = self.messages("alice@example.test")[0]
+        self.assertIn(b"X-Spamd-Result: default: False", msg)
+
+    def test_3_stopped_rspamd_gets_the_default_action(self):
+        self.rspamd.stop()
+        n = self.node_with(self.milters())
+        self.assertEqual(self.send(n)[0], 451)
+        n.stop()
+        n = self.node_with(self.milters(), "milter_default_action = accept\n")
+        self.assertEqual(self.send(n)[0], 250)
+        self.assertEqual(len(self.maildir("alice@example.test")), 1)
+
+
+if __name__ == "__main__":
+    unittest.main()
