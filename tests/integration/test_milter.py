@@ -98,38 +98,34 @@ class ScriptedMilterTest(MilterCase):
         self.assertEqual(self.metric(
             n, 'mailnode_milter_results_total{result="accept"}'), 1)
 
-    def test_reject_and_tempfail_answer_the_dot_and_store_nothing(self):
-        for verdict, want in ((b"r", 550), (b"t", 451)):
-            m = self.scripted(script={"eob": [(verdict, b"")]})
-            n = self.node_with("inet:127.0.0.1:%d" % m.port)
-            code, _ = self.send(n)
-            self.assertEqual(code, want)
-            n.stop()
-        self.assertEqual(self.maildir("alice@example.test"), [])
-
-    def test_reject_at_rcpt_refuses_the_message(self):
-        m = self.scripted(script={b"R": (b"r", b"")})
+    def test_verdicts_answer_the_dot_and_store_nothing(self):
+        # one node, one milter whose script changes between messages
+        m = self.scripted()
         n = self.node_with("inet:127.0.0.1:%d" % m.port)
-        code, _ = self.send(n)
-        self.assertEqual(code, 550)
+        for script, want in (
+                ({"eob": [(b"r", b"")]},
+                 (550, "5.7.1 Message content rejected")),
+                ({"eob": [(b"t", b"")]},
+                 (451, "4.7.1 Service unavailable - try again later")),
+                ({b"R": (b"r", b"")},  # at RCPT: the whole message
+                 (550, "5.7.1 Message content rejected")),
+                ({"eob": [(b"p", b""), (b"y", z("554 5.7.1 Not today"))]},
+                 (554, "5.7.1 Not today")),
+                ({b"M": (b"y", z("421 4.7.0 Later"))},
+                 (421, "4.7.0 Later")),
+                ({"eob": [(b"d", b"")]}, None)):
+            m.script = script
+            code, text = self.send(n)
+            if want is None:  # discard: a 250 that keeps nothing
+                self.assertEqual(code, 250)
+            else:
+                self.assertEqual((code, text), want)
         self.assertEqual(self.maildir("alice@example.test"), [])
-
-    def test_replycode_text_is_passed_through(self):
-        m = self.scripted(script={"eob": [(b"y", z("554 5.7.1 Not today"))]})
-        n = self.node_with("inet:127.0.0.1:%d" % m.port)
-        code, text = self.send(n)
-        self.assertEqual((code, text), (554, "5.7.1 Not today"))
-        self.assertEqual(self.metric(
-            n, 'mailnode_milter_results_total{result="reject"}'), 1)
-
-    def test_discard_answers_250_and_stores_nothing(self):
-        m = self.scripted(script={"eob": [(b"d", b"")]})
-        n = self.node_with("inet:127.0.0.1:%d" % m.port)
-        code, _ = self.send(n)
-        self.assertEqual(code, 250)
-        self.assertEqual(self.maildir("alice@example.test"), [])
-        self.assertEqual(self.metric(
-            n, 'mailnode_milter_results_total{result="discard"}'), 1)
+        for result, count in (("reject", 3), ("tempfail", 2),
+                              ("discard", 1), ("accept", 0)):
+            self.assertEqual(self.metric(
+                n, 'mailnode_milter_results_total{result="%s"}' % result),
+                count, result)
 
     def test_header_edits_are_applied_in_order(self):
         m = self.scripted(script={"eob": [
