@@ -31,7 +31,8 @@ enum mailnode_delivery {
 	MAILNODE_SPOOLED, /* into the spool: the store failed */
 	MAILNODE_DELIVERIES
 };
-enum mailnode_milter_result { /* a message's, after the milters */
+/* A message's result after the milters. */
+enum mailnode_milter_result {
 	MAILNODE_MILTER_ACCEPT,	  /* delivered as usual */
 	MAILNODE_MILTER_JUNK,	  /* marked as spam: into Junk */
 	MAILNODE_MILTER_REJECT,	  /* 5xx */

@@ -455,7 +455,8 @@ NODE_INT_KEY(node_milter_timeout, milter_timeout_s, 1, 3600)
 static int
 node_milter_submission(struct conf *c, void *o, const char *k, const char *v)
 {
-	return conf_bool(c, k, v, &((struct node_config *)o)->milter_submission);
+	return conf_bool(c, k, v,
+			 &((struct node_config *)o)->milter_submission);
 }
 
 static int

@@ -204,7 +204,8 @@ metrics_render_smtp(struct mailnode *mn, struct strbuf *sb)
 		return -1;
 	for (int i = 0; i < MAILNODE_MILTER_RESULTS; i++)
 		if (strbuf_appendf(
-			sb, "mailnode_milter_results_total{result=\"%s\"} %lu\n",
+			sb,
+			"mailnode_milter_results_total{result=\"%s\"} %lu\n",
 			metrics_milter_results[i], k->milter_results[i]) < 0)
 			return -1;
 	if (metrics_http_head(sb, "mailnode_milter_unavailable_total",

@@ -157,12 +157,12 @@ milter_verdict(struct milter_run *r, enum milter_verdict v, const char *reply)
 static void
 milter_fail(struct milter_run *r, const char *what)
 {
-	log_warn("milter %s: %s (default action: %s)", milter_cur(r)->str,
-		 what,
+	log_warn("milter %s: %s, message %s (default action: %s)",
+		 milter_cur(r)->str, what, r->m->queue_id,
 		 r->cfg->milter_default_action == MILTER_DEFAULT_ACCEPT
 		     ? "accept"
 		     : "tempfail");
-	r->res.unavailable = true;
+	r->res.unavailable++;
 	snprintf(r->res.reason, sizeof(r->res.reason), "%s: %s",
 		 milter_cur(r)->str, what);
 	milter_disconnect(r);
@@ -277,12 +277,15 @@ milter_put_step_macros(struct milter_run *r, char step)
 		snprintf(client, sizeof(client), "%s [%s]", m->client_name,
 			 m->client_addr);
 		snprintf(port, sizeof(port), "%u", m->client_port);
-		const char *n[] = {"j", "{daemon_name}", "v", "_",
-				   "{client_addr}", "{client_name}",
+		const char *n[] = {"j",
+				   "{daemon_name}",
+				   "v",
+				   "_",
+				   "{client_addr}",
+				   "{client_name}",
 				   "{client_port}"};
-		const char *v[] = {m->hostname,	   m->daemon,
-				   "mailnode",	   client,
-				   m->client_addr, m->client_name,
+		const char *v[] = {m->hostname, m->daemon,	"mailnode",
+				   client,	m->client_addr, m->client_name,
 				   port};
 		return milter_put_macros(&r->out, step, n, v, 7);
 	}
@@ -560,10 +563,9 @@ milter_packet(struct milter_run *r, const struct milter_packet *p)
 			milter_fail(r, "bad reply code");
 			return;
 		}
-		milter_verdict(r,
-			       text[0] == '5' ? MILTER_V_REJECT
-					      : MILTER_V_TEMPFAIL,
-			       text);
+		milter_verdict(
+		    r, text[0] == '5' ? MILTER_V_REJECT : MILTER_V_TEMPFAIL,
+		    text);
 		return;
 	default:
 		if (r->step != MS_END) {
@@ -589,8 +591,8 @@ milter_on_read(struct ev_loop *loop, ev_io *w, int revents)
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (n <= 0) {
-		milter_fail(r, n == 0 ? "closed the connection"
-				      : strerror(errno));
+		milter_fail(r,
+			    n == 0 ? "closed the connection" : strerror(errno));
 		return;
 	}
 	r->inlen += (size_t)n;

@@ -55,11 +55,11 @@ enum milter_verdict {
 
 struct milter_result {
 	enum milter_verdict verdict;
-	char reply[512];	/* SMFIR_REPLYCODE's text; "": the default */
-	bool quarantined;	/* SMFIR_QUARANTINE */
-	char reason[256];	/* the quarantine's reason, or why a milter failed */
-	char by[256];		/* the milter that gave the verdict */
-	bool unavailable;	/* some milter failed (default action taken) */
+	char reply[512];  /* SMFIR_REPLYCODE's text; "": the default */
+	bool quarantined; /* SMFIR_QUARANTINE */
+	char reason[256]; /* the quarantine's reason, or why a milter failed */
+	char by[256];	  /* the milter that gave the verdict */
+	int unavailable;  /* milters that failed (default action taken) */
 };
 
 /* Called once, from the loop, never from milter_run_start. r is valid

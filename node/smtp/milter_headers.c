@@ -84,8 +84,8 @@ milter_headers_read(struct milter_headers *h, const char *buf, size_t len)
 		size_t flen = l;
 		while (off + flen < len &&
 		       (buf[off + flen] == ' ' || buf[off + flen] == '\t')) {
-			size_t cl = milter_line_len(buf + off + flen,
-						    len - off - flen);
+			size_t cl =
+			    milter_line_len(buf + off + flen, len - off - flen);
 			if (buf[off + flen + cl - 1] != '\n')
 				break;
 			flen += cl;
@@ -116,7 +116,8 @@ milter_field_value(const struct milter_field *f, bool leadspace, char *out,
 	size_t i = f->namelen + 1, o = 0, end = f->len;
 	if (!leadspace && i < end && f->text[i] == ' ')
 		i++;
-	while (end > i && (f->text[end - 1] == '\n' || f->text[end - 1] == '\r'))
+	while (end > i &&
+	       (f->text[end - 1] == '\n' || f->text[end - 1] == '\r'))
 		end--;
 	for (; i < end && o + 1 < outlen; i++)
 		if (f->text[i] != '\r' || f->text[i + 1] != '\n')
@@ -146,8 +147,8 @@ milter_field_format(const char *name, const char *value, size_t *len)
 }
 
 int
-milter_headers_insert(struct milter_headers *h, size_t index,
-		      const char *name, const char *value)
+milter_headers_insert(struct milter_headers *h, size_t index, const char *name,
+		      const char *value)
 {
 	size_t len;
 	char *t = milter_field_format(name, value, &len);
@@ -170,8 +171,8 @@ milter_headers_add(struct milter_headers *h, const char *name,
 }
 
 int
-milter_headers_change(struct milter_headers *h, size_t index,
-		      const char *name, const char *value)
+milter_headers_change(struct milter_headers *h, size_t index, const char *name,
+		      const char *value)
 {
 	size_t namelen = strlen(name), seen = 0;
 	for (size_t i = 0; i < h->n; i++) {

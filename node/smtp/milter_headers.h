@@ -21,9 +21,9 @@ struct milter_field {
 struct milter_headers {
 	struct milter_field *f;
 	size_t n, cap;
-	size_t end;	 /* bytes of the message the fields took */
-	size_t body;	 /* the body's offset: after the empty line */
-	bool changed;	 /* an edit was applied */
+	size_t end;   /* bytes of the message the fields took */
+	size_t body;  /* the body's offset: after the empty line */
+	bool changed; /* an edit was applied */
 };
 
 /* Reads the fields at the start of buf[0..len) (the message's first bytes,

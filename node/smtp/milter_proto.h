@@ -13,7 +13,7 @@
 #include "../../common/strbuf.h"
 
 #define MILTER_VERSION 6
-#define MILTER_CHUNK_MAX 65535	   /* body bytes per SMFIC_BODY */
+#define MILTER_CHUNK_MAX 65535	    /* body bytes per SMFIC_BODY */
 #define MILTER_PACKET_MAX (1 << 20) /* longest answer taken */
 
 /* The MTA's commands (SMFIC_*). */
@@ -60,7 +60,8 @@ enum {
 #define MILTER_F_CHGBODY 0x02
 #define MILTER_F_CHGHDRS 0x10
 #define MILTER_F_QUARANTINE 0x20
-#define MILTER_F_OFFERED (MILTER_F_ADDHDRS | MILTER_F_CHGHDRS | MILTER_F_QUARANTINE)
+#define MILTER_F_OFFERED                                                       \
+	(MILTER_F_ADDHDRS | MILTER_F_CHGHDRS | MILTER_F_QUARANTINE)
 
 /* Protocol steps a milter may leave out or not answer (SMFIP_*). */
 #define MILTER_P_NOCONNECT 0x01

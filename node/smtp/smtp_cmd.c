@@ -182,7 +182,8 @@ smtp_cmd_rcpt(struct smtp_session *s, char *args)
 				   rcpt);
 			return;
 		}
-		if (smtp_add_remote(s, rcpt) < 0 || smtp_add_rcpt(s, rcpt) < 0) {
+		if (smtp_add_remote(s, rcpt) < 0 ||
+		    smtp_add_rcpt(s, rcpt) < 0) {
 			smtp_reply(s,
 				   "451 4.3.0 Out of memory, try again later");
 			return;

@@ -87,10 +87,7 @@ smtp_milter_done(void *arg, const struct milter_result *r)
 	bool junk = false;
 
 	m->run = NULL;
-	if (r->unavailable) {
-		k->milter_unavailable++;
-		log_warn("smtp %s: milter %s", s->id, r->reason);
-	}
+	k->milter_unavailable += (unsigned)r->unavailable; /* each logged */
 	stream_batch_begin(s->st);
 	switch (r->verdict) {
 	case MILTER_V_REJECT:
@@ -115,7 +112,8 @@ smtp_milter_done(void *arg, const struct milter_result *r)
 		smtp_data_done(s);
 		break;
 	case MILTER_V_ACCEPT:
-		if (m->headers.changed && smtp_milter_rewrite(s, &m->headers) < 0) {
+		if (m->headers.changed &&
+		    smtp_milter_rewrite(s, &m->headers) < 0) {
 			log_err("smtp %s: spool: %s", s->id, strerror(errno));
 			smtp_reply(s, "451 4.3.0 Local spool error, try again "
 				      "later");
@@ -144,8 +142,8 @@ smtp_milter_start(struct smtp_session *s)
 {
 	struct smtp_milter *m = calloc(1, sizeof(*m));
 	char *head = NULL;
-	size_t want = s->datasize < MILTER_HEADERS_MAX ? s->datasize
-						       : MILTER_HEADERS_MAX;
+	size_t want =
+	    s->datasize < MILTER_HEADERS_MAX ? s->datasize : MILTER_HEADERS_MAX;
 	if (m == NULL || (head = malloc(want + 1)) == NULL ||
 	    (m->rcpts = calloc(s->nrcptaddr + 1, sizeof(*m->rcpts))) == NULL)
 		goto fail;

@@ -345,8 +345,8 @@ fail:;
 /* One copy into one Maildir: tmp/NAME written and fsynced, renamed to
  * new/NAME, new/ fsynced. On failure nothing is left in tmp/. */
 static int
-store_deliver_one(struct store *s, const char *rcpt, const char *folder,
-		  int fd, size_t len, const char *prefix, size_t plen)
+store_deliver_one(struct store *s, const char *rcpt, const char *folder, int fd,
+		  size_t len, const char *prefix, size_t plen)
 {
 	struct store_addr a;
 	struct store_maildir md = {-1, -1};
