@@ -14,7 +14,7 @@ fuzz_check(const struct milter_headers *h)
 	char value[4096];
 	for (size_t i = 0; i < h->n; i++) {
 		const struct milter_field *f = &h->f[i];
-		if (f->len < f->namelen + 3 || f->text[f->namelen] != ':' ||
+		if (f->len < f->namelen + 2 || f->text[f->namelen] != ':' ||
 		    f->text[f->len - 1] != '\n')
 			abort(); /* a field lost its shape */
 		milter_field_value(f, i & 1, value, sizeof(value));
