@@ -113,19 +113,24 @@ class ScriptedMilterTest(MilterCase):
                  (554, "5.7.1 Not today")),
                 ({b"M": (b"y", z("421 4.7.0 Later"))},
                  (421, "4.7.0 Later")),
+                ({"hang": True},  # milter_timeout_s, then the default
+                 (451, "4.7.1 Service unavailable - try again later")),
                 ({"eob": [(b"d", b"")]}, None)):
             m.script = script
+            m.hang = script.get("hang", False)
             code, text = self.send(n)
             if want is None:  # discard: a 250 that keeps nothing
                 self.assertEqual(code, 250)
             else:
                 self.assertEqual((code, text), want)
         self.assertEqual(self.maildir("alice@example.test"), [])
-        for result, count in (("reject", 3), ("tempfail", 2),
+        for result, count in (("reject", 3), ("tempfail", 3),
                               ("discard", 1), ("accept", 0)):
             self.assertEqual(self.metric(
                 n, 'mailnode_milter_results_total{result="%s"}' % result),
                 count, result)
+        self.assertEqual(self.metric(n, "mailnode_milter_unavailable_total"),
+                         1)
 
     def test_header_edits_are_applied_in_order(self):
         m = self.scripted(script={"eob": [
@@ -174,29 +179,19 @@ class ScriptedMilterTest(MilterCase):
         self.assertEqual(len(s["body"]), len(body.split(b"\r\n\r\n", 1)[1]))
         self.assertEqual(len(self.maildir("alice@example.test")), 1)
 
-    def test_hanging_milter_times_out_to_the_default_action(self):
-        m = self.scripted(hang=True)
-        n = self.node_with("inet:127.0.0.1:%d" % m.port)
-        code, _ = self.send(n)
-        self.assertEqual(code, 451)
-        self.assertEqual(self.metric(n, "mailnode_milter_unavailable_total"), 1)
-        n.stop()
-        n = self.node_with("inet:127.0.0.1:%d" % m.port,
-                           "milter_default_action = accept\n")
-        self.assertEqual(self.send(n)[0], 250)
-        self.assertEqual(len(self.maildir("alice@example.test")), 1)
-
-    def test_chain_goes_on_after_an_accept_and_past_one_away(self):
-        first, second = self.scripted(), self.scripted(
-            script={"eob": [(b"h", z("X-Second", "1")), (b"c", b"")]})
+    def test_chain_goes_on_after_an_accept_past_one_away_and_one_hung(self):
+        first, hung, second = self.scripted(), self.scripted(hang=True), \
+            self.scripted(script={"eob": [(b"h", z("X-Second", "1")),
+                                          (b"c", b"")]})
         away = free_port()
-        n = self.node_with("inet:127.0.0.1:%d, inet:127.0.0.1:%d, "
-                           "inet:127.0.0.1:%d" % (first.port, away,
-                                                  second.port),
-                           "milter_default_action = accept\n")
+        n = self.node_with(", ".join("inet:127.0.0.1:%d" % p for p in (
+            first.port, hung.port, away, second.port)),
+            "milter_default_action = accept\n")
         self.assertEqual(self.send(n)[0], 250)
-        self.assertEqual(len(first.seen), 1)
+        self.assertEqual((len(first.seen), len(hung.seen)), (1, 1))
         self.assertIn(b"X-Second: 1", self.messages("alice@example.test")[0])
+        self.assertEqual(self.metric(n, "mailnode_milter_unavailable_total"),
+                         2)
 
     def test_submission_only_with_milter_submission(self):
         m = self.scripted(script={"eob": [(b"r", b"")]})
