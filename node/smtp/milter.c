@@ -56,13 +56,14 @@ struct milter_run {
 	size_t inlen;
 
 	enum milter_step step;
-	size_t sub;	/* the recipient, the field, the body offset */
-	bool waiting;	/* an answer is due */
-	uint32_t steps; /* what the milter chose at OPTNEG */
-	char *value;	/* MILTER_VALUE_MAX: a field's value as sent */
-	unsigned gen;	/* bumped at each disconnect: input of an old
-			   connection is not read on */
-	bool over;	/* the result waits for the timer to hand it over */
+	size_t sub;	   /* the recipient, the field, the body offset */
+	bool waiting;	   /* an answer is due */
+	uint32_t steps;	   /* what the milter chose at OPTNEG */
+	char *value;	   /* MILTER_VALUE_MAX: a field's value as sent */
+	unsigned gen;	   /* bumped at each disconnect: input of an old
+			      connection is not read on */
+	bool over;	   /* the result waits for the timer to hand it over */
+	int connect_errno; /* the connect that failed at once */
 	struct milter_result res;
 };
 
@@ -201,7 +202,7 @@ milter_on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 		done(arg, &res);
 		return;
 	}
-	milter_fail(r, r->fd < 0 ? "cannot connect" : "timeout");
+	milter_fail(r, r->fd < 0 ? strerror(r->connect_errno) : "timeout");
 }
 
 /* ---- output ---- */
@@ -627,11 +628,12 @@ milter_next(struct milter_run *r)
 	r->steps = 0;
 	r->fd = socket(nm->addr.ss.ss_family,
 		       SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (r->fd >= 0 &&
-	    connect(r->fd, (const struct sockaddr *)&nm->addr.ss,
-		    nm->addr.len) < 0 &&
-	    errno != EINPROGRESS) {
-		log_warn("milter %s: connect: %s", nm->str, strerror(errno));
+	if (r->fd < 0)
+		r->connect_errno = errno;
+	else if (connect(r->fd, (const struct sockaddr *)&nm->addr.ss,
+			 nm->addr.len) < 0 &&
+		 errno != EINPROGRESS) {
+		r->connect_errno = errno;
 		close(r->fd);
 		r->fd = -1;
 	}

@@ -32,15 +32,21 @@ class ScriptedMilter:
     b"H", b"M", b"R", b"T", b"L", b"N", b"B") a reply (cmd, data) that
     replaces "continue". steps: the SMFIP_* flags it asks for."""
 
-    def __init__(self, script=None, steps=0, hang=False):
+    def __init__(self, script=None, steps=0, hang=False, unix=None):
         self.script = script or {}
         self.steps = steps
         self.hang = hang
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
+        if unix:  # a unix socket at this path; else TCP on loopback
+            self.sock = socket.socket(socket.AF_UNIX)
+            self.sock.bind(unix)
+            self.where = "unix:" + unix
+        else:
+            self.sock = socket.socket()
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self.sock.bind(("127.0.0.1", 0))
+            self.port = self.sock.getsockname()[1]
+            self.where = "inet:127.0.0.1:%d" % self.port
         self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
         self.seen = []  # one dict per connection
         self.conns = []
         self.stopping = False

@@ -154,9 +154,9 @@ class ScriptedMilterTest(MilterCase):
 
     def test_spam_mark_files_into_junk(self):
         m = self.scripted(script={"eob": [(b"h", z("X-Spam", "Yes")),
-                                          (b"a", b"")]})
-        n = self.node_with("inet:127.0.0.1:%d" % m.port,
-                           "spam_to_junk = yes\n")
+                                          (b"a", b"")]},
+                          unix=os.path.join(self.tmp, "milter.sock"))
+        n = self.node_with(m.where, "spam_to_junk = yes\n")
         self.assertEqual(self.send(n)[0], 250)
         self.assertEqual(len(self.junk("alice@example.test")), 1)
         self.assertEqual(self.inbox("alice@example.test"), [])
