@@ -69,7 +69,7 @@ milter_headers_read(struct milter_headers *h, const char *buf, size_t len)
 {
 	size_t off = 0;
 	memset(h, 0, sizeof(*h));
-	while (off < len) {
+	while (off < len && h->n < MILTER_FIELDS_READ) {
 		size_t l = milter_line_len(buf + off, len - off);
 		if (buf[off + l - 1] != '\n')
 			break; /* cut by the read's bound: body from here */

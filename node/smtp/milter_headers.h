@@ -10,7 +10,8 @@
 #include <stddef.h>
 
 #define MILTER_HEADERS_MAX (256 * 1024) /* header bytes read */
-#define MILTER_FIELDS_MAX 1000		/* fields kept, edits included */
+#define MILTER_FIELDS_READ 1000		/* fields read */
+#define MILTER_FIELDS_MAX 2000		/* fields kept, edits included */
 
 struct milter_field {
 	char *text;	/* "Name: value\r\n" with folding lines, malloc'ed */
@@ -29,7 +30,9 @@ struct milter_headers {
 /* Reads the fields at the start of buf[0..len) (the message's first bytes,
  * CRLF line ends). A line that is not a field ("Name:" or a folded
  * continuation) ends the section, as does the empty line (which is then
- * skipped: the body follows it). Returns 0, or -1 out of memory. */
+ * skipped: the body follows it). Past MILTER_FIELDS_READ fields, or a
+ * field cut by len, the rest counts as body (milters see it as such; it
+ * is written back as it was). Returns 0, or -1 out of memory. */
 int milter_headers_read(struct milter_headers *h, const char *buf, size_t len);
 void milter_headers_free(struct milter_headers *h);
 
