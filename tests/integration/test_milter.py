@@ -7,12 +7,13 @@ milter_default_action decide."""
 import os
 import smtplib
 import struct
+import subprocess
 import unittest
 import urllib.request
 
 from lbdtest import free_port
 from miltertest import Rspamd, RSPAMD, ScriptedMilter, z
-from nodetest import NodeTestCase
+from nodetest import MAILNODE, NodeTestCase
 
 CLEAN = (b"From: carol@remote.test\r\nTo: alice@example.test\r\n"
          b"Subject: hello\r\nX-Old: one\r\nX-Old: two\r\n\r\n"
@@ -214,6 +215,29 @@ class ScriptedMilterTest(MilterCase):
         self.assertEqual(e.exception.smtp_code, 550)
         self.assertEqual(m.seen[0]["macros"]["{auth_authen}"],
                          "alice@example.test")
+
+
+    def test_config_errors_name_file_line_and_key(self):
+        n = self.node(start=False)
+        with open(n.path) as f:
+            good = f.read()
+        for value, why in (
+                ("milters = tcp:1.2.3.4:5", "not unix:PATH or inet:HOST:PORT"),
+                ("milters = unix:relative.sock", "absolute path"),
+                ("milters = inet:example.test:11332", "milters:"),
+                ("milters = " + ",".join(["inet:127.0.0.1:1"] * 9),
+                 "more than 8 milters"),
+                ("milter_default_action = reject", "not tempfail or accept"),
+                ("milter_timeout_s = 0", "milter_timeout_s"),
+                ("spam_to_junk = maybe", "spam_to_junk")):
+            text = good.replace("[node]\n", "[node]\n%s\n" % value, 1)
+            with open(n.path, "w") as f:
+                f.write(text)
+            r = subprocess.run([MAILNODE, "-t", "-c", n.path],
+                               capture_output=True, text=True, timeout=10)
+            self.assertEqual(r.returncode, 2, value)
+            self.assertIn("%s:2: " % n.path, r.stderr)
+            self.assertIn(why, r.stderr)
 
 
 @unittest.skipUnless(os.path.exists(RSPAMD), "rspamd is not installed "
