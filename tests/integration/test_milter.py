@@ -11,9 +11,10 @@ import subprocess
 import unittest
 import urllib.request
 
-from lbdtest import free_port
+from lbdtest import free_port, wait_for
 from miltertest import Rspamd, RSPAMD, ScriptedMilter, z
 from nodetest import MAILNODE, NodeTestCase
+from wire import Lines
 
 CLEAN = (b"From: carol@remote.test\r\nTo: alice@example.test\r\n"
          b"Subject: hello\r\nX-Old: one\r\nX-Old: two\r\n\r\n"
@@ -216,6 +217,25 @@ class ScriptedMilterTest(MilterCase):
         self.assertEqual(m.seen[0]["macros"]["{auth_authen}"],
                          "alice@example.test")
 
+
+    def test_client_gone_while_the_milters_run(self):
+        # the hung milter holds the message; the client leaves at once,
+        # with QUIT pipelined behind its dot
+        m = self.scripted(hang=True)
+        n = self.node_with(m.where)
+        c = Lines(n.ports["smtp"])
+        c.send(b"EHLO c\r\nMAIL FROM:<carol@remote.test>\r\n"
+               b"RCPT TO:<alice@example.test>\r\nDATA\r\n")
+        for _ in range(4 + 8):  # the EHLO lines, 250, 250, 354
+            if c.line().startswith("354"):
+                break
+        c.send(CLEAN + b".\r\nQUIT\r\n")
+        c.close()
+        wait_for(lambda: len(m.seen) == 1, 5, what="milter connection")
+        m.hang = False
+        self.assertEqual(self.send(n)[0], 250)  # the node goes on
+        self.assertIsNone(n.proc.poll())
+        self.assertEqual(len(self.maildir("alice@example.test")), 1)
 
     def test_config_errors_name_file_line_and_key(self):
         n = self.node(start=False)
