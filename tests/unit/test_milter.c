@@ -168,15 +168,19 @@ Test(milter_headers, edits_in_order)
 
 Test(milter_headers, spam_marks)
 {
-	const char *yes[] = {"X-Spam: yes\r\n\r\n", "X-Spam-Flag: YES\r\n\r\n",
-			     "X-Spam-Status: Yes, score=9\r\n\r\n",
-			     "X-Spamd-Result: default: True [16.00 / 15.00];"
-			     "\r\n\tGTUBE(0.00)[]\r\n\r\n"};
-	const char *no[] = {"X-Spam-Status: No, score=0\r\n\r\n",
-			    "X-Spamd-Result: default: False [0.00 / 15.00]"
-			    "\r\n\r\n",
-			    "X-Spammy: yes\r\n\r\n",
-			    "Subject: X-Spam: Yes\r\n\r\n"};
+	const char *yes[] = {
+	    "X-Spam: yes\r\n\r\n",
+	    "X-Spam-Flag: YES\r\n\r\n",
+	    "X-Spam-Status: Yes, score=9\r\n\r\n",
+	    ("X-Spamd-Result: default: True [16.00 / 15.00];"
+	     "\r\n\tGTUBE(0.00)[]\r\n\r\n"),
+	};
+	const char *no[] = {
+	    "X-Spam-Status: No, score=0\r\n\r\n",
+	    ("X-Spamd-Result: default: False [0.00 / 15.00]\r\n\r\n"),
+	    "X-Spammy: yes\r\n\r\n",
+	    "Subject: X-Spam: Yes\r\n\r\n",
+	};
 	struct milter_headers h;
 	for (size_t i = 0; i < 4; i++) {
 		cr_assert_eq(milter_headers_read(&h, yes[i], strlen(yes[i])),
