@@ -31,8 +31,11 @@ def idx(i):
 
 class MilterCase(NodeTestCase):
     def node_with(self, milters, extra=""):
+        """A node with these milters; 2 s per step: a hung milter costs
+        that much, and a scripted one answers in far less even on a
+        loaded machine."""
         return self.node(listen=("smtp", "submission", "metrics"),
-                         extra_node="milters = %s\nmilter_timeout_s = 1\n%s"
+                         extra_node="milters = %s\nmilter_timeout_s = 2\n%s"
                          % (milters, extra))
 
     def send(self, node, body=CLEAN, rcpts=("alice@example.test",)):
