@@ -63,6 +63,8 @@ struct milter_run {
 	unsigned gen;	   /* bumped at each disconnect: input of an old
 			      connection is not read on */
 	bool over;	   /* the result waits for the timer to hand it over */
+	bool replacing;	   /* this milter sent SMFIR_REPLBODY */
+	bool body_cr;	   /* the replacement's last byte was a CR */
 	int connect_errno; /* the connect that failed at once */
 	struct milter_result res;
 };
@@ -158,16 +160,20 @@ milter_verdict(struct milter_run *r, enum milter_verdict v, const char *reply)
 static void
 milter_fail(struct milter_run *r, const char *what)
 {
-	log_warn("milter %s: %s, message %s (default action: %s)",
-		 milter_cur(r)->str, what, r->m->queue_id,
-		 r->cfg->milter_default_action == MILTER_DEFAULT_ACCEPT
-		     ? "accept"
-		     : "tempfail");
+	/* a body replaced halfway is neither the old one nor the new */
+	bool tempfail =
+	    r->cfg->milter_default_action == MILTER_DEFAULT_TEMPFAIL ||
+	    r->replacing;
+	log_warn("milter %s: %s, message %s (%s)", milter_cur(r)->str, what,
+		 r->m->queue_id,
+		 r->replacing ? "its body replaced halfway: tempfail"
+		 : tempfail   ? "default action: tempfail"
+			      : "default action: accept");
 	r->res.unavailable++;
 	snprintf(r->res.reason, sizeof(r->res.reason), "%s: %s",
 		 milter_cur(r)->str, what);
 	milter_disconnect(r);
-	if (r->cfg->milter_default_action == MILTER_DEFAULT_TEMPFAIL) {
+	if (tempfail) {
 		r->res.verdict = MILTER_V_TEMPFAIL;
 		snprintf(r->res.by, sizeof(r->res.by), "%s",
 			 milter_cur(r)->str);
@@ -323,14 +329,26 @@ milter_path(char *buf, size_t len, const char *addr)
 	return buf;
 }
 
-/* Sends one BODY chunk from the message's file. Returns 0 or -1. */
+/* Where the body is read from: a replacement of an earlier milter's, or
+ * the message's own after its header section; and where it ends. */
+static int
+milter_body_src(const struct milter_message *m, size_t *start, size_t *end)
+{
+	*start = m->body_fd >= 0 ? 0 : m->headers->body;
+	*end = m->body_fd >= 0 ? m->body_len : m->size;
+	return m->body_fd >= 0 ? m->body_fd : m->fd;
+}
+
+/* Sends one BODY chunk. Returns 0 or -1. */
 static int
 milter_put_body(struct milter_run *r)
 {
 	char chunk[MILTER_CHUNK_MAX];
-	size_t left = r->m->size - r->sub;
+	size_t start, end;
+	int fd = milter_body_src(r->m, &start, &end);
+	size_t left = end - r->sub;
 	size_t want = left < sizeof(chunk) ? left : sizeof(chunk);
-	ssize_t n = pread(r->m->fd, chunk, want, (off_t)r->sub);
+	ssize_t n = pread(fd, chunk, want, (off_t)r->sub);
 	if (n <= 0)
 		return -1;
 	r->sub += (size_t)n;
@@ -425,10 +443,13 @@ milter_advance(struct milter_run *r)
 		if (++r->sub < m->headers->n)
 			return;
 		break;
-	case MS_BODY:
-		if (r->sub < m->size)
+	case MS_BODY: {
+		size_t start, end;
+		milter_body_src(m, &start, &end);
+		if (r->sub < end)
 			return;
 		break;
+	}
 	default:
 		break;
 	}
@@ -439,8 +460,9 @@ milter_advance(struct milter_run *r)
 	if (r->step == MS_HEADER && m->headers->n == 0)
 		r->step++;
 	if (r->step == MS_BODY) {
-		r->sub = m->headers->body;
-		if (milter_has(r, MILTER_P_NOBODY) || r->sub >= m->size)
+		size_t end;
+		milter_body_src(m, &r->sub, &end);
+		if (milter_has(r, MILTER_P_NOBODY) || r->sub >= end)
 			r->step++;
 	}
 }
@@ -473,6 +495,42 @@ milter_pump(struct milter_run *r)
 
 /* ---- input ---- */
 
+/* SMFIR_REPLBODY: the chunk joins the new body (the first of this
+ * milter's starts it afresh), bare LFs made CRLF. Returns 0 or -1. */
+static int
+milter_replace_body(struct milter_run *r, const struct milter_packet *p)
+{
+	struct milter_message *m = r->m;
+	char out[2 * MILTER_CHUNK_MAX];
+	if (!r->replacing) {
+		if (m->body_fd < 0)
+			m->body_fd = m->body_file(m->body_arg);
+		else if (ftruncate(m->body_fd, 0) < 0)
+			return -1;
+		if (m->body_fd < 0)
+			return -1;
+		m->body_len = 0;
+		r->replacing = true;
+		r->body_cr = false;
+	}
+	for (size_t done = 0; done < p->len;) {
+		size_t o = 0;
+		for (; done < p->len && o + 2 <= sizeof(out); done++) {
+			char c = p->data[done];
+			if (c == '\n' && !r->body_cr)
+				out[o++] = '\r';
+			out[o++] = c;
+			r->body_cr = c == '\r';
+		}
+		if (m->body_len + o > m->body_max ||
+		    pwrite(m->body_fd, out, o, (off_t)m->body_len) !=
+			(ssize_t)o)
+			return -1;
+		m->body_len += o;
+	}
+	return 0;
+}
+
 /* Applies one edit at end of message. Returns 0 or -1. */
 static int
 milter_edit(struct milter_run *r, const struct milter_packet *p)
@@ -497,6 +555,8 @@ milter_edit(struct milter_run *r, const struct milter_packet *p)
 		r->res.quarantined = true;
 		snprintf(r->res.reason, sizeof(r->res.reason), "%s", reason);
 		return 0;
+	case MILTER_R_REPLBODY:
+		return milter_replace_body(r, p);
 	default: /* actions we did not offer: told, not taken */
 		log_warn("milter %s: action '%c' not offered, ignored",
 			 milter_cur(r)->str, p->cmd);
@@ -625,6 +685,7 @@ milter_next(struct milter_run *r)
 	r->step = MS_CONNECTING;
 	r->sub = 0;
 	r->waiting = false;
+	r->replacing = false;
 	r->steps = 0;
 	r->fd = socket(nm->addr.ss.ss_family,
 		       SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

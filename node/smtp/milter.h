@@ -10,10 +10,11 @@
  * headers, body in chunks, end of message. So a verdict given at an
  * earlier step (a recipient refused at RCPT, say) applies to the whole
  * message, answered at end of data. Header edits (add, insert, change,
- * delete) are applied to the message's header section as they come, and
- * the next milter sees the edited fields. A milter that cannot be
- * reached, times out or breaks the protocol gets milter_default_action:
- * tempfail ends the run with a 451; accept goes on without it. */
+ * delete) are applied to the message's header section as they come, a
+ * replaced body is written aside, and the next milter sees both. A milter that
+ * cannot be reached, times out or breaks the protocol gets
+ * milter_default_action: tempfail ends the run with a 451; accept goes on
+ * without it. */
 #ifndef NODE_MILTER_H
 #define NODE_MILTER_H
 
@@ -44,6 +45,17 @@ struct milter_message {
 	int fd; /* the message, size bytes, CRLF; read with pread */
 	size_t size;
 	struct milter_headers *headers; /* read from fd; the edits land here */
+
+	/* SMFIR_REPLBODY: body_file(body_arg) gives an empty file for the
+	 * new body (or -1 with errno); the run writes it (line ends made
+	 * CRLF, at most body_max bytes) into body_fd, body_len bytes, which
+	 * the next milters see instead. body_fd starts at -1; the caller
+	 * closes it. */
+	int (*body_file)(void *arg);
+	void *body_arg;
+	size_t body_max;
+	int body_fd;
+	size_t body_len;
 };
 
 enum milter_verdict {

@@ -231,7 +231,7 @@ milter_headers_spam(const struct milter_headers *h)
 
 long
 milter_headers_write(const struct milter_headers *h, int src, size_t len,
-		     int out)
+		     int body, size_t body_len, int out)
 {
 	size_t total = 0;
 	for (size_t i = 0; i < h->n; i++) {
@@ -239,11 +239,19 @@ milter_headers_write(const struct milter_headers *h, int src, size_t len,
 			return -1;
 		total += h->f[i].len;
 	}
-	if (h->end > len) {
+	if (h->end > len || h->body > len) {
 		errno = EINVAL;
 		return -1;
 	}
-	if (fd_copy_range(src, (off_t)h->end, out, len - h->end) < 0)
+	if (body < 0) {
+		if (fd_copy_range(src, (off_t)h->end, out, len - h->end) < 0)
+			return -1;
+		return (long)(total + len - h->end);
+	}
+	size_t gap = h->body - h->end; /* the empty line */
+	if ((gap > 0 ? fd_copy_range(src, (off_t)h->end, out, gap)
+		     : fd_write_all(out, "\r\n", 2)) < 0 ||
+	    fd_copy_range(body, 0, out, body_len) < 0)
 		return -1;
-	return (long)(total + len - h->end);
+	return (long)(total + (gap > 0 ? gap : 2) + body_len);
 }

@@ -64,8 +64,10 @@ int milter_headers_change(struct milter_headers *h, size_t index,
 bool milter_headers_spam(const struct milter_headers *h);
 
 /* Writes the fields, then the message from offset h->end on (src, len
- * bytes in all), to out. Returns the bytes written, or -1 with errno. */
+ * bytes in all), to out; with body >= 0, the first body_len bytes of body
+ * instead of the message's own body (after its empty line, which is
+ * added when it had none). Returns the bytes written, or -1 with errno. */
 long milter_headers_write(const struct milter_headers *h, int src, size_t len,
-			  int out);
+			  int body, size_t body_len, int out);
 
 #endif

@@ -61,7 +61,8 @@ enum {
 #define MILTER_F_CHGHDRS 0x10
 #define MILTER_F_QUARANTINE 0x20
 #define MILTER_F_OFFERED                                                       \
-	(MILTER_F_ADDHDRS | MILTER_F_CHGHDRS | MILTER_F_QUARANTINE)
+	(MILTER_F_ADDHDRS | MILTER_F_CHGBODY | MILTER_F_CHGHDRS |              \
+	 MILTER_F_QUARANTINE)
 
 /* Protocol steps a milter may leave out or not answer (SMFIP_*). */
 #define MILTER_P_NOCONNECT 0x01

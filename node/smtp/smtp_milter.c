@@ -30,9 +30,19 @@ smtp_milter_wanted(const struct smtp_session *s)
 	       (!smtp_is_submission(s) || cfg->milter_submission);
 }
 
+/* SMFIR_REPLBODY's file. */
+static int
+smtp_milter_body_file(void *arg)
+{
+	struct smtp_session *s = arg;
+	return spool_tmpfile(s->mn->spool);
+}
+
 static void
 smtp_milter_free(struct smtp_milter *m)
 {
+	if (m->msg.body_fd >= 0)
+		close(m->msg.body_fd);
 	milter_headers_free(&m->headers);
 	free(m->rcpts);
 	free(m);
@@ -48,15 +58,16 @@ smtp_milter_cancel(struct smtp_session *s)
 	s->milter = NULL;
 }
 
-/* The message with the milters' header edits, in a new spool file that
- * replaces s->datafd. Returns 0 or -1 with errno. */
+/* The message with the milters' edits (header section, body), in a new
+ * spool file that replaces s->datafd. Returns 0 or -1 with errno. */
 static int
-smtp_milter_rewrite(struct smtp_session *s, const struct milter_headers *h)
+smtp_milter_rewrite(struct smtp_session *s, const struct smtp_milter *m)
 {
 	int fd = spool_tmpfile(s->mn->spool);
 	if (fd < 0)
 		return -1;
-	long n = milter_headers_write(h, s->datafd, s->datasize, fd);
+	long n = milter_headers_write(&m->headers, s->datafd, s->datasize,
+				      m->msg.body_fd, m->msg.body_len, fd);
 	if (n < 0) {
 		int saved = errno;
 		close(fd);
@@ -112,8 +123,8 @@ smtp_milter_done(void *arg, const struct milter_result *r)
 		smtp_data_done(s);
 		break;
 	case MILTER_V_ACCEPT:
-		if (m->headers.changed &&
-		    smtp_milter_rewrite(s, &m->headers) < 0) {
+		if ((m->headers.changed || m->msg.body_fd >= 0) &&
+		    smtp_milter_rewrite(s, m) < 0) {
 			log_err("smtp %s: spool: %s", s->id, strerror(errno));
 			smtp_reply(s, "451 4.3.0 Local spool error, try again "
 				      "later");
@@ -142,6 +153,8 @@ smtp_milter_start(struct smtp_session *s)
 {
 	struct smtp_milter *m = calloc(1, sizeof(*m));
 	char *head = NULL;
+	if (m)
+		m->msg.body_fd = -1; /* for smtp_milter_free on failure */
 	size_t want =
 	    s->datasize < MILTER_HEADERS_MAX ? s->datasize : MILTER_HEADERS_MAX;
 	if (m == NULL || (head = malloc(want + 1)) == NULL ||
@@ -173,6 +186,10 @@ smtp_milter_start(struct smtp_session *s)
 	    .fd = s->datafd,
 	    .size = s->datasize,
 	    .headers = &m->headers,
+	    .body_file = smtp_milter_body_file,
+	    .body_arg = s,
+	    .body_max = s->mn->cfg->msg_max,
+	    .body_fd = -1,
 	};
 	s->milter = m;
 	m->run = milter_run_start(s->mn->loop, s->mn->cfg, &m->msg,

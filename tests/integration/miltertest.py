@@ -28,7 +28,8 @@ def z(*parts):
 
 
 class ScriptedMilter:
-    """script: {"eob": [(cmd, data), ...]} and per step letter (b"C",
+    """script: {"eob": [(cmd, data), ...]} (None in the list: no more
+    answers, the connection held) and per step letter (b"C",
     b"H", b"M", b"R", b"T", b"L", b"N", b"B") a reply (cmd, data) that
     replaces "continue". steps: the SMFIP_* flags it asks for."""
 
@@ -125,6 +126,10 @@ class ScriptedMilter:
                     seen["body"] += data
                 if cmd == b"E":
                     for reply in self.script.get("eob", [(b"a", b"")]):
+                        if reply is None:  # stops answering here
+                            while c.recv(65536):
+                                pass
+                            return
                         c.sendall(packet(*reply))
                     continue
                 nr = {b"C": 0x1000, b"H": 0x2000, b"M": 0x4000,

@@ -34,7 +34,7 @@ class MilterCase(NodeTestCase):
         """A node with these milters; 2 s per step: a hung milter costs
         that much, and a scripted one answers in far less even on a
         loaded machine."""
-        return self.node(listen=("smtp", "submission", "metrics"),
+        return self.node(listen=("smtp", "submission", "metrics"), tls=False,
                          extra_node="milters = %s\nmilter_timeout_s = 2\n%s"
                          % (milters, extra))
 
@@ -156,6 +156,25 @@ class ScriptedMilterTest(MilterCase):
                       b"X-Folded: a\r\n\tb", fields)
         self.assertNotIn(b"X-Old: one", head)
         self.assertTrue(msg.endswith(b"\r\n\r\nHi Alice,\r\nsee you.\r\n"))
+
+    def test_body_replaced_and_seen_by_the_next_milter(self):
+        first = self.scripted(script={"eob": [
+            (b"b", b"new body\nline"), (b"b", b" two\r\n"), (b"a", b"")]})
+        second = self.scripted()
+        n = self.node_with("%s, %s" % (first.where, second.where))
+        self.assertEqual(self.send(n)[0], 250)
+        self.assertEqual(second.seen[0]["body"],
+                         b"new body\r\nline two\r\n")
+        msg = self.messages("alice@example.test")[0]
+        self.assertTrue(msg.endswith(b"X-Old: two\r\n\r\n"
+                                     b"new body\r\nline two\r\n"), msg)
+        # a milter that stops halfway through its new body: 451, even
+        # with milter_default_action = accept
+        n.stop()
+        first.script = {"eob": [(b"b", b"half"), None]}
+        n = self.node_with(first.where, "milter_default_action = accept\n")
+        self.assertEqual(self.send(n)[0], 451)
+        self.assertEqual(len(self.maildir("alice@example.test")), 1)
 
     def test_spam_mark_files_into_junk(self):
         m = self.scripted(script={"eob": [(b"h", z("X-Spam", "Yes")),
