@@ -302,11 +302,9 @@ milter_put_step_macros(struct milter_run *r, char step)
 		return milter_put_macros(&r->out, step, n, v, 1);
 	}
 	case MILTER_C_MAIL: {
-		const char *n[] = {"i", "{auth_type}", "{auth_authen}",
-				   "{mail_addr}"};
-		const char *v[] = {m->queue_id, m->auth_user[0] ? "PLAIN" : "",
-				   m->auth_user, m->sender};
-		return milter_put_macros(&r->out, step, n, v, 4);
+		const char *n[] = {"i", "{auth_authen}", "{mail_addr}"};
+		const char *v[] = {m->queue_id, m->auth_user, m->sender};
+		return milter_put_macros(&r->out, step, n, v, 3);
 	}
 	case MILTER_C_RCPT: {
 		const char *n[] = {"{rcpt_addr}"};
