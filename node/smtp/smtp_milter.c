@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "../../common/log.h"
@@ -21,6 +22,24 @@ struct smtp_milter {
 	const char **rcpts;
 	char addr[ADDR_STRLEN];
 };
+
+int
+smtp_milter_rcpt(struct smtp_session *s, const char *rcpt)
+{
+	for (size_t i = 0; i < s->nrcptaddr; i++)
+		if (strcasecmp(s->rcpt[i], rcpt) == 0)
+			return 0;
+	if (s->nrcptaddr == s->caprcpt) {
+		size_t cap = s->caprcpt ? s->caprcpt * 2 : 8;
+		void *m = realloc(s->rcpt, cap * sizeof(*s->rcpt));
+		if (m == NULL)
+			return -1;
+		s->rcpt = m;
+		s->caprcpt = cap;
+	}
+	snprintf(s->rcpt[s->nrcptaddr++], DIR_ADDR_MAX, "%s", rcpt);
+	return 0;
+}
 
 bool
 smtp_milter_wanted(const struct smtp_session *s)
