@@ -51,7 +51,8 @@ struct smtp_session {
 
 	/* the transaction */
 	char sender[DIR_ADDR_MAX];
-	struct submit_rcpts rc;	    /* RCPT commands accepted, where they go */
+	uint64_t mail_size;	/* MAIL's SIZE= (RFC 1870); 0: none */
+	struct submit_rcpts rc; /* RCPT commands accepted, where they go */
 	char (*rcpt)[DIR_ADDR_MAX]; /* their addresses, for the milters */
 	size_t nrcptaddr, caprcpt;
 
