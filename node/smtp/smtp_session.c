@@ -225,7 +225,8 @@ smtp_data_deliver(struct smtp_session *s, const char *folder)
 			      s->datasize + strlen(prefix))) {
 		smtp_reply(s, "552 5.2.2 Message would exceed the recipient's "
 			      "quota");
-		goto done;
+		smtp_data_done(s);
+		return;
 	}
 	const char *how =
 	    submit_deliver_to(s->mn, &s->rc, s->sender, s->datafd, s->datasize,
