@@ -181,24 +181,30 @@ class Rspamd:
     def __init__(self):
         self._tmp = tempfile.TemporaryDirectory(prefix="rspamd-")
         self.dir = self._tmp.name
-        self.port = free_port()
         self.proc = None
         with open(os.path.join(self.dir, "tld.dat"), "w") as f:
             f.write("com\nnet\norg\ntest\nexample\n")
-        with open(os.path.join(self.dir, "rspamd.conf"), "w") as f:
-            f.write(RSPAMD_CONF % {"dir": self.dir, "port": self.port})
 
     def start(self):
-        # -f: in the foreground; -i: workers may run as root (CI does)
-        self.out = open(os.path.join(self.dir, "out.log"), "ab")
-        self.proc = subprocess.Popen(
-            [RSPAMD, "-f", "-i", "-c", os.path.join(self.dir, "rspamd.conf")],
-            stdout=self.out, stderr=self.out, start_new_session=True)
-        wait_for(lambda: self.proc.poll() is not None or self.listening(),
-                 30, what="rspamd milter port")
-        if self.proc.poll() is not None:
-            raise AssertionError("rspamd exited:\n" + self.log())
-        return self
+        """Starts it on a free port; again on another one (three tries
+        in all) when it exits first: a port another test took between
+        free_port() and rspamd's bind."""
+        for attempt in range(3):
+            self.port = free_port()
+            with open(os.path.join(self.dir, "rspamd.conf"), "w") as f:
+                f.write(RSPAMD_CONF % {"dir": self.dir, "port": self.port})
+            # -f: in the foreground; -i: workers may run as root (CI does)
+            self.out = open(os.path.join(self.dir, "out.log"), "ab")
+            self.proc = subprocess.Popen(
+                [RSPAMD, "-f", "-i", "-c",
+                 os.path.join(self.dir, "rspamd.conf")],
+                stdout=self.out, stderr=self.out, start_new_session=True)
+            wait_for(lambda: self.proc.poll() is not None or
+                     self.listening(), 30, what="rspamd milter port")
+            if self.proc.poll() is None:
+                return self
+            self.out.close()
+        raise AssertionError("rspamd exited:\n" + self.log())
 
     def listening(self):
         try:
