@@ -253,6 +253,15 @@ imap_fetch_section(struct imap_fetch_ctx *x, const struct imap_fetch_item *it)
 	return rc;
 }
 
+/* MODSEQ (RFC 7162 3.1.4). */
+static int
+imap_fetch_modseq(struct imap_fetch_ctx *x, const struct imap_fetch_item *it)
+{
+	char buf[40];
+	(void)it;
+	return strbuf_appends(x->sb, imap_modseq_item(x->s, x->i, buf) + 1);
+}
+
 /* The handlers, by item kind (as imap_cmd.c's table is by command). */
 static imap_fetch_item_fn *const imap_fetch_items[] = {
     [IMAP_FETCH_FLAGS] = imap_fetch_flags,
@@ -266,6 +275,7 @@ static imap_fetch_item_fn *const imap_fetch_items[] = {
     [IMAP_FETCH_RFC822_HEADER] = imap_fetch_rfc822_part,
     [IMAP_FETCH_RFC822_TEXT] = imap_fetch_rfc822_part,
     [IMAP_FETCH_SECTION] = imap_fetch_section,
+    [IMAP_FETCH_MODSEQ] = imap_fetch_modseq,
 };
 
 /* Reads what the job's items need of message i into x: the header's
@@ -377,6 +387,9 @@ imap_fetch_continue(struct imap_session *s)
 		size_t i = j->next;
 		if (!imap_mailbox_in_set(&s->box, i, &j->a.set, j->uid))
 			continue;
+		if (j->a.mods.changedsince &&
+		    imap_modseq_of(s, i) <= j->a.mods.since)
+			continue;
 		if (s->box.msg[i].gone) {
 			/* told EXPUNGE with a UID FETCH's answer: no more
 			 * there than a UID never given */
@@ -430,6 +443,41 @@ imap_fetch_abort(struct imap_session *s)
 	s->job = NULL;
 }
 
+/* FETCH MODSEQ and CHANGEDSINCE turn CONDSTORE on; CHANGEDSINCE adds
+ * MODSEQ to the items, and VANISHED (UID FETCH, QRESYNC on) first tells
+ * the UIDs of the set expunged since. Returns 0, or -1 when answered
+ * (BAD). */
+static int
+imap_fetch_condstore(struct imap_session *s, struct imap_cmd *c,
+		     struct imap_args_fetch *a)
+{
+	bool modseq = false;
+	for (size_t k = 0; k < a->f.n; k++)
+		if (a->f.item[k].kind == IMAP_FETCH_MODSEQ)
+			modseq = true;
+	if (a->mods.vanished && (!c->uid || !s->modseq.qresync)) {
+		imap_bad(s, c, "VANISHED needs UID FETCH and QRESYNC");
+		return -1;
+	}
+	if (!modseq && !a->mods.changedsince)
+		return 0;
+	imap_condstore_enable(s, false);
+	if (a->mods.changedsince && !modseq) {
+		struct imap_fetch_item *it =
+		    realloc(a->f.item, (a->f.n + 1) * sizeof(*it));
+		if (it == NULL) {
+			imap_bad(s, c, "Out of memory");
+			return -1;
+		}
+		a->f.item = it;
+		memset(&it[a->f.n], 0, sizeof(*it));
+		it[a->f.n++].kind = IMAP_FETCH_MODSEQ;
+	}
+	if (a->mods.vanished)
+		imap_qresync_fetch_vanished(s, &a->set, a->mods.since);
+	return 0;
+}
+
 void
 imap_cmd_fetch(struct imap_session *s, struct imap_cmd *c)
 {
@@ -441,6 +489,10 @@ imap_cmd_fetch(struct imap_session *s, struct imap_cmd *c)
 	if (imap_args_fetch(&c->cur, &j->a) < 0) {
 		imap_bad(s, c, "%s",
 			 c->cur.err[0] ? c->cur.err : "Invalid FETCH");
+		imap_job_free(j);
+		return;
+	}
+	if (imap_fetch_condstore(s, c, &j->a) < 0) {
 		imap_job_free(j);
 		return;
 	}

@@ -2,6 +2,7 @@
  * and STATUS (RFC 3501 6.3). Names are checked (modified UTF-7, nothing
  * that leaves the user's Maildir) before anything touches the store. */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -161,6 +162,7 @@ imap_cmd_status(struct imap_session *s, struct imap_cmd *c)
 	if (imap_check_mailbox(s, c, name, false) < 0)
 		return;
 	imap_mailbox_dir(s, name, dir, sizeof(dir));
+	uint64_t records = imap_modseq_records(dir); /* before the scan */
 	if (maildir_scan(dir, &l) < 0) {
 		maildir_list_free(&l);
 		imap_folder_fail(s, c, "status");
@@ -193,6 +195,12 @@ imap_cmd_status(struct imap_session *s, struct imap_cmd *c)
 	}
 	if (items & IMAP_STATUS_UIDVALIDITY) {
 		strbuf_appendf(&sb, "%sUIDVALIDITY %u", sp, l.uidvalidity);
+		sp = " ";
+	}
+	if (items & IMAP_STATUS_HIGHESTMODSEQ) {
+		imap_condstore_enable(s, false); /* RFC 7162 3.1 */
+		strbuf_appendf(&sb, "%sHIGHESTMODSEQ %" PRIu64, sp,
+			       (uint64_t)l.uidnext + records);
 		sp = " ";
 	}
 	if (items & IMAP_STATUS_UNSEEN)

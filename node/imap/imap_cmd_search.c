@@ -3,6 +3,8 @@
  * it, and header keys (FROM, SUBJECT, HEADER, SENT*, ...) read only the
  * header section, through the node's header cache. */
 #include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -72,26 +74,20 @@ imap_search_sent_date(void *arg, time_t *t)
 }
 
 void
-imap_cmd_search(struct imap_session *s, struct imap_cmd *c)
+imap_search_run(struct imap_session *s, const struct imap_search *prog,
+		bool *match, uint64_t *maxmod)
 {
-	struct imap_search *prog = NULL;
 	struct imap_mailbox *b = &s->box;
-	struct strbuf sb;
-
-	if (imap_search_parse(&c->cur, &prog) < 0) {
-		if (strncmp(c->cur.err, "[BADCHARSET", 11) == 0)
-			imap_no(s, c, "%s", c->cur.err);
-		else
-			imap_bad(s, c, "%s", c->cur.err);
-		return;
-	}
 	bool text = imap_search_needs_text(prog);
 	bool dates = imap_search_needs_internaldate(prog); /* a stat each */
+	bool modseq = imap_search_needs_modseq(prog);
 	uint32_t max_uid = b->n ? b->msg[b->n - 1].uid : 0;
-	strbuf_init(&sb, 16 * (b->n + 16));
-	strbuf_appends(&sb, "SEARCH");
+	*maxmod = 0;
+	if (modseq)
+		imap_condstore_enable(s, false);
 	for (size_t i = 0; i < b->n; i++) {
 		struct imap_msg *m = &b->msg[i];
+		match[i] = false;
 		if (m->gone)
 			continue;
 		struct imap_search_arg a = {.s = s, .i = i};
@@ -100,6 +96,7 @@ imap_cmd_search(struct imap_session *s, struct imap_cmd *c)
 		    .uid = m->uid,
 		    .flags = m->flags,
 		    .size = m->size,
+		    .modseq = modseq ? imap_modseq_of(s, i) : 0,
 		    .arg = &a,
 		};
 		if (dates) {
@@ -115,11 +112,46 @@ imap_cmd_search(struct imap_session *s, struct imap_cmd *c)
 			sm.text_has = imap_search_text_has;
 			sm.sent_date = imap_search_sent_date;
 		}
-		if (imap_search_match(prog, &sm, (uint32_t)b->n, max_uid))
-			strbuf_appendf(&sb, " %u",
-				       c->uid ? m->uid : (uint32_t)(i + 1));
+		match[i] =
+		    imap_search_match(prog, &sm, (uint32_t)b->n, max_uid);
+		if (match[i] && sm.modseq > *maxmod)
+			*maxmod = sm.modseq;
 	}
+}
+
+void
+imap_cmd_search(struct imap_session *s, struct imap_cmd *c)
+{
+	struct imap_search *prog = NULL;
+	struct imap_mailbox *b = &s->box;
+	struct strbuf sb;
+	uint64_t maxmod;
+
+	if (imap_search_parse(&c->cur, &prog) < 0) {
+		if (strncmp(c->cur.err, "[BADCHARSET", 11) == 0)
+			imap_no(s, c, "%s", c->cur.err);
+		else
+			imap_bad(s, c, "%s", c->cur.err);
+		return;
+	}
+	bool *match = calloc(b->n + 1, sizeof(*match));
+	if (match == NULL) {
+		imap_search_free(prog);
+		imap_no(s, c, "[SERVERBUG] Out of memory");
+		return;
+	}
+	imap_search_run(s, prog, match, &maxmod);
+	strbuf_init(&sb, 16 * (b->n + 16));
+	strbuf_appends(&sb, "SEARCH");
+	for (size_t i = 0; i < b->n; i++)
+		if (match[i])
+			strbuf_appendf(&sb, " %u",
+				       c->uid ? b->msg[i].uid
+					      : (uint32_t)(i + 1));
+	if (maxmod > 0) /* RFC 7162 3.1.5 */
+		strbuf_appendf(&sb, " (MODSEQ %" PRIu64 ")", maxmod);
 	imap_search_free(prog);
+	free(match);
 	imap_write(s, "* ", 2);
 	imap_write(s, sb.buf, sb.len);
 	imap_write(s, "\r\n", 2);

@@ -43,8 +43,24 @@ imap_cmd_store(struct imap_session *s, struct imap_cmd *c)
 		       : op == IMAP_STORE_REMOVE ? mask
 						 : 0;
 	size_t failed = 0, expunged = 0, changed = 0;
-	struct strbuf sb;
+	/* what each message's answer tells: nothing, its flags, or (a
+	 * .SILENT change under CONDSTORE) its new mod-sequence alone */
+	enum {
+		TELL_NONE,
+		TELL_FLAGS,
+		TELL_MODSEQ
+	} *tell = calloc(b->n + 1, sizeof(*tell));
+	struct strbuf sb, mod;
+	struct imap_uidlist modified = {.sb = &mod};
 	strbuf_init(&sb, 256);
+	strbuf_init(&mod, 1 << 20);
+	if (tell == NULL) {
+		imap_no(s, c, "[SERVERBUG] Out of memory");
+		goto out;
+	}
+	if (a.mods.unchangedsince)
+		imap_condstore_enable(s, false);
+	imap_modseq_begin(s); /* the flock: UNCHANGEDSINCE holds */
 	for (size_t i = 0; i < b->n; i++) {
 		struct imap_msg *m = &b->msg[i];
 		if (!imap_mailbox_in_set(b, i, &a.set, c->uid))
@@ -52,6 +68,12 @@ imap_cmd_store(struct imap_session *s, struct imap_cmd *c)
 		if (m->gone) { /* as FETCH tells it (imap_cmd_fetch.c) */
 			if (!c->uid)
 				expunged++;
+			continue;
+		}
+		if (a.mods.unchangedsince &&
+		    imap_modseq_of(s, i) > a.mods.since) {
+			imap_uidlist_add(&modified,
+					 c->uid ? m->uid : (uint32_t)(i + 1));
 			continue;
 		}
 		unsigned expect = ((m->flags | add) & ~del) & IMAP_STORE_FLAGS;
@@ -69,24 +91,42 @@ imap_cmd_store(struct imap_session *s, struct imap_cmd *c)
 		if (renamed)
 			changed++;
 		/* .SILENT still tells what another session changed too */
-		if (silent && (m->flags & IMAP_STORE_FLAGS) == expect)
-			continue;
-		strbuf_reset(&sb);
-		imap_flags_format(m->flags, &sb);
-		if (c->uid)
-			imap_untagged(s, "%zu FETCH (UID %u FLAGS (%s))", i + 1,
-				      m->uid, strbuf_str(&sb));
-		else
-			imap_untagged(s, "%zu FETCH (FLAGS (%s))", i + 1,
-				      strbuf_str(&sb));
+		if (!silent || (m->flags & IMAP_STORE_FLAGS) != expect)
+			tell[i] = TELL_FLAGS;
+		else if (renamed && s->modseq.condstore)
+			tell[i] = TELL_MODSEQ;
 	}
-	strbuf_free(&sb);
+	imap_modseq_commit(s, 'F'); /* the new mod-sequences known after */
+	for (size_t i = 0; i < b->n; i++) {
+		char modseq[40], uid[24] = "";
+		if (tell[i] == TELL_NONE)
+			continue;
+		if (c->uid)
+			snprintf(uid, sizeof(uid), "UID %u ", b->msg[i].uid);
+		if (tell[i] == TELL_MODSEQ) {
+			imap_untagged(s, "%zu FETCH (%s%s)", i + 1, uid,
+				      imap_modseq_item(s, i, modseq) + 1);
+			continue;
+		}
+		strbuf_reset(&sb);
+		imap_flags_format(b->msg[i].flags, &sb);
+		imap_untagged(s, "%zu FETCH (%sFLAGS (%s)%s)", i + 1, uid,
+			      strbuf_str(&sb), imap_modseq_item(s, i, modseq));
+	}
 	if (changed)
 		notice_changed(s->mn->store.notice, s->user, b->name);
+	imap_uidlist_flush(&modified);
 	if (failed)
 		imap_no(s, c, "Some messages could not be changed");
 	else if (expunged)
 		imap_no(s, c, "%s", IMAP_EXPUNGEISSUED);
+	else if (modified.n)
+		imap_ok(s, c, "[MODIFIED %.3900s] Conditional STORE failed",
+			strbuf_str(&mod));
 	else
 		imap_ok(s, c, "STORE completed");
+out:
+	free(tell);
+	strbuf_free(&sb);
+	strbuf_free(&mod);
 }

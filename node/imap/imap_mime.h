@@ -66,6 +66,11 @@ bool imap_mime_header_has(const struct imap_mime *m, const char *field,
  * imap_hdr_len delimits it), for the header cache. */
 bool imap_hdr_has(const char *hdr, size_t hdrlen, const char *field,
 		  const char *needle);
+/* The first field named field of hdr[0..hdrlen), unfolded and its
+ * encoded words decoded to UTF-8, into out (NUL-terminated, cut to
+ * outlen); false when there is no such field (SORT, THREAD). */
+bool imap_hdr_text(const char *hdr, size_t hdrlen, const char *field, char *out,
+		   size_t outlen);
 /* SEARCH BODY: whether some text part's content (after its
  * Content-Transfer-Encoding, base64 or quoted-printable, is undone, and
  * converted to UTF-8 when its charset is ISO-8859-1 or US-ASCII; other

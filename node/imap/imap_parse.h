@@ -158,6 +158,7 @@ enum imap_fetch_kind {
 	IMAP_FETCH_RFC822_HEADER, /* = BODY.PEEK[HEADER] */
 	IMAP_FETCH_RFC822_TEXT,	  /* = BODY[TEXT], sets \Seen */
 	IMAP_FETCH_SECTION,	  /* BODY[section]<partial>, BODY.PEEK[...] */
+	IMAP_FETCH_MODSEQ,	  /* RFC 7162 */
 };
 
 enum imap_section_spec {

@@ -1,0 +1,185 @@
+"""CONDSTORE and QRESYNC (RFC 7162) over one shared store: two nodes,
+mod-sequences equal on both, a client that changes flags and expunges on
+one node while another, reconnecting to the other node with QRESYNC,
+gets exactly those changes and the vanished UIDs."""
+import imaplib
+import re
+
+from nodetest import NodeTestCase
+from test_imap import simple
+from wire import Lines
+
+LISTEN = ("smtp", "imap")
+
+
+def highest(lines):
+    for line in lines:
+        m = re.search(r"\[HIGHESTMODSEQ (\d+)\]", line)
+        if m:
+            return int(m.group(1))
+    return None
+
+
+def status_highest(lines):
+    for line in lines:
+        m = re.match(r"\* STATUS .*HIGHESTMODSEQ (\d+)", line)
+        if m:
+            return int(m.group(1))
+    return None
+
+
+def fetches(lines):
+    """{uid: (flags, modseq)} of the untagged FETCH answers."""
+    out = {}
+    for line in lines:
+        m = re.match(r"\* \d+ FETCH \((.*)\)$", line)
+        if not m:
+            continue
+        body = m.group(1)
+        uid = re.search(r"UID (\d+)", body)
+        flags = re.search(r"FLAGS \(([^)]*)\)", body)
+        modseq = re.search(r"MODSEQ \((\d+)\)", body)
+        out[int(uid.group(1)) if uid else None] = (
+            sorted(f for f in flags.group(1).split() if f != "\\Recent")
+            if flags else None,
+            int(modseq.group(1)) if modseq else None)
+    return out
+
+
+class ImapCondstoreTest(NodeTestCase):
+    def setUp(self):
+        super().setUp()
+        extra = "allow_plaintext_auth = yes\n"
+        self.n1 = self.node("mail1", listen=LISTEN, extra_node=extra)
+        self.n2 = self.node("mail2", listen=LISTEN, extra_node=extra)
+
+    def session(self, node, enable=None):
+        r = Lines(node.ports["imap"])
+        self.addCleanup(r.close)
+        self.ok(r, "a", "LOGIN alice@example.test demo")
+        if enable:
+            out = self.ok(r, "e", "ENABLE " + enable)
+            self.assertIn("* ENABLED " + enable, out)
+        return r
+
+    def ok(self, r, tag, text):
+        out = r.cmd(tag, text)
+        self.assertRegex(out[-1], r"^%s OK" % tag, out)
+        return out
+
+    def deliver_n(self, n):
+        for i in range(n):
+            self.deliver(self.n1, simple("m%d" % i))
+
+    def test_capabilities_and_highestmodseq_equal_on_both_nodes(self):
+        self.deliver_n(2)
+        a, b = self.session(self.n1), self.session(self.n2)
+        caps = self.ok(a, "c", "CAPABILITY")[0]
+        for cap in ("CONDSTORE", "QRESYNC", "ENABLE"):
+            self.assertIn(" " + cap, caps)
+        ha = highest(self.ok(a, "s", "SELECT INBOX"))
+        hb = highest(self.ok(b, "s", "SELECT INBOX"))
+        self.assertEqual(ha, hb)
+        # A flag change raises it, the same on both nodes.
+        self.ok(a, "f", "STORE 1 +FLAGS (\\Flagged)")
+        h1 = status_highest(self.ok(a, "t", "STATUS INBOX (HIGHESTMODSEQ)"))
+        self.assertGreater(h1, ha)
+        self.assertEqual(
+            status_highest(self.ok(b, "t", "STATUS INBOX (HIGHESTMODSEQ)")),
+            h1)
+        # A delivery raises it too.
+        self.deliver_n(1)
+        self.assertGreater(
+            status_highest(self.ok(b, "u", "STATUS INBOX (HIGHESTMODSEQ)")),
+            h1)
+
+    def test_fetch_modseq_changedsince_and_unchangedsince(self):
+        self.deliver_n(3)
+        a = self.session(self.n1)
+        h0 = highest(self.ok(a, "s", "SELECT INBOX (CONDSTORE)"))
+        ms = fetches(self.ok(a, "f", "UID FETCH 1:* (MODSEQ)"))
+        self.assertEqual(len(ms), 3)
+        self.assertTrue(all(m[1] and m[1] <= h0 for m in ms.values()))
+        b = self.session(self.n2, "CONDSTORE")
+        self.ok(b, "s", "SELECT INBOX")
+        out = self.ok(b, "g", "STORE 2 +FLAGS (\\Seen)")
+        (flags, m2), = fetches(out).values()
+        self.assertEqual(flags, ["\\Seen"])
+        self.assertGreater(m2, h0)
+        # Only message 2 changed since h0, seen from the other node.
+        out = self.ok(a, "h", "UID FETCH 1:* (FLAGS) (CHANGEDSINCE %d)" % h0)
+        got = fetches(out)
+        self.assertEqual(list(got), [2], out)
+        self.assertEqual(got[2], (["\\Seen"], m2))
+        # UNCHANGEDSINCE: message 2 changed after h0, message 1 did not.
+        out = a.cmd("i", "UID STORE 1:2 (UNCHANGEDSINCE %d) +FLAGS "
+                    "(\\Flagged)" % h0)
+        self.assertRegex(out[-1], r"^i OK \[MODIFIED 2\]", out)
+        self.assertEqual(fetches(out)[1][0], ["\\Flagged"])
+        # SEARCH MODSEQ: what changed at or after m2.
+        out = self.ok(a, "j", "UID SEARCH MODSEQ %d" % m2)
+        m = re.match(r"\* SEARCH ([\d ]+) \(MODSEQ (\d+)\)", out[0])
+        self.assertEqual(sorted(map(int, m.group(1).split())), [1, 2], out)
+
+    def test_qresync_on_the_other_node_gets_exactly_the_changes(self):
+        self.deliver_n(6)
+        # The client's last session, on node 1: it knows all six.
+        old = self.session(self.n1, "QRESYNC")
+        out = self.ok(old, "s", "SELECT INBOX")
+        uidvalidity = int(re.search(r"UIDVALIDITY (\d+)",
+                                    " ".join(out)).group(1))
+        known = highest(out)
+        old.close()
+        # Meanwhile, on node 1: flags of 2 and 5 change, 3 and 4 go.
+        a = self.session(self.n1)
+        self.ok(a, "s", "SELECT INBOX")
+        self.ok(a, "f", "STORE 2 +FLAGS (\\Answered)")
+        self.ok(a, "g", "STORE 5 +FLAGS (\\Seen)")
+        self.ok(a, "h", "STORE 3:4 +FLAGS (\\Deleted)")
+        self.ok(a, "i", "EXPUNGE")
+        # The client comes back on node 2.
+        b = self.session(self.n2, "QRESYNC")
+        out = self.ok(b, "s", "SELECT INBOX (QRESYNC (%d %d 1:6))"
+                      % (uidvalidity, known))
+        vanished = [line for line in out if "VANISHED" in line]
+        self.assertEqual(vanished, ["* VANISHED (EARLIER) 3:4"], out)
+        got = fetches(out)
+        self.assertEqual(sorted(got), [2, 5], out)
+        self.assertEqual(got[2][0], ["\\Answered"])
+        self.assertEqual(got[5][0], ["\\Seen"])
+        # UID FETCH ... (CHANGEDSINCE known VANISHED) tells the same.
+        out = self.ok(b, "t", "UID FETCH 1:* (FLAGS) (CHANGEDSINCE %d "
+                      "VANISHED)" % known)
+        self.assertIn("* VANISHED (EARLIER) 3:4", out)
+        self.assertEqual(sorted(fetches(out)), [2, 5], out)
+        # Expunges now come as VANISHED, not EXPUNGE, to this session.
+        self.ok(a, "j", "STORE 1 +FLAGS (\\Deleted)")
+        self.ok(a, "k", "EXPUNGE")
+        out = self.ok(b, "n", "NOOP")
+        self.assertIn("* VANISHED 1", out)
+        self.assertFalse([x for x in out if x.endswith("EXPUNGE")], out)
+
+    def test_qresync_with_another_uidvalidity_tells_nothing_more(self):
+        self.deliver_n(1)
+        b = self.session(self.n2, "QRESYNC")
+        out = self.ok(b, "s", "SELECT INBOX (QRESYNC (1 1))")
+        self.assertFalse([x for x in out if "VANISHED" in x or
+                          "FETCH" in x], out)
+
+    def test_qresync_needs_enable(self):
+        b = self.session(self.n2)
+        out = b.cmd("s", "SELECT INBOX (QRESYNC (1 1))")
+        self.assertRegex(out[-1], r"^s BAD")
+
+    def test_imaplib(self):
+        self.deliver_n(2)
+        c = imaplib.IMAP4("127.0.0.1", self.n2.ports["imap"])
+        self.addCleanup(c.logout)
+        c.login("alice@example.test", "demo")
+        typ, data = c.enable("CONDSTORE")
+        self.assertEqual(typ, "OK")
+        typ, data = c.select("INBOX")
+        self.assertEqual(typ, "OK")
+        typ, data = c.fetch("1:2", "(MODSEQ)")
+        self.assertEqual(typ, "OK")
+        self.assertRegex(data[0].decode(), r"^1 \(MODSEQ \(\d+\)\)")
