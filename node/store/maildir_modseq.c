@@ -14,8 +14,9 @@
 #include "../../common/log.h"
 #include "maildir_int.h"
 
-#define MAILDIR_MODSEQ_RANGE_MAX 1000000 /* UIDs one range of a record names   \
-					  */
+#define MAILDIR_MODSEQ_RANGE_MAX                                               \
+	1000000 /* UIDs one range of a record names                            \
+		 */
 
 /* ---- reading ---- */
 
@@ -474,29 +475,4 @@ maildir_modseq_commit(struct maildir_modseq_tx *tx, char op)
 	tx->n = tx->cap = 0;
 	errno = e;
 	return rc;
-}
-
-long
-maildir_expunge_logged(const char *dir, const struct maildir_msg *msgs,
-		       size_t n, bool *removed)
-{
-	struct maildir_modseq ms = {0};
-	struct maildir_modseq_tx tx;
-	long failed = 0;
-	if (maildir_modseq_begin(dir, &ms, &tx) < 0) {
-		maildir_modseq_free(&ms);
-		return -1;
-	}
-	for (size_t i = 0; i < n; i++) {
-		bool ok = maildir_expunge(dir, &msgs[i]) == 0;
-		if (removed)
-			removed[i] = ok;
-		if (ok)
-			maildir_modseq_note(&tx, msgs[i].uid);
-		else
-			failed++;
-	}
-	maildir_modseq_commit(&tx, 'X');
-	maildir_modseq_free(&ms);
-	return failed;
 }

@@ -115,11 +115,4 @@ void maildir_modseq_note(struct maildir_modseq_tx *tx, uint32_t uid);
  * either way). */
 int maildir_modseq_commit(struct maildir_modseq_tx *tx, char op);
 
-/* Expunges msgs[0..n) of dir (maildir_expunge each) as one logged
- * change; removed[i] (NULL: not wanted) tells which are gone. Returns the
- * number that could not be removed (logged), or -1 with errno when the
- * flock could not be taken (nothing removed). */
-long maildir_expunge_logged(const char *dir, const struct maildir_msg *msgs,
-			    size_t n, bool *removed);
-
 #endif
