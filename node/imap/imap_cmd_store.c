@@ -1,9 +1,11 @@
 /* STORE and UID STORE (RFC 3501 6.4.6): FLAGS, +FLAGS, -FLAGS and their
- * .SILENT forms. Flags live in the Maildir file names, so every node sees
- * them; keywords are not kept (PERMANENTFLAGS does not offer \*), and a
- * STORE of keywords alone changes nothing. +FLAGS and -FLAGS change the
- * flags as they are on the store at that moment, so that two sessions
- * (on any nodes) changing different flags of one message both hold. */
+ * .SILENT forms, with CONDSTORE's (UNCHANGEDSINCE n) (RFC 7162 3.1.3):
+ * the whole STORE runs under the mailbox's flock and is logged as one
+ * mod-sequence (imap_condstore.h). Flags live in the Maildir file names, so
+ * every node sees them; keywords are not kept (PERMANENTFLAGS does not offer
+ * \*), and a STORE of keywords alone changes nothing. +FLAGS and -FLAGS change
+ * the flags as they are on the store at that moment, so that two sessions (on
+ * any nodes) changing different flags of one message both hold. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -16,6 +18,38 @@
 #define IMAP_STORE_FLAGS                                                       \
 	(IMAP_F_SEEN | IMAP_F_ANSWERED | IMAP_F_FLAGGED | IMAP_F_DELETED |     \
 	 IMAP_F_DRAFT)
+
+/* What each message's answer tells: nothing, its flags, or (a .SILENT
+ * change under CONDSTORE, RFC 7162 3.1.3) its new mod-sequence alone. */
+enum imap_store_tell { TELL_NONE, TELL_FLAGS, TELL_MODSEQ };
+
+/* The untagged FETCH answers, once the change is logged (so that the
+ * mod-sequences told are the new ones). */
+static void
+imap_store_tell(struct imap_session *s, const struct imap_cmd *c,
+		const enum imap_store_tell *tell)
+{
+	struct imap_mailbox *b = &s->box;
+	struct strbuf sb;
+	strbuf_init(&sb, 256);
+	for (size_t i = 0; i < b->n; i++) {
+		char modseq[40], uid[24] = "";
+		if (tell[i] == TELL_NONE)
+			continue;
+		if (c->uid)
+			snprintf(uid, sizeof(uid), "UID %u ", b->msg[i].uid);
+		if (tell[i] == TELL_MODSEQ) {
+			imap_untagged(s, "%zu FETCH (%s%s)", i + 1, uid,
+				      imap_modseq_item(s, i, modseq) + 1);
+			continue;
+		}
+		strbuf_reset(&sb);
+		imap_flags_format(b->msg[i].flags, &sb);
+		imap_untagged(s, "%zu FETCH (%sFLAGS (%s)%s)", i + 1, uid,
+			      strbuf_str(&sb), imap_modseq_item(s, i, modseq));
+	}
+	strbuf_free(&sb);
+}
 
 void
 imap_cmd_store(struct imap_session *s, struct imap_cmd *c)
@@ -43,16 +77,9 @@ imap_cmd_store(struct imap_session *s, struct imap_cmd *c)
 		       : op == IMAP_STORE_REMOVE ? mask
 						 : 0;
 	size_t failed = 0, expunged = 0, changed = 0;
-	/* what each message's answer tells: nothing, its flags, or (a
-	 * .SILENT change under CONDSTORE) its new mod-sequence alone */
-	enum {
-		TELL_NONE,
-		TELL_FLAGS,
-		TELL_MODSEQ
-	} *tell = calloc(b->n + 1, sizeof(*tell));
-	struct strbuf sb, mod;
+	enum imap_store_tell *tell = calloc(b->n + 1, sizeof(*tell));
+	struct strbuf mod;
 	struct imap_uidlist modified = {.sb = &mod};
-	strbuf_init(&sb, 256);
 	strbuf_init(&mod, 1 << 20);
 	if (tell == NULL) {
 		imap_no(s, c, "[SERVERBUG] Out of memory");
@@ -96,23 +123,8 @@ imap_cmd_store(struct imap_session *s, struct imap_cmd *c)
 		else if (renamed && s->modseq.condstore)
 			tell[i] = TELL_MODSEQ;
 	}
-	imap_modseq_commit(s, 'F'); /* the new mod-sequences known after */
-	for (size_t i = 0; i < b->n; i++) {
-		char modseq[40], uid[24] = "";
-		if (tell[i] == TELL_NONE)
-			continue;
-		if (c->uid)
-			snprintf(uid, sizeof(uid), "UID %u ", b->msg[i].uid);
-		if (tell[i] == TELL_MODSEQ) {
-			imap_untagged(s, "%zu FETCH (%s%s)", i + 1, uid,
-				      imap_modseq_item(s, i, modseq) + 1);
-			continue;
-		}
-		strbuf_reset(&sb);
-		imap_flags_format(b->msg[i].flags, &sb);
-		imap_untagged(s, "%zu FETCH (%sFLAGS (%s)%s)", i + 1, uid,
-			      strbuf_str(&sb), imap_modseq_item(s, i, modseq));
-	}
+	imap_modseq_commit(s, 'F');
+	imap_store_tell(s, c, tell);
 	if (changed)
 		notice_changed(s->mn->store.notice, s->user, b->name);
 	imap_uidlist_flush(&modified);
@@ -127,6 +139,5 @@ imap_cmd_store(struct imap_session *s, struct imap_cmd *c)
 		imap_ok(s, c, "STORE completed");
 out:
 	free(tell);
-	strbuf_free(&sb);
 	strbuf_free(&mod);
 }
