@@ -145,17 +145,51 @@ imap_uidlist_flush(struct imap_uidlist *u)
 	u->open = false;
 }
 
-void
-imap_uidlist_add(void *arg, uint32_t uid)
+/* lo:hi, joined to the open range when it follows on. */
+static void
+imap_uidlist_range(struct imap_uidlist *u, uint32_t lo, uint32_t hi)
 {
-	struct imap_uidlist *u = arg;
-	if (u->open && uid == u->hi + 1) {
-		u->hi = uid;
+	if (u->open && lo >= u->lo && lo <= (uint64_t)u->hi + 1) {
+		if (hi > u->hi)
+			u->hi = hi;
 		return;
 	}
 	imap_uidlist_flush(u);
-	u->lo = u->hi = uid;
+	u->lo = lo;
+	u->hi = hi;
 	u->open = true;
+}
+
+void
+imap_uidlist_add(void *arg, uint32_t uid)
+{
+	imap_uidlist_range(arg, uid, uid);
+}
+
+/* The UIDs lo..hi that are in known (NULL: all), max resolving '*'. */
+static void
+imap_uidlist_known(struct imap_uidlist *u, const struct imap_seqset *known,
+		   uint32_t max, uint32_t lo, uint32_t hi)
+{
+	if (known == NULL) {
+		imap_uidlist_range(u, lo, hi);
+		return;
+	}
+	for (size_t k = 0; k < known->n; k++) {
+		uint32_t a = known->r[k].lo == IMAP_STAR ? max : known->r[k].lo;
+		uint32_t b = known->r[k].hi == IMAP_STAR ? max : known->r[k].hi;
+		if (a > b) {
+			uint32_t t = a;
+			a = b;
+			b = t;
+		}
+		if (a < lo)
+			a = lo;
+		if (b > hi)
+			b = hi;
+		if (a <= b)
+			imap_uidlist_range(u, a, b);
+	}
 }
 
 /* "* what uids" when the list has any; returns whether it had. */
@@ -207,18 +241,16 @@ imap_vanished_earlier(struct imap_session *s, const struct imap_seqset *known,
 	if (!maildir_modseq_vanished(&s->modseq.log, since, imap_vanished_add,
 				     &v)) {
 		/* forgotten: every UID below UIDNEXT that is not here */
-		uint32_t next = 1;
+		uint64_t next = 1;
 		for (size_t i = 0; i <= s->box.n; i++) {
-			uint32_t upto =
+			uint64_t upto =
 			    i < s->box.n ? s->box.msg[i].uid : s->box.uidnext;
 			if (i < s->box.n && s->box.msg[i].gone)
 				continue;
-			for (uint32_t u = next; u < upto; u++) {
-				if (known && !imap_seqset_has(
-						 known, u, s->box.uidnext - 1))
-					continue;
-				imap_uidlist_add(&v.list, u);
-			}
+			if (upto > next)
+				imap_uidlist_known(
+				    &v.list, known, s->box.uidnext - 1,
+				    (uint32_t)next, (uint32_t)(upto - 1));
 			next = upto + 1;
 		}
 	}

@@ -159,20 +159,18 @@ class ImapCondstoreTest(NodeTestCase):
         self.assertIn("* VANISHED 1", out)
         self.assertFalse([x for x in out if x.endswith("EXPUNGE")], out)
 
-    def test_qresync_with_another_uidvalidity_tells_nothing_more(self):
-        self.deliver_n(1)
+    def test_qresync_rules_and_imaplib(self):
+        self.deliver_n(2)
+        # QRESYNC needs ENABLE QRESYNC first
+        a = self.session(self.n2)
+        out = a.cmd("s", "SELECT INBOX (QRESYNC (1 1))")
+        self.assertRegex(out[-1], r"^s BAD")
+        # another UIDVALIDITY: nothing more than a plain SELECT
         b = self.session(self.n2, "QRESYNC")
         out = self.ok(b, "s", "SELECT INBOX (QRESYNC (1 1))")
         self.assertFalse([x for x in out if "VANISHED" in x or
                           "FETCH" in x], out)
-
-    def test_qresync_needs_enable(self):
-        b = self.session(self.n2)
-        out = b.cmd("s", "SELECT INBOX (QRESYNC (1 1))")
-        self.assertRegex(out[-1], r"^s BAD")
-
-    def test_imaplib(self):
-        self.deliver_n(2)
+        # Python's imaplib
         c = imaplib.IMAP4("127.0.0.1", self.n2.ports["imap"])
         self.addCleanup(c.logout)
         c.login("alice@example.test", "demo")
