@@ -115,7 +115,12 @@ imap_modseq_commit(struct imap_session *s, char op)
 	maildir_modseq_commit(tx, op);
 	free(tx);
 	s->modseq.tx = NULL;
-	imap_modseq_read(s); /* our own record */
+	/* our own record, and maybe others' whose renames the listing has
+	 * not seen yet: the next sync lists cur/ again, so that no message
+	 * shows a mod-sequence newer than its flags for longer than this
+	 * command */
+	imap_modseq_read(s);
+	s->box.changed = true;
 }
 
 void

@@ -3,7 +3,9 @@ mod-sequences equal on both, a client that changes flags and expunges on
 one node while another, reconnecting to the other node with QRESYNC,
 gets exactly those changes and the vanished UIDs."""
 import imaplib
+import os
 import re
+import threading
 
 from nodetest import NodeTestCase
 from test_imap import simple
@@ -121,6 +123,56 @@ class ImapCondstoreTest(NodeTestCase):
         m = re.match(r"\* SEARCH ([\d ]+) \(MODSEQ (\d+)\)", out[0])
         self.assertEqual(sorted(map(int, m.group(1).split())), [1, 2], out)
 
+    def test_concurrent_changes_on_two_nodes_get_distinct_modseqs(self):
+        self.deliver_n(5)
+        a = self.session(self.n1, "CONDSTORE")
+        b = self.session(self.n2, "CONDSTORE")
+        h0 = highest(self.ok(a, "s", "SELECT INBOX"))
+        self.ok(b, "s", "SELECT INBOX")
+        told = {}
+
+        def flip(r, name, flag):
+            # each STORE a real change: +, then -, then + on 1..5
+            got = []
+            for j in range(15):
+                op = "+" if (j // 5) % 2 == 0 else "-"
+                uid = j % 5 + 1
+                out = r.cmd("t%d" % j, "UID STORE %d %sFLAGS (%s)"
+                            % (uid, op, flag))
+                # its own answer comes first; the other's change may follow
+                mine = [x for x in out if "UID %d " % uid in x][:1]
+                got.append((out[-1], fetches(mine)))
+            told[name] = got
+
+        threads = [threading.Thread(target=flip, args=(a, "a", "\\Seen")),
+                   threading.Thread(target=flip, args=(b, "b", "\\Flagged"))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        modseqs = []
+        for name, got in told.items():
+            for tagged, f in got:
+                self.assertRegex(tagged, r"^t\d+ OK", name)
+                (flags, m), = f.values()
+                modseqs.append(m)
+        self.assertEqual(len(modseqs), 30)
+        self.assertEqual(len(set(modseqs)), 30, sorted(modseqs))
+        self.assertGreater(min(modseqs), h0)
+        # both nodes tell the same, once synced (a FETCH tells the flags
+        # and mod-sequences of the session's last sync, together)
+        self.ok(a, "n", "NOOP")
+        self.ok(b, "n", "NOOP")
+        fa = fetches(self.ok(a, "f", "UID FETCH 1:* (FLAGS MODSEQ)"))
+        fb = fetches(self.ok(b, "f", "UID FETCH 1:* (FLAGS MODSEQ)"))
+        self.assertEqual(fa, fb)
+        self.assertEqual(max(m for _, m in fa.values()), max(modseqs))
+        for uid, (flags, _) in fa.items():
+            self.assertEqual(flags, ["\\Flagged", "\\Seen"], uid)
+        self.assertEqual(
+            status_highest(self.ok(a, "h", "STATUS INBOX (HIGHESTMODSEQ)")),
+            status_highest(self.ok(b, "h", "STATUS INBOX (HIGHESTMODSEQ)")))
+
     def test_qresync_on_the_other_node_gets_exactly_the_changes(self):
         self.deliver_n(6)
         # The client's last session, on node 1: it knows all six.
@@ -159,6 +211,39 @@ class ImapCondstoreTest(NodeTestCase):
         self.assertIn("* VANISHED 1", out)
         self.assertFalse([x for x in out if x.endswith("EXPUNGE")], out)
 
+    def forgotten_expunges(self):
+        """Expunges the log no longer remembers (past its bound, the
+        snapshot keeps the last 10,000): VANISHED (EARLIER) names every
+        known UID that is not there."""
+        self.deliver_n(3)  # UIDs 1 to 5
+        a = self.session(self.n1, "QRESYNC")
+        out = self.ok(a, "s", "SELECT INBOX")
+        uv = int(re.search(r"UIDVALIDITY (\d+)", " ".join(out)).group(1))
+        h0 = highest(out)
+        self.ok(a, "d", "UID STORE 2,4 +FLAGS.SILENT (\\Deleted)")
+        self.ok(a, "e", "EXPUNGE")
+        mods = fetches(self.ok(a, "f", "UID FETCH 1:* (MODSEQ)"))
+        box = os.path.dirname(os.path.dirname(
+            self.maildir("alice@example.test")[0]))
+        path = os.path.join(box, "mailswitch-modseq")
+        with open(path) as f:
+            last = f.read().splitlines()[-1].split()
+        modseq, uidnext = int(last[0]), int(last[1])
+        # the snapshot a compaction that dropped both expunges writes
+        snap = "S %d %d %d\n" % (modseq - uidnext, uidnext, modseq)
+        snap += "".join("= %d %d\n" % (m[1], uid)
+                        for uid, m in sorted(mods.items()))
+        with open(path + ".tmp", "w") as f:
+            f.write(snap)
+        os.rename(path + ".tmp", path)
+        b = self.session(self.n2, "QRESYNC")
+        out = self.ok(b, "s", "SELECT INBOX (QRESYNC (%d %d 1:5))"
+                      % (uv, h0))
+        self.assertIn("* VANISHED (EARLIER) 2,4", out)
+        self.assertEqual(fetches(out), {}, out)
+        self.assertEqual(highest(out), highest(
+            self.ok(a, "g", "SELECT INBOX")))
+
     def test_qresync_rules_and_imaplib(self):
         self.deliver_n(2)
         # QRESYNC needs ENABLE QRESYNC first
@@ -170,6 +255,7 @@ class ImapCondstoreTest(NodeTestCase):
         out = self.ok(b, "s", "SELECT INBOX (QRESYNC (1 1))")
         self.assertFalse([x for x in out if "VANISHED" in x or
                           "FETCH" in x], out)
+        self.forgotten_expunges()
         # Python's imaplib
         c = imaplib.IMAP4("127.0.0.1", self.n2.ports["imap"])
         self.addCleanup(c.logout)
