@@ -366,6 +366,7 @@ imap_fetch_finish(struct imap_session *s)
 	size_t missing = j->missing, expunged = j->expunged;
 	s->job = NULL;
 	imap_job_free(j);
+	imap_modseq_flush(s); /* the \Seen it set, as one record */
 	if (missing)
 		imap_no(s, &c, "Some messages could not be read");
 	else if (expunged) /* RFC 5530; EXPUNGE is told when it may be */
@@ -473,6 +474,9 @@ imap_fetch_condstore(struct imap_session *s, struct imap_cmd *c,
 		memset(&it[a->f.n], 0, sizeof(*it));
 		it[a->f.n++].kind = IMAP_FETCH_MODSEQ;
 	}
+	/* what changed up to now, not up to the last command's end */
+	if (a->mods.changedsince)
+		imap_mailbox_sync(s, c->uid, false);
 	if (a->mods.vanished)
 		imap_qresync_fetch_vanished(s, &a->set, a->mods.since);
 	return 0;

@@ -48,7 +48,11 @@ imap_modseq_open(struct imap_session *s)
 void
 imap_modseq_close(struct imap_session *s)
 {
+	imap_modseq_flush(s);
 	maildir_modseq_free(&s->modseq.log);
+	free(s->modseq.later);
+	s->modseq.later = NULL;
+	s->modseq.nlater = s->modseq.caplater = 0;
 }
 
 bool
@@ -126,14 +130,41 @@ imap_modseq_commit(struct imap_session *s, char op)
 void
 imap_modseq_changed(struct imap_session *s, uint32_t uid, char op)
 {
-	if (s->modseq.tx != NULL) {
-		maildir_modseq_note(s->modseq.tx, uid);
+	struct imap_modseq *ms = &s->modseq;
+	if (ms->tx != NULL) {
+		maildir_modseq_note(ms->tx, uid);
+		return;
+	}
+	if (op == 'F' && ms->nlater == ms->caplater) {
+		size_t cap = ms->caplater ? ms->caplater * 2 : 64;
+		uint32_t *p = realloc(ms->later, cap * sizeof(*p));
+		if (p != NULL) {
+			ms->later = p;
+			ms->caplater = cap;
+		}
+	}
+	if (op == 'F' && ms->nlater < ms->caplater) {
+		ms->later[ms->nlater++] = uid;
 		return;
 	}
 	if (imap_modseq_begin(s) < 0)
 		return;
-	maildir_modseq_note(s->modseq.tx, uid);
+	maildir_modseq_note(ms->tx, uid);
 	imap_modseq_commit(s, op);
+}
+
+void
+imap_modseq_flush(struct imap_session *s)
+{
+	struct imap_modseq *ms = &s->modseq;
+	if (ms->nlater == 0 || ms->tx != NULL)
+		return;
+	if (imap_modseq_begin(s) == 0) {
+		for (size_t i = 0; i < ms->nlater; i++)
+			maildir_modseq_note(ms->tx, ms->later[i]);
+		imap_modseq_commit(s, 'F');
+	}
+	ms->nlater = 0;
 }
 
 /* ---- UID sets as answers ---- */

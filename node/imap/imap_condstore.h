@@ -27,6 +27,9 @@ struct imap_modseq {
 	bool condstore, qresync;      /* enabled */
 	struct maildir_modseq log;    /* of the selected mailbox */
 	struct maildir_modseq_tx *tx; /* a change being made: its record */
+	uint32_t *later; /* flags changed outside one: logged at the end of
+			    the command (imap_modseq_flush) */
+	size_t nlater, caplater;
 };
 
 /* ---- arguments (imap_args_modseq.c) ---- */
@@ -100,8 +103,13 @@ const char *imap_modseq_item(const struct imap_session *s, size_t i,
 int imap_modseq_begin(struct imap_session *s);
 void imap_modseq_commit(struct imap_session *s, char op);
 /* Message uid's flags changed on the store (renamed), or it was
- * expunged: noted in the change begun, else logged at once. */
+ * expunged: noted in the change begun; else an expunge is logged at
+ * once, and flags (the \Seen a FETCH sets) when the command ends. */
 void imap_modseq_changed(struct imap_session *s, uint32_t uid, char op);
+/* Logs the flag changes kept for later as one record (FETCH's end, the
+ * mailbox closing). Others see the renames before the record, which is
+ * the safe order: a mod-sequence is never newer than the flags. */
+void imap_modseq_flush(struct imap_session *s);
 
 /* SELECT's answer for CONDSTORE and QRESYNC (before its tagged OK):
  * HIGHESTMODSEQ, and with QRESYNC of the same UIDVALIDITY, VANISHED

@@ -122,6 +122,15 @@ class ImapCondstoreTest(NodeTestCase):
         out = self.ok(a, "j", "UID SEARCH MODSEQ %d" % m2)
         m = re.match(r"\* SEARCH ([\d ]+) \(MODSEQ (\d+)\)", out[0])
         self.assertEqual(sorted(map(int, m.group(1).split())), [1, 2], out)
+        # the \Seen a FETCH of the body sets is a change the other node
+        # sees with a new mod-sequence
+        h1 = status_highest(self.ok(b, "k", "STATUS INBOX (HIGHESTMODSEQ)"))
+        self.ok(a, "l", "FETCH 3 (BODY[])")
+        out = self.ok(b, "m", "UID FETCH 1:* (FLAGS) (CHANGEDSINCE %d)" % h1)
+        got = fetches(out)
+        self.assertIn(3, got, out)
+        self.assertEqual(got[3][0], ["\\Seen"])
+        self.assertGreater(got[3][1], h1)
 
     def test_concurrent_changes_on_two_nodes_get_distinct_modseqs(self):
         self.deliver_n(5)
