@@ -59,6 +59,8 @@ bool
 imap_modseq_refresh(struct imap_session *s)
 {
 	uint64_t k = s->modseq.log.k;
+	if (!s->modseq.condstore)
+		return false;
 	imap_modseq_read(s);
 	return s->modseq.log.k != k;
 }

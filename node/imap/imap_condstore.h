@@ -86,7 +86,8 @@ void imap_condstore_enable(struct imap_session *s, bool qresync);
  * scan of cur/ (maildir_modseq.h's order). */
 void imap_modseq_open(struct imap_session *s);
 void imap_modseq_close(struct imap_session *s);
-/* Before a sync's scan: reads what the log gained. Returns true when it
+/* Before a sync's scan: reads what the log gained (CONDSTORE on: the
+ * others read it when they need HIGHESTMODSEQ). Returns true when it
  * gained records (the sync then scans even if cur/ looks unchanged). */
 bool imap_modseq_refresh(struct imap_session *s);
 uint64_t imap_modseq_highest(const struct imap_session *s);

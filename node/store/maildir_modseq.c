@@ -156,6 +156,10 @@ maildir_modseq_read(const char *dir, struct maildir_modseq *ms)
 	struct stat st;
 	char *buf = NULL;
 	snprintf(path, sizeof(path), "%s/%s", dir, MAILDIR_MODSEQ_FILE);
+	/* unchanged since the last read: one stat (IDLE looks every second) */
+	if (ms->off > 0 && lstat(path, &st) == 0 && st.st_dev == ms->dev &&
+	    st.st_ino == ms->ino && st.st_size == ms->off)
+		return 0;
 	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0) {
 		if (errno != ENOENT)
