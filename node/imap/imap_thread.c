@@ -105,13 +105,42 @@ imap_tree_date_cmp(const struct imap_tree *tr, size_t a, size_t b)
 	return (x->seq > y->seq) - (x->seq < y->seq);
 }
 
-/* Sorts c's children by date (insertion sort on the list), their
- * children first. */
-static void
-imap_tree_sort(struct imap_tree *tr, size_t c)
+/* The nodes under c (c included), each after all of its descendants,
+ * in a new array (*n of them; NULL when memory is short). No recursion:
+ * a thread may be as deep as the mailbox is large. */
+static size_t *
+imap_tree_postorder(const struct imap_tree *tr, size_t c, size_t *n)
 {
-	for (size_t k = tr->t[c].child; k != IMAP_NONE; k = tr->t[k].next)
-		imap_tree_sort(tr, k);
+	size_t *order = malloc(tr->n * sizeof(*order));
+	size_t *stack = malloc(tr->n * sizeof(*stack));
+	size_t top = 0;
+	*n = 0;
+	if (order == NULL || stack == NULL) {
+		free(order);
+		free(stack);
+		return NULL;
+	}
+	stack[top++] = c;
+	while (top > 0) {
+		size_t x = stack[--top];
+		order[(*n)++] = x; /* parents first, */
+		for (size_t k = tr->t[x].child; k != IMAP_NONE;
+		     k = tr->t[k].next)
+			stack[top++] = k;
+	}
+	for (size_t i = 0; i < *n / 2; i++) { /* then reversed */
+		size_t t = order[i];
+		order[i] = order[*n - 1 - i];
+		order[*n - 1 - i] = t;
+	}
+	free(stack);
+	return order;
+}
+
+/* Sorts c's children by date (insertion sort on the list). */
+static void
+imap_tree_sort_kids(struct imap_tree *tr, size_t c)
+{
 	size_t sorted = IMAP_NONE, k = tr->t[c].child;
 	while (k != IMAP_NONE) {
 		size_t next = tr->t[k].next, *link = &sorted;
@@ -125,14 +154,31 @@ imap_tree_sort(struct imap_tree *tr, size_t c)
 	tr->t[c].child = sorted;
 }
 
+/* Sorts every set of siblings under c by date, the deepest first.
+ * Returns 0 or -1 (out of memory). */
+static int
+imap_tree_sort(struct imap_tree *tr, size_t c)
+{
+	size_t n, *order = imap_tree_postorder(tr, c, &n);
+	if (order == NULL)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		imap_tree_sort_kids(tr, order[i]);
+	free(order);
+	return 0;
+}
+
 /* ---- the answer ---- */
 
 /* One thread from c: numbers in a row while each has one child, then
- * each of several children as its own parenthesized list. */
+ * each of several children as its own parenthesized list. open holds
+ * the children whose lists are being written (room for tr->n): no
+ * recursion, however deep the thread. */
 static int
 imap_tree_emit(const struct imap_tree *tr, size_t c, bool uid,
-	       struct strbuf *sb)
+	       struct strbuf *sb, size_t *open)
 {
+	size_t depth = 0;
 	bool space = false;
 	for (;;) {
 		const struct imap_sort_msg *m = tr->t[c].msg;
@@ -143,33 +189,51 @@ imap_tree_emit(const struct imap_tree *tr, size_t c, bool uid,
 			space = true;
 		}
 		size_t k = tr->t[c].child;
-		if (k == IMAP_NONE)
-			return 0;
-		if (tr->t[k].next == IMAP_NONE && m != NULL) {
-			c = k;
+		if (k != IMAP_NONE && tr->t[k].next == IMAP_NONE && m != NULL) {
+			c = k; /* the only child: in the same list */
 			continue;
 		}
-		if (space && strbuf_appends(sb, " ") < 0)
-			return -1;
-		for (; k != IMAP_NONE; k = tr->t[k].next)
-			if (strbuf_appends(sb, "(") < 0 ||
-			    imap_tree_emit(tr, k, uid, sb) < 0 ||
-			    strbuf_appends(sb, ")") < 0)
+		if (k != IMAP_NONE) { /* several: the first opens a list */
+			if (strbuf_appends(sb, space ? " (" : "(") < 0)
 				return -1;
-		return 0;
+			open[depth++] = c = k;
+			space = false;
+			continue;
+		}
+		/* c's list ends: close it and those it ends, open the next */
+		for (;;) {
+			if (depth == 0)
+				return 0;
+			if (strbuf_appends(sb, ")") < 0)
+				return -1;
+			size_t next = tr->t[open[depth - 1]].next;
+			if (next != IMAP_NONE) {
+				if (strbuf_appends(sb, "(") < 0)
+					return -1;
+				open[depth - 1] = c = next;
+				space = false;
+				break;
+			}
+			depth--;
+		}
 	}
 }
 
 static int
 imap_tree_answer(const struct imap_tree *tr, bool uid, struct strbuf *sb)
 {
-	for (size_t k = tr->t[tr->root].child; k != IMAP_NONE;
+	int rc = 0;
+	size_t *open = malloc(tr->n * sizeof(*open));
+	if (open == NULL)
+		return -1;
+	for (size_t k = tr->t[tr->root].child; k != IMAP_NONE && rc == 0;
 	     k = tr->t[k].next)
 		if (strbuf_appends(sb, "(") < 0 ||
-		    imap_tree_emit(tr, k, uid, sb) < 0 ||
+		    imap_tree_emit(tr, k, uid, sb, open) < 0 ||
 		    strbuf_appends(sb, ")") < 0)
-			return -1;
-	return 0;
+			rc = -1;
+	free(open);
+	return rc;
 }
 
 /* ---- ORDEREDSUBJECT ---- */
@@ -314,15 +378,15 @@ imap_thread_link(struct imap_tree *tr, struct imap_sort_msg *msgs, size_t n)
 	return 0;
 }
 
-/* Step 3: dummies without children go; those with children give them
- * to their parent, but at the top where they hold more than one. */
+/* Step 3 at parent: of its children (theirs done already), dummies
+ * without children go, and those with children give them to parent,
+ * but at the top where they hold more than one. */
 static void
-imap_thread_prune(struct imap_tree *tr, size_t parent)
+imap_thread_prune_kids(struct imap_tree *tr, size_t parent)
 {
 	size_t k = tr->t[parent].child;
 	while (k != IMAP_NONE) {
 		size_t next = tr->t[k].next;
-		imap_thread_prune(tr, k);
 		if (tr->t[k].msg == NULL &&
 		    (parent != tr->root || tr->t[k].child == IMAP_NONE ||
 		     tr->t[tr->t[k].child].next == IMAP_NONE)) {
@@ -343,6 +407,19 @@ imap_thread_prune(struct imap_tree *tr, size_t parent)
 		}
 		k = next;
 	}
+}
+
+/* Step 3 over the whole tree, the deepest first. Returns 0 or -1. */
+static int
+imap_thread_prune(struct imap_tree *tr)
+{
+	size_t n, *order = imap_tree_postorder(tr, tr->root, &n);
+	if (order == NULL)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		imap_thread_prune_kids(tr, order[i]);
+	free(order);
+	return 0;
 }
 
 /* The subject a top-level container is grouped by, "" for none. */
@@ -438,12 +515,10 @@ imap_thread_references(struct imap_tree *tr, struct imap_sort_msg *msgs,
 		tr->hash[i] = IMAP_NONE;
 	if (imap_thread_link(tr, msgs, n) < 0)
 		return -1;
-	imap_thread_prune(tr, tr->root);
-	imap_tree_sort(tr, tr->root);
-	if (imap_thread_group(tr) < 0)
+	if (imap_thread_prune(tr) < 0 || imap_tree_sort(tr, tr->root) < 0 ||
+	    imap_thread_group(tr) < 0)
 		return -1;
-	imap_tree_sort(tr, tr->root);
-	return 0;
+	return imap_tree_sort(tr, tr->root);
 }
 
 int

@@ -1,6 +1,7 @@
 /* node/imap/imap_sort.c and imap_thread.c: RFC 5256's base subject, the
  * first address's mailbox, SORT's ordering and both THREAD algorithms. */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -170,4 +171,26 @@ Test(imap_sort, thread_references_no_loops_and_duplicates)
 	cr_assert_str_eq(t, "(2 1)(3)");
 	free(t);
 	imap_sort_msgs_free(m, 3);
+}
+
+Test(imap_sort, thread_references_deep_chain)
+{
+	/* each message replies to the one before: one thread, 20,000 deep */
+	size_t n = 20000;
+	struct imap_sort_msg *m = msgs_new(n);
+	for (size_t i = 0; i < n; i++) {
+		char id[32], ref[32];
+		snprintf(id, sizeof(id), "<%zu@x>", i);
+		snprintf(ref, sizeof(ref), "<%zu@x>", i - 1);
+		m[i].msgid = strdup(id);
+		m[i].refs = i ? strdup(ref) : NULL;
+		m[i].date = (time_t)i;
+	}
+	struct strbuf sb;
+	strbuf_init(&sb, 1 << 20);
+	cr_assert_eq(imap_thread(m, n, IMAP_THREAD_REFERENCES, false, &sb), 0);
+	cr_assert_eq(strncmp(strbuf_str(&sb), "(1 2 3 ", 7), 0);
+	cr_assert_eq(strbuf_str(&sb)[sb.len - 1], ')');
+	strbuf_free(&sb);
+	imap_sort_msgs_free(m, n);
 }
