@@ -59,8 +59,9 @@ imap_sort_keys(struct imap_session *s, size_t i,
 	size_t len;
 	if (!need->header || imap_mailbox_header(s, i, &hdr, &len) < 0)
 		return; /* unreadable: empty keys, sorted first */
-	if (need->date)
-		imap_hdr_date(hdr, len, &m->date);
+	time_t sent;
+	if (need->date && imap_hdr_date(hdr, len, &sent))
+		m->date = sent; /* else the arrival (RFC 5256 2.2) */
 	if (need->subject) {
 		char base[IMAP_SORT_STR_MAX];
 		if (!imap_hdr_text(hdr, len, "Subject", v, sizeof(v)))
