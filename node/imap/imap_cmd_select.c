@@ -17,7 +17,7 @@ imap_cmd_select(struct imap_session *s, struct imap_cmd *c)
 	struct imap_args_select sp;
 	bool readonly = strcmp(c->name, "EXAMINE") == 0;
 	if (imap_args_select(&c->cur, name, sizeof(name), &sp) < 0) {
-		imap_bad(s, c, "%s needs a mailbox name", c->name);
+		imap_bad(s, c, "%s: %s", c->name, c->cur.err);
 		return;
 	}
 	if (sp.qresync && !s->modseq.qresync) {
