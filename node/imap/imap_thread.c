@@ -72,10 +72,12 @@ imap_tree_adopt(struct imap_tree *tr, size_t p, size_t c)
 	tr->t[c].parent = p;
 }
 
-/* Whether a is b or one of b's ancestors' ... i.e. b lies under a. */
+/* Whether b is a or lies under it (a's descendants). */
 static bool
 imap_tree_under(const struct imap_tree *tr, size_t b, size_t a)
 {
+	if (tr->t[a].child == IMAP_NONE) /* a leaf: nothing under it */
+		return b == a;
 	for (size_t x = b; x != IMAP_NONE; x = tr->t[x].parent)
 		if (x == a)
 			return true;
