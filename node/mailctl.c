@@ -25,13 +25,17 @@
 
 #include <hiredis/hiredis.h>
 
+#include "../common/decimal.h"
 #include "../common/redis.h"
 #include "auth/auth.h"
+#include "config/config.h"
 #include "config/confjson.h"
 #include "config/directory.h"
 #include "config/schema.h"
+#include "store/quota.h"
 #include "mailctl_dkim.h"
 #include "mailctl_queue.h"
+#include "mailctl_quota.h"
 
 #define CTL_DEFAULT_REDIS "127.0.0.1:6379"
 #define CTL_CONNECT_TIMEOUT_S 3
@@ -52,6 +56,7 @@ struct ctl {
 	int nargs;
 	bool password_stdin; /* --password-stdin given */
 	bool yes;	     /* --yes given (wipe) */
+	const char *store;   /* the shared store (-s), for quota-recount */
 	uint64_t set_gen;    /* commit SETs this generation; 0: INCR */
 	int queued;	     /* commands appended, replies not read */
 };
@@ -376,6 +381,33 @@ ctl_print_set(struct ctl *x, const char *key)
 		printf("%s\n", rep->element[i]->str);
 	freeReplyObject(rep);
 	return 0;
+}
+
+/* HGETALL of the cluster settings, its pairs sorted by key. NULL on
+ * error. */
+static redisReply *
+ctl_settings(struct ctl *x)
+{
+	redisReply *rep = ctl_redis(x, "HGETALL %s", SCHEMA_SETTINGS);
+
+	if (rep == NULL)
+		return NULL;
+	if (rep->type != REDIS_REPLY_ARRAY || rep->elements % 2) {
+		ctl_error(x, "%s is not a hash", SCHEMA_SETTINGS);
+		freeReplyObject(rep);
+		return NULL;
+	}
+	for (size_t i = 0; i < rep->elements; i++)
+		if (rep->element[i]->type != REDIS_REPLY_STRING) {
+			ctl_error(x, "%s: unexpected member", SCHEMA_SETTINGS);
+			freeReplyObject(rep);
+			return NULL;
+		}
+	/* Each KEY VALUE pair moves as one: ordered by its key. */
+	if (rep->elements > 2)
+		qsort(rep->element, rep->elements / 2,
+		      2 * sizeof(*rep->element), ctl_cmp_reply);
+	return rep;
 }
 
 /* Passwords. */
@@ -809,6 +841,112 @@ ctl_user_passwd(struct ctl *x)
 	return ctl_transaction(x, ctl_user_passwd_prepare, hash);
 }
 
+/* user quota ADDRESS [BYTES|none] */
+
+/* The quota field of user a: 0 with *limit (0: none), or -1 (said why:
+ * no such user, a field that is not a number). */
+static int
+ctl_user_limit(struct ctl *x, const char *a, uint64_t *limit)
+{
+	char user[CTL_KEY_MAX];
+	redisReply *rep;
+	unsigned long long v = 0;
+	int m = ctl_user_state(x, a, false);
+
+	if (m != 1) {
+		if (m == 0)
+			ctl_error(x, "no such user %s", a);
+		return -1;
+	}
+	ctl_key(user, SCHEMA_USER_PREFIX, a);
+	if ((rep = ctl_redis(x, "HGET %s quota", user)) == NULL)
+		return -1;
+	if (rep->type == REDIS_REPLY_STRING &&
+	    decimal_ullong(rep->str, UINT64_MAX, &v) < 0) {
+		ctl_error(x, "%s: quota \"%s\" is not a number of bytes", a,
+			  rep->str);
+		freeReplyObject(rep);
+		return -1;
+	}
+	freeReplyObject(rep);
+	*limit = v;
+	return 0;
+}
+
+static int
+ctl_user_quota_prepare(struct ctl *x, void *arg)
+{
+	const char *a = x->args[0];
+	const uint64_t *limit = arg;
+	char users[CTL_KEY_MAX], user[CTL_KEY_MAX];
+	int m;
+
+	ctl_key(users, SCHEMA_USERS_PREFIX, ctl_domain_of(a));
+	ctl_key(user, SCHEMA_USER_PREFIX, a);
+	if (ctl_watch(x, SCHEMA_DOMAINS, users, NULL) < 0)
+		return CTL_FAIL;
+	m = ctl_user_state(x, a, false);
+	if (m != 1) {
+		if (m == 0)
+			ctl_error(x, "no such user %s", a);
+		return ctl_refuse(x);
+	}
+	if (ctl_multi(x) != CTL_OK)
+		return CTL_FAIL;
+	if (*limit ? ctl_simple(x, "HSET %s quota %" PRIu64, user, *limit) < 0
+		   : ctl_simple(x, "HDEL %s quota", user) < 0)
+		return ctl_discard(x);
+	return CTL_OK;
+}
+
+/* Without a limit, prints the user's ("none" or bytes). */
+static int
+ctl_user_quota(struct ctl *x)
+{
+	uint64_t limit = 0;
+
+	if (ctl_check_address_arg(x, x->args[0]) < 0)
+		return CTL_FAIL;
+	if (x->nargs == 2 && strcmp(x->args[1], "none") != 0 &&
+	    quota_parse_limit(x->args[1], &limit) < 0) {
+		ctl_error(x,
+			  "invalid size \"%s\" (bytes >= 1, or with K, M, G "
+			  "or T; or none)",
+			  x->args[1]);
+		return CTL_USAGE;
+	}
+	if (ctl_connect(x) < 0)
+		return CTL_FAIL;
+	if (x->nargs == 2)
+		return ctl_transaction(x, ctl_user_quota_prepare, &limit);
+	if (ctl_user_limit(x, x->args[0], &limit) < 0)
+		return CTL_FAIL;
+	if (limit)
+		printf("%" PRIu64 "\n", limit);
+	else
+		printf("none\n");
+	return CTL_OK;
+}
+
+/* user quota-recount ADDRESS: the usage counted again from the store
+ * (mailctl_quota.c), for the limit Redis has. */
+static int
+ctl_user_quota_recount(struct ctl *x)
+{
+	uint64_t limit;
+
+	if (ctl_check_address_arg(x, x->args[0]) < 0)
+		return CTL_FAIL;
+	if (x->store == NULL || x->store[0] == '\0') {
+		ctl_error(x, "which store? -s DIR or $MAILCTL_STORE");
+		return CTL_USAGE;
+	}
+	if (ctl_connect(x) < 0 || ctl_user_limit(x, x->args[0], &limit) < 0)
+		return CTL_FAIL;
+	return mailctl_quota_recount(x->store, x->args[0], limit) < 0 ? CTL_FAIL
+								      : CTL_OK;
+}
+
 /* Runs fn for the one domain given, or for every domain (sorted). */
 static int
 ctl_each_domain(struct ctl *x, int (*fn)(struct ctl *x, const char *d))
@@ -1159,6 +1297,8 @@ ctl_keys_config(struct ctl *x, struct ctl_keys *ks)
 	if (doms == NULL)
 		return -1;
 	rc = ctl_keys_add(x, ks, SCHEMA_DOMAINS, "");
+	if (rc == 0)
+		rc = ctl_keys_add(x, ks, SCHEMA_SETTINGS, "");
 	for (size_t i = 0; i < doms->elements && rc == 0; i++) {
 		const char *d = doms->element[i]->str;
 		rc = ctl_keys_members(x, ks, SCHEMA_USERS_PREFIX, d,
@@ -1206,8 +1346,8 @@ fail:
 
 /* export [FILE] */
 
-/* Writes domain d's users (with their hashes, pipelined) to w. Returns 0
- * or -1 (said why). */
+/* Writes domain d's users (with their hashes and quotas, pipelined) to w.
+ * Returns 0 or -1 (said why). */
 static int
 ctl_export_users(struct ctl *x, struct confjson_writer *w, const char *d)
 {
@@ -1221,7 +1361,7 @@ ctl_export_users(struct ctl *x, struct confjson_writer *w, const char *d)
 		return -1;
 	for (; sent < m->elements; sent++) {
 		ctl_key(key, SCHEMA_USER_PREFIX, m->element[sent]->str);
-		if (redisAppendCommand(x->c, "HGET %s password", key) !=
+		if (redisAppendCommand(x->c, "HMGET %s password quota", key) !=
 		    REDIS_OK)
 			goto out;
 	}
@@ -1231,14 +1371,23 @@ ctl_export_users(struct ctl *x, struct confjson_writer *w, const char *d)
 			ctl_error(x, "%s", x->c->errstr);
 			goto out;
 		}
-		if (h->type != REDIS_REPLY_STRING &&
-		    h->type != REDIS_REPLY_NIL) {
+		unsigned long long quota = 0;
+		if (h->type != REDIS_REPLY_ARRAY || h->elements != 2) {
 			ctl_error(x, "%s: cannot read its password", a);
 			goto out;
 		}
+		redisReply *pw = h->element[0], *q = h->element[1];
+		if (q->type == REDIS_REPLY_STRING &&
+		    (decimal_ullong(q->str, UINT64_MAX, &quota) < 0 ||
+		     quota == 0)) {
+			ctl_error(x,
+				  "%s: quota \"%s\" is not a number of bytes",
+				  a, q->str);
+			goto out;
+		}
 		if (confjson_write_user(
-			w, a, h->type == REDIS_REPLY_STRING ? h->str : NULL) <
-		    0) {
+			w, a, pw->type == REDIS_REPLY_STRING ? pw->str : NULL,
+			quota) < 0) {
 			ctl_error(x, "out of memory");
 			goto out;
 		}
@@ -1322,6 +1471,15 @@ ctl_export_pass(struct ctl *x, struct confjson_writer *w)
 		if (ctl_export_aliases(x, w, doms->element[k]->str) < 0)
 			goto fail;
 	freeReplyObject(doms);
+	if ((doms = ctl_settings(x)) == NULL)
+		goto fail;
+	for (size_t k = 0; k + 1 < doms->elements; k += 2)
+		if (confjson_write_setting(w, doms->element[k]->str,
+					   doms->element[k + 1]->str) < 0) {
+			ctl_error(x, "out of memory");
+			goto fail;
+		}
+	freeReplyObject(doms);
 	return 0;
 fail:
 	freeReplyObject(doms);
@@ -1393,7 +1551,7 @@ struct ctl_import_check {
 	char **domains, **users;
 	size_t ndomains, nusers, capd, capu;
 	int phase; /* 0 domains, 1 users, 2 aliases */
-	size_t naliases;
+	size_t naliases, nsettings;
 };
 
 static int
@@ -1472,7 +1630,7 @@ ctl_import_domain(void *arg, const char *d)
 }
 
 static int
-ctl_import_user(void *arg, const char *a, const char *hash)
+ctl_import_user(void *arg, const char *a, const char *hash, uint64_t quota)
 {
 	struct ctl_import_check *k = arg;
 
@@ -1483,6 +1641,7 @@ ctl_import_user(void *arg, const char *a, const char *hash)
 			  a);
 		return 1;
 	}
+	(void)quota; /* confjson checked it: a whole number of bytes > 0 */
 	return ctl_push(&k->users, &k->nusers, &k->capu, (char *)a);
 }
 
@@ -1508,12 +1667,31 @@ ctl_import_alias(void *arg, const char *a, const char *const *targets, size_t n)
 	return 0;
 }
 
+/* A cluster setting: what `config set` would take. */
+static int
+ctl_import_setting(void *arg, const char *key, const char *value)
+{
+	struct ctl_import_check *k = arg;
+	char err[1024];
+
+	if (node_setting_check(key, value, err, sizeof(err)) < 0) {
+		ctl_error(k->x, "%s", err);
+		return 1;
+	}
+	if (++k->nsettings > NODE_SETTINGS_MAX) {
+		ctl_error(k->x, "more than %d settings", NODE_SETTINGS_MAX);
+		return 1;
+	}
+	return 0;
+}
+
 /* Checks doc whole. Returns 0, or -1 (said why). */
 static int
-ctl_import_check(struct ctl *x, const struct confjson *doc, size_t counts[3])
+ctl_import_check(struct ctl *x, const struct confjson *doc, size_t counts[4])
 {
 	static const struct confjson_visitor v = {
-	    ctl_import_domain, ctl_import_user, ctl_import_alias};
+	    ctl_import_domain, ctl_import_user, ctl_import_alias,
+	    ctl_import_setting};
 	struct ctl_import_check k = {.x = x};
 	int rc = confjson_walk(doc, &v, &k);
 
@@ -1524,6 +1702,7 @@ ctl_import_check(struct ctl *x, const struct confjson *doc, size_t counts[3])
 	counts[0] = k.ndomains;
 	counts[1] = k.nusers;
 	counts[2] = k.naliases;
+	counts[3] = k.nsettings;
 	free(k.domains);
 	free(k.users);
 	return rc == 0 ? 0 : -1;
@@ -1537,17 +1716,21 @@ ctl_import_put_domain(void *arg, const char *d)
 }
 
 static int
-ctl_import_put_user(void *arg, const char *a, const char *hash)
+ctl_import_put_user(void *arg, const char *a, const char *hash, uint64_t quota)
 {
 	struct ctl *x = arg;
-	char set[CTL_KEY_MAX], key[CTL_KEY_MAX];
+	char set[CTL_KEY_MAX], key[CTL_KEY_MAX], bytes[24];
 	const char *hset[4] = {"HSET", key, "password", hash};
+	const char *qset[4] = {"HSET", key, "quota", bytes};
 
 	ctl_key(set, SCHEMA_USERS_PREFIX, ctl_domain_of(a));
 	ctl_key(key, SCHEMA_USER_PREFIX, a);
+	snprintf(bytes, sizeof(bytes), "%" PRIu64, quota);
 	if (ctl_append3(x, "SADD", set, a) < 0)
 		return 1;
-	return hash && ctl_append(x, 4, hset) < 0;
+	if (hash && ctl_append(x, 4, hset) < 0)
+		return 1;
+	return quota && ctl_append(x, 4, qset) < 0;
 }
 
 static int
@@ -1568,10 +1751,18 @@ ctl_import_put_alias(void *arg, const char *a, const char *const *targets,
 }
 
 static int
+ctl_import_put_setting(void *arg, const char *key, const char *value)
+{
+	const char *hset[4] = {"HSET", SCHEMA_SETTINGS, key, value};
+	return ctl_append(arg, 4, hset) < 0;
+}
+
+static int
 ctl_import_prepare(struct ctl *x, void *arg)
 {
 	static const struct confjson_visitor v = {
-	    ctl_import_put_domain, ctl_import_put_user, ctl_import_put_alias};
+	    ctl_import_put_domain, ctl_import_put_user, ctl_import_put_alias,
+	    ctl_import_put_setting};
 	const struct confjson *doc = arg;
 
 	if (ctl_replace_begin(x, confjson_generation(doc)) != CTL_OK)
@@ -1587,7 +1778,7 @@ static int
 ctl_import(struct ctl *x)
 {
 	struct confjson *doc;
-	size_t counts[3];
+	size_t counts[4];
 	char err[512];
 	int rc;
 
@@ -1602,9 +1793,9 @@ ctl_import(struct ctl *x)
 	rc = ctl_transaction(x, ctl_import_prepare, doc);
 	if (rc == CTL_OK)
 		fprintf(stderr,
-			"mailctl: import: %zu domains, %zu users, %zu aliases "
-			"at generation %" PRIu64 "\n",
-			counts[0], counts[1], counts[2], x->set_gen);
+			"mailctl: import: %zu domains, %zu users, %zu aliases, "
+			"%zu settings at generation %" PRIu64 "\n",
+			counts[0], counts[1], counts[2], counts[3], x->set_gen);
 	confjson_free(doc);
 	return rc;
 }
@@ -1626,8 +1817,9 @@ ctl_wipe(struct ctl *x)
 	int rc;
 
 	if (!x->yes) {
-		ctl_error(x, "this deletes every domain, user and alias of the "
-			     "cluster, and every node follows; say --yes");
+		ctl_error(x, "this deletes every domain, user, alias and "
+			     "cluster setting, and every node follows; say "
+			     "--yes");
 		return CTL_USAGE;
 	}
 	if (ctl_connect(x) < 0)
@@ -1639,6 +1831,114 @@ ctl_wipe(struct ctl *x)
 			"%" PRIu64 "\n",
 			x->set_gen);
 	return rc;
+}
+
+/* config set|get|unset|list: the cluster-wide node settings (config.h),
+ * one hash. A node's INI overrides a key for that node. */
+
+static int
+ctl_config_set_prepare(struct ctl *x, void *arg)
+{
+	const char *key = x->args[0];
+	long long has, n = 0;
+
+	(void)arg;
+	if (ctl_watch(x, SCHEMA_SETTINGS, NULL, NULL) < 0)
+		return CTL_FAIL;
+	has = ctl_redis_int(x, "HEXISTS %s %s", SCHEMA_SETTINGS, key);
+	if (has == 0)
+		n = ctl_redis_int(x, "HLEN %s", SCHEMA_SETTINGS, NULL);
+	if (has < 0 || n < 0)
+		return ctl_refuse(x);
+	if (n >= NODE_SETTINGS_MAX) {
+		ctl_error(x,
+			  "there are %lld settings already, the most there "
+			  "may be",
+			  n);
+		return ctl_refuse(x);
+	}
+	if (ctl_multi(x) != CTL_OK)
+		return CTL_FAIL;
+	if (ctl_simple(x, "HSET %s %s %s", SCHEMA_SETTINGS, key, x->args[1]) <
+	    0)
+		return ctl_discard(x);
+	return CTL_OK;
+}
+
+static int
+ctl_config_set(struct ctl *x)
+{
+	char err[1024];
+
+	if (node_setting_check(x->args[0], x->args[1], err, sizeof(err)) < 0) {
+		ctl_error(x, "%s", err);
+		return CTL_FAIL;
+	}
+	if (ctl_connect(x) < 0)
+		return CTL_FAIL;
+	return ctl_transaction(x, ctl_config_set_prepare, NULL);
+}
+
+static int
+ctl_config_get(struct ctl *x)
+{
+	redisReply *rep;
+	int rc = CTL_OK;
+
+	if (ctl_connect(x) < 0 ||
+	    (rep = ctl_redis(x, "HGET %s %s", SCHEMA_SETTINGS, x->args[0])) ==
+		NULL)
+		return CTL_FAIL;
+	if (rep->type == REDIS_REPLY_STRING)
+		printf("%s\n", rep->str);
+	else {
+		ctl_error(x, "%s is not set cluster-wide", x->args[0]);
+		rc = CTL_FAIL;
+	}
+	freeReplyObject(rep);
+	return rc;
+}
+
+static int
+ctl_config_unset_prepare(struct ctl *x, void *arg)
+{
+	long long has;
+
+	(void)arg;
+	if (ctl_watch(x, SCHEMA_SETTINGS, NULL, NULL) < 0)
+		return CTL_FAIL;
+	has = ctl_redis_int(x, "HEXISTS %s %s", SCHEMA_SETTINGS, x->args[0]);
+	if (has == 0)
+		ctl_error(x, "%s is not set cluster-wide", x->args[0]);
+	if (has <= 0)
+		return ctl_refuse(x);
+	if (ctl_multi(x) != CTL_OK)
+		return CTL_FAIL;
+	if (ctl_simple(x, "HDEL %s %s", SCHEMA_SETTINGS, x->args[0]) < 0)
+		return ctl_discard(x);
+	return CTL_OK;
+}
+
+static int
+ctl_config_unset(struct ctl *x)
+{
+	if (ctl_connect(x) < 0)
+		return CTL_FAIL;
+	return ctl_transaction(x, ctl_config_unset_prepare, NULL);
+}
+
+static int
+ctl_config_list(struct ctl *x)
+{
+	redisReply *rep;
+
+	if (ctl_connect(x) < 0 || (rep = ctl_settings(x)) == NULL)
+		return CTL_FAIL;
+	for (size_t i = 0; i + 1 < rep->elements; i += 2)
+		printf("%s %s\n", rep->element[i]->str,
+		       rep->element[i + 1]->str);
+	freeReplyObject(rep);
+	return CTL_OK;
 }
 
 /* The command table and main. */
@@ -1653,9 +1953,17 @@ static const struct ctl_cmd ctl_cmds[] = {
     {"user", "passwd", 1, 1, true, ctl_user_passwd,
      "user passwd ADDRESS [--password-stdin]"},
     {"user", "list", 0, 1, false, ctl_user_list, "user list [DOMAIN]"},
+    {"user", "quota", 1, 2, false, ctl_user_quota,
+     "user quota ADDRESS [BYTES|none]"},
+    {"user", "quota-recount", 1, 1, false, ctl_user_quota_recount,
+     "user quota-recount ADDRESS"},
     {"alias", "add", 2, 2, false, ctl_alias_add, "alias add ALIAS TARGET"},
     {"alias", "del", 2, 2, false, ctl_alias_del, "alias del ALIAS TARGET"},
     {"alias", "list", 0, 1, false, ctl_alias_list, "alias list [DOMAIN]"},
+    {"config", "set", 2, 2, false, ctl_config_set, "config set KEY VALUE"},
+    {"config", "get", 1, 1, false, ctl_config_get, "config get KEY"},
+    {"config", "unset", 1, 1, false, ctl_config_unset, "config unset KEY"},
+    {"config", "list", 0, 0, false, ctl_config_list, "config list"},
     /* One-word commands (verb NULL) take file names, kept as given. */
     {"export", NULL, 0, 1, false, ctl_export, "export [FILE]"},
     {"import", NULL, 1, 1, false, ctl_import, "import FILE"},
@@ -1693,6 +2001,9 @@ ctl_usage(FILE *f)
 	    "users\n"
 	    "  -q, --queue DIR        the shared outbound queue (default "
 	    "$MAILCTL_QUEUE)\n"
+	    "  -s, --store DIR        the shared message store, for "
+	    "quota-recount\n"
+	    "                         (default $MAILCTL_STORE)\n"
 	    "  -h, --help             this help\n\n"
 	    "Passwords are stored only as crypt(3) hashes (yescrypt or "
 	    "SHA-512-crypt).\n"
@@ -1709,6 +2020,11 @@ ctl_usage(FILE *f)
 	    "\"ALIAS TARGET\"\n"
 	    "pairs. Mail to an alias goes to the local users it leads to, and\n"
 	    "is forwarded to its targets in other domains.\n\n"
+	    "user quota sets a user's storage limit in bytes (K, M, G, T: "
+	    "powers\n"
+	    "of 1024) or none; without one it prints the limit. "
+	    "quota-recount\n"
+	    "counts the user's usage again from the store and prints it.\n\n"
 	    "export writes the whole config as JSON (password hashes "
 	    "included;\n"
 	    "a FILE is made mode 0600). import replaces the whole config "
@@ -1719,8 +2035,13 @@ ctl_usage(FILE *f)
 	    "it even after Redis lost the config; wipe --yes empties it the "
 	    "same\n"
 	    "way.\n\n"
+	    "config set KEY VALUE sets a node setting for every node of the\n"
+	    "cluster (the INI's syntax and bounds; a key in a node's INI wins\n"
+	    "for that node); the nodes apply it within a second. The keys:\n"
+	    "%s.\n"
+	    "config list prints \"KEY VALUE\" lines.\n\n"
 	    "Exit status: 0 done, 1 refused or failed, 2 usage.\n",
-	    CTL_DEFAULT_REDIS);
+	    CTL_DEFAULT_REDIS, node_setting_keys());
 }
 
 static const struct ctl_cmd *
@@ -1794,6 +2115,7 @@ main(int argc, char **argv)
 	    {"redis", required_argument, NULL, 'r'},
 	    {"auth", required_argument, NULL, 'a'},
 	    {"queue", required_argument, NULL, 'q'},
+	    {"store", required_argument, NULL, 's'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -1807,7 +2129,8 @@ main(int argc, char **argv)
 
 	memset(&x, 0, sizeof(x));
 	x.what = "mailctl";
-	while ((c = getopt_long(argc, argv, "+r:a:q:h", longopts, NULL)) !=
+	x.store = getenv("MAILCTL_STORE");
+	while ((c = getopt_long(argc, argv, "+r:a:q:s:h", longopts, NULL)) !=
 	       -1) {
 		switch (c) {
 		case 'r':
@@ -1818,6 +2141,9 @@ main(int argc, char **argv)
 			break;
 		case 'q':
 			queue = optarg;
+			break;
+		case 's':
+			x.store = optarg;
 			break;
 		case 'h':
 			ctl_usage(stdout);

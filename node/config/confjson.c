@@ -16,11 +16,13 @@
 struct confjson {
 	json_t *root;
 	json_t *domains, *users, *aliases; /* borrowed from root */
+	json_t *settings;		   /* borrowed; NULL: none */
 };
 
 /* The members a document may have, so a newer export is refused. */
 static const char *const confjson_members[] = {
-    "format", "version", "generation", "domains", "users", "aliases",
+    "format", "version", "generation", "domains",
+    "users",  "aliases", "settings",
 };
 
 static struct confjson *
@@ -36,12 +38,25 @@ confjson_wrap(json_t *root)
 	doc->domains = json_object_get(root, "domains");
 	doc->users = json_object_get(root, "users");
 	doc->aliases = json_object_get(root, "aliases");
+	doc->settings = json_object_get(root, "settings");
 	return doc;
 }
 
 #define CONFJSON_MAX (1u << 30) /* a written document's size cap */
 
-static const char *const confjson_sections[] = {"domains", "users", "aliases"};
+/* The sections in the document's order: lists, then the settings'
+ * object. */
+static const struct {
+	const char *name;
+	char open, close;
+} confjson_sections[] = {
+    {"domains", '[', ']'},
+    {"users", '[', ']'},
+    {"aliases", '[', ']'},
+    {"settings", '{', '}'},
+};
+
+#define CONFJSON_LAST_SECTION 3
 
 void
 confjson_writer_init(struct confjson_writer *w, uint64_t gen)
@@ -68,11 +83,13 @@ confjson_open(struct confjson_writer *w, int section)
 {
 	while (w->section < section) {
 		if (w->section >= 0)
-			strbuf_appends(&w->sb, w->first ? "]," : "\n ],");
+			strbuf_appendf(&w->sb, w->first ? "%c," : "\n %c,",
+				       confjson_sections[w->section].close);
 		w->section++;
 		w->first = true;
-		strbuf_appendf(&w->sb, "\n \"%s\": [",
-			       confjson_sections[w->section]);
+		strbuf_appendf(&w->sb, "\n \"%s\": %c",
+			       confjson_sections[w->section].name,
+			       confjson_sections[w->section].open);
 	}
 }
 
@@ -99,7 +116,7 @@ confjson_write_domain(struct confjson_writer *w, const char *domain)
 
 int
 confjson_write_user(struct confjson_writer *w, const char *address,
-		    const char *hash)
+		    const char *hash, uint64_t quota)
 {
 	if (confjson_entry(w, 1) < 0)
 		return -1;
@@ -110,6 +127,8 @@ confjson_write_user(struct confjson_writer *w, const char *address,
 		strbuf_append_json(&w->sb, hash);
 	else
 		strbuf_appends(&w->sb, "null");
+	if (quota)
+		strbuf_appendf(&w->sb, ", \"quota\": %" PRIu64, quota);
 	return strbuf_appends(&w->sb, "}");
 }
 
@@ -131,10 +150,22 @@ confjson_write_alias(struct confjson_writer *w, const char *address,
 }
 
 int
+confjson_write_setting(struct confjson_writer *w, const char *key,
+		       const char *value)
+{
+	if (confjson_entry(w, 3) < 0)
+		return -1;
+	strbuf_append_json(&w->sb, key);
+	strbuf_appends(&w->sb, ": ");
+	return strbuf_append_json(&w->sb, value);
+}
+
+int
 confjson_writer_save(struct confjson_writer *w, const char *path)
 {
-	confjson_open(w, 2);
-	strbuf_appends(&w->sb, w->first ? "]}\n" : "\n ]}\n");
+	confjson_open(w, CONFJSON_LAST_SECTION);
+	strbuf_appendf(&w->sb, w->first ? "%c}\n" : "\n %c}\n",
+		       confjson_sections[CONFJSON_LAST_SECTION].close);
 	if (w->sb.overflow) {
 		errno = EFBIG;
 		return -1;
@@ -163,10 +194,13 @@ static bool
 confjson_user_ok(json_t *e)
 {
 	json_t *pw = json_object_get(e, "password");
+	json_t *q = json_object_get(e, "quota");
 
 	return json_is_string(json_object_get(e, "address")) &&
 	       (json_is_string(pw) || json_is_null(pw)) &&
-	       json_object_size(e) == 2;
+	       (q == NULL ||
+		(json_is_integer(q) && json_integer_value(q) > 0)) &&
+	       json_object_size(e) == (q ? 3u : 2u);
 }
 
 static bool
@@ -195,7 +229,8 @@ static const struct confjson_list {
 } confjson_lists[] = {
     {"domains", confjson_domain_ok, "a string"},
     {"users", confjson_user_ok,
-     "{\"address\": string, \"password\": string or null}"},
+     "{\"address\": string, \"password\": string or null[, "
+     "\"quota\": bytes > 0]}"},
     {"aliases", confjson_alias_ok,
      "{\"address\": string, \"targets\": [string, ...]}"},
 };
@@ -244,6 +279,19 @@ confjson_check(json_t *root, char *err, size_t errlen)
 		snprintf(err, errlen,
 			 "\"generation\" is not a whole number >= 0");
 		return -1;
+	}
+	v = json_object_get(root, "settings"); /* optional: older documents */
+	if (v && !json_is_object(v)) {
+		snprintf(err, errlen, "\"settings\" is not an object");
+		return -1;
+	}
+	json_object_foreach(v, key, e)
+	{
+		if (!json_is_string(e)) {
+			snprintf(err, errlen, "settings.%s is not a string",
+				 key);
+			return -1;
+		}
 	}
 	for (i = 0; i < sizeof(confjson_lists) / sizeof(confjson_lists[0]);
 	     i++) {
@@ -337,15 +385,24 @@ confjson_walk(const struct confjson *doc, const struct confjson_visitor *v,
 	json_array_foreach(doc->users, i, e)
 	{
 		json_t *pw = json_object_get(e, "password");
+		json_t *q = json_object_get(e, "quota");
 		rc = v->user(arg,
 			     json_string_value(json_object_get(e, "address")),
-			     json_is_string(pw) ? json_string_value(pw) : NULL);
+			     json_is_string(pw) ? json_string_value(pw) : NULL,
+			     q ? (uint64_t)json_integer_value(q) : 0);
 		if (rc != 0)
 			return rc;
 	}
 	json_array_foreach(doc->aliases, i, e)
 	{
 		if ((rc = confjson_walk_alias(e, v, arg)) != 0)
+			return rc;
+	}
+	const char *key;
+	json_object_foreach(doc->settings, key, e)
+	{
+		if (v->setting &&
+		    (rc = v->setting(arg, key, json_string_value(e))) != 0)
 			return rc;
 	}
 	return 0;

@@ -32,11 +32,15 @@ struct imap_args_rename {
 };
 int imap_args_rename(struct imap_cur *c, struct imap_args_rename *a);
 
-/* LIST and LSUB: reference and pattern (with the wildcards). */
+/* LIST and LSUB: reference and pattern (with the wildcards); LIST
+ * (extended) also "RETURN (...)" (RFC 5258) with the return options
+ * CHILDREN, SPECIAL-USE (told anyway) and STATUS (items) (LIST-STATUS,
+ * RFC 5819) into status (IMAP_STATUS_*, 0: none). */
 struct imap_args_list {
 	char ref[IMAP_ARG_MBOX], pattern[IMAP_ARG_MBOX];
+	unsigned status;
 };
-int imap_args_list(struct imap_cur *c, struct imap_args_list *a);
+int imap_args_list(struct imap_cur *c, bool extended, struct imap_args_list *a);
 
 /* STATUS mailbox (items). */
 enum {
@@ -46,6 +50,9 @@ enum {
 	IMAP_STATUS_UIDVALIDITY = 8,
 	IMAP_STATUS_UNSEEN = 16,
 	IMAP_STATUS_HIGHESTMODSEQ = 32,
+	/* QUOTA (RFC 9208 5.1), a bit of its own, away from what other
+	 * extensions add after UNSEEN */
+	IMAP_STATUS_DELETED_STORAGE = 1u << 12,
 };
 struct imap_args_status {
 	char mailbox[IMAP_ARG_MBOX];
@@ -56,9 +63,10 @@ int imap_args_status(struct imap_cur *c, struct imap_args_status *a);
 /* APPEND mailbox [(flags)] ["date-time"] literal. */
 struct imap_args_append {
 	char mailbox[IMAP_ARG_MBOX];
-	unsigned flags, keywords; /* imap_flag_list's */
-	time_t when;		  /* 0: none given */
-	const char *msg;	  /* the literal, in the command buffer */
+	unsigned flags; /* imap_flag_list's */
+	struct imap_kwlist kw;
+	time_t when;	 /* 0: none given */
+	const char *msg; /* the literal, in the command buffer */
 	size_t len;
 };
 int imap_args_append(struct imap_cur *c, struct imap_args_append *a);
@@ -69,7 +77,8 @@ struct imap_args_store {
 	struct imap_seqset set;
 	enum imap_store_op op;
 	bool silent;
-	unsigned flags, keywords;
+	unsigned flags;
+	struct imap_kwlist kw;
 	struct imap_store_mods mods; /* (UNCHANGEDSINCE n) */
 };
 int imap_args_store(struct imap_cur *c, struct imap_args_store *a);
@@ -89,6 +98,18 @@ struct imap_args_fetch {
 	struct imap_fetch_mods mods; /* (CHANGEDSINCE n [VANISHED]) */
 };
 int imap_args_fetch(struct imap_cur *c, struct imap_args_fetch *a);
+
+/* SEARCH's "RETURN (options) " (ESEARCH, RFC 4731) before the search
+ * keys, if there: *ret gets IMAP_ESEARCH and the options (none: ALL); 0
+ * when absent. The keys are imap_search_parse's. */
+enum {
+	IMAP_ESEARCH = 1, /* RETURN given: answer ESEARCH */
+	IMAP_ESEARCH_MIN = 2,
+	IMAP_ESEARCH_MAX = 4,
+	IMAP_ESEARCH_COUNT = 8,
+	IMAP_ESEARCH_ALL = 16,
+};
+int imap_args_search_return(struct imap_cur *c, unsigned *ret);
 
 /* EXPUNGE takes nothing; UID EXPUNGE a UID set (*has_set). */
 int imap_args_expunge(struct imap_cur *c, bool uid, struct imap_seqset *set,

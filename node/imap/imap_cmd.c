@@ -55,6 +55,9 @@ static const struct imap_cmd_def imap_cmds[] = {
     {"MOVE", S_SEL, true, imap_cmd_copy},
     {"SORT", S_SEL, true, imap_cmd_sort},
     {"THREAD", S_SEL, true, imap_cmd_thread},
+    {"GETQUOTAROOT", S_LOGGED, false, imap_cmd_getquotaroot},
+    {"GETQUOTA", S_LOGGED, false, imap_cmd_getquota},
+    {"SETQUOTA", S_LOGGED, false, imap_cmd_setquota},
 };
 
 void

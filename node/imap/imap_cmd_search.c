@@ -1,11 +1,12 @@
-/* SEARCH and UID SEARCH (RFC 3501 6.4.4): imap_search.c parses and
+/* SEARCH and UID SEARCH (RFC 3501 6.4.4), with ESEARCH's RETURN
+ * (imap_esearch.c): imap_search.c parses and
  * matches; here each message's text is read only when a key asks for
  * it, and header keys (FROM, SUBJECT, HEADER, SENT*, ...) read only the
  * header section, through the node's header cache. */
 #include <errno.h>
 #include <inttypes.h>
-#include <stdlib.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../../common/log.h"
@@ -73,11 +74,21 @@ imap_search_sent_date(void *arg, time_t *t)
 	return hdr && imap_hdr_date_written(hdr, len, t);
 }
 
+/* KEYWORD's bit in the selected mailbox (imap_search_keywords). */
+static unsigned
+imap_search_keyword(void *arg, const char *name)
+{
+	const struct imap_mailbox *b = arg;
+	int k = b->kw ? maildir_keyword_index(b->kw, name) : -1;
+	return k < 0 ? 0 : IMAP_F_KW(k);
+}
+
 void
-imap_search_run(struct imap_session *s, const struct imap_search *prog,
+imap_search_run(struct imap_session *s, struct imap_search *prog,
 		bool *match, uint64_t *maxmod)
 {
 	struct imap_mailbox *b = &s->box;
+	imap_search_keywords(prog, imap_search_keyword, b);
 	bool text = imap_search_needs_text(prog);
 	bool dates = imap_search_needs_internaldate(prog); /* a stat each */
 	bool modseq = imap_search_needs_modseq(prog);
@@ -126,7 +137,12 @@ imap_cmd_search(struct imap_session *s, struct imap_cmd *c)
 	struct imap_mailbox *b = &s->box;
 	struct strbuf sb;
 	uint64_t maxmod;
+	unsigned ret;
 
+	if (imap_args_search_return(&c->cur, &ret) < 0) {
+		imap_bad(s, c, "%s", c->cur.err);
+		return;
+	}
 	if (imap_search_parse(&c->cur, &prog) < 0) {
 		if (strncmp(c->cur.err, "[BADCHARSET", 11) == 0)
 			imap_no(s, c, "%s", c->cur.err);
@@ -135,23 +151,34 @@ imap_cmd_search(struct imap_session *s, struct imap_cmd *c)
 		return;
 	}
 	bool *match = calloc(b->n + 1, sizeof(*match));
-	if (match == NULL) {
+	uint32_t *hits = malloc((b->n + 1) * sizeof(*hits));
+	if (match == NULL || hits == NULL) {
+		free(match);
+		free(hits);
 		imap_search_free(prog);
 		imap_no(s, c, "[SERVERBUG] Out of memory");
 		return;
 	}
 	imap_search_run(s, prog, match, &maxmod);
-	strbuf_init(&sb, 16 * (b->n + 16));
-	strbuf_appends(&sb, "SEARCH");
+	imap_search_free(prog);
+	size_t nhits = 0;
 	for (size_t i = 0; i < b->n; i++)
 		if (match[i])
-			strbuf_appendf(&sb, " %u",
-				       c->uid ? b->msg[i].uid
-					      : (uint32_t)(i + 1));
-	if (maxmod > 0) /* RFC 7162 3.1.5 */
-		strbuf_appendf(&sb, " (MODSEQ %" PRIu64 ")", maxmod);
-	imap_search_free(prog);
+			hits[nhits++] = c->uid ? b->msg[i].uid : (uint32_t)(i + 1);
 	free(match);
+	strbuf_init(&sb, 16 * (b->n + 16));
+	if (ret & IMAP_ESEARCH) {
+		imap_esearch_answer(&sb, c->tag, c->uid, ret, hits, nhits);
+		if (maxmod > 0) /* RFC 7162 3.1.5 */
+			strbuf_appendf(&sb, " MODSEQ %" PRIu64, maxmod);
+	} else {
+		strbuf_appends(&sb, "SEARCH");
+		for (size_t k = 0; k < nhits; k++)
+			strbuf_appendf(&sb, " %u", hits[k]);
+		if (maxmod > 0) /* RFC 7162 3.1.5 */
+			strbuf_appendf(&sb, " (MODSEQ %" PRIu64 ")", maxmod);
+	}
+	free(hits);
 	imap_write(s, "* ", 2);
 	imap_write(s, sb.buf, sb.len);
 	imap_write(s, "\r\n", 2);

@@ -339,7 +339,7 @@ imap_condstore_selected(struct imap_session *s,
 		    !imap_seqset_has(&a->known, b->msg[i].uid, max))
 			continue;
 		strbuf_reset(&flags);
-		imap_flags_format(b->msg[i].flags, &flags);
+		imap_flags_tell(b, b->msg[i].flags, &flags);
 		imap_untagged(
 		    s, "%zu FETCH (UID %u FLAGS (%s) MODSEQ (%" PRIu64 "))",
 		    i + 1, b->msg[i].uid, strbuf_str(&flags),

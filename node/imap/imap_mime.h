@@ -56,10 +56,21 @@ int imap_mime_section(const struct imap_mime *m, const uint32_t *parts,
 		      const char (*fields)[IMAP_FIELD_NAME_MAX], size_t nfields,
 		      struct strbuf *sb, const char **data, size_t *len);
 
+/* BINARY[parts] (RFC 3516): the content of the part with its
+ * Content-Transfer-Encoding (base64, quoted-printable) undone, into
+ * *out (malloc'ed, for the caller to free); the whole message as it is
+ * for no parts, "" for a part that does not exist. An encoding that is
+ * not known leaves the content as it is and sets *unknown. Returns 0 or
+ * -1 (out of memory). */
+int imap_mime_binary(const struct imap_mime *m, const uint32_t *parts,
+		     size_t nparts, char **out, size_t *len, bool *unknown);
+
 /* SEARCH: whether a header field named field (case-insensitive; "" for
  * any field) of the top-level header contains needle after unfolding and
  * decoding RFC 2047 encoded words to UTF-8, case-insensitively for ASCII;
- * needle "" asks whether the field exists. */
+ * needle "" asks whether the field exists. An address field (From, To,
+ * Cc, Bcc, Sender, Reply-To) also matches when its addresses written
+ * without comments (imap_addr_text) contain needle. */
 bool imap_mime_header_has(const struct imap_mime *m, const char *field,
 			  const char *needle);
 /* The same on a header section alone (hdr[0..hdrlen), as
@@ -71,6 +82,12 @@ bool imap_hdr_has(const char *hdr, size_t hdrlen, const char *field,
  * outlen); false when there is no such field (SORT, THREAD). */
 bool imap_hdr_text(const char *hdr, size_t hdrlen, const char *field, char *out,
 		   size_t outlen);
+/* The address list v (an unfolded header value) as "name <local@domain>,
+ * ..." (or "local@domain" without a name): comments and the blanks
+ * around '@' and '.' gone, a trailing comment "user@domain (Real Name)"
+ * the name when there is no phrase (as ENVELOPE takes it), groups as
+ * their members. Appended to sb; returns 0 or -1 (sb full, no memory). */
+int imap_addr_text(const char *v, struct strbuf *sb);
 /* SEARCH BODY: whether some text part's content (after its
  * Content-Transfer-Encoding, base64 or quoted-printable, is undone, and
  * converted to UTF-8 when its charset is ISO-8859-1 or US-ASCII; other
@@ -85,6 +102,37 @@ bool imap_hdr_date(const char *hdr, size_t hdrlen, time_t *t);
  * if UTC ("Sun, 25 Mar 2007 23:30 -0500" gives 25-Mar-2007 23:30 UTC), the
  * day SENTBEFORE, SENTON and SENTSINCE compare (RFC 3501 6.4.4). */
 bool imap_hdr_date_written(const char *hdr, size_t hdrlen, time_t *t);
+
+/* For the web role (imap_mime_leaf.c): the leaves of the part tree,
+ * depth-first, numbered as BODY[section] numbers them ("1", "2.1"); a
+ * message/rfc822 part is a leaf, not entered. Strings are the parser's
+ * (lowercase type and subtype) or NULL when absent; body is the content
+ * as stored, enc its Content-Transfer-Encoding. */
+struct imap_mime_leaf {
+	char section[96];
+	const char *type, *subtype;
+	const char *charset, *name, *cid, *disposition;
+	const char *body, *enc;
+	size_t bodylen;
+};
+/* Calls fn for each leaf until it returns nonzero (returned then).
+ * Returns 0 when every leaf was seen. */
+int imap_mime_leaves(const struct imap_mime *m,
+		     int (*fn)(void *arg, const struct imap_mime_leaf *l),
+		     void *arg);
+/* A leaf's content with its transfer encoding (base64,
+ * quoted-printable) undone, malloc'ed (the caller frees), NUL after it;
+ * NULL when memory is short. */
+char *imap_mime_leaf_decode(const struct imap_mime_leaf *l, size_t *len);
+/* The top-level header field named field, unfolded, RFC 2047 words
+ * decoded, into out (cut to outlen); false (out "") when absent. */
+bool imap_mime_header_get(const struct imap_mime *m, const char *field,
+			  char *out, size_t outlen);
+
+/* A header value v with its RFC 2047 encoded words decoded (to UTF-8
+ * when their charset is, as SEARCH decodes them), into out (cut to
+ * outlen). */
+void imap_mime_decode_words(const char *v, char *out, size_t outlen);
 
 /* The length of the header section at the start of msg[0..len) (CRLF
  * lines), its blank line included, as the parser splits a message; 0

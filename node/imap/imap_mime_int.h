@@ -75,6 +75,11 @@ bool imap_mime_find_field(const char *h, size_t hlen, const char *name,
  * without leading and trailing blanks, NUL-terminated. Returns the
  * length written. */
 size_t imap_mime_unfold(const char *v, size_t n, char *out);
+/* Walks the part numbers: *node is the part reached (NULL for none: the
+ * whole message; the message itself for part 1 of a message that is not
+ * multipart). Returns false when a part does not exist. */
+bool imap_mime_walk(const struct imap_mime *m, const uint32_t *parts,
+		    size_t nparts, const struct imap_mime_part **node);
 /* p at a '(': past its (nested, backslash-quoting) comment, or at the
  * end of the string when it is not closed. */
 const char *imap_mime_skip_comment(const char *p);
@@ -89,6 +94,16 @@ size_t imap_mime_enc_len(const char *enc);
 /* Whether the part's type is type/subtype (subtype NULL: any). */
 bool imap_mime_is(const struct imap_mime_part *p, const char *type,
 		  const char *subtype);
+
+/* Decoders (imap_mime_text.c), each writing at most its input's length
+ * to out: base64 of s[0..n), bytes outside the alphabet skipped, up to
+ * '='; quoted-printable (q: RFC 2047's Q, where '_' is a space; a bad "="
+ * escape stays as it is); a header value with its RFC 2047 encoded words
+ * decoded, into out (2 n + 1 bytes), blanks between two encoded words
+ * dropped. Each returns the length written. */
+size_t imap_text_base64(const char *s, size_t n, char *out);
+size_t imap_text_qp(const char *s, size_t n, bool q, char *out);
+size_t imap_text_decode_header(const char *v, size_t n, char *out);
 
 /* Appends s[0..n) as an IMAP string: quoted when every byte is
  * printable 7-bit, a literal otherwise. upper: ASCII letters uppercased. */

@@ -154,7 +154,8 @@ imap_capabilities(struct imap_session *s)
 	snprintf(s->capbuf, sizeof(s->capbuf),
 		 "IMAP4rev1 LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS "
 		 "CONDSTORE QRESYNC SORT THREAD=REFERENCES "
-		 "THREAD=ORDEREDSUBJECT MOVE SPECIAL-USE CHILDREN%s%s",
+		 "THREAD=ORDEREDSUBJECT MOVE SPECIAL-USE CHILDREN ESEARCH "
+		 "LIST-STATUS BINARY QUOTA QUOTA=RES-STORAGE%s%s",
 		 s->state == IMAP_NOT_AUTH && !tls && s->mn->tls ? " STARTTLS"
 								 : "",
 		 s->state != IMAP_NOT_AUTH ? ""
@@ -383,7 +384,8 @@ imap_command_line(struct imap_session *s, char *line, size_t len)
 	/* A literal: is there room for it? APPEND's message may be as large
 	 * as a message may be; anything else stays small. */
 	size_t room = s->mn->cfg->msg_max + IMAP_CMD_MAX;
-	if (lit > room - s->cmd.len) {
+	/* cmd.len may pass room: max_message_size lowered by a reload. */
+	if (s->cmd.len > room || lit > room - s->cmd.len) {
 		if (nonsync) {
 			/* Its bytes are on their way and cannot be told
 			 * apart from commands: the session cannot go on. */

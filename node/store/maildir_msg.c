@@ -18,6 +18,7 @@
 #include "../../common/log.h"
 #include "maildir.h"
 #include "maildir_int.h"
+#include "quota.h"
 
 #define MAILDIR_COPY_CHUNK 65536
 #define MAILDIR_NAME_TRIES 1000
@@ -189,19 +190,21 @@ int
 maildir_expunge(const char *dir, const struct maildir_msg *m)
 {
 	char cur[MAILDIR_NAME_MAX + 1], path[MAILDIR_PATH_MAX];
+	bool removed = false;
 
-	for (int tries = 0; tries < 3; tries++) {
+	for (int tries = 0; tries < 3 && !removed; tries++) {
 		if (maildir_msg_locate(dir, m->name, cur, sizeof(cur)) < 0) {
 			if (errno == ENOENT)
 				return 0; /* expunged by another session */
 			goto fail;
 		}
 		snprintf(path, sizeof(path), "%s/cur/%s", dir, cur);
-		if (unlink(path) == 0)
-			break;
-		if (errno != ENOENT)
+		removed = unlink(path) == 0;
+		if (!removed && errno != ENOENT)
 			goto fail;
 	}
+	if (removed) /* by this call: counted once, whoever else tried */
+		quota_change(dir, -(int64_t)m->size, -1);
 	snprintf(path, sizeof(path), "%s/cur", dir);
 	if (maildir_fsync_dir(path) < 0)
 		goto fail;
@@ -402,6 +405,7 @@ maildir_append(const char *dir, const char *hostname, const void *data,
 		goto fail;
 	if (maildir_staged_publish(dir, &s, 1, ctr, uidvalidity, uid) < 0)
 		goto fail;
+	quota_change(dir, (int64_t)len, 1);
 	return 0;
 fail:;
 	int e = errno ? errno : EIO;
@@ -535,6 +539,37 @@ maildir_copy_stage(const char *srcdir, const char *name, const char *dstdir,
 	return -1;
 }
 
+/* The keywords of staged[0..n) (letters of srcdir's dovecot-keywords)
+ * as dstdir names them (maildir_keywords_map). Returns 0 or -1. */
+static int
+maildir_copy_keywords(const char *srcdir, const char *dstdir,
+		      struct maildir_staged *staged, size_t n)
+{
+	uint32_t used = 0;
+	char map[MAILDIR_KEYWORDS];
+	for (size_t i = 0; i < n; i++)
+		for (const char *p = staged[i].flags; *p; p++)
+			if (*p >= 'a' && *p <= 'z')
+				used |= 1u << (*p - 'a');
+	if (used == 0 || strcmp(srcdir, dstdir) == 0)
+		return 0;
+	if (maildir_keywords_map(srcdir, dstdir, used, map) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		char *o = staged[i].flags;
+		for (const char *p = staged[i].flags; *p; p++)
+			if (*p < 'a' || *p > 'z')
+				*o++ = *p;
+			else if (map[*p - 'a'])
+				*o++ = map[*p - 'a'];
+		*o = '\0';
+		if (maildir_flags_norm(staged[i].flags, staged[i].flags,
+				       sizeof(staged[i].flags)) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 int
 maildir_copy(const char *srcdir, const struct maildir_msg *msgs, size_t n,
 	     const char *dstdir, const char *hostname,
@@ -565,6 +600,8 @@ maildir_copy(const char *srcdir, const struct maildir_msg *msgs, size_t n,
 		if (maildir_copy_stage(srcdir, msgs[i].name, dstdir, hostname,
 				       &staged[i]) < 0)
 			goto fail;
+	if (maildir_copy_keywords(srcdir, dstdir, staged, n) < 0)
+		goto fail;
 	/* the links and copies are in dstdir/tmp: make sure they last */
 	char tmp[MAILDIR_PATH_MAX];
 	snprintf(tmp, sizeof(tmp), "%s/tmp", dstdir);
@@ -573,8 +610,12 @@ maildir_copy(const char *srcdir, const struct maildir_msg *msgs, size_t n,
 	if (maildir_staged_publish(dstdir, staged, n, ctr, uidvalidity,
 				   &first) < 0)
 		goto fail;
-	for (size_t i = 0; i < n; i++)
+	int64_t bytes = 0;
+	for (size_t i = 0; i < n; i++) {
 		uids[i] = first + (uint32_t)i;
+		bytes += (int64_t)msgs[i].size;
+	}
+	quota_change(dstdir, bytes, (int64_t)n);
 	free(staged);
 	return 0;
 fail:;

@@ -132,6 +132,42 @@ class ImapCondstoreTest(NodeTestCase):
         self.assertEqual(got[3][0], ["\\Seen"])
         self.assertGreater(got[3][1], h1)
 
+    def test_with_keywords_esearch_status_and_list_status(self):
+        """What main's IMAP gained, with mod-sequences: a keyword STORE is
+        a flag change (a new mod-sequence, seen on the other node with
+        the keyword), ESEARCH tells MODSEQ, STATUS and LIST-STATUS take
+        HIGHESTMODSEQ beside DELETED-STORAGE."""
+        self.deliver_n(2)
+        a = self.session(self.n1, "CONDSTORE")
+        caps = self.ok(a, "c", "CAPABILITY")[0]
+        for cap in ("CONDSTORE", "QRESYNC", "SORT", "THREAD=REFERENCES",
+                    "ESEARCH", "LIST-STATUS", "BINARY", "QUOTA"):
+            self.assertIn(" " + cap, caps)
+        h0 = highest(self.ok(a, "s", "SELECT INBOX"))
+        out = self.ok(a, "k", "STORE 1 +FLAGS ($Label1)")
+        (flags, m1), = fetches(out).values()
+        self.assertEqual(flags, ["$Label1"])
+        self.assertGreater(m1, h0)
+        b = self.session(self.n2, "CONDSTORE")
+        self.ok(b, "s", "SELECT INBOX")
+        got = fetches(self.ok(b, "f",
+                              "UID FETCH 1:* (FLAGS) (CHANGEDSINCE %d)" % h0))
+        self.assertEqual(got, {1: (["$Label1"], m1)})
+        # UNCHANGEDSINCE holds for keywords as for system flags
+        out = b.cmd("u", "UID STORE 1:2 (UNCHANGEDSINCE %d) -FLAGS "
+                    "($Label1)" % h0)
+        self.assertRegex(out[-1], r"^u OK \[MODIFIED 1\]", out)
+        out = self.ok(b, "e", "UID SEARCH RETURN (ALL COUNT) MODSEQ %d" % m1)
+        self.assertRegex(out[0], r'^\* ESEARCH \(TAG "e"\) UID COUNT 1 '
+                         r'ALL 1 MODSEQ %d$' % m1)
+        out = self.ok(b, "t", "STATUS INBOX (HIGHESTMODSEQ DELETED-STORAGE)")
+        self.assertRegex(out[0], r"HIGHESTMODSEQ %d DELETED-STORAGE 0\)"
+                         % m1)
+        out = self.ok(b, "l", 'LIST "" "INBOX" RETURN (STATUS '
+                      "(MESSAGES HIGHESTMODSEQ))")
+        self.assertIn('* STATUS "INBOX" (MESSAGES 2 HIGHESTMODSEQ %d)' % m1,
+                      out)
+
     def test_concurrent_changes_on_two_nodes_get_distinct_modseqs(self):
         self.deliver_n(5)
         a = self.session(self.n1, "CONDSTORE")
