@@ -31,6 +31,12 @@ the end whatever happens):
        W3  --sessions concurrent sessions (threads), each connecting,
            logging in, selecting INBOX and fetching --per-session distinct
            messages' BODY.PEEK[], one FETCH each              wall seconds
+       W4  a QRESYNC resync (RFC 7162): after a session noted UIDVALIDITY
+           and HIGHESTMODSEQ, another made 100 changes (80 messages
+           flagged, 20 expunged, one command each, untimed); a new
+           session's ENABLE QRESYNC + SELECT INBOX (QRESYNC (uidvalidity
+           modseq)), which must tell exactly the 80 and VANISHED the 20
+                                                              seconds
      Login (W1, W2) is not timed; W3 times everything from connect on.
      Results: medians, and the median of the paired per-rep ratios
      mailnode/dovecot (the machine is shared and noisy; pairs cancel
@@ -1218,6 +1224,54 @@ def idle_report(args, idle, load):
     return "\n".join(lines) + "\n"
 
 
+QRESYNC_FLAGGED, QRESYNC_EXPUNGED = 80, 20
+
+
+def uid_count(uidset):
+    """How many UIDs "1:3,7" names."""
+    n = 0
+    for part in uidset.split(","):
+        lo, _, hi = part.partition(":")
+        n += int(hi or lo) - int(lo) + 1 if part else 0
+    return n
+
+
+def w4(port, rng):
+    """W4: changes made after a noted HIGHESTMODSEQ, then a QRESYNC
+    SELECT, timed and checked. Returns seconds."""
+    m = connect(port)
+    ok(*m.enable("QRESYNC"), what="ENABLE QRESYNC")
+    ok(*m.select("INBOX"), what="SELECT")
+    uv = int(m.untagged_responses["UIDVALIDITY"][-1])
+    known = int(m.untagged_responses["HIGHESTMODSEQ"][-1])
+    # messages never flagged: each STORE below is a real change
+    cand = ok(*m.search(None, "UNFLAGGED UNDELETED"), what="SEARCH")[0].split()
+    pick = rng.sample(cand, QRESYNC_FLAGGED + QRESYNC_EXPUNGED)
+    for s in pick[:QRESYNC_FLAGGED]:
+        ok(*m.store(s.decode(), "+FLAGS", "(\\Flagged)"), what="STORE")
+    for s in pick[QRESYNC_FLAGGED:]:
+        ok(*m.store(s.decode(), "+FLAGS", "(\\Deleted)"), what="STORE")
+    ok(*m.expunge(), what="EXPUNGE")
+    m.logout()
+    m = connect(port)
+    m.socket().settimeout(IO_TIMEOUT)
+    m.untagged_responses.clear()
+    t0 = time.perf_counter()
+    ok(*m.enable("QRESYNC"), what="ENABLE QRESYNC")
+    ok(*m._simple_command("SELECT", "INBOX", "(QRESYNC (%d %d))"
+                          % (uv, known)), what="SELECT QRESYNC")
+    t1 = time.perf_counter()
+    fetched = len(m.untagged_responses.get("FETCH", []))
+    vanished = sum(uid_count(v.decode().split()[-1]) for v in
+                   m.untagged_responses.get("VANISHED", []))
+    m.logout()
+    if (fetched, vanished) != (QRESYNC_FLAGGED, QRESYNC_EXPUNGED):
+        raise BenchError("W4: QRESYNC told %d FETCH and %d VANISHED, want "
+                         "%d and %d" % (fetched, vanished, QRESYNC_FLAGGED,
+                                        QRESYNC_EXPUNGED))
+    return t1 - t0
+
+
 # ---------------------------------------------------------------- report
 
 WORKLOADS = [
@@ -1225,6 +1279,7 @@ WORKLOADS = [
     ("W2a", "SEARCH UNSEEN"),
     ("W2b", "SEARCH SUBJECT {word}"),
     ("W3", "{sessions} concurrent sessions x {per} FETCH BODY.PEEK[] (wall)"),
+    ("W4", "QRESYNC resync after 80 flag changes and 20 expunges"),
 ]
 
 
@@ -1309,7 +1364,9 @@ def report(args, targets, times, resources, counts, started, elapsed, idle,
     lines += ["",
               "Checked: FETCH 1:* gave %d answers on each; SEARCH UNSEEN %d and "
               "SEARCH SUBJECT %d matches on each (as generated); every "
-              "BODY.PEEK[] byte-identical to the generated message." % (
+              "BODY.PEEK[] byte-identical to the generated message; each "
+              "W4 resync told exactly the 80 changed messages and the 20 "
+              "expunged UIDs." % (
                   args.messages, counts[0], counts[1])]
     md = "\n".join(lines) + "\n"
     if idle:
@@ -1489,7 +1546,14 @@ def main():
             log("rep %d/%d: %s" % (rep + 1, args.reps, "; ".join(
                 "%s %s" % (k, " ".join("%s=%.3f" % (t, times[k][t][-1])
                                        for t in targets))
-                for k, _ in WORKLOADS)))
+                for k, _ in WORKLOADS if k != "W4")))
+        # W4 last: its expunges change what W1-W3 check
+        for rep in range(args.reps):
+            order = targets if rep % 2 == 0 else targets[::-1]
+            for t in order:  # the same changes on each server
+                times["W4"][t].append(w4(srv.ports[t], random.Random(rep)))
+            log("W4 rep %d/%d: %s" % (rep + 1, args.reps, " ".join(
+                "%s=%.4f" % (t, times["W4"][t][-1]) for t in targets)))
         sampler.stop()
         resources = {}
         for k, p in roots.items():

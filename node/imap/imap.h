@@ -29,6 +29,7 @@
 #include "../../common/stream.h"
 #include "../config/directory.h"
 #include "imap_args.h"
+#include "imap_condstore.h"
 #include "imap_parse.h"
 #include "../store/maildir.h"
 #include "../store/notice.h"
@@ -134,6 +135,7 @@ struct imap_session {
 
 	struct imap_mailbox box; /* valid in IMAP_SELECTED */
 	struct imap_loaded cache;
+	struct imap_modseq modseq; /* CONDSTORE, QRESYNC (imap_condstore.h) */
 
 	struct imap_fetch_job *job; /* a FETCH going out in slices */
 	ev_timer idle_poll;	    /* IDLE's Maildir checks */
@@ -231,7 +233,9 @@ void imap_idle_done(struct imap_session *s, const char *line);
 typedef void imap_handler(struct imap_session *s, struct imap_cmd *c);
 /* imap_cmd.c */
 imap_handler imap_cmd_capability, imap_cmd_noop, imap_cmd_logout, imap_cmd_id,
-    imap_cmd_enable, imap_cmd_namespace, imap_cmd_idle;
+    imap_cmd_namespace, imap_cmd_idle;
+/* imap_cmd_enable.c: ENABLE (RFC 5161) */
+imap_handler imap_cmd_enable;
 /* imap_cmd_auth.c */
 imap_handler imap_cmd_starttls, imap_cmd_login, imap_cmd_authenticate;
 /* imap_cmd_select.c: SELECT and EXAMINE, CLOSE, UNSELECT, EXPUNGE, CHECK */
@@ -253,6 +257,13 @@ void imap_fetch_abort(struct imap_session *s);
 imap_handler imap_cmd_store;
 /* imap_cmd_search.c */
 imap_handler imap_cmd_search;
+struct imap_search;
+/* Runs prog over the selected mailbox (its KEYWORD keys bound to the
+ * mailbox's keywords first): match[i] (b->n of them) for
+ * message i; *maxmod the highest mod-sequence matched when prog has a
+ * MODSEQ key (else 0). */
+void imap_search_run(struct imap_session *s, struct imap_search *prog,
+		     bool *match, uint64_t *maxmod);
 /* imap_esearch.c: ESEARCH (RFC 4731) */
 /* The ESEARCH answer (without "* ") for the rising numbers v[0..n).
  * Returns 0 or -1 (sb full). */
@@ -262,6 +273,8 @@ int imap_esearch_answer(struct strbuf *sb, const char *tag, bool uid,
 int imap_seqset_format(struct strbuf *sb, const uint32_t *v, size_t n);
 /* imap_cmd_copy.c: COPY and MOVE */
 imap_handler imap_cmd_copy;
+/* imap_cmd_sort.c: SORT and THREAD (RFC 5256) */
+imap_handler imap_cmd_sort, imap_cmd_thread;
 /* imap_cmd_append.c */
 imap_handler imap_cmd_append;
 /* imap_cmd_quota.c: QUOTA (RFC 9208) */

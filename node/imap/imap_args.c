@@ -33,6 +33,7 @@ static const struct {
     {"UIDNEXT", IMAP_STATUS_UIDNEXT},
     {"UIDVALIDITY", IMAP_STATUS_UIDVALIDITY},
     {"UNSEEN", IMAP_STATUS_UNSEEN},
+    {"HIGHESTMODSEQ", IMAP_STATUS_HIGHESTMODSEQ},
     {"DELETED-STORAGE", IMAP_STATUS_DELETED_STORAGE},
 };
 
@@ -158,6 +159,7 @@ int
 imap_args_store(struct imap_cur *c, struct imap_args_store *a)
 {
 	if (imap_seqset(c, &a->set) < 0 || imap_sp(c) < 0 ||
+	    imap_args_store_mods(c, &a->mods) < 0 ||
 	    imap_store_op_parse(c, &a->op, &a->silent) < 0 || imap_sp(c) < 0 ||
 	    imap_flag_list(c, true, &a->flags, &a->kw) < 0)
 		return -1;
@@ -177,8 +179,11 @@ int
 imap_args_fetch(struct imap_cur *c, struct imap_args_fetch *a)
 {
 	memset(&a->f, 0, sizeof(a->f));
+	memset(&a->mods, 0, sizeof(a->mods));
 	if (imap_seqset(c, &a->set) < 0 || imap_sp(c) < 0 ||
 	    imap_fetch_parse(c, &a->f) < 0)
+		return -1;
+	if (imap_peek_char(c, ' ') && imap_args_fetch_mods(c, &a->mods) < 0)
 		return -1;
 	return imap_end(c);
 }

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "../store/maildir.h"
+#include "imap_condstore.h"
 #include "imap_parse.h"
 
 /* A mailbox name as read: room for a trailing '.' that CREATE drops. */
@@ -48,6 +49,7 @@ enum {
 	IMAP_STATUS_UIDNEXT = 4,
 	IMAP_STATUS_UIDVALIDITY = 8,
 	IMAP_STATUS_UNSEEN = 16,
+	IMAP_STATUS_HIGHESTMODSEQ = 32,
 	/* QUOTA (RFC 9208 5.1), a bit of its own, away from what other
 	 * extensions add after UNSEEN */
 	IMAP_STATUS_DELETED_STORAGE = 1u << 12,
@@ -69,7 +71,7 @@ struct imap_args_append {
 };
 int imap_args_append(struct imap_cur *c, struct imap_args_append *a);
 
-/* STORE set [+|-]FLAGS[.SILENT] flags. */
+/* STORE set [(UNCHANGEDSINCE n)] [+|-]FLAGS[.SILENT] flags. */
 enum imap_store_op { IMAP_STORE_SET, IMAP_STORE_ADD, IMAP_STORE_REMOVE };
 struct imap_args_store {
 	struct imap_seqset set;
@@ -77,6 +79,7 @@ struct imap_args_store {
 	bool silent;
 	unsigned flags;
 	struct imap_kwlist kw;
+	struct imap_store_mods mods; /* (UNCHANGEDSINCE n) */
 };
 int imap_args_store(struct imap_cur *c, struct imap_args_store *a);
 
@@ -92,6 +95,7 @@ int imap_args_copy(struct imap_cur *c, struct imap_args_copy *a);
 struct imap_args_fetch {
 	struct imap_seqset set;
 	struct imap_fetch f;
+	struct imap_fetch_mods mods; /* (CHANGEDSINCE n [VANISHED]) */
 };
 int imap_args_fetch(struct imap_cur *c, struct imap_args_fetch *a);
 

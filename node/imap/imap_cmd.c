@@ -1,6 +1,6 @@
 /* The IMAP command table (which command runs in which state, which take
  * the UID prefix) and the commands of any state: CAPABILITY, NOOP,
- * LOGOUT, ID (RFC 2971), ENABLE (RFC 5161), NAMESPACE (RFC 2342), IDLE
+ * LOGOUT, ID (RFC 2971), NAMESPACE (RFC 2342), IDLE
  * (RFC 2177). */
 #include <stdio.h>
 #include <string.h>
@@ -53,6 +53,8 @@ static const struct imap_cmd_def imap_cmds[] = {
     {"STORE", S_SEL, true, imap_cmd_store},
     {"COPY", S_SEL, true, imap_cmd_copy},
     {"MOVE", S_SEL, true, imap_cmd_copy},
+    {"SORT", S_SEL, true, imap_cmd_sort},
+    {"THREAD", S_SEL, true, imap_cmd_thread},
     {"GETQUOTAROOT", S_LOGGED, false, imap_cmd_getquotaroot},
     {"GETQUOTA", S_LOGGED, false, imap_cmd_getquota},
     {"SETQUOTA", S_LOGGED, false, imap_cmd_setquota},
@@ -164,30 +166,6 @@ imap_cmd_id(struct imap_session *s, struct imap_cmd *c)
 	imap_untagged(s,
 		      "ID (\"name\" \"mailnode\" \"vendor\" \"mailswitch\")");
 	imap_ok(s, c, "ID completed");
-}
-
-/* ENABLE: no capability here needs enabling (CONDSTORE, QRESYNC and
- * UTF8=ACCEPT are not offered), so the answer lists none. */
-void
-imap_cmd_enable(struct imap_session *s, struct imap_cmd *c)
-{
-	char cap[64];
-	if (imap_at_end(&c->cur)) {
-		imap_bad(s, c, "ENABLE needs a capability");
-		return;
-	}
-	do {
-		if (imap_atom(&c->cur, cap, sizeof(cap)) < 0) {
-			imap_bad(s, c, "%s", c->cur.err);
-			return;
-		}
-	} while (!imap_at_end(&c->cur) && imap_sp(&c->cur) == 0);
-	if (imap_end(&c->cur) < 0) {
-		imap_bad(s, c, "%s", c->cur.err);
-		return;
-	}
-	imap_untagged(s, "ENABLED");
-	imap_ok(s, c, "ENABLE completed");
 }
 
 void

@@ -94,13 +94,17 @@ imap_cmd_copy(struct imap_session *s, struct imap_cmd *c)
 	/* MOVE: the copies are durable; now the originals go, told as
 	 * EXPUNGE before the tagged answer (RFC 6851 3.3). */
 	imap_untagged(s, "OK %s Moved", strbuf_str(&sb));
+	imap_modseq_begin(s);
 	for (size_t k = 0; k < n; k++) {
 		if (maildir_expunge(b->dir, &msgs[k]) < 0)
 			log_err("imap %s: MOVE: remove %s/%s: %s", s->id,
 				b->dir, msgs[k].name, strerror(errno));
-		else
+		else {
 			b->msg[idx[k]].gone = true;
+			imap_modseq_changed(s, msgs[k].uid, 'X');
+		}
 	}
+	imap_modseq_commit(s, 'X');
 	notice_changed(s->mn->store.notice, s->user, b->name);
 	imap_ok(s, c, "MOVE completed");
 out:

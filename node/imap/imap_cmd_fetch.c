@@ -261,6 +261,15 @@ imap_fetch_section(struct imap_fetch_ctx *x, const struct imap_fetch_item *it)
 	return rc;
 }
 
+/* MODSEQ (RFC 7162 3.1.4). */
+static int
+imap_fetch_modseq(struct imap_fetch_ctx *x, const struct imap_fetch_item *it)
+{
+	char buf[40];
+	(void)it;
+	return strbuf_appends(x->sb, imap_modseq_item(x->s, x->i, buf) + 1);
+}
+
 /* BINARY[part]<partial>, BINARY.PEEK[...] and BINARY.SIZE[part] (RFC
  * 3516): the part decoded, as a literal8 ("~{n}") when it holds a NUL. A
  * part in an encoding not known goes as it is, and the FETCH ends NO
@@ -315,6 +324,7 @@ static imap_fetch_item_fn *const imap_fetch_items[] = {
     [IMAP_FETCH_RFC822_HEADER] = imap_fetch_rfc822_part,
     [IMAP_FETCH_RFC822_TEXT] = imap_fetch_rfc822_part,
     [IMAP_FETCH_SECTION] = imap_fetch_section,
+    [IMAP_FETCH_MODSEQ] = imap_fetch_modseq,
     [IMAP_FETCH_BINARY] = imap_fetch_binary,
     [IMAP_FETCH_BINARY_SIZE] = imap_fetch_binary,
 };
@@ -410,6 +420,7 @@ imap_fetch_finish(struct imap_session *s)
 	size_t unknown_cte = j->unknown_cte;
 	s->job = NULL;
 	imap_job_free(j);
+	imap_modseq_flush(s); /* the \Seen it set, as one record */
 	if (missing)
 		imap_no(s, &c, "Some messages could not be read");
 	else if (expunged) /* RFC 5530; EXPUNGE is told when it may be */
@@ -432,6 +443,9 @@ imap_fetch_continue(struct imap_session *s)
 	for (; j->next < s->box.n; j->next++) {
 		size_t i = j->next;
 		if (!imap_mailbox_in_set(&s->box, i, &j->a.set, j->uid))
+			continue;
+		if (j->a.mods.changedsince &&
+		    imap_modseq_of(s, i) <= j->a.mods.since)
 			continue;
 		if (s->box.msg[i].gone) {
 			/* told EXPUNGE with a UID FETCH's answer: no more
@@ -486,6 +500,44 @@ imap_fetch_abort(struct imap_session *s)
 	s->job = NULL;
 }
 
+/* FETCH MODSEQ and CHANGEDSINCE turn CONDSTORE on; CHANGEDSINCE adds
+ * MODSEQ to the items, and VANISHED (UID FETCH, QRESYNC on) first tells
+ * the UIDs of the set expunged since. Returns 0, or -1 when answered
+ * (BAD). */
+static int
+imap_fetch_condstore(struct imap_session *s, struct imap_cmd *c,
+		     struct imap_args_fetch *a)
+{
+	bool modseq = false;
+	for (size_t k = 0; k < a->f.n; k++)
+		if (a->f.item[k].kind == IMAP_FETCH_MODSEQ)
+			modseq = true;
+	if (a->mods.vanished && (!c->uid || !s->modseq.qresync)) {
+		imap_bad(s, c, "VANISHED needs UID FETCH and QRESYNC");
+		return -1;
+	}
+	if (!modseq && !a->mods.changedsince)
+		return 0;
+	imap_condstore_enable(s, false);
+	if (a->mods.changedsince && !modseq) {
+		struct imap_fetch_item *it =
+		    realloc(a->f.item, (a->f.n + 1) * sizeof(*it));
+		if (it == NULL) {
+			imap_bad(s, c, "Out of memory");
+			return -1;
+		}
+		a->f.item = it;
+		memset(&it[a->f.n], 0, sizeof(*it));
+		it[a->f.n++].kind = IMAP_FETCH_MODSEQ;
+	}
+	/* what changed up to now, not up to the last command's end */
+	if (a->mods.changedsince)
+		imap_mailbox_sync(s, c->uid, false);
+	if (a->mods.vanished)
+		imap_qresync_fetch_vanished(s, &a->set, a->mods.since);
+	return 0;
+}
+
 void
 imap_cmd_fetch(struct imap_session *s, struct imap_cmd *c)
 {
@@ -497,6 +549,10 @@ imap_cmd_fetch(struct imap_session *s, struct imap_cmd *c)
 	if (imap_args_fetch(&c->cur, &j->a) < 0) {
 		imap_bad(s, c, "%s",
 			 c->cur.err[0] ? c->cur.err : "Invalid FETCH");
+		imap_job_free(j);
+		return;
+	}
+	if (imap_fetch_condstore(s, c, &j->a) < 0) {
 		imap_job_free(j);
 		return;
 	}

@@ -154,6 +154,7 @@ imap_status_tell(struct imap_session *s, const char *name, unsigned items)
 
 	if (imap_mailbox_dir(s, name, dir, sizeof(dir)) < 0)
 		return -1;
+	uint64_t records = imap_modseq_records(dir); /* before the scan */
 	if (maildir_scan(dir, &l) < 0) {
 		int e = errno;
 		maildir_list_free(&l);
@@ -189,6 +190,12 @@ imap_status_tell(struct imap_session *s, const char *name, unsigned items)
 	}
 	if (items & IMAP_STATUS_UIDVALIDITY) {
 		strbuf_appendf(&sb, "%sUIDVALIDITY %u", sp, l.uidvalidity);
+		sp = " ";
+	}
+	if (items & IMAP_STATUS_HIGHESTMODSEQ) {
+		imap_condstore_enable(s, false); /* RFC 7162 3.1 */
+		strbuf_appendf(&sb, "%sHIGHESTMODSEQ %" PRIu64, sp,
+			       (uint64_t)l.uidnext + records);
 		sp = " ";
 	}
 	if (items & IMAP_STATUS_UNSEEN) {

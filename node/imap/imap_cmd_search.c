@@ -4,6 +4,7 @@
  * it, and header keys (FROM, SUBJECT, HEADER, SENT*, ...) read only the
  * header section, through the node's header cache. */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,39 +84,21 @@ imap_search_keyword(void *arg, const char *name)
 }
 
 void
-imap_cmd_search(struct imap_session *s, struct imap_cmd *c)
+imap_search_run(struct imap_session *s, struct imap_search *prog,
+		bool *match, uint64_t *maxmod)
 {
-	struct imap_search *prog = NULL;
 	struct imap_mailbox *b = &s->box;
-	struct strbuf sb;
-
-	unsigned ret;
-	uint32_t *hits = NULL;
-	size_t nhits = 0;
-	if (imap_args_search_return(&c->cur, &ret) < 0) {
-		imap_bad(s, c, "%s", c->cur.err);
-		return;
-	}
-	if (imap_search_parse(&c->cur, &prog) < 0) {
-		if (strncmp(c->cur.err, "[BADCHARSET", 11) == 0)
-			imap_no(s, c, "%s", c->cur.err);
-		else
-			imap_bad(s, c, "%s", c->cur.err);
-		return;
-	}
 	imap_search_keywords(prog, imap_search_keyword, b);
 	bool text = imap_search_needs_text(prog);
 	bool dates = imap_search_needs_internaldate(prog); /* a stat each */
+	bool modseq = imap_search_needs_modseq(prog);
 	uint32_t max_uid = b->n ? b->msg[b->n - 1].uid : 0;
-	strbuf_init(&sb, 16 * (b->n + 16));
-	if ((hits = malloc((b->n + 1) * sizeof(*hits))) == NULL) {
-		imap_search_free(prog);
-		strbuf_free(&sb);
-		imap_no(s, c, "[SERVERBUG] Out of memory");
-		return;
-	}
+	*maxmod = 0;
+	if (modseq)
+		imap_condstore_enable(s, false);
 	for (size_t i = 0; i < b->n; i++) {
 		struct imap_msg *m = &b->msg[i];
+		match[i] = false;
 		if (m->gone)
 			continue;
 		struct imap_search_arg a = {.s = s, .i = i};
@@ -124,6 +107,7 @@ imap_cmd_search(struct imap_session *s, struct imap_cmd *c)
 		    .uid = m->uid,
 		    .flags = m->flags,
 		    .size = m->size,
+		    .modseq = modseq ? imap_modseq_of(s, i) : 0,
 		    .arg = &a,
 		};
 		if (dates) {
@@ -139,16 +123,60 @@ imap_cmd_search(struct imap_session *s, struct imap_cmd *c)
 			sm.text_has = imap_search_text_has;
 			sm.sent_date = imap_search_sent_date;
 		}
-		if (imap_search_match(prog, &sm, (uint32_t)b->n, max_uid))
-			hits[nhits++] = c->uid ? m->uid : (uint32_t)(i + 1);
+		match[i] =
+		    imap_search_match(prog, &sm, (uint32_t)b->n, max_uid);
+		if (match[i] && sm.modseq > *maxmod)
+			*maxmod = sm.modseq;
 	}
+}
+
+void
+imap_cmd_search(struct imap_session *s, struct imap_cmd *c)
+{
+	struct imap_search *prog = NULL;
+	struct imap_mailbox *b = &s->box;
+	struct strbuf sb;
+	uint64_t maxmod;
+	unsigned ret;
+
+	if (imap_args_search_return(&c->cur, &ret) < 0) {
+		imap_bad(s, c, "%s", c->cur.err);
+		return;
+	}
+	if (imap_search_parse(&c->cur, &prog) < 0) {
+		if (strncmp(c->cur.err, "[BADCHARSET", 11) == 0)
+			imap_no(s, c, "%s", c->cur.err);
+		else
+			imap_bad(s, c, "%s", c->cur.err);
+		return;
+	}
+	bool *match = calloc(b->n + 1, sizeof(*match));
+	uint32_t *hits = malloc((b->n + 1) * sizeof(*hits));
+	if (match == NULL || hits == NULL) {
+		free(match);
+		free(hits);
+		imap_search_free(prog);
+		imap_no(s, c, "[SERVERBUG] Out of memory");
+		return;
+	}
+	imap_search_run(s, prog, match, &maxmod);
 	imap_search_free(prog);
+	size_t nhits = 0;
+	for (size_t i = 0; i < b->n; i++)
+		if (match[i])
+			hits[nhits++] = c->uid ? b->msg[i].uid : (uint32_t)(i + 1);
+	free(match);
+	strbuf_init(&sb, 16 * (b->n + 16));
 	if (ret & IMAP_ESEARCH) {
 		imap_esearch_answer(&sb, c->tag, c->uid, ret, hits, nhits);
+		if (maxmod > 0) /* RFC 7162 3.1.5 */
+			strbuf_appendf(&sb, " MODSEQ %" PRIu64, maxmod);
 	} else {
 		strbuf_appends(&sb, "SEARCH");
 		for (size_t k = 0; k < nhits; k++)
 			strbuf_appendf(&sb, " %u", hits[k]);
+		if (maxmod > 0) /* RFC 7162 3.1.5 */
+			strbuf_appendf(&sb, " (MODSEQ %" PRIu64 ")", maxmod);
 	}
 	free(hits);
 	imap_write(s, "* ", 2);

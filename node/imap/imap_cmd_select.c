@@ -12,11 +12,18 @@ void
 imap_cmd_select(struct imap_session *s, struct imap_cmd *c)
 {
 	char name[IMAP_ARG_MBOX];
+	struct imap_args_select sp;
 	bool readonly = strcmp(c->name, "EXAMINE") == 0;
-	if (imap_args_mailbox(&c->cur, false, name) < 0) {
-		imap_bad(s, c, "%s needs a mailbox name", c->name);
+	if (imap_args_select(&c->cur, name, sizeof(name), &sp) < 0) {
+		imap_bad(s, c, "%s: %s", c->name, c->cur.err);
 		return;
 	}
+	if (sp.qresync && !s->modseq.qresync) {
+		imap_bad(s, c, "ENABLE QRESYNC first");
+		return;
+	}
+	if (sp.condstore)
+		imap_condstore_enable(s, false);
 	/* A failed SELECT leaves no mailbox selected (RFC 3501 6.3.1). */
 	if (s->state == IMAP_SELECTED) {
 		imap_mailbox_close(s);
@@ -54,6 +61,7 @@ imap_cmd_select(struct imap_session *s, struct imap_cmd *c)
 		}
 	imap_untagged(s, "OK [UIDVALIDITY %u] UIDs valid", b->uidvalidity);
 	imap_untagged(s, "OK [UIDNEXT %u] Predicted next UID", b->uidnext);
+	imap_condstore_selected(s, &sp);
 	imap_ok(s, c, "[%s] %s completed",
 		readonly ? "READ-ONLY" : "READ-WRITE", c->name);
 }
@@ -77,6 +85,7 @@ imap_expunge_deleted(struct imap_session *s, const struct imap_seqset *set)
 {
 	struct imap_mailbox *b = &s->box;
 	size_t failed = 0, removed = 0;
+	imap_modseq_begin(s); /* one record of them all */
 	for (size_t i = 0; i < b->n; i++) {
 		struct imap_msg *m = &b->msg[i];
 		if (m->gone || !(m->flags & IMAP_F_DELETED))
@@ -92,8 +101,10 @@ imap_expunge_deleted(struct imap_session *s, const struct imap_seqset *set)
 			continue;
 		}
 		m->gone = true;
+		imap_modseq_changed(s, m->uid, 'X');
 		removed++;
 	}
+	imap_modseq_commit(s, 'X');
 	if (removed)
 		notice_changed(s->mn->store.notice, s->user, b->name);
 	return failed;

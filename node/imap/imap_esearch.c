@@ -1,7 +1,7 @@
 /* ESEARCH (RFC 4731): the answer to SEARCH RETURN (MIN MAX COUNT ALL)
  * (imap_args_search_return reads it), "* ESEARCH (TAG "a") UID MIN 2
  * MAX 9 COUNT 3 ALL 2,5:9", and the compact sequence sets it (and
- * COPYUID) write. */
+ * COPYUID) write, through imap_condstore.h's imap_uidlist. */
 #include <string.h>
 
 #include "imap.h"
@@ -9,18 +9,11 @@
 int
 imap_seqset_format(struct strbuf *sb, const uint32_t *v, size_t n)
 {
-	for (size_t i = 0; i < n;) {
-		size_t k = i;
-		while (k + 1 < n && v[k + 1] == v[k] + 1)
-			k++;
-		int rc = k > i ? strbuf_appendf(sb, "%s%u:%u", i ? "," : "",
-						v[i], v[k])
-			       : strbuf_appendf(sb, "%s%u", i ? "," : "", v[i]);
-		if (rc < 0)
-			return -1;
-		i = k + 1;
-	}
-	return 0;
+	struct imap_uidlist u = {.sb = sb};
+	for (size_t i = 0; i < n; i++)
+		imap_uidlist_add(&u, v[i]);
+	imap_uidlist_flush(&u);
+	return sb->overflow ? -1 : 0;
 }
 
 int

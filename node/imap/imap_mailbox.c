@@ -256,6 +256,7 @@ imap_mailbox_open(struct imap_session *s, const char *mailbox, bool readonly)
 	snprintf(b->name, sizeof(b->name), "%s",
 		 maildir_mailbox_canon(mailbox));
 	b->readonly = readonly;
+	imap_modseq_open(s); /* the log before the scan */
 	if (imap_box_scan(s, NULL, &l) < 0)
 		goto fail;
 	if (imap_box_reserve(b, &l) < 0) {
@@ -287,6 +288,7 @@ void
 imap_mailbox_close(struct imap_session *s)
 {
 	imap_loaded_free(&s->cache);
+	imap_modseq_close(s);
 	free(s->box.kw);
 	free(s->box.msg);
 	free(s->box.names);
@@ -322,10 +324,12 @@ static void
 imap_tell_flags(struct imap_session *s, size_t i)
 {
 	struct strbuf sb;
+	char modseq[40];
 	strbuf_init(&sb, 256);
 	imap_flags_tell(&s->box, s->box.msg[i].flags, &sb);
-	imap_untagged(s, "%zu FETCH (UID %u FLAGS (%s))", i + 1,
-		      s->box.msg[i].uid, strbuf_str(&sb));
+	imap_untagged(s, "%zu FETCH (UID %u FLAGS (%s)%s)", i + 1,
+		      s->box.msg[i].uid, strbuf_str(&sb),
+		      imap_modseq_item(s, i, modseq));
 	strbuf_free(&sb);
 }
 
@@ -429,6 +433,8 @@ imap_mailbox_sync(struct imap_session *s, bool expunges, bool force)
 
 	if (s->state != IMAP_SELECTED)
 		return;
+	if (imap_modseq_refresh(s)) /* the log before the scan */
+		force = true;
 	if (!force && !b->changed && imap_mtime(b->dir, "cur", &cur) &&
 	    imap_mtime(b->dir, "new", &new) && imap_ts_eq(cur, b->cur_mtime) &&
 	    imap_ts_eq(new, b->new_mtime)) {
@@ -442,8 +448,8 @@ tell_expunges:
 	/* From the highest sequence number down, so that each number is
 	 * still right when the client reads it. */
 	size_t kept = 0;
-	bool any = false;
-	for (size_t i = b->n; i-- > 0;)
+	bool any = s->modseq.qresync && imap_qresync_tell_gone(s);
+	for (size_t i = b->n; i-- > 0 && !s->modseq.qresync;)
 		if (b->msg[i].gone) {
 			imap_untagged(s, "%zu EXPUNGE", i + 1);
 			any = true;
@@ -680,6 +686,8 @@ imap_mailbox_change_flags(struct imap_session *s, size_t i, unsigned add,
 	imap_msg_get(&s->box, i, &mm);
 	if (maildir_change_flags(s->box.dir, &mm, plus, minus, renamed) < 0)
 		return -1;
+	if (renamed && *renamed)
+		imap_modseq_changed(s, m->uid, 'F');
 	imap_msg_put(&s->box, i, &mm);
 	m->flags =
 	    imap_flags_from_maildir(mm.flags) | (m->flags & IMAP_F_RECENT);

@@ -77,6 +77,11 @@ bool imap_mime_header_has(const struct imap_mime *m, const char *field,
  * imap_hdr_len delimits it), for the header cache. */
 bool imap_hdr_has(const char *hdr, size_t hdrlen, const char *field,
 		  const char *needle);
+/* The first field named field of hdr[0..hdrlen), unfolded and its
+ * encoded words decoded to UTF-8, into out (NUL-terminated, cut to
+ * outlen); false when there is no such field (SORT, THREAD). */
+bool imap_hdr_text(const char *hdr, size_t hdrlen, const char *field, char *out,
+		   size_t outlen);
 /* The address list v (an unfolded header value) as "name <local@domain>,
  * ..." (or "local@domain" without a name): comments and the blanks
  * around '@' and '.' gone, a trailing comment "user@domain (Real Name)"

@@ -575,3 +575,24 @@ imap_hdr_date_written(const char *hdr, size_t hdrlen, time_t *t)
 	*t += (time_t)zone;
 	return true;
 }
+
+bool
+imap_hdr_text(const char *hdr, size_t hdrlen, const char *field, char *out,
+	      size_t outlen)
+{
+	struct imap_mime_field f;
+	if (outlen == 0 || !imap_mime_find_field(hdr, hdrlen, field, &f))
+		return false;
+	char *v = malloc(3 * f.valuelen + 2);
+	if (v == NULL)
+		return false;
+	size_t n = imap_mime_unfold(f.value, f.valuelen, v);
+	char *d = v + n + 1;
+	size_t dn = imap_text_decode_header(v, n, d);
+	if (dn >= outlen)
+		dn = outlen - 1;
+	memcpy(out, d, dn);
+	out[dn] = '\0';
+	free(v);
+	return true;
+}

@@ -812,6 +812,7 @@ static const struct imap_fetch_name {
     {"RFC822", IMAP_FETCH_RFC822},
     {"RFC822.HEADER", IMAP_FETCH_RFC822_HEADER},
     {"RFC822.TEXT", IMAP_FETCH_RFC822_TEXT},
+    {"MODSEQ", IMAP_FETCH_MODSEQ},
 };
 
 #define IMAP_NFETCH (sizeof(imap_fetch_names) / sizeof(imap_fetch_names[0]))
@@ -849,6 +850,7 @@ imap_fetch_add(struct imap_cur *c, struct imap_fetch *f,
 	case IMAP_FETCH_INTERNALDATE:
 	case IMAP_FETCH_RFC822_SIZE:
 	case IMAP_FETCH_UID:
+	case IMAP_FETCH_MODSEQ:
 		break;
 	default:
 		f->needs_text = true;

@@ -174,6 +174,7 @@ enum imap_fetch_kind {
 	IMAP_FETCH_RFC822_HEADER, /* = BODY.PEEK[HEADER] */
 	IMAP_FETCH_RFC822_TEXT,	  /* = BODY[TEXT], sets \Seen */
 	IMAP_FETCH_SECTION,	  /* BODY[section]<partial>, BODY.PEEK[...] */
+	IMAP_FETCH_MODSEQ,	  /* RFC 7162 */
 	IMAP_FETCH_BINARY,	  /* BINARY[part]<partial>, BINARY.PEEK[...]
 				     (RFC 3516): the part decoded */
 	IMAP_FETCH_BINARY_SIZE,	  /* BINARY.SIZE[part] */

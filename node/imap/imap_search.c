@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "imap_condstore.h"
 #include "imap_search.h"
 
 #define IMAP_SEARCH_DEPTH 64
@@ -29,6 +30,7 @@ enum imap_sop {
 	IMAP_S_TEXT,
 	IMAP_S_SEQ, /* sequence set */
 	IMAP_S_UID,
+	IMAP_S_MODSEQ, /* RFC 7162: mod-sequence >= n */
 	IMAP_S_NOT,
 	IMAP_S_OR,
 	IMAP_S_AND, /* a group, and the whole program */
@@ -211,6 +213,26 @@ imap_sk_size(struct imap_sparse *ps, const struct imap_skey *k,
 	return 0;
 }
 
+/* MODSEQ ["entry-name" entry-type] n (RFC 7162 3.1.5): the entry is
+ * read and not used (flags have no mod-sequences of their own here). */
+static int
+imap_sk_modseq(struct imap_sparse *ps, const struct imap_skey *k,
+	       struct imap_snode *n, int depth)
+{
+	char entry[IMAP_SEARCH_STR_MAX], type[16];
+	(void)depth;
+	if (imap_sp(ps->c) < 0)
+		return -1;
+	if (ps->c->p < ps->c->end && *ps->c->p == '"' &&
+	    (imap_string(ps->c, entry, sizeof(entry), NULL) < 0 ||
+	     imap_sp(ps->c) < 0 || imap_atom(ps->c, type, sizeof(type)) < 0 ||
+	     imap_sp(ps->c) < 0))
+		return imap_cur_fail(ps->c, "bad MODSEQ entry");
+	if (imap_modseq_number(ps->c, true, &n->num) < 0)
+		return imap_cur_fail(ps->c, "%s needs a mod-sequence", k->name);
+	return 0;
+}
+
 static int64_t
 imap_day_of(time_t t)
 {
@@ -342,6 +364,7 @@ static const struct imap_skey imap_skeys[] = {
     {"HEADER", imap_sk_header, IMAP_S_HEADER, 0, 0, NULL},
     {"KEYWORD", imap_sk_keyword, IMAP_S_KEYWORD, 0, 0, NULL},
     {"LARGER", imap_sk_size, IMAP_S_LARGER, 0, 0, NULL},
+    {"MODSEQ", imap_sk_modseq, IMAP_S_MODSEQ, 0, 0, NULL},
     {"NEW", imap_sk_flags, IMAP_S_FLAGS, IMAP_F_RECENT, IMAP_F_SEEN, NULL},
     {"NOT", imap_sk_logic, IMAP_S_NOT, 0, 0, NULL},
     {"OLD", imap_sk_flags, IMAP_S_FLAGS, 0, IMAP_F_RECENT, NULL},
@@ -519,6 +542,21 @@ imap_search_needs_internaldate(const struct imap_search *s)
 	return s != NULL && imap_snode_uses_internaldate(s->root);
 }
 
+static bool
+imap_snode_uses_modseq(const struct imap_snode *n)
+{
+	for (; n; n = n->next)
+		if (n->op == IMAP_S_MODSEQ || imap_snode_uses_modseq(n->kids))
+			return true;
+	return false;
+}
+
+bool
+imap_search_needs_modseq(const struct imap_search *s)
+{
+	return s != NULL && imap_snode_uses_modseq(s->root);
+}
+
 /* ---- matching ---- */
 
 static bool imap_snode_match(const struct imap_snode *n,
@@ -604,6 +642,8 @@ imap_snode_match(const struct imap_snode *n, const struct imap_search_msg *m,
 		return imap_set_has(n, m->seq, max_seq);
 	case IMAP_S_UID:
 		return imap_set_has(n, m->uid, max_uid);
+	case IMAP_S_MODSEQ:
+		return m->modseq >= n->num;
 	case IMAP_S_NOT:
 		return !imap_snode_match(n->kids, m, max_seq, max_uid);
 	case IMAP_S_OR:

@@ -25,6 +25,7 @@ struct imap_search_msg {
 	unsigned flags;	     /* IMAP_F_*, \Recent included */
 	uint64_t size;	     /* RFC822.SIZE */
 	time_t internaldate; /* INTERNALDATE */
+	uint64_t modseq;     /* MODSEQ (RFC 7162), when a key uses it */
 	void *arg;	     /* for the callbacks */
 	/* Whether some header field `field` (case-insensitive) contains
 	 * needle; with needle "" whether the field is there at all. */
@@ -64,6 +65,9 @@ bool imap_search_needs_text(const struct imap_search *s);
 /* Whether some key (BEFORE, ON, SINCE) compares INTERNALDATE: if not,
  * m->internaldate is never read. */
 bool imap_search_needs_internaldate(const struct imap_search *s);
+
+/* Whether some key is MODSEQ: if not, m->modseq is never read. */
+bool imap_search_needs_modseq(const struct imap_search *s);
 
 /* Whether m matches. max_seq and max_uid resolve '*' in sequence sets and
  * UID sets (the mailbox's message count and its highest UID). Dates

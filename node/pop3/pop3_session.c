@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "../../common/log.h"
+#include "../store/maildir_modseq.h"
 #include "pop3.h"
 
 #define POP3_CHUNK 65536
@@ -450,6 +451,10 @@ pop3_update(struct pop3_session *s)
 			      "deleted");
 		goto out;
 	}
+	/* the expunges logged as one change, for IMAP's QRESYNC */
+	struct maildir_modseq ms = {0};
+	struct maildir_modseq_tx tx;
+	bool logged = maildir_modseq_begin(s->maildir, &ms, &tx) == 0;
 	for (size_t i = 0; i < s->list.n; i++) {
 		if (!s->deleted[i])
 			continue;
@@ -458,9 +463,15 @@ pop3_update(struct pop3_session *s)
 			log_err("pop3 %s: expunge %s: %s", s->id,
 				s->list.msg[i].name, strerror(errno));
 			failed++;
-		} else
+		} else {
 			n++;
+			if (logged)
+				maildir_modseq_note(&tx, s->list.msg[i].uid);
+		}
 	}
+	if (logged)
+		maildir_modseq_commit(&tx, 'X');
+	maildir_modseq_free(&ms);
 	if (n > 0) /* wakes IMAP IDLE on every node */
 		notice_changed(s->mn->store.notice, s->user, "INBOX");
 	lease_release(s->lock);

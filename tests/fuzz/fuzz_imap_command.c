@@ -3,11 +3,12 @@
  * checked for a literal marker "{N}" / "{N+}", whose N bytes are taken
  * into the command as the session takes them, and each whole command has
  * its tag, name and UID prefix read, then its arguments by the reader the
- * command's handler uses. */
+ * command's handler uses (SORT and THREAD: imap_sort.h, then SEARCH's). */
 #include "fuzz.h"
 
 #include "../../node/imap/imap_args.h"
 #include "../../node/imap/imap_search.h"
+#include "../../node/imap/imap_sort.h"
 
 /* Reads the arguments of name as its handler does. */
 static void
@@ -23,11 +24,21 @@ fuzz_args(const char *name, bool uid, struct imap_cur *c)
 	struct imap_args_status status;
 	struct imap_args_append append;
 	struct imap_search *search;
+	static struct imap_args_select select;
+	struct imap_sort_prog sort;
+	enum imap_thread_algo algo;
 	bool has_set;
 
-	if (!strcmp(name, "SELECT") || !strcmp(name, "EXAMINE") ||
-	    !strcmp(name, "DELETE") || !strcmp(name, "SUBSCRIBE") ||
-	    !strcmp(name, "UNSUBSCRIBE"))
+	if (!strcmp(name, "SELECT") || !strcmp(name, "EXAMINE"))
+		(void)imap_args_select(c, mbox, sizeof(mbox), &select);
+	else if (!strcmp(name, "SORT") || !strcmp(name, "THREAD")) {
+		if ((!strcmp(name, "SORT")
+			 ? imap_sort_parse(c, &sort)
+			 : imap_thread_parse(c, &algo)) == 0 &&
+		    imap_search_parse(c, &search) == 0)
+			imap_search_free(search);
+	} else if (!strcmp(name, "DELETE") || !strcmp(name, "SUBSCRIBE") ||
+		   !strcmp(name, "UNSUBSCRIBE"))
 		(void)imap_args_mailbox(c, false, mbox);
 	else if (!strcmp(name, "CREATE"))
 		(void)imap_args_mailbox(c, true, mbox);

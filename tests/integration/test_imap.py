@@ -80,7 +80,8 @@ class ImapTest(NodeTestCase):
                     "UIDPLUS", "LITERAL+", "NAMESPACE", "ID", "ENABLE",
                     "UNSELECT", "MOVE", "SPECIAL-USE", "CHILDREN"):
             self.assertIn(cap, caps.split())
-        self.assertNotIn("CONDSTORE", caps)
+        for cap in ("CONDSTORE", "QRESYNC", "SORT", "THREAD=REFERENCES"):
+            self.assertIn(cap, caps.split())
         # No credentials in clear text when the config does not allow it.
         out = r.cmd("a2", "LOGIN alice@example.test demo")
         self.assertRegex(out[-1], r"^a2 NO \[PRIVACYREQUIRED\]")
