@@ -37,6 +37,7 @@ struct queue_runner {
 	struct store *store;
 	struct queue_dns *dns;
 	SSL_CTX *tls;		  /* STARTTLS outbound */
+	struct queue_smtp_cache *cache; /* idle connections by next hop */
 	char relay_password[256]; /* relayhost_password_file's first line */
 	ev_timer scan;
 	struct qjob *jobs;
@@ -60,8 +61,9 @@ struct qjob {
 	int msgfd;
 	size_t msgsize;
 	char *dkim; /* the DKIM-Signature: field for remote copies; or NULL */
-	/* the destination being delivered */
+	/* the destination being delivered, and its next hop ("": local) */
 	char domain[QUEUE_ADDR_MAX];
+	char nexthop[QUEUE_ADDR_MAX + 8];
 	size_t *grp, ngrp;
 	const char **grcpts;
 	struct queue_dns_req *dns;
@@ -80,28 +82,39 @@ qjob_find(struct queue_runner *r, const char *id)
 	return NULL;
 }
 
-/* Jobs of r (but except) whose current destination is domain: each has
- * at most one connection there. */
-static int
-qrun_dest_count(struct queue_runner *r, const char *domain,
-		const struct qjob *except)
+/* Where mail for domain goes next, the key connections are counted and
+ * reused by: "" for a local domain (the store), "[HOST]:PORT" for a
+ * [route] or the relayhost, else the domain itself (its MX hosts). */
+static void
+qrun_nexthop(const struct queue_runner *r, const char *domain, char *out,
+	     size_t len)
 {
-	int n = 0;
-	for (struct qjob *j = r->jobs; j; j = j->next)
-		if (j != except && strcasecmp(j->domain, domain) == 0)
-			n++;
-	return n;
+	const struct node_hostport *to = node_route_find(r->cfg, domain);
+	if (directory_domain_local(r->dir, domain))
+		snprintf(out, len, "%s", "");
+	else if (to || r->cfg->relayhost.host[0]) {
+		to = to ? to : &r->cfg->relayhost;
+		snprintf(out, len, "[%s]:%u", to->host, (unsigned)to->port);
+	} else
+		snprintf(out, len, "%s", domain);
 }
 
-/* True when a connection to domain may open now (queue_per_destination);
- * local domains need none. */
+/* True when a connection to domain's next hop may be in use now by one
+ * more job (queue_per_destination: each job of r but except that is at
+ * that next hop has one, or waits for one); local domains need none. */
 static bool
 qrun_dest_free(struct queue_runner *r, const char *domain,
 	       const struct qjob *except)
 {
-	return directory_domain_local(r->dir, domain) ||
-	       qrun_dest_count(r, domain, except) <
-		   r->cfg->queue_per_destination;
+	char hop[QUEUE_ADDR_MAX + 8];
+	int n = 0;
+	qrun_nexthop(r, domain, hop, sizeof(hop));
+	if (hop[0] == '\0')
+		return true;
+	for (struct qjob *j = r->jobs; j; j = j->next)
+		if (j != except && strcasecmp(j->nexthop, hop) == 0)
+			n++;
+	return n < r->cfg->queue_per_destination;
 }
 
 /* Everything of the job goes; the claim is given back. */
@@ -168,7 +181,6 @@ qjob_notices(struct qjob *j)
 			j->env.warned = true;
 		}
 	}
-	queue_runner_kick(r);
 }
 
 static void
@@ -187,6 +199,9 @@ qjob_finish(struct qjob *j)
 				strerror(errno));
 	} else
 		log_warn("%s: claim lost: results not written", j->id);
+	/* A notice was queued, or the next message may take this
+	 * destination's slot (and its idle connection). */
+	queue_runner_kick(j->r);
 	qjob_end(j);
 }
 
@@ -237,6 +252,8 @@ qjob_smtp_cb(const struct queue_smtp_result *res, const char *relay, void *arg)
 {
 	struct qjob *j = arg;
 	j->smtp = NULL;
+	if (j->r->draining) /* the connection just parked QUITs */
+		queue_smtp_cache_flush(j->r->cache);
 	for (size_t k = 0; k < j->ngrp; k++)
 		qjob_result(j, j->grp[k], res[k].code, res[k].reply, relay);
 	qjob_next_group(j);
@@ -249,18 +266,10 @@ qjob_may_commit(void *arg)
 	return !j->lost && queue_claim_valid(j->claim);
 }
 
+/* The SMTP client's job for the current destination's recipients. */
 static void
-qjob_dns_cb(const struct queue_dest *dest, void *arg)
+qjob_smtp_job(struct qjob *j, struct queue_smtp_job *out)
 {
-	struct qjob *j = arg;
-	j->dns = NULL;
-	if (dest->status != 0) {
-		for (size_t k = 0; k < j->ngrp; k++)
-			qjob_result(j, j->grp[k], dest->status * 100,
-				    dest->reply, "none");
-		qjob_next_group(j);
-		return;
-	}
 	struct queue_smtp_job sj = {
 	    .helo = j->r->cfg->hostname,
 	    .sender = j->env.sender,
@@ -277,7 +286,26 @@ qjob_dns_cb(const struct queue_dest *dest, void *arg)
 			     : NULL,
 	    .auth_password = j->r->relay_password,
 	    .may_commit = qjob_may_commit,
+	    .cache = j->r->cache,
+	    .nexthop = j->nexthop,
 	};
+	*out = sj;
+}
+
+static void
+qjob_dns_cb(const struct queue_dest *dest, void *arg)
+{
+	struct qjob *j = arg;
+	struct queue_smtp_job sj;
+	j->dns = NULL;
+	if (dest->status != 0) {
+		for (size_t k = 0; k < j->ngrp; k++)
+			qjob_result(j, j->grp[k], dest->status * 100,
+				    dest->reply, "none");
+		qjob_next_group(j);
+		return;
+	}
+	qjob_smtp_job(j, &sj);
 	j->smtp = queue_smtp_send(j->r->loop, dest, &sj, qjob_smtp_cb, j);
 	if (j->smtp == NULL) {
 		for (size_t k = 0; k < j->ngrp; k++)
@@ -356,7 +384,8 @@ qjob_next_group(struct qjob *j)
 				j->grcpts[j->ngrp] = j->env.rcpt[i].addr;
 				j->grp[j->ngrp++] = i;
 			}
-		if (!directory_domain_local(j->r->dir, j->domain)) {
+		qrun_nexthop(j->r, j->domain, j->nexthop, sizeof(j->nexthop));
+		if (j->nexthop[0]) {
 			if (qrun_dest_free(j->r, j->domain, j))
 				break;
 			/* Busy destination: these wait for a later scan,
@@ -379,6 +408,11 @@ qjob_next_group(struct qjob *j)
 	j->via_relayhost = to == NULL && cfg->relayhost.host[0];
 	if (j->via_relayhost)
 		to = &cfg->relayhost;
+	struct queue_smtp_job sj;
+	qjob_smtp_job(j, &sj);
+	if ((j->smtp = queue_smtp_reuse(j->r->cache, j->nexthop, &sj,
+					qjob_smtp_cb, j)) != NULL)
+		return; /* no lookup: the connection is there */
 	j->dns = to ? queue_dns_lookup(j->r->dns, to->host, false, to->port,
 				       qjob_dns_cb, j)
 		    : queue_dns_lookup(j->r->dns, j->domain, true, cfg->mx_port,
@@ -516,6 +550,7 @@ qrun_start(struct queue_runner *r, const char *id, const char *domain)
 	j->msgfd = -1;
 	snprintf(j->id, sizeof(j->id), "%s", id);
 	snprintf(j->domain, sizeof(j->domain), "%s", domain); /* reserved */
+	qrun_nexthop(r, domain, j->nexthop, sizeof(j->nexthop));
 	j->claim = queue_claim_take(r->q, r->redis, id, r->cfg->queue_lease_s,
 				    qjob_claim_cb, j, &st);
 	if (j->claim == NULL) {
@@ -706,7 +741,10 @@ queue_runner_new(struct ev_loop *loop, const struct node_config *cfg,
 		return NULL;
 	}
 	r->tls = tls_client_ctx(cfg->smtp_tls_ca, true, err, errlen);
-	if (r->tls == NULL) {
+	if (r->tls == NULL || (r->cache = queue_smtp_cache_new()) == NULL) {
+		if (r->tls)
+			snprintf(err, errlen, "out of memory");
+		SSL_CTX_free(r->tls);
 		queue_dns_free(r->dns);
 		free(r);
 		return NULL;
@@ -725,6 +763,7 @@ queue_runner_free(struct queue_runner *r)
 	ev_timer_stop(r->loop, &r->scan);
 	while (r->jobs)
 		qjob_end(r->jobs);
+	queue_smtp_cache_free(r->cache);
 	queue_dns_free(r->dns);
 	free(r->seen);
 	free(r->next);
@@ -740,6 +779,7 @@ queue_runner_drain(struct queue_runner *r)
 		return 0;
 	r->draining = true;
 	ev_timer_stop(r->loop, &r->scan);
+	queue_smtp_cache_flush(r->cache); /* deliveries that end QUIT */
 	return r->active;
 }
 
@@ -747,6 +787,10 @@ void
 queue_runner_kick(struct queue_runner *r)
 {
 	if (r == NULL || r->draining)
+		return;
+	/* Already due this soon: kicks in a row do not push it back. */
+	if (ev_is_active(&r->scan) &&
+	    ev_timer_remaining(r->loop, &r->scan) <= 0.01)
 		return;
 	ev_timer_stop(r->loop, &r->scan);
 	ev_timer_set(&r->scan, 0.01, QRUN_SCAN_S);
