@@ -64,7 +64,7 @@ class TlsFallbackTest(QueueConnTestCase):
         self.assertEqual(self.mx.tls_delivered, 0)
         self.assertTrue(self.mx.delivered[1][2].endswith(BODY))
         wait_for(lambda: n.log().count("status=sent") == 2, 5, what="log")
-        self.assertRegex(n.log(), r"TLS with mx1\.remote\.test\[127\.0\.0\.1\]"
+        self.assertRegex(n.log(), r"TLS with implicit\.test\[127\.0\.0\.1\]"
                          r":\d+ failed \(.*\): trying again in plain text "
                          r"on a new connection")
 
