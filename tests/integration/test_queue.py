@@ -231,9 +231,11 @@ class RetryTest(QueueTestCase):
         wait_for(lambda: "to=<reject-me@remote.test>" in n.log(), 5, what="log")
         self.assertRegex(n.log(), r"to=<reject-me@remote\.test>.*status=bounced "
                          r"\(550 5\.1\.1")
-        # 7-bit, no extensions offered: no parameters.
+        # 7-bit, no extensions offered: no parameters (another next hop,
+        # the same MX: the idle connection, whose EHLO offered them, is
+        # not for it).
         self.mx.ehlo_ext, self.mx.expect_pipelining = [], False
-        self.submit(n, ["c@remote.test"], body=b"Subject: plain\r\n\r\nascii\r\n")
+        self.submit(n, ["c@implicit.test"], body=b"Subject: plain\r\n\r\nascii\r\n")
         wait_for(lambda: len(self.mx.delivered) == 2, 15, what="plain delivery")
         self.assertEqual(self.mx.mail_params[1], "")
 
