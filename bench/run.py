@@ -664,8 +664,9 @@ class Bench:
             f.seek(0, os.SEEK_END)
             f.seek(max(0, f.tell() - 4096))
             tail = f.read().decode("ascii", "replace")
-        nums = re.findall(r"(\d+)", tail.replace("\r", "\n").strip().rsplit("\n", 1)[-1])
-        return int(nums[0]) if nums else 0
+        # "sess=N quit=N mesg=N\r" after each event
+        counts = re.findall(r"mesg=(\d+)", tail)
+        return int(counts[-1]) if counts else 0
 
     def N2(self, target):
         if target not in ("mailnode", "postfix"):
@@ -852,7 +853,10 @@ def main():
                   file=sys.stderr)
             workloads.remove(w)
     mail = bool({"N1", "N2"} & set(workloads))
-    tools = ["taskset", "wrk", "iperf3", "haproxy", "nginx", "smtp-source", "smtp-sink", "cc"]
+    proxied = bool(set(workloads) - {"N1", "N2"})  # the web, bulk and SMTP backends
+    tools = ["taskset", "smtp-source", "smtp-sink"]
+    if proxied:
+        tools += ["wrk", "iperf3", "haproxy", "nginx", "cc"]
     if mail:
         tools += ["redis-server", "postfix"]
     for tool in tools:
@@ -864,8 +868,9 @@ def main():
     if "W1S" in workloads:
         proxies += [t for t in WORKLOAD_TARGETS["W1S"] if t not in proxies]
     try:
-        b.start_backends()
-        b.start_proxies(proxies)
+        if proxied:
+            b.start_backends()
+            b.start_proxies(proxies)
         if mail:
             b.start_mail()
         if "W1R" in workloads:

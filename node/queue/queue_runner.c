@@ -24,6 +24,7 @@
 #include "queue_smtp.h"
 
 #define QRUN_SCAN_S 1.0 /* how often the shared queue is looked over */
+#define QRUN_HOP_MAX (QUEUE_ADDR_MAX + 8) /* "[HOST]:PORT" or a domain */
 
 struct qjob;
 struct qseen;
@@ -63,7 +64,7 @@ struct qjob {
 	char *dkim; /* the DKIM-Signature: field for remote copies; or NULL */
 	/* the destination being delivered, and its next hop ("": local) */
 	char domain[QUEUE_ADDR_MAX];
-	char nexthop[QUEUE_ADDR_MAX + 8];
+	char nexthop[QRUN_HOP_MAX];
 	size_t *grp, ngrp;
 	const char **grcpts;
 	struct queue_dns_req *dns;
@@ -99,22 +100,29 @@ qrun_nexthop(const struct queue_runner *r, const char *domain, char *out,
 		snprintf(out, len, "%s", domain);
 }
 
-/* True when a connection to domain's next hop may be in use now by one
- * more job (queue_per_destination: each job of r but except that is at
- * that next hop has one, or waits for one); local domains need none. */
+/* True when a connection to next hop hop may be in use now by one more
+ * job (queue_per_destination: each job of r but except that is at that
+ * next hop has one, or waits for one); local domains ("") need none. */
 static bool
-qrun_dest_free(struct queue_runner *r, const char *domain,
-	       const struct qjob *except)
+qrun_hop_free(struct queue_runner *r, const char *hop,
+	      const struct qjob *except)
 {
-	char hop[QUEUE_ADDR_MAX + 8];
 	int n = 0;
-	qrun_nexthop(r, domain, hop, sizeof(hop));
 	if (hop[0] == '\0')
 		return true;
 	for (struct qjob *j = r->jobs; j; j = j->next)
 		if (j != except && strcasecmp(j->nexthop, hop) == 0)
 			n++;
 	return n < r->cfg->queue_per_destination;
+}
+
+static bool
+qrun_dest_free(struct queue_runner *r, const char *domain,
+	       const struct qjob *except)
+{
+	char hop[QRUN_HOP_MAX];
+	qrun_nexthop(r, domain, hop, sizeof(hop));
+	return qrun_hop_free(r, hop, except);
 }
 
 /* Everything of the job goes; the claim is given back. */
@@ -567,13 +575,18 @@ qrun_start(struct queue_runner *r, const char *id, const char *domain)
 }
 
 /* What the last scan learned of a message: its envelope file (inode and
- * mtime: a rewrite is a rename, so either changes) and when it is next
- * due. A message whose file has not changed is not read again before. */
+ * mtime: a rewrite is a rename, so either changes), when it is next due,
+ * and, when it was due but waited for a busy next hop (every recipient
+ * due going there), that next hop. A message whose file has not changed
+ * is not read again before it is due, nor while that next hop stays
+ * busy: a long queue to one busy destination costs a stat per message
+ * and scan, not a read. */
 struct qseen {
 	char id[QUEUE_ID_MAX];
 	ino_t ino;
 	struct timespec mtime;
 	long long due; /* LLONG_MAX: held, or nothing left to try */
+	char busy[QRUN_HOP_MAX]; /* "": none */
 };
 
 static int
@@ -585,7 +598,7 @@ qseen_cmp(const void *a, const void *b)
 
 static void
 qrun_remember(struct queue_runner *r, const char *id, const struct stat *st,
-	      long long due)
+	      long long due, const char *busy)
 {
 	if (r->nnext == r->capnext) {
 		size_t cap = r->capnext ? r->capnext * 2 : 256;
@@ -600,6 +613,7 @@ qrun_remember(struct queue_runner *r, const char *id, const struct stat *st,
 	e->ino = st->st_ino;
 	e->mtime = st->st_mtim;
 	e->due = due;
+	snprintf(e->busy, sizeof(e->busy), "%s", busy);
 }
 
 /* When env next has something to try. */
@@ -644,26 +658,35 @@ qrun_consider(const char *id, void *arg)
 		      : NULL;
 	if (old && old->ino == st.st_ino &&
 	    old->mtime.tv_sec == st.st_mtim.tv_sec &&
-	    old->mtime.tv_nsec == st.st_mtim.tv_nsec && old->due > now) {
-		qrun_remember(r, id, &st, old->due);
+	    old->mtime.tv_nsec == st.st_mtim.tv_nsec &&
+	    (old->due > now ||
+	     (old->busy[0] && !qrun_hop_free(r, old->busy, NULL)))) {
+		qrun_remember(r, id, &st, old->due, old->busy);
 		return 0;
 	}
 	if (r->active >= r->cfg->queue_concurrency ||
 	    queue_env_read(r->q, id, &env) < 0)
 		return 0;
 	long long due = qrun_env_due(r, &env);
-	qrun_remember(r, id, &st, due);
 	bool expired = now - env.created >= r->cfg->queue_lifetime_s;
 	const char *domain = NULL;
+	char busy[QRUN_HOP_MAX] = "", hop[QRUN_HOP_MAX];
+	bool one_hop = true; /* every due recipient waits for busy */
 	for (size_t i = 0; i < env.nrcpt && !domain && due <= now; i++) {
-		bool d = qrun_rcpt_due(&env.rcpt[i], now) ||
-			 (expired && env.rcpt[i].state == QR_DEFERRED);
+		const char *dom = qrun_domain(env.rcpt[i].addr);
+		if (!qrun_rcpt_due(&env.rcpt[i], now) &&
+		    !(expired && env.rcpt[i].state == QR_DEFERRED))
+			continue;
 		/* the first due destination with a connection to spare */
-		if (d &&
-		    (expired ||
-		     qrun_dest_free(r, qrun_domain(env.rcpt[i].addr), NULL)))
-			domain = qrun_domain(env.rcpt[i].addr);
+		qrun_nexthop(r, dom, hop, sizeof(hop));
+		if (expired || qrun_hop_free(r, hop, NULL))
+			domain = dom;
+		else if (busy[0] == '\0')
+			snprintf(busy, sizeof(busy), "%s", hop);
+		else
+			one_hop &= strcasecmp(busy, hop) == 0;
 	}
+	qrun_remember(r, id, &st, due, domain || !one_hop ? "" : busy);
 	if (domain)
 		qrun_start(r, id, domain);
 	queue_env_free(&env);

@@ -13,10 +13,12 @@
  * (queue_bounce.h), and once delay_warning_s has passed, deferred ones a
  * delay notice (once per message). A message with nothing left to try is
  * removed. At most queue_concurrency messages at once, and at most
- * queue_per_destination of them (one connection each) per destination
- * domain: a message whose destinations are all busy waits for a later
- * scan. Each attempt is
- * logged as Postfix does:
+ * queue_per_destination of them (one connection each) per next hop (the
+ * MX domain, or a [route]'s or the relayhost's HOST:PORT): a message
+ * whose destinations are all busy waits for a later scan (and is not
+ * read again while they stay busy). A connection whose message is done
+ * idles for the next message to its next hop (queue_smtp.h). Each
+ * attempt is logged as Postfix does:
  *   ID: to=<rcpt>, relay=HOST[ADDR]:PORT, delay=S, status=sent (reply) */
 #ifndef NODE_QUEUE_RUNNER_H
 #define NODE_QUEUE_RUNNER_H
