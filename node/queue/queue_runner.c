@@ -37,10 +37,11 @@ struct queue_runner {
 	struct directory *dir;
 	struct store *store;
 	struct queue_dns *dns;
-	SSL_CTX *tls;		  /* STARTTLS outbound */
+	SSL_CTX *tls;			/* STARTTLS outbound */
 	struct queue_smtp_cache *cache; /* idle connections by next hop */
 	char relay_password[256]; /* relayhost_password_file's first line */
 	ev_timer scan;
+	ev_timer pick; /* a next hop has a slot again: see qrun_pick_cb */
 	struct qjob *jobs;
 	int active;
 	bool draining;		   /* stopping: no new job */
@@ -73,6 +74,8 @@ struct qjob {
 };
 
 static void qjob_next_group(struct qjob *j);
+static void qrun_kick(struct queue_runner *r);
+static void qrun_pick_soon(struct queue_runner *r);
 
 static struct qjob *
 qjob_find(struct queue_runner *r, const char *id)
@@ -173,9 +176,11 @@ qjob_notices(struct qjob *j)
 				 r->cfg->hostname, j->msgfd, j->msgsize,
 				 id) < 0)
 			log_err("%s: bounce: %s", j->id, strerror(errno));
-		else
+		else {
 			log_info("%s: sender non-delivery notification: %s",
 				 j->id, id);
+			qrun_kick(r);
+		}
 	}
 	if (r->cfg->delay_warning_s > 0 && !j->env.warned &&
 	    age >= r->cfg->delay_warning_s && qrun_any(j->deferred_now, n)) {
@@ -187,6 +192,7 @@ qjob_notices(struct qjob *j)
 			log_info("%s: sender delay notification: %s", j->id,
 				 id);
 			j->env.warned = true;
+			qrun_kick(r);
 		}
 	}
 }
@@ -207,9 +213,9 @@ qjob_finish(struct qjob *j)
 				strerror(errno));
 	} else
 		log_warn("%s: claim lost: results not written", j->id);
-	/* A notice was queued, or the next message may take this
-	 * destination's slot (and its idle connection). */
-	queue_runner_kick(j->r);
+	/* The next message may take this destination's slot (and its idle
+	 * connection). */
+	qrun_pick_soon(j->r);
 	qjob_end(j);
 }
 
@@ -585,7 +591,7 @@ struct qseen {
 	char id[QUEUE_ID_MAX];
 	ino_t ino;
 	struct timespec mtime;
-	long long due; /* LLONG_MAX: held, or nothing left to try */
+	long long due;		 /* LLONG_MAX: held, or nothing left to try */
 	char busy[QRUN_HOP_MAX]; /* "": none */
 };
 
@@ -693,6 +699,34 @@ qrun_consider(const char *id, void *arg)
 	return 0;
 }
 
+/* Messages the last scan saw waiting for a next hop that has a slot
+ * again are considered, without listing the directory (each once: the
+ * next scan sees the rest). From the loop, never inside a job's own
+ * callbacks. */
+static void
+qrun_pick_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct queue_runner *r = w->data;
+	(void)loop;
+	(void)revents;
+	for (size_t i = 0; i < r->nseen && !r->draining &&
+			   r->active < r->cfg->queue_concurrency;
+	     i++) {
+		struct qseen *e = &r->seen[i];
+		if (e->busy[0] == '\0' || !qrun_hop_free(r, e->busy, NULL))
+			continue;
+		e->busy[0] = '\0';
+		qrun_consider(e->id, r);
+	}
+}
+
+static void
+qrun_pick_soon(struct queue_runner *r)
+{
+	if (!r->draining && !ev_is_active(&r->pick))
+		ev_timer_start(r->loop, &r->pick);
+}
+
 static void
 qrun_scan_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -714,6 +748,8 @@ qrun_scan_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	r->capseen = r->capnext;
 	r->next = t;
 	r->capnext = cap;
+	r->nnext = 0; /* what qrun_consider remembers until the next scan
+			 lands in this spare listing, and is dropped */
 }
 
 /* The first line of path (the relayhost's password). */
@@ -774,6 +810,8 @@ queue_runner_new(struct ev_loop *loop, const struct node_config *cfg,
 	}
 	ev_timer_init(&r->scan, qrun_scan_cb, 0.05, QRUN_SCAN_S);
 	r->scan.data = r;
+	ev_timer_init(&r->pick, qrun_pick_cb, 0., 0.);
+	r->pick.data = r;
 	ev_timer_start(loop, &r->scan);
 	return r;
 }
@@ -784,6 +822,7 @@ queue_runner_free(struct queue_runner *r)
 	if (r == NULL)
 		return;
 	ev_timer_stop(r->loop, &r->scan);
+	ev_timer_stop(r->loop, &r->pick);
 	while (r->jobs)
 		qjob_end(r->jobs);
 	queue_smtp_cache_free(r->cache);
@@ -802,14 +841,16 @@ queue_runner_drain(struct queue_runner *r)
 		return 0;
 	r->draining = true;
 	ev_timer_stop(r->loop, &r->scan);
+	ev_timer_stop(r->loop, &r->pick);
 	queue_smtp_cache_flush(r->cache); /* deliveries that end QUIT */
 	return r->active;
 }
 
-void
-queue_runner_kick(struct queue_runner *r)
+/* A scan soon. */
+static void
+qrun_kick(struct queue_runner *r)
 {
-	if (r == NULL || r->draining)
+	if (r->draining)
 		return;
 	/* Already due this soon: kicks in a row do not push it back. */
 	if (ev_is_active(&r->scan) &&
@@ -818,6 +859,14 @@ queue_runner_kick(struct queue_runner *r)
 	ev_timer_stop(r->loop, &r->scan);
 	ev_timer_set(&r->scan, 0.01, QRUN_SCAN_S);
 	ev_timer_start(r->loop, &r->scan);
+}
+
+void
+queue_runner_queued(struct queue_runner *r, const char *id)
+{
+	if (r == NULL || r->draining || !directory_loaded(r->dir))
+		return;
+	qrun_consider(id, r);
 }
 
 void

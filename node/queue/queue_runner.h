@@ -1,6 +1,7 @@
 /* The mta role: queue runners (Postfix's qmgr and smtp together). Every
- * second, and at once after a local enqueue, the runner looks over the
- * shared queue for messages whose recipients are due and not held (an
+ * second (a message queued here is looked at at once, and one that
+ * waits for a busy next hop as soon as that has a slot), the runner looks over
+ * the shared queue for messages whose recipients are due and not held (an
  * envelope unchanged since the last look and not due is not re-read), takes
  * each one's claim (queue_claim.h), re-reads its envelope under the
  * claim, and delivers its due recipients one destination domain after
@@ -48,8 +49,9 @@ void queue_runner_free(struct queue_runner *r);
 /* Stopping: no new delivery starts; those in flight go on. Returns how
  * many are in flight (call again to see them end). */
 int queue_runner_drain(struct queue_runner *r);
-/* Looks at the queue soon (a message was just queued here). */
-void queue_runner_kick(struct queue_runner *r);
+/* id was just queued here: its delivery starts now when its next hop
+ * has a slot (otherwise a later scan takes it). */
+void queue_runner_queued(struct queue_runner *r, const char *id);
 void queue_runner_stats(const struct queue_runner *r,
 			struct queue_runner_stats *st);
 

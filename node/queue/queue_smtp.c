@@ -114,10 +114,10 @@ struct queue_smtp {
 
 	struct queue_smtp_cache *cache; /* where it idles; NULL: QUIT */
 	char nexthop[QSMTP_NEXTHOP_MAX];
-	unsigned txns;		  /* transactions begun on the connection */
-	bool rset_pending;	  /* a reused connection's RSET: not yet 250 */
-	bool tls_fallback;	  /* the handshake failed under may */
-	bool no_starttls;	  /* after that: plain text on this address */
+	unsigned txns;	   /* transactions begun on the connection */
+	bool rset_pending; /* a reused connection's RSET: not yet 250 */
+	bool tls_fallback; /* the handshake failed under may */
+	bool no_starttls;  /* after that: plain text on this address */
 	struct queue_smtp *idle_next, **idle_prevp; /* in cache->idle */
 };
 

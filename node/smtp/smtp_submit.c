@@ -201,7 +201,10 @@ smtp_queue_remote(struct smtp_session *s, const char *prefix, char *id,
 			goto fail;
 	}
 	snprintf(id, idlen, "%s", qid[0] ? qid : fid);
-	queue_runner_kick(s->mn->runner);
+	if (qid[0])
+		queue_runner_queued(s->mn->runner, qid);
+	if (fid[0])
+		queue_runner_queued(s->mn->runner, fid);
 	return 0;
 fail:;
 	int saved = errno;
