@@ -707,15 +707,26 @@ static void
 qrun_pick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct queue_runner *r = w->data;
+	const char *last = NULL; /* the last next hop asked about */
+	bool last_free = false;
 	(void)loop;
 	(void)revents;
 	for (size_t i = 0; i < r->nseen && !r->draining &&
 			   r->active < r->cfg->queue_concurrency;
 	     i++) {
 		struct qseen *e = &r->seen[i];
-		if (e->busy[0] == '\0' || !qrun_hop_free(r, e->busy, NULL))
+		if (e->busy[0] == '\0')
+			continue;
+		/* A long queue waits mostly for one next hop: asked once
+		 * per run of it, not once per message. */
+		if (last == NULL || strcasecmp(last, e->busy) != 0) {
+			last = e->busy;
+			last_free = qrun_hop_free(r, e->busy, NULL);
+		}
+		if (!last_free)
 			continue;
 		e->busy[0] = '\0';
+		last = NULL; /* it was e's; and a job may start now */
 		qrun_consider(e->id, r);
 	}
 }
