@@ -18,6 +18,7 @@ struct checker_node {
 	ev_timer timer;
 	struct probe *probe;
 	struct health_track track;
+	bool awaited; /* lbd waits for this node's first result to be ready */
 };
 
 struct checker_failure {
@@ -68,6 +69,10 @@ checker_probe_done(void *arg, const struct probe_result *r)
 	n->check_latency_ms = r->latency_ms;
 	snprintf(n->check_status, sizeof(n->check_status), "%s", r->reason);
 	checker_feed(cn, r->ok, r->reason);
+	if (cn->awaited) {
+		cn->awaited = false;
+		lbd_first_probe_done(cn->l);
+	}
 	ev_timer_set(&cn->timer, cn->pool->check_interval_ms / 1000.0, 0.);
 	ev_timer_start(cn->l->loop, &cn->timer);
 }
@@ -123,6 +128,10 @@ checker_start_node(struct lbd *l, struct pool *p, struct node *n)
 	/* Config nodes start up pending their first probe; runtime nodes
 	 * start down until `rise` probes pass. */
 	health_track_init(&cn->track, p->rise, p->fall, up, up);
+	if (!l->ready) { /* started with lbd: its verdict makes lbd ready */
+		cn->awaited = true;
+		l->first_probes++;
+	}
 	ev_init(&cn->timer, checker_timer_cb);
 	cn->timer.data = cn;
 	/* The first probe soon, spread a little so a big pool does not probe
@@ -143,6 +152,8 @@ checker_stop_node(struct node *n)
 	if (cn->probe)
 		probe_cancel(cn->probe);
 	ev_timer_stop(cn->l->loop, &cn->timer);
+	if (cn->awaited)
+		lbd_first_probe_done(cn->l);
 	n->checker = NULL;
 	free(cn);
 	node_unref(n);

@@ -18,6 +18,7 @@
 
 #include "../common/log.h"
 #include "ctl.h"
+#include "handover.h"
 #include "../common/serve.h"
 
 #define CTL_WATCH_MAX (256u << 10) /* a watcher's unsent lines */
@@ -29,11 +30,19 @@ struct ctl_server {
 	ino_t ino;
 };
 
-/* Runs the first len bytes of c->in and answers, or keeps a watcher. */
+/* Runs the first len bytes of c->in and answers, or keeps a watcher.
+ * A successor asking for the listening sockets gets them on this very
+ * socket (handover.h), which no command of ctl.c can do. */
 static void
 ctl_server_run(struct serve_client *c, size_t len)
 {
-	if (ctl_execn(c->arg, c->in, len, &c->out) == CTL_WATCH)
+	if (len >= sizeof(HANDOVER_COMMAND) - 1 &&
+	    strncmp(c->in, HANDOVER_COMMAND, sizeof(HANDOVER_COMMAND) - 1) ==
+		0 &&
+	    strspn(c->in + sizeof(HANDOVER_COMMAND) - 1, "\r\n") ==
+		len - (sizeof(HANDOVER_COMMAND) - 1))
+		handover_give(c->arg, c);
+	else if (ctl_execn(c->arg, c->in, len, &c->out) == CTL_WATCH)
 		serve_stream(c, CTL_WATCH_MAX);
 	else
 		serve_answer(c);

@@ -11,6 +11,7 @@
 #include "../common/sdnotify.h"
 #include "config.h"
 #include "ctl.h"
+#include "handover.h"
 #include "lbd_run.h"
 #include "metrics.h"
 #include "runtime.h"
@@ -83,7 +84,8 @@ lbd_signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 		if (!l->stopping) {
 			sdnotify("RELOADING=1");
 			lbd_reload(l);
-			sdnotify("READY=1");
+			if (l->ready)
+				sdnotify("READY=1");
 		}
 		return;
 	}
@@ -102,6 +104,60 @@ lbd_signals(struct lbd *l)
 	ev_signal_start(l->loop, &l->sigterm);
 	ev_signal_start(l->loop, &l->sigint);
 	ev_signal_start(l->loop, &l->sighup);
+}
+
+/* Ready for systemd: the listeners, the control socket and the workers
+ * are up and every configured node has its first verdict, so the first
+ * clients are not sent to a node that is down. */
+static void
+lbd_ready(struct lbd *l)
+{
+	if (l->ready || l->stopping)
+		return;
+	l->ready = true;
+	ev_timer_stop(l->loop, &l->ready_deadline);
+	log_info("ready %.0f ms after start (first probe results in)",
+		 (ev_time() - l->started) * 1000.);
+	sdnotify("READY=1");
+}
+
+void
+lbd_first_probe_done(struct lbd *l)
+{
+	/* Only while lbd_ready_when_probed waits, not in the clean-up. */
+	if (--l->first_probes <= 0 && ev_is_active(&l->ready_deadline))
+		lbd_ready(l);
+}
+
+static void
+lbd_ready_deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct lbd *l = w->data;
+	(void)loop;
+	(void)revents;
+	log_warn("ready without %d first probe results: probes outlived "
+		 "their timeout", l->first_probes);
+	lbd_ready(l);
+}
+
+/* Announces readiness now when no probe result is awaited, otherwise
+ * when the last one comes, at the latest one second after the longest
+ * probe timeout (a probe is bounded by it). */
+static void
+lbd_ready_when_probed(struct lbd *l)
+{
+	if (l->first_probes <= 0) {
+		lbd_ready(l);
+		return;
+	}
+	int longest = 1000; /* probe_start's default timeout */
+	for (struct pool *p = l->cfg->pools; p; p = p->next)
+		if (p->probe.timeout_ms > longest)
+			longest = p->probe.timeout_ms;
+	ev_timer_init(&l->ready_deadline, lbd_ready_deadline_cb,
+		      longest / 1000. + 1., 0.);
+	l->ready_deadline.data = l;
+	ev_timer_start(l->loop, &l->ready_deadline);
 }
 
 /* Frees what the run left: probes, pools, services. */
@@ -123,8 +179,28 @@ lbd_cleanup(struct lbd *l)
 	pthread_mutex_destroy(&l->svc_lock);
 }
 
+/* lbd -x: the predecessor's listening sockets, before any is bound. */
+static int
+lbd_take_over(struct lbd *l)
+{
+	char err[512];
+	l->taken = calloc(1, sizeof(*l->taken));
+	if (l->taken == NULL) {
+		log_err("handover: out of memory");
+		return -1;
+	}
+	if (handover_take(l->cfg->set.control, l->taken, err, sizeof(err)) <
+	    0) {
+		log_err("handover: %s", err);
+		return -1;
+	}
+	log_info("handover: took %d listening sockets from the running lbd",
+		 l->taken->n);
+	return 0;
+}
+
 int
-lbd_run(struct lbd_config *cfg)
+lbd_run(struct lbd_config *cfg, bool takeover)
 {
 	struct lbd lbd, *l = &lbd;
 	struct sdnotify_watchdog watchdog;
@@ -147,11 +223,18 @@ lbd_run(struct lbd_config *cfg)
 	for (struct service *s = cfg->services; s; s = s->next)
 		for (int i = 0; i < LBD_MAX_WORKERS; i++)
 			s->fds[i] = -1;
+	if (takeover && lbd_take_over(l) < 0)
+		goto out;
 	for (struct service *s = cfg->services; s; s = s->next)
 		if (service_open(l, s, err, sizeof(err)) < 0) {
 			log_err("%s", err);
 			goto out;
 		}
+	if (l->taken != NULL) {
+		handover_release(l->taken);
+		free(l->taken);
+		l->taken = NULL;
+	}
 	if (ctl_server_start(l) < 0)
 		goto out;
 	if (metrics_start(l) < 0)
@@ -175,18 +258,22 @@ lbd_run(struct lbd_config *cfg)
 		npool++;
 	log_info("started: %d services, %d pools, %d workers, control %s", nsvc,
 		 npool, l->nworkers, cfg->set.control);
-	/* Listeners, control socket and workers are up: systemd may start
-	 * what comes after lbd (the probes' first verdicts come later). */
-	sdnotify("READY=1");
+	lbd_ready_when_probed(l);
 	sdnotify_watchdog_start(l->loop, &watchdog);
 	ev_run(l->loop, 0);
 	sdnotify_watchdog_stop(l->loop, &watchdog);
+	ev_timer_stop(l->loop, &l->ready_deadline);
+	ev_timer_stop(l->loop, &l->handover_stop);
 
 	workers_post(l, WORKER_EXIT);
 	workers_join(l);
 	log_info("stopped");
 	rc = 0;
 out:
+	if (l->taken != NULL) {
+		handover_release(l->taken);
+		free(l->taken);
+	}
 	if (!l->stopping) {
 		ctl_server_stop(l);
 		metrics_stop(l);

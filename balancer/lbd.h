@@ -133,6 +133,15 @@ struct lbd {
 	ev_timer grace;
 	double grace_end;
 	bool stopping;
+	/* Readiness (lbd.c): READY=1 once every configured node had its first
+	 * probe verdict, or when ready_deadline fires first. */
+	int first_probes; /* checker.c: first results still awaited */
+	bool ready;
+	ev_timer ready_deadline;
+	/* handover.h: sockets taken from the predecessor while starting
+	 * (`lbd -x`), else NULL; the stop after giving ours away */
+	struct handover *taken;
+	ev_timer handover_stop;
 };
 
 /* service.c */
@@ -171,6 +180,10 @@ void pool_set_lb(struct pool *p, const struct lb_ops *lb);
 
 struct pool *config_pool(struct lbd_config *c, const char *name);
 struct service *config_service(struct lbd_config *c, const char *name);
+
+/* lbd.c: a first probe result came (checker.c); the last one makes lbd
+ * ready for systemd. */
+void lbd_first_probe_done(struct lbd *l);
 
 /* checker.c: probes each node of each pool on the main loop. */
 int checker_init(struct lbd *l);

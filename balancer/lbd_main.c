@@ -16,7 +16,7 @@ usage(FILE *out)
 {
 	fprintf(
 	    out,
-	    "usage: lbd [-c FILE] [-t] [-d] [-h] [-V]\n"
+	    "usage: lbd [-c FILE] [-t] [-d] [-x] [-h] [-V]\n"
 	    "\n"
 	    "The mailswitch layer-4 balancer: spreads SMTP, submission, IMAP,\n"
 	    "POP3 and HTTP connections over pools of mail nodes, with\n"
@@ -25,6 +25,10 @@ usage(FILE *out)
 	    "  -c FILE   configuration (default " LBD_DEFAULT_CONFIG ")\n"
 	    "  -t        check the configuration and exit (0 valid, 2 not)\n"
 	    "  -d        log at debug level (one line per connection)\n"
+	    "  -x        take over: an upgrade that refuses no connection; the\n"
+	    "            listening sockets come from the lbd running with the\n"
+	    "            same control socket, which then stops accepting and\n"
+	    "            lets its connections finish (--takeover)\n"
 	    "  -h        this help\n"
 	    "  -V        print the version and exit\n"
 	    "\n"
@@ -37,7 +41,7 @@ usage(FILE *out)
 int
 main(int argc, char **argv)
 {
-	struct cli_opts o = {.config = LBD_DEFAULT_CONFIG};
+	struct cli_opts o = {.config = LBD_DEFAULT_CONFIG, .takeover_ok = true};
 	char err[4096];
 
 	log_init("lbd", LOG_LVL_INFO);
@@ -57,5 +61,5 @@ main(int argc, char **argv)
 	if (o.debug)
 		cfg->set.log_level = LOG_LVL_DEBUG;
 	log_info("lbd %s starting with %s", ms_version, o.config);
-	return lbd_run(cfg);
+	return lbd_run(cfg, o.takeover);
 }

@@ -9,6 +9,8 @@
 
 #include "../common/log.h"
 #include "../common/metrics_http.h"
+#include "status.h"
+#include "status_page.h"
 
 /* One family of series: per service or per node. */
 struct metrics_svc_family {
@@ -255,15 +257,37 @@ metrics_render_cb(void *arg, struct strbuf *sb)
 	return metrics_render(arg, sb);
 }
 
+static int
+metrics_status_json_cb(void *arg, struct strbuf *sb)
+{
+	return status_json(arg, sb);
+}
+
+/* What lbd's metrics listener serves: the status page at /, which
+ * fetches /status.json (the `show status json` document) every few
+ * seconds, and the exposition. */
+static const struct metrics_http_route metrics_routes[] = {
+    {"/", "text/html; charset=utf-8", "no-cache", true, status_page_render,
+     status_page_headers},
+    {"/status.json", "application/json", "no-store", false,
+     metrics_status_json_cb, NULL},
+    {"/metrics", "text/plain; version=0.0.4", "no-store", false,
+     metrics_render_cb, NULL},
+};
+
 int
 metrics_start(struct lbd *l)
 {
 	if (!l->cfg->set.has_metrics)
 		return 0;
-	l->metrics =
-	    metrics_http_start(l->loop, &l->cfg->set.metrics,
-			       l->cfg->set.metrics_str, metrics_render_cb, l);
-	return l->metrics ? 0 : -1;
+	l->metrics = metrics_http_start_routes(
+	    l->loop, &l->cfg->set.metrics, l->cfg->set.metrics_str,
+	    metrics_routes, sizeof(metrics_routes) / sizeof(metrics_routes[0]),
+	    l);
+	if (l->metrics == NULL)
+		return -1;
+	log_info("status page on http://%s/", l->cfg->set.metrics_str);
+	return 0;
 }
 
 void

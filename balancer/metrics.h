@@ -1,6 +1,8 @@
-/* lbd's Prometheus exposition: when [lbd] metrics is set, served on the
- * main loop by common/metrics_http.h (GET /metrics; 404 for other paths,
- * 405 for other methods, 400 for what is not a request). */
+/* lbd's metrics listener: when [lbd] metrics is set, served on the main
+ * loop by common/metrics_http.h: GET / the status page (status_page.h),
+ * /status.json the `show status json` document, /metrics the Prometheus
+ * exposition; 404 for other paths, 405 for other methods, 400 for what is
+ * not a request. */
 #ifndef LBD_METRICS_H
 #define LBD_METRICS_H
 

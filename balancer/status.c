@@ -12,7 +12,7 @@ struct status_row {
 	const char *state, *health;
 	int weight;
 	long active;
-	unsigned long total;
+	unsigned long total, bytes_in, bytes_out, connect_fail;
 	long last_change_s;
 	int maxconn;
 	const char *origin;
@@ -43,6 +43,9 @@ status_row_fill(struct lbd *l, struct pool *p, struct node *n,
 	r->weight = atomic_load(&n->weight);
 	r->active = atomic_load(&n->active);
 	r->total = atomic_load(&n->total);
+	r->bytes_in = atomic_load(&n->bytes_in);
+	r->bytes_out = atomic_load(&n->bytes_out);
+	r->connect_fail = atomic_load(&n->connect_fail);
 	r->last_change_s = since > 0 ? (long)(ev_now(l->loop) - since) : 0;
 	if (r->last_change_s < 0)
 		r->last_change_s = 0;
@@ -278,6 +281,16 @@ status_json_str(struct strbuf *sb, const char *sep, const char *key,
 	return strbuf_append_json(sb, val);
 }
 
+/* The last probe's duration in ms, null before the first. */
+static int
+status_json_latency(const struct node *n, struct strbuf *sb)
+{
+	if (n->check_ok < 0)
+		return strbuf_appends(sb, ", \"check_latency_ms\": null");
+	return strbuf_appendf(sb, ", \"check_latency_ms\": %.1f",
+			      n->check_latency_ms);
+}
+
 static int
 status_json_node(struct lbd *l, const struct status_row *r, struct strbuf *sb)
 {
@@ -289,8 +302,13 @@ status_json_node(struct lbd *l, const struct status_row *r, struct strbuf *sb)
 			   ", \"weight\": %d, \"active\": %ld, \"total\": %lu",
 			   r->weight, r->active, r->total) < 0 ||
 	    status_json_str(sb, ", ", "check_status", r->n->check_status) < 0 ||
+	    status_json_latency(r->n, sb) < 0 ||
 	    strbuf_appendf(sb, ", \"last_change_s\": %ld", r->last_change_s) <
 		0 ||
+	    strbuf_appendf(sb,
+			   ", \"bytes_in\": %lu, \"bytes_out\": %lu, "
+			   "\"connect_failures\": %lu",
+			   r->bytes_in, r->bytes_out, r->connect_fail) < 0 ||
 	    shared_seen_by_json(l, (struct pool *)r->p, (struct node *)r->n,
 				sb) < 0 ||
 	    strbuf_appends(sb, "}") < 0)
@@ -331,6 +349,9 @@ status_json_service(struct service *s, struct strbuf *sb)
 		sb, ", \"active\": %ld, \"total\": %lu, \"refused\": %lu",
 		atomic_load(&s->active), atomic_load(&s->total),
 		atomic_load(&s->refused)) < 0 ||
+	    strbuf_appendf(sb, ", \"bytes_in\": %lu, \"bytes_out\": %lu",
+			   atomic_load(&s->bytes_in),
+			   atomic_load(&s->bytes_out)) < 0 ||
 	    strbuf_appendf(sb, ", \"sources\": %ld, \"refused_by\": {",
 			   s->edge ? edge_sources(s->edge) : 0L) < 0)
 		return -1;

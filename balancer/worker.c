@@ -13,6 +13,7 @@
 #include "../common/log.h"
 #include "../common/net.h"
 #include "dnsbl.h"
+#include "handover.h"
 
 #define ACCEPT_BATCH 64
 /* When io_collect_us delays a worker's polls: a poll that brings at
@@ -33,6 +34,10 @@ service_open(struct lbd *l, struct service *svc, char *err, size_t len)
 		return -1;
 	}
 	for (int i = 0; i < l->cfg->set.workers; i++) {
+		/* the predecessor's socket if it had one here (lbd -x) */
+		svc->fds[i] = handover_claim(l->taken, &svc->listen);
+		if (svc->fds[i] >= 0)
+			continue;
 		svc->fds[i] = net_listen(&svc->listen, true);
 		int one = 1; /* accepted sockets inherit it (Linux) */
 		if (svc->fds[i] >= 0 &&

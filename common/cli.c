@@ -14,10 +14,12 @@ cli_parse(int argc, char **argv, const char *prog, void (*usage)(FILE *out),
 	    {"test", no_argument, NULL, 't'},
 	    {"debug", no_argument, NULL, 'd'},
 	    {"version", no_argument, NULL, 'V'},
+	    {"takeover", no_argument, NULL, 'x'},
 	    {NULL, 0, NULL, 0},
 	};
 	int ch;
-	while ((ch = getopt_long(argc, argv, "c:tdhV", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, o->takeover_ok ? "c:tdhVx" : "c:tdhV",
+				 longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
 			o->config = optarg;
@@ -31,6 +33,13 @@ cli_parse(int argc, char **argv, const char *prog, void (*usage)(FILE *out),
 		case 'h':
 			usage(stdout);
 			return 0;
+		case 'x':
+			if (!o->takeover_ok) {
+				usage(stderr);
+				return 2;
+			}
+			o->takeover = true;
+			break;
 		case 'V':
 			printf("%s %s\n", prog, ms_version);
 			return 0;

@@ -1,4 +1,5 @@
-/* The command line the daemons share: -c FILE, -t, -d, -h, -V. */
+/* The command line the daemons share: -c FILE, -t, -d, -h, -V; and -x
+ * for a program that sets takeover_ok. */
 #ifndef MS_CLI_H
 #define MS_CLI_H
 
@@ -9,6 +10,8 @@ struct cli_opts {
 	const char *config; /* preset to the default path */
 	bool test;	    /* -t: check the config and exit */
 	bool debug;	    /* -d: log at debug level */
+	bool takeover_ok;   /* set by the program: it accepts -x */
+	bool takeover;	    /* -x: take the running instance's sockets */
 };
 
 /* Parses argv into o. Returns -1 to go on, or the status to exit with:

@@ -22,9 +22,12 @@ conf_error(struct conf *c, int line, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	size_t used = strlen(c->err);
-	if (used < c->errlen)
+	if (used < c->errlen && line > 0)
 		snprintf(c->err + used, c->errlen - used, "%s%s:%d: %s",
 			 used ? "\n" : "", c->path, line, msg);
+	else if (used < c->errlen) /* no line: the file, or not a file */
+		snprintf(c->err + used, c->errlen - used, "%s%s: %s",
+			 used ? "\n" : "", c->path, msg);
 }
 
 int

@@ -52,6 +52,8 @@ struct conf {
  * (written to err as lines); 0 means every key was applied. */
 int conf_parse(struct conf *c, char *err, size_t errlen);
 
+/* Adds "PATH:LINE: message" to the errors; "PATH: message" when line is
+ * 0 (the whole file, or settings that come from no file). */
 void conf_error(struct conf *c, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

@@ -36,6 +36,13 @@ connlimit_new(long max_total, long max_per_source, const struct netlist *exempt)
 }
 
 void
+connlimit_set_caps(struct connlimit *l, long max_total, long max_per_source)
+{
+	l->max_total = max_total;
+	l->max_source = max_per_source;
+}
+
+void
 connlimit_free(struct connlimit *l)
 {
 	if (l == NULL)

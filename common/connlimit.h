@@ -29,6 +29,10 @@ struct connlimit_ticket {
 struct connlimit *connlimit_new(long max_total, long max_per_source,
 				const struct netlist *exempt);
 void connlimit_free(struct connlimit *l);
+/* New caps (a reload): connections already counted stay; one over a
+ * lowered cap ends when it ends, new ones wait for room. */
+void connlimit_set_caps(struct connlimit *l, long max_total,
+			long max_per_source);
 
 /* A connection was accepted: counts it in t unless the total is at its
  * cap. Returns false when it is (nothing counted). */

@@ -170,6 +170,8 @@ stream_destroy(struct stream *s)
 			SSL_shutdown(s->ssl);
 		SSL_free(s->ssl);
 	}
+	SSL_CTX_free(s->opts.tls); /* the references taken (NULL: nothing) */
+	SSL_CTX_free(s->upgrade);
 	close(s->fd);
 	free(s->in);
 	free(s->out);
@@ -579,7 +581,9 @@ stream_update(struct stream *s)
 	if (!pending && s->upgrade) {
 		SSL_CTX *ctx = s->upgrade;
 		s->upgrade = NULL;
-		if (stream_start_tls(s, ctx) < 0) {
+		int rc = stream_start_tls(s, ctx);
+		SSL_CTX_free(ctx); /* the SSL holds its own reference */
+		if (rc < 0) {
 			stream_finish(s, "TLS handshake failed");
 			return;
 		}
@@ -686,6 +690,10 @@ stream_new(struct ev_loop *loop, int fd, const struct sockaddr *peer,
 	s->ops = ops;
 	s->arg = arg;
 	s->opts = *opts;
+	/* A reference of its own: the server may replace its context (a
+	 * reload) while this stream still waits for a PROXY header. */
+	if (s->opts.tls)
+		SSL_CTX_up_ref(s->opts.tls);
 	s->incap = opts->max_line + 2 > STREAM_MIN_IN ? opts->max_line + 2
 						      : STREAM_MIN_IN;
 	s->in = malloc(s->incap + 1);
@@ -726,8 +734,10 @@ stream_new(struct ev_loop *loop, int fd, const struct sockaddr *peer,
 	}
 	return s;
 fail:
-	if (s)
+	if (s) {
+		SSL_CTX_free(s->opts.tls);
 		free(s->in);
+	}
 	free(s);
 	close(fd);
 	return NULL;
@@ -803,6 +813,7 @@ stream_starttls(struct stream *s, SSL_CTX *ctx)
 {
 	if (s->ssl || s->upgrade)
 		return -1;
+	SSL_CTX_up_ref(ctx); /* held until the upgrade (see stream_new) */
 	s->upgrade = ctx;
 	if (s->depth == 0)
 		stream_update(s);

@@ -87,7 +87,8 @@ struct stream_opts {
 	size_t max_line;     /* bytes, terminator excluded */
 	size_t max_output;   /* pending output beyond this closes */
 	double idle_timeout; /* seconds without input */
-	SSL_CTX *tls;	     /* implicit TLS when set */
+	SSL_CTX *tls;	     /* implicit TLS when set (the stream holds a
+			      * reference: the caller may free its own) */
 	const struct netlist *proxy_from; /* PROXY header expected from these
 					     peers; NULL: never */
 	struct connlimit *limit; /* counts this connection; NULL: no cap */
@@ -113,7 +114,8 @@ int stream_vline(struct stream *s, char *buf, size_t buflen, const char *fmt,
 
 /* Upgrades to TLS once pending output is flushed. Input that arrived
  * before the upgrade is discarded (no command injection across STARTTLS).
- * Returns -1 if TLS is already on. */
+ * The stream holds a reference on ctx until then. Returns -1 if TLS is
+ * already on. */
 int stream_starttls(struct stream *s, SSL_CTX *ctx);
 /* The client's side of STARTTLS (an outbound SMTP client): the same
  * upgrade, as the TLS client, with host as SNI; with verify the handshake

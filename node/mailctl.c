@@ -27,6 +27,7 @@
 
 #include "../common/redis.h"
 #include "auth/auth.h"
+#include "config/config.h"
 #include "config/confjson.h"
 #include "config/directory.h"
 #include "config/schema.h"
@@ -376,6 +377,33 @@ ctl_print_set(struct ctl *x, const char *key)
 		printf("%s\n", rep->element[i]->str);
 	freeReplyObject(rep);
 	return 0;
+}
+
+/* HGETALL of the cluster settings, its pairs sorted by key. NULL on
+ * error. */
+static redisReply *
+ctl_settings(struct ctl *x)
+{
+	redisReply *rep = ctl_redis(x, "HGETALL %s", SCHEMA_SETTINGS);
+
+	if (rep == NULL)
+		return NULL;
+	if (rep->type != REDIS_REPLY_ARRAY || rep->elements % 2) {
+		ctl_error(x, "%s is not a hash", SCHEMA_SETTINGS);
+		freeReplyObject(rep);
+		return NULL;
+	}
+	for (size_t i = 0; i < rep->elements; i++)
+		if (rep->element[i]->type != REDIS_REPLY_STRING) {
+			ctl_error(x, "%s: unexpected member", SCHEMA_SETTINGS);
+			freeReplyObject(rep);
+			return NULL;
+		}
+	/* Each KEY VALUE pair moves as one: ordered by its key. */
+	if (rep->elements > 2)
+		qsort(rep->element, rep->elements / 2,
+		      2 * sizeof(*rep->element), ctl_cmp_reply);
+	return rep;
 }
 
 /* Passwords. */
@@ -1159,6 +1187,8 @@ ctl_keys_config(struct ctl *x, struct ctl_keys *ks)
 	if (doms == NULL)
 		return -1;
 	rc = ctl_keys_add(x, ks, SCHEMA_DOMAINS, "");
+	if (rc == 0)
+		rc = ctl_keys_add(x, ks, SCHEMA_SETTINGS, "");
 	for (size_t i = 0; i < doms->elements && rc == 0; i++) {
 		const char *d = doms->element[i]->str;
 		rc = ctl_keys_members(x, ks, SCHEMA_USERS_PREFIX, d,
@@ -1322,6 +1352,15 @@ ctl_export_pass(struct ctl *x, struct confjson_writer *w)
 		if (ctl_export_aliases(x, w, doms->element[k]->str) < 0)
 			goto fail;
 	freeReplyObject(doms);
+	if ((doms = ctl_settings(x)) == NULL)
+		goto fail;
+	for (size_t k = 0; k + 1 < doms->elements; k += 2)
+		if (confjson_write_setting(w, doms->element[k]->str,
+					   doms->element[k + 1]->str) < 0) {
+			ctl_error(x, "out of memory");
+			goto fail;
+		}
+	freeReplyObject(doms);
 	return 0;
 fail:
 	freeReplyObject(doms);
@@ -1393,7 +1432,7 @@ struct ctl_import_check {
 	char **domains, **users;
 	size_t ndomains, nusers, capd, capu;
 	int phase; /* 0 domains, 1 users, 2 aliases */
-	size_t naliases;
+	size_t naliases, nsettings;
 };
 
 static int
@@ -1508,12 +1547,31 @@ ctl_import_alias(void *arg, const char *a, const char *const *targets, size_t n)
 	return 0;
 }
 
+/* A cluster setting: what `config set` would take. */
+static int
+ctl_import_setting(void *arg, const char *key, const char *value)
+{
+	struct ctl_import_check *k = arg;
+	char err[1024];
+
+	if (node_setting_check(key, value, err, sizeof(err)) < 0) {
+		ctl_error(k->x, "%s", err);
+		return 1;
+	}
+	if (++k->nsettings > NODE_SETTINGS_MAX) {
+		ctl_error(k->x, "more than %d settings", NODE_SETTINGS_MAX);
+		return 1;
+	}
+	return 0;
+}
+
 /* Checks doc whole. Returns 0, or -1 (said why). */
 static int
-ctl_import_check(struct ctl *x, const struct confjson *doc, size_t counts[3])
+ctl_import_check(struct ctl *x, const struct confjson *doc, size_t counts[4])
 {
 	static const struct confjson_visitor v = {
-	    ctl_import_domain, ctl_import_user, ctl_import_alias};
+	    ctl_import_domain, ctl_import_user, ctl_import_alias,
+	    ctl_import_setting};
 	struct ctl_import_check k = {.x = x};
 	int rc = confjson_walk(doc, &v, &k);
 
@@ -1524,6 +1582,7 @@ ctl_import_check(struct ctl *x, const struct confjson *doc, size_t counts[3])
 	counts[0] = k.ndomains;
 	counts[1] = k.nusers;
 	counts[2] = k.naliases;
+	counts[3] = k.nsettings;
 	free(k.domains);
 	free(k.users);
 	return rc == 0 ? 0 : -1;
@@ -1568,10 +1627,18 @@ ctl_import_put_alias(void *arg, const char *a, const char *const *targets,
 }
 
 static int
+ctl_import_put_setting(void *arg, const char *key, const char *value)
+{
+	const char *hset[4] = {"HSET", SCHEMA_SETTINGS, key, value};
+	return ctl_append(arg, 4, hset) < 0;
+}
+
+static int
 ctl_import_prepare(struct ctl *x, void *arg)
 {
 	static const struct confjson_visitor v = {
-	    ctl_import_put_domain, ctl_import_put_user, ctl_import_put_alias};
+	    ctl_import_put_domain, ctl_import_put_user, ctl_import_put_alias,
+	    ctl_import_put_setting};
 	const struct confjson *doc = arg;
 
 	if (ctl_replace_begin(x, confjson_generation(doc)) != CTL_OK)
@@ -1587,7 +1654,7 @@ static int
 ctl_import(struct ctl *x)
 {
 	struct confjson *doc;
-	size_t counts[3];
+	size_t counts[4];
 	char err[512];
 	int rc;
 
@@ -1602,9 +1669,9 @@ ctl_import(struct ctl *x)
 	rc = ctl_transaction(x, ctl_import_prepare, doc);
 	if (rc == CTL_OK)
 		fprintf(stderr,
-			"mailctl: import: %zu domains, %zu users, %zu aliases "
-			"at generation %" PRIu64 "\n",
-			counts[0], counts[1], counts[2], x->set_gen);
+			"mailctl: import: %zu domains, %zu users, %zu aliases, "
+			"%zu settings at generation %" PRIu64 "\n",
+			counts[0], counts[1], counts[2], counts[3], x->set_gen);
 	confjson_free(doc);
 	return rc;
 }
@@ -1626,8 +1693,9 @@ ctl_wipe(struct ctl *x)
 	int rc;
 
 	if (!x->yes) {
-		ctl_error(x, "this deletes every domain, user and alias of the "
-			     "cluster, and every node follows; say --yes");
+		ctl_error(x, "this deletes every domain, user, alias and "
+			     "cluster setting, and every node follows; say "
+			     "--yes");
 		return CTL_USAGE;
 	}
 	if (ctl_connect(x) < 0)
@@ -1639,6 +1707,114 @@ ctl_wipe(struct ctl *x)
 			"%" PRIu64 "\n",
 			x->set_gen);
 	return rc;
+}
+
+/* config set|get|unset|list: the cluster-wide node settings (config.h),
+ * one hash. A node's INI overrides a key for that node. */
+
+static int
+ctl_config_set_prepare(struct ctl *x, void *arg)
+{
+	const char *key = x->args[0];
+	long long has, n = 0;
+
+	(void)arg;
+	if (ctl_watch(x, SCHEMA_SETTINGS, NULL, NULL) < 0)
+		return CTL_FAIL;
+	has = ctl_redis_int(x, "HEXISTS %s %s", SCHEMA_SETTINGS, key);
+	if (has == 0)
+		n = ctl_redis_int(x, "HLEN %s", SCHEMA_SETTINGS, NULL);
+	if (has < 0 || n < 0)
+		return ctl_refuse(x);
+	if (n >= NODE_SETTINGS_MAX) {
+		ctl_error(x,
+			  "there are %lld settings already, the most there "
+			  "may be",
+			  n);
+		return ctl_refuse(x);
+	}
+	if (ctl_multi(x) != CTL_OK)
+		return CTL_FAIL;
+	if (ctl_simple(x, "HSET %s %s %s", SCHEMA_SETTINGS, key, x->args[1]) <
+	    0)
+		return ctl_discard(x);
+	return CTL_OK;
+}
+
+static int
+ctl_config_set(struct ctl *x)
+{
+	char err[1024];
+
+	if (node_setting_check(x->args[0], x->args[1], err, sizeof(err)) < 0) {
+		ctl_error(x, "%s", err);
+		return CTL_FAIL;
+	}
+	if (ctl_connect(x) < 0)
+		return CTL_FAIL;
+	return ctl_transaction(x, ctl_config_set_prepare, NULL);
+}
+
+static int
+ctl_config_get(struct ctl *x)
+{
+	redisReply *rep;
+	int rc = CTL_OK;
+
+	if (ctl_connect(x) < 0 ||
+	    (rep = ctl_redis(x, "HGET %s %s", SCHEMA_SETTINGS, x->args[0])) ==
+		NULL)
+		return CTL_FAIL;
+	if (rep->type == REDIS_REPLY_STRING)
+		printf("%s\n", rep->str);
+	else {
+		ctl_error(x, "%s is not set cluster-wide", x->args[0]);
+		rc = CTL_FAIL;
+	}
+	freeReplyObject(rep);
+	return rc;
+}
+
+static int
+ctl_config_unset_prepare(struct ctl *x, void *arg)
+{
+	long long has;
+
+	(void)arg;
+	if (ctl_watch(x, SCHEMA_SETTINGS, NULL, NULL) < 0)
+		return CTL_FAIL;
+	has = ctl_redis_int(x, "HEXISTS %s %s", SCHEMA_SETTINGS, x->args[0]);
+	if (has == 0)
+		ctl_error(x, "%s is not set cluster-wide", x->args[0]);
+	if (has <= 0)
+		return ctl_refuse(x);
+	if (ctl_multi(x) != CTL_OK)
+		return CTL_FAIL;
+	if (ctl_simple(x, "HDEL %s %s", SCHEMA_SETTINGS, x->args[0]) < 0)
+		return ctl_discard(x);
+	return CTL_OK;
+}
+
+static int
+ctl_config_unset(struct ctl *x)
+{
+	if (ctl_connect(x) < 0)
+		return CTL_FAIL;
+	return ctl_transaction(x, ctl_config_unset_prepare, NULL);
+}
+
+static int
+ctl_config_list(struct ctl *x)
+{
+	redisReply *rep;
+
+	if (ctl_connect(x) < 0 || (rep = ctl_settings(x)) == NULL)
+		return CTL_FAIL;
+	for (size_t i = 0; i + 1 < rep->elements; i += 2)
+		printf("%s %s\n", rep->element[i]->str,
+		       rep->element[i + 1]->str);
+	freeReplyObject(rep);
+	return CTL_OK;
 }
 
 /* The command table and main. */
@@ -1656,6 +1832,10 @@ static const struct ctl_cmd ctl_cmds[] = {
     {"alias", "add", 2, 2, false, ctl_alias_add, "alias add ALIAS TARGET"},
     {"alias", "del", 2, 2, false, ctl_alias_del, "alias del ALIAS TARGET"},
     {"alias", "list", 0, 1, false, ctl_alias_list, "alias list [DOMAIN]"},
+    {"config", "set", 2, 2, false, ctl_config_set, "config set KEY VALUE"},
+    {"config", "get", 1, 1, false, ctl_config_get, "config get KEY"},
+    {"config", "unset", 1, 1, false, ctl_config_unset, "config unset KEY"},
+    {"config", "list", 0, 0, false, ctl_config_list, "config list"},
     /* One-word commands (verb NULL) take file names, kept as given. */
     {"export", NULL, 0, 1, false, ctl_export, "export [FILE]"},
     {"import", NULL, 1, 1, false, ctl_import, "import FILE"},
@@ -1719,8 +1899,13 @@ ctl_usage(FILE *f)
 	    "it even after Redis lost the config; wipe --yes empties it the "
 	    "same\n"
 	    "way.\n\n"
+	    "config set KEY VALUE sets a node setting for every node of the\n"
+	    "cluster (the INI's syntax and bounds; a key in a node's INI wins\n"
+	    "for that node); the nodes apply it within a second. The keys:\n"
+	    "%s.\n"
+	    "config list prints \"KEY VALUE\" lines.\n\n"
 	    "Exit status: 0 done, 1 refused or failed, 2 usage.\n",
-	    CTL_DEFAULT_REDIS);
+	    CTL_DEFAULT_REDIS, node_setting_keys());
 }
 
 static const struct ctl_cmd *

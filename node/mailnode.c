@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include "../common/log.h"
@@ -15,10 +14,14 @@
 #include "../common/net.h"
 #include "../common/tls_server.h"
 #include "imap/imap.h"
+#include "mailnode_reload.h"
 #include "metrics/metrics.h"
 #include "queue/queue.h"
 #include "queue/queue_runner.h"
 #include "store/notice.h"
+
+/* How long READY=1 waits for a first config (mailnode_ready_when_configured). */
+#define MAILNODE_READY_WAIT_S 10.
 
 /* The connection caps; max_connections is kept below the descriptors the
  * process may open, so that a flood meets the protocol's answer and not
@@ -27,18 +30,11 @@ static int
 mailnode_limits(struct mailnode *mn)
 {
 	struct node_config *cfg = mn->cfg;
-	long max = cfg->max_connections;
-	struct rlimit rl;
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
-	    rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur > 128 &&
-	    (max == 0 || (rlim_t)max > rl.rlim_cur - 128)) {
-		max = (long)(rl.rlim_cur - 128);
-		log_warn("max_connections: %ld (open file limit %ld)", max,
-			 (long)rl.rlim_cur);
-	}
+	/* proxy_trusted may be set by a reload: always the config's list,
+	 * empty or not. */
 	mn->limit =
-	    connlimit_new(max, cfg->max_connections_per_source,
-			  cfg->proxy_trusted.n ? &cfg->proxy_trusted : NULL);
+	    connlimit_new(mailnode_max_connections(cfg),
+			  cfg->max_connections_per_source, &cfg->proxy_trusted);
 	return mn->limit ? 0 : -1;
 }
 
@@ -152,6 +148,57 @@ mailnode_signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 	ev_timer_again(loop, &mn->grace);
 }
 
+/* Ready for systemd: the listeners are bound and the config cache can
+ * answer (from the snapshot or a first load from Redis), so the first
+ * clients meet a node that knows its users. */
+static void
+mailnode_ready(struct mailnode *mn, const char *why)
+{
+	if (mn->ready || mn->stopping)
+		return;
+	mn->ready = true;
+	ev_timer_stop(mn->loop, &mn->ready_wait);
+	log_info("ready: %s", why);
+	sdnotify("READY=1");
+}
+
+/* Every directory load: the cluster settings it brought, then (once)
+ * readiness. */
+static void
+mailnode_config_loaded_cb(struct directory *d, void *arg)
+{
+	(void)d;
+	mailnode_reload_settings(arg);
+	mailnode_ready(arg, "config loaded from Redis");
+}
+
+/* Neither Redis nor a snapshot answered in time: ready all the same
+ * (until the config comes, the node answers with temporary errors), so a
+ * node never stays "activating" because Redis is away. */
+static void
+mailnode_ready_wait_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	log_warn("no config yet (Redis away, no snapshot): ready anyway, "
+		 "answering with temporary errors until it comes");
+	mailnode_ready(w->data, "without config");
+}
+
+static void
+mailnode_ready_when_configured(struct mailnode *mn)
+{
+	directory_on_load(mn->dir, mailnode_config_loaded_cb, mn);
+	if (directory_loaded(mn->dir)) {
+		mailnode_ready(mn, "config from the snapshot");
+		return;
+	}
+	ev_timer_init(&mn->ready_wait, mailnode_ready_wait_cb,
+		      MAILNODE_READY_WAIT_S, 0.);
+	mn->ready_wait.data = mn;
+	ev_timer_start(mn->loop, &mn->ready_wait);
+}
+
 int
 mailnode_run(struct node_config *cfg)
 {
@@ -165,7 +212,8 @@ mailnode_run(struct node_config *cfg)
 		mn->listeners[r].fd = -1;
 	mn->cfg = cfg;
 	mn->loop = ev_default_loop(0);
-	log_set_level((enum log_level)cfg->log_level);
+	log_set_level(cfg->log_debug ? LOG_LVL_DEBUG
+				     : (enum log_level)cfg->log_level);
 	signal(SIGPIPE, SIG_IGN);
 
 	if (cfg->tls_cert[0]) {
@@ -238,6 +286,7 @@ mailnode_run(struct node_config *cfg)
 		log_err("cannot start the store check");
 		goto out;
 	}
+	mailnode_reload_start(mn);
 	if (mailnode_listen(mn) < 0 || mailnode_metrics_start(mn) < 0)
 		goto out;
 	size_t queued = spool_run(mn->spool);
@@ -255,14 +304,15 @@ mailnode_run(struct node_config *cfg)
 		 cfg->roles & DUTY_ACCESS ? " access" : "",
 		 cfg->roles & DUTY_WEB ? " web" : "",
 		 cfg->roles & DUTY_MTA ? " mta" : "");
-	/* Every listener is bound: systemd may start what comes after. */
-	sdnotify("READY=1");
+	mailnode_ready_when_configured(mn);
 	sdnotify_watchdog_start(mn->loop, &watchdog);
 	ev_run(mn->loop, 0);
 	sdnotify_watchdog_stop(mn->loop, &watchdog);
+	ev_timer_stop(mn->loop, &mn->ready_wait);
 	log_info("stopped");
 	rc = 0;
 out:
+	mailnode_reload_stop(mn);
 	mailnode_unlisten(mn);
 	mailnode_metrics_stop(mn);
 	store_check_free(mn->store_check);

@@ -62,9 +62,13 @@ struct mailnode {
 	struct queue_runner *runner; /* mta role only; else NULL */
 	struct mailnode_listener listeners[ROLE_COUNT];
 	ev_signal sigterm, sigint;
+	ev_signal sighup;	   /* mailnode_reload.h */
+	uint64_t settings_version; /* of the cluster settings applied */
 	ev_timer grace;
 	double grace_end;
 	bool stopping;
+	ev_timer ready_wait; /* mailnode.c: READY=1 at the latest then */
+	bool ready;	     /* READY=1 was sent */
 	long sessions; /* open client sessions, all protocols */
 	struct imap_session *imap_sessions;  /* imap.h: to wake on changes */
 	struct imap_cache *imap_headers;     /* imap_cache.h; NULL: none */

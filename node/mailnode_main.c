@@ -26,7 +26,9 @@ usage(FILE *out)
 	    "  -h        this help\n"
 	    "  -V        print the version and exit\n"
 	    "\n"
-	    "SIGTERM/SIGINT: no new sessions, open ones finish for grace_s.\n");
+	    "SIGTERM/SIGINT: no new sessions, open ones finish for grace_s.\n"
+	    "SIGHUP: reads the configuration and the TLS certificate again;\n"
+	    "a configuration with errors is refused whole and logged.\n");
 }
 
 int
@@ -39,7 +41,8 @@ main(int argc, char **argv)
 	int rc = cli_parse(argc, argv, "mailnode", usage, &o);
 	if (rc >= 0)
 		return rc;
-	struct node_config *cfg = node_config_load(o.config, err, sizeof(err));
+	struct node_config *cfg =
+	    node_config_load(o.config, NULL, 0, err, sizeof(err));
 	if (cfg == NULL) {
 		fprintf(stderr, "%s\n", err);
 		return 2;
@@ -50,7 +53,7 @@ main(int argc, char **argv)
 		return 0;
 	}
 	if (o.debug)
-		cfg->log_level = LOG_LVL_DEBUG;
+		cfg->log_debug = true;
 	log_info("mailnode %s starting with %s", ms_version, o.config);
 	return mailnode_run(cfg);
 }

@@ -462,12 +462,9 @@ static int
 route_set(struct conf *c, void *o, const char *k, const char *v)
 {
 	struct node_config *n = o;
-	if (n->nroutes == NODE_ROUTES_MAX) {
-		conf_error(c, c->line, "[route]: more than %d routes",
-			   NODE_ROUTES_MAX);
-		return -1;
-	}
-	struct node_route *r = &n->routes[n->nroutes];
+	struct node_route spare, *r;
+	/* Full: parse into spare, which only a replacement may take. */
+	r = n->nroutes < NODE_ROUTES_MAX ? &n->routes[n->nroutes] : &spare;
 	if (strlen(k) >= sizeof(r->domain) || strchr(k, '@') || k[0] == '\0') {
 		conf_error(c, c->line, "[route]: bad domain \"%s\"", k);
 		return -1;
@@ -481,6 +478,17 @@ route_set(struct conf *c, void *o, const char *k, const char *v)
 	for (i = 0; k[i]; i++)
 		r->domain[i] = (char)tolower((unsigned char)k[i]);
 	r->domain[i] = '\0';
+	/* The same domain again (the INI over a cluster route): replaces. */
+	for (int j = 0; j < n->nroutes; j++)
+		if (strcmp(n->routes[j].domain, r->domain) == 0) {
+			n->routes[j].to = r->to;
+			return 0;
+		}
+	if (r == &spare) {
+		conf_error(c, c->line, "[route]: more than %d routes",
+			   NODE_ROUTES_MAX);
+		return -1;
+	}
 	n->nroutes++;
 	return 0;
 }
@@ -586,15 +594,94 @@ node_validate(struct conf *c, struct node_config *n)
 			   "[node]: proxy_protocol = on needs proxy_trusted");
 }
 
-struct node_config *
-node_config_load(const char *path, char *err, size_t errlen)
+/* The [node] keys that may also be set cluster-wide: those that must
+ * agree on every node (limits, who may relay and send PROXY headers, how
+ * mail leaves), each read where it is used, so a change applies without a
+ * restart (node/mailnode_reload.c). Plus "route:DOMAIN". */
+static const char *const node_cluster_keys[] = {
+    "max_message_size",
+    "max_recipients",
+    "max_connections",
+    "max_connections_per_source",
+    "proxy_protocol",
+    "proxy_trusted",
+    "allow_plaintext_auth",
+    "login_timeout_s",
+    "http_request_timeout_s",
+    "login_fail_window_s",
+    "login_fail_limit",
+    "login_delay_ms",
+    "login_delay_max_ms",
+    "relay_networks",
+    "relayhost",
+    "smtp_tls",
+    "mx_port",
+    "smtp_timeout_s",
+    "queue_retry_min_s",
+    "queue_retry_max_s",
+    "queue_lifetime_s",
+    "delay_warning_s",
+    "queue_per_destination",
+};
+
+#define NODE_NCLUSTER_KEYS                                                     \
+	(sizeof(node_cluster_keys) / sizeof(*node_cluster_keys))
+
+const char *
+node_setting_keys(void)
+{
+	static char list[1024];
+	size_t used = 0;
+	if (list[0] != '\0')
+		return list;
+	for (size_t i = 0; i < NODE_NCLUSTER_KEYS; i++)
+		used += (size_t)snprintf(list + used, sizeof(list) - used,
+					 "%s, ", node_cluster_keys[i]);
+	snprintf(list + used, sizeof(list) - used, "%sDOMAIN",
+		 NODE_SETTING_ROUTE);
+	return list;
+}
+
+/* Applies one cluster setting through the INI's own setter. Returns 0, or
+ * -1 (reported in c). */
+static int
+node_setting_apply(struct conf *c, struct node_config *n, const char *key,
+		   const char *value)
+{
+	size_t rlen = strlen(NODE_SETTING_ROUTE);
+	if (strncmp(key, NODE_SETTING_ROUTE, rlen) == 0)
+		return route_set(c, n, key + rlen, value);
+	for (size_t i = 0; i < NODE_NCLUSTER_KEYS; i++) {
+		if (strcmp(key, node_cluster_keys[i]) != 0)
+			continue;
+		for (const struct conf_key *k = node_keys; k->name; k++)
+			if (strcmp(k->name, key) == 0)
+				return k->set(c, n, key, value);
+	}
+	conf_error(c, 0, "unknown key \"%s\" (cluster settings: %s)", key,
+		   node_setting_keys());
+	return -1;
+}
+
+int
+node_setting_check(const char *key, const char *value, char *err, size_t errlen)
 {
 	struct node_config *n = calloc(1, sizeof(*n));
+	struct conf c = {
+	    .path = "cluster setting", .err = err, .errlen = errlen};
 	if (n == NULL) {
-		snprintf(err, errlen, "%s: out of memory", path);
-		return NULL;
+		snprintf(err, errlen, "out of memory");
+		return -1;
 	}
-	snprintf(n->path, sizeof(n->path), "%s", path);
+	err[0] = '\0';
+	node_setting_apply(&c, n, key, value);
+	free(n);
+	return c.nerrors ? -1 : 0;
+}
+
+static void
+node_defaults(struct node_config *n)
+{
 	n->redis.timeout_ms = 500;
 	n->max_message_size = 26214400;
 	n->imap_header_cache = 33554432;
@@ -622,6 +709,29 @@ node_config_load(const char *path, char *err, size_t errlen)
 	n->smtp_timeout_s = 300;
 	if (gethostname(n->hostname, sizeof(n->hostname)) < 0)
 		snprintf(n->hostname, sizeof(n->hostname), "localhost");
+}
+
+struct node_config *
+node_config_load(const char *path, const struct node_setting *settings,
+		 size_t nsettings, char *err, size_t errlen)
+{
+	struct node_config *n = calloc(1, sizeof(*n));
+	if (n == NULL) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		return NULL;
+	}
+	snprintf(n->path, sizeof(n->path), "%s", path);
+	node_defaults(n);
+	/* The cluster's settings first: the INI's keys then replace them. */
+	struct conf cs = {
+	    .path = "cluster setting", .err = err, .errlen = errlen};
+	err[0] = '\0';
+	for (size_t i = 0; i < nsettings; i++)
+		node_setting_apply(&cs, n, settings[i].key, settings[i].value);
+	if (cs.nerrors > 0) {
+		free(n);
+		return NULL;
+	}
 
 	struct conf c = {
 	    .path = path, .open_section = node_open_section, .user = n};

@@ -86,6 +86,7 @@ struct node_config {
 	struct netlist proxy_trusted;
 	bool allow_plaintext_auth;
 	int log_level;
+	bool log_debug; /* mailnode -d: debug whatever log_level says */
 	int spool_retry_s;
 	int grace_s;
 	int auth_threads;    /* password hashing threads; 0: one per CPU */
@@ -119,10 +120,31 @@ struct node_config {
 	int nroutes;
 };
 
-/* Reads and validates path. Returns the config, or NULL with every problem
- * as "path:line: what is wrong" lines in err. */
-struct node_config *node_config_load(const char *path, char *err,
-				     size_t errlen);
+/* A cluster-wide setting (`mailctl config set KEY VALUE`, kept in Redis
+ * under SCHEMA_SETTINGS): one of the [node] keys that must agree on every
+ * node, or "route:DOMAIN" for a [route]. Parsed by the INI's own setters,
+ * so the values and bounds are the INI's. */
+struct node_setting {
+	char *key;
+	char *value;
+};
+
+#define NODE_SETTINGS_MAX 256 /* cluster settings at most */
+#define NODE_SETTING_ROUTE "route:"
+
+/* Reads and validates path over the cluster settings (n of them, NULL if
+ * none): a key the INI sets wins over the cluster's value for this node.
+ * Returns the config, or NULL with every problem as "path:line: what is
+ * wrong" lines in err (a bad cluster setting as "cluster setting: ..."). */
+struct node_config *node_config_load(const char *path,
+				     const struct node_setting *settings,
+				     size_t n, char *err, size_t errlen);
+/* Checks one cluster setting: key may be set cluster-wide and value is
+ * what the INI would take. Returns 0, or -1 with why in err. */
+int node_setting_check(const char *key, const char *value, char *err,
+		       size_t errlen);
+/* The keys that may be set cluster-wide, comma-separated (for help). */
+const char *node_setting_keys(void);
 const char *node_role_name(enum node_role r);
 /* The role (enum node_duty bit) a listener belongs to. */
 unsigned node_listener_duty(enum node_role r);

@@ -16,11 +16,13 @@
 struct confjson {
 	json_t *root;
 	json_t *domains, *users, *aliases; /* borrowed from root */
+	json_t *settings;		   /* borrowed; NULL: none */
 };
 
 /* The members a document may have, so a newer export is refused. */
 static const char *const confjson_members[] = {
-    "format", "version", "generation", "domains", "users", "aliases",
+    "format", "version", "generation", "domains",
+    "users",  "aliases", "settings",
 };
 
 static struct confjson *
@@ -36,12 +38,25 @@ confjson_wrap(json_t *root)
 	doc->domains = json_object_get(root, "domains");
 	doc->users = json_object_get(root, "users");
 	doc->aliases = json_object_get(root, "aliases");
+	doc->settings = json_object_get(root, "settings");
 	return doc;
 }
 
 #define CONFJSON_MAX (1u << 30) /* a written document's size cap */
 
-static const char *const confjson_sections[] = {"domains", "users", "aliases"};
+/* The sections in the document's order: lists, then the settings'
+ * object. */
+static const struct {
+	const char *name;
+	char open, close;
+} confjson_sections[] = {
+    {"domains", '[', ']'},
+    {"users", '[', ']'},
+    {"aliases", '[', ']'},
+    {"settings", '{', '}'},
+};
+
+#define CONFJSON_LAST_SECTION 3
 
 void
 confjson_writer_init(struct confjson_writer *w, uint64_t gen)
@@ -68,11 +83,13 @@ confjson_open(struct confjson_writer *w, int section)
 {
 	while (w->section < section) {
 		if (w->section >= 0)
-			strbuf_appends(&w->sb, w->first ? "]," : "\n ],");
+			strbuf_appendf(&w->sb, w->first ? "%c," : "\n %c,",
+				       confjson_sections[w->section].close);
 		w->section++;
 		w->first = true;
-		strbuf_appendf(&w->sb, "\n \"%s\": [",
-			       confjson_sections[w->section]);
+		strbuf_appendf(&w->sb, "\n \"%s\": %c",
+			       confjson_sections[w->section].name,
+			       confjson_sections[w->section].open);
 	}
 }
 
@@ -131,10 +148,22 @@ confjson_write_alias(struct confjson_writer *w, const char *address,
 }
 
 int
+confjson_write_setting(struct confjson_writer *w, const char *key,
+		       const char *value)
+{
+	if (confjson_entry(w, 3) < 0)
+		return -1;
+	strbuf_append_json(&w->sb, key);
+	strbuf_appends(&w->sb, ": ");
+	return strbuf_append_json(&w->sb, value);
+}
+
+int
 confjson_writer_save(struct confjson_writer *w, const char *path)
 {
-	confjson_open(w, 2);
-	strbuf_appends(&w->sb, w->first ? "]}\n" : "\n ]}\n");
+	confjson_open(w, CONFJSON_LAST_SECTION);
+	strbuf_appendf(&w->sb, w->first ? "%c}\n" : "\n %c}\n",
+		       confjson_sections[CONFJSON_LAST_SECTION].close);
 	if (w->sb.overflow) {
 		errno = EFBIG;
 		return -1;
@@ -245,6 +274,19 @@ confjson_check(json_t *root, char *err, size_t errlen)
 			 "\"generation\" is not a whole number >= 0");
 		return -1;
 	}
+	v = json_object_get(root, "settings"); /* optional: older documents */
+	if (v && !json_is_object(v)) {
+		snprintf(err, errlen, "\"settings\" is not an object");
+		return -1;
+	}
+	json_object_foreach(v, key, e)
+	{
+		if (!json_is_string(e)) {
+			snprintf(err, errlen, "settings.%s is not a string",
+				 key);
+			return -1;
+		}
+	}
 	for (i = 0; i < sizeof(confjson_lists) / sizeof(confjson_lists[0]);
 	     i++) {
 		const struct confjson_list *l = &confjson_lists[i];
@@ -346,6 +388,13 @@ confjson_walk(const struct confjson *doc, const struct confjson_visitor *v,
 	json_array_foreach(doc->aliases, i, e)
 	{
 		if ((rc = confjson_walk_alias(e, v, arg)) != 0)
+			return rc;
+	}
+	const char *key;
+	json_object_foreach(doc->settings, key, e)
+	{
+		if (v->setting &&
+		    (rc = v->setting(arg, key, json_string_value(e))) != 0)
 			return rc;
 	}
 	return 0;

@@ -6,9 +6,13 @@
  *    "domains": ["example.test"],
  *    "users": [{"address": "alice@example.test", "password": "$y$..."}],
  *    "aliases": [{"address": "team@example.test",
- *                 "targets": ["alice@example.test"]}]}
+ *                 "targets": ["alice@example.test"]}],
+ *    "settings": {"max_recipients": "50"}}
  *
  * "password" is the crypt(3) hash, or null for a user who cannot log in.
+ * "settings" are the cluster-wide node settings (`mailctl config set`),
+ * values as strings, the way the INI writes them; a document without
+ * them (written before they existed) has none.
  * A document with a member this version does not know (a newer export) is
  * refused whole rather than imported in part. */
 #ifndef NODE_CONFJSON_H
@@ -27,11 +31,12 @@ struct confjson;
 
 /* Writing: entries are appended as text as they come (no tree: a node
  * writes its snapshot on the event loop, 100k users in milliseconds), in
- * the document's order: every domain, then every user, then every alias
- * (a call out of that order fails). */
+ * the document's order: every domain, then every user, then every alias,
+ * then every setting (a call out of that order fails). */
 struct confjson_writer {
 	struct strbuf sb;
-	int section; /* -1 none yet, 0 domains, 1 users, 2 aliases */
+	int section; /* -1 none yet, 0 domains, 1 users, 2 aliases,
+		      * 3 settings */
 	bool first;  /* no entry yet in the section */
 };
 
@@ -44,6 +49,8 @@ int confjson_write_user(struct confjson_writer *w, const char *address,
 			const char *hash);
 int confjson_write_alias(struct confjson_writer *w, const char *address,
 			 const char *const *targets, size_t ntargets);
+int confjson_write_setting(struct confjson_writer *w, const char *key,
+			   const char *value);
 /* Ends the document and writes it to path, atomically (fd_replace_file,
  * mode 0600: it holds password hashes), or to stdout when path is NULL or
  * "-". Returns 0, or -1 with errno set. */
@@ -59,12 +66,14 @@ void confjson_free(struct confjson *doc);
 uint64_t confjson_generation(const struct confjson *doc);
 
 /* What confjson_walk calls, for each entry in the document's order:
- * domains, then users, then aliases. A nonzero return stops the walk. */
+ * domains, then users, then aliases, then settings (setting may be NULL:
+ * skipped). A nonzero return stops the walk. */
 struct confjson_visitor {
 	int (*domain)(void *arg, const char *domain);
 	int (*user)(void *arg, const char *address, const char *hash);
 	int (*alias)(void *arg, const char *address, const char *const *targets,
 		     size_t ntargets);
+	int (*setting)(void *arg, const char *key, const char *value);
 };
 
 /* Returns 0, the first nonzero return of a visitor function, or -1 when

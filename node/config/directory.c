@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "../../common/log.h"
+#include "config.h"
 #include "confjson.h"
 #include "directory.h"
 #include "schema.h"
@@ -56,6 +57,8 @@ struct dir_cache {
 	size_t nusers;
 	struct dir_alias *aliases;
 	size_t naliases;
+	struct node_setting *settings; /* sorted by key */
+	size_t nsettings;
 };
 
 /* One answer awaited by a load: where it goes. Slots live in chunks that
@@ -91,6 +94,8 @@ struct dir_load {
 	bool verified;	/* and it was not below gen */
 	char **domains; /* as Redis holds them, lowercased when built */
 	size_t ndomains;
+	struct node_setting *settings; /* SCHEMA_SETTINGS */
+	size_t nsettings;
 	struct dir_chunk *chunks;
 	struct dir_todo *todo; /* [todo_head, ntodo) still to send */
 	size_t todo_head, ntodo, captodo;
@@ -109,8 +114,9 @@ struct directory {
 	bool behind;	  /* Redis's generation is below gen */
 	bool checked;	  /* Redis's generation was read since it came up */
 	uint64_t gen;	  /* the highest generation loaded */
-	char *node;	  /* for SCHEMA_NODES */
-	char *snapshot;	  /* path, or NULL */
+	uint64_t settings_version; /* raised when the settings change */
+	char *node;		   /* for SCHEMA_NODES */
+	char *snapshot;		   /* path, or NULL */
 	ev_timer retry;
 	void (*on_load)(struct directory *d, void *arg);
 	void *on_load_arg;
@@ -154,10 +160,42 @@ dir_strcmp(const void *a, const void *b)
 }
 
 static void
+dir_settings_free(struct node_setting *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(v[i].key);
+		free(v[i].value);
+	}
+	free(v);
+}
+
+static int
+dir_cmp_setting(const void *a, const void *b)
+{
+	return strcmp(((const struct node_setting *)a)->key,
+		      ((const struct node_setting *)b)->key);
+}
+
+/* True when a and b hold the same settings (both sorted). */
+static bool
+dir_settings_equal(const struct dir_cache *a, const struct dir_cache *b)
+{
+	size_t na = a ? a->nsettings : 0, nb = b ? b->nsettings : 0;
+	if (na != nb)
+		return false;
+	for (size_t i = 0; i < na; i++)
+		if (strcmp(a->settings[i].key, b->settings[i].key) != 0 ||
+		    strcmp(a->settings[i].value, b->settings[i].value) != 0)
+			return false;
+	return true;
+}
+
+static void
 dir_cache_free(struct dir_cache *c)
 {
 	if (c == NULL)
 		return;
+	dir_settings_free(c->settings, c->nsettings);
 	for (size_t i = 0; i < c->ndomains; i++)
 		free(c->domains[i]);
 	for (size_t i = 0; i < c->nusers; i++) {
@@ -200,6 +238,7 @@ dir_load_free(struct dir_load *l)
 	for (size_t i = 0; i < l->ndomains; i++)
 		free(l->domains[i]);
 	free(l->domains);
+	dir_settings_free(l->settings, l->nsettings);
 	free(l->todo);
 	free(l);
 }
@@ -208,6 +247,7 @@ static void dir_load_start(struct directory *d);
 static void dir_domains_cb(struct redis *r, redisReply *reply, void *arg);
 static void dir_gen_cb(struct redis *r, redisReply *reply, void *arg);
 static void dir_load_finish(struct dir_load *l);
+static void dir_settings_cb(struct redis *r, redisReply *reply, void *arg);
 
 /* Cancels what l has in flight: the last ids it sent (ids come back in
  * the order they went, and at most DIR_WINDOW are out). */
@@ -393,6 +433,8 @@ dir_cache_sort(struct dir_cache *c)
 	dir_sort(c->domains, c->ndomains, sizeof(*c->domains), dir_strcmp);
 	dir_sort(c->users, c->nusers, sizeof(*c->users), dir_cmp_user);
 	dir_sort(c->aliases, c->naliases, sizeof(*c->aliases), dir_cmp_alias);
+	dir_sort(c->settings, c->nsettings, sizeof(*c->settings),
+		 dir_cmp_setting);
 	for (size_t i = 0; i < c->naliases; i++) /* as mailctl export lists */
 		dir_sort(c->aliases[i].targets, c->aliases[i].ntargets,
 			 sizeof(char *), dir_strcmp);
@@ -432,6 +474,10 @@ dir_load_build(struct dir_load *l)
 	c->ndomains = l->ndomains;
 	l->domains = NULL;
 	l->ndomains = 0;
+	c->settings = l->settings;
+	c->nsettings = l->nsettings;
+	l->settings = NULL;
+	l->nsettings = 0;
 	for (size_t i = 0; i < c->ndomains; i++)
 		dir_lower_inplace(c->domains[i]);
 	dir_cache_sort(c);
@@ -471,6 +517,9 @@ dir_snapshot_save(struct directory *d)
 		    &w, c->aliases[i].addr,
 		    (const char *const *)c->aliases[i].targets,
 		    c->aliases[i].ntargets);
+	for (size_t i = 0; rc == 0 && i < c->nsettings; i++)
+		rc = confjson_write_setting(&w, c->settings[i].key,
+					    c->settings[i].value);
 	if (rc < 0)
 		errno = ENOMEM;
 	if (rc < 0 || confjson_writer_save(&w, d->snapshot) < 0)
@@ -556,7 +605,9 @@ dir_gen_cb(struct redis *r, redisReply *reply, void *arg)
 	}
 	l->gen = gen;
 	l->d->checked = true;
-	if (dir_queue(l, dir_domains_cb, l, "SMEMBERS", SCHEMA_DOMAINS, "",
+	if (dir_queue(l, dir_settings_cb, l, "HGETALL", SCHEMA_SETTINGS, "",
+		      NULL) == 0 &&
+	    dir_queue(l, dir_domains_cb, l, "SMEMBERS", SCHEMA_DOMAINS, "",
 		      NULL) == 0)
 		dir_load_step(l);
 }
@@ -578,6 +629,8 @@ dir_load_finish(struct dir_load *l)
 		d->load_failed = true;
 		return;
 	}
+	if (!dir_settings_equal(d->cache, c))
+		d->settings_version++;
 	dir_cache_free(d->cache);
 	d->cache = c;
 	d->load_failed = false;
@@ -707,6 +760,44 @@ dir_aliases_cb(struct redis *r, redisReply *reply, void *arg)
 		dir_members(arg, reply, true);
 }
 
+/* HGETALL SCHEMA_SETTINGS: KEY VALUE pairs, at most NODE_SETTINGS_MAX
+ * (mailctl keeps to it; more are said and left out). */
+static void
+dir_settings_cb(struct redis *r, redisReply *reply, void *arg)
+{
+	struct dir_load *l = arg;
+	size_t n;
+
+	(void)r;
+	if (!dir_reply_ok(l, reply))
+		return;
+	n = reply->elements / 2;
+	if (n > NODE_SETTINGS_MAX) {
+		log_warn("directory: %zu cluster settings, only the first %d "
+			 "taken",
+			 n, NODE_SETTINGS_MAX);
+		n = NODE_SETTINGS_MAX;
+	}
+	l->settings = calloc(n ? n : 1, sizeof(*l->settings));
+	if (l->settings == NULL) {
+		dir_load_abort(l, "out of memory");
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		redisReply *k = reply->element[2 * i],
+			   *v = reply->element[2 * i + 1];
+		struct node_setting *s = &l->settings[l->nsettings];
+		s->key = strndup(k->str, k->len);
+		s->value = strndup(v->str, v->len);
+		l->nsettings++;
+		if (s->key == NULL || s->value == NULL) {
+			dir_load_abort(l, "out of memory");
+			return;
+		}
+	}
+	dir_load_step(l);
+}
+
 static void
 dir_domains_cb(struct redis *r, redisReply *reply, void *arg)
 {
@@ -806,7 +897,7 @@ dir_retry_cb(struct ev_loop *loop, ev_timer *t, int revents)
 /* Growing arrays while a snapshot is read; sorted at the end. */
 struct dir_reader {
 	struct dir_cache *c;
-	size_t capd, capu, capa;
+	size_t capd, capu, capa, caps;
 };
 
 static int
@@ -881,14 +972,34 @@ dir_read_alias(void *arg, const char *address, const char *const *targets,
 	return 0;
 }
 
+static int
+dir_read_setting(void *arg, const char *key, const char *value)
+{
+	struct dir_reader *rd = arg;
+	struct dir_cache *c = rd->c;
+	struct node_setting s = {NULL, NULL};
+
+	if (c->nsettings == NODE_SETTINGS_MAX)
+		return 0; /* as a load takes them */
+	if (dir_grow(&c->settings, &rd->caps, c->nsettings, sizeof(s)) < 0 ||
+	    (s.key = strdup(key)) == NULL)
+		return -1;
+	if ((s.value = strdup(value)) == NULL) {
+		free(s.key);
+		return -1;
+	}
+	c->settings[c->nsettings++] = s;
+	return 0;
+}
+
 /* Loads the snapshot into the cache, if there is one. A missing one is a
  * first start; a broken one is said and left alone (Redis loads). */
 static void
 dir_snapshot_load(struct directory *d)
 {
 	static const struct confjson_visitor v = {
-	    dir_read_domain, dir_read_user, dir_read_alias};
-	struct dir_reader rd = {NULL, 0, 0, 0};
+	    dir_read_domain, dir_read_user, dir_read_alias, dir_read_setting};
+	struct dir_reader rd = {NULL, 0, 0, 0, 0};
 	struct confjson *doc;
 	char err[512];
 
@@ -908,6 +1019,8 @@ dir_snapshot_load(struct directory *d)
 	}
 	dir_cache_sort(rd.c);
 	d->cache = rd.c;
+	if (d->cache->nsettings)
+		d->settings_version++;
 	d->gen = confjson_generation(doc);
 	confjson_free(doc);
 	/* Not "loaded": that says Redis was read (tests wait on it). */
@@ -986,6 +1099,19 @@ uint64_t
 directory_generation(const struct directory *d)
 {
 	return d->gen;
+}
+
+const struct node_setting *
+directory_settings(const struct directory *d, size_t *n)
+{
+	*n = d->cache ? d->cache->nsettings : 0;
+	return d->cache ? d->cache->settings : NULL;
+}
+
+uint64_t
+directory_settings_version(const struct directory *d)
+{
+	return d->settings_version;
 }
 
 static bool

@@ -1,8 +1,8 @@
 /* The node's in-memory copy of the shared config (domains, users and their
- * password hashes, aliases), loaded from Redis at start and again whenever
- * a change is published on SCHEMA_CHANNEL or the connection comes back.
- * Lookups never wait on Redis: while it is away they answer from the
- * cache, and directory_stale() says so (for /health).
+ * password hashes, aliases, the cluster-wide node settings), loaded from Redis
+ * at start and again whenever a change is published on SCHEMA_CHANNEL or the
+ * connection comes back. Lookups never wait on Redis: while it is away they
+ * answer from the cache, and directory_stale() says so (for /health).
  *
  * Generations: every change raises SCHEMA_GEN. The node remembers the
  * highest generation it loaded and keeps what it loaded in a snapshot
@@ -54,6 +54,16 @@ bool directory_stale(const struct directory *d);
 /* The generation of the config in the cache (0: none known). */
 uint64_t directory_generation(const struct directory *d);
 
+struct node_setting;
+/* The cluster-wide node settings (config.h) in the cache, sorted by key,
+ * n of them; valid until the next load is swapped in (on_load). */
+const struct node_setting *directory_settings(const struct directory *d,
+					      size_t *n);
+/* Raised whenever the settings in the cache change (a load, or the
+ * snapshot at start, brought different ones): a node reapplies them when
+ * it moves. */
+uint64_t directory_settings_version(const struct directory *d);
+
 /* Case-insensitive. */
 bool directory_domain_local(const struct directory *d, const char *domain);
 
@@ -73,7 +83,7 @@ enum dir_result directory_resolve(const struct directory *d,
  * which leaves them out), lowercase, each once, at most max. Returns how
  * many. */
 size_t directory_forwards(const struct directory *d, const char *address,
-    char (*out)[DIR_ADDR_MAX], size_t max);
+			  char (*out)[DIR_ADDR_MAX], size_t max);
 
 /* The crypt(3) hash of user address, or NULL if no such user. */
 const char *directory_password_hash(const struct directory *d,

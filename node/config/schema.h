@@ -9,6 +9,8 @@
  *                           every change; import and wipe SET it above
  *                           every node's (directory.h)
  *   ms:config:nodes         hash: node name -> the generation it loaded
+ *   ms:config:settings      hash: cluster-wide node settings, KEY -> VALUE
+ *                           (mailctl config set; config.h)
  *   channel ms:config       a message (the new generation) after every
  *                           change
  *   ms:qlock:ID             the claim on queued message ID (a lease: the
@@ -24,6 +26,7 @@
 #define SCHEMA_ALIAS_PREFIX "ms:alias:"
 #define SCHEMA_GEN "ms:config:gen"
 #define SCHEMA_NODES "ms:config:nodes"
+#define SCHEMA_SETTINGS "ms:config:settings"
 #define SCHEMA_CHANNEL "ms:config"
 #define SCHEMA_QUEUE_LOCK_PREFIX "ms:qlock:"
 

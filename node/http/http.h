@@ -23,14 +23,16 @@
 #define HTTP_HEADER_BYTES 16384 /* header section; more: 431 */
 #define HTTP_DISCARD_MAX 65536	/* bad request skipped before a close */
 #define HTTP_BODY_MAX 65536	/* request body; more: 413 */
-#define HTTP_IDLE_TIMEOUT 60	/* seconds between requests */
-#define HTTP_TOKEN_HEX 64	/* session token: 32 random bytes */
-#define HTTP_SESSION_TTL 1800	/* seconds, refreshed on each use */
+#define HTTP_SEND_BODY_MAX (48 * 1024 * 1024) /* POST /api/send's body */
+#define HTTP_ETAG_MAX 80      /* If-None-Match kept; longer: "" */
+#define HTTP_IDLE_TIMEOUT 60  /* seconds between requests */
+#define HTTP_TOKEN_HEX 64     /* session token: 32 random bytes */
+#define HTTP_SESSION_TTL 1800 /* seconds, refreshed on each use */
 #define HTTP_PASSWORD_MAX 1024
 #define HTTP_ORIGIN_MAX 255 /* Host and Origin values kept; longer: "" */
 #define HTTP_LIST_MAX (8 * 1024 * 1024) /* a JSON answer */
 
-enum http_method { HTTP_GET, HTTP_HEAD, HTTP_POST, HTTP_OTHER };
+enum http_method { HTTP_GET, HTTP_HEAD, HTTP_POST, HTTP_DELETE, HTTP_OTHER };
 
 enum http_parse_state {
 	HTTP_PARSE_LINE,    /* waiting for the request line */
@@ -68,6 +70,7 @@ struct http_request {
 	bool has_origin;
 	char origin[HTTP_ORIGIN_MAX + 1]; /* Origin: as sent; "" if too long */
 	char host[HTTP_ORIGIN_MAX + 1];	  /* the Host field; "" if too long */
+	char if_none_match[HTTP_ETAG_MAX + 1]; /* as sent; "" */
 };
 
 /* http_parse.c */
@@ -79,6 +82,10 @@ void http_request_reset(struct http_request *rq);
 enum http_parse_result http_parse_line(struct http_request *rq,
 				       const char *line, size_t len, bool crlf,
 				       bool toolong);
+/* The largest body the request takes: HTTP_SEND_BODY_MAX for POST
+ * /api/send with a session token (a message with its attachments), else
+ * HTTP_BODY_MAX. */
+size_t http_body_limit(const struct http_request *rq);
 /* After a complete head: may the connection carry another request? */
 bool http_request_keepalive(const struct http_request *rq);
 /* The value of query parameter name, percent-decoded ('+' is a space),
@@ -115,14 +122,16 @@ struct http_session {
 	struct http_request rq;
 	bool request_started;
 
-	char *body; /* HTTP_BODY_MAX + 1, allocated on the first body */
-	size_t bodylen;
+	char *body; /* bodycap bytes: HTTP_BODY_MAX + 1, allocated on the
+		       first body, or one larger body's, freed after it */
+	size_t bodylen, bodycap;
 
 	uint64_t redis_req; /* in flight; 0: none */
 	http_redis_cb redis_cb;
 	uint64_t auth_job;     /* a login attempt (auth_login.h); 0: none */
 	struct uid_lease *uid; /* a listing's UID lease (uid_lease.h) */
 	struct maildir_counter *uid_ctr; /* settled: the route runs again */
+	char uid_mailbox[MAILDIR_MBOX_MAX + 8]; /* whose lease uid is */
 
 	/* the API's per-request state */
 	int route;
@@ -156,6 +165,10 @@ void http_route_done(struct http_session *s);
  * Returns 0, or -1 when Redis is away (cb will not run). */
 int http_redis(struct http_session *s, http_redis_cb cb, int argc,
 	       const char **argv, const size_t *argvlen);
+
+/* http_assets.c: GET / and the webmail's files (webmail/, embedded at
+ * build time). Returns true when the path is one of them (answered). */
+bool http_assets_serve(struct http_session *s);
 
 /* http_api.c: runs the request whose head and body the session holds;
  * the route answers now or after its Redis calls. */

@@ -18,21 +18,25 @@
 #include "../../common/json.h"
 #include "../../common/log.h"
 #include "../../common/token.h"
+#include "../imap/imap_mime.h"
 #include "../queue/queue.h"
 #include "../queue/queue_runner.h"
 #include "http.h"
+#include "http_api.h"
 #include "../store/maildir.h"
 #include "../mailnode.h"
 #include "../store/uid_lease.h"
 
 #define API_SESSION_PREFIX "ms:session:"
 #define API_KEY_MAX 512
-#define API_PATH_MAX 4096
 #define API_READ_CHUNK 65536
 
+/* A route: path exactly, or (uid) the prefix path, a UID, then tail
+ * exactly, or (part) the prefix, a UID, tail, then a part number. */
 struct api_route {
 	const char *path;
-	bool prefix; /* path is a prefix, the rest a UID */
+	enum { API_EXACT, API_UID, API_PART } match;
+	const char *tail;
 	enum http_method method;
 	bool session; /* runs after the session is found */
 	void (*run)(struct http_session *s);
@@ -46,16 +50,23 @@ static void api_messages(struct http_session *s);
 static void api_message(struct http_session *s);
 
 static const struct api_route api_routes[] = {
-    {"/health", false, HTTP_GET, false, api_health},
-    {"/api/login", false, HTTP_POST, false, api_login},
-    {"/api/logout", false, HTTP_POST, false, api_logout},
-    {"/api/mailboxes", false, HTTP_GET, true, api_mailboxes},
-    {"/api/messages", false, HTTP_GET, true, api_messages},
-    {"/api/messages/", true, HTTP_GET, true, api_message},
+    {"/health", API_EXACT, NULL, HTTP_GET, false, api_health},
+    {"/api/login", API_EXACT, NULL, HTTP_POST, false, api_login},
+    {"/api/logout", API_EXACT, NULL, HTTP_POST, false, api_logout},
+    {"/api/mailboxes", API_EXACT, NULL, HTTP_GET, true, api_mailboxes},
+    {"/api/messages", API_EXACT, NULL, HTTP_GET, true, api_messages},
+    {"/api/search", API_EXACT, NULL, HTTP_GET, true, api_search},
+    {"/api/send", API_EXACT, NULL, HTTP_POST, true, api_send},
+    {"/api/messages/", API_UID, "", HTTP_GET, true, api_message},
+    {"/api/messages/", API_UID, "", HTTP_DELETE, true, api_delete},
+    {"/api/messages/", API_UID, "/flags", HTTP_POST, true, api_flags},
+    {"/api/messages/", API_UID, "/move", HTTP_POST, true, api_move},
+    {"/api/messages/", API_UID, "/parts", HTTP_GET, true, api_parts},
+    {"/api/messages/", API_PART, "/parts/", HTTP_GET, true, api_part},
 };
 #define API_NROUTES ((int)(sizeof(api_routes) / sizeof(*api_routes)))
 
-static void
+void
 api_json(struct http_session *s, int status, const char *extra,
 	 const struct strbuf *sb)
 {
@@ -109,28 +120,77 @@ api_session_then_run(struct http_session *s)
 		http_respond_error(s, 503, "session store unavailable");
 }
 
-/* "/api/messages/UID": 1 to 2^32-1, decimal, no sign. Returns 0 if bad. */
+/* A UID at s: 1 to 2^32-1, decimal, no sign, up to the next '/' or the
+ * end (*end, NULL: not wanted). Returns 0 if bad. */
 static uint32_t
-api_parse_uid(const char *s)
+api_parse_uid_at(const char *s, const char **end)
 {
 	uint64_t v = 0;
-	if (*s == '\0' || strlen(s) > 10)
-		return 0;
-	for (; *s; s++) {
-		if (!isdigit((unsigned char)*s))
+	size_t n = 0;
+	for (; *s && *s != '/'; s++, n++) {
+		if (!isdigit((unsigned char)*s) || n >= 10)
 			return 0;
 		v = v * 10 + (uint64_t)(*s - '0');
 	}
-	return v <= UINT32_MAX ? (uint32_t)v : 0;
+	if (end)
+		*end = s;
+	return n > 0 && v <= UINT32_MAX ? (uint32_t)v : 0;
+}
+
+uint32_t
+api_path_uid(const struct http_session *s)
+{
+	return api_parse_uid_at(s->rq.path + strlen("/api/messages/"), NULL);
+}
+
+const char *
+api_path_part(const struct http_session *s)
+{
+	const char *end;
+	api_parse_uid_at(s->rq.path + strlen("/api/messages/"), &end);
+	return end + strlen("/parts/");
+}
+
+/* A part number: digits and single dots, "1" or "2.1". */
+static bool
+api_part_ok(const char *p)
+{
+	size_t n = strlen(p);
+	if (n == 0 || n > 64 || p[0] == '.' || p[n - 1] == '.' ||
+	    strstr(p, "..") != NULL)
+		return false;
+	return strspn(p, "0123456789.") == n;
 }
 
 static bool
 api_route_match(const struct api_route *r, const char *path)
 {
 	size_t n = strlen(r->path);
-	if (!r->prefix)
+	const char *end;
+	if (r->match == API_EXACT)
 		return strcmp(path, r->path) == 0;
-	return strncmp(path, r->path, n) == 0 && api_parse_uid(path + n) != 0;
+	if (strncmp(path, r->path, n) != 0 ||
+	    api_parse_uid_at(path + n, &end) == 0)
+		return false;
+	if (r->match == API_UID)
+		return strcmp(end, r->tail) == 0;
+	return strncmp(end, r->tail, strlen(r->tail)) == 0 &&
+	       api_part_ok(end + strlen(r->tail));
+}
+
+static const char *
+api_method_name(enum http_method m)
+{
+	switch (m) {
+	case HTTP_GET:
+		return "GET, HEAD";
+	case HTTP_POST:
+		return "POST";
+	case HTTP_DELETE:
+		return "DELETE";
+	default:
+		return "";
+	}
 }
 
 /* Origin names this very server: "http://HOST" or "https://HOST" with
@@ -183,17 +243,21 @@ http_api_dispatch(struct http_session *s)
 {
 	const char *path = s->rq.path;
 	bool path_known = false;
-	const char *allow = NULL;
+	char allow[64] = "Allow: ";
+	if (http_assets_serve(s))
+		return;
 	for (int i = 0; i < API_NROUTES; i++) {
 		const struct api_route *r = &api_routes[i];
 		if (!api_route_match(r, path))
 			continue;
-		path_known = true;
 		bool ok = s->rq.method == r->method ||
 			  (r->method == HTTP_GET && s->rq.method == HTTP_HEAD);
 		if (!ok) {
-			allow = r->method == HTTP_GET ? "Allow: GET, HEAD\r\n"
-						      : "Allow: POST\r\n";
+			snprintf(allow + strlen(allow),
+				 sizeof(allow) - strlen(allow), "%s%s",
+				 path_known ? ", " : "",
+				 api_method_name(r->method));
+			path_known = true;
 			continue;
 		}
 		if (!api_csrf_ok(s))
@@ -212,6 +276,7 @@ http_api_dispatch(struct http_session *s)
 	struct strbuf sb;
 	strbuf_init(&sb, 256);
 	strbuf_appends(&sb, "{\"error\":\"method not allowed\"}");
+	strcat(allow, "\r\n");
 	api_json(s, 405, allow, &sb);
 	strbuf_free(&sb);
 }
@@ -457,7 +522,7 @@ api_logout(struct http_session *s)
 /* ---- mail ---- */
 
 /* The user's Maildir. Returns 0, or -1 (answered). */
-static int
+int
 api_user_dir(struct http_session *s, char *out, size_t len)
 {
 	if (store_user_dir(&s->mn->store, s->user, out, len, false) < 0) {
@@ -469,9 +534,24 @@ api_user_dir(struct http_session *s, char *out, size_t len)
 	return 0;
 }
 
+int
+api_folder_ensure(struct http_session *s, const char *name)
+{
+	char userdir[API_PATH_MAX];
+	if (store_user_dir(&s->mn->store, s->user, userdir, sizeof(userdir),
+			   true) < 0 ||
+	    (maildir_folder_create(userdir, name) < 0 && errno != EEXIST)) {
+		log_err("http %s: folder %s of %s: %s", s->logid, name, s->user,
+			strerror(errno));
+		http_respond_error(s, 503, "store unavailable");
+		return -1;
+	}
+	return 0;
+}
+
 /* The Maildir of the request's ?mailbox= (INBOX when absent). Returns 0,
  * or -1 (answered). */
-static int
+int
 api_mailbox_dir(struct http_session *s, char *name, size_t namelen, char *out,
 		size_t len)
 {
@@ -492,34 +572,52 @@ api_mailbox_dir(struct http_session *s, char *name, size_t namelen, char *out,
 	return 0;
 }
 
-static void
+void
 api_uid_cb(struct uid_lease *u, struct maildir_counter *ctr, void *arg)
 {
 	struct http_session *s = arg;
-	(void)u;
+	/* The route may take another mailbox's lease (a move's target)
+	 * while it runs under this one: s->uid is free for it. */
+	s->uid = NULL;
 	s->uid_ctr = ctr;
 	stream_batch_begin(s->st);
 	api_routes[s->route].run(s);
 	stream_batch_end(s->st);
-	uid_lease_done(s->uid);
-	s->uid = NULL;
 	s->uid_ctr = NULL;
+	uid_lease_done(u);
 	http_route_done(s);
+}
+
+struct maildir_counter *
+api_lease_of(struct http_session *s, const char *mailbox)
+{
+	if (s->uid_ctr == NULL ||
+	    strcmp(maildir_mailbox_canon(mailbox), s->uid_mailbox) != 0)
+		return NULL;
+	return s->uid_ctr;
+}
+
+struct uid_lease *
+api_lease_take(struct http_session *s, const char *mailbox, size_t n)
+{
+	snprintf(s->uid_mailbox, sizeof(s->uid_mailbox), "%s",
+		 maildir_mailbox_canon(mailbox));
+	s->uid = uid_lease_take(s->mn, s->user, mailbox, n, api_uid_cb, s);
+	return s->uid;
 }
 
 /* Scans dir (mailbox name); a missing INBOX is an empty one. Mail waiting
  * for UIDs gets them under the mailbox's lease: the route runs again once
  * that is settled. Returns 0, 1 (put off), or -1 (answered). */
-static int
+int
 api_scan(struct http_session *s, const char *dir, const char *name,
 	 struct maildir_list *l)
 {
 	bool inbox = strcasecmp(name, "INBOX") == 0;
-	int rc = s->uid_ctr ? maildir_assign(dir, s->uid_ctr, l)
-			    : maildir_scan(dir, l);
-	if (rc == 0 && s->uid_ctr == NULL && l->pending > 0) {
-		s->uid = uid_lease_take(s->mn, s->user, name, l->pending,
-					api_uid_cb, s);
+	struct maildir_counter *ctr = api_lease_of(s, name);
+	int rc = ctr ? maildir_assign(dir, ctr, l) : maildir_scan(dir, l);
+	if (rc == 0 && ctr == NULL && l->pending > 0) {
+		api_lease_take(s, name, l->pending);
 		maildir_list_free(l);
 		if (s->uid)
 			return 1;
@@ -592,7 +690,7 @@ out:
 	strbuf_free(&sb);
 }
 
-static void
+void
 api_flags_json(struct strbuf *sb, const char *flags)
 {
 	static const struct {
@@ -613,7 +711,7 @@ api_flags_json(struct strbuf *sb, const char *flags)
 	strbuf_appends(sb, "]");
 }
 
-static void
+void
 api_message_entry(struct strbuf *sb, const char *dir,
 		  const struct maildir_msg *m, bool first)
 {
@@ -625,11 +723,14 @@ api_message_entry(struct strbuf *sb, const char *dir,
 		maildir_read_headers(fd, &h);
 		close(fd);
 	}
+	char v[MAILDIR_HDR_MAX * 2];
 	strbuf_appendf(sb, "%s{\"uid\":%" PRIu32 ",\"from\":", first ? "" : ",",
 		       m->uid);
-	strbuf_append_json(sb, h.from);
+	imap_mime_decode_words(h.from, v, sizeof(v)); /* RFC 2047 */
+	strbuf_append_json(sb, v);
 	strbuf_appends(sb, ",\"subject\":");
-	strbuf_append_json(sb, h.subject);
+	imap_mime_decode_words(h.subject, v, sizeof(v));
+	strbuf_append_json(sb, v);
 	strbuf_appends(sb, ",\"date\":");
 	strbuf_append_json(sb, h.date);
 	strbuf_appendf(sb, ",\"size\":%" PRIu64 ",\"flags\":", m->size);
@@ -661,7 +762,7 @@ api_messages(struct http_session *s)
 
 /* Sends the file as it is stored. Once the head is out its length is
  * promised: a short read ends the connection instead. */
-static void
+void
 api_send_file(struct http_session *s, int fd, size_t size)
 {
 	char *buf = malloc(API_READ_CHUNK);
@@ -696,7 +797,7 @@ api_message(struct http_session *s)
 	char name[MAILDIR_MBOX_MAX + 8], dir[API_PATH_MAX];
 	struct maildir_list l;
 	struct maildir_msg m;
-	uint32_t uid = api_parse_uid(s->rq.path + strlen("/api/messages/"));
+	uint32_t uid = api_path_uid(s);
 	if (api_mailbox_dir(s, name, sizeof(name), dir, sizeof(dir)) < 0)
 		return;
 	if (api_scan(s, dir, name, &l) != 0)

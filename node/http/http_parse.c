@@ -90,6 +90,8 @@ http_parse_method(struct http_request *rq, const char *m, size_t len)
 		rq->method = HTTP_HEAD;
 	else if (strcmp(rq->method_name, "POST") == 0)
 		rq->method = HTTP_POST;
+	else if (strcmp(rq->method_name, "DELETE") == 0)
+		rq->method = HTTP_DELETE;
 	else
 		rq->method = HTTP_OTHER;
 }
@@ -168,7 +170,8 @@ http_header_content_length(struct http_request *rq, const char *v, size_t len)
 		return;
 	}
 	for (size_t i = 0; i < len; i++) {
-		if (!isdigit((unsigned char)v[i]) || n > HTTP_BODY_MAX * 10UL) {
+		if (!isdigit((unsigned char)v[i]) ||
+		    n > HTTP_SEND_BODY_MAX * 10UL) {
 			http_parse_error(rq, 400, "bad Content-Length");
 			rq->must_close = true;
 			return;
@@ -354,6 +357,9 @@ http_parse_header(struct http_request *rq, const char *line, size_t len)
 		http_header_expect(rq, v, vlen);
 	} else if (NAME_IS("content-type")) {
 		http_header_content_type(rq, v, vlen);
+	} else if (NAME_IS("if-none-match")) {
+		http_keep_value(rq->if_none_match, sizeof(rq->if_none_match), v,
+				vlen);
 	}
 #undef NAME_IS
 }
@@ -367,6 +373,16 @@ http_skim_header(struct http_request *rq, const char *line, size_t len)
 		rq->framing_seen = true;
 	if (len >= 11 && strncasecmp(line, "connection:", 11) == 0)
 		http_header_connection(rq, line + 11, len - 11);
+}
+
+size_t
+http_body_limit(const struct http_request *rq)
+{
+	/* only with a session token: an anonymous client gets the small
+	 * limit (whether the token is good is known once the body is in) */
+	bool send = rq->method == HTTP_POST && rq->path != NULL &&
+		    strcmp(rq->path, "/api/send") == 0 && rq->token[0] != '\0';
+	return send ? HTTP_SEND_BODY_MAX : HTTP_BODY_MAX;
 }
 
 static void http_parse_check(struct http_request *rq);
@@ -404,7 +420,7 @@ http_parse_check(struct http_request *rq)
 					   : "no Host header");
 		return;
 	}
-	if (rq->has_length && rq->content_length > HTTP_BODY_MAX) {
+	if (rq->has_length && rq->content_length > http_body_limit(rq)) {
 		rq->must_close = true;
 		http_parse_error(rq, 413, "request body too large");
 	}
@@ -555,6 +571,7 @@ http_status_text(int status)
 	} texts[] = {
 	    {100, "Continue"},
 	    {200, "OK"},
+	    {304, "Not Modified"},
 	    {400, "Bad Request"},
 	    {401, "Unauthorized"},
 	    {403, "Forbidden"},

@@ -16,7 +16,7 @@
 #include "../mailnode.h"
 #include "../store/uid_lease.h"
 
-#define HTTP_HEAD_MAX 2048 /* our response heads */
+#define HTTP_HEAD_MAX 4096 /* our response heads */
 
 /* Open sessions by id: slot index in the low 32 bits, a generation in
  * the high ones, so an id is never reused while the process lives. */
@@ -130,15 +130,19 @@ http_response_head(struct http_session *s, int status, const char *ctype,
 			 "HTTP/1.1 %d %s\r\n"
 			 "Date: %s\r\n"
 			 "Server: mailnode\r\n"
+			 "X-Served-By: %s\r\n"
 			 "%s%s%s"
 			 "Content-Length: %zu\r\n"
-			 "Cache-Control: no-store\r\n"
+			 "%s"
 			 "%s"
 			 "%s"
 			 "\r\n",
 			 status, http_status_text(status), date,
-			 ctype ? "Content-Type: " : "", ctype ? ctype : "",
-			 ctype ? "\r\n" : "", length,
+			 s->mn->cfg->name, ctype ? "Content-Type: " : "",
+			 ctype ? ctype : "", ctype ? "\r\n" : "", length,
+			 extra && strstr(extra, "Cache-Control:")
+			     ? ""
+			     : "Cache-Control: no-store\r\n",
 			 s->close_after ? "Connection: close\r\n" : "",
 			 extra ? extra : "");
 	if (n < 0 || (size_t)n >= sizeof(head))
@@ -164,6 +168,12 @@ http_request_next(struct http_session *s)
 	http_request_reset(&s->rq);
 	s->request_started = false;
 	s->bodylen = 0;
+	if (s->bodycap > HTTP_BODY_MAX + 1) { /* one large body: not kept */
+		explicit_bzero(s->body, s->bodycap);
+		free(s->body);
+		s->body = NULL;
+		s->bodycap = 0;
+	}
 	s->user[0] = s->token[0] = '\0';
 	s->route = -1;
 	s->head_only = s->response_started = false;
@@ -297,11 +307,20 @@ http_head_done(struct http_session *s)
 		http_dispatch(s);
 		return;
 	}
-	if (s->body == NULL && (s->body = malloc(HTTP_BODY_MAX + 1)) == NULL) {
-		s->close_after = true;
-		s->state = HTTP_BUSY;
-		http_respond_error(s, 503, "out of memory");
-		return;
+	size_t cap = rq->content_length > HTTP_BODY_MAX ? rq->content_length + 1
+							: HTTP_BODY_MAX + 1;
+	if (s->bodycap < cap) {
+		if (s->body)
+			explicit_bzero(s->body, s->bodycap);
+		free(s->body);
+		s->bodycap = 0;
+		if ((s->body = malloc(cap)) == NULL) {
+			s->close_after = true;
+			s->state = HTTP_BUSY;
+			http_respond_error(s, 503, "out of memory");
+			return;
+		}
+		s->bodycap = cap;
 	}
 	if (rq->expect_continue)
 		stream_printf(s->st, "HTTP/1.1 100 Continue\r\n\r\n");
@@ -327,7 +346,7 @@ http_on_bytes(void *arg, char *data, size_t len, size_t left)
 	struct http_session *s = arg;
 	if (s->state != HTTP_READ_BODY)
 		return;
-	if (s->bodylen + len > HTTP_BODY_MAX)
+	if (s->bodylen + len >= s->bodycap)
 		fatal("%s: body past its Content-Length", __func__);
 	memcpy(s->body + s->bodylen, data, len);
 	s->bodylen += len;
@@ -392,7 +411,7 @@ http_on_close(void *arg, const char *why)
 	http_unregister(s);
 	explicit_bzero(s->password, sizeof(s->password));
 	if (s->body) {
-		explicit_bzero(s->body, HTTP_BODY_MAX + 1);
+		explicit_bzero(s->body, s->bodycap);
 		free(s->body);
 	}
 	mailnode_session_closed(s->mn, ROLE_HTTP);

@@ -81,6 +81,37 @@ bool imap_hdr_date(const char *hdr, size_t hdrlen, time_t *t);
  * day SENTBEFORE, SENTON and SENTSINCE compare (RFC 3501 6.4.4). */
 bool imap_hdr_date_written(const char *hdr, size_t hdrlen, time_t *t);
 
+/* For the web role (imap_mime_leaf.c): the leaves of the part tree,
+ * depth-first, numbered as BODY[section] numbers them ("1", "2.1"); a
+ * message/rfc822 part is a leaf, not entered. Strings are the parser's
+ * (lowercase type and subtype) or NULL when absent; body is the content
+ * as stored, enc its Content-Transfer-Encoding. */
+struct imap_mime_leaf {
+	char section[96];
+	const char *type, *subtype;
+	const char *charset, *name, *cid, *disposition;
+	const char *body, *enc;
+	size_t bodylen;
+};
+/* Calls fn for each leaf until it returns nonzero (returned then).
+ * Returns 0 when every leaf was seen. */
+int imap_mime_leaves(const struct imap_mime *m,
+		     int (*fn)(void *arg, const struct imap_mime_leaf *l),
+		     void *arg);
+/* A leaf's content with its transfer encoding (base64,
+ * quoted-printable) undone, malloc'ed (the caller frees), NUL after it;
+ * NULL when memory is short. */
+char *imap_mime_leaf_decode(const struct imap_mime_leaf *l, size_t *len);
+/* The top-level header field named field, unfolded, RFC 2047 words
+ * decoded, into out (cut to outlen); false (out "") when absent. */
+bool imap_mime_header_get(const struct imap_mime *m, const char *field,
+			  char *out, size_t outlen);
+
+/* A header value v with its RFC 2047 encoded words decoded (to UTF-8
+ * when their charset is, as SEARCH decodes them), into out (cut to
+ * outlen). */
+void imap_mime_decode_words(const char *v, char *out, size_t outlen);
+
 /* The length of the header section at the start of msg[0..len) (CRLF
  * lines), its blank line included, as the parser splits a message; 0
  * when msg holds no blank line (then a whole message is all header, and

@@ -90,6 +90,16 @@ size_t imap_mime_enc_len(const char *enc);
 bool imap_mime_is(const struct imap_mime_part *p, const char *type,
 		  const char *subtype);
 
+/* Decoders (imap_mime_text.c), each writing at most its input's length
+ * to out: base64 of s[0..n), bytes outside the alphabet skipped, up to
+ * '='; quoted-printable (q: RFC 2047's Q, where '_' is a space; a bad "="
+ * escape stays as it is); a header value with its RFC 2047 encoded words
+ * decoded, into out (2 n + 1 bytes), blanks between two encoded words
+ * dropped. Each returns the length written. */
+size_t imap_text_base64(const char *s, size_t n, char *out);
+size_t imap_text_qp(const char *s, size_t n, bool q, char *out);
+size_t imap_text_decode_header(const char *v, size_t n, char *out);
+
 /* Appends s[0..n) as an IMAP string: quoted when every byte is
  * printable 7-bit, a literal otherwise. upper: ASCII letters uppercased. */
 int imap_env_string(struct strbuf *sb, const char *s, size_t n, bool upper);

@@ -24,8 +24,7 @@ imap_text_hex(char c)
 	return -1;
 }
 
-/* base64 of s[0..n), bytes outside the alphabet skipped, up to '='. */
-static size_t
+size_t
 imap_text_base64(const char *s, size_t n, char *out)
 {
 	size_t o = 0;
@@ -45,9 +44,7 @@ imap_text_base64(const char *s, size_t n, char *out)
 	return o;
 }
 
-/* quoted-printable (q: RFC 2047's Q, where '_' is a space). A bad "="
- * escape stays as it is. */
-static size_t
+size_t
 imap_text_qp(const char *s, size_t n, bool q, char *out)
 {
 	size_t o = 0;
@@ -153,9 +150,7 @@ imap_text_word(const char *s, size_t n, char *out, size_t *olen)
 	return (size_t)(p + 2 - s);
 }
 
-/* v[0..n) with its encoded words decoded, into out (2 n + 1 bytes);
- * blanks between two encoded words go. Returns the length. */
-static size_t
+size_t
 imap_text_decode_header(const char *v, size_t n, char *out)
 {
 	size_t o = 0, i = 0;

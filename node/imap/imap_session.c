@@ -382,7 +382,8 @@ imap_command_line(struct imap_session *s, char *line, size_t len)
 	/* A literal: is there room for it? APPEND's message may be as large
 	 * as a message may be; anything else stays small. */
 	size_t room = s->mn->cfg->msg_max + IMAP_CMD_MAX;
-	if (lit > room - s->cmd.len) {
+	/* cmd.len may pass room: max_message_size lowered by a reload. */
+	if (s->cmd.len > room || lit > room - s->cmd.len) {
 		if (nonsync) {
 			/* Its bytes are on their way and cannot be told
 			 * apart from commands: the session cannot go on. */

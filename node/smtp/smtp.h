@@ -12,6 +12,7 @@
 #include "../../common/stream.h"
 #include "../config/directory.h"
 #include "../mailnode.h"
+#include "../submit/submit.h"
 
 #define SMTP_LINE_MAX 4096   /* longest line taken, command or data */
 #define SMTP_CMD_MAX 512     /* RFC 5321 4.5.3.1.4, with extensions */
@@ -49,14 +50,7 @@ struct smtp_session {
 
 	/* the transaction */
 	char sender[DIR_ADDR_MAX];
-	size_t nrcpt;		    /* RCPT commands accepted */
-	char (*mbox)[DIR_ADDR_MAX]; /* mailboxes they resolve to */
-	size_t nmbox, capmbox;
-	char (*remote)[DIR_ADDR_MAX]; /* recipients for the queue */
-	size_t nremote, capremote;
-	char (*fwd)[DIR_ADDR_MAX]; /* alias targets elsewhere (SRS) */
-	size_t nfwd, capfwd;
-	char fwd_domain[DIR_ADDR_MAX]; /* the first forwarding alias's */
+	struct submit_rcpts rc; /* RCPT commands accepted, where they go */
 
 	/* DATA */
 	int datafd;
@@ -85,32 +79,12 @@ void smtp_command(struct smtp_session *s, char *line, size_t len);
 /* smtp_session.c: DATA starts reading the message. */
 void smtp_data_begin(struct smtp_session *s);
 
-/* smtp_submit.c: the relay decision and the hand-off to the queue. */
+/* smtp_submit.c: the relay decision (the rest of the submission rules
+ * and the delivery are node/submit's, shared with the web role). */
 /* True when this client may send to remote domains: authenticated on
  * submission, or on the MX listener from relay_networks (the PROXY
  * header's address counts; a proxy_trusted peer's own never does). */
 bool smtp_relay_allowed(const struct smtp_session *s);
-/* Submission: sender (MAIL FROM) is the user's own address or an alias
- * that leads to the user. */
-bool smtp_sender_allowed(const struct smtp_session *s, const char *sender);
-/* Adds a remote recipient (once). Returns 0 or -1 (out of memory). */
-int smtp_add_remote(struct smtp_session *s, const char *rcpt);
-/* RCPT of a local address: its alias targets outside the local domains
- * (forwarding) join the forwarded list; an SRS0 address of ours is turned
- * back into its original (a bounce to forwarded mail) and joins the
- * remote list. Returns 1 when the recipient found somewhere to go this
- * way, 0 when not, -1 for a forged or expired SRS0 address or on out of
- * memory. */
-int smtp_add_forwards(struct smtp_session *s, const char *rcpt);
-/* Submission: the Message-ID: and Date: lines (CRLF each) that the
- * message in s->datafd lacks, RFC 6409 8.2-8.3; "" when none or not
- * submission. */
-void smtp_added_headers(struct smtp_session *s, char *out, size_t outlen);
-/* Queues the message (prefix, then the data) for the remote recipients,
- * durably, and tells this node's queue runner. Returns 0 with the queue
- * ID in id, or -1 with errno. */
-int smtp_queue_remote(struct smtp_session *s, const char *prefix, char *id,
-		      size_t idlen);
 
 /* smtp_auth.c */
 void smtp_auth_begin(struct smtp_session *s, char *args);

@@ -113,7 +113,8 @@ smtp_cmd_mail(struct smtp_session *s, char *args)
 		s->sender[0] = '\0';
 		return;
 	}
-	if (smtp_is_submission(s) && !smtp_sender_allowed(s, s->sender)) {
+	if (smtp_is_submission(s) &&
+	    !submit_sender_allowed(s->mn->dir, s->user, s->sender)) {
 		smtp_error(s,
 			   "553 5.7.1 <%s>: Sender address rejected: not "
 			   "owned by user %s",
@@ -125,35 +126,10 @@ smtp_cmd_mail(struct smtp_session *s, char *args)
 	smtp_reply(s, "250 2.1.0 Ok");
 }
 
-/* Adds the mailboxes of one recipient, each once per message. */
-static int
-smtp_add_mailboxes(struct smtp_session *s, char (*mb)[DIR_ADDR_MAX], size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		bool dup = false;
-		for (size_t j = 0; j < s->nmbox && !dup; j++)
-			dup = strcmp(s->mbox[j], mb[i]) == 0;
-		if (dup)
-			continue;
-		if (s->nmbox == s->capmbox) {
-			size_t cap = s->capmbox ? s->capmbox * 2 : 8;
-			void *m = realloc(s->mbox, cap * sizeof(*s->mbox));
-			if (m == NULL)
-				return -1;
-			s->mbox = m;
-			s->capmbox = cap;
-		}
-		memcpy(s->mbox[s->nmbox++], mb[i], DIR_ADDR_MAX);
-	}
-	return 0;
-}
-
 static void
 smtp_cmd_rcpt(struct smtp_session *s, char *args)
 {
 	char rcpt[DIR_ADDR_MAX], *rest;
-	char mb[DIR_MAX_TARGETS][DIR_ADDR_MAX];
-	size_t n = 0;
 
 	if (smtp_need_helo(s))
 		return;
@@ -166,50 +142,32 @@ smtp_cmd_rcpt(struct smtp_session *s, char *args)
 		smtp_error(s, "501 5.5.4 Syntax: RCPT TO:<address>");
 		return;
 	}
-	if (s->nrcpt >= (size_t)s->mn->cfg->max_recipients) {
+	if (s->rc.nrcpt >= (size_t)s->mn->cfg->max_recipients) {
 		smtp_reply(s, "452 4.5.3 Too many recipients");
 		return;
 	}
-	if (!directory_loaded(s->mn->dir)) {
-		smtp_reply(s, "451 4.3.0 Configuration not loaded yet, try "
-			      "again later");
-		return;
-	}
-	switch (directory_resolve(s->mn->dir, rcpt, mb, DIR_MAX_TARGETS, &n)) {
-	case DIR_NOT_LOCAL:
-		if (!smtp_relay_allowed(s)) {
-			smtp_error(s, "554 5.7.1 <%s>: Relay access denied",
-				   rcpt);
-			return;
-		}
-		if (smtp_add_remote(s, rcpt) < 0) {
-			smtp_reply(s,
-				   "451 4.3.0 Out of memory, try again later");
-			return;
-		}
-		s->nrcpt++;
+	switch (submit_add_rcpt(s->mn, &s->rc, rcpt, smtp_relay_allowed(s))) {
+	case SUBMIT_RCPT_OK:
 		s->state = SMTP_RCPT;
 		smtp_reply(s, "250 2.1.5 Ok");
 		return;
-	case DIR_UNKNOWN:
-	case DIR_OK:
-		break;
-	}
-	int fw = smtp_add_forwards(s, rcpt);
-	if (fw < 0 || (n == 0 && fw == 0)) {
+	case SUBMIT_RCPT_NOT_LOADED:
+		smtp_reply(s, "451 4.3.0 Configuration not loaded yet, try "
+			      "again later");
+		return;
+	case SUBMIT_RCPT_RELAY_DENIED:
+		smtp_error(s, "554 5.7.1 <%s>: Relay access denied", rcpt);
+		return;
+	case SUBMIT_RCPT_UNKNOWN:
 		smtp_error(s,
 			   "550 5.1.1 <%s>: Recipient address rejected: "
 			   "no such user",
 			   rcpt);
 		return;
-	}
-	if (smtp_add_mailboxes(s, mb, n) < 0) {
+	case SUBMIT_RCPT_NOMEM:
 		smtp_reply(s, "451 4.3.0 Out of memory, try again later");
 		return;
 	}
-	s->nrcpt++;
-	s->state = SMTP_RCPT;
-	smtp_reply(s, "250 2.1.5 Ok");
 }
 
 static void

@@ -12,7 +12,6 @@
 
 #include "../../common/fdio.h"
 #include "../../common/log.h"
-#include "../queue/queue.h"
 #include "smtp.h"
 
 #define SMTP_WBUF 65536
@@ -64,11 +63,7 @@ void
 smtp_reset(struct smtp_session *s)
 {
 	s->sender[0] = '\0';
-	s->nrcpt = 0;
-	s->nmbox = 0;
-	s->nremote = 0;
-	s->nfwd = 0;
-	s->fwd_domain[0] = '\0';
+	submit_reset(&s->rc);
 	if (s->datafd >= 0) {
 		close(s->datafd);
 		s->datafd = -1;
@@ -155,11 +150,12 @@ smtp_prefix(struct smtp_session *s, char *buf, size_t len)
 	snprintf(proto, sizeof(proto), "%s%s%s", with,
 		 stream_is_tls(s->st) ? "S" : "", s->user[0] ? "A" : "");
 	char forclause[DIR_ADDR_MAX + 16] = "";
-	if (s->nmbox + s->nremote + s->nfwd == 1)
+	const struct submit_rcpts *rc = &s->rc;
+	if (rc->nmbox + rc->nremote + rc->nfwd == 1)
 		snprintf(forclause, sizeof(forclause), "\r\n\tfor <%s>",
-			 s->nmbox     ? s->mbox[0]
-			 : s->nremote ? s->remote[0]
-				      : s->fwd[0]);
+			 rc->nmbox     ? rc->mbox[0]
+			 : rc->nremote ? rc->remote[0]
+				       : rc->fwd[0]);
 	snprintf(buf, len,
 		 "Return-Path: <%s>\r\n"
 		 "Received: from %s ([%s])\r\n"
@@ -167,47 +163,6 @@ smtp_prefix(struct smtp_session *s, char *buf, size_t len)
 		 "\t%s\r\n",
 		 s->sender, s->helo[0] ? s->helo : "unknown", host,
 		 cfg->hostname, cfg->name, proto, s->id, forclause, date);
-}
-
-/* Delivers to the local mailboxes: the store, or the spool for what the
- * store refused. Returns "delivered" or "spooled", or NULL when neither
- * took the message. */
-static const char *
-smtp_deliver_local(struct smtp_session *s, const char *prefix)
-{
-	const char *rcpts[DIR_MAX_TARGETS * 4];
-	size_t n = s->nmbox;
-	bool *failed = calloc(n, sizeof(*failed));
-	const char **list = n <= sizeof(rcpts) / sizeof(*rcpts)
-				? rcpts
-				: calloc(n, sizeof(*list));
-	const char *how = "delivered";
-	if (failed == NULL || list == NULL) {
-		log_err("smtp %s: out of memory", s->id);
-		how = NULL;
-		goto out;
-	}
-	for (size_t i = 0; i < n; i++)
-		list[i] = s->mbox[i];
-	if (store_deliver(&s->mn->store, list, n, s->datafd, s->datasize,
-			  prefix, failed) < 0) {
-		size_t k = 0;
-		for (size_t i = 0; i < n; i++)
-			if (failed[i])
-				list[k++] = s->mbox[i];
-		how = "spooled";
-		if (spool_enqueue(s->mn->spool, s->datafd, s->datasize,
-				  s->sender, list, k, prefix) < 0) {
-			log_err("smtp %s: store and spool both failed: %s",
-				s->id, strerror(errno));
-			how = NULL;
-		}
-	}
-out:
-	free(failed);
-	if (list != rcpts)
-		free((void *)list);
-	return how;
 }
 
 /* The end of DATA: queue for remote recipients, deliver to local ones
@@ -234,36 +189,29 @@ smtp_data_end(struct smtp_session *s)
 		goto done;
 	}
 	smtp_prefix(s, prefix, sizeof(prefix));
-	char added[512], qid[64] = "";
-	smtp_added_headers(s, added, sizeof(added));
+	char added[512], qid[64], logid[40];
+	if (smtp_is_submission(s))
+		submit_added_headers(s->mn, s->datafd, s->datasize, s->id,
+				     added, sizeof(added));
+	else
+		added[0] = '\0';
 	if (strlen(prefix) + strlen(added) >= sizeof(prefix)) {
 		smtp_reply(s, "451 4.3.0 Header too long, try again later");
 		goto done;
 	}
 	strcat(prefix, added);
-	/* The queue first: a local failure then takes the queued copy back,
-	 * so a 451 leaves nothing behind. Outbound copies carry no
-	 * Return-Path:, the final delivery adds it. */
-	if (s->nremote + s->nfwd > 0 &&
-	    smtp_queue_remote(s, strstr(prefix, "\r\n") + 2, qid, sizeof(qid)) <
-		0) {
-		log_err("smtp %s: queue %s: %s", s->id,
-			queue_path(s->mn->queue), strerror(errno));
-		smtp_reply(s, "451 4.3.0 Temporary local failure, try again "
-			      "later");
-		goto done;
-	}
-	const char *how = s->nmbox ? smtp_deliver_local(s, prefix) : "queued";
-	if (how == NULL && qid[0])
-		queue_remove(s->mn->queue, qid);
+	snprintf(logid, sizeof(logid), "smtp %s", s->id);
+	const char *how =
+	    submit_deliver(s->mn, &s->rc, s->sender, s->datafd, s->datasize,
+			   prefix, logid, qid, sizeof(qid));
 	if (how) {
 		log_info("smtp %s: from=<%s> rcpts=%zu remote=%zu "
 			 "forwarded=%zu size=%zu client=%s user=%s %s%s%s",
-			 s->id, s->sender, s->nmbox, s->nremote, s->nfwd,
-			 s->datasize, stream_peer_str(s->st),
+			 s->id, s->sender, s->rc.nmbox, s->rc.nremote,
+			 s->rc.nfwd, s->datasize, stream_peer_str(s->st),
 			 s->user[0] ? s->user : "-", how,
 			 qid[0] ? " queue_id=" : "", qid);
-		if (s->nmbox)
+		if (s->rc.nmbox)
 			s->mn->counters.deliveries[strcmp(how, "spooled") == 0
 						       ? MAILNODE_SPOOLED
 						       : MAILNODE_STORED]++;
@@ -376,9 +324,7 @@ smtp_on_close(void *arg, const char *why)
 	if (s->datafd >= 0)
 		close(s->datafd);
 	mailnode_session_closed(s->mn, s->role);
-	free(s->mbox);
-	free(s->remote);
-	free(s->fwd);
+	submit_free(&s->rc);
 	free(s->wbuf);
 	free(s);
 }

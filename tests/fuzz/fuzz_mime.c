@@ -1,7 +1,9 @@
 /* Messages as IMAP sees them (node/imap/imap_mime.c, imap_envelope.c,
  * imap_mime_text.c): the MIME tree, ENVELOPE, BODY and BODYSTRUCTURE,
- * sections, header search, body search and the Date: header. The input
- * is the message (bare LFs become CRLF first, as APPEND does). */
+ * sections, header search, body search and the Date: header; the web
+ * role's leaves, their decoding and decoded headers (imap_mime_leaf.c).
+ * The input is the message (bare LFs become CRLF first, as APPEND
+ * does). */
 #include "fuzz.h"
 
 #include "../../common/strbuf.h"
@@ -10,6 +12,20 @@
 static const uint32_t parts[][3] = {
     {1, 0, 0}, {2, 0, 0}, {1, 1, 0}, {1, 2, 1}, {3, 1, 2}};
 static const size_t nparts[] = {1, 1, 2, 3, 3};
+
+/* Each leaf decoded: never longer than its content, NUL after it. */
+static int
+fuzz_leaf(void *arg, const struct imap_mime_leaf *l)
+{
+	size_t n;
+	char *d = imap_mime_leaf_decode(l, &n);
+	(void)arg;
+	if (d == NULL || n > l->bodylen || d[n] != '\0' ||
+	    strlen(l->section) == 0)
+		abort();
+	free(d);
+	return 0;
+}
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -59,6 +75,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	(void)imap_hdr_has(msg, hl, "to", "a");
 	(void)imap_hdr_date(msg, hl, &t);
+	if (imap_mime_leaves(m, fuzz_leaf, NULL) != 0)
+		abort();
+	char v[64];
+	if (imap_mime_header_get(m, "subject", v, sizeof(v)) &&
+	    strlen(v) >= sizeof(v))
+		abort();
 	imap_mime_free(m);
 	strbuf_free(&sb);
 	free(msg);

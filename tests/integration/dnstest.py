@@ -146,12 +146,13 @@ class ZoneServer(DnsServer):
                     "mx1.remote.test": [("A", "127.0.0.1")]})
 
     Records are ("A", addr), ("AAAA", addr), ("MX", pref, host) and
-    ("TXT", text); every TTL is 60 s. Starts at once."""
+    ("TXT", text); every TTL is 60 s. Starts at once, on a free port
+    unless port is given."""
 
     TYPES = {"A": TYPE_A, "MX": TYPE_MX, "TXT": TYPE_TXT, "AAAA": TYPE_AAAA}
 
-    def __init__(self, zone):
-        super().__init__()
+    def __init__(self, zone, host="127.0.0.1", port=0):
+        super().__init__(host, port)
         self.zone = {k.lower().rstrip("."): v for k, v in zone.items()}
         self.start()
 

@@ -7,7 +7,10 @@ after the first line of the body. Every message answered 250 at the dot
 is kept in delivered as (mail_from, [rcpts], data): data is the message
 as sent, dot-unstuffed, CRLF line ends, without the final dot line. With
 tls=(cert, key) it offers STARTTLS; tls_delivered counts the messages
-that came inside TLS and sni the names clients sent.
+that came inside TLS and sni the names clients sent. port picks the
+port (default: a free one); with on_delivered(mail_from, rcpts, data) a
+message is handed to it instead of kept (scripts/demo_remote.py, a
+long-running process, writes each to a file).
 
 For the client's fallbacks and connection reuse: starttls_reply answers
 STARTTLS with that line instead of 220; tls_garbage answers 220, then
@@ -26,8 +29,9 @@ from lbdtest import free_port
 
 
 class ScriptedMX:
-    def __init__(self, mode="accept", tls=None):
+    def __init__(self, mode="accept", tls=None, port=None, on_delivered=None):
         self.mode = mode
+        self.on_delivered = on_delivered
         self.tls = None
         self.sni = []
         self.tls_delivered = 0
@@ -54,7 +58,7 @@ class ScriptedMX:
         self.rset_reply = "250 2.0.0 ok"
         self.defer_mail_from = None
         self.lock = threading.Lock()
-        self.port = free_port()
+        self.port = port or free_port()
         mx = self
 
         class Handler(socketserver.StreamRequestHandler):
@@ -191,8 +195,11 @@ class ScriptedMX:
                 if self.hold_data:
                     time.sleep(self.hold_data)
                 with self.lock:
-                    self.delivered.append((sender, list(rcpts), data))
-                    self.delivered_on.append(conn)
+                    if self.on_delivered:
+                        self.on_delivered(sender, list(rcpts), data)
+                    else:
+                        self.delivered.append((sender, list(rcpts), data))
+                        self.delivered_on.append(conn)
                     self.tls_delivered += in_tls
                 send("250 2.0.0 queued here")
             elif verb == "QUIT":

@@ -95,7 +95,9 @@ class ControlTest(LbdTestCase):
         self.assertEqual(doc["services"][0]["name"], "front")
         self.assertEqual(set(doc["pools"][0]["nodes"][0]),
                          {"name", "address", "state", "health", "weight",
-                          "active", "total", "check_status", "last_change_s"})
+                          "active", "total", "check_status", "last_change_s",
+                          "check_latency_ms", "bytes_in", "bytes_out",
+                          "connect_failures"})
 
     def test_stale_socket_replaced_live_socket_refused(self):
         nodes, port, l = self.start()

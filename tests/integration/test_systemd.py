@@ -92,19 +92,28 @@ def systemd_env(notify, watchdog_usec=WATCHDOG_USEC, watchdog_pid=None):
     return env
 
 
-def lbd_config(port):
+def lbd_config(port, pool="check = tcp\nnode = n1 127.0.0.1:%d\n" % free_port()):
     return ("[lbd]\ncontrol = {control}\nstate_file = {state}\nworkers = 1\n"
             "grace_s = 1\n[service s]\nlisten = 127.0.0.1:%d\n"
-            "protocol = smtp\npool = p\n[pool p]\ncheck = tcp\n"
-            "node = n1 127.0.0.1:%d\n" % (port, free_port()))
+            "protocol = smtp\npool = p\n[pool p]\n%s" % (port, pool))
+
+
+def silent_listener():
+    """A node that takes connections and never greets: an SMTP probe of
+    it ends only at its timeout."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(16)
+    return s
 
 
 class TestLbdNotify(LbdTestCase):
-    def start(self, abstract=False, **kw):
+    def start(self, abstract=False, pool=None, **kw):
         self.notify = NotifySocket(self.tmp, abstract)
         self.addCleanup(self.notify.close)
         self.port = free_port()
-        l = self.lbd(lbd_config(self.port), start=False)
+        conf = lbd_config(self.port) if pool is None else lbd_config(self.port, pool)
+        l = self.lbd(conf, start=False)
         with mock.patch.dict(os.environ, systemd_env(self.notify, **kw)):
             l.start(wait=False)
         return l
@@ -125,6 +134,23 @@ class TestLbdNotify(LbdTestCase):
         self.assertLessEqual(n, 15, got)
         self.assertIn("systemd watchdog", l.log())
         self.assertGreaterEqual(first, 0)
+
+    def test_ready_after_the_first_probe_results(self):
+        # n1 refuses its probe at once; n2 takes the connection and never
+        # greets, so its SMTP probe ends at its 1.5 s timeout. READY=1
+        # waits for both verdicts: the first clients systemd lets in are
+        # never sent to a node lbd has not probed yet.
+        quiet = silent_listener()
+        self.addCleanup(quiet.close)
+        start = time.monotonic()
+        l = self.start(pool="check = smtp\ncheck_timeout_ms = 1500\n"
+                       "node = n1 127.0.0.1:%d\nnode = n2 127.0.0.1:%d\n" % (
+                           free_port(), quiet.getsockname()[1]))
+        i = self.notify.wait("READY=1")
+        self.assertGreaterEqual(self.notify.messages[i][0] - start, 1.4)
+        for name in ("n1", "n2"):
+            self.assertNotEqual(l.node("p", name)["check_status"], "", name)
+        self.assertIn("ready", l.log())
 
     def test_reload_and_stop(self):
         l = self.start()
@@ -162,6 +188,43 @@ class TestMailnodeNotify(NodeTestCase):
         self.assertGreaterEqual(sum(1 for m in got if m == "WATCHDOG=1"), 5)
         self.assertEqual(n.stop(), 0)
         notify.wait("STOPPING=1", 1)
+
+    def test_reload(self):
+        notify = NotifySocket(self.tmp)
+        self.addCleanup(notify.close)
+        n = self.node(start=False)
+        with mock.patch.dict(os.environ, systemd_env(notify)):
+            n.start(wait_directory=False)
+        i = notify.wait("READY=1")
+        n.proc.send_signal(signal.SIGHUP)
+        j = notify.wait("RELOADING=1", after=i + 1)
+        notify.wait("READY=1", after=j + 1)
+        self.assertIn("reloaded", n.log())
+
+    def test_ready_once_the_config_is_loaded(self):
+        # A first start (no snapshot) while Redis hangs: the listeners are
+        # up but the node knows no user, so READY=1 waits for the config.
+        notify = NotifySocket(self.tmp)
+        self.addCleanup(notify.close)
+        self.redis.pause()
+        self.addCleanup(self.redis.resume)
+        n = self.node(start=False)
+        with mock.patch.dict(os.environ, systemd_env(notify)):
+            n.start(wait_directory=False)
+        self.assertNotIn("READY=1", "\n".join(notify.drain(1.5)))
+        self.redis.resume()
+        notify.wait("READY=1", 5)
+        self.assertIn("ready: config loaded from Redis", n.log())
+        # Restarted, it has its snapshot: ready at once, Redis or not.
+        self.assertEqual(n.stop(), 0)
+        self.redis.pause()
+        os.makedirs(os.path.join(self.tmp, "again"))
+        notify2 = NotifySocket(os.path.join(self.tmp, "again"))
+        self.addCleanup(notify2.close)
+        with mock.patch.dict(os.environ, systemd_env(notify2)):
+            n.start(wait_directory=False)
+        notify2.wait("READY=1", 3)
+        self.assertIn("ready: config from the snapshot", n.log())
 
 
 def unit_for_build(name, out_dir):
@@ -218,8 +281,10 @@ class TestUnits(unittest.TestCase):
                 self.assertIn("\n" + line + "\n", text, name)
             self.assertRegex(text, r"\nWatchdogSec=\d+\n")
             self.assertRegex(text, r"\nReadWritePaths=/\S+")
-        with open(os.path.join(SRC, "etc", "lbd.service")) as f:
-            self.assertIn("\nExecReload=/bin/kill -HUP $MAINPID\n", f.read())
+        for name in ("lbd.service", "mailnode.service"):
+            with open(os.path.join(SRC, "etc", name)) as f:
+                self.assertIn("\nExecReload=/bin/kill -HUP $MAINPID\n",
+                              f.read(), name)
 
 
 if __name__ == "__main__":

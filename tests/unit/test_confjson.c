@@ -66,7 +66,17 @@ see_alias(void *arg, const char *a, const char *const *t, size_t n)
 	return 0;
 }
 
-static const struct confjson_visitor see = {see_domain, see_user, see_alias};
+static int
+see_setting(void *arg, const char *k, const char *v)
+{
+	(void)arg;
+	snprintf(seen + strlen(seen), sizeof(seen) - strlen(seen), "s %s=%s\n",
+		 k, v);
+	return 0;
+}
+
+static const struct confjson_visitor see = {see_domain, see_user, see_alias,
+					    see_setting};
 
 /* Writes and loads back; returns what a walk saw. */
 static struct confjson *
@@ -93,6 +103,9 @@ Test(confjson, round_trip, .init = setup, .fini = teardown)
 	cr_assert_eq(confjson_write_user(&w, "a@example.test", "$y$h\"x\\"), 0);
 	cr_assert_eq(confjson_write_user(&w, "b@example.test", NULL), 0);
 	cr_assert_eq(confjson_write_alias(&w, "t@example.test", targets, 2), 0);
+	cr_assert_eq(confjson_write_setting(&w, "max_recipients", "5"), 0);
+	cr_assert_eq(
+	    confjson_write_setting(&w, "proxy_trusted", "10.0.0.0/8, ::1"), 0);
 	/* Out of the document's order. */
 	cr_assert_eq(confjson_write_user(&w, "c@example.test", NULL), -1);
 	cr_assert_eq(confjson_writer_save(&w, path), 0);
@@ -107,7 +120,9 @@ Test(confjson, round_trip, .init = setup, .fini = teardown)
 			 "d other.test\n"
 			 "u a@example.test $y$h\"x\\\n"
 			 "u b@example.test -\n"
-			 "a t@example.test a@example.test b@example.test\n");
+			 "a t@example.test a@example.test b@example.test\n"
+			 "s max_recipients=5\n"
+			 "s proxy_trusted=10.0.0.0/8, ::1\n");
 	confjson_free(doc);
 }
 
@@ -144,7 +159,9 @@ stop_at_user(void *arg, const char *a, const char *hash)
 
 Test(confjson, walk_stops_at_nonzero, .init = setup, .fini = teardown)
 {
-	const struct confjson_visitor v = {see_domain, stop_at_user, see_alias};
+	/* No setting visitor: settings are skipped. */
+	const struct confjson_visitor v = {see_domain, stop_at_user, see_alias,
+					   NULL};
 	char err[256];
 	struct confjson *doc;
 
@@ -195,6 +212,13 @@ Test(confjson, refuses_bad_documents, .init = setup, .fini = teardown)
 	     "\"aliases\":[]}",
 	     "duplicate"},
 	    {"{\"format\":", "config.json:1:"},
+	    {"{\"format\":\"mailswitch-config\",\"version\":1,\"generation\":0,"
+	     "\"domains\":[],\"users\":[],\"aliases\":[],\"settings\":[]}",
+	     "\"settings\" is not an object"},
+	    {"{\"format\":\"mailswitch-config\",\"version\":1,\"generation\":0,"
+	     "\"domains\":[],\"users\":[],\"aliases\":[],"
+	     "\"settings\":{\"max_recipients\":5}}",
+	     "settings.max_recipients is not a string"},
 	};
 	char err[256];
 
@@ -227,6 +251,5 @@ Test(fdio, replace_file_leaves_no_temporary, .init = setup, .fini = teardown)
 		n += e->d_name[0] != '.';
 	closedir(d);
 	cr_assert_eq(n, 1, "only the file itself");
-	cr_assert_eq(fd_replace_file("/nonexistent/dir/file", "x", 1),
-		     -1);
+	cr_assert_eq(fd_replace_file("/nonexistent/dir/file", "x", 1), -1);
 }

@@ -76,8 +76,10 @@ Test(http_parse, query_and_methods)
 	cr_assert_eq(rq.content_length, 42);
 	cr_assert(rq.json_body);
 	cr_assert_eq(parse("DELETE /x HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
+	cr_assert_eq(rq.method, HTTP_DELETE);
+	cr_assert_eq(parse("PUT /x HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
 	cr_assert_eq(rq.method, HTTP_OTHER);
-	cr_assert_str_eq(rq.method_name, "DELETE");
+	cr_assert_str_eq(rq.method_name, "PUT");
 	cr_assert_eq(parse("POST /api/login HTTP/1.1\r\nHost: x\r\n"
 			   "Content-Type: text/plain\r\n\r\n"),
 		     0);
@@ -264,6 +266,53 @@ repeat_line(const char *prefix, size_t n, const char *suffix)
 	memset(s + pl, 'a', n);
 	memcpy(s + pl + n, suffix, sl + 1);
 	return s;
+}
+
+/* The webmail's: If-None-Match kept (a long one dropped), and a body
+ * limit that only POST /api/send raises. */
+Test(http_parse, webmail_fields)
+{
+	cr_assert_eq(parse("GET / HTTP/1.1\r\nHost: x\r\n"
+			   "If-None-Match: \"0123abcd\"\r\n\r\n"),
+		     0);
+	cr_assert_str_eq(rq.if_none_match, "\"0123abcd\"");
+	char *s = repeat_line("GET / HTTP/1.1\r\nHost: x\r\nIf-None-Match: ",
+			      HTTP_ETAG_MAX + 1, "\r\n\r\n");
+	cr_assert_eq(parse(s), 0);
+	cr_assert_str_eq(rq.if_none_match, "");
+	free(s);
+
+	char buf[512];
+	static const char bearer[] =
+	    "Authorization: Bearer "
+	    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	    "\r\n";
+	snprintf(buf, sizeof(buf),
+		 "POST /api/send HTTP/1.1\r\nHost: x\r\n%s"
+		 "Content-Length: %d\r\n\r\n",
+		 bearer, HTTP_SEND_BODY_MAX);
+	cr_assert_eq(parse(buf), 0);
+	cr_assert_eq(http_body_limit(&rq), HTTP_SEND_BODY_MAX);
+	snprintf(buf, sizeof(buf),
+		 "POST /api/send HTTP/1.1\r\nHost: x\r\n%s"
+		 "Content-Length: %d\r\n\r\n",
+		 bearer, HTTP_SEND_BODY_MAX + 1);
+	cr_assert_eq(parse(buf), 413);
+	snprintf(buf, sizeof(buf), /* no session: the small limit */
+		 "POST /api/send HTTP/1.1\r\nHost: x\r\n"
+		 "Content-Length: %d\r\n\r\n",
+		 HTTP_BODY_MAX + 1);
+	cr_assert_eq(parse(buf), 413);
+	snprintf(buf, sizeof(buf),
+		 "POST /api/login HTTP/1.1\r\nHost: x\r\n"
+		 "Content-Length: %d\r\n\r\n",
+		 HTTP_BODY_MAX + 1);
+	cr_assert_eq(parse(buf), 413);
+	snprintf(buf, sizeof(buf),
+		 "GET /api/send HTTP/1.1\r\nHost: x\r\n"
+		 "Content-Length: %d\r\n\r\n",
+		 HTTP_BODY_MAX + 1);
+	cr_assert_eq(parse(buf), 413);
 }
 
 Test(http_parse, oversize)

@@ -800,3 +800,72 @@ Test(imap_mime, fuzz_mutations, .timeout = 300)
 		free(msg);
 	}
 }
+
+/* The web role's view (imap_mime_leaf.c): the leaves numbered as
+ * BODY[section], each decoded, and a top-level header decoded. */
+struct leaf_seen {
+	char sections[8][96], types[8][64];
+	char *data[8];
+	size_t len[8], n;
+};
+
+static int
+leaf_collect(void *arg, const struct imap_mime_leaf *l)
+{
+	struct leaf_seen *s = arg;
+	cr_assert_lt(s->n, 8);
+	snprintf(s->sections[s->n], sizeof(s->sections[0]), "%s", l->section);
+	snprintf(s->types[s->n], sizeof(s->types[0]), "%s/%s %s %s", l->type,
+		 l->subtype, l->name ? l->name : "-", l->cid ? l->cid : "-");
+	s->data[s->n] = imap_mime_leaf_decode(l, &s->len[s->n]);
+	s->n++;
+	return 0;
+}
+
+Test(imap_mime, leaves_for_the_web)
+{
+	const char *msg =
+	    "Subject: =?UTF-8?Q?caf=C3=A9?= menu\r\n"
+	    "Content-Type: multipart/mixed; boundary=o\r\n\r\n"
+	    "--o\r\nContent-Type: multipart/alternative; boundary=i\r\n\r\n"
+	    "--i\r\nContent-Type: text/plain\r\n"
+	    "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+	    "a=3Db soft=\r\nbreak\r\n"
+	    "--i\r\nContent-Type: text/html\r\n\r\n<p>x</p>\r\n--i--\r\n"
+	    "--o\r\nContent-Type: image/png; name=\"p.png\"\r\n"
+	    "Content-ID: <img1@x>\r\n"
+	    "Content-Transfer-Encoding: base64\r\n\r\naGVsbG8=\r\n--o--\r\n";
+	struct imap_mime *m = imap_mime_parse(msg, strlen(msg));
+	struct leaf_seen s = {0};
+	char subject[64];
+	cr_assert_not_null(m);
+	cr_assert_eq(imap_mime_leaves(m, leaf_collect, &s), 0);
+	cr_assert_eq(s.n, 3);
+	cr_assert_str_eq(s.sections[0], "1.1");
+	cr_assert_str_eq(s.types[0], "text/plain - -");
+	cr_assert_eq(s.len[0], strlen("a=b softbreak"));
+	cr_assert_str_eq(s.data[0], "a=b softbreak");
+	cr_assert_str_eq(s.sections[1], "1.2");
+	cr_assert_str_eq(s.data[1], "<p>x</p>");
+	cr_assert_str_eq(s.sections[2], "2");
+	cr_assert_str_eq(s.types[2], "image/png p.png <img1@x>");
+	cr_assert_str_eq(s.data[2], "hello");
+	cr_assert(imap_mime_header_get(m, "subject", subject, sizeof(subject)));
+	cr_assert_str_eq(subject, "café menu");
+	cr_assert_not(imap_mime_header_get(m, "cc", subject, sizeof(subject)));
+	cr_assert_str_eq(subject, "");
+	for (size_t i = 0; i < s.n; i++)
+		free(s.data[i]);
+	imap_mime_free(m);
+
+	/* A message without MIME is its own part 1. */
+	m = imap_mime_parse("Subject: x\r\n\r\nbody\r\n", 20);
+	memset(&s, 0, sizeof(s));
+	imap_mime_leaves(m, leaf_collect, &s);
+	cr_assert_eq(s.n, 1);
+	cr_assert_str_eq(s.sections[0], "1");
+	cr_assert_str_eq(s.types[0], "text/plain - -");
+	cr_assert_str_eq(s.data[0], "body\r\n");
+	free(s.data[0]);
+	imap_mime_free(m);
+}

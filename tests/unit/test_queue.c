@@ -43,7 +43,7 @@ load(const char *text, char *err, size_t errlen)
 		"spool = %s\n%s",
 		dir, dir, text);
 	fclose(f);
-	return node_config_load(ini, err, errlen);
+	return node_config_load(ini, NULL, 0, err, errlen);
 }
 
 TestSuite(queue, .init = setup, .fini = teardown);
