@@ -14,6 +14,7 @@
 #include "handover.h"
 #include "lbd_run.h"
 #include "metrics.h"
+#include "nofile.h"
 #include "runtime.h"
 #include "shared.h"
 #include "statefile.h"
@@ -204,7 +205,7 @@ lbd_run(struct lbd_config *cfg, bool takeover)
 {
 	struct lbd lbd, *l = &lbd;
 	struct sdnotify_watchdog watchdog;
-	char err[256];
+	char err[512];
 	int rc = 1;
 
 	memset(l, 0, sizeof(*l));
@@ -223,6 +224,10 @@ lbd_run(struct lbd_config *cfg, bool takeover)
 	for (struct service *s = cfg->services; s; s = s->next)
 		for (int i = 0; i < LBD_MAX_WORKERS; i++)
 			s->fds[i] = -1;
+	if (nofile_raise(cfg, cfg->set.workers, err, sizeof(err)) < 0) {
+		log_err("%s", err);
+		goto out;
+	}
 	if (takeover && lbd_take_over(l) < 0)
 		goto out;
 	for (struct service *s = cfg->services; s; s = s->next)

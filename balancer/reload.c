@@ -10,6 +10,7 @@
 #include "../common/log.h"
 #include "config.h"
 #include "lbd_run.h"
+#include "nofile.h"
 #include "worker.h"
 
 /* Settings of [lbd] that only a restart can change. */
@@ -188,6 +189,13 @@ lbd_reload(struct lbd *l)
 		for (line = strtok_r(err, "\n", &save); line;
 		     line = strtok_r(NULL, "\n", &save))
 			log_err("%s", line);
+		return;
+	}
+	/* workers: the running count (a change needs a restart) */
+	if (nofile_raise(n, l->nworkers, err, sizeof(err)) < 0) {
+		log_err("reload of %s refused, the running config stays: %s",
+			l->config_path, err);
+		config_free(n);
 		return;
 	}
 	reload_settings(l, &n->set);

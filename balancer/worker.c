@@ -16,6 +16,10 @@
 #include "handover.h"
 
 #define ACCEPT_BATCH 64
+/* accept() failed for want of descriptors or memory: the listener rests
+ * this long (the clients wait in the backlog) instead of the loop
+ * spinning on a socket that stays readable. */
+#define ACCEPT_PAUSE_S 0.1
 /* When io_collect_us delays a worker's polls: a poll that brings at
  * least WORKER_BUSY_EVENTS events starts it; it goes on while the events
  * gathered over the interval come at WORKER_BUSY_RATE per second or more,
@@ -62,6 +66,30 @@ service_open(struct lbd *l, struct service *svc, char *err, size_t len)
 }
 
 static void
+worker_resume_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct listener *ls = t->data;
+	(void)revents;
+	ev_io_start(loop, &ls->io);
+}
+
+/* Out of descriptors or memory: rests the listener for ACCEPT_PAUSE_S,
+ * logging once per shortage (until an accept succeeds again). */
+static void
+worker_accept_pause(struct ev_loop *loop, struct listener *ls, int err)
+{
+	if (!ls->told)
+		log_warn("service %s: accept: %s (open-file limit: see the log "
+			 "line \"open files\" at start): accepting again every "
+			 "%.0f ms",
+			 ls->svc->name, strerror(err), ACCEPT_PAUSE_S * 1000);
+	ls->told = true;
+	ev_io_stop(loop, &ls->io);
+	ev_timer_set(&ls->pause, ACCEPT_PAUSE_S, 0.);
+	ev_timer_start(loop, &ls->pause);
+}
+
+static void
 worker_accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
 	struct listener *ls = io->data;
@@ -75,10 +103,10 @@ worker_accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 		if (fd < 0) {
 			if (errno == EMFILE || errno == ENFILE ||
 			    errno == ENOBUFS || errno == ENOMEM)
-				log_warn("service %s: accept: %s",
-					 ls->svc->name, strerror(errno));
+				worker_accept_pause(loop, ls, errno);
 			return;
 		}
+		ls->told = false;
 		relay_accept(w, ls->svc, fd, (struct sockaddr *)&peer, plen);
 	}
 }
@@ -87,6 +115,7 @@ static void
 worker_listener_close(struct worker *w, struct listener *ls)
 {
 	ev_io_stop(w->loop, &ls->io);
+	ev_timer_stop(w->loop, &ls->pause);
 	close(ls->io.fd);
 	ls->svc->fds[w->id] = -1;
 	free(ls);
@@ -122,6 +151,8 @@ worker_sync(struct worker *w)
 		ls->svc = s;
 		ev_io_init(&ls->io, worker_accept_cb, s->fds[w->id], EV_READ);
 		ls->io.data = ls;
+		ev_init(&ls->pause, worker_resume_cb);
+		ls->pause.data = ls;
 		ev_io_start(w->loop, &ls->io);
 		ls->next = w->listeners;
 		w->listeners = ls;

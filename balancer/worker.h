@@ -16,6 +16,8 @@ struct dnsbl;
 struct listener {
 	struct service *svc;
 	ev_io io;
+	ev_timer pause; /* accept() out of descriptors or memory: a rest */
+	bool told;	/* this shortage is logged */
 	struct listener *next;
 };
 

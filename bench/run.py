@@ -20,6 +20,12 @@ ctest times nothing.
   W4 SMTP sessions: smtp-source into three smtp-sinks (sessions/s)
   W5 idle connections: N held through a proxy process started for the
       measurement (resident KiB per connection, kernel buffer memory)
+  W5K idle connections at scale: --idle-many (100,000) held through one
+      lbd with one worker and its defaults (from several 127.0.0.x source
+      addresses, to a backend of several ports that greets and holds
+      them: run.py --hold), lbd's resident KiB per connection beside the
+      kernel's (socket buffers and slab), and meanwhile fresh connections'
+      connect-to-greeting latency through it (p50, p99)
   N1 mailnode vs Postfix: smtp-source into one mailnode and into a private
       Postfix instance, both fsyncing before 250 (messages/s accepted and
       delivered to Maildir)
@@ -29,17 +35,19 @@ ctest times nothing.
       to one smtp-sink (messages/s end to end, CPU µs per message)
 plus each proxy's CPU time per unit of work, read from /proc.
 
-usage: bench/run.py [--reps N] [--duration S] [--idle N] [--rate R] [--quick]
-                    [--workloads W1,W1S,...] [--out DIR]
+usage: bench/run.py [--reps N] [--duration S] [--idle N] [--idle-many N]
+                    [--rate R] [--quick] [--workloads W1,W1S,...] [--out DIR]
 """
 import argparse
 import csv
 import datetime
+import errno
 import json
 import os
 import platform
 import re
 import resource
+import select
 import shutil
 import signal
 import socket
@@ -474,6 +482,212 @@ class Bench:
             m = re.search(r"TCP:.* mem (\d+)", f.read())
         return int(m.group(1))
 
+    # W5K: W5 at scale ---------------------------------------------------
+    W5K_PER_ADDR = 20000  # connections per address pair: below the
+    # ephemeral range (32768-60999 by default), counted both ways: from
+    # each client source address to lbd, and from lbd to each backend port
+    W5K_BATCH = 500       # connects in flight: below lbd's backlog (1024)
+    W5K_DEADLINE_S = 240  # to open them all
+    W5K_GREETING = b"220 held\r\n"
+
+    @staticmethod
+    def slabinfo():
+        """Bytes per slab cache, from /proc/slabinfo (root only)."""
+        out = {}
+        try:
+            with open("/proc/slabinfo") as f:
+                for line in f.readlines()[2:]:
+                    x = line.split()
+                    out[x[0]] = int(x[1]) * int(x[3])
+        except OSError:
+            pass
+        return out
+
+    @staticmethod
+    def nofile_hard(n):
+        """Raises this process's RLIMIT_NOFILE (soft and hard) to n where
+        it may (CAP_SYS_RESOURCE), otherwise the soft one to the hard one;
+        returns the limit got. Children inherit it."""
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (max(n, soft), max(n, hard)))
+        except (ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        return resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+
+    def w5k_open(self, port, n, addrs):
+        """Opens up to n connections to 127.0.0.1:port, W5K_BATCH in flight,
+        from addrs in turn; returns (sockets, error)."""
+        conns, err = [], None
+        ep = select.epoll()
+        end = time.monotonic() + self.W5K_DEADLINE_S
+        try:
+            while len(conns) < n and err is None:
+                if time.monotonic() > end:
+                    err = "deadline (%d s)" % self.W5K_DEADLINE_S
+                    break
+                batch = {}
+                for _ in range(min(self.W5K_BATCH, n - len(conns) - len(batch))):
+                    k = len(conns) + len(batch)
+                    s = socket.socket()
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                    s.setsockopt(socket.IPPROTO_IP, 24, 1)  # IP_BIND_ADDRESS_NO_PORT
+                    s.bind((addrs[k // self.W5K_PER_ADDR], 0))
+                    s.setblocking(False)
+                    e = s.connect_ex(("127.0.0.1", port))
+                    if e not in (0, errno.EINPROGRESS):
+                        s.close()
+                        err = "connect: %s" % os.strerror(e)
+                        break
+                    batch[s.fileno()] = s
+                    ep.register(s.fileno(), select.EPOLLOUT)
+                stop = time.monotonic() + 10
+                while batch and time.monotonic() < stop:
+                    for fd, _ in ep.poll(1.0):
+                        s = batch.pop(fd)
+                        ep.unregister(fd)
+                        e = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                        if e:
+                            s.close()
+                            err = "connect: %s" % os.strerror(e)
+                        else:
+                            conns.append(s)
+                for s in batch.values():
+                    s.close()
+                if batch and err is None:
+                    err = "%d connects not done within 10 s" % len(batch)
+        except OSError as e:
+            err = str(e)
+        finally:
+            ep.close()
+        return conns, err
+
+    @staticmethod
+    def greeted(conns):
+        """How many of conns hold the backend's greeting (relayed by lbd)."""
+        n = 0
+        for s in conns:
+            try:
+                if s.recv(1, socket.MSG_PEEK):
+                    n += 1
+            except BlockingIOError:
+                pass
+        return n
+
+    def w5k_probe(self, port, count, gap_s):
+        """Fresh connections through lbd, one every gap_s: ms from the
+        connect() to the greeting's first byte."""
+        lat, errors = [], 0
+        for _ in range(count):
+            t0 = time.perf_counter()
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                    if s.recv(1):
+                        lat.append((time.perf_counter() - t0) * 1000)
+                    else:
+                        errors += 1
+            except OSError:
+                errors += 1
+            time.sleep(gap_s)
+        return lat, errors
+
+    def W5K(self, target):
+        """--idle-many idle connections through one lbd with one worker
+        and its defaults (only max_connections set, so lbd raises its own
+        open-file limit for them); --probes fresh connections timed before
+        (none held) and while those are held."""
+        # lbd: 2 files per connection, its listener and 256 spare (its
+        # max_connections is n + 100); this process and the backend: one
+        # per connection, the probes and the backend's probes held
+        n = self.args.idle_many
+        lbd_need = lambda k: 2 * (k + 100) + 1 + 256
+        spare = self.args.probes + 4096
+        hard = self.nofile_hard(max(lbd_need(n), n + spare))
+        limit_note = None
+        if lbd_need(n) > hard or n + spare > hard:
+            k = min((hard - 257) // 2 - 100, hard - spare)
+            limit_note = ("open-file hard limit %d, which this process may not "
+                          "raise (no CAP_SYS_RESOURCE): %d connections, not %d"
+                          % (hard, k, n))
+            print("W5K: " + limit_note, file=sys.stderr)
+            n = k
+        per = self.W5K_PER_ADDR
+        nback = (n + self.args.probes) // per + 1
+        back = [free_port() for _ in range(nback)]
+        holder = subprocess.Popen(
+            ["taskset", "-c", self.load_cpu, sys.executable, os.path.abspath(__file__),
+             "--hold", ",".join(map(str, back))])
+        self.procs.append(holder)
+        name = "lbd-w5k"
+        port = free_port()
+        conf = os.path.join(self.tmp, name + ".ini")
+        with open(conf, "w") as f:
+            f.write("[lbd]\ncontrol = %s/%s.sock\nworkers = 1\n"
+                    "[service idle]\nlisten = 127.0.0.1:%d\npool = hold\n"
+                    "max_connections = %d\n[pool hold]\ncheck = tcp\n%s"
+                    % (self.tmp, name, port, n + 100,
+                       "".join("node = h%d 127.0.0.1:%d\n" % (i, p)
+                               for i, p in enumerate(back))))
+        load0 = os.getloadavg()
+        conns, proc = [], None
+        try:
+            for p in back:
+                wait_port(p)
+            proc = self.spawn([os.path.join(self.args.bin, "lbd"), "-c", conf],
+                              self.proxy_cpu, name)
+            wait_port(port)
+            time.sleep(1.5)  # first health checks
+            lat0, _ = self.w5k_probe(port, self.args.probes, 0.005)  # none held
+            before = self.rss_kib(proc.pid)
+            sock0, slab0, caches0 = self.sockstat_mem(), self.slab_kib(), self.slabinfo()
+            t0 = time.monotonic()
+            addrs = ["127.0.0.%d" % (2 + i) for i in range(n // per + 1)]
+            conns, err = self.w5k_open(port, n, addrs)
+            open_s = time.monotonic() - t0
+            end = time.monotonic() + 60
+            while True:  # every one relayed to a backend and greeted
+                greeted = self.greeted(conns)
+                if greeted >= len(conns) or time.monotonic() > end:
+                    break
+                time.sleep(1.0)
+            time.sleep(1.0)
+            after = self.rss_kib(proc.pid)
+            sock1, slab1, caches1 = self.sockstat_mem(), self.slab_kib(), self.slabinfo()
+            lat, perrors = self.w5k_probe(port, self.args.probes, 0.005)
+            held, opened = self.greeted(conns), len(conns)
+            with open(os.path.join(self.tmp, name + ".log")) as f:
+                nofile = [l.strip() for l in f if "open files" in l]
+        finally:
+            for s in conns:
+                s.close()
+            conns = []
+            if proc is not None:
+                self.stop_proc(proc)
+            self.stop_proc(holder)
+        if err or greeted < n:
+            print("W5K: %d of %d connections opened, %d greeted through lbd%s"
+                  % (opened, n, greeted, ": " + err if err else ""), file=sys.stderr)
+        lat.sort()
+        lat0.sort()
+        q = lambda f, v=lat: v[min(len(v) - 1, int(f * len(v)))] if v else None
+        m = max(greeted, 1)  # the connections relayed when measured
+        top = sorted(((caches1.get(k, 0) - caches0.get(k, 0), k) for k in caches1),
+                     reverse=True)[:6]
+        return {"rate": (after - before) / m, "connections": greeted,
+                "held_after_probes": held,
+                "wanted": self.args.idle_many, "open_s": open_s,
+                "rss_before_kib": before, "rss_after_kib": after,
+                "kernel_kib_per_conn": (sock1 - sock0) * PAGE / 1024 / m,
+                "slab_kib_per_conn": (slab1 - slab0) / m,
+                "slab_top": " ".join("%s=%.0fB" % (k, d / m) for d, k in top),
+                "p50_ms": q(0.50), "p99_ms": q(0.99), "p999_ms": None,
+                "max_ms": lat[-1] if lat else None, "errors": perrors,
+                "p50_none_held_ms": q(0.50, lat0), "p99_none_held_ms": q(0.99, lat0),
+                "probes": len(lat), "load_before": "%.1f %.1f %.1f" % load0,
+                "load_after": "%.1f %.1f %.1f" % os.getloadavg(),
+                "lbd_nofile": nofile[-1] if nofile else None,
+                "limit_note": limit_note}
+
     # mailnode and Postfix ----------------------------------------------
     def start_mail(self):
         """A private redis-server, mailctl's domain and user, one mailnode
@@ -715,11 +929,11 @@ class Bench:
 
 UNITS = {"W1": "conn/s", "W1S": "conn/s", "W1R": "conn/s", "W2": "req/s",
          "W3": "Gbit/s", "W4": "sessions/s", "W5": "KiB/idle conn",
-         "N1": "msg/s accepted", "N2": "msg/s relayed"}
-ORDER = ["W1", "W1S", "W1R", "W2", "W3", "W4", "W5", "N1", "N2"]
+         "W5K": "KiB/idle conn", "N1": "msg/s accepted", "N2": "msg/s relayed"}
+ORDER = ["W1", "W1S", "W1R", "W2", "W3", "W4", "W5", "W5K", "N1", "N2"]
 # the targets of each workload; the others run through TARGETS
-WORKLOAD_TARGETS = {"W1S": ["haproxy", "haproxy2", "lbd", "lbd2"], "N1": ["postfix", "mailnode"],
-                    "N2": ["postfix", "mailnode"]}
+WORKLOAD_TARGETS = {"W1S": ["haproxy", "haproxy2", "lbd", "lbd2"], "W5K": ["lbd"],
+                    "N1": ["postfix", "mailnode"], "N2": ["postfix", "mailnode"]}
 # a target's one-thread counterpart and its HAProxy
 ONE_WORKER = {"haproxy2": "haproxy", "lbd2": "lbd"}
 HAPROXY_OF = {"lbd2": "haproxy2", "mailnode": "postfix"}
@@ -753,7 +967,7 @@ def summarize(rows):
                         if k in o and reps[k].get(key) is not None and o[k].get(key)]
                 return statistics.median(vals) if vals else None
             cpu_key = "cpu_s_per_10GB" if w == "W3" else (
-                "kernel_kib_per_conn" if w == "W5" else (
+                "kernel_kib_per_conn" if w in ("W5", "W5K") else (
                     "delivered_per_s" if w == "N1" else (
                         "cpu_us_per_msg" if w == "N2" else "cpu_us_per_unit")))
             hap = HAPROXY_OF.get(t, "haproxy")
@@ -826,11 +1040,51 @@ def write_report(summary, rows, args, rate):
     print(text)
 
 
+def hold(ports):
+    """W5K's backend (run.py --hold PORTS): accepts on each loopback port,
+    writes a greeting and keeps the descriptor, nothing else (one epoll
+    for the listeners alone), until SIGTERM."""
+    ep = select.epoll()
+    listeners = {}
+    for p in ports:
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", p))
+        s.listen(4096)
+        s.setblocking(False)
+        listeners[s.fileno()] = s
+        ep.register(s.fileno(), select.EPOLLIN)
+    held = []
+    while True:
+        for fd, _ in ep.poll():
+            while True:
+                try:
+                    c, _ = listeners[fd].accept()
+                except BlockingIOError:
+                    break
+                except OSError as e:  # EMFILE: the limit is in the log
+                    print("hold: accept: %s (%d held)" % (e, len(held)),
+                          file=sys.stderr)
+                    time.sleep(0.1)
+                    break
+                try:
+                    os.write(c.fileno(), Bench.W5K_GREETING)
+                except OSError:
+                    pass
+                held.append(c.detach())
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--duration", type=int, default=5, help="seconds per wrk/iperf3/fixedrate run")
     ap.add_argument("--idle", type=int, default=9000, help="W5 idle connections")
+    ap.add_argument("--idle-many", type=int, default=100000,
+                    help="W5K idle connections through one lbd")
+    ap.add_argument("--probes", type=int, default=1000,
+                    help="W5K fresh connections timed meanwhile")
+    ap.add_argument("--hold", help="(internal) W5K's backend: listen on these "
+                    "loopback ports, greet and hold every connection")
     ap.add_argument("--rate", type=int, default=0,
                     help="W1R connections/s (default: half HAProxy's W1 rate)")
     ap.add_argument("--smtp-msgs", type=int, default=3000)
@@ -842,9 +1096,12 @@ def main():
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
     ap.add_argument("--quick", action="store_true", help="1 rep, 1 s runs: a smoke test")
     args = ap.parse_args()
+    if args.hold:
+        hold([int(p) for p in args.hold.split(",")])
     args.argv = sys.argv[1:]
     if args.quick:
         args.reps, args.duration, args.idle, args.smtp_msgs, args.node_msgs = 1, 1, 1000, 300, 200
+        args.idle_many, args.probes = 5000, 200
         args.queue_msgs = 200
     workloads = args.workloads.split(",")
     for w in ("N1", "N2"):
@@ -864,7 +1121,7 @@ def main():
             sys.exit("bench: %s is missing (bench/run.sh installs it)" % tool)
     b = Bench(args)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
-    proxies = list(PROXIES) if set(workloads) - {"W1S", "W5", "N1", "N2"} else []
+    proxies = list(PROXIES) if set(workloads) - {"W1S", "W5", "W5K", "N1", "N2"} else []
     if "W1S" in workloads:
         proxies += [t for t in WORKLOAD_TARGETS["W1S"] if t not in proxies]
     try:

@@ -25,14 +25,17 @@
 
 #include <hiredis/hiredis.h>
 
+#include "../common/decimal.h"
 #include "../common/redis.h"
 #include "auth/auth.h"
 #include "config/config.h"
 #include "config/confjson.h"
 #include "config/directory.h"
 #include "config/schema.h"
+#include "store/quota.h"
 #include "mailctl_dkim.h"
 #include "mailctl_queue.h"
+#include "mailctl_quota.h"
 
 #define CTL_DEFAULT_REDIS "127.0.0.1:6379"
 #define CTL_CONNECT_TIMEOUT_S 3
@@ -53,6 +56,7 @@ struct ctl {
 	int nargs;
 	bool password_stdin; /* --password-stdin given */
 	bool yes;	     /* --yes given (wipe) */
+	const char *store;   /* the shared store (-s), for quota-recount */
 	uint64_t set_gen;    /* commit SETs this generation; 0: INCR */
 	int queued;	     /* commands appended, replies not read */
 };
@@ -837,6 +841,112 @@ ctl_user_passwd(struct ctl *x)
 	return ctl_transaction(x, ctl_user_passwd_prepare, hash);
 }
 
+/* user quota ADDRESS [BYTES|none] */
+
+/* The quota field of user a: 0 with *limit (0: none), or -1 (said why:
+ * no such user, a field that is not a number). */
+static int
+ctl_user_limit(struct ctl *x, const char *a, uint64_t *limit)
+{
+	char user[CTL_KEY_MAX];
+	redisReply *rep;
+	unsigned long long v = 0;
+	int m = ctl_user_state(x, a, false);
+
+	if (m != 1) {
+		if (m == 0)
+			ctl_error(x, "no such user %s", a);
+		return -1;
+	}
+	ctl_key(user, SCHEMA_USER_PREFIX, a);
+	if ((rep = ctl_redis(x, "HGET %s quota", user)) == NULL)
+		return -1;
+	if (rep->type == REDIS_REPLY_STRING &&
+	    decimal_ullong(rep->str, UINT64_MAX, &v) < 0) {
+		ctl_error(x, "%s: quota \"%s\" is not a number of bytes", a,
+			  rep->str);
+		freeReplyObject(rep);
+		return -1;
+	}
+	freeReplyObject(rep);
+	*limit = v;
+	return 0;
+}
+
+static int
+ctl_user_quota_prepare(struct ctl *x, void *arg)
+{
+	const char *a = x->args[0];
+	const uint64_t *limit = arg;
+	char users[CTL_KEY_MAX], user[CTL_KEY_MAX];
+	int m;
+
+	ctl_key(users, SCHEMA_USERS_PREFIX, ctl_domain_of(a));
+	ctl_key(user, SCHEMA_USER_PREFIX, a);
+	if (ctl_watch(x, SCHEMA_DOMAINS, users, NULL) < 0)
+		return CTL_FAIL;
+	m = ctl_user_state(x, a, false);
+	if (m != 1) {
+		if (m == 0)
+			ctl_error(x, "no such user %s", a);
+		return ctl_refuse(x);
+	}
+	if (ctl_multi(x) != CTL_OK)
+		return CTL_FAIL;
+	if (*limit ? ctl_simple(x, "HSET %s quota %" PRIu64, user, *limit) < 0
+		   : ctl_simple(x, "HDEL %s quota", user) < 0)
+		return ctl_discard(x);
+	return CTL_OK;
+}
+
+/* Without a limit, prints the user's ("none" or bytes). */
+static int
+ctl_user_quota(struct ctl *x)
+{
+	uint64_t limit = 0;
+
+	if (ctl_check_address_arg(x, x->args[0]) < 0)
+		return CTL_FAIL;
+	if (x->nargs == 2 && strcmp(x->args[1], "none") != 0 &&
+	    quota_parse_limit(x->args[1], &limit) < 0) {
+		ctl_error(x,
+			  "invalid size \"%s\" (bytes >= 1, or with K, M, G "
+			  "or T; or none)",
+			  x->args[1]);
+		return CTL_USAGE;
+	}
+	if (ctl_connect(x) < 0)
+		return CTL_FAIL;
+	if (x->nargs == 2)
+		return ctl_transaction(x, ctl_user_quota_prepare, &limit);
+	if (ctl_user_limit(x, x->args[0], &limit) < 0)
+		return CTL_FAIL;
+	if (limit)
+		printf("%" PRIu64 "\n", limit);
+	else
+		printf("none\n");
+	return CTL_OK;
+}
+
+/* user quota-recount ADDRESS: the usage counted again from the store
+ * (mailctl_quota.c), for the limit Redis has. */
+static int
+ctl_user_quota_recount(struct ctl *x)
+{
+	uint64_t limit;
+
+	if (ctl_check_address_arg(x, x->args[0]) < 0)
+		return CTL_FAIL;
+	if (x->store == NULL || x->store[0] == '\0') {
+		ctl_error(x, "which store? -s DIR or $MAILCTL_STORE");
+		return CTL_USAGE;
+	}
+	if (ctl_connect(x) < 0 || ctl_user_limit(x, x->args[0], &limit) < 0)
+		return CTL_FAIL;
+	return mailctl_quota_recount(x->store, x->args[0], limit) < 0 ? CTL_FAIL
+								      : CTL_OK;
+}
+
 /* Runs fn for the one domain given, or for every domain (sorted). */
 static int
 ctl_each_domain(struct ctl *x, int (*fn)(struct ctl *x, const char *d))
@@ -1236,8 +1346,8 @@ fail:
 
 /* export [FILE] */
 
-/* Writes domain d's users (with their hashes, pipelined) to w. Returns 0
- * or -1 (said why). */
+/* Writes domain d's users (with their hashes and quotas, pipelined) to w.
+ * Returns 0 or -1 (said why). */
 static int
 ctl_export_users(struct ctl *x, struct confjson_writer *w, const char *d)
 {
@@ -1251,7 +1361,7 @@ ctl_export_users(struct ctl *x, struct confjson_writer *w, const char *d)
 		return -1;
 	for (; sent < m->elements; sent++) {
 		ctl_key(key, SCHEMA_USER_PREFIX, m->element[sent]->str);
-		if (redisAppendCommand(x->c, "HGET %s password", key) !=
+		if (redisAppendCommand(x->c, "HMGET %s password quota", key) !=
 		    REDIS_OK)
 			goto out;
 	}
@@ -1261,14 +1371,23 @@ ctl_export_users(struct ctl *x, struct confjson_writer *w, const char *d)
 			ctl_error(x, "%s", x->c->errstr);
 			goto out;
 		}
-		if (h->type != REDIS_REPLY_STRING &&
-		    h->type != REDIS_REPLY_NIL) {
+		unsigned long long quota = 0;
+		if (h->type != REDIS_REPLY_ARRAY || h->elements != 2) {
 			ctl_error(x, "%s: cannot read its password", a);
 			goto out;
 		}
+		redisReply *pw = h->element[0], *q = h->element[1];
+		if (q->type == REDIS_REPLY_STRING &&
+		    (decimal_ullong(q->str, UINT64_MAX, &quota) < 0 ||
+		     quota == 0)) {
+			ctl_error(x,
+				  "%s: quota \"%s\" is not a number of bytes",
+				  a, q->str);
+			goto out;
+		}
 		if (confjson_write_user(
-			w, a, h->type == REDIS_REPLY_STRING ? h->str : NULL) <
-		    0) {
+			w, a, pw->type == REDIS_REPLY_STRING ? pw->str : NULL,
+			quota) < 0) {
 			ctl_error(x, "out of memory");
 			goto out;
 		}
@@ -1511,7 +1630,7 @@ ctl_import_domain(void *arg, const char *d)
 }
 
 static int
-ctl_import_user(void *arg, const char *a, const char *hash)
+ctl_import_user(void *arg, const char *a, const char *hash, uint64_t quota)
 {
 	struct ctl_import_check *k = arg;
 
@@ -1522,6 +1641,7 @@ ctl_import_user(void *arg, const char *a, const char *hash)
 			  a);
 		return 1;
 	}
+	(void)quota; /* confjson checked it: a whole number of bytes > 0 */
 	return ctl_push(&k->users, &k->nusers, &k->capu, (char *)a);
 }
 
@@ -1596,17 +1716,21 @@ ctl_import_put_domain(void *arg, const char *d)
 }
 
 static int
-ctl_import_put_user(void *arg, const char *a, const char *hash)
+ctl_import_put_user(void *arg, const char *a, const char *hash, uint64_t quota)
 {
 	struct ctl *x = arg;
-	char set[CTL_KEY_MAX], key[CTL_KEY_MAX];
+	char set[CTL_KEY_MAX], key[CTL_KEY_MAX], bytes[24];
 	const char *hset[4] = {"HSET", key, "password", hash};
+	const char *qset[4] = {"HSET", key, "quota", bytes};
 
 	ctl_key(set, SCHEMA_USERS_PREFIX, ctl_domain_of(a));
 	ctl_key(key, SCHEMA_USER_PREFIX, a);
+	snprintf(bytes, sizeof(bytes), "%" PRIu64, quota);
 	if (ctl_append3(x, "SADD", set, a) < 0)
 		return 1;
-	return hash && ctl_append(x, 4, hset) < 0;
+	if (hash && ctl_append(x, 4, hset) < 0)
+		return 1;
+	return quota && ctl_append(x, 4, qset) < 0;
 }
 
 static int
@@ -1829,6 +1953,10 @@ static const struct ctl_cmd ctl_cmds[] = {
     {"user", "passwd", 1, 1, true, ctl_user_passwd,
      "user passwd ADDRESS [--password-stdin]"},
     {"user", "list", 0, 1, false, ctl_user_list, "user list [DOMAIN]"},
+    {"user", "quota", 1, 2, false, ctl_user_quota,
+     "user quota ADDRESS [BYTES|none]"},
+    {"user", "quota-recount", 1, 1, false, ctl_user_quota_recount,
+     "user quota-recount ADDRESS"},
     {"alias", "add", 2, 2, false, ctl_alias_add, "alias add ALIAS TARGET"},
     {"alias", "del", 2, 2, false, ctl_alias_del, "alias del ALIAS TARGET"},
     {"alias", "list", 0, 1, false, ctl_alias_list, "alias list [DOMAIN]"},
@@ -1873,6 +2001,9 @@ ctl_usage(FILE *f)
 	    "users\n"
 	    "  -q, --queue DIR        the shared outbound queue (default "
 	    "$MAILCTL_QUEUE)\n"
+	    "  -s, --store DIR        the shared message store, for "
+	    "quota-recount\n"
+	    "                         (default $MAILCTL_STORE)\n"
 	    "  -h, --help             this help\n\n"
 	    "Passwords are stored only as crypt(3) hashes (yescrypt or "
 	    "SHA-512-crypt).\n"
@@ -1889,6 +2020,11 @@ ctl_usage(FILE *f)
 	    "\"ALIAS TARGET\"\n"
 	    "pairs. Mail to an alias goes to the local users it leads to, and\n"
 	    "is forwarded to its targets in other domains.\n\n"
+	    "user quota sets a user's storage limit in bytes (K, M, G, T: "
+	    "powers\n"
+	    "of 1024) or none; without one it prints the limit. "
+	    "quota-recount\n"
+	    "counts the user's usage again from the store and prints it.\n\n"
 	    "export writes the whole config as JSON (password hashes "
 	    "included;\n"
 	    "a FILE is made mode 0600). import replaces the whole config "
@@ -1979,6 +2115,7 @@ main(int argc, char **argv)
 	    {"redis", required_argument, NULL, 'r'},
 	    {"auth", required_argument, NULL, 'a'},
 	    {"queue", required_argument, NULL, 'q'},
+	    {"store", required_argument, NULL, 's'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -1992,7 +2129,8 @@ main(int argc, char **argv)
 
 	memset(&x, 0, sizeof(x));
 	x.what = "mailctl";
-	while ((c = getopt_long(argc, argv, "+r:a:q:h", longopts, NULL)) !=
+	x.store = getenv("MAILCTL_STORE");
+	while ((c = getopt_long(argc, argv, "+r:a:q:s:h", longopts, NULL)) !=
 	       -1) {
 		switch (c) {
 		case 'r':
@@ -2003,6 +2141,9 @@ main(int argc, char **argv)
 			break;
 		case 'q':
 			queue = optarg;
+			break;
+		case 's':
+			x.store = optarg;
 			break;
 		case 'h':
 			ctl_usage(stdout);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "../common/log.h"
@@ -22,6 +23,26 @@
 
 /* How long READY=1 waits for a first config (mailnode_ready_when_configured). */
 #define MAILNODE_READY_WAIT_S 10.
+
+/* Raises the soft open-file limit to the hard one, as lbd does: outside
+ * systemd (whose unit sets LimitNOFILE) it is often 1024, which would
+ * cut max_connections down to fit. */
+static void
+mailnode_nofile(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == rl.rlim_max)
+		return;
+	rlim_t was = rl.rlim_cur;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		log_warn("open files: cannot raise the limit %lu to %lu: %s",
+			 (unsigned long)was, (unsigned long)rl.rlim_max,
+			 strerror(errno));
+	else
+		log_info("open files: limit %lu (was %lu)",
+			 (unsigned long)rl.rlim_max, (unsigned long)was);
+}
 
 /* The connection caps; max_connections is kept below the descriptors the
  * process may open, so that a flood meets the protocol's answer and not
@@ -276,6 +297,7 @@ mailnode_run(struct node_config *cfg)
 		log_err("out of memory");
 		goto out;
 	}
+	mailnode_nofile();
 	if (imap_node_init(mn) < 0 || mailnode_limits(mn) < 0) {
 		log_err("out of memory");
 		goto out;

@@ -116,7 +116,7 @@ confjson_write_domain(struct confjson_writer *w, const char *domain)
 
 int
 confjson_write_user(struct confjson_writer *w, const char *address,
-		    const char *hash)
+		    const char *hash, uint64_t quota)
 {
 	if (confjson_entry(w, 1) < 0)
 		return -1;
@@ -127,6 +127,8 @@ confjson_write_user(struct confjson_writer *w, const char *address,
 		strbuf_append_json(&w->sb, hash);
 	else
 		strbuf_appends(&w->sb, "null");
+	if (quota)
+		strbuf_appendf(&w->sb, ", \"quota\": %" PRIu64, quota);
 	return strbuf_appends(&w->sb, "}");
 }
 
@@ -192,10 +194,13 @@ static bool
 confjson_user_ok(json_t *e)
 {
 	json_t *pw = json_object_get(e, "password");
+	json_t *q = json_object_get(e, "quota");
 
 	return json_is_string(json_object_get(e, "address")) &&
 	       (json_is_string(pw) || json_is_null(pw)) &&
-	       json_object_size(e) == 2;
+	       (q == NULL ||
+		(json_is_integer(q) && json_integer_value(q) > 0)) &&
+	       json_object_size(e) == (q ? 3u : 2u);
 }
 
 static bool
@@ -224,7 +229,8 @@ static const struct confjson_list {
 } confjson_lists[] = {
     {"domains", confjson_domain_ok, "a string"},
     {"users", confjson_user_ok,
-     "{\"address\": string, \"password\": string or null}"},
+     "{\"address\": string, \"password\": string or null[, "
+     "\"quota\": bytes > 0]}"},
     {"aliases", confjson_alias_ok,
      "{\"address\": string, \"targets\": [string, ...]}"},
 };
@@ -379,9 +385,11 @@ confjson_walk(const struct confjson *doc, const struct confjson_visitor *v,
 	json_array_foreach(doc->users, i, e)
 	{
 		json_t *pw = json_object_get(e, "password");
+		json_t *q = json_object_get(e, "quota");
 		rc = v->user(arg,
 			     json_string_value(json_object_get(e, "address")),
-			     json_is_string(pw) ? json_string_value(pw) : NULL);
+			     json_is_string(pw) ? json_string_value(pw) : NULL,
+			     q ? (uint64_t)json_integer_value(q) : 0);
 		if (rc != 0)
 			return rc;
 	}

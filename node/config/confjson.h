@@ -4,12 +4,14 @@
  *
  *   {"format": "mailswitch-config", "version": 1, "generation": 42,
  *    "domains": ["example.test"],
- *    "users": [{"address": "alice@example.test", "password": "$y$..."}],
+ *    "users": [{"address": "alice@example.test", "password": "$y$...",
+ *               "quota": 1073741824}],
  *    "aliases": [{"address": "team@example.test",
  *                 "targets": ["alice@example.test"]}],
  *    "settings": {"max_recipients": "50"}}
  *
- * "password" is the crypt(3) hash, or null for a user who cannot log in.
+ * "password" is the crypt(3) hash, or null for a user who cannot log in;
+ * "quota" the user's storage limit in bytes, absent when none.
  * "settings" are the cluster-wide node settings (`mailctl config set`),
  * values as strings, the way the INI writes them; a document without
  * them (written before they existed) has none.
@@ -43,10 +45,10 @@ struct confjson_writer {
 void confjson_writer_init(struct confjson_writer *w, uint64_t gen);
 void confjson_writer_free(struct confjson_writer *w);
 /* Each returns 0, or -1 (out of memory, past the size cap, out of
- * order). hash may be NULL. */
+ * order). hash may be NULL; quota 0 is none. */
 int confjson_write_domain(struct confjson_writer *w, const char *domain);
 int confjson_write_user(struct confjson_writer *w, const char *address,
-			const char *hash);
+			const char *hash, uint64_t quota);
 int confjson_write_alias(struct confjson_writer *w, const char *address,
 			 const char *const *targets, size_t ntargets);
 int confjson_write_setting(struct confjson_writer *w, const char *key,
@@ -70,7 +72,8 @@ uint64_t confjson_generation(const struct confjson *doc);
  * skipped). A nonzero return stops the walk. */
 struct confjson_visitor {
 	int (*domain)(void *arg, const char *domain);
-	int (*user)(void *arg, const char *address, const char *hash);
+	int (*user)(void *arg, const char *address, const char *hash,
+		    uint64_t quota); /* quota 0: none */
 	int (*alias)(void *arg, const char *address, const char *const *targets,
 		     size_t ntargets);
 	int (*setting)(void *arg, const char *key, const char *value);

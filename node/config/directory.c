@@ -2,16 +2,16 @@
  * arrays searched with bsearch, all keys lowercase.
  *
  * A load reads everything with pipelined async commands: SMEMBERS
- * ms:domains; per domain SMEMBERS of its users and aliases; per user HGET
- * of the password, per alias SMEMBERS of its targets. Commands wait in a
- * to-do list and at most DIR_WINDOW are in flight, so a directory of 100k
- * users never puts a long queue in front of a session's own commands (nor
- * near their deadline). The new cache is built on the side and swapped in
- * only when every answer is in, so a load cut short (Redis gone, a
- * timeout, a bad reply) never replaces a good cache: its requests in
- * flight are cancelled and it is dropped. Loads start on every message on
- * SCHEMA_CHANNEL and every reconnect; one that comes while another runs
- * is remembered and started after it.
+ * ms:domains; per domain SMEMBERS of its users and aliases; per user
+ * HGETALL (its password and quota), per alias SMEMBERS of its targets.
+ * Commands wait in a to-do list and at most DIR_WINDOW are in flight, so
+ * a directory of 100k users never puts a long queue in front of a
+ * session's own commands (nor near their deadline). The new cache is
+ * built on the side and swapped in only when every answer is in, so a
+ * load cut short (Redis gone, a timeout, a bad reply) never replaces a
+ * good cache: its requests in flight are cancelled and it is dropped.
+ * Loads start on every message on SCHEMA_CHANNEL and every reconnect;
+ * one that comes while another runs is remembered and started after it.
  *
  * A load first GETs SCHEMA_GEN: below the generation this node holds, the
  * load stops there and the node is "behind" (Redis is, really) until a
@@ -28,6 +28,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../../common/decimal.h"
 #include "../../common/log.h"
 #include "config.h"
 #include "confjson.h"
@@ -42,6 +43,7 @@
 struct dir_user {
 	char *addr;
 	char *hash; /* NULL: no password set (receives mail, cannot log in) */
+	uint64_t quota; /* bytes; 0: none */
 };
 
 struct dir_alias {
@@ -68,6 +70,7 @@ struct dir_slot {
 	struct dir_load *load;
 	char *addr;
 	char *hash;
+	uint64_t quota;
 	char **targets;
 	size_t ntargets;
 };
@@ -465,8 +468,8 @@ dir_load_build(struct dir_load *l)
 				c->aliases[c->naliases++] = (struct dir_alias){
 				    s->addr, s->targets, s->ntargets};
 			else
-				c->users[c->nusers++] =
-				    (struct dir_user){s->addr, s->hash};
+				c->users[c->nusers++] = (struct dir_user){
+				    s->addr, s->hash, s->quota};
 			memset(s, 0, sizeof(*s));
 		}
 	}
@@ -510,8 +513,8 @@ dir_snapshot_save(struct directory *d)
 	for (size_t i = 0; rc == 0 && i < c->ndomains; i++)
 		rc = confjson_write_domain(&w, c->domains[i]);
 	for (size_t i = 0; rc == 0 && i < c->nusers; i++)
-		rc =
-		    confjson_write_user(&w, c->users[i].addr, c->users[i].hash);
+		rc = confjson_write_user(&w, c->users[i].addr, c->users[i].hash,
+					 c->users[i].quota);
 	for (size_t i = 0; rc == 0 && i < c->naliases; i++)
 		rc = confjson_write_alias(
 		    &w, c->aliases[i].addr,
@@ -661,6 +664,10 @@ directory_on_load(struct directory *d,
 	d->on_load_arg = arg;
 }
 
+/* A user's hash, HGETALL: field, value, ... ("password", "quota"; other
+ * fields are left alone). A quota that is not a whole number of bytes is
+ * said and taken as none: mail is never refused for a field mailctl
+ * would not write. */
 static void
 dir_hash_cb(struct redis *r, redisReply *reply, void *arg)
 {
@@ -668,15 +675,25 @@ dir_hash_cb(struct redis *r, redisReply *reply, void *arg)
 	struct dir_load *l = s->load;
 
 	(void)r;
-	if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
-		dir_load_abort(l, reply ? reply->str : "Redis went away");
+	if (!dir_reply_ok(l, reply))
 		return;
-	}
-	if (reply->type == REDIS_REPLY_STRING) {
-		s->hash = strndup(reply->str, reply->len);
-		if (s->hash == NULL) {
-			dir_load_abort(l, "out of memory");
-			return;
+	for (size_t i = 0; i + 1 < reply->elements; i += 2) {
+		const redisReply *k = reply->element[i];
+		const redisReply *v = reply->element[i + 1];
+		if (strcmp(k->str, "password") == 0 && s->hash == NULL) {
+			s->hash = strndup(v->str, v->len);
+			if (s->hash == NULL) {
+				dir_load_abort(l, "out of memory");
+				return;
+			}
+		} else if (strcmp(k->str, "quota") == 0) {
+			unsigned long long q;
+			if (decimal_ullong(v->str, UINT64_MAX, &q) == 0)
+				s->quota = q;
+			else
+				log_warn("directory: %s: quota \"%.32s\" is "
+					 "not a number of bytes, ignored",
+					 s->addr, v->str);
 		}
 	}
 	dir_load_step(l);
@@ -710,7 +727,7 @@ dir_targets_cb(struct redis *r, redisReply *reply, void *arg)
 }
 
 /* The members of ms:users:D or ms:aliases:D: one slot each, and for each
- * the HGET of its password or the SMEMBERS of its targets. */
+ * the HGETALL of its hash or the SMEMBERS of its targets. */
 static void
 dir_members(struct dir_load *l, redisReply *reply, bool alias)
 {
@@ -737,8 +754,8 @@ dir_members(struct dir_load *l, redisReply *reply, bool alias)
 		ch->n++;
 		if (alias ? dir_queue(l, dir_targets_cb, s, "SMEMBERS",
 				      SCHEMA_ALIAS_PREFIX, s->addr, NULL)
-			  : dir_queue(l, dir_hash_cb, s, "HGET",
-				      SCHEMA_USER_PREFIX, s->addr, "password"))
+			  : dir_queue(l, dir_hash_cb, s, "HGETALL",
+				      SCHEMA_USER_PREFIX, s->addr, NULL))
 			return; /* aborted */
 	}
 	dir_load_step(l);
@@ -930,11 +947,11 @@ dir_read_domain(void *arg, const char *domain)
 }
 
 static int
-dir_read_user(void *arg, const char *address, const char *hash)
+dir_read_user(void *arg, const char *address, const char *hash, uint64_t quota)
 {
 	struct dir_reader *rd = arg;
 	struct dir_cache *c = rd->c;
-	struct dir_user u = {NULL, NULL};
+	struct dir_user u = {NULL, NULL, quota};
 
 	if (dir_grow(&c->users, &rd->capu, c->nusers, sizeof(u)) < 0 ||
 	    (u.addr = dir_strdup_lower(address, strlen(address))) == NULL)
@@ -1126,7 +1143,7 @@ dir_has_domain(const struct dir_cache *c, const char *domain)
 static const struct dir_user *
 dir_find_user(const struct dir_cache *c, const char *addr)
 {
-	struct dir_user key = {(char *)addr, NULL};
+	struct dir_user key = {(char *)addr, NULL, 0};
 
 	if (c == NULL)
 		return NULL;
@@ -1248,4 +1265,16 @@ directory_password_hash(const struct directory *d, const char *address)
 		return NULL;
 	u = dir_find_user(d->cache, buf);
 	return u ? u->hash : NULL;
+}
+
+uint64_t
+directory_quota(const struct directory *d, const char *address)
+{
+	char buf[DIR_ADDR_MAX];
+	const struct dir_user *u;
+
+	if (dir_lower(address, strlen(address), buf, sizeof(buf)) < 0)
+		return 0;
+	u = dir_find_user(d->cache, buf);
+	return u ? u->quota : 0;
 }

@@ -1,8 +1,9 @@
-/* The node's in-memory copy of the shared config (domains, users and their
- * password hashes, aliases, the cluster-wide node settings), loaded from Redis
- * at start and again whenever a change is published on SCHEMA_CHANNEL or the
- * connection comes back. Lookups never wait on Redis: while it is away they
- * answer from the cache, and directory_stale() says so (for /health).
+/* The node's in-memory copy of the shared config (domains, users with
+ * their password hashes and quotas, aliases, the cluster-wide node
+ * settings), loaded from Redis at start and again whenever a change is
+ * published on SCHEMA_CHANNEL or the connection comes back. Lookups never
+ * wait on Redis: while it is away they answer from the cache, and
+ * directory_stale() says so (for /health).
  *
  * Generations: every change raises SCHEMA_GEN. The node remembers the
  * highest generation it loaded and keeps what it loaded in a snapshot
@@ -88,5 +89,9 @@ size_t directory_forwards(const struct directory *d, const char *address,
 /* The crypt(3) hash of user address, or NULL if no such user. */
 const char *directory_password_hash(const struct directory *d,
 				    const char *address);
+
+/* User address's storage limit in bytes (`mailctl user quota`), 0 when
+ * none or no such user. */
+uint64_t directory_quota(const struct directory *d, const char *address);
 
 #endif

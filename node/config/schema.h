@@ -2,7 +2,8 @@
  *
  *   ms:domains              set of local domains (lowercase)
  *   ms:users:DOMAIN         set of addresses of DOMAIN's users
- *   ms:user:ADDRESS         hash: password = crypt(3) hash
+ *   ms:user:ADDRESS         hash: password = crypt(3) hash, quota =
+ *                           storage limit in bytes (absent: none)
  *   ms:aliases:DOMAIN       set of alias addresses in DOMAIN
  *   ms:alias:ADDRESS        set of target addresses
  *   ms:config:gen           the config's generation: INCR in the MULTI of

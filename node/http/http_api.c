@@ -25,6 +25,7 @@
 #include "http_api.h"
 #include "../store/maildir.h"
 #include "../mailnode.h"
+#include "../store/quota.h"
 #include "../store/uid_lease.h"
 
 #define API_SESSION_PREFIX "ms:session:"
@@ -637,21 +638,44 @@ api_scan(struct http_session *s, const char *dir, const char *name,
 	return -1;
 }
 
+/* quota is the user's, the same for every mailbox (IMAP's one quota
+ * root): ,"quota":{"used":BYTES,"limit":BYTES}, null for a limit of none
+ * or a usage unknown (store/quota.h). */
 static void
 api_mailbox_entry(struct strbuf *sb, const char *name,
-		  const struct maildir_list *l)
+		  const struct maildir_list *l, const char *quota)
 {
 	strbuf_appends(sb, sb->len > 1 ? ",{\"name\":" : "{\"name\":");
 	strbuf_append_json(sb, name);
 	/* mail waiting for UIDs counts, new and unseen, without a lease */
-	strbuf_appendf(sb, ",\"messages\":%zu,\"unseen\":%zu}",
-		       l->n + l->pending, maildir_unseen(l) + l->pending);
+	strbuf_appendf(sb, ",\"messages\":%zu,\"unseen\":%zu%s}",
+		       l->n + l->pending, maildir_unseen(l) + l->pending,
+		       quota);
+}
+
+/* The user's quota as api_mailbox_entry shows it, into out. */
+static void
+api_quota_json(struct http_session *s, const char *userdir, char *out,
+	       size_t len)
+{
+	uint64_t limit = directory_quota(s->mn->dir, s->user);
+	struct quota_usage u;
+	char used[24] = "null", lim[24] = "null";
+
+	if (quota_get(userdir, limit, &u) == 0)
+		snprintf(used, sizeof(used), "%" PRIu64, u.bytes);
+	else
+		log_warn("http %s: quota of %s: %s", s->logid, s->user,
+			 strerror(errno));
+	if (limit)
+		snprintf(lim, sizeof(lim), "%" PRIu64, limit);
+	snprintf(out, len, ",\"quota\":{\"used\":%s,\"limit\":%s}", used, lim);
 }
 
 static void
 api_mailboxes(struct http_session *s)
 {
-	char userdir[API_PATH_MAX], dir[API_PATH_MAX];
+	char userdir[API_PATH_MAX], dir[API_PATH_MAX], quota[96];
 	char(*folders)[MAILDIR_MBOX_MAX + 1] = NULL;
 	size_t nfolders = 0;
 	struct maildir_list l;
@@ -665,8 +689,9 @@ api_mailboxes(struct http_session *s)
 		http_respond_error(s, 503, "store unavailable");
 		goto out;
 	}
+	api_quota_json(s, userdir, quota, sizeof(quota));
 	strbuf_appends(&sb, "[");
-	api_mailbox_entry(&sb, "INBOX", &l);
+	api_mailbox_entry(&sb, "INBOX", &l, quota);
 	maildir_list_free(&l);
 	if (maildir_folders(userdir, &folders, &nfolders) < 0) {
 		http_respond_error(s, 503, "store unavailable");
@@ -677,7 +702,7 @@ api_mailboxes(struct http_session *s)
 					 sizeof(dir)) < 0 ||
 		    maildir_scan(dir, &l) < 0)
 			continue; /* gone meanwhile, or not ours */
-		api_mailbox_entry(&sb, folders[i], &l);
+		api_mailbox_entry(&sb, folders[i], &l, quota);
 		maildir_list_free(&l);
 	}
 	if (strbuf_appends(&sb, "]") < 0 || sb.overflow) {

@@ -199,7 +199,8 @@ send_rcpt_list(struct send_ctx *c, const char *key, const char *name,
 			send_fail(c, 400, "too many recipients");
 			goto out;
 		}
-		switch (submit_add_rcpt(c->s->mn, &c->rc, addr, true)) {
+		/* the size is known at the end (send_deliver) */
+		switch (submit_add_rcpt(c->s->mn, &c->rc, addr, true, 0)) {
 		case SUBMIT_RCPT_OK:
 			break;
 		case SUBMIT_RCPT_UNKNOWN:
@@ -210,6 +211,12 @@ send_rcpt_list(struct send_ctx *c, const char *key, const char *name,
 			goto out;
 		case SUBMIT_RCPT_NOT_LOADED:
 			send_fail(c, 503, "directory not loaded yet");
+			goto out;
+		case SUBMIT_RCPT_FULL:
+		case SUBMIT_RCPT_TOO_BIG:
+			snprintf(c->why, sizeof(c->why),
+				 "%s: mailbox full (over its quota)", addr);
+			send_fail(c, 507, c->why);
 			goto out;
 		case SUBMIT_RCPT_NOMEM:
 			send_fail(c, 503, "out of memory");
@@ -472,6 +479,16 @@ send_deliver(struct send_ctx *c)
 		 c->sender, s->peerhost, mn->cfg->hostname, mn->cfg->name, id,
 		 date, added);
 	snprintf(logid, sizeof(logid), "http %s", s->logid);
+	struct submit_message qm = {.id = s->logid,
+				    .sender = c->sender,
+				    .logid = logid,
+				    .fd = fd,
+				    .datasize = c->msg.len};
+	if (submit_quota_data(mn, &c->rc, &qm, c->msg.len + strlen(prefix))) {
+		http_respond_error(s, 507, "the message would exceed the "
+					   "recipients' quota");
+		goto out;
+	}
 	const char *how = submit_deliver(mn, &c->rc, c->sender, fd, c->msg.len,
 					 prefix, logid, qid, sizeof(qid));
 	if (how == NULL) {

@@ -589,6 +589,7 @@ http_status_text(int status)
 	    {501, "Not Implemented"},
 	    {503, "Service Unavailable"},
 	    {505, "HTTP Version Not Supported"},
+	    {507, "Insufficient Storage"},
 	};
 	for (size_t i = 0; i < sizeof(texts) / sizeof(*texts); i++)
 		if (texts[i].status == status)

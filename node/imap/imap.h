@@ -248,6 +248,14 @@ imap_handler imap_cmd_search;
 imap_handler imap_cmd_copy;
 /* imap_cmd_append.c */
 imap_handler imap_cmd_append;
+/* imap_cmd_quota.c: QUOTA (RFC 9208) */
+imap_handler imap_cmd_getquotaroot, imap_cmd_getquota, imap_cmd_setquota;
+/* APPEND and COPY: true when bytes more would take the session's user
+ * over their quota (or they are over already): NO [OVERQUOTA]. */
+bool imap_quota_refuses(struct imap_session *s, uint64_t bytes);
+/* STATUS DELETED-STORAGE: what an EXPUNGE of l would free, in units of
+ * 1024 octets (rounded up: never below it, RFC 9208 5.1). */
+uint64_t imap_quota_deleted_storage(const struct maildir_list *l);
 
 /* ---- imap_mailbox.c: the selected mailbox ---- */
 

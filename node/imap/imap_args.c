@@ -43,6 +43,7 @@ static const struct {
     {"UIDNEXT", IMAP_STATUS_UIDNEXT},
     {"UIDVALIDITY", IMAP_STATUS_UIDVALIDITY},
     {"UNSEEN", IMAP_STATUS_UNSEEN},
+    {"DELETED-STORAGE", IMAP_STATUS_DELETED_STORAGE},
 };
 
 #define IMAP_NSTATUS (sizeof(imap_status_items) / sizeof(*imap_status_items))

@@ -44,6 +44,9 @@ enum {
 	IMAP_STATUS_UIDNEXT = 4,
 	IMAP_STATUS_UIDVALIDITY = 8,
 	IMAP_STATUS_UNSEEN = 16,
+	/* QUOTA (RFC 9208 5.1), a bit of its own, away from what other
+	 * extensions add after UNSEEN */
+	IMAP_STATUS_DELETED_STORAGE = 1u << 12,
 };
 struct imap_args_status {
 	char mailbox[IMAP_ARG_MBOX];

@@ -53,6 +53,9 @@ static const struct imap_cmd_def imap_cmds[] = {
     {"STORE", S_SEL, true, imap_cmd_store},
     {"COPY", S_SEL, true, imap_cmd_copy},
     {"MOVE", S_SEL, true, imap_cmd_copy},
+    {"GETQUOTAROOT", S_LOGGED, false, imap_cmd_getquotaroot},
+    {"GETQUOTA", S_LOGGED, false, imap_cmd_getquota},
+    {"SETQUOTA", S_LOGGED, false, imap_cmd_setquota},
 };
 
 void

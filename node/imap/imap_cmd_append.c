@@ -39,6 +39,10 @@ imap_cmd_append(struct imap_session *s, struct imap_cmd *c)
 		imap_no(s, c, "[TRYCREATE] No such mailbox");
 		return;
 	}
+	if (imap_quota_refuses(s, len)) {
+		imap_no(s, c, "[OVERQUOTA] Quota exceeded");
+		return;
+	}
 	if ((ctr = imap_uid_need(s, name, 1)) == NULL)
 		return; /* runs again under the mailbox's lease */
 	if (imap_crlf(data, len, &fixed, &len) < 0) {

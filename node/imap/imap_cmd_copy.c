@@ -76,6 +76,13 @@ imap_cmd_copy(struct imap_session *s, struct imap_cmd *c)
 		imap_ok(s, c, "%s completed, nothing to do", c->name);
 		goto out;
 	}
+	uint64_t bytes = 0; /* MOVE takes no more room than it frees */
+	for (size_t k = 0; k < n && !move; k++)
+		bytes += msgs[k].size;
+	if (!move && imap_quota_refuses(s, bytes)) {
+		imap_no(s, c, "[OVERQUOTA] Quota exceeded");
+		goto out;
+	}
 	if ((ctr = imap_uid_need(s, name, n)) == NULL)
 		goto out; /* runs again under the mailbox's lease */
 	if (maildir_copy(b->dir, msgs, n, dst, s->mn->store.hostname, ctr,

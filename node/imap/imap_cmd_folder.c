@@ -2,6 +2,7 @@
  * and STATUS (RFC 3501 6.3). Names are checked (modified UTF-7, nothing
  * that leaves the user's Maildir) before anything touches the store. */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -195,9 +196,14 @@ imap_cmd_status(struct imap_session *s, struct imap_cmd *c)
 		strbuf_appendf(&sb, "%sUIDVALIDITY %u", sp, l.uidvalidity);
 		sp = " ";
 	}
-	if (items & IMAP_STATUS_UNSEEN)
+	if (items & IMAP_STATUS_UNSEEN) {
 		strbuf_appendf(&sb, "%sUNSEEN %zu", sp,
 			       maildir_unseen(&l) + l.pending);
+		sp = " ";
+	}
+	if (items & IMAP_STATUS_DELETED_STORAGE)
+		strbuf_appendf(&sb, "%sDELETED-STORAGE %" PRIu64, sp,
+			       imap_quota_deleted_storage(&l));
 	strbuf_appends(&sb, ")");
 	imap_untagged(s, "STATUS %s", strbuf_str(&sb));
 	strbuf_free(&sb);

@@ -50,6 +50,7 @@ struct smtp_session {
 
 	/* the transaction */
 	char sender[DIR_ADDR_MAX];
+	uint64_t mail_size;	/* MAIL's SIZE= (RFC 1870); 0: none */
 	struct submit_rcpts rc; /* RCPT commands accepted, where they go */
 
 	/* DATA */

@@ -85,6 +85,7 @@ smtp_mail_params(struct smtp_session *s, char *params)
 			   s->mn->cfg->max_message_size);
 		return -1;
 	}
+	s->mail_size = mp.has_size ? mp.size : 0;
 	return 0;
 }
 
@@ -146,7 +147,8 @@ smtp_cmd_rcpt(struct smtp_session *s, char *args)
 		smtp_reply(s, "452 4.5.3 Too many recipients");
 		return;
 	}
-	switch (submit_add_rcpt(s->mn, &s->rc, rcpt, smtp_relay_allowed(s))) {
+	switch (submit_add_rcpt(s->mn, &s->rc, rcpt, smtp_relay_allowed(s),
+				s->mail_size)) {
 	case SUBMIT_RCPT_OK:
 		s->state = SMTP_RCPT;
 		smtp_reply(s, "250 2.1.5 Ok");
@@ -162,6 +164,20 @@ smtp_cmd_rcpt(struct smtp_session *s, char *args)
 		smtp_error(s,
 			   "550 5.1.1 <%s>: Recipient address rejected: "
 			   "no such user",
+			   rcpt);
+		return;
+	case SUBMIT_RCPT_FULL:
+		log_info("smtp %s: <%s>: over its quota", s->id, rcpt);
+		smtp_reply(s, "452 4.2.2 <%s>: Mailbox full, try again later",
+			   rcpt);
+		return;
+	case SUBMIT_RCPT_TOO_BIG:
+		log_info("smtp %s: <%s>: SIZE=%llu would take it over its "
+			 "quota",
+			 s->id, rcpt, (unsigned long long)s->mail_size);
+		smtp_reply(s,
+			   "552 5.2.2 <%s>: Message would exceed the "
+			   "recipient's quota",
 			   rcpt);
 		return;
 	case SUBMIT_RCPT_NOMEM:

@@ -201,6 +201,17 @@ smtp_data_end(struct smtp_session *s)
 	}
 	strcat(prefix, added);
 	snprintf(logid, sizeof(logid), "smtp %s", s->id);
+	struct submit_message m = {.id = s->id,
+				   .sender = s->sender,
+				   .logid = logid,
+				   .fd = s->datafd,
+				   .datasize = s->datasize};
+	if (submit_quota_data(s->mn, &s->rc, &m,
+			      s->datasize + strlen(prefix))) {
+		smtp_reply(s, "552 5.2.2 Message would exceed the recipient's "
+			      "quota");
+		goto done;
+	}
 	const char *how =
 	    submit_deliver(s->mn, &s->rc, s->sender, s->datafd, s->datasize,
 			   prefix, logid, qid, sizeof(qid));

@@ -16,6 +16,7 @@
 #include "../../common/log.h"
 #include "maildir.h"
 #include "maildir_int.h"
+#include "quota.h"
 
 #define MAILDIR_SUBS "subscriptions"
 #define MAILDIR_SUBS_LOCK "mailswitch-sublock"
@@ -208,6 +209,7 @@ maildir_folder_delete(const char *userdir, const char *name)
 		goto fail;
 	if ((dfd = open(userdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 		goto fail;
+	quota_forget(userdir); /* its messages went: the next use recounts */
 	if (maildir_remove_at(dfd, strrchr(trash, '/') + 1, 2) < 0)
 		goto fail;
 	if (fsync(dfd) < 0)

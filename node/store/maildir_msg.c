@@ -18,6 +18,7 @@
 #include "../../common/log.h"
 #include "maildir.h"
 #include "maildir_int.h"
+#include "quota.h"
 
 #define MAILDIR_COPY_CHUNK 65536
 #define MAILDIR_NAME_TRIES 1000
@@ -189,19 +190,21 @@ int
 maildir_expunge(const char *dir, const struct maildir_msg *m)
 {
 	char cur[MAILDIR_NAME_MAX + 1], path[MAILDIR_PATH_MAX];
+	bool removed = false;
 
-	for (int tries = 0; tries < 3; tries++) {
+	for (int tries = 0; tries < 3 && !removed; tries++) {
 		if (maildir_msg_locate(dir, m->name, cur, sizeof(cur)) < 0) {
 			if (errno == ENOENT)
 				return 0; /* expunged by another session */
 			goto fail;
 		}
 		snprintf(path, sizeof(path), "%s/cur/%s", dir, cur);
-		if (unlink(path) == 0)
-			break;
-		if (errno != ENOENT)
+		removed = unlink(path) == 0;
+		if (!removed && errno != ENOENT)
 			goto fail;
 	}
+	if (removed) /* by this call: counted once, whoever else tried */
+		quota_change(dir, -(int64_t)m->size, -1);
 	snprintf(path, sizeof(path), "%s/cur", dir);
 	if (maildir_fsync_dir(path) < 0)
 		goto fail;
@@ -402,6 +405,7 @@ maildir_append(const char *dir, const char *hostname, const void *data,
 		goto fail;
 	if (maildir_staged_publish(dir, &s, 1, ctr, uidvalidity, uid) < 0)
 		goto fail;
+	quota_change(dir, (int64_t)len, 1);
 	return 0;
 fail:;
 	int e = errno ? errno : EIO;
@@ -573,8 +577,12 @@ maildir_copy(const char *srcdir, const struct maildir_msg *msgs, size_t n,
 	if (maildir_staged_publish(dstdir, staged, n, ctr, uidvalidity,
 				   &first) < 0)
 		goto fail;
-	for (size_t i = 0; i < n; i++)
+	int64_t bytes = 0;
+	for (size_t i = 0; i < n; i++) {
 		uids[i] = first + (uint32_t)i;
+		bytes += (int64_t)msgs[i].size;
+	}
+	quota_change(dstdir, bytes, (int64_t)n);
 	free(staged);
 	return 0;
 fail:;

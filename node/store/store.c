@@ -17,6 +17,7 @@
 #include "../../common/log.h"
 #include "maildir.h"
 #include "notice.h"
+#include "quota.h"
 #include "store.h"
 
 #define STORE_LOCAL_MAX 64
@@ -308,6 +309,16 @@ fail:;
 	return -1;
 }
 
+/* Counts a delivered copy in the recipient's usage (quota.h). */
+static void
+store_quota_add(const struct store *s, const char *rcpt, size_t size)
+{
+	char dir[4096];
+
+	if (store_user_dir(s, rcpt, dir, sizeof(dir), false) == 0)
+		quota_change(dir, (int64_t)size, 1);
+}
+
 /* One copy into one Maildir: tmp/NAME written and fsynced, renamed to
  * new/NAME, new/ fsynced. On failure nothing is left in tmp/. */
 static int
@@ -350,6 +361,7 @@ store_deliver_one(struct store *s, const char *rcpt, int fd, size_t len,
 	if (fsync(md.new) < 0)
 		goto fail; /* in new/ but not known durable: report it */
 	store_maildir_close(&md);
+	store_quota_add(s, rcpt, plen + len);
 	return 0;
 fail:
 	saved = errno;

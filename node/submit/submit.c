@@ -111,7 +111,7 @@ submit_add_forwards(struct mailnode *mn, struct submit_rcpts *r,
 
 enum submit_rcpt_result
 submit_add_rcpt(struct mailnode *mn, struct submit_rcpts *r, const char *rcpt,
-		bool relay_allowed)
+		bool relay_allowed, uint64_t size)
 {
 	char mb[DIR_MAX_TARGETS][DIR_ADDR_MAX];
 	size_t n = 0;
@@ -130,6 +130,16 @@ submit_add_rcpt(struct mailnode *mn, struct submit_rcpts *r, const char *rcpt,
 	case DIR_OK:
 		break;
 	}
+	/* before anything of it joins the message */
+	for (size_t i = 0; i < n; i++)
+		switch (submit_quota_of(mn, mb[i], size)) {
+		case QUOTA_OK:
+			continue;
+		case QUOTA_FULL:
+			return SUBMIT_RCPT_FULL;
+		case QUOTA_EXCEED:
+			return SUBMIT_RCPT_TOO_BIG;
+		}
 	int fw = submit_add_forwards(mn, r, rcpt);
 	if (fw < 0 || (n == 0 && fw == 0))
 		return SUBMIT_RCPT_UNKNOWN;

@@ -12,6 +12,7 @@
 
 #include "../config/directory.h"
 #include "../mailnode.h"
+#include "../store/quota.h"
 
 /* The recipients of one message, each list without duplicates. */
 struct submit_rcpts {
@@ -30,6 +31,8 @@ enum submit_rcpt_result {
 	SUBMIT_RCPT_NOT_LOADED,	  /* the directory is not loaded yet */
 	SUBMIT_RCPT_RELAY_DENIED, /* remote, and relay_allowed false */
 	SUBMIT_RCPT_UNKNOWN,	  /* local domain, no such user */
+	SUBMIT_RCPT_FULL,	  /* a mailbox of it is at its quota already */
+	SUBMIT_RCPT_TOO_BIG,	  /* size would take a mailbox over its quota */
 	SUBMIT_RCPT_NOMEM,
 };
 
@@ -45,10 +48,35 @@ bool submit_sender_allowed(struct directory *dir, const char *user,
 /* Adds one recipient address (syntax already checked): a local one's
  * mailboxes and its forwarding targets outside the local domains (an
  * SRS0 address of ours is turned back into its original, a bounce to
- * forwarded mail); a remote one, when relay_allowed, for the queue. */
+ * forwarded mail); a remote one, when relay_allowed, for the queue.
+ * A local one whose mailboxes have no room for size bytes (0: the size
+ * is not known yet) is refused whole (submit_quota.c). */
 enum submit_rcpt_result submit_add_rcpt(struct mailnode *mn,
 					struct submit_rcpts *r,
-					const char *rcpt, bool relay_allowed);
+					const char *rcpt, bool relay_allowed,
+					uint64_t size);
+
+/* submit_quota.c: what size more bytes would do to a local mailbox. */
+enum quota_verdict submit_quota_of(struct mailnode *mn, const char *mailbox,
+				   uint64_t size);
+
+/* A message taken in, for what is done with it at its end. */
+struct submit_message {
+	const char *id;	    /* its queue ID's start, the session's ID */
+	const char *sender; /* "" for the null sender */
+	const char *logid;  /* "smtp ID", in logs */
+	int fd;		    /* the data */
+	size_t datasize;
+};
+
+/* At the end of the data, for a message of size bytes as stored: true
+ * when it would take every local mailbox of r over its quota and has
+ * nobody else to go to (refuse it: 552 5.2.2). Otherwise false, the
+ * mailboxes it would take over taken out of r and a non-delivery notice
+ * queued to the sender for them (when none can go, they stay and get it
+ * past their limit). */
+bool submit_quota_data(struct mailnode *mn, struct submit_rcpts *r,
+		       const struct submit_message *m, uint64_t size);
 
 /* The Message-ID: and Date: lines (CRLF each) that the message in fd
  * (size bytes) lacks, "" when it has both; id makes the Message-ID

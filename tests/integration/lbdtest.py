@@ -3,6 +3,7 @@ nodes (standin_node.py, real processes a test can SIGKILL), a real lbd
 started from a config string, and lbctl."""
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -94,8 +95,9 @@ class Lbd:
     """A real lbd from a config string. `{control}` and `{state}` in the
     string are filled in with paths in the test's temporary directory."""
 
-    def __init__(self, tmp, config, name="lbd", args=()):
+    def __init__(self, tmp, config, name="lbd", args=(), nofile=None):
         self.tmp = tmp
+        self.nofile = nofile  # (soft, hard) RLIMIT_NOFILE to start with
         self.control = os.path.join(tmp, name + ".sock")
         self.state = os.path.join(tmp, name + ".state")
         self.path = os.path.join(tmp, name + ".ini")
@@ -111,8 +113,11 @@ class Lbd:
 
     def start(self, wait=True):
         self.logf = open(self.logpath, "ab")
-        self.proc = subprocess.Popen([LBD, "-c", self.path] + self.args,
-                                     stdout=self.logf, stderr=self.logf)
+        limit = self.nofile
+        self.proc = subprocess.Popen(
+            [LBD, "-c", self.path] + self.args, stdout=self.logf,
+            stderr=self.logf, preexec_fn=limit and (
+                lambda: resource.setrlimit(resource.RLIMIT_NOFILE, limit)))
         if wait:
             wait_for(lambda: self.proc.poll() is not None or self.ping(),
                      10, what="lbd control socket")

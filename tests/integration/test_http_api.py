@@ -139,8 +139,11 @@ class HttpApiTest(NodeTestCase):
         st, h, body = request(n2, "GET", "/api/mailboxes",
                               headers=bearer(token), conn=conn)
         self.assertEqual(st, 200, body)
+        used = os.path.getsize(self.maildir("alice@example.test")[0])
+        quota = {"used": used, "limit": None}  # the user's, no limit
         self.assertEqual(json.loads(body),
-                         [{"name": "INBOX", "messages": 1, "unseen": 1}])
+                         [{"name": "INBOX", "messages": 1, "unseen": 1,
+                           "quota": quota}])
         st, h, body = request(n2, "GET", "/api/messages?mailbox=INBOX",
                               headers=bearer(token), conn=conn)
         self.assertEqual(st, 200, body)
@@ -210,9 +213,13 @@ class HttpApiTest(NodeTestCase):
         with open(os.path.join(sent, "cur", "1.x,U=7:2,S"), "wb") as f:
             f.write(b"Subject: sent one\r\n\r\nbody\r\n")
         st, h, body = request(n, "GET", "/api/mailboxes", headers=bearer(token))
+        quota = {"used": sum(os.path.getsize(p) for p in
+                             self.maildir("alice@example.test")) +
+                 os.path.getsize(os.path.join(sent, "cur", "1.x,U=7:2,S")),
+                 "limit": None}  # one quota root for every mailbox
         self.assertEqual(json.loads(body), [
-            {"name": "INBOX", "messages": 1, "unseen": 1},
-            {"name": "Sent", "messages": 1, "unseen": 0}])
+            {"name": "INBOX", "messages": 1, "unseen": 1, "quota": quota},
+            {"name": "Sent", "messages": 1, "unseen": 0, "quota": quota}])
         st, h, body = request(n, "GET", "/api/messages?mailbox=Sent",
                               headers=bearer(token))
         self.assertEqual(st, 200)

@@ -4,6 +4,7 @@ store check of /health runs off the request path), trickling clients are
 cut at absolute deadlines, and connections are capped per client address
 and in total, with each protocol's temporary answer."""
 import poplib
+import resource
 import socket
 import subprocess
 import threading
@@ -269,6 +270,24 @@ class ConfigTest(NodeTestCase):
                                capture_output=True, text=True, timeout=10)
             self.assertEqual(r.returncode, 2, bad)
             self.assertIn(bad.split()[0], r.stderr)
+
+    def test_open_file_limit_raised_to_the_hard_one(self):
+        # Started with the usual soft limit of a shell far below the hard
+        # one: mailnode raises it, so max_connections is not cut to fit.
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard == resource.RLIM_INFINITY or hard <= 1024:
+            self.skipTest("hard open-file limit %s leaves nothing to raise"
+                          % hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard))
+        try:
+            n = self.node()
+        finally:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        with open("/proc/%d/limits" % n.proc.pid) as f:
+            line = [l for l in f if l.startswith("Max open files")][0]
+        self.assertEqual(line.split()[3:5], [str(hard), str(hard)], line)
+        self.assertIn("open files: limit %d (was 1024)" % hard, n.log())
+        self.assertNotIn("max_connections: ", n.log())
 
 
 if __name__ == "__main__":

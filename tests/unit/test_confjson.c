@@ -1,6 +1,7 @@
 /* node/config/confjson: the config document (export, import, snapshots)
  * and common/fdio's atomic file replacement under it. */
 #include <criterion/criterion.h>
+#include <inttypes.h>
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,11 +47,15 @@ see_domain(void *arg, const char *d)
 }
 
 static int
-see_user(void *arg, const char *a, const char *hash)
+see_user(void *arg, const char *a, const char *hash, uint64_t quota)
 {
 	(void)arg;
-	snprintf(seen + strlen(seen), sizeof(seen) - strlen(seen), "u %s %s\n",
-		 a, hash ? hash : "-");
+	snprintf(seen + strlen(seen), sizeof(seen) - strlen(seen), "u %s %s", a,
+		 hash ? hash : "-");
+	if (quota)
+		snprintf(seen + strlen(seen), sizeof(seen) - strlen(seen),
+			 " q%" PRIu64, quota);
+	snprintf(seen + strlen(seen), sizeof(seen) - strlen(seen), "\n");
 	return 0;
 }
 
@@ -100,14 +105,16 @@ Test(confjson, round_trip, .init = setup, .fini = teardown)
 	confjson_writer_init(&w, 42);
 	cr_assert_eq(confjson_write_domain(&w, "example.test"), 0);
 	cr_assert_eq(confjson_write_domain(&w, "other.test"), 0);
-	cr_assert_eq(confjson_write_user(&w, "a@example.test", "$y$h\"x\\"), 0);
-	cr_assert_eq(confjson_write_user(&w, "b@example.test", NULL), 0);
+	cr_assert_eq(confjson_write_user(&w, "a@example.test", "$y$h\"x\\", 0),
+		     0);
+	cr_assert_eq(
+	    confjson_write_user(&w, "b@example.test", NULL, 5368709120), 0);
 	cr_assert_eq(confjson_write_alias(&w, "t@example.test", targets, 2), 0);
 	cr_assert_eq(confjson_write_setting(&w, "max_recipients", "5"), 0);
 	cr_assert_eq(
 	    confjson_write_setting(&w, "proxy_trusted", "10.0.0.0/8, ::1"), 0);
 	/* Out of the document's order. */
-	cr_assert_eq(confjson_write_user(&w, "c@example.test", NULL), -1);
+	cr_assert_eq(confjson_write_user(&w, "c@example.test", NULL, 0), -1);
 	cr_assert_eq(confjson_writer_save(&w, path), 0);
 	confjson_writer_free(&w);
 	cr_assert_eq(stat(path, &st), 0);
@@ -119,7 +126,7 @@ Test(confjson, round_trip, .init = setup, .fini = teardown)
 			 "d example.test\n"
 			 "d other.test\n"
 			 "u a@example.test $y$h\"x\\\n"
-			 "u b@example.test -\n"
+			 "u b@example.test - q5368709120\n"
 			 "a t@example.test a@example.test b@example.test\n"
 			 "s max_recipients=5\n"
 			 "s proxy_trusted=10.0.0.0/8, ::1\n");
@@ -149,11 +156,12 @@ Test(confjson, empty_sections, .init = setup, .fini = teardown)
 }
 
 static int
-stop_at_user(void *arg, const char *a, const char *hash)
+stop_at_user(void *arg, const char *a, const char *hash, uint64_t quota)
 {
 	(void)arg;
 	(void)a;
 	(void)hash;
+	(void)quota;
 	return 7;
 }
 
@@ -204,8 +212,16 @@ Test(confjson, refuses_bad_documents, .init = setup, .fini = teardown)
 	     "\"aliases\":[{\"address\":\"a@b\",\"targets\":[]}]}",
 	     "aliases[0] is not"},
 	    {"{\"format\":\"mailswitch-config\",\"version\":1,\"generation\":0,"
-	     "\"domains\":[],\"users\":[],\"aliases\":[],\"quotas\":{}}",
-	     "unknown member \"quotas\""},
+	     "\"domains\":[],\"users\":[],\"aliases\":[],\"settingz\":{}}",
+	     "unknown member \"settingz\""},
+	    {"{\"format\":\"mailswitch-config\",\"version\":1,\"generation\":0,"
+	     "\"domains\":[],\"users\":[{\"address\":\"a@b\","
+	     "\"password\":null,\"quota\":0}],\"aliases\":[]}",
+	     "users[0] is not"},
+	    {"{\"format\":\"mailswitch-config\",\"version\":1,\"generation\":0,"
+	     "\"domains\":[],\"users\":[{\"address\":\"a@b\","
+	     "\"password\":null,\"quota\":\"1M\"}],\"aliases\":[]}",
+	     "users[0] is not"},
 	    {"{\"format\":\"mailswitch-config\",\"format\":\"mailswitch-"
 	     "config\","
 	     "\"version\":1,\"generation\":0,\"domains\":[],\"users\":[],"
