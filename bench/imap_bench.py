@@ -41,22 +41,56 @@ the end whatever happens):
      and peak resident memory (sampled sum of VmRSS over the tree; for
      mailnode also its VmHWM).
 
+  6. Then, one server at a time (mailnode, then Dovecot), the idle
+     workloads, with --idle-sessions users idle00000@example.test ... (one
+     session each; one SHA-512-crypt hash of 1,000 rounds for all, so
+     10,000 logins are cheap on both) whose mail directories exist (a
+     first login of idle00000, copied to the others):
+       I1  --idle-sessions sessions opened through lbd (two lbd processes,
+           half the sessions each: the open-file limit is 20,000 here, one
+           lbd holds two descriptors per session; PROXY v2 to the server:
+           mailnode trusts 127.0.0.1, Dovecot gets a haproxy listener),
+           each logging in, selecting INBOX and sending IDLE (64 at a time
+           between connect and IDLE, in one epoll thread). Dovecot has
+           imap_hibernate_timeout = 5s; once all its imap processes have
+           hibernated: resident memory per session, the RSS delta of
+           mailnode, of Dovecot's whole tree (imap-hibernate, imap-login,
+           anvil, ...; RSS summed and PSS summed), of the two lbd, and the
+           kernel's TCP buffers (/proc/net/sockstat) and TCP and socket
+           inode slab objects (/proc/slabinfo), both for the whole network
+           namespace (client, lbd and server sockets).   KiB/session
+       I2  one message to each of --notify-users users spread over the
+           sessions, in turn (mailnode: SMTP to its MX listener; Dovecot:
+           LMTP), while all sessions IDLE: seconds from the start of each
+           transaction to its session reading `* N EXISTS`; p50, p99,
+           max. No other session may see EXISTS.   Target: p99 <= 1 s.
+     Dovecot keeps an inotify instance per session as user nobody: the
+     run raises fs.inotify.max_user_instances and puts it back at the
+     end.
+
+Direct connections (W1-W3, I2's deliveries) come from 127.0.0.2, since
+mailnode waits for a PROXY header from 127.0.0.1 (the lbd address).
+
 Correctness is checked on what is timed, and the run fails (exit 1) if
 any check fails: FETCH 1:* must return --messages answers, SEARCH counts
 must equal each other and what was generated, every BODY.PEEK[] must
 return the exact bytes of the generated message.
 
 Writes OUT/imap.md (a markdown table) and OUT/imap.csv (per rep, medians,
-resources) and prints the table. Defaults finish in well under 5 minutes;
-every wait has a timeout.
+resources) and prints the table. W1 to W3 take a few minutes, I1/I2 with
+10,000 sessions about 10 more on a loaded 2-CPU machine; every wait has a
+timeout.
 
 usage: bench/imap_bench.py [--reps N] [--messages N] [--sessions N]
                            [--per-session N] [--targets mailnode,dovecot]
+                           [--idle-sessions N] [--notify-users N]
                            [--out DIR] [--keep]
 
-Needs: build/bin/mailnode and build/bin/mailctl (cmake --build build
---target mailnode mailctl), redis-server, dovecot (Debian dovecot-imapd),
-taskset, root (Dovecot runs its mail processes as nobody). --targets
+Needs: build/bin/mailnode, build/bin/mailctl and build/bin/lbd (cmake
+--build build --target mailnode mailctl lbd), redis-server, dovecot
+(Debian dovecot-imapd, and dovecot-lmtpd for I2), taskset, root (Dovecot
+runs its mail processes as nobody). --idle-sessions 0 skips I1 and I2,
+--reps 0 skips W1 to W3. --targets
 dovecot runs the Dovecot side alone (no mailnode, no Redis).
 """
 import argparse
@@ -65,7 +99,9 @@ import datetime
 import email.utils
 import glob
 import imaplib
+import json
 import os
+import resource
 import platform
 import random
 import re
@@ -84,6 +120,7 @@ TOP = os.path.dirname(HERE)
 BIN = os.environ.get("MS_BIN", os.path.join(TOP, "build", "bin"))
 MAILNODE = os.path.join(BIN, "mailnode")
 MAILCTL = os.path.join(BIN, "mailctl")
+LBD = os.path.join(BIN, "lbd")
 sys.path.insert(0, os.path.join(TOP, "tests", "integration"))
 import redistest  # noqa: E402  (the tests' private redis-server and RESP client)
 
@@ -389,6 +426,19 @@ class Servers:
                                                           r.returncode, r.stderr))
         return r.stdout
 
+    def add_idle_users(self, n):
+        """idle_user(0 .. n-1), through mailctl export and import."""
+        if not n:
+            return
+        cfg = json.loads(self.mailctl("export"))
+        h = idle_hash()
+        cfg["users"] += [{"address": idle_user(i), "password": h}
+                         for i in range(n)]
+        path = os.path.join(self.tmp, "config.json")
+        with open(path, "w") as f:
+            json.dump(cfg, f)
+        self.mailctl("import", path)
+
     def user_hash(self):
         h = self.redis.cli("HGET", "ms:user:" + USER, "password")
         if not h or not h.startswith("$"):
@@ -405,9 +455,13 @@ class Servers:
         with open(conf, "w") as f:
             f.write("[node]\nname = bench1\nhostname = bench1.example.test\n"
                     "redis = 127.0.0.1:%d\nstore = %s\nspool = %s\n"
-                    "allow_plaintext_auth = yes\ngrace_s = 1\n\n"
-                    "[listen]\nimap = 127.0.0.1:%d\n"
-                    % (self.redis.port, self.store, spool, port))
+                    "allow_plaintext_auth = yes\ngrace_s = 1\n"
+                    # I1/I2: 10,000 sessions from one address through lbd
+                    "max_connections = 0\nmax_connections_per_source = 0\n"
+                    "proxy_protocol = on\nproxy_trusted = 127.0.0.1/32\n\n"
+                    "[listen]\nimap = 127.0.0.1:%d\nsmtp = 127.0.0.1:%d\n"
+                    % (self.redis.port, self.store, spool, port,
+                       self.ports.setdefault("mailnode_smtp", free_port())))
         p = self.spawn("mailnode", [MAILNODE, "-c", conf])
         wait_for(lambda: p.poll() is not None or can_connect(port), 15,
                  "mailnode's IMAP port")
@@ -431,9 +485,9 @@ class Servers:
     def setup_dovecot(self, crypt_hash):
         d = os.path.join(self.tmp, "dovecot")
         self.dovecot_dir = d
-        self.dovecot_home = os.path.join(d, "home")
-        for sub in ("run", "state", "home/Maildir/cur", "home/Maildir/new",
-                    "home/Maildir/tmp"):
+        self.dovecot_home = os.path.join(d, "home", "alice")
+        for sub in ("run", "state", "home/alice/Maildir/cur",
+                    "home/alice/Maildir/new", "home/alice/Maildir/tmp"):
             os.makedirs(os.path.join(d, sub))
         # the login, auth and mail processes (dovenull, dovecot, nobody)
         # must reach their files: the temp dirs are mode 0700 by default
@@ -442,17 +496,24 @@ class Servers:
         passwd = os.path.join(d, "passwd")
         with open(passwd, "w") as f:
             f.write("%s:{CRYPT}%s\n" % (USER, crypt_hash))
+            h = idle_hash()
+            for i in range(self.args.idle_sessions):
+                f.write("%s:{CRYPT}%s\n" % (idle_user(i), h))
         os.chmod(passwd, 0o644)
         port = self.ports["dovecot"] = free_port()
+        hport = self.ports["dovecot_haproxy"] = free_port()
+        lport = self.ports["dovecot_lmtp"] = free_port()
         self.dovecot_conf = os.path.join(d, "dovecot.conf")
         with open(self.dovecot_conf, "w") as f:
-            f.write(DOVECOT_CONF % dict(dir=d, port=port, passwd=passwd))
+            f.write(DOVECOT_CONF % dict(dir=d, port=port, passwd=passwd,
+                                        hport=hport, lport=lport))
 
     def dovecot_maildir(self):
         return os.path.join(self.dovecot_home, "Maildir")
 
     def start_dovecot(self):
-        subprocess.run(["chown", "-R", "nobody:nogroup", self.dovecot_home],
+        subprocess.run(["chown", "-R", "nobody:nogroup",
+                        os.path.dirname(self.dovecot_home)],
                        check=True, timeout=60)
         p = self.spawn("dovecot", ["dovecot", "-F", "-c", self.dovecot_conf])
         port = self.ports["dovecot"]
@@ -466,7 +527,7 @@ class Servers:
         return self.procs[name].pid
 
     def stop_all(self):
-        for name in ("mailnode", "dovecot", "redis"):
+        for name in ("lbd0", "lbd1", "mailnode", "dovecot", "redis"):
             p = self.procs.get(name)
             if not p or p.poll() is not None:
                 continue
@@ -490,7 +551,7 @@ class Servers:
 DOVECOT_CONF = """\
 # imap_bench.py's private Dovecot: loopback only, no TLS, nothing shared
 # with a system instance (own base_dir, state_dir, instance_name, logs).
-protocols = imap
+protocols = imap lmtp
 listen = 127.0.0.1
 instance_name = imapbench
 base_dir = %(dir)s/run
@@ -508,8 +569,11 @@ passdb {
 }
 userdb {
   driver = static
-  args = uid=nobody gid=nogroup home=%(dir)s/home
+  args = uid=nobody gid=nogroup home=%(dir)s/home/%%n
 }
+# I1/I2: lbd in front, as in front of mailnode: PROXY v2 on a listener of
+# its own, the client's address from it
+haproxy_trusted_networks = 127.0.0.0/8
 service imap-login {
   inet_listener imap {
     address = 127.0.0.1
@@ -518,18 +582,60 @@ service imap-login {
   inet_listener imaps {
     port = 0
   }
+  inet_listener imap_haproxy {
+    address = 127.0.0.1
+    port = %(hport)d
+    haproxy = yes
+  }
+}
+# I1/I2: hibernation of IDLE sessions, as Dovecot's documentation sets it
+# up (doc.dovecot.org, configuration_manual/hibernation): after 5 s of
+# IDLE the connection moves to imap-hibernate and its imap process ends
+service imap {
+  unix_listener imap-master {
+    user = $default_internal_user
+  }
+  extra_groups = $default_internal_group
+  # imap processes alive at once: those logged in and not hibernated yet
+  process_limit = 2048
+}
+service imap-hibernate {
+  unix_listener imap-hibernate {
+    mode = 0660
+    group = $default_internal_group
+  }
+}
+# I2: deliveries over LMTP (Debian's dovecot-lmtpd)
+service lmtp {
+  inet_listener lmtp {
+    address = 127.0.0.1
+    port = %(lport)d
+  }
 }
 protocol imap {
   # the default, 10, would refuse the concurrent sessions of W3
   mail_max_userip_connections = 1000
+  imap_hibernate_timeout = 5s
 }
 """
 
 
 # ---------------------------------------------------------------- client
 
+# Direct connections (W1-W3, I2's deliveries) come from 127.0.0.2:
+# mailnode trusts PROXY headers from 127.0.0.1 (lbd, I1/I2) and waits
+# for one from there.
+CLIENT_ADDR = "127.0.0.2"
+
+
+class IMAP4(imaplib.IMAP4):
+    def _create_socket(self, timeout):
+        return socket.create_connection((self.host, self.port), timeout,
+                                        source_address=(CLIENT_ADDR, 0))
+
+
 def connect(port):
-    m = imaplib.IMAP4("127.0.0.1", port, timeout=IO_TIMEOUT)
+    m = IMAP4("127.0.0.1", port, timeout=IO_TIMEOUT)
     m.login(USER, PASSWORD)
     return m
 
@@ -614,7 +720,7 @@ def w3(port, mbox, smap, sessions, per_session, timeout):
         got = []
         try:
             barrier.wait()
-            m = imaplib.IMAP4("127.0.0.1", port, timeout=IO_TIMEOUT)
+            m = IMAP4("127.0.0.1", port, timeout=IO_TIMEOUT)
             m.login(USER, PASSWORD)
             ok(*m.select("INBOX"), what="SELECT")
             for s in plans[i]:
@@ -628,7 +734,7 @@ def w3(port, mbox, smap, sessions, per_session, timeout):
 
     # one more session, selected beforehand, sends NOOP every 100 ms
     # during the run: how long the server leaves an idle client waiting
-    probe = imaplib.IMAP4("127.0.0.1", port, timeout=IO_TIMEOUT)
+    probe = IMAP4("127.0.0.1", port, timeout=IO_TIMEOUT)
     probe.login(USER, PASSWORD)
     ok(*probe.select("INBOX"), what="probe SELECT")
     probe_lat = []
@@ -681,6 +787,437 @@ def w3(port, mbox, smap, sessions, per_session, timeout):
     return t1 - t0, max(probe_lat) if probe_lat else None
 
 
+# ---------------------------------------------------------------- I1, I2: idle sessions
+
+# I1/I2's users: idle00000@example.test ...; one cheap hash for all of
+# them (SHA-512 crypt, 1,000 rounds), so 10,000 logins per server do not
+# take minutes of yescrypt on a shared machine. Both servers check it
+# with crypt(3) at each login.
+IDLE_PASSWORD = "idle"
+IDLE_RE = re.compile(rb"^\* (\d+) EXISTS")
+
+
+def idle_user(i):
+    return "idle%05d@example.test" % i
+
+
+def idle_hash():
+    import warnings
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import crypt  # deprecated, still in 3.11
+    return crypt.crypt(IDLE_PASSWORD, "$6$rounds=1000$imapbenchidle$")
+
+
+def start_lbds(srv, targets, count=2):
+    """count lbd processes, each with an IMAP service per target in front
+    of it (PROXY v2, no health checks, no per-source limits). Two, because
+    one lbd holds two descriptors per session and the open-file limit
+    here is 20,000 (raising it needs CAP_SYS_RESOURCE): 5,000 sessions
+    each. Returns {target: [port of each lbd]}."""
+    backend = {"mailnode": srv.ports.get("mailnode"),
+               "dovecot": srv.ports.get("dovecot_haproxy")}
+    ports = {t: [] for t in targets}
+    for k in range(count):
+        name = "lbd%d" % k
+        conf = ["[lbd]", "control = %s" % os.path.join(srv.tmp, name + ".sock"),
+                "workers = 1", "log_level = warn", "grace_s = 1", ""]
+        for t in targets:
+            p = free_port()
+            ports[t].append(p)
+            conf += ["[service %s]" % t, "listen = 127.0.0.1:%d" % p,
+                     "protocol = imap", "pool = %s" % t, "proxy_protocol = v2",
+                     "", "[pool %s]" % t, "check = none",
+                     "node = %s 127.0.0.1:%d" % (t, backend[t]), ""]
+        path = os.path.join(srv.tmp, name + ".ini")
+        with open(path, "w") as f:
+            f.write("\n".join(conf))
+        p = srv.spawn(name, [LBD, "-c", path])
+        for t in targets:
+            wait_for(lambda: p.poll() is not None or can_connect(ports[t][-1]),
+                     15, "%s's %s port" % (name, t))
+        if p.poll() is not None:
+            raise BenchError("%s exited %d:\n%s" % (name, p.returncode, srv.tail(name)))
+    return ports
+
+
+class IdleFleet:
+    """n IMAP sessions in one thread (epoll): each connects to one of
+    ports (round robin), logs in as idle_user(i), selects INBOX and sends
+    IDLE. At most `inflight` are between connect and IDLE at once. Then
+    watch() notes when each first reads `* N EXISTS`."""
+
+    def __init__(self, ports, n, inflight=64):
+        import selectors
+        self.sel = selectors.DefaultSelector()
+        self.ports, self.n, self.inflight = ports, n, inflight
+        self.socks = [None] * n
+        self.buf = [b""] * n
+        self.stage = [0] * n     # 0 greeting, 1 LOGIN, 2 SELECT, 3 IDLE, 4 idling
+        self.exists_at = [None] * n
+        self.idling = 0
+        self.stop_ev = threading.Event()
+        self.thread = None
+        self.error = None
+
+    def _open(self, i):
+        s = socket.socket()
+        s.setblocking(False)
+        try:
+            s.connect(("127.0.0.1", self.ports[i % len(self.ports)]))
+        except BlockingIOError:
+            pass
+        self.socks[i] = s
+        self.sel.register(s, 1, i)  # EVENT_READ
+
+    def _line(self, i, line):
+        st = self.stage[i]
+        s = self.socks[i]
+        if st == 4:
+            if self.exists_at[i] is None and IDLE_RE.match(line):
+                self.exists_at[i] = time.perf_counter()
+            return
+        if st == 0 and line.startswith(b"* OK"):
+            s.sendall(b"a LOGIN %s %s\r\n" % (idle_user(i).encode(),
+                                              IDLE_PASSWORD.encode()))
+        elif st == 1 and line.startswith(b"a "):
+            if not line.startswith(b"a OK"):
+                raise BenchError("session %d LOGIN: %r" % (i, line))
+            s.sendall(b"b SELECT INBOX\r\n")
+        elif st == 2 and line.startswith(b"b "):
+            if not line.startswith(b"b OK"):
+                raise BenchError("session %d SELECT: %r" % (i, line))
+            s.sendall(b"c IDLE\r\n")
+        elif st == 3 and line.startswith(b"+"):
+            self.idling += 1
+        elif st == 3 and line.startswith(b"c "):
+            raise BenchError("session %d IDLE: %r" % (i, line))
+        else:
+            return
+        self.stage[i] = st + 1
+
+    def _poll(self, timeout):
+        for key, _ in self.sel.select(timeout):
+            i = key.data
+            try:
+                data = self.socks[i].recv(65536)
+            except (BlockingIOError, InterruptedError):
+                continue
+            if not data:
+                raise BenchError("session %d (stage %d): closed by the server"
+                                 % (i, self.stage[i]))
+            b = self.buf[i] + data
+            while b"\n" in b:
+                line, b = b.split(b"\n", 1)
+                self._line(i, line)
+            if len(b) > 65536:
+                raise BenchError("session %d: a line over 64 KiB" % i)
+            self.buf[i] = b
+
+    def connect_all(self, timeout):
+        """Returns seconds until every session is in IDLE."""
+        t0 = time.monotonic()
+        end = t0 + timeout
+        opened = 0
+        last = time.monotonic()
+        while self.idling < self.n:
+            while opened < self.n and opened - self.idling < self.inflight:
+                self._open(opened)
+                opened += 1
+            self._poll(0.5)
+            now = time.monotonic()
+            if now > end:
+                raise BenchError("%d of %d sessions in IDLE after %.0f s"
+                                 % (self.idling, self.n, timeout))
+            if now - last > 30:
+                log("  %d of %d sessions in IDLE" % (self.idling, self.n))
+                last = now
+        return time.monotonic() - t0
+
+    def watch(self):
+        def run():
+            try:
+                while not self.stop_ev.is_set():
+                    self._poll(0.2)
+            except BaseException as e:  # noqa: B902 (reported by stop_watch)
+                self.error = e
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+
+    def stop_watch(self):
+        self.stop_ev.set()
+        self.thread.join(10)
+        if self.error:
+            raise BenchError("while watching: %r" % self.error)
+
+    def close(self):
+        for s in self.socks:
+            if s is not None:
+                try:
+                    self.sel.unregister(s)
+                except (KeyError, ValueError):
+                    pass
+                s.close()
+        self.sel.close()
+
+
+def fnv1a(text):
+    h = 2166136261
+    for c in text.encode():
+        h = ((h ^ c) * 16777619) & 0xffffffff
+    return h
+
+
+def idle_homes(target, srv, n):
+    """The users' mail directories, as a first login leaves them: made by
+    one first login (idle00000), then copied to the others. mailnode's
+    first login makes INBOX and the special-use folders with an fsync
+    each (about 0.3 s here, on the loop), so 10,000 first logins would be
+    most of the run; real users log in to mail they already have."""
+    port = srv.ports["mailnode" if target == "mailnode" else "dovecot"]
+    m = IMAP4("127.0.0.1", port, timeout=IO_TIMEOUT)
+    m.login(idle_user(0), IDLE_PASSWORD)
+    ok(*m.select("INBOX"), what="%s first SELECT of %s" % (target, idle_user(0)))
+    m.logout()
+    if target == "mailnode":
+        def home(i):
+            local = idle_user(i).split("@")[0]
+            h = fnv1a(local)
+            return os.path.join(srv.store, "example.test", "%02x" % (h >> 24),
+                                "%02x" % ((h >> 16) & 0xff), local)
+    else:
+        def home(i):
+            return os.path.join(srv.dovecot_dir, "home",
+                                idle_user(i).split("@")[0])
+    src = home(0)
+    if not os.path.isdir(src):
+        raise BenchError("%s: %s's mail is not in %s" % (target, idle_user(0), src))
+    for i in range(1, n):
+        shutil.copytree(src, home(i), symlinks=True)
+    if target == "dovecot":
+        subprocess.run(["chown", "-R", "nobody:nogroup",
+                        os.path.join(srv.dovecot_dir, "home")],
+                       check=True, timeout=300)
+
+
+def kernel_sock_kib():
+    """(TCP buffer KiB from /proc/net/sockstat, KiB of the TCP and
+    socket-inode slab objects from /proc/slabinfo): whole namespace."""
+    mem = 0
+    with open("/proc/net/sockstat") as f:
+        m = re.search(r"^TCP:.* mem (\d+)", f.read(), re.M)
+        mem = int(m.group(1)) * 4 if m else 0
+    slab = 0
+    try:
+        with open("/proc/slabinfo") as f:
+            for line in f:
+                p = line.split()
+                if p and p[0] in ("TCP", "sock_inode_cache"):
+                    slab += int(p[1]) * int(p[3])
+    except OSError:
+        pass
+    return mem, slab / 1024.0
+
+
+INOTIFY = "/proc/sys/fs/inotify/max_user_instances"
+_inotify_saved = []
+
+
+def inotify_limit(n):
+    """Dovecot keeps an inotify instance per session, all of one user
+    (nobody), 128 by default: raises the limit to n (None: puts back what
+    was there)."""
+    if n is None:
+        if _inotify_saved:
+            with open(INOTIFY, "w") as f:
+                f.write(_inotify_saved.pop())
+        return
+    with open(INOTIFY) as f:
+        old = f.read().strip()
+    if int(old) < n:
+        with open(INOTIFY, "w") as f:
+            f.write(str(n))
+        _inotify_saved.append(old)
+        log("%s: %s -> %d (put back at the end)" % (INOTIFY, old, n))
+
+
+def comm_count(root):
+    out = {}
+    for pid in proc_tree(root):
+        try:
+            with open("/proc/%d/comm" % pid) as f:
+                c = f.read().strip()
+        except OSError:
+            continue
+        out[c] = out.get(c, 0) + 1
+    return out
+
+
+def deliver(target, srv, users, sent_at, timeout):
+    """One message to each user, in turn (mailnode: SMTP to its MX
+    listener; Dovecot: LMTP), a new connection every 100. sent_at[i] =
+    when user i's transaction began (MAIL FROM)."""
+    import smtplib
+    end = time.monotonic() + timeout
+    conn = None
+    try:
+        for k, i in enumerate(users):
+            if time.monotonic() > end:
+                raise BenchError("deliveries: %d of %d after %.0f s"
+                                 % (k, len(users), timeout))
+            if k % 100 == 0:
+                if conn is not None:
+                    conn.quit()
+                if target == "mailnode":
+                    conn = smtplib.SMTP("127.0.0.1", srv.ports["mailnode_smtp"],
+                                        timeout=IO_TIMEOUT,
+                                        source_address=(CLIENT_ADDR, 0))
+                else:
+                    conn = smtplib.LMTP("127.0.0.1", srv.ports["dovecot_lmtp"],
+                                        timeout=IO_TIMEOUT,
+                                        source_address=(CLIENT_ADDR, 0))
+                conn.ehlo_or_helo_if_needed()
+            msg = ("From: <bench@sender.example>\r\nTo: <%s>\r\n"
+                   "Subject: ping %d\r\nMessage-ID: <idle-%d@sender.example>\r\n"
+                   "Date: %s\r\n\r\nA new message for an idle session.\r\n"
+                   % (idle_user(i), i, i, email.utils.formatdate(usegmt=True)))
+            sent_at[i] = time.perf_counter()
+            refused = conn.sendmail("bench@sender.example", [idle_user(i)], msg)
+            if refused:
+                raise BenchError("delivery to %s refused: %r" % (idle_user(i), refused))
+        conn.quit()
+    except smtplib.SMTPException as e:
+        raise BenchError("%s delivery: %r" % (target, e))
+
+
+def pct(values, p):
+    v = sorted(values)
+    return v[min(len(v) - 1, int(round(p / 100.0 * (len(v) - 1))))]
+
+
+def idle_run(target, srv, ports, args):
+    """I1 and I2 on one server. Returns a dict of figures."""
+    n, u = args.idle_sessions, args.notify_users
+    root = srv.pid(target)
+    lbd_pids = [srv.pid("lbd%d" % k) for k in range(len(ports))]
+    out = {}
+    t0 = time.monotonic()
+    idle_homes(target, srv, n)
+    log("%s: %d users' mail directories made in %.0f s"
+        % (target, n, time.monotonic() - t0))
+    time.sleep(1)
+    rss0, pss0 = tree_mem_kib(root)
+    lbd0 = sum(tree_mem_kib(p)[0] for p in lbd_pids)
+    k0 = kernel_sock_kib()
+    fleet = IdleFleet(ports, n)
+    try:
+        log("%s: opening %d IDLE sessions through %d lbd" % (target, n, len(ports)))
+        out["connect_s"] = fleet.connect_all(args.idle_timeout)
+        log("%s: %d sessions in IDLE after %.0f s" % (target, n, out["connect_s"]))
+        fleet.watch()
+        if target == "dovecot":   # until every session hibernated
+            wait_for(lambda: comm_count(root).get("imap", 0) == 0,
+                     args.idle_timeout, "Dovecot's imap processes to hibernate")
+        time.sleep(3)
+        rss1, pss1 = tree_mem_kib(root)
+        lbd1 = sum(tree_mem_kib(p)[0] for p in lbd_pids)
+        k1 = kernel_sock_kib()
+        out["rss_kib"] = (rss1 - rss0) / n
+        out["pss_kib"] = (pss1 - pss0) / n
+        out["lbd_kib"] = (lbd1 - lbd0) / n
+        out["kbuf_kib"] = (k1[0] - k0[0]) / n
+        out["kslab_kib"] = (k1[1] - k0[1]) / n
+        out["procs"] = comm_count(root)
+        if fleet.idling != n or any(fleet.exists_at):
+            raise BenchError("%s: EXISTS before any delivery" % target)
+        log("%s: %.2f KiB RSS, %.2f KiB PSS per session (%s)" % (
+            target, out["rss_kib"], out["pss_kib"], out["procs"]))
+
+        # I2: one message to each of u users, spread over the sessions
+        users = [k * n // u for k in range(u)]
+        sent_at = {}
+        cpu0 = tree_cpu(root)
+        t0 = time.monotonic()
+        deliver(target, srv, users, sent_at, args.idle_timeout)
+        out["deliver_s"] = time.monotonic() - t0
+        wait_for(lambda: all(fleet.exists_at[i] is not None for i in users),
+                 30, "EXISTS in every session delivered to")
+        time.sleep(1)  # any EXISTS where none belongs
+        fleet.stop_watch()
+        out["deliver_cpu"] = tree_cpu(root) - cpu0
+        lat = [fleet.exists_at[i] - sent_at[i] for i in users]
+        stray = sum(1 for i in range(n) if fleet.exists_at[i] is not None) - u
+        if stray:
+            raise BenchError("%s: %d sessions without a delivery saw EXISTS"
+                             % (target, stray))
+        out["lat"] = (pct(lat, 50), pct(lat, 99), max(lat))
+        out["within_1s"] = sum(1 for v in lat if v <= 1.0)
+        log("%s: delivery to EXISTS p50 %.3f p99 %.3f max %.3f s; %d "
+            "deliveries in %.1f s" % ((target,) + out["lat"] + (u, out["deliver_s"])))
+    finally:
+        fleet.stop_ev.set()
+        if fleet.thread:
+            fleet.thread.join(10)
+        fleet.close()
+    return out
+
+
+def idle_report(args, idle, load):
+    a, b = idle.get("mailnode"), idle.get("dovecot")
+
+    def g(d, k, nd=2):
+        return fmt(d[k], nd) if d and d.get(k) is not None else "n/a"
+
+    def lat(d, j):
+        return fmt(d["lat"][j], 3) if d else "n/a"
+
+    r1 = (a["rss_kib"] / b["rss_kib"]) if a and b and b["rss_kib"] > 0 else None
+    r1p = (a["rss_kib"] / b["pss_kib"]) if a and b and b["pss_kib"] > 0 else None
+    r2 = (a["lat"][1] / b["lat"][1]) if a and b and b["lat"][1] > 0 else None
+    n, u = args.idle_sessions, args.notify_users
+    lines = [
+        "",
+        "Idle sessions: %d IMAP sessions (user idle00000 ... one session "
+        "each) logged in, INBOX selected, in IDLE, each through one of two "
+        "lbd in front of the server (PROXY v2); Dovecot with "
+        "imap_hibernate_timeout = 5s, measured once all its imap processes "
+        "had hibernated. Load average at the start: %s." % (n, load),
+        "",
+        "| workload | mailnode | dovecot | ratio | target |",
+        "| --- | ---: | ---: | ---: | --- |",
+        "| I1 resident KiB per idle session (RSS delta / sessions; Dovecot: "
+        "sum over imap, imap-hibernate, imap-login, ...) | %s | %s | %s | ≤ 1.0%s |"
+        % (g(a, "rss_kib"), g(b, "rss_kib"), fmt(r1, 2),
+           "" if r1 is None else (" (met)" if r1 <= 1.0 else " (missed)")),
+        "| I1 the same with Dovecot's PSS (shared pages split) | %s | %s | %s | - |"
+        % (g(a, "rss_kib"), g(b, "pss_kib"), fmt(r1p, 2)),
+        "| I2 delivery to `* N EXISTS`, %d users, p50 s | %s | %s | - | - |"
+        % (u, lat(a, 0), lat(b, 0)),
+        "| I2 p99 s | %s | %s | %s | ≤ 1 s%s |" % (
+            lat(a, 1), lat(b, 1), fmt(r2, 2), "" if not a else (
+                " (met)" if a["lat"][1] <= 1.0 else " (missed)")),
+        "| I2 max s | %s | %s | - | - |" % (lat(a, 2), lat(b, 2)),
+        "| I2 EXISTS within 1 s of the delivery's start | %s | %s | - | - |" % (
+            "%d/%d" % (a["within_1s"], u) if a else "n/a",
+            "%d/%d" % (b["within_1s"], u) if b else "n/a"),
+        "| I2 seconds to deliver the %d messages (one connection at a time) | %s | %s | - | - |"
+        % (u, g(a, "deliver_s", 1), g(b, "deliver_s", 1)),
+        "| I2 server CPU seconds during the deliveries | %s | %s | - | - |"
+        % (g(a, "deliver_cpu"), g(b, "deliver_cpu")),
+        "| seconds to open the %d sessions (64 logins at a time) | %s | %s | - | - |"
+        % (n, g(a, "connect_s", 1), g(b, "connect_s", 1)),
+        "| lbd resident KiB per session (both lbd, RSS delta; on Dovecot's turn lbd reuses what mailnode's turn freed) | %s | %s | - | - |"
+        % (g(a, "lbd_kib"), g(b, "lbd_kib")),
+        "| kernel TCP buffers KiB per session (sockstat, whole namespace) | %s | %s | - | - |"
+        % (g(a, "kbuf_kib"), g(b, "kbuf_kib")),
+        "| kernel TCP + socket-inode slab KiB per session (client, lbd and server sockets) | %s | %s | - | - |"
+        % (g(a, "kslab_kib"), g(b, "kslab_kib")),
+        "| server processes while idle | %s | %s | - | - |" % (
+            " ".join("%s=%d" % kv for kv in sorted(a["procs"].items())) if a else "n/a",
+            " ".join("%s=%d" % kv for kv in sorted(b["procs"].items())) if b else "n/a"),
+    ]
+    return "\n".join(lines) + "\n"
+
+
 # ---------------------------------------------------------------- report
 
 WORKLOADS = [
@@ -715,7 +1252,8 @@ def dovecot_version():
         return "?"
 
 
-def report(args, targets, times, resources, counts, started, elapsed):
+def report(args, targets, times, resources, counts, started, elapsed, idle,
+           load):
     """times[workload][target] = [seconds per rep]."""
     names = {k: v.format(word=args.word, sessions=args.sessions,
                          per=args.per_session) for k, v in WORKLOADS}
@@ -774,6 +1312,8 @@ def report(args, targets, times, resources, counts, started, elapsed):
               "BODY.PEEK[] byte-identical to the generated message." % (
                   args.messages, counts[0], counts[1])]
     md = "\n".join(lines) + "\n"
+    if idle:
+        md += idle_report(args, idle, load)
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "imap.md"), "w") as f:
         f.write(md)
@@ -808,6 +1348,14 @@ def main():
                     help="concurrent sessions of W3 (default 50)")
     ap.add_argument("--per-session", type=int, default=100,
                     help="messages each W3 session fetches (default 100)")
+    ap.add_argument("--idle-sessions", type=int, default=10000,
+                    help="I1/I2: concurrent IDLE sessions, one user each "
+                    "(default 10000; 0: no I1/I2)")
+    ap.add_argument("--notify-users", type=int, default=1000,
+                    help="I2: users delivered one message each (default 1000)")
+    ap.add_argument("--idle-timeout", type=float, default=900,
+                    help="bound of opening the sessions and of the "
+                    "deliveries, seconds (default 900)")
     ap.add_argument("--word", default="quokka",
                     help="the SEARCH SUBJECT word (default quokka)")
     ap.add_argument("--targets", default="mailnode,dovecot",
@@ -832,6 +1380,18 @@ def main():
         for b in (MAILNODE, MAILCTL):
             if not os.access(b, os.X_OK):
                 ap.error("%s missing: cmake --build build --target mailnode mailctl" % b)
+    if args.idle_sessions and not os.access(LBD, os.X_OK):
+        ap.error("%s missing: cmake --build build --target lbd" % LBD)
+    if args.idle_sessions and not 0 < args.notify_users <= args.idle_sessions:
+        ap.error("--notify-users: 1 to --idle-sessions")
+    if "dovecot" in targets and args.idle_sessions and \
+            not os.path.exists("/usr/lib/dovecot/lmtp"):
+        ap.error("I2 delivers to Dovecot over LMTP: apt-get install dovecot-lmtpd")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if args.idle_sessions + 200 > hard:
+        ap.error("--idle-sessions: the open-file limit is %d" % hard)
+    # the client's sockets; the servers and lbd inherit it
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     if args.sessions * args.per_session > args.messages:
         ap.error("--sessions x --per-session must not exceed --messages")
 
@@ -853,6 +1413,7 @@ def main():
             srv.mailctl("domain", "add", "example.test")
             srv.mailctl("user", "add", USER, "--password-stdin", input=PASSWORD + "\n")
             crypt_hash = srv.user_hash()
+            srv.add_idle_users(args.idle_sessions)
             srv.start_mailnode()
             port = srv.ports["mailnode"]
             m = connect(port)          # the first login makes the Maildir
@@ -950,8 +1511,17 @@ def main():
         if "mailnode" in targets:
             resources["redis_timeouts"] = srv.tail("mailnode", 10 ** 8).count(
                 "no answer within")
+        idle = {}
+        load = "%.1f %.1f %.1f" % os.getloadavg()
+        if args.idle_sessions:
+            ports = start_lbds(srv, targets)
+            inotify_limit(args.idle_sessions + 1000)
+            for t in targets:
+                idle[t] = idle_run(t, srv, ports[t], args)
+                if srv.procs[t].poll() is not None:
+                    raise BenchError("%s died during I1/I2:\n%s" % (t, srv.tail(t)))
         md = report(args, targets, times, resources, want_counts, started,
-                    time.monotonic() - t_start)
+                    time.monotonic() - t_start, idle, load)
         print(md)
         rc = 0
     except (BenchError, imaplib.IMAP4.error, OSError, subprocess.SubprocessError,
@@ -961,6 +1531,7 @@ def main():
             log("---- %s log tail ----\n%s" % (name, srv.tail(name)))
     finally:
         srv.stop_all()
+        inotify_limit(None)
         if args.keep:
             log("kept %s" % tmp)
         else:

@@ -26,6 +26,10 @@ ctest times nothing.
       them: run.py --hold), lbd's resident KiB per connection beside the
       kernel's (socket buffers and slab), and meanwhile fresh connections'
       connect-to-greeting latency through it (p50, p99)
+  W1L, W4L edge protection's cost: W1 and W4 through lbd, and through a
+      second lbd whose services have per-source limits set high enough to
+      refuse no one (max_conn_per_source, rate_per_source,
+      source_table_size), paired in each repetition
   N1 mailnode vs Postfix: smtp-source into one mailnode and into a private
       Postfix instance, both fsyncing before 250 (messages/s accepted and
       delivered to Maildir)
@@ -170,7 +174,8 @@ class Bench:
                 "nginx": ("nginx", 1, self.proxy_cpu),
                 "lbd": ("lbd", 1, self.proxy_cpu),
                 "haproxy2": ("haproxy", 2, both),
-                "lbd2": ("lbd", 2, both)}[target]
+                "lbd2": ("lbd", 2, both),
+                "lbdlim": ("lbd", 1, self.proxy_cpu)}[target]
 
     def start_proxy(self, target, tag=None):
         """Starts one proxy instance with fresh ports; returns (process,
@@ -178,7 +183,8 @@ class Bench:
         kind, threads, cpus = self.target_spec(target)
         ports = {k: free_port() for k in ("web", "bulk", "smtp")}
         name = tag or target
-        p = getattr(self, "start_" + kind)(ports, name, threads, cpus)
+        kw = {"limits": True} if target == "lbdlim" else {}
+        p = getattr(self, "start_" + kind)(ports, name, threads, cpus, **kw)
         try:
             for port in ports.values():
                 wait_port(port)
@@ -209,23 +215,28 @@ class Bench:
             self.pids[t] = p.pid
         time.sleep(1)  # first health checks
 
-    def start_lbd(self, ports, name, threads, cpus):
+    def start_lbd(self, ports, name, threads, cpus, limits=False):
         """lbd with io_collect_us = 100 (off by default): its tuning here,
-        as HAProxy's settings above are its own."""
+        as HAProxy's settings above are its own. limits: every service
+        gets per-source limits no load here reaches (EDGE_LIMITS), so
+        their bookkeeping runs on every accept and close and refuses no
+        one."""
         nodes = lambda backs: "".join("node = b%d 127.0.0.1:%d\n" % (i, p)
                                       for i, p in enumerate(backs))
+        edge = EDGE_LIMITS if limits else ""
         conf = os.path.join(self.tmp, name + ".ini")
         with open(conf, "w") as f:
             f.write("[lbd]\ncontrol = %s/%s.sock\nworkers = %d\nlog_level = warn\n"
                     "io_collect_us = 100\n"
-                    "[service web]\nlisten = 127.0.0.1:%d\npool = web\n"
-                    "[service bulk]\nlisten = 127.0.0.1:%d\npool = bulk\n"
-                    "[service smtp]\nlisten = 127.0.0.1:%d\nprotocol = smtp\npool = mx\n"
+                    "[service web]\nlisten = 127.0.0.1:%d\npool = web\n%s"
+                    "[service bulk]\nlisten = 127.0.0.1:%d\npool = bulk\n%s"
+                    "[service smtp]\nlisten = 127.0.0.1:%d\nprotocol = smtp\npool = mx\n%s"
                     "[pool web]\ncheck = tcp\n%s"
                     "[pool bulk]\ncheck = tcp\n%s"
                     "[pool mx]\ncheck = tcp\n%s"
-                    % (self.tmp, name, threads, ports["web"], ports["bulk"], ports["smtp"],
-                       nodes(self.web), nodes([self.bulk]), nodes(self.sink)))
+                    % (self.tmp, name, threads, ports["web"], edge, ports["bulk"], edge,
+                       ports["smtp"], edge, nodes(self.web), nodes([self.bulk]),
+                       nodes(self.sink)))
         lbd = os.path.join(self.args.bin, "lbd")
         return self.spawn([lbd, "-c", conf], cpus, name)
 
@@ -362,6 +373,12 @@ class Bench:
         c1 = self.cpu(target) if target != "direct" else 0
         return {"rate": n / el,
                 "cpu_us_per_unit": (c1 - c0) * 1e6 / n if target != "direct" else None}
+
+    def W1L(self, target):
+        return self.W1(target)
+
+    def W4L(self, target):
+        return self.W4(target)
 
     def W1S(self, target):
         """W1 with wrk's two threads allowed both cores (one wrk thread is
@@ -929,15 +946,26 @@ class Bench:
 
 UNITS = {"W1": "conn/s", "W1S": "conn/s", "W1R": "conn/s", "W2": "req/s",
          "W3": "Gbit/s", "W4": "sessions/s", "W5": "KiB/idle conn",
-         "W5K": "KiB/idle conn", "N1": "msg/s accepted", "N2": "msg/s relayed"}
-ORDER = ["W1", "W1S", "W1R", "W2", "W3", "W4", "W5", "W5K", "N1", "N2"]
+         "W5K": "KiB/idle conn", "N1": "msg/s accepted", "W1L": "conn/s",
+         "W4L": "sessions/s", "N2": "msg/s relayed"}
+ORDER = ["W1", "W1S", "W1R", "W2", "W3", "W4", "W5", "W5K", "N1", "W1L", "W4L", "N2"]
 # the targets of each workload; the others run through TARGETS
 WORKLOAD_TARGETS = {"W1S": ["haproxy", "haproxy2", "lbd", "lbd2"], "W5K": ["lbd"],
-                    "N1": ["postfix", "mailnode"], "N2": ["postfix", "mailnode"]}
-# a target's one-thread counterpart and its HAProxy
+                    "N1": ["postfix", "mailnode"],
+                    "W1L": ["lbd", "lbdlim"], "W4L": ["lbd", "lbdlim"],
+                    "N2": ["postfix", "mailnode"]}
+# the workloads run through their own targets only (no HAProxy, nginx)
+OWN_TARGETS = {"W1S", "W5", "W5K", "N1", "W1L", "W4L", "N2"}
+# a target's one-thread counterpart and its HAProxy (for lbdlim: lbd
+# without limits, what its cost is measured against)
 ONE_WORKER = {"haproxy2": "haproxy", "lbd2": "lbd"}
-HAPROXY_OF = {"lbd2": "haproxy2", "mailnode": "postfix"}
-LABEL = {"haproxy2": "haproxy nbthread 2", "lbd2": "lbd workers = 2"}
+HAPROXY_OF = {"lbd2": "haproxy2", "mailnode": "postfix", "lbdlim": "lbd"}
+LABEL = {"haproxy2": "haproxy nbthread 2", "lbd2": "lbd workers = 2",
+         "lbdlim": "lbd with per-source limits"}
+# W1L, W4L: per-source limits that no load of this harness reaches (one
+# source, 127.0.0.1, opens every connection)
+EDGE_LIMITS = ("max_conn_per_source = 1000000\nrate_per_source = 1000000/1\n"
+               "source_table_size = 100000\n")
 
 
 def summarize(rows):
@@ -1026,6 +1054,8 @@ def write_report(summary, rows, args, rate):
             vs_d += " (vs 1 worker)"
         if s["workload"] in ("N1", "N2") and s["target"] == "mailnode":
             vs_h += " (vs Postfix)"
+        if s["target"] == "lbdlim":
+            vs_h += " (vs lbd)"
         med = fmt(s["median"])
         if s["errors"]:
             med += " (%s errors)" % fmt(s["errors"], 0)
@@ -1121,9 +1151,10 @@ def main():
             sys.exit("bench: %s is missing (bench/run.sh installs it)" % tool)
     b = Bench(args)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
-    proxies = list(PROXIES) if set(workloads) - {"W1S", "W5", "W5K", "N1", "N2"} else []
-    if "W1S" in workloads:
-        proxies += [t for t in WORKLOAD_TARGETS["W1S"] if t not in proxies]
+    proxies = list(PROXIES) if set(workloads) - OWN_TARGETS else []
+    for w in ("W1S", "W1L", "W4L"):
+        if w in workloads:
+            proxies += [t for t in WORKLOAD_TARGETS[w] if t not in proxies]
     try:
         if proxied:
             b.start_backends()

@@ -77,10 +77,16 @@ fd_replace_file(const char *path, const void *p, size_t len)
 int
 fd_copy(int in, int out, size_t len)
 {
+	return fd_copy_range(in, 0, out, len);
+}
+
+int
+fd_copy_range(int in, off_t from, int out, size_t len)
+{
 	char buf[65536];
-	off_t off = 0;
-	while ((size_t)off < len) {
-		size_t want = len - (size_t)off;
+	off_t off = from;
+	while ((size_t)(off - from) < len) {
+		size_t want = len - (size_t)(off - from);
 		if (want > sizeof(buf))
 			want = sizeof(buf);
 		ssize_t n = pread(in, buf, want, off);

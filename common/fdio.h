@@ -20,6 +20,8 @@ int fd_replace_file(const char *path, const void *p, size_t len);
 /* Copies the first len bytes of in (from offset 0, pread) to out's
  * position. Returns 0, or -1 with errno (EIO: in is shorter). */
 int fd_copy(int in, int out, size_t len);
+/* The same from offset from of in. */
+int fd_copy_range(int in, off_t from, int out, size_t len);
 
 /* Replaces dirfd/name atomically and durably: fill writes the new
  * content through f into dirfd/tmp (created 0600), which is flushed,

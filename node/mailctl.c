@@ -798,11 +798,12 @@ ctl_user_del(struct ctl *x)
 	return ctl_transaction(x, ctl_user_del_prepare, NULL);
 }
 
+/* A change of an existing user a's hash: watches the user, then opens
+ * the MULTI, with the hash's key in user. CTL_OK, or what to return. */
 static int
-ctl_user_passwd_prepare(struct ctl *x, void *arg)
+ctl_user_change_begin(struct ctl *x, const char *a, char *user)
 {
-	const char *a = x->args[0], *hash = arg;
-	char users[CTL_KEY_MAX], user[CTL_KEY_MAX];
+	char users[CTL_KEY_MAX];
 	int m;
 
 	ctl_key(users, SCHEMA_USERS_PREFIX, ctl_domain_of(a));
@@ -815,8 +816,18 @@ ctl_user_passwd_prepare(struct ctl *x, void *arg)
 			ctl_error(x, "no such user %s", a);
 		return ctl_refuse(x);
 	}
-	if (ctl_multi(x) != CTL_OK)
-		return CTL_FAIL;
+	return ctl_multi(x) == CTL_OK ? CTL_OK : CTL_FAIL;
+}
+
+static int
+ctl_user_passwd_prepare(struct ctl *x, void *arg)
+{
+	const char *hash = arg;
+	char user[CTL_KEY_MAX];
+	int rc = ctl_user_change_begin(x, x->args[0], user);
+
+	if (rc != CTL_OK)
+		return rc;
 	if (ctl_simple(x, "HSET %s password %s", user, hash) < 0)
 		return ctl_discard(x);
 	return CTL_OK;
@@ -876,23 +887,12 @@ ctl_user_limit(struct ctl *x, const char *a, uint64_t *limit)
 static int
 ctl_user_quota_prepare(struct ctl *x, void *arg)
 {
-	const char *a = x->args[0];
 	const uint64_t *limit = arg;
-	char users[CTL_KEY_MAX], user[CTL_KEY_MAX];
-	int m;
+	char user[CTL_KEY_MAX];
+	int rc = ctl_user_change_begin(x, x->args[0], user);
 
-	ctl_key(users, SCHEMA_USERS_PREFIX, ctl_domain_of(a));
-	ctl_key(user, SCHEMA_USER_PREFIX, a);
-	if (ctl_watch(x, SCHEMA_DOMAINS, users, NULL) < 0)
-		return CTL_FAIL;
-	m = ctl_user_state(x, a, false);
-	if (m != 1) {
-		if (m == 0)
-			ctl_error(x, "no such user %s", a);
-		return ctl_refuse(x);
-	}
-	if (ctl_multi(x) != CTL_OK)
-		return CTL_FAIL;
+	if (rc != CTL_OK)
+		return rc;
 	if (*limit ? ctl_simple(x, "HSET %s quota %" PRIu64, user, *limit) < 0
 		   : ctl_simple(x, "HDEL %s quota", user) < 0)
 		return ctl_discard(x);

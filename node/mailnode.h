@@ -31,12 +31,23 @@ enum mailnode_delivery {
 	MAILNODE_SPOOLED, /* into the spool: the store failed */
 	MAILNODE_DELIVERIES
 };
+/* A message's result after the milters. */
+enum mailnode_milter_result {
+	MAILNODE_MILTER_ACCEPT,	  /* delivered as usual */
+	MAILNODE_MILTER_JUNK,	  /* marked as spam: into Junk */
+	MAILNODE_MILTER_REJECT,	  /* 5xx */
+	MAILNODE_MILTER_TEMPFAIL, /* 4xx (a milter's, or one away) */
+	MAILNODE_MILTER_DISCARD,  /* 250 and dropped */
+	MAILNODE_MILTER_RESULTS
+};
 struct mailnode_counters {
 	long sessions_open[ROLE_COUNT];
 	unsigned long sessions[ROLE_COUNT]; /* started since the start */
 	unsigned long logins[ROLE_COUNT][MAILNODE_LOGIN_RESULTS];
 	unsigned long deliveries[MAILNODE_DELIVERIES];
 	unsigned long smtp_rejections[2]; /* replies 4xx, 5xx */
+	unsigned long milter_results[MAILNODE_MILTER_RESULTS];
+	unsigned long milter_unavailable; /* milters away, timed out, broken */
 };
 
 struct mailnode_listener {

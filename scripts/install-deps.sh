@@ -21,10 +21,11 @@ PACKAGES=(build-essential cmake pkg-config python3 openssl
 # pages' lint), PyYAML (the alert rules' check), python3-dkim (checks the
 # DKIM signatures of outbound mail), clang and
 # libclang-rt-14-dev (the sanitizers' and libFuzzer's runtimes: the second
-# run builds with clang and runs the fuzz targets).
+# run builds with clang and runs the fuzz targets), rspamd (the milter
+# tests: a real rspamd in milter mode, started by the test).
 TEST_PACKAGES=(libcriterion-dev keepalived iproute2 fetchmail getmail6 mandoc
   python3-yaml python3-dkim clang libclang-rt-14-dev
-  chromium chromium-driver python3-selenium)
+  chromium chromium-driver python3-selenium rspamd)
 
 INSTALL_LOG=${INSTALL_LOG:-${TMPDIR:-/tmp}/mailswitch-install-deps.log}
 

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "../../common/conf.h"
@@ -368,6 +369,102 @@ node_relay_networks(struct conf *c, void *o, const char *k, const char *v)
 	return 0;
 }
 
+/* One milter socket: "unix:/abs/path" or "inet:HOST:PORT" (HOST numeric
+ * or localhost, IPv6 in brackets). Returns 0 or -1 with why set. */
+static int
+node_milter_parse(const char *s, struct node_milter *m, const char **why)
+{
+	memset(m, 0, sizeof(*m));
+	if (strlen(s) >= sizeof(m->str)) {
+		*why = "too long";
+		return -1;
+	}
+	snprintf(m->str, sizeof(m->str), "%s", s);
+	if (strncmp(s, "unix:", 5) == 0) {
+		struct sockaddr_un *un = (struct sockaddr_un *)&m->addr.ss;
+		if (s[5] != '/' || strlen(s + 5) >= sizeof(un->sun_path)) {
+			*why = "unix: needs an absolute path (at most 107 "
+			       "bytes)";
+			return -1;
+		}
+		un->sun_family = AF_UNIX;
+		snprintf(un->sun_path, sizeof(un->sun_path), "%s", s + 5);
+		m->addr.len = sizeof(*un);
+		return 0;
+	}
+	if (strncmp(s, "inet:", 5) != 0) {
+		*why = "not unix:PATH or inet:HOST:PORT";
+		return -1;
+	}
+	char hp[ADDR_STRLEN + 16];
+	if (strncmp(s + 5, "localhost:", 10) == 0)
+		snprintf(hp, sizeof(hp), "127.0.0.1:%s", s + 15);
+	else
+		snprintf(hp, sizeof(hp), "%s", s + 5);
+	return addr_parse(hp, &m->addr, why);
+}
+
+/* milters = unix:PATH, inet:HOST:PORT, ... (in order; empty: none) */
+static int
+node_milters(struct conf *c, void *o, const char *k, const char *v)
+{
+	struct node_config *n = o;
+	char list[NODE_MILTERS_MAX * 256], *save = NULL;
+	n->nmilters = 0;
+	if (strlen(v) >= sizeof(list)) {
+		conf_error(c, c->line, "%s: list too long", k);
+		return -1;
+	}
+	snprintf(list, sizeof(list), "%s", v);
+	for (char *t = strtok_r(list, ", \t", &save); t;
+	     t = strtok_r(NULL, ", \t", &save)) {
+		const char *why = "";
+		if (n->nmilters == NODE_MILTERS_MAX) {
+			conf_error(c, c->line, "%s: more than %d milters", k,
+				   NODE_MILTERS_MAX);
+			return -1;
+		}
+		if (node_milter_parse(t, &n->milters[n->nmilters], &why) < 0) {
+			conf_error(c, c->line, "%s: \"%s\": %s", k, t, why);
+			return -1;
+		}
+		n->nmilters++;
+	}
+	return 0;
+}
+
+static int
+node_milter_default_action(struct conf *c, void *o, const char *k,
+			   const char *v)
+{
+	struct node_config *n = o;
+	if (strcmp(v, "tempfail") == 0)
+		n->milter_default_action = MILTER_DEFAULT_TEMPFAIL;
+	else if (strcmp(v, "accept") == 0)
+		n->milter_default_action = MILTER_DEFAULT_ACCEPT;
+	else {
+		conf_error(c, c->line, "%s: \"%s\" is not tempfail or accept",
+			   k, v);
+		return -1;
+	}
+	return 0;
+}
+
+NODE_INT_KEY(node_milter_timeout, milter_timeout_s, 1, 3600)
+
+static int
+node_milter_submission(struct conf *c, void *o, const char *k, const char *v)
+{
+	return conf_bool(c, k, v,
+			 &((struct node_config *)o)->milter_submission);
+}
+
+static int
+node_spam_to_junk(struct conf *c, void *o, const char *k, const char *v)
+{
+	return conf_bool(c, k, v, &((struct node_config *)o)->spam_to_junk);
+}
+
 static const struct conf_key node_keys[] = {
     {"name", node_name},
     {"hostname", node_hostname},
@@ -416,6 +513,11 @@ static const struct conf_key node_keys[] = {
     {"mx_port", node_mx_port},
     {"smtp_timeout_s", node_smtp_timeout},
     {"relay_networks", node_relay_networks},
+    {"milters", node_milters},
+    {"milter_default_action", node_milter_default_action},
+    {"milter_timeout_s", node_milter_timeout},
+    {"milter_submission", node_milter_submission},
+    {"spam_to_junk", node_spam_to_junk},
     {NULL, NULL},
 };
 
@@ -707,6 +809,7 @@ node_defaults(struct node_config *n)
 	n->queue_lease_s = 30;
 	n->mx_port = 25;
 	n->smtp_timeout_s = 300;
+	n->milter_timeout_s = 30;
 	if (gethostname(n->hostname, sizeof(n->hostname)) < 0)
 		snprintf(n->hostname, sizeof(n->hostname), "localhost");
 }

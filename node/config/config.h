@@ -57,6 +57,18 @@ struct node_route {
 	struct node_hostport to;
 };
 
+/* [node] milters: a milter's socket, "unix:PATH" or "inet:HOST:PORT". */
+#define NODE_MILTERS_MAX 8
+struct node_milter {
+	char str[256]; /* as written, for the log */
+	struct addr addr;
+};
+
+enum node_milter_default {
+	MILTER_DEFAULT_TEMPFAIL, /* 451 while a milter is away */
+	MILTER_DEFAULT_ACCEPT,	 /* go on without it */
+};
+
 struct node_listen {
 	bool on;
 	int line;
@@ -116,6 +128,15 @@ struct node_config {
 	int mx_port;
 	int smtp_timeout_s; /* caps every step of an outbound dialogue */
 	struct netlist relay_networks; /* may relay on the MX listener */
+
+	/* milters (node/smtp/milter.h): in order, MX mail (and submission's
+	 * with milter_submission) */
+	struct node_milter milters[NODE_MILTERS_MAX];
+	int nmilters;
+	enum node_milter_default milter_default_action;
+	int milter_timeout_s; /* each step: connect, every answer */
+	bool milter_submission;
+	bool spam_to_junk; /* a milter's spam mark files into Junk */
 	struct node_route routes[NODE_ROUTES_MAX];
 	int nroutes;
 };

@@ -716,8 +716,10 @@ out:
 }
 
 void
-api_flags_json(struct strbuf *sb, const char *flags)
+api_flags_json(struct strbuf *sb, const char *dir, const char *flags,
+	       const struct maildir_keywords *kw)
 {
+	struct maildir_keywords own;
 	static const struct {
 		char letter;
 		const char *name;
@@ -733,12 +735,27 @@ api_flags_json(struct strbuf *sb, const char *flags)
 		strbuf_appendf(sb, "%s\"%s\"", first ? "" : ",", map[i].name);
 		first = false;
 	}
+	for (const char *p = flags; *p; p++) {
+		if (*p < 'a' || *p > 'z')
+			continue;
+		if (kw == NULL) { /* read once, when a keyword is there */
+			if (maildir_keywords_read(dir, &own) < 0)
+				memset(&own, 0, sizeof(own)); /* unnamed */
+			kw = &own;
+		}
+		if (!kw->name[*p - 'a'][0])
+			continue;
+		strbuf_appends(sb, first ? "" : ",");
+		strbuf_append_json(sb, kw->name[*p - 'a']);
+		first = false;
+	}
 	strbuf_appends(sb, "]");
 }
 
 void
 api_message_entry(struct strbuf *sb, const char *dir,
-		  const struct maildir_msg *m, bool first)
+		  const struct maildir_msg *m,
+		  const struct maildir_keywords *kw, bool first)
 {
 	struct maildir_msg at = *m; /* its name may have moved on */
 	struct maildir_headers h;
@@ -759,7 +776,7 @@ api_message_entry(struct strbuf *sb, const char *dir,
 	strbuf_appends(sb, ",\"date\":");
 	strbuf_append_json(sb, h.date);
 	strbuf_appendf(sb, ",\"size\":%" PRIu64 ",\"flags\":", m->size);
-	api_flags_json(sb, m->flags);
+	api_flags_json(sb, dir, m->flags, kw);
 	strbuf_appends(sb, "}");
 }
 
@@ -768,15 +785,18 @@ api_messages(struct http_session *s)
 {
 	char name[MAILDIR_MBOX_MAX + 8], dir[API_PATH_MAX];
 	struct maildir_list l;
+	struct maildir_keywords kw;
 	struct strbuf sb;
 	if (api_mailbox_dir(s, name, sizeof(name), dir, sizeof(dir)) < 0)
 		return;
 	if (api_scan(s, dir, name, &l) != 0)
 		return;
+	if (maildir_keywords_read(dir, &kw) < 0)
+		memset(&kw, 0, sizeof(kw)); /* flags without names then */
 	strbuf_init(&sb, HTTP_LIST_MAX);
 	strbuf_appends(&sb, "[");
 	for (size_t i = 0; i < l.n; i++)
-		api_message_entry(&sb, dir, &l.msg[i], i == 0);
+		api_message_entry(&sb, dir, &l.msg[i], &kw, i == 0);
 	if (strbuf_appends(&sb, "]") < 0 || sb.overflow)
 		http_respond_error(s, 500, "answer too large");
 	else

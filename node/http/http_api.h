@@ -54,12 +54,16 @@ struct uid_lease *api_lease_take(struct http_session *s, const char *mailbox,
 struct maildir_counter *api_lease_of(struct http_session *s,
 				     const char *mailbox);
 /* One message of a listing, {"uid":..,"from":..,...}, after a comma
- * unless first. */
+ * unless first; its keywords named by kw (dir's, read once per listing). */
 void api_message_entry(struct strbuf *sb, const char *dir,
-		       const struct maildir_msg *m, bool first);
+		       const struct maildir_msg *m,
+		       const struct maildir_keywords *kw, bool first);
 /* Answers 200 with the file fd (size bytes) as message/rfc822. */
 void api_send_file(struct http_session *s, int fd, size_t size);
-/* Maildir info letters as a JSON array of IMAP flag names. */
-void api_flags_json(struct strbuf *sb, const char *flags);
+/* Maildir info letters as a JSON array of IMAP flag names and keywords
+ * (named by kw, or when kw is NULL by dir's dovecot-keywords, read when
+ * a keyword letter is there). */
+void api_flags_json(struct strbuf *sb, const char *dir, const char *flags,
+		    const struct maildir_keywords *kw);
 
 #endif

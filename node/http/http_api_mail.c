@@ -175,7 +175,7 @@ api_flags(struct http_session *s)
 	struct strbuf sb;
 	strbuf_init(&sb, 1024);
 	strbuf_appendf(&sb, "{\"uid\":%" PRIu32 ",\"flags\":", m.uid);
-	api_flags_json(&sb, m.flags);
+	api_flags_json(&sb, dir, m.flags, NULL);
 	strbuf_appends(&sb, "}");
 	api_json(s, 200, NULL, &sb);
 	strbuf_free(&sb);
@@ -340,7 +340,7 @@ api_parts(struct http_session *s)
 		goto out;
 	}
 	strbuf_appendf(&sb, "{\"uid\":%" PRIu32 ",\"flags\":", m.uid);
-	api_flags_json(&sb, m.flags);
+	api_flags_json(&sb, dir, m.flags, NULL);
 	strbuf_appends(&sb, ",\"headers\":{");
 	for (size_t i = 0; i < sizeof(fields) / sizeof(*fields); i++)
 		api_json_member(
@@ -501,6 +501,7 @@ api_search(struct http_session *s)
 {
 	char name[MAILDIR_MBOX_MAX + 8], dir[API_PATH_MAX], q[API_QUERY_MAX];
 	struct maildir_list l;
+	struct maildir_keywords kw;
 	struct strbuf sb;
 	if (http_query_get(s->rq.query, "q", q, sizeof(q)) != 1 ||
 	    q[0] == '\0') {
@@ -511,6 +512,8 @@ api_search(struct http_session *s)
 		return;
 	if (api_scan(s, dir, name, &l) != 0)
 		return;
+	if (maildir_keywords_read(dir, &kw) < 0)
+		memset(&kw, 0, sizeof(kw)); /* flags without names then */
 	strbuf_init(&sb, HTTP_LIST_MAX);
 	strbuf_appends(&sb, "[");
 	bool first = true;
@@ -518,7 +521,7 @@ api_search(struct http_session *s)
 		if (!api_search_match(dir, &l.msg[i], q,
 				      s->mn->cfg->msg_max * 2))
 			continue;
-		api_message_entry(&sb, dir, &l.msg[i], first);
+		api_message_entry(&sb, dir, &l.msg[i], &kw, first);
 		first = false;
 	}
 	if (strbuf_appends(&sb, "]") < 0 || sb.overflow)

@@ -1,6 +1,7 @@
 /* The IMAP4rev1 server (RFC 3501) on the `imap` and `imaps` listeners,
  * with IDLE, UIDPLUS, LITERAL+, NAMESPACE, ID, ENABLE, UNSELECT, MOVE,
- * SPECIAL-USE and CHILDREN.
+ * SPECIAL-USE, CHILDREN, ESEARCH, LIST-STATUS and BINARY, and keywords
+ * kept as Dovecot keeps them (imap_keywords.c).
  *
  * A session is an explicit state machine (NOT_AUTH -> AUTH -> SELECTED ->
  * LOGOUT). imap_session.c assembles whole commands from lines and
@@ -84,9 +85,14 @@ struct imap_mailbox {
 	char *names; /* file names in cur/, NUL-terminated, one after another */
 	size_t names_len, names_cap, names_dead; /* dead: left by renames */
 	size_t recent;
-	uint32_t recent_from; /* UIDs from here on are \Recent to us */
+	uint32_t recent_from, recent_to;      /* UIDs in [from, to) are \Recent
+						 to us (the last claim) */
 	struct timespec cur_mtime, new_mtime; /* at the last scan */
-	bool changed;	/* announced or seen changing: scan at the next sync */
+	bool changed; /* announced or seen changing: scan at the next sync */
+	struct maildir_keywords *kw; /* NULL until it has some */
+	ino_t kw_ino;		     /* dovecot-keywords when last read */
+	off_t kw_size;
+	struct timespec kw_mtime;
 	size_t pending; /* waiting for UIDs at the last scan */
 };
 
@@ -116,7 +122,7 @@ struct imap_session {
 	int errors;
 	int auth_fails;
 	uint64_t auth_job; /* the password check of a login; 0: none */
-	char capbuf[256];
+	char capbuf[512];
 
 	/* the command being assembled */
 	struct strbuf cmd;
@@ -234,6 +240,9 @@ imap_handler imap_cmd_select, imap_cmd_close, imap_cmd_unselect,
 /* imap_cmd_folder.c: CREATE, DELETE, RENAME, (UN)SUBSCRIBE, STATUS */
 imap_handler imap_cmd_create, imap_cmd_delete, imap_cmd_rename,
     imap_cmd_subscribe, imap_cmd_status;
+/* "* STATUS name (items)" of mailbox name (STATUS, LIST-STATUS).
+ * Returns 0, or -1 with errno (ENOENT: no such mailbox), nothing told. */
+int imap_status_tell(struct imap_session *s, const char *name, unsigned items);
 /* imap_cmd_list.c: LIST and LSUB */
 imap_handler imap_cmd_list;
 /* imap_cmd_fetch.c */
@@ -244,6 +253,13 @@ void imap_fetch_abort(struct imap_session *s);
 imap_handler imap_cmd_store;
 /* imap_cmd_search.c */
 imap_handler imap_cmd_search;
+/* imap_esearch.c: ESEARCH (RFC 4731) */
+/* The ESEARCH answer (without "* ") for the rising numbers v[0..n).
+ * Returns 0 or -1 (sb full). */
+int imap_esearch_answer(struct strbuf *sb, const char *tag, bool uid,
+			unsigned ret, const uint32_t *v, size_t n);
+/* v[0..n) (rising) as a compact sequence set: "3:5,9". Returns 0 or -1. */
+int imap_seqset_format(struct strbuf *sb, const uint32_t *v, size_t n);
 /* imap_cmd_copy.c: COPY and MOVE */
 imap_handler imap_cmd_copy;
 /* imap_cmd_append.c */
@@ -324,9 +340,29 @@ int imap_crlf(const char *data, size_t len, char **out, size_t *outlen);
  * -1 with errno (ENOENT: expunged elsewhere). */
 int imap_mailbox_change_flags(struct imap_session *s, size_t i, unsigned add,
 			      unsigned del, bool *renamed);
-/* Where \Recent starts in the Maildir dir (the first UID no read-write
- * SELECT has seen); unless readonly, moves that mark to uidnext. */
-uint32_t imap_recent_claim(const char *dir, uint32_t uidnext, bool readonly);
+
+/* ---- imap_keywords.c: the selected mailbox's keywords ---- */
+
+/* mask's system flags and keywords by name ("\Seen $Junk"), into sb.
+ * Returns 0 or -1 (sb full). */
+int imap_flags_tell(const struct imap_mailbox *b, unsigned mask,
+		    struct strbuf *sb);
+/* "* FLAGS (...)" and "* OK [PERMANENTFLAGS (...)]": the system flags
+ * and the mailbox's keywords, \* while a letter is left for a new one. */
+void imap_keywords_announce(struct imap_session *s);
+/* The flag bits of the keywords the mailbox names (a letter without a
+ * name in dovecot-keywords is not shown, and FLAGS keeps it). */
+unsigned imap_keywords_named(const struct imap_mailbox *b);
+/* Reads the mailbox's keywords again when their file changed; with tell,
+ * announces them when they differ from what the client was told. */
+void imap_keywords_sync(struct imap_session *s, bool tell);
+/* The flag bits (IMAP_F_KW) of list's keywords in the mailbox at dir;
+ * with create, those it lacks are added to it (told when it is the
+ * selected one). Without create, keywords it lacks have no bit. Returns
+ * 0, or -1 with errno (ENOSPC: no letter left for a new keyword). */
+int imap_keywords_bits(struct imap_session *s, const char *dir,
+		       const struct imap_kwlist *list, bool create,
+		       unsigned *mask);
 
 /* ---- the node's IMAP state ---- */
 

@@ -24,16 +24,6 @@ imap_args_rename(struct imap_cur *c, struct imap_args_rename *a)
 	return imap_args_mailbox(c, true, a->to);
 }
 
-int
-imap_args_list(struct imap_cur *c, struct imap_args_list *a)
-{
-	if (imap_astring(c, a->ref, sizeof(a->ref), NULL) < 0 ||
-	    imap_sp(c) < 0 ||
-	    imap_list_mailbox(c, a->pattern, sizeof(a->pattern)) < 0)
-		return -1;
-	return imap_end(c);
-}
-
 static const struct {
 	const char *name;
 	unsigned bit;
@@ -72,6 +62,48 @@ imap_status_items_parse(struct imap_cur *c, unsigned *items)
 	return 0;
 }
 
+/* LIST's "RETURN (CHILDREN STATUS (MESSAGES))" after its space. */
+static int
+imap_list_return(struct imap_cur *c, unsigned *status)
+{
+	char word[32];
+	if (imap_atom(c, word, sizeof(word)) < 0 ||
+	    strcasecmp(word, "RETURN") != 0 || imap_sp(c) < 0 ||
+	    !imap_peek_char(c, '('))
+		return imap_cur_fail(c, "expected RETURN (options)");
+	if (imap_peek_char(c, ')'))
+		return 0;
+	do {
+		if (imap_atom(c, word, sizeof(word)) < 0)
+			return -1;
+		if (strcasecmp(word, "STATUS") == 0) {
+			if (imap_sp(c) < 0 ||
+			    imap_status_items_parse(c, status) < 0)
+				return -1;
+		} else if (strcasecmp(word, "CHILDREN") != 0 &&
+			   strcasecmp(word, "SPECIAL-USE") != 0) {
+			return imap_cur_fail(c, "unknown LIST return option");
+		}
+	} while (imap_sp(c) == 0);
+	if (!imap_peek_char(c, ')'))
+		return imap_cur_fail(c, "expected ')'");
+	return 0;
+}
+
+int
+imap_args_list(struct imap_cur *c, bool extended, struct imap_args_list *a)
+{
+	a->status = 0;
+	if (imap_astring(c, a->ref, sizeof(a->ref), NULL) < 0 ||
+	    imap_sp(c) < 0 ||
+	    imap_list_mailbox(c, a->pattern, sizeof(a->pattern)) < 0)
+		return -1;
+	if (extended && !imap_at_end(c) &&
+	    (imap_sp(c) < 0 || imap_list_return(c, &a->status) < 0))
+		return -1;
+	return imap_end(c);
+}
+
 int
 imap_args_status(struct imap_cur *c, struct imap_args_status *a)
 {
@@ -84,18 +116,19 @@ imap_args_status(struct imap_cur *c, struct imap_args_status *a)
 int
 imap_args_append(struct imap_cur *c, struct imap_args_append *a)
 {
-	a->flags = a->keywords = 0;
+	a->flags = 0;
+	a->kw.n = 0;
 	a->when = 0;
 	if (imap_astring(c, a->mailbox, sizeof(a->mailbox), NULL) < 0 ||
 	    imap_sp(c) < 0)
 		return -1;
 	if (c->p < c->end && *c->p == '(' &&
-	    (imap_flag_list(c, false, &a->flags, &a->keywords) < 0 ||
-	     imap_sp(c) < 0))
+	    (imap_flag_list(c, false, &a->flags, &a->kw) < 0 || imap_sp(c) < 0))
 		return -1;
 	if (c->p < c->end && *c->p == '"' &&
 	    (imap_date_time(c, &a->when) < 0 || imap_sp(c) < 0))
 		return -1;
+	imap_peek_char(c, '~'); /* literal8 (BINARY, RFC 3516) */
 	if (imap_literal(c, &a->msg, &a->len) < 0)
 		return -1;
 	return imap_end(c);
@@ -126,7 +159,7 @@ imap_args_store(struct imap_cur *c, struct imap_args_store *a)
 {
 	if (imap_seqset(c, &a->set) < 0 || imap_sp(c) < 0 ||
 	    imap_store_op_parse(c, &a->op, &a->silent) < 0 || imap_sp(c) < 0 ||
-	    imap_flag_list(c, true, &a->flags, &a->keywords) < 0)
+	    imap_flag_list(c, true, &a->flags, &a->kw) < 0)
 		return -1;
 	return imap_end(c);
 }
@@ -148,6 +181,42 @@ imap_args_fetch(struct imap_cur *c, struct imap_args_fetch *a)
 	    imap_fetch_parse(c, &a->f) < 0)
 		return -1;
 	return imap_end(c);
+}
+
+int
+imap_args_search_return(struct imap_cur *c, unsigned *ret)
+{
+	static const struct {
+		const char *name;
+		unsigned bit;
+	} opts[] = {{"MIN", IMAP_ESEARCH_MIN},
+		    {"MAX", IMAP_ESEARCH_MAX},
+		    {"COUNT", IMAP_ESEARCH_COUNT},
+		    {"ALL", IMAP_ESEARCH_ALL}};
+	char word[16];
+	*ret = 0;
+	if (c->end - c->p < 7 || strncasecmp(c->p, "RETURN ", 7) != 0)
+		return 0;
+	c->p += 7;
+	if (!imap_peek_char(c, '('))
+		return imap_cur_fail(c, "expected RETURN (options)");
+	while (!imap_peek_char(c, ')')) {
+		if ((*ret != 0 && imap_sp(c) < 0) ||
+		    imap_atom(c, word, sizeof(word)) < 0)
+			return imap_cur_fail(c, "bad RETURN option");
+		size_t k = 0;
+		while (k < sizeof(opts) / sizeof(*opts) &&
+		       strcasecmp(word, opts[k].name) != 0)
+			k++;
+		if (k == sizeof(opts) / sizeof(*opts))
+			return imap_cur_fail(c, "unknown RETURN option %s",
+					     word);
+		*ret |= opts[k].bit;
+	}
+	if (*ret == 0)
+		*ret = IMAP_ESEARCH_ALL; /* RETURN () is ALL (RFC 4731 3.1) */
+	*ret |= IMAP_ESEARCH;
+	return imap_sp(c);
 }
 
 int

@@ -31,11 +31,15 @@ struct imap_args_rename {
 };
 int imap_args_rename(struct imap_cur *c, struct imap_args_rename *a);
 
-/* LIST and LSUB: reference and pattern (with the wildcards). */
+/* LIST and LSUB: reference and pattern (with the wildcards); LIST
+ * (extended) also "RETURN (...)" (RFC 5258) with the return options
+ * CHILDREN, SPECIAL-USE (told anyway) and STATUS (items) (LIST-STATUS,
+ * RFC 5819) into status (IMAP_STATUS_*, 0: none). */
 struct imap_args_list {
 	char ref[IMAP_ARG_MBOX], pattern[IMAP_ARG_MBOX];
+	unsigned status;
 };
-int imap_args_list(struct imap_cur *c, struct imap_args_list *a);
+int imap_args_list(struct imap_cur *c, bool extended, struct imap_args_list *a);
 
 /* STATUS mailbox (items). */
 enum {
@@ -57,9 +61,10 @@ int imap_args_status(struct imap_cur *c, struct imap_args_status *a);
 /* APPEND mailbox [(flags)] ["date-time"] literal. */
 struct imap_args_append {
 	char mailbox[IMAP_ARG_MBOX];
-	unsigned flags, keywords; /* imap_flag_list's */
-	time_t when;		  /* 0: none given */
-	const char *msg;	  /* the literal, in the command buffer */
+	unsigned flags; /* imap_flag_list's */
+	struct imap_kwlist kw;
+	time_t when;	 /* 0: none given */
+	const char *msg; /* the literal, in the command buffer */
 	size_t len;
 };
 int imap_args_append(struct imap_cur *c, struct imap_args_append *a);
@@ -70,7 +75,8 @@ struct imap_args_store {
 	struct imap_seqset set;
 	enum imap_store_op op;
 	bool silent;
-	unsigned flags, keywords;
+	unsigned flags;
+	struct imap_kwlist kw;
 };
 int imap_args_store(struct imap_cur *c, struct imap_args_store *a);
 
@@ -88,6 +94,18 @@ struct imap_args_fetch {
 	struct imap_fetch f;
 };
 int imap_args_fetch(struct imap_cur *c, struct imap_args_fetch *a);
+
+/* SEARCH's "RETURN (options) " (ESEARCH, RFC 4731) before the search
+ * keys, if there: *ret gets IMAP_ESEARCH and the options (none: ALL); 0
+ * when absent. The keys are imap_search_parse's. */
+enum {
+	IMAP_ESEARCH = 1, /* RETURN given: answer ESEARCH */
+	IMAP_ESEARCH_MIN = 2,
+	IMAP_ESEARCH_MAX = 4,
+	IMAP_ESEARCH_COUNT = 8,
+	IMAP_ESEARCH_ALL = 16,
+};
+int imap_args_search_return(struct imap_cur *c, unsigned *ret);
 
 /* EXPUNGE takes nothing; UID EXPUNGE a UID set (*has_set). */
 int imap_args_expunge(struct imap_cur *c, bool uid, struct imap_seqset *set,

@@ -15,7 +15,7 @@ void
 imap_cmd_append(struct imap_session *s, struct imap_cmd *c)
 {
 	struct imap_args_append a;
-	char dir[4096], letters[8];
+	char dir[4096], letters[IMAP_FLAG_LETTERS];
 	char *fixed = NULL;
 	uint32_t uidvalidity, uid;
 	struct maildir_counter *ctr;
@@ -43,6 +43,14 @@ imap_cmd_append(struct imap_session *s, struct imap_cmd *c)
 		imap_no(s, c, "[OVERQUOTA] Quota exceeded");
 		return;
 	}
+	unsigned kw;
+	if (imap_keywords_bits(s, dir, &a.kw, true, &kw) < 0) {
+		if (errno == ENOSPC)
+			imap_no(s, c, "[LIMIT] Too many keywords in %s", name);
+		else
+			imap_no(s, c, "[SERVERBUG] Cannot store keywords");
+		return;
+	}
 	if ((ctr = imap_uid_need(s, name, 1)) == NULL)
 		return; /* runs again under the mailbox's lease */
 	if (imap_crlf(data, len, &fixed, &len) < 0) {
@@ -51,7 +59,7 @@ imap_cmd_append(struct imap_session *s, struct imap_cmd *c)
 	}
 	if (fixed)
 		data = fixed;
-	imap_flags_to_maildir(a.flags, letters);
+	imap_flags_to_maildir(a.flags | kw, letters);
 	if (maildir_append(dir, s->mn->store.hostname, data, len, letters,
 			   a.when, ctr, &uidvalidity, &uid) < 0) {
 		log_err("imap %s: append to %s: %s", s->id, dir,

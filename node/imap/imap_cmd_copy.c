@@ -10,25 +10,6 @@
 #include "../../common/log.h"
 #include "imap.h"
 
-/* uids[0..n) (rising) as a compact uid-set: "3:5,9". */
-static int
-imap_append_uidset(struct strbuf *sb, const uint32_t *uids, size_t n)
-{
-	for (size_t i = 0; i < n;) {
-		size_t k = i;
-		while (k + 1 < n && uids[k + 1] == uids[k] + 1)
-			k++;
-		int rc =
-		    k > i ? strbuf_appendf(sb, "%s%u:%u", i ? "," : "", uids[i],
-					   uids[k])
-			  : strbuf_appendf(sb, "%s%u", i ? "," : "", uids[i]);
-		if (rc < 0)
-			return -1;
-		i = k + 1;
-	}
-	return 0;
-}
-
 void
 imap_cmd_copy(struct imap_session *s, struct imap_cmd *c)
 {
@@ -102,9 +83,9 @@ imap_cmd_copy(struct imap_session *s, struct imap_cmd *c)
 	}
 	notice_changed(s->mn->store.notice, s->user, name);
 	strbuf_appendf(&sb, "[COPYUID %u ", uidvalidity);
-	imap_append_uidset(&sb, src, n);
+	imap_seqset_format(&sb, src, n);
 	strbuf_appends(&sb, " ");
-	imap_append_uidset(&sb, uids, n);
+	imap_seqset_format(&sb, uids, n);
 	strbuf_appends(&sb, "]");
 	if (!move) {
 		imap_ok(s, c, "%s COPY completed", strbuf_str(&sb));

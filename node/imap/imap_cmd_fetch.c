@@ -25,8 +25,9 @@ struct imap_fetch_job {
 	size_t sent;		  /* bytes queued in this slice */
 	size_t missing;		  /* messages whose file could not be read */
 	size_t expunged;	  /* asked for, expunged by another session */
-	bool want_mime;		  /* some item needs the structure */
-	bool hdr_only; /* the text items need only the top-level header */
+	size_t unknown_cte; /* BINARY of a part in an encoding not known */
+	bool want_mime;	    /* some item needs the structure */
+	bool hdr_only;	    /* the text items need only the top-level header */
 };
 
 static bool
@@ -41,6 +42,9 @@ imap_item_needs_mime(const struct imap_fetch_item *it)
 		return true;
 	case IMAP_FETCH_SECTION:
 		return it->nparts > 0 || it->spec != IMAP_SECT_ALL;
+	case IMAP_FETCH_BINARY:
+	case IMAP_FETCH_BINARY_SIZE:
+		return true;
 	default:
 		return false;
 	}
@@ -59,6 +63,9 @@ imap_item_header_only(const struct imap_fetch_item *it)
 		       (it->spec == IMAP_SECT_HEADER ||
 			it->spec == IMAP_SECT_HEADER_FIELDS ||
 			it->spec == IMAP_SECT_HEADER_FIELDS_NOT);
+	case IMAP_FETCH_BINARY:
+	case IMAP_FETCH_BINARY_SIZE:
+		return false;
 	default: /* the rest needs no text, or more than the header */
 		return !imap_item_needs_mime(it) &&
 		       it->kind != IMAP_FETCH_RFC822;
@@ -119,6 +126,7 @@ struct imap_fetch_ctx {
 	struct strbuf *sb;	      /* the answer */
 	struct strbuf *tmp;	      /* a built section (HEADER.FIELDS) */
 	bool uid_told, flags_told;
+	bool unknown_cte; /* a BINARY item could not decode its part */
 };
 
 /* Appends item it's answer ("FLAGS (\Seen)", "BODY[] {3}\r\nabc") to
@@ -132,7 +140,7 @@ imap_fetch_flags(struct imap_fetch_ctx *x, const struct imap_fetch_item *it)
 	(void)it;
 	x->flags_told = true;
 	if (strbuf_appends(x->sb, "FLAGS (") < 0 ||
-	    imap_flags_format(x->m->flags, x->sb) < 0 ||
+	    imap_flags_tell(&x->s->box, x->m->flags, x->sb) < 0 ||
 	    strbuf_appends(x->sb, ")") < 0)
 		return -1;
 	return 0;
@@ -253,6 +261,47 @@ imap_fetch_section(struct imap_fetch_ctx *x, const struct imap_fetch_item *it)
 	return rc;
 }
 
+/* BINARY[part]<partial>, BINARY.PEEK[...] and BINARY.SIZE[part] (RFC
+ * 3516): the part decoded, as a literal8 ("~{n}") when it holds a NUL. A
+ * part in an encoding not known goes as it is, and the FETCH ends NO
+ * [UNKNOWN-CTE]. */
+static int
+imap_fetch_binary(struct imap_fetch_ctx *x, const struct imap_fetch_item *it)
+{
+	char *data;
+	size_t len;
+	bool unknown;
+	struct strbuf name;
+	int rc = -1;
+	if (imap_mime_binary(x->mime, it->part, it->nparts, &data, &len,
+			     &unknown) < 0)
+		return -1;
+	x->unknown_cte |= unknown;
+	strbuf_init(&name, 4096);
+	if (imap_fetch_item_name(it, &name) < 0)
+		goto out;
+	if (it->kind == IMAP_FETCH_BINARY_SIZE) {
+		rc = strbuf_appendf(x->sb, "%s %zu", strbuf_str(&name), len);
+		goto out;
+	}
+	const char *d = data;
+	if (it->partial) {
+		size_t off = it->offset < len ? it->offset : len;
+		d += off;
+		len -= off;
+		if (it->count < len)
+			len = it->count;
+	}
+	rc = strbuf_appendf(x->sb, "%s %s{%zu}\r\n", strbuf_str(&name),
+			    memchr(d, '\0', len) ? "~" : "", len) < 0
+		 ? -1
+		 : strbuf_append(x->sb, d, len);
+out:
+	strbuf_free(&name);
+	free(data);
+	return rc;
+}
+
 /* The handlers, by item kind (as imap_cmd.c's table is by command). */
 static imap_fetch_item_fn *const imap_fetch_items[] = {
     [IMAP_FETCH_FLAGS] = imap_fetch_flags,
@@ -266,6 +315,8 @@ static imap_fetch_item_fn *const imap_fetch_items[] = {
     [IMAP_FETCH_RFC822_HEADER] = imap_fetch_rfc822_part,
     [IMAP_FETCH_RFC822_TEXT] = imap_fetch_rfc822_part,
     [IMAP_FETCH_SECTION] = imap_fetch_section,
+    [IMAP_FETCH_BINARY] = imap_fetch_binary,
+    [IMAP_FETCH_BINARY_SIZE] = imap_fetch_binary,
 };
 
 /* Reads what the job's items need of message i into x: the header's
@@ -339,6 +390,8 @@ imap_fetch_one(struct imap_session *s, struct imap_fetch_job *j, size_t i,
 		goto out;
 	if (strbuf_appends(sb, ")\r\n") < 0)
 		goto out;
+	if (x.unknown_cte)
+		j->unknown_cte++;
 	rc = 0;
 out:
 	strbuf_free(&tmp);
@@ -354,12 +407,15 @@ imap_fetch_finish(struct imap_session *s)
 	memcpy(tag, j->tag, sizeof(tag));
 	struct imap_cmd c = {.tag = tag, .name = "FETCH", .uid = j->uid};
 	size_t missing = j->missing, expunged = j->expunged;
+	size_t unknown_cte = j->unknown_cte;
 	s->job = NULL;
 	imap_job_free(j);
 	if (missing)
 		imap_no(s, &c, "Some messages could not be read");
 	else if (expunged) /* RFC 5530; EXPUNGE is told when it may be */
 		imap_no(s, &c, "%s", IMAP_EXPUNGEISSUED);
+	else if (unknown_cte)
+		imap_no(s, &c, "[UNKNOWN-CTE] Cannot decode some parts");
 	else
 		imap_ok(s, &c, "FETCH completed");
 }

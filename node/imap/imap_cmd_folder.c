@@ -145,31 +145,26 @@ imap_cmd_subscribe(struct imap_session *s, struct imap_cmd *c)
 	imap_ok(s, c, "%s completed", c->name);
 }
 
-void
-imap_cmd_status(struct imap_session *s, struct imap_cmd *c)
+int
+imap_status_tell(struct imap_session *s, const char *name, unsigned items)
 {
-	struct imap_args_status a;
 	char dir[4096];
 	struct maildir_list l = {0};
 	struct strbuf sb;
 
-	if (imap_args_status(&c->cur, &a) < 0) {
-		imap_bad(s, c, "STATUS needs a mailbox and a list of items");
-		return;
-	}
-	const char *name = a.mailbox;
-	unsigned items = a.items;
-	if (imap_check_mailbox(s, c, name, false) < 0)
-		return;
-	imap_mailbox_dir(s, name, dir, sizeof(dir));
+	if (imap_mailbox_dir(s, name, dir, sizeof(dir)) < 0)
+		return -1;
 	if (maildir_scan(dir, &l) < 0) {
+		int e = errno;
 		maildir_list_free(&l);
-		imap_folder_fail(s, c, "status");
-		return;
+		errno = e;
+		return -1;
 	}
 	/* Mail waiting for UIDs counts as the next messages, new and
 	 * unseen, without taking the lease for STATUS. */
-	uint32_t recent_from = imap_recent_claim(dir, l.uidnext, true);
+	uint32_t recent_from;
+	if (maildir_recent_claim(dir, l.uidnext, true, &recent_from) < 0)
+		recent_from = l.uidnext;
 	size_t recent = l.pending;
 	for (size_t i = 0; i < l.n; i++)
 		if (l.msg[i].uid >= recent_from)
@@ -208,5 +203,23 @@ imap_cmd_status(struct imap_session *s, struct imap_cmd *c)
 	imap_untagged(s, "STATUS %s", strbuf_str(&sb));
 	strbuf_free(&sb);
 	maildir_list_free(&l);
+	return 0;
+}
+
+void
+imap_cmd_status(struct imap_session *s, struct imap_cmd *c)
+{
+	struct imap_args_status a;
+
+	if (imap_args_status(&c->cur, &a) < 0) {
+		imap_bad(s, c, "STATUS needs a mailbox and a list of items");
+		return;
+	}
+	if (imap_check_mailbox(s, c, a.mailbox, false) < 0)
+		return;
+	if (imap_status_tell(s, a.mailbox, a.items) < 0) {
+		imap_folder_fail(s, c, "status");
+		return;
+	}
 	imap_ok(s, c, "STATUS completed");
 }

@@ -1,7 +1,8 @@
 /* LIST and LSUB (RFC 3501 6.3.8-9), with CHILDREN (RFC 3348) and
- * SPECIAL-USE (RFC 6154) attributes. The names are INBOX, the Maildir++
- * folders, and the parents a folder "a.b" implies when "a" itself does
- * not exist (\Noselect). '*' matches anything, '%' anything but the
+ * SPECIAL-USE (RFC 6154) attributes, and LIST's RETURN (STATUS (...))
+ * of LIST-STATUS (RFC 5819): a STATUS after each selectable name. The names are
+ * INBOX, the Maildir++ folders, and the parents a folder "a.b" implies when "a"
+ * itself does not exist (\Noselect). '*' matches anything, '%' anything but the
  * delimiter '.'. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -134,7 +135,7 @@ imap_cmd_list(struct imap_session *s, struct imap_cmd *c)
 	bool lsub = strcmp(c->name, "LSUB") == 0;
 	struct imap_names ns = {0};
 
-	if (imap_args_list(&c->cur, &a) < 0) {
+	if (imap_args_list(&c->cur, !lsub, &a) < 0) {
 		imap_bad(s, c, "%s needs a reference and a mailbox pattern: %s",
 			 c->name, c->cur.err);
 		return;
@@ -191,6 +192,9 @@ imap_cmd_list(struct imap_session *s, struct imap_cmd *c)
 		strbuf_appends(&sb, ") \".\" ");
 		imap_append_string(&sb, name, strlen(name));
 		imap_untagged(s, "%s", strbuf_str(&sb));
+		/* LIST-STATUS: a mailbox gone meanwhile has none */
+		if (a.status && ns.real[i])
+			imap_status_tell(s, name, a.status);
 		told++;
 	}
 	strbuf_free(&sb);

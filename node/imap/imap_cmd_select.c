@@ -8,8 +8,6 @@
 #include "../../common/log.h"
 #include "imap.h"
 
-#define IMAP_FLAGS "\\Answered \\Flagged \\Deleted \\Seen \\Draft"
-
 void
 imap_cmd_select(struct imap_session *s, struct imap_cmd *c)
 {
@@ -46,9 +44,7 @@ imap_cmd_select(struct imap_session *s, struct imap_cmd *c)
 		imap_mailbox_assign(s, ctr, false);
 	}
 	s->state = IMAP_SELECTED;
-	imap_untagged(s, "FLAGS (" IMAP_FLAGS ")");
-	imap_untagged(s, "OK [PERMANENTFLAGS (%s)] Flags permitted",
-		      readonly ? "" : IMAP_FLAGS);
+	imap_keywords_announce(s);
 	imap_untagged(s, "%zu EXISTS", b->n);
 	imap_untagged(s, "%zu RECENT", b->recent);
 	for (size_t i = 0; i < b->n; i++)

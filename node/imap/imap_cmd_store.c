@@ -1,7 +1,7 @@
 /* STORE and UID STORE (RFC 3501 6.4.6): FLAGS, +FLAGS, -FLAGS and their
- * .SILENT forms. Flags live in the Maildir file names, so every node sees
- * them; keywords are not kept (PERMANENTFLAGS does not offer \*), and a
- * STORE of keywords alone changes nothing. +FLAGS and -FLAGS change the
+ * .SILENT forms. Flags and keywords live in the Maildir file names (the
+ * keywords' letters named in the mailbox's dovecot-keywords), so every
+ * node sees them. +FLAGS, -FLAGS and FLAGS change the
  * flags as they are on the store at that moment, so that two sessions
  * (on any nodes) changing different flags of one message both hold. */
 #include <errno.h>
@@ -15,7 +15,7 @@
 /* The flags a STORE may change: all but \Recent. */
 #define IMAP_STORE_FLAGS                                                       \
 	(IMAP_F_SEEN | IMAP_F_ANSWERED | IMAP_F_FLAGGED | IMAP_F_DELETED |     \
-	 IMAP_F_DRAFT)
+	 IMAP_F_DRAFT | IMAP_F_KEYWORDS)
 
 void
 imap_cmd_store(struct imap_session *s, struct imap_cmd *c)
@@ -29,17 +29,29 @@ imap_cmd_store(struct imap_session *s, struct imap_cmd *c)
 		return;
 	}
 	const enum imap_store_op op = a.op;
-	const unsigned mask = a.flags;
 	const bool silent = a.silent;
+	unsigned kw;
 	if (b->readonly) {
 		imap_no(s, c, "[READ-ONLY] Mailbox is read-only");
 		return;
 	}
+	if (imap_keywords_bits(s, b->dir, &a.kw, op != IMAP_STORE_REMOVE, &kw) <
+	    0) {
+		if (errno == ENOSPC)
+			imap_no(s, c, "[LIMIT] Too many keywords in %s",
+				b->name);
+		else
+			imap_no(s, c, "[SERVERBUG] Cannot store keywords");
+		return;
+	}
+	const unsigned mask = a.flags | kw;
 	/* What changes, applied to the flags as they are on the store (not
-	 * as this session last saw them); FLAGS replaces the system flags
-	 * and keeps what IMAP does not show. */
+	 * as this session last saw them); FLAGS replaces the flags and
+	 * keywords and keeps what IMAP does not show. */
 	unsigned add = op == IMAP_STORE_REMOVE ? 0 : mask;
-	unsigned del = op == IMAP_STORE_SET	 ? IMAP_STORE_FLAGS & ~mask
+	unsigned del = op == IMAP_STORE_SET
+			   ? (IMAP_STORE_FLAGS & ~IMAP_F_KEYWORDS & ~mask) |
+				 (imap_keywords_named(b) & ~mask)
 		       : op == IMAP_STORE_REMOVE ? mask
 						 : 0;
 	size_t failed = 0, expunged = 0, changed = 0;
@@ -72,7 +84,7 @@ imap_cmd_store(struct imap_session *s, struct imap_cmd *c)
 		if (silent && (m->flags & IMAP_STORE_FLAGS) == expect)
 			continue;
 		strbuf_reset(&sb);
-		imap_flags_format(m->flags, &sb);
+		imap_flags_tell(b, m->flags, &sb);
 		if (c->uid)
 			imap_untagged(s, "%zu FETCH (UID %u FLAGS (%s))", i + 1,
 				      m->uid, strbuf_str(&sb));

@@ -64,6 +64,9 @@ struct imap_env_tok {
 	bool space; /* blanks or a comment before it */
 	const char *s;
 	size_t n;
+	const char *cmt; /* the comment just before it (parentheses
+			    included), NULL when none */
+	size_t cmtn;
 };
 
 struct imap_env_addr {
@@ -73,16 +76,18 @@ struct imap_env_addr {
 	size_t count;			/* addresses written */
 	char *name, *adl, *mbox, *host; /* scratch, each len + 1 bytes */
 	int rc;
+	bool text; /* imap_addr_text's form, not ENVELOPE's */
 };
 
 /* Splits v into tokens, into t unless it is NULL (to count them first);
- * returns the count. */
+ * returns the count. t[count] (t has room for it) is an end token of
+ * kind '\0' that carries the comment at the end. */
 static size_t
 imap_env_tokenize(const char *v, struct imap_env_tok *t)
 {
-	size_t n = 0;
+	size_t n = 0, cmtn = 0;
 	bool space = false;
-	const char *p = v;
+	const char *p = v, *cmt = NULL;
 	while (*p != '\0') {
 		if (*p == ' ' || *p == '\t') {
 			space = true;
@@ -93,6 +98,8 @@ imap_env_tokenize(const char *v, struct imap_env_tok *t)
 		char kind = 'w';
 		if (*p == '(') {
 			p = imap_mime_skip_comment(p);
+			cmt = s;
+			cmtn = (size_t)(p - s);
 			space = true;
 			continue;
 		} else if (*p == '"' || *p == '[') {
@@ -112,12 +119,35 @@ imap_env_tokenize(const char *v, struct imap_env_tok *t)
 				p++;
 		}
 		if (t != NULL)
-			t[n] = (struct imap_env_tok){kind, space, s,
-						     (size_t)(p - s)};
+			t[n] = (struct imap_env_tok){
+			    kind, space, s, (size_t)(p - s), cmt, cmtn};
 		n++;
 		space = false;
+		cmt = NULL;
 	}
+	if (t != NULL)
+		t[n] = (struct imap_env_tok){'\0', space, p, 0, cmt, cmtn};
 	return n;
+}
+
+/* The text of comment t->cmt (parentheses and quoting backslashes off,
+ * blanks trimmed) into out; false when there is none or it is empty. */
+static bool
+imap_env_comment(const struct imap_env_tok *t, char *out)
+{
+	if (t->cmt == NULL || t->cmtn < 2)
+		return false;
+	size_t o = 0, end = t->cmt[t->cmtn - 1] == ')' ? t->cmtn - 1 : t->cmtn;
+	for (size_t i = 1; i < end; i++) {
+		if (t->cmt[i] == '\\' && i + 1 < end)
+			i++;
+		if (o > 0 || (t->cmt[i] != ' ' && t->cmt[i] != '\t'))
+			out[o++] = t->cmt[i];
+	}
+	while (o > 0 && (out[o - 1] == ' ' || out[o - 1] == '\t'))
+		o--;
+	out[o] = '\0';
+	return o > 0;
 }
 
 /* Tokens [i, j) joined into out: as a phrase (quoted strings unquoted,
@@ -155,6 +185,15 @@ imap_env_emit(struct imap_env_addr *a, const char *name, const char *adl,
 	struct strbuf *sb = a->sb;
 	if (a->rc < 0)
 		return;
+	if (a->text) { /* "name <mbox@host>, ": groups as their members */
+		if (mbox == NULL || host == NULL)
+			return;
+		if (strbuf_appendf(sb, "%s%s%s%s%s%s%s", a->count++ ? ", " : "",
+				   name ? name : "", name ? " <" : "", mbox,
+				   *host ? "@" : "", host, name ? ">" : "") < 0)
+			a->rc = -1;
+		return;
+	}
 	if ((a->count++ == 0 && strbuf_append(sb, "(", 1) < 0) ||
 	    strbuf_append(sb, "(", 1) < 0 ||
 	    imap_env_nstring(sb, name, false) < 0 ||
@@ -226,9 +265,15 @@ imap_env_mailbox(struct imap_env_addr *a, size_t i, bool in_group)
 	size_t k = j;
 	if (imap_env_is(a, j, '<')) {
 		const char *name = NULL;
+		size_t close = j;
+		while (close < a->n && a->t[close].kind != '>')
+			close++;
 		if (j > i) {
 			imap_env_join(a->t, i, j, true, a->name);
 			name = a->name;
+		} else if (close < a->n &&
+			   imap_env_comment(&a->t[close + 1], a->name)) {
+			name = a->name; /* "<user@domain> (Real Name)" */
 		}
 		k = imap_env_angle(a, j + 1, name);
 	} else if (imap_env_is(a, j, '@')) {
@@ -237,7 +282,11 @@ imap_env_mailbox(struct imap_env_addr *a, size_t i, bool in_group)
 		     k < a->n && strchr(",;<>:", a->t[k].kind) == NULL; k++)
 			;
 		imap_env_join(a->t, j + 1, k, false, a->host);
-		imap_env_emit(a, NULL, NULL, a->mbox, a->host);
+		/* "user@domain (Real Name)": the comment is the name, as
+		 * when there is no phrase the reference server takes it */
+		const char *name =
+		    imap_env_comment(&a->t[k], a->name) ? a->name : NULL;
+		imap_env_emit(a, name, NULL, a->mbox, a->host);
 	} else if (j > i) {
 		/* a local part without domain */
 		imap_env_join(a->t, i, j, false, a->mbox);
@@ -268,15 +317,16 @@ imap_env_group(struct imap_env_addr *a, size_t i, size_t colon)
 	return i + 1;
 }
 
-/* The address list v as "(addr...)" or NIL when it has none. */
+/* The address list v as "(addr...)" or NIL when it has none; with
+ * text, as imap_addr_text writes it. */
 static int
-imap_env_addresses(struct strbuf *sb, const char *v)
+imap_env_addresses(struct strbuf *sb, const char *v, bool text)
 {
 	size_t len = strlen(v);
 	struct imap_env_tok *t =
 	    malloc((imap_env_tokenize(v, NULL) + 1) * sizeof(*t));
 	char *scratch = malloc(4 * (len + 1));
-	struct imap_env_addr a = {.sb = sb, .t = t};
+	struct imap_env_addr a = {.sb = sb, .t = t, .text = text};
 	if (t == NULL || scratch == NULL) {
 		a.rc = -1;
 		goto done;
@@ -298,12 +348,18 @@ imap_env_addresses(struct strbuf *sb, const char *v)
 		else
 			i = imap_env_mailbox(&a, i, false);
 	}
-	if (a.rc == 0)
+	if (a.rc == 0 && !text)
 		a.rc = strbuf_appends(sb, a.count > 0 ? ")" : "NIL");
 done:
 	free(t);
 	free(scratch);
 	return a.rc;
+}
+
+int
+imap_addr_text(const char *v, struct strbuf *sb)
+{
+	return imap_env_addresses(sb, v, true);
 }
 
 /* ---- ENVELOPE ---- */
@@ -344,7 +400,7 @@ imap_env_field(struct strbuf *sb, const struct imap_mime_part *msg,
 	else if (v == NULL)
 		rc = strbuf_append(sb, "NIL", 3);
 	else if (address)
-		rc = imap_env_addresses(sb, v);
+		rc = imap_env_addresses(sb, v, false);
 	else
 		rc = imap_env_string(sb, v, strlen(v), false);
 	free(v);

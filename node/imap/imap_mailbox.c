@@ -21,7 +21,6 @@
 #include "imap_listing.h"
 #include "imap_mime.h"
 
-#define IMAP_RECENT_MARK "mailswitch-recent"
 #define IMAP_HDR_READ_MAX 65536 /* read for a header section, at most */
 
 /* ---- names ---- */
@@ -39,38 +38,20 @@ imap_mailbox_dir(const struct imap_session *s, const char *mailbox, char *out,
 
 /* ---- \Recent ---- */
 
-/* The first UID not yet seen by a read-write SELECT, kept in the mailbox
- * (best effort: \Recent is advisory, RFC 3501 2.3.2); unless readonly,
- * raised to uidnext. Returns where \Recent starts for this session. */
-uint32_t
-imap_recent_claim(const char *dir, uint32_t uidnext, bool readonly)
+/* Claims \Recent for the UIDs below uidnext no session claimed yet
+ * (maildir_recent_claim): those are recent to this session alone. A
+ * read-only session claims nothing and sees as recent what no one
+ * claimed. */
+static void
+imap_recent_take(struct imap_session *s, uint32_t uidnext)
 {
-	char path[4096 + 32], tmp[4096 + 48], buf[32];
-	uint32_t from = 1;
-	snprintf(path, sizeof(path), "%s/%s", dir, IMAP_RECENT_MARK);
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd >= 0) {
-		ssize_t n = read(fd, buf, sizeof(buf) - 1);
-		close(fd);
-		if (n > 0) {
-			buf[n] = '\0';
-			unsigned long v = strtoul(buf, NULL, 10);
-			if (v > 0 && v <= UINT32_MAX)
-				from = (uint32_t)v;
-		}
-	}
-	if (readonly || from >= uidnext)
-		return from;
-	snprintf(tmp, sizeof(tmp), "%s.%d", path, (int)getpid());
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd >= 0) {
-		int n = snprintf(buf, sizeof(buf), "%u\n", uidnext);
-		bool ok = write(fd, buf, (size_t)n) == n;
-		close(fd);
-		if (!ok || rename(tmp, path) < 0)
-			unlink(tmp);
-	}
-	return from;
+	struct imap_mailbox *b = &s->box;
+	uint32_t from;
+	if (maildir_recent_claim(b->dir, uidnext, b->readonly, &from) < 0)
+		log_warn("imap %s: \\Recent of %s: %s", s->id, b->dir,
+			 strerror(errno));
+	b->recent_from = from;
+	b->recent_to = b->readonly ? UINT32_MAX : uidnext;
 }
 
 /* ---- the message list ---- */
@@ -201,7 +182,7 @@ imap_msg_init(struct imap_mailbox *b, struct imap_msg *m,
 	m->uid = from->uid;
 	m->size = from->size;
 	m->flags = imap_flags_from_maildir(from->flags);
-	if (m->uid >= b->recent_from) {
+	if (m->uid >= b->recent_from && m->uid < b->recent_to) {
 		m->flags |= IMAP_F_RECENT;
 		b->recent++;
 	}
@@ -281,9 +262,10 @@ imap_mailbox_open(struct imap_session *s, const char *mailbox, bool readonly)
 		errno = ENOMEM;
 		goto fail;
 	}
+	imap_keywords_sync(s, false);
 	b->uidvalidity = l.uidvalidity;
 	b->uidnext = l.uidnext;
-	b->recent_from = imap_recent_claim(b->dir, l.uidnext, readonly);
+	imap_recent_take(s, l.uidnext);
 	for (size_t i = 0; i < l.n; i++)
 		if (imap_msg_init(b, &b->msg[i], &l.msg[i]) < 0)
 			goto fail;
@@ -293,6 +275,7 @@ imap_mailbox_open(struct imap_session *s, const char *mailbox, bool readonly)
 fail:;
 	int e = errno;
 	maildir_list_free(&l);
+	free(b->kw);
 	free(b->msg);
 	free(b->names);
 	memset(b, 0, sizeof(*b));
@@ -304,6 +287,7 @@ void
 imap_mailbox_close(struct imap_session *s)
 {
 	imap_loaded_free(&s->cache);
+	free(s->box.kw);
 	free(s->box.msg);
 	free(s->box.names);
 	memset(&s->box, 0, sizeof(s->box));
@@ -339,7 +323,7 @@ imap_tell_flags(struct imap_session *s, size_t i)
 {
 	struct strbuf sb;
 	strbuf_init(&sb, 256);
-	imap_flags_format(s->box.msg[i].flags, &sb);
+	imap_flags_tell(&s->box, s->box.msg[i].flags, &sb);
 	imap_untagged(s, "%zu FETCH (UID %u FLAGS (%s))", i + 1,
 		      s->box.msg[i].uid, strbuf_str(&sb));
 	strbuf_free(&sb);
@@ -372,6 +356,9 @@ imap_box_merge(struct imap_session *s, const struct maildir_list *l,
 		j++;
 	}
 	uint32_t max = b->n ? b->msg[b->n - 1].uid : 0;
+	if (l->n > 0 && l->msg[l->n - 1].uid > max &&
+	    l->msg[l->n - 1].uid >= b->recent_to)
+		imap_recent_take(s, l->uidnext);
 	for (j = 0; j < l->n; j++) {
 		if (l->msg[j].uid <= max)
 			continue;
@@ -395,6 +382,7 @@ imap_box_update(struct imap_session *s, struct maildir_counter *ctr)
 	struct imap_mailbox *b = &s->box;
 	struct maildir_list l = {0};
 	size_t before = b->n, recent_before = b->recent;
+	imap_keywords_sync(s, s->state == IMAP_SELECTED);
 	if (imap_box_scan(s, ctr, &l) < 0) {
 		if (errno == ENOENT) /* the mailbox was deleted */
 			for (size_t i = 0; i < b->n; i++)
@@ -686,7 +674,7 @@ imap_mailbox_change_flags(struct imap_session *s, size_t i, unsigned add,
 {
 	struct imap_msg *m = &s->box.msg[i];
 	struct maildir_msg mm;
-	char plus[8], minus[8];
+	char plus[IMAP_FLAG_LETTERS], minus[IMAP_FLAG_LETTERS];
 	imap_flags_to_maildir(add & ~(unsigned)IMAP_F_RECENT, plus);
 	imap_flags_to_maildir(del & ~(unsigned)IMAP_F_RECENT, minus);
 	imap_msg_get(&s->box, i, &mm);

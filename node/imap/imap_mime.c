@@ -558,10 +558,7 @@ imap_mime_parse(const char *msg, size_t len)
 
 /* ---- BODY[section] ---- */
 
-/* Walks the part numbers. *node is the part reached; *whole is false
- * when it is the body of a non-multipart message taken as its part 1.
- * Returns false when a part does not exist. */
-static bool
+bool
 imap_mime_walk(const struct imap_mime *m, const uint32_t *parts, size_t nparts,
 	       const struct imap_mime_part **node)
 {

@@ -56,16 +56,33 @@ int imap_mime_section(const struct imap_mime *m, const uint32_t *parts,
 		      const char (*fields)[IMAP_FIELD_NAME_MAX], size_t nfields,
 		      struct strbuf *sb, const char **data, size_t *len);
 
+/* BINARY[parts] (RFC 3516): the content of the part with its
+ * Content-Transfer-Encoding (base64, quoted-printable) undone, into
+ * *out (malloc'ed, for the caller to free); the whole message as it is
+ * for no parts, "" for a part that does not exist. An encoding that is
+ * not known leaves the content as it is and sets *unknown. Returns 0 or
+ * -1 (out of memory). */
+int imap_mime_binary(const struct imap_mime *m, const uint32_t *parts,
+		     size_t nparts, char **out, size_t *len, bool *unknown);
+
 /* SEARCH: whether a header field named field (case-insensitive; "" for
  * any field) of the top-level header contains needle after unfolding and
  * decoding RFC 2047 encoded words to UTF-8, case-insensitively for ASCII;
- * needle "" asks whether the field exists. */
+ * needle "" asks whether the field exists. An address field (From, To,
+ * Cc, Bcc, Sender, Reply-To) also matches when its addresses written
+ * without comments (imap_addr_text) contain needle. */
 bool imap_mime_header_has(const struct imap_mime *m, const char *field,
 			  const char *needle);
 /* The same on a header section alone (hdr[0..hdrlen), as
  * imap_hdr_len delimits it), for the header cache. */
 bool imap_hdr_has(const char *hdr, size_t hdrlen, const char *field,
 		  const char *needle);
+/* The address list v (an unfolded header value) as "name <local@domain>,
+ * ..." (or "local@domain" without a name): comments and the blanks
+ * around '@' and '.' gone, a trailing comment "user@domain (Real Name)"
+ * the name when there is no phrase (as ENVELOPE takes it), groups as
+ * their members. Appended to sb; returns 0 or -1 (sb full, no memory). */
+int imap_addr_text(const char *v, struct strbuf *sb);
 /* SEARCH BODY: whether some text part's content (after its
  * Content-Transfer-Encoding, base64 or quoted-printable, is undone, and
  * converted to UTF-8 when its charset is ISO-8859-1 or US-ASCII; other

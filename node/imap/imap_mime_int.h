@@ -75,6 +75,11 @@ bool imap_mime_find_field(const char *h, size_t hlen, const char *name,
  * without leading and trailing blanks, NUL-terminated. Returns the
  * length written. */
 size_t imap_mime_unfold(const char *v, size_t n, char *out);
+/* Walks the part numbers: *node is the part reached (NULL for none: the
+ * whole message; the message itself for part 1 of a message that is not
+ * multipart). Returns false when a part does not exist. */
+bool imap_mime_walk(const struct imap_mime *m, const uint32_t *parts,
+		    size_t nparts, const struct imap_mime_part **node);
 /* p at a '(': past its (nested, backslash-quoting) comment, or at the
  * end of the string when it is not closed. */
 const char *imap_mime_skip_comment(const char *p);

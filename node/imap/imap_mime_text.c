@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "../../common/sasl.h"
+#include "../../common/strbuf.h"
 #include "imap_mime_int.h"
 
 /* ---- decoders: each writes at most its input length to out ---- */
@@ -212,6 +213,76 @@ imap_mime_header_has(const struct imap_mime *m, const char *field,
 	return imap_hdr_has(m->root->hdr, m->root->hdrlen, field, needle);
 }
 
+int
+imap_mime_binary(const struct imap_mime *m, const uint32_t *parts,
+		 size_t nparts, char **out, size_t *len, bool *unknown)
+{
+	const struct imap_mime_part *p = NULL;
+	const char *data = "";
+	size_t n = 0;
+	*unknown = false;
+	bool found = imap_mime_walk(m, parts, nparts, &p);
+	if (found && p == NULL) {
+		data = m->root->hdr;
+		n = m->root->hdrlen + m->root->bodylen;
+	} else if (found) {
+		data = p->body;
+		n = p->bodylen;
+	}
+	if ((*out = malloc(n + 1)) == NULL)
+		return -1;
+	const char *enc = p != NULL && p->enc != NULL ? p->enc : "";
+	size_t elen = imap_mime_enc_len(enc);
+	if (p != NULL && p->child == NULL &&
+	    imap_mime_name_eq(enc, elen, "base64"))
+		*len = imap_text_base64(data, n, *out);
+	else if (p != NULL && p->child == NULL &&
+		 imap_mime_name_eq(enc, elen, "quoted-printable"))
+		*len = imap_text_qp(data, n, false, *out);
+	else {
+		*unknown = elen > 0 && !imap_mime_name_eq(enc, elen, "7bit") &&
+			   !imap_mime_name_eq(enc, elen, "8bit") &&
+			   !imap_mime_name_eq(enc, elen, "binary");
+		memcpy(*out, data, n);
+		*len = n;
+	}
+	(*out)[*len] = '\0';
+	return 0;
+}
+
+/* Fields that hold address lists. */
+static bool
+imap_hdr_is_address(const char *name, size_t len)
+{
+	static const char *const fields[] = {"From", "To",     "Cc",
+					     "Bcc",  "Sender", "Reply-To"};
+	for (size_t i = 0; i < sizeof(fields) / sizeof(*fields); i++)
+		if (imap_mime_name_eq(name, len, fields[i]))
+			return true;
+	return false;
+}
+
+/* Whether the address list v, written without comments
+ * (imap_addr_text) and its encoded words decoded, contains needle. */
+static bool
+imap_addr_has(const char *v, const char *needle)
+{
+	struct strbuf sb;
+	bool hit = false;
+	strbuf_init(&sb, 2 * strlen(v) + 64);
+	if (imap_addr_text(v, &sb) == 0 && !sb.overflow) {
+		char *d = malloc(2 * sb.len + 1);
+		if (d != NULL) {
+			size_t dn =
+			    imap_text_decode_header(strbuf_str(&sb), sb.len, d);
+			hit = imap_text_contains(d, dn, needle);
+			free(d);
+		}
+	}
+	strbuf_free(&sb);
+	return hit;
+}
+
 bool
 imap_hdr_has(const char *hdr, size_t hdrlen, const char *field,
 	     const char *needle)
@@ -230,7 +301,9 @@ imap_hdr_has(const char *hdr, size_t hdrlen, const char *field,
 		size_t n = imap_mime_unfold(f.value, f.valuelen, v);
 		char *d = v + n + 1;
 		size_t dn = imap_text_decode_header(v, n, d);
-		bool hit = imap_text_contains(d, dn, needle);
+		bool hit = imap_text_contains(d, dn, needle) ||
+			   (imap_hdr_is_address(f.name, f.namelen) &&
+			    imap_addr_has(v, needle));
 		free(v);
 		if (hit)
 			return true;

@@ -439,18 +439,29 @@ static const struct imap_flag_name {
 
 #define IMAP_NFLAGS (sizeof(imap_flag_names) / sizeof(imap_flag_names[0]))
 
-/* One flag: a system flag into *mask, or a keyword counted. */
+/* A keyword into kw, once. */
 static int
-imap_flag(struct imap_cur *c, unsigned *mask, unsigned *keywords)
+imap_keyword_add(struct imap_cur *c, const char *name, struct imap_kwlist *kw)
 {
-	char name[64];
+	for (size_t i = 0; i < kw->n; i++)
+		if (strcasecmp(kw->name[i], name) == 0)
+			return 0;
+	if (kw->n == IMAP_KEYWORD_LIST_MAX)
+		return imap_cur_fail(c, "too many keywords");
+	snprintf(kw->name[kw->n++], sizeof(kw->name[0]), "%s", name);
+	return 0;
+}
+
+/* One flag: a system flag into *mask, or a keyword into kw. */
+static int
+imap_flag(struct imap_cur *c, unsigned *mask, struct imap_kwlist *kw)
+{
+	char name[IMAP_KEYWORD_MAX + 2];
 	bool sys = imap_peek_char(c, '\\');
 	if (imap_atom(c, name + 1, sizeof(name) - 1) < 0)
 		return imap_cur_fail(c, "bad flag");
-	if (!sys) {
-		(*keywords)++;
-		return 0;
-	}
+	if (!sys)
+		return imap_keyword_add(c, name + 1, kw);
 	name[0] = '\\';
 	for (size_t i = 0; i < IMAP_NFLAGS; i++) {
 		if (strcasecmp(name, imap_flag_names[i].name) != 0)
@@ -465,10 +476,10 @@ imap_flag(struct imap_cur *c, unsigned *mask, unsigned *keywords)
 
 int
 imap_flag_list(struct imap_cur *c, bool paren_optional, unsigned *mask,
-	       unsigned *keywords)
+	       struct imap_kwlist *kw)
 {
 	*mask = 0;
-	*keywords = 0;
+	kw->n = 0;
 	bool paren = imap_peek_char(c, '(');
 	if (!paren && !paren_optional)
 		return imap_cur_fail(c, "expected a flag list");
@@ -477,7 +488,7 @@ imap_flag_list(struct imap_cur *c, bool paren_optional, unsigned *mask,
 	for (unsigned n = 0;; n++) {
 		if (n == 256)
 			return imap_cur_fail(c, "too many flags");
-		if (imap_flag(c, mask, keywords) < 0)
+		if (imap_flag(c, mask, kw) < 0)
 			return -1;
 		if (paren && imap_peek_char(c, ')'))
 			return 0;
@@ -508,10 +519,15 @@ unsigned
 imap_flags_from_maildir(const char *letters)
 {
 	unsigned mask = 0;
-	for (const char *p = letters; *p; p++)
+	for (const char *p = letters; *p; p++) {
+		if (*p >= 'a' && *p <= 'z') {
+			mask |= IMAP_F_KW(*p - 'a');
+			continue;
+		}
 		for (size_t i = 0; i < IMAP_NFLAGS; i++)
 			if (imap_flag_names[i].maildir == *p)
 				mask |= imap_flag_names[i].bit;
+	}
 	return mask;
 }
 
@@ -525,6 +541,9 @@ imap_flags_to_maildir(unsigned mask, char *out)
 			if (imap_flag_names[i].maildir == *l &&
 			    (mask & imap_flag_names[i].bit))
 				out[n++] = *l;
+	for (int k = 0; k < 26; k++)
+		if (mask & IMAP_F_KW(k))
+			out[n++] = (char)('a' + k);
 	out[n] = '\0';
 }
 
@@ -837,6 +856,32 @@ imap_fetch_add(struct imap_cur *c, struct imap_fetch *f,
 	return it;
 }
 
+/* BINARY[part], BINARY.PEEK[part], BINARY.SIZE[part] (RFC 3516),
+ * tok the name before '[': section-binary is part numbers alone. */
+static int
+imap_fetch_binary(struct imap_cur *c, struct imap_fetch *f, const char *tok)
+{
+	bool size = strcasecmp(tok, "BINARY.SIZE") == 0;
+	struct imap_fetch_item *it = imap_fetch_add(
+	    c, f, size ? IMAP_FETCH_BINARY_SIZE : IMAP_FETCH_BINARY);
+	if (it == NULL)
+		return -1;
+	it->peek = strcasecmp(tok, "BINARY.PEEK") == 0;
+	if (!size && !it->peek)
+		f->sets_seen = true;
+	if (!imap_peek_char(c, '['))
+		return imap_cur_fail(c, "%s needs a section", tok);
+	while (!imap_peek_char(c, ']')) {
+		if (it->nparts == IMAP_SECTION_DEPTH)
+			return imap_cur_fail(c, "section too deep");
+		if ((it->nparts > 0 && !imap_peek_char(c, '.')) ||
+		    imap_nz_number(c, &it->part[it->nparts]) < 0)
+			return imap_cur_fail(c, "bad binary section");
+		it->nparts++;
+	}
+	return size ? 0 : imap_partial(c, it);
+}
+
 /* One fetch-att. */
 static int
 imap_fetch_att(struct imap_cur *c, struct imap_fetch *f)
@@ -845,6 +890,10 @@ imap_fetch_att(struct imap_cur *c, struct imap_fetch *f)
 	struct imap_fetch_item *it;
 	if (imap_token(c, tok, sizeof(tok)) < 0)
 		return -1;
+	if (strcasecmp(tok, "BINARY") == 0 ||
+	    strcasecmp(tok, "BINARY.PEEK") == 0 ||
+	    strcasecmp(tok, "BINARY.SIZE") == 0)
+		return imap_fetch_binary(c, f, tok);
 	bool peek = strcasecmp(tok, "BODY.PEEK") == 0;
 	if (peek || (strcasecmp(tok, "BODY") == 0 && imap_next(c) == '[')) {
 		if (!imap_peek_char(c, '['))
@@ -956,7 +1005,10 @@ imap_section_format(const struct imap_fetch_item *it, struct strbuf *sb)
 	};
 	if ((unsigned)it->spec > IMAP_SECT_MIME ||
 	    it->nparts > IMAP_SECTION_DEPTH || it->nfields > IMAP_FIELDS_MAX ||
-	    strbuf_appends(sb, "BODY[") < 0)
+	    strbuf_appends(sb, it->kind == IMAP_FETCH_BINARY ? "BINARY["
+			       : it->kind == IMAP_FETCH_BINARY_SIZE
+				   ? "BINARY.SIZE["
+				   : "BODY[") < 0)
 		return -1;
 	for (size_t i = 0; i < it->nparts; i++)
 		if (strbuf_appendf(sb, i ? ".%u" : "%u", it->part[i]) < 0)
@@ -988,7 +1040,8 @@ imap_section_format(const struct imap_fetch_item *it, struct strbuf *sb)
 int
 imap_fetch_item_name(const struct imap_fetch_item *it, struct strbuf *sb)
 {
-	if (it->kind == IMAP_FETCH_SECTION)
+	if (it->kind == IMAP_FETCH_SECTION || it->kind == IMAP_FETCH_BINARY ||
+	    it->kind == IMAP_FETCH_BINARY_SIZE)
 		return imap_section_format(it, sb);
 	for (size_t i = 0; i < IMAP_NFETCH; i++)
 		if (imap_fetch_names[i].kind == it->kind)

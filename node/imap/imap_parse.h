@@ -119,17 +119,33 @@ enum {
 	IMAP_F_RECENT = 1u << 5, /* session state, never stored */
 };
 
+/* Keyword i of the mailbox (its Maildir letter 'a' + i, maildir.h):
+ * the bits above the system flags, 26 of them. */
+#define IMAP_F_KW_SHIFT 6
+#define IMAP_F_KW(i) (1u << (IMAP_F_KW_SHIFT + (i)))
+#define IMAP_F_KEYWORDS (0x3ffffffu << IMAP_F_KW_SHIFT)
+#define IMAP_KEYWORD_MAX 64	 /* bytes of one keyword */
+#define IMAP_KEYWORD_LIST_MAX 32 /* keywords in one flag list */
+
+/* The keywords of a flag list, by name as written, each once (compared
+ * case-insensitively). */
+struct imap_kwlist {
+	size_t n;
+	char name[IMAP_KEYWORD_LIST_MAX][IMAP_KEYWORD_MAX + 1];
+};
+
 /* A parenthesized flag list (APPEND, STORE; STORE also takes a bare list
  * of flags without parentheses: paren_optional). System flags go to *mask;
- * keywords are counted in *keywords (the store keeps none) and \Recent is
- * an error. */
+ * keywords to *kw (more than IMAP_KEYWORD_LIST_MAX different ones, or one
+ * longer than IMAP_KEYWORD_MAX, is an error) and \Recent is an error. */
 int imap_flag_list(struct imap_cur *c, bool paren_optional, unsigned *mask,
-		   unsigned *keywords);
-/* "\Seen \Flagged" (no parentheses) for mask, into sb. */
+		   struct imap_kwlist *kw);
+/* "\Seen \Flagged" (no parentheses) for mask's system flags, into sb. */
 int imap_flags_format(unsigned mask, struct strbuf *sb);
-/* Maildir info letters (S R F T D) <-> mask. out gets the letters in
- * ASCII order, NUL-terminated (at least 6 bytes). Unknown letters are
- * ignored by imap_flags_from_maildir. */
+/* Maildir info letters (S R F T D, and a-z for keywords) <-> mask. out
+ * gets the letters in ASCII order, NUL-terminated (IMAP_FLAG_LETTERS
+ * bytes at most). Unknown letters are ignored by imap_flags_from_maildir. */
+#define IMAP_FLAG_LETTERS 32
 unsigned imap_flags_from_maildir(const char *letters);
 void imap_flags_to_maildir(unsigned mask, char *out);
 
@@ -158,6 +174,9 @@ enum imap_fetch_kind {
 	IMAP_FETCH_RFC822_HEADER, /* = BODY.PEEK[HEADER] */
 	IMAP_FETCH_RFC822_TEXT,	  /* = BODY[TEXT], sets \Seen */
 	IMAP_FETCH_SECTION,	  /* BODY[section]<partial>, BODY.PEEK[...] */
+	IMAP_FETCH_BINARY,	  /* BINARY[part]<partial>, BINARY.PEEK[...]
+				     (RFC 3516): the part decoded */
+	IMAP_FETCH_BINARY_SIZE,	  /* BINARY.SIZE[part] */
 };
 
 enum imap_section_spec {
@@ -175,7 +194,7 @@ enum imap_section_spec {
 
 struct imap_fetch_item {
 	enum imap_fetch_kind kind;
-	/* IMAP_FETCH_SECTION only: */
+	/* IMAP_FETCH_SECTION (and BINARY: peek, part, partial): */
 	bool peek;
 	uint32_t part[IMAP_SECTION_DEPTH];
 	size_t nparts;

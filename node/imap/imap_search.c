@@ -13,9 +13,10 @@
 #define IMAP_SEARCH_STR_MAX 1024 /* one string argument */
 
 enum imap_sop {
-	IMAP_S_CONST,  /* KEYWORD (false), UNKEYWORD (true) */
-	IMAP_S_FLAGS,  /* ALL, SEEN, UNSEEN, NEW, OLD, ... */
-	IMAP_S_LARGER, /* size > n */
+	IMAP_S_CONST,	/* BODY "" and the like */
+	IMAP_S_KEYWORD, /* KEYWORD, UNKEYWORD (value true) */
+	IMAP_S_FLAGS,	/* ALL, SEEN, UNSEEN, NEW, OLD, ... */
+	IMAP_S_LARGER,	/* size > n */
 	IMAP_S_SMALLER,
 	IMAP_S_BEFORE, /* internaldate, by day */
 	IMAP_S_ON,
@@ -36,7 +37,7 @@ enum imap_sop {
 struct imap_snode {
 	enum imap_sop op;
 	bool costly;	     /* this subtree needs the callbacks */
-	bool value;	     /* IMAP_S_CONST */
+	bool value;	     /* IMAP_S_CONST; UNKEYWORD */
 	unsigned set, unset; /* IMAP_S_FLAGS: bits that must be set, clear */
 	uint64_t num;	     /* LARGER, SMALLER */
 	int64_t day;	     /* date keys: days since the epoch */
@@ -86,6 +87,24 @@ imap_snode_free(struct imap_snode *n)
 		free(n);
 		n = next;
 	}
+}
+
+static void
+imap_snode_keywords(struct imap_snode *n,
+		    unsigned (*lookup)(void *arg, const char *name), void *arg)
+{
+	for (; n != NULL; n = n->next) {
+		if (n->op == IMAP_S_KEYWORD)
+			n->set = lookup(arg, n->needle);
+		imap_snode_keywords(n->kids, lookup, arg);
+	}
+}
+
+void
+imap_search_keywords(struct imap_search *s,
+		     unsigned (*lookup)(void *arg, const char *name), void *arg)
+{
+	imap_snode_keywords(s->root, lookup, arg);
 }
 
 void
@@ -175,6 +194,8 @@ imap_sk_keyword(struct imap_sparse *ps, const struct imap_skey *k,
 	if (imap_sp(ps->c) < 0 || imap_atom(ps->c, kw, sizeof(kw)) < 0)
 		return imap_cur_fail(ps->c, "%s needs a keyword", k->name);
 	n->value = k->set != 0;
+	if ((n->needle = strdup(kw)) == NULL)
+		return imap_cur_fail(ps->c, "out of memory");
 	return 0;
 }
 
@@ -319,7 +340,7 @@ static const struct imap_skey imap_skeys[] = {
     {"FLAGGED", imap_sk_flags, IMAP_S_FLAGS, IMAP_F_FLAGGED, 0, NULL},
     {"FROM", imap_sk_field, IMAP_S_HEADER, 0, 0, "From"},
     {"HEADER", imap_sk_header, IMAP_S_HEADER, 0, 0, NULL},
-    {"KEYWORD", imap_sk_keyword, IMAP_S_CONST, 0, 0, NULL},
+    {"KEYWORD", imap_sk_keyword, IMAP_S_KEYWORD, 0, 0, NULL},
     {"LARGER", imap_sk_size, IMAP_S_LARGER, 0, 0, NULL},
     {"NEW", imap_sk_flags, IMAP_S_FLAGS, IMAP_F_RECENT, IMAP_F_SEEN, NULL},
     {"NOT", imap_sk_logic, IMAP_S_NOT, 0, 0, NULL},
@@ -341,7 +362,7 @@ static const struct imap_skey imap_skeys[] = {
     {"UNDELETED", imap_sk_flags, IMAP_S_FLAGS, 0, IMAP_F_DELETED, NULL},
     {"UNDRAFT", imap_sk_flags, IMAP_S_FLAGS, 0, IMAP_F_DRAFT, NULL},
     {"UNFLAGGED", imap_sk_flags, IMAP_S_FLAGS, 0, IMAP_F_FLAGGED, NULL},
-    {"UNKEYWORD", imap_sk_keyword, IMAP_S_CONST, 1, 0, NULL},
+    {"UNKEYWORD", imap_sk_keyword, IMAP_S_KEYWORD, 1, 0, NULL},
     {"UNSEEN", imap_sk_flags, IMAP_S_FLAGS, 0, IMAP_F_SEEN, NULL},
 };
 
@@ -550,6 +571,10 @@ imap_snode_match(const struct imap_snode *n, const struct imap_search_msg *m,
 	switch (n->op) {
 	case IMAP_S_CONST:
 		return n->value;
+	case IMAP_S_KEYWORD: {
+		bool has = n->set != 0 && (m->flags & n->set) == n->set;
+		return n->value ? !has : has;
+	}
 	case IMAP_S_FLAGS:
 		return (m->flags & n->set) == n->set && !(m->flags & n->unset);
 	case IMAP_S_LARGER:

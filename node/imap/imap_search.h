@@ -49,6 +49,14 @@ struct imap_search_msg {
 int imap_search_parse(struct imap_cur *c, struct imap_search **out);
 void imap_search_free(struct imap_search *s);
 
+/* Gives KEYWORD and UNKEYWORD keys their flag bit: lookup(arg, name) is
+ * the bit of keyword name in m->flags, 0 when the mailbox has none such
+ * (then KEYWORD matches nothing, UNKEYWORD everything). Until then,
+ * KEYWORD matches nothing. */
+void imap_search_keywords(struct imap_search *s,
+			  unsigned (*lookup)(void *arg, const char *name),
+			  void *arg);
+
 /* Whether any key needs the callbacks (header, body, text or sent date):
  * if not, they are never called and may be NULL. */
 bool imap_search_needs_text(const struct imap_search *s);

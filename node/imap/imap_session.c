@@ -153,7 +153,8 @@ imap_capabilities(struct imap_session *s)
 	bool tls = stream_is_tls(s->st);
 	snprintf(s->capbuf, sizeof(s->capbuf),
 		 "IMAP4rev1 LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS "
-		 "MOVE SPECIAL-USE CHILDREN QUOTA QUOTA=RES-STORAGE%s%s",
+		 "MOVE SPECIAL-USE CHILDREN ESEARCH LIST-STATUS BINARY QUOTA "
+		 "QUOTA=RES-STORAGE%s%s",
 		 s->state == IMAP_NOT_AUTH && !tls && s->mn->tls ? " STARTTLS"
 								 : "",
 		 s->state != IMAP_NOT_AUTH ? ""

@@ -32,6 +32,14 @@ static const char *const metrics_deliveries[MAILNODE_DELIVERIES] = {
     [MAILNODE_SPOOLED] = "spool",
 };
 
+static const char *const metrics_milter_results[MAILNODE_MILTER_RESULTS] = {
+    [MAILNODE_MILTER_ACCEPT] = "accept",
+    [MAILNODE_MILTER_JUNK] = "junk",
+    [MAILNODE_MILTER_REJECT] = "reject",
+    [MAILNODE_MILTER_TEMPFAIL] = "tempfail",
+    [MAILNODE_MILTER_DISCARD] = "discard",
+};
+
 /* A family with one series per listener that is on. */
 struct metrics_role_family {
 	const char *name, *type, *help;
@@ -189,6 +197,25 @@ metrics_render_smtp(struct mailnode *mn, struct strbuf *sb)
 			"mailnode_smtp_rejections_total{class=\"%dxx\"} %lu\n",
 			4 + i, k->smtp_rejections[i]) < 0)
 			return -1;
+	if (metrics_http_head(sb, "mailnode_milter_results_total", "counter",
+			      "Messages after the milters, per result: "
+			      "accept, junk (marked as spam, into Junk), "
+			      "reject, tempfail, discard.") < 0)
+		return -1;
+	for (int i = 0; i < MAILNODE_MILTER_RESULTS; i++)
+		if (strbuf_appendf(
+			sb,
+			"mailnode_milter_results_total{result=\"%s\"} %lu\n",
+			metrics_milter_results[i], k->milter_results[i]) < 0)
+			return -1;
+	if (metrics_http_head(sb, "mailnode_milter_unavailable_total",
+			      "counter",
+			      "Milters that could not be reached, timed out "
+			      "or broke the protocol: milter_default_action "
+			      "applied.") < 0 ||
+	    strbuf_appendf(sb, "mailnode_milter_unavailable_total %lu\n",
+			   k->milter_unavailable) < 0)
+		return -1;
 	return 0;
 }
 

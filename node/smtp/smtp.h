@@ -28,6 +28,7 @@ enum smtp_state {
 	SMTP_DATA,	 /* reading the message */
 	SMTP_AUTH,	 /* reading an AUTH continuation */
 	SMTP_AUTH_CHECK, /* the password is being checked: input held */
+	SMTP_MILTER,	 /* the milters have the message: input held */
 	SMTP_QUIT,
 };
 
@@ -52,6 +53,8 @@ struct smtp_session {
 	char sender[DIR_ADDR_MAX];
 	uint64_t mail_size;	/* MAIL's SIZE= (RFC 1870); 0: none */
 	struct submit_rcpts rc; /* RCPT commands accepted, where they go */
+	char (*rcpt)[DIR_ADDR_MAX]; /* their addresses, for the milters */
+	size_t nrcptaddr, caprcpt;
 
 	/* DATA */
 	int datafd;
@@ -60,6 +63,9 @@ struct smtp_session {
 	size_t wlen;
 	bool prev_crlf; /* the last data line ended in CRLF */
 	bool data_toolong, data_oversize, data_ioerr;
+
+	/* the milters (smtp_milter.c): NULL when none runs */
+	struct smtp_milter *milter;
 };
 
 /* Writes a reply line (CRLF added). */
@@ -79,6 +85,24 @@ bool smtp_auth_allowed(const struct smtp_session *s);
 void smtp_command(struct smtp_session *s, char *line, size_t len);
 /* smtp_session.c: DATA starts reading the message. */
 void smtp_data_begin(struct smtp_session *s);
+/* The message is in and checked: queue and deliver it (local copies into
+ * each mailbox's folder, NULL: INBOX), answer, end the transaction. */
+void smtp_data_deliver(struct smtp_session *s, const char *folder);
+/* Ends the transaction after the answer to DATA; a new session ID. */
+void smtp_data_done(struct smtp_session *s);
+
+/* smtp_milter.c: the milters of [node] milters for this message. */
+/* True when the message goes to the milters: some are set, and the
+ * listener is the MX one (or submission, with milter_submission). */
+bool smtp_milter_wanted(const struct smtp_session *s);
+/* Hands the message in s->datafd to them; input is held until their
+ * verdict is applied (answered, delivered or not, transaction ended). */
+void smtp_milter_start(struct smtp_session *s);
+/* The session ends: the milters are left (nothing delivered). */
+void smtp_milter_cancel(struct smtp_session *s);
+/* Keeps an accepted RCPT's address (once) for the milters. Returns 0 or
+ * -1 (out of memory). */
+int smtp_milter_rcpt(struct smtp_session *s, const char *rcpt);
 
 /* smtp_submit.c: the relay decision (the rest of the submission rules
  * and the delivery are node/submit's, shared with the web role). */

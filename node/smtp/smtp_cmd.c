@@ -150,6 +150,11 @@ smtp_cmd_rcpt(struct smtp_session *s, char *args)
 	switch (submit_add_rcpt(s->mn, &s->rc, rcpt, smtp_relay_allowed(s),
 				s->mail_size)) {
 	case SUBMIT_RCPT_OK:
+		if (smtp_milter_rcpt(s, rcpt) < 0) {
+			smtp_reply(s,
+				   "451 4.3.0 Out of memory, try again later");
+			return;
+		}
 		s->state = SMTP_RCPT;
 		smtp_reply(s, "250 2.1.5 Ok");
 		return;

@@ -64,6 +64,7 @@ smtp_reset(struct smtp_session *s)
 {
 	s->sender[0] = '\0';
 	submit_reset(&s->rc);
+	s->nrcptaddr = 0;
 	if (s->datafd >= 0) {
 		close(s->datafd);
 		s->datafd = -1;
@@ -72,7 +73,7 @@ smtp_reset(struct smtp_session *s)
 	s->wlen = 0;
 	s->data_toolong = s->data_oversize = s->data_ioerr = false;
 	if (s->state == SMTP_MAIL || s->state == SMTP_RCPT ||
-	    s->state == SMTP_DATA)
+	    s->state == SMTP_DATA || s->state == SMTP_MILTER)
 		s->state = SMTP_READY;
 }
 
@@ -165,13 +166,11 @@ smtp_prefix(struct smtp_session *s, char *buf, size_t len)
 		 cfg->hostname, cfg->name, proto, s->id, forclause, date);
 }
 
-/* The end of DATA: queue for remote recipients, deliver to local ones
- * (spooling what the store refused), answer. */
+/* The end of DATA: the message checked, then to the milters or on to
+ * delivery. */
 static void
 smtp_data_end(struct smtp_session *s)
 {
-	char prefix[2048];
-
 	stream_set_timeout(s->st, SMTP_CMD_TIMEOUT);
 	if (s->data_toolong) {
 		smtp_error(s, "500 5.5.2 Line too long (max %d)",
@@ -188,6 +187,21 @@ smtp_data_end(struct smtp_session *s)
 		smtp_reply(s, "451 4.3.0 Local spool error, try again later");
 		goto done;
 	}
+	if (smtp_milter_wanted(s)) {
+		smtp_milter_start(s);
+		return;
+	}
+	smtp_data_deliver(s, NULL);
+	return;
+done:
+	smtp_data_done(s);
+}
+
+void
+smtp_data_deliver(struct smtp_session *s, const char *folder)
+{
+	char prefix[2048];
+
 	smtp_prefix(s, prefix, sizeof(prefix));
 	char added[512], qid[64], logid[40];
 	if (smtp_is_submission(s))
@@ -197,7 +211,8 @@ smtp_data_end(struct smtp_session *s)
 		added[0] = '\0';
 	if (strlen(prefix) + strlen(added) >= sizeof(prefix)) {
 		smtp_reply(s, "451 4.3.0 Header too long, try again later");
-		goto done;
+		smtp_data_done(s);
+		return;
 	}
 	strcat(prefix, added);
 	snprintf(logid, sizeof(logid), "smtp %s", s->id);
@@ -210,17 +225,19 @@ smtp_data_end(struct smtp_session *s)
 			      s->datasize + strlen(prefix))) {
 		smtp_reply(s, "552 5.2.2 Message would exceed the recipient's "
 			      "quota");
-		goto done;
+		smtp_data_done(s);
+		return;
 	}
 	const char *how =
-	    submit_deliver(s->mn, &s->rc, s->sender, s->datafd, s->datasize,
-			   prefix, logid, qid, sizeof(qid));
+	    submit_deliver_to(s->mn, &s->rc, s->sender, s->datafd, s->datasize,
+			      prefix, folder, logid, qid, sizeof(qid));
 	if (how) {
 		log_info("smtp %s: from=<%s> rcpts=%zu remote=%zu "
-			 "forwarded=%zu size=%zu client=%s user=%s %s%s%s",
+			 "forwarded=%zu size=%zu client=%s user=%s %s%s%s%s%s",
 			 s->id, s->sender, s->rc.nmbox, s->rc.nremote,
 			 s->rc.nfwd, s->datasize, stream_peer_str(s->st),
 			 s->user[0] ? s->user : "-", how,
+			 folder ? " folder=" : "", folder ? folder : "",
 			 qid[0] ? " queue_id=" : "", qid);
 		if (s->rc.nmbox)
 			s->mn->counters.deliveries[strcmp(how, "spooled") == 0
@@ -231,7 +248,12 @@ smtp_data_end(struct smtp_session *s)
 	} else
 		smtp_reply(s, "451 4.3.0 Temporary local failure, try again "
 			      "later");
-done:
+	smtp_data_done(s);
+}
+
+void
+smtp_data_done(struct smtp_session *s)
+{
 	s->state = SMTP_DATA; /* so smtp_reset() ends the transaction */
 	smtp_reset(s);
 	snprintf(s->id, sizeof(s->id), "%08lX%04lX", (unsigned long)time(NULL),
@@ -332,10 +354,12 @@ smtp_on_close(void *arg, const char *why)
 	struct smtp_session *s = arg;
 	log_debug("smtp %s: closed: %s", s->id, why);
 	auth_login_cancel(s->mn->login, s->auth_job);
+	smtp_milter_cancel(s);
 	if (s->datafd >= 0)
 		close(s->datafd);
 	mailnode_session_closed(s->mn, s->role);
 	submit_free(&s->rc);
+	free(s->rcpt);
 	free(s->wbuf);
 	free(s);
 }

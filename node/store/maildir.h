@@ -110,6 +110,17 @@ int maildir_refind(const char *dir, struct maildir_msg *m);
 /* Messages without the S (seen) flag. */
 size_t maildir_unseen(const struct maildir_list *l);
 
+/* \Recent (maildir_recent.c): a message is recent in exactly one
+ * session (RFC 3501 2.3.2), the first to see it. MAILDIR/mailswitch-recent
+ * holds the first UID no session has claimed, raised under its dotlock
+ * (maildir_dotlock.c), so that sessions on different nodes claim
+ * disjoint ranges. Claims [*from, uidnext) for the caller, raising the
+ * mark to uidnext (*from is uidnext when others claimed it all); with
+ * peek (EXAMINE, STATUS) claims nothing and *from is the mark. Returns
+ * 0, or -1 with errno (*from then uidnext: nothing recent). */
+int maildir_recent_claim(const char *dir, uint32_t uidnext, bool peek,
+			 uint32_t *from);
+
 /* ---- messages (maildir_msg.c) ----
  * dir is a mailbox's Maildir (as maildir_mailbox_path gives it). Every
  * change is durable when it returns 0 (files and the directories they
@@ -166,7 +177,8 @@ int maildir_append(const char *dir, const char *hostname, const void *data,
 
 /* COPY/MOVE: copies msgs[0..n) of srcdir into dstdir (a hard link when
  * both are on one filesystem, else a copy written as maildir_append
- * does), keeping flags and mtime, under dstdir's UID flock taken once
+ * does), keeping flags (keywords as dstdir names them:
+ * maildir_keywords_map) and mtime, under dstdir's UID flock taken once
  * (and its lease, which the caller holds), so the copies get consecutive
  * UIDs in the order given; uids[i] is the UID of msgs[i]'s copy,
  * *uidvalidity dstdir's, *ctr (NULL: none) as maildir_append. A source
@@ -189,6 +201,45 @@ struct maildir_headers {
  * are not valid UTF-8 replaced by '?'. A missing field is "". Returns 0,
  * or -1 with errno on a read error. */
 int maildir_read_headers(int fd, struct maildir_headers *h);
+
+/* ---- keywords (maildir_keywords.c) ----
+ * IMAP keywords as Dovecot keeps them: MAILDIR/dovecot-keywords lists
+ * "index name" lines, and the letter 'a' + index follows the standard
+ * flags in a message's name (":2,Sab"). 26 letters: a mailbox holds at
+ * most 26 keywords. The file is replaced whole under its dotlock
+ * (dovecot-keywords.lock, O_EXCL, as Dovecot locks it), re-read under
+ * it, so keywords two nodes add at once all stay. */
+#define MAILDIR_KEYWORDS 26
+#define MAILDIR_KEYWORD_MAX 64 /* bytes of one keyword */
+#define MAILDIR_KEYWORDS_FILE "dovecot-keywords"
+
+struct maildir_keywords {
+	char name[MAILDIR_KEYWORDS][MAILDIR_KEYWORD_MAX + 1]; /* "": free */
+};
+
+/* A keyword that may be stored: an IMAP atom not starting with a backslash, at
+ * most MAILDIR_KEYWORD_MAX bytes. */
+bool maildir_keyword_valid(const char *name);
+/* dir's keywords into kw (none when the file is missing; lines that are
+ * not a valid "index name" skipped). Returns 0 or -1 with errno. */
+int maildir_keywords_read(const char *dir, struct maildir_keywords *kw);
+/* The index of name (case-insensitive) in kw, or -1. */
+int maildir_keyword_index(const struct maildir_keywords *kw, const char *name);
+/* The indexes of names[0..n) in dir's keywords as *bits (bit i: letter
+ * 'a' + i), adding those missing to the file under its dotlock; kw
+ * becomes the file's content. Returns 0, or -1 with errno (ENOSPC: no
+ * letter left for one of them, nothing added; EINVAL: a name not
+ * valid; ETIMEDOUT: the lock stayed taken). */
+int maildir_keywords_add(const char *dir,
+			 const char (*names)[MAILDIR_KEYWORD_MAX + 1], size_t n,
+			 struct maildir_keywords *kw, uint32_t *bits);
+/* For a copy from srcdir to dstdir: map[i] is the letter in dstdir of
+ * srcdir's keyword 'a' + i, for the letters in used (added to dstdir's
+ * file when missing); 0 for letters unused, unnamed or for which dstdir
+ * has no letter left (logged: that keyword is not copied). Returns 0 or
+ * -1 with errno. */
+int maildir_keywords_map(const char *srcdir, const char *dstdir, uint32_t used,
+			 char map[MAILDIR_KEYWORDS]);
 
 /* ---- folders (maildir_folder.c) ----
  * userdir is the user's top Maildir (INBOX); changes are durable as

@@ -335,7 +335,8 @@ maildir_inbox_rename(const char *userdir, const char *to)
 
 	if (maildir_folder_path(userdir, to, dst, sizeof(dst)) < 0)
 		return -1;
-	if (maildir_folder_create(userdir, to) < 0)
+	if (maildir_folder_create(userdir, to) < 0 ||
+	    maildir_keywords_clone(userdir, dst) < 0)
 		return -1;
 	return maildir_inbox_move(userdir, dst);
 }

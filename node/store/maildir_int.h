@@ -64,6 +64,37 @@ int maildir_lock_file(const char *dir, const char *name);
 int maildir_lock(const char *dir);
 void maildir_unlock(int fd);
 
+/* ---- dotlocks (maildir_dotlock.c) ----
+ * dir/name replaced whole under dir/name.lock, made with O_EXCL, which
+ * works across nodes (and is how Dovecot locks dovecot-keywords). A
+ * holder keeps it for a read and a write; one that died leaves it, broken
+ * after MAILDIR_DOTLOCK_STALE seconds (the event loop waits meanwhile, so
+ * callers wait little). */
+#define MAILDIR_DOTLOCK_STALE 10 /* seconds: a lock this old is broken */
+#define MAILDIR_KEYWORDS_WAIT_MS 2000
+
+/* Waits (wait_ms at most) to create dir/name.lock, path in
+ * lock[0..locklen). Returns its fd, open for writing the new content, or
+ * -1 with errno (ETIMEDOUT). */
+int maildir_dotlock(const char *dir, const char *name, int wait_ms, char *lock,
+		    size_t locklen);
+/* Closes fd, renames the lock over dir/name (which releases it); with
+ * durable, fsyncs fd before and dir after. Returns 0, or -1 with errno
+ * (the lock removed). */
+int maildir_dotlock_commit(int fd, const char *lock, const char *dir,
+			   const char *name, bool durable);
+/* Releases the lock leaving dir/name as it was. */
+void maildir_dotlock_drop(int fd, const char *lock);
+
+/* dovecot-keywords' text (NUL-terminated, changed in place) into kw:
+ * lines that are not "index name" with an index below 26, a valid name
+ * not named before, are skipped, as Dovecot skips them. */
+void maildir_keywords_parse(char *text, struct maildir_keywords *kw);
+/* Gives dstdir (a new folder) srcdir's keywords, letter for letter, so
+ * that messages moved over keep theirs (RENAME of INBOX). Returns 0 or
+ * -1 with errno. */
+int maildir_keywords_clone(const char *srcdir, const char *dstdir);
+
 /* The following hold dir's UID lock (the caller took it). */
 
 /* The mailbox's UIDVALIDITY, written the first time: time(NULL), or

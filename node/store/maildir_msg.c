@@ -539,6 +539,37 @@ maildir_copy_stage(const char *srcdir, const char *name, const char *dstdir,
 	return -1;
 }
 
+/* The keywords of staged[0..n) (letters of srcdir's dovecot-keywords)
+ * as dstdir names them (maildir_keywords_map). Returns 0 or -1. */
+static int
+maildir_copy_keywords(const char *srcdir, const char *dstdir,
+		      struct maildir_staged *staged, size_t n)
+{
+	uint32_t used = 0;
+	char map[MAILDIR_KEYWORDS];
+	for (size_t i = 0; i < n; i++)
+		for (const char *p = staged[i].flags; *p; p++)
+			if (*p >= 'a' && *p <= 'z')
+				used |= 1u << (*p - 'a');
+	if (used == 0 || strcmp(srcdir, dstdir) == 0)
+		return 0;
+	if (maildir_keywords_map(srcdir, dstdir, used, map) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		char *o = staged[i].flags;
+		for (const char *p = staged[i].flags; *p; p++)
+			if (*p < 'a' || *p > 'z')
+				*o++ = *p;
+			else if (map[*p - 'a'])
+				*o++ = map[*p - 'a'];
+		*o = '\0';
+		if (maildir_flags_norm(staged[i].flags, staged[i].flags,
+				       sizeof(staged[i].flags)) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 int
 maildir_copy(const char *srcdir, const struct maildir_msg *msgs, size_t n,
 	     const char *dstdir, const char *hostname,
@@ -569,6 +600,8 @@ maildir_copy(const char *srcdir, const struct maildir_msg *msgs, size_t n,
 		if (maildir_copy_stage(srcdir, msgs[i].name, dstdir, hostname,
 				       &staged[i]) < 0)
 			goto fail;
+	if (maildir_copy_keywords(srcdir, dstdir, staged, n) < 0)
+		goto fail;
 	/* the links and copies are in dstdir/tmp: make sure they last */
 	char tmp[MAILDIR_PATH_MAX];
 	snprintf(tmp, sizeof(tmp), "%s/tmp", dstdir);

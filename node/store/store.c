@@ -189,6 +189,36 @@ store_open_user(const struct store *s, const struct store_addr *a, bool create)
 	return fd;
 }
 
+/* The folder's directory under the user's (user, closed here), made
+ * (subscribed, with its special use from its name: "Junk") when missing.
+ * Returns its fd or -1 with errno. */
+static int
+store_folder_open(const struct store *s, const struct store_addr *a, int user,
+		  const char *folder)
+{
+	char userdir[4096], dot[MAILDIR_MBOX_MAX + 2];
+	snprintf(dot, sizeof(dot), ".%s", folder);
+	int fd = store_subdir(user, dot, false);
+	if (fd >= 0 || errno != ENOENT)
+		goto out;
+	int n = snprintf(userdir, sizeof(userdir), "%s/%s/%s/%s/%s", s->root,
+			 a->domain, a->hash[0], a->hash[1], a->local);
+	if (n < 0 || (size_t)n >= sizeof(userdir)) {
+		errno = ENAMETOOLONG;
+		goto out;
+	}
+	if (maildir_folder_create(userdir, folder) == 0)
+		maildir_subscribe(userdir, folder, true);
+	else if (errno != EEXIST)
+		goto out;
+	fd = store_subdir(user, dot, false);
+out:;
+	int saved = errno;
+	close(user);
+	errno = saved;
+	return fd;
+}
+
 static void
 store_maildir_close(struct store_maildir *md)
 {
@@ -199,15 +229,19 @@ store_maildir_close(struct store_maildir *md)
 	md->tmp = md->new = -1;
 }
 
-/* Opens (creating) the Maildir of a: its tmp/ and new/ (and cur/). */
+/* Opens (creating) the Maildir of a: its tmp/ and new/ (and cur/); of
+ * its folder `folder` (a Maildir++ ".folder", made first when missing)
+ * unless that is NULL. */
 static int
 store_maildir_open(const struct store *s, const struct store_addr *a,
-		   struct store_maildir *md)
+		   const char *folder, struct store_maildir *md)
 {
 	int user, cur = -1, saved;
 
 	md->tmp = md->new = -1;
 	if ((user = store_open_user(s, a, true)) < 0)
+		return -1;
+	if (folder && (user = store_folder_open(s, a, user, folder)) < 0)
 		return -1;
 	if ((cur = store_subdir(user, "cur", true)) < 0)
 		goto fail;
@@ -245,7 +279,7 @@ store_user_dir(const struct store *s, const char *address, char *out,
 		return -1;
 	}
 	if (create) {
-		if (store_maildir_open(s, &a, &md) < 0)
+		if (store_maildir_open(s, &a, NULL, &md) < 0)
 			return -1;
 		store_maildir_close(&md);
 	}
@@ -322,8 +356,8 @@ store_quota_add(const struct store *s, const char *rcpt, size_t size)
 /* One copy into one Maildir: tmp/NAME written and fsynced, renamed to
  * new/NAME, new/ fsynced. On failure nothing is left in tmp/. */
 static int
-store_deliver_one(struct store *s, const char *rcpt, int fd, size_t len,
-		  const char *prefix, size_t plen)
+store_deliver_one(struct store *s, const char *rcpt, const char *folder, int fd,
+		  size_t len, const char *prefix, size_t plen)
 {
 	struct store_addr a;
 	struct store_maildir md = {-1, -1};
@@ -333,7 +367,7 @@ store_deliver_one(struct store *s, const char *rcpt, int fd, size_t len,
 
 	if (store_addr_parse(rcpt, &a) < 0)
 		goto fail;
-	if (store_maildir_open(s, &a, &md) < 0)
+	if (store_maildir_open(s, &a, folder, &md) < 0)
 		goto fail;
 	if (maildir_unique_name(s->hostname, (unsigned)++s->seq, plen + len, 0,
 				name, sizeof(name)) < 0)
@@ -381,14 +415,23 @@ int
 store_deliver(struct store *s, const char *const *rcpts, size_t n, int fd,
 	      size_t len, const char *prefix, bool *failed)
 {
+	return store_deliver_to(s, rcpts, n, NULL, fd, len, prefix, failed);
+}
+
+int
+store_deliver_to(struct store *s, const char *const *rcpts, size_t n,
+		 const char *folder, int fd, size_t len, const char *prefix,
+		 bool *failed)
+{
 	size_t i, plen = prefix ? strlen(prefix) : 0;
 	int first_errno = 0;
 
 	for (i = 0; i < n; i++) {
-		failed[i] = store_deliver_one(s, rcpts[i], fd, len,
+		failed[i] = store_deliver_one(s, rcpts[i], folder, fd, len,
 					      prefix ? prefix : "", plen) < 0;
 		if (!failed[i]) /* wakes IMAP IDLE on every node */
-			notice_changed(s->notice, rcpts[i], "INBOX");
+			notice_changed(s->notice, rcpts[i],
+				       folder ? folder : "INBOX");
 		else if (first_errno == 0)
 			first_errno = errno;
 	}

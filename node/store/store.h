@@ -59,6 +59,11 @@ int store_user_dir(const struct store *s, const char *address, char *out,
  * only the failed recipients, listed in failed[] (size n) as true). */
 int store_deliver(struct store *s, const char *const *rcpts, size_t n, int fd,
 		  size_t len, const char *prefix, bool *failed);
+/* The same into each recipient's Maildir++ folder `folder` ("Junk": a
+ * milter's spam), made and subscribed first when missing; NULL: INBOX. */
+int store_deliver_to(struct store *s, const char *const *rcpts, size_t n,
+		     const char *folder, int fd, size_t len, const char *prefix,
+		     bool *failed);
 
 /* True when a file can be created, written and fsynced under root now
  * (the /health check: the shared filesystem is there): a probe file in

@@ -265,13 +265,14 @@ fail:;
 	return -1;
 }
 
-/* The local mailboxes: the store, or the spool for what the store
- * refused. Returns "delivered" or "spooled", or NULL when neither took
+/* The local mailboxes: the store (into folder, NULL: INBOX), or the
+ * spool for what the store refused (for INBOX: the spool keeps no
+ * folder). Returns "delivered" or "spooled", or NULL when neither took
  * the message. */
 static const char *
 submit_deliver_local(struct mailnode *mn, const struct submit_rcpts *r,
 		     const char *sender, int fd, size_t size,
-		     const char *prefix, const char *logid)
+		     const char *prefix, const char *folder, const char *logid)
 {
 	size_t n = r->nmbox;
 	bool *failed = calloc(n, sizeof(*failed));
@@ -284,7 +285,8 @@ submit_deliver_local(struct mailnode *mn, const struct submit_rcpts *r,
 	}
 	for (size_t i = 0; i < n; i++)
 		list[i] = r->mbox[i];
-	if (store_deliver(&mn->store, list, n, fd, size, prefix, failed) < 0) {
+	if (store_deliver_to(&mn->store, list, n, folder, fd, size, prefix,
+			     failed) < 0) {
 		size_t k = 0;
 		for (size_t i = 0; i < n; i++)
 			if (failed[i])
@@ -308,6 +310,16 @@ submit_deliver(struct mailnode *mn, const struct submit_rcpts *r,
 	       const char *sender, int fd, size_t size, const char *prefix,
 	       const char *logid, char *qid, size_t qidlen)
 {
+	return submit_deliver_to(mn, r, sender, fd, size, prefix, NULL, logid,
+				 qid, qidlen);
+}
+
+const char *
+submit_deliver_to(struct mailnode *mn, const struct submit_rcpts *r,
+		  const char *sender, int fd, size_t size, const char *prefix,
+		  const char *folder, const char *logid, char *qid,
+		  size_t qidlen)
+{
 	qid[0] = '\0';
 	/* The queue first: a local failure then takes the queued copy back,
 	 * so a failure leaves nothing behind. Outbound copies carry no
@@ -320,9 +332,10 @@ submit_deliver(struct mailnode *mn, const struct submit_rcpts *r,
 			strerror(errno));
 		return NULL;
 	}
-	const char *how = r->nmbox ? submit_deliver_local(mn, r, sender, fd,
-							  size, prefix, logid)
-				   : "queued";
+	const char *how = r->nmbox
+			      ? submit_deliver_local(mn, r, sender, fd, size,
+						     prefix, folder, logid)
+			      : "queued";
 	if (how == NULL && qid[0]) {
 		queue_remove(mn->queue, qid);
 		qid[0] = '\0';

@@ -97,5 +97,11 @@ const char *submit_deliver(struct mailnode *mn, const struct submit_rcpts *r,
 			   const char *sender, int fd, size_t size,
 			   const char *prefix, const char *logid, char *qid,
 			   size_t qidlen);
+/* The same with the local copies into each mailbox's folder `folder`
+ * ("Junk": a milter's spam; made when missing), NULL: INBOX. */
+const char *submit_deliver_to(struct mailnode *mn, const struct submit_rcpts *r,
+			      const char *sender, int fd, size_t size,
+			      const char *prefix, const char *folder,
+			      const char *logid, char *qid, size_t qidlen);
 
 #endif

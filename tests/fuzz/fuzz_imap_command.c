@@ -34,7 +34,7 @@ fuzz_args(const char *name, bool uid, struct imap_cur *c)
 	else if (!strcmp(name, "RENAME"))
 		(void)imap_args_rename(c, &rename);
 	else if (!strcmp(name, "LIST") || !strcmp(name, "LSUB"))
-		(void)imap_args_list(c, &list);
+		(void)imap_args_list(c, !strcmp(name, "LIST"), &list);
 	else if (!strcmp(name, "STATUS"))
 		(void)imap_args_status(c, &status);
 	else if (!strcmp(name, "APPEND")) {
@@ -55,7 +55,9 @@ fuzz_args(const char *name, bool uid, struct imap_cur *c)
 	} else if (!strcmp(name, "EXPUNGE"))
 		(void)imap_args_expunge(c, uid, &set, &has_set);
 	else if (!strcmp(name, "SEARCH")) {
-		if (imap_search_parse(c, &search) == 0)
+		unsigned ret;
+		if (imap_args_search_return(c, &ret) == 0 &&
+		    imap_search_parse(c, &search) == 0)
 			imap_search_free(search);
 	} else if (!strcmp(name, "LOGIN")) {
 		if (imap_astring(c, user, sizeof(user), NULL) == 0 &&

@@ -676,8 +676,15 @@ Test(ctl, show_status_json)
 	struct service *smtp = config_service(&W.cfg, "smtp");
 	atomic_store(&smtp->active, 3);
 	atomic_store(&smtp->total, 120);
+	atomic_store(&smtp->bytes_in, 4096);
+	atomic_store(&smtp->bytes_out, 8192);
 	atomic_store(&node("mx", "n2")->active, 3);
 	atomic_store(&node("mx", "n2")->total, 120);
+	atomic_store(&node("mx", "n2")->bytes_in, 4096);
+	atomic_store(&node("mx", "n2")->bytes_out, 8192);
+	atomic_store(&node("mx", "n2")->connect_fail, 2);
+	node("mx", "n2")->check_ok = 1;
+	node("mx", "n2")->check_latency_ms = 2.5;
 	pool_set_lb(config_pool(&W.cfg, "mx"), &lb_leastconn);
 	ok("node disable mx n4");
 	node("mx", "n4")->last_change = ev_now(W.l.loop) - 1.5;
@@ -687,32 +694,42 @@ Test(ctl, show_status_json)
 	    doc,
 	    "{\"services\": [{\"name\": \"smtp\", \"listen\": "
 	    "\"127.0.0.1:2525\", \"protocol\": \"smtp\", \"pool\": \"mx\", "
-	    "\"active\": 3, \"total\": 120, "
-	    "\"refused\": 0, \"sources\": 0, \"refused_by\": {\"deny\": 0, "
+	    "\"active\": 3, \"total\": 120, \"refused\": 0, "
+	    "\"bytes_in\": 4096, \"bytes_out\": 8192, "
+	    "\"sources\": 0, \"refused_by\": {\"deny\": 0, "
 	    "\"max_conn_per_source\": 0, \"rate_per_source\": 0, "
 	    "\"pregreet\": 0, \"dnsbl\": 0}}, "
 	    "{\"name\": \"http\", \"listen\": "
 	    "\"127.0.0.1:8080\", \"protocol\": \"http\", \"pool\": \"web\", "
-	    "\"active\": 0, \"total\": 0, "
-	    "\"refused\": 0, \"sources\": 0, \"refused_by\": {\"deny\": 0, "
+	    "\"active\": 0, \"total\": 0, \"refused\": 0, "
+	    "\"bytes_in\": 0, \"bytes_out\": 0, "
+	    "\"sources\": 0, \"refused_by\": {\"deny\": 0, "
 	    "\"max_conn_per_source\": 0, \"rate_per_source\": 0, "
 	    "\"pregreet\": 0, \"dnsbl\": 0}}], "
 	    "\"pools\": [{\"name\": \"mx\", \"balance\": \"leastconn\", "
 	    "\"check\": \"tcp\", \"nodes\": ["
 	    "{\"name\": \"n1\", \"address\": \"127.0.0.1:2601\", \"state\": "
 	    "\"up\", \"health\": \"up\", \"weight\": 1, \"active\": 0, "
-	    "\"total\": 0, \"check_status\": \"ok\", \"last_change_s\": 12}, "
+	    "\"total\": 0, \"check_status\": \"ok\", "
+	    "\"check_latency_ms\": null, \"last_change_s\": 12, "
+	    "\"bytes_in\": 0, \"bytes_out\": 0, \"connect_failures\": 0}, "
 	    "{\"name\": \"n2\", \"address\": \"127.0.0.1:2602\", \"state\": "
 	    "\"up\", \"health\": \"up\", \"weight\": 2, \"active\": 3, "
-	    "\"total\": 120, \"check_status\": \"ok\", \"last_change_s\": 12}, "
+	    "\"total\": 120, \"check_status\": \"ok\", "
+	    "\"check_latency_ms\": 2.5, \"last_change_s\": 12, "
+	    "\"bytes_in\": 4096, \"bytes_out\": 8192, "
+	    "\"connect_failures\": 2}, "
 	    "{\"name\": \"n4\", \"address\": \"127.0.0.1:2604\", \"state\": "
 	    "\"maint\", \"health\": \"down\", \"weight\": 1, \"active\": 0, "
-	    "\"total\": 0, \"check_status\": \"ok\", \"last_change_s\": 1}]}, "
+	    "\"total\": 0, \"check_status\": \"ok\", "
+	    "\"check_latency_ms\": null, \"last_change_s\": 1, "
+	    "\"bytes_in\": 0, \"bytes_out\": 0, \"connect_failures\": 0}]}, "
 	    "{\"name\": \"web\", \"balance\": \"roundrobin\", \"check\": "
 	    "\"none\", \"nodes\": [{\"name\": \"w1\", \"address\": "
 	    "\"[::1]:8081\", \"state\": \"up\", \"health\": \"up\", "
 	    "\"weight\": 1, \"active\": 0, \"total\": 0, \"check_status\": "
-	    "\"ok\", \"last_change_s\": 12}]}]}\n");
+	    "\"ok\", \"check_latency_ms\": null, \"last_change_s\": 12, "
+	    "\"bytes_in\": 0, \"bytes_out\": 0, \"connect_failures\": 0}]}]}\n");
 
 	/* a check status with quotes and control bytes stays valid JSON */
 	snprintf(node("mx", "n1")->check_status,

@@ -53,8 +53,26 @@ Test(imap_args, mailboxes)
 	cr_assert_str_eq(r.from, "a");
 	cr_assert_str_eq(r.to, "b");
 	CUR(&c, "\"\" Jobs.%");
-	cr_assert_eq(imap_args_list(&c, &l), 0);
+	cr_assert_eq(imap_args_list(&c, true, &l), 0);
 	cr_assert_str_eq(l.pattern, "Jobs.%");
+	/* LIST-STATUS: RETURN (STATUS (...)) after the pattern, LIST only */
+	CUR(&c, "\"\" * RETURN (CHILDREN STATUS (MESSAGES UIDNEXT))");
+	cr_assert_eq(imap_args_list(&c, true, &l), 0);
+	cr_assert_eq(l.status, IMAP_STATUS_MESSAGES | IMAP_STATUS_UIDNEXT);
+	CUR(&c, "\"\" * RETURN ()");
+	cr_assert_eq(imap_args_list(&c, true, &l), 0);
+	cr_assert_eq(l.status, 0);
+	const char *badlist[] = {"\"\" * RETURN (STATUS ())",
+				 "\"\" * RETURN (BOGUS)", "\"\" * RETURN",
+				 "\"\" * RETURN (STATUS (MESSAGES)",
+				 "\"\" * EXTRA"};
+	for (size_t i = 0; i < sizeof(badlist) / sizeof(*badlist); i++) {
+		CUR(&c, badlist[i]);
+		cr_assert_eq(imap_args_list(&c, true, &l), -1, "%s",
+			     badlist[i]);
+	}
+	CUR(&c, "\"\" * RETURN (STATUS (MESSAGES))");
+	cr_assert_eq(imap_args_list(&c, false, &l), -1); /* LSUB */
 	CUR(&c, "INBOX (MESSAGES unseen)");
 	cr_assert_eq(imap_args_status(&c, &st), 0);
 	cr_assert_eq(st.items, IMAP_STATUS_MESSAGES | IMAP_STATUS_UNSEEN);
@@ -96,7 +114,8 @@ Test(imap_args, store_copy_fetch_expunge)
 	cr_assert_eq(st.op, IMAP_STORE_REMOVE);
 	cr_assert(st.silent);
 	cr_assert_eq(st.flags, IMAP_F_DELETED);
-	cr_assert_eq(st.keywords, 1);
+	cr_assert_eq(st.kw.n, 1);
+	cr_assert_str_eq(st.kw.name[0], "$x");
 	cr_assert_eq(st.set.r[0].hi, 4294967295u);
 	CUR(&c, "1 XFLAGS (\\Seen)");
 	cr_assert_eq(imap_args_store(&c, &st), -1);
@@ -119,4 +138,30 @@ Test(imap_args, store_copy_fetch_expunge)
 	CUR(&c, "1:3");
 	cr_assert_eq(imap_args_expunge(&c, true, &set, &has), 0);
 	cr_assert(has);
+}
+
+/* ESEARCH's RETURN before SEARCH's keys. */
+Test(imap_args, search_return)
+{
+	struct imap_cur c;
+	unsigned ret;
+	CUR(&c, "RETURN (MIN max COUNT) ALL");
+	cr_assert_eq(imap_args_search_return(&c, &ret), 0);
+	cr_assert_eq(ret, IMAP_ESEARCH | IMAP_ESEARCH_MIN | IMAP_ESEARCH_MAX |
+			      IMAP_ESEARCH_COUNT);
+	cr_assert_str_eq(c.p, "ALL");
+	CUR(&c, "RETURN () SEEN");
+	cr_assert_eq(imap_args_search_return(&c, &ret), 0);
+	cr_assert_eq(ret, IMAP_ESEARCH | IMAP_ESEARCH_ALL);
+	CUR(&c, "SEEN");
+	cr_assert_eq(imap_args_search_return(&c, &ret), 0);
+	cr_assert_eq(ret, 0);
+	cr_assert_str_eq(c.p, "SEEN");
+	const char *bad[] = {"RETURN (SAVE) ALL", "RETURN MIN ALL",
+			     "RETURN (MIN", "RETURN (MIN  MAX) ALL"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		CUR(&c, bad[i]);
+		cr_assert_eq(imap_args_search_return(&c, &ret), -1, "%s",
+			     bad[i]);
+	}
 }

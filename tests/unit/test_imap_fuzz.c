@@ -69,7 +69,8 @@ run_all(const char *in, size_t n)
 	uint32_t v;
 	uint64_t n64;
 	time_t t;
-	unsigned mask, kw;
+	unsigned mask;
+	static struct imap_kwlist kw;
 	const char *data;
 	static struct imap_seqset set;
 

@@ -419,7 +419,7 @@ Test(imap_mime, odd_addresses)
 			"(({5}\r\nJ\xc3\xb6rg NIL \"j\" \"x\")) "
 			"((NIL \"@route.a,@route.b\" \"user\" \"host\")"
 			"(NIL NIL \"bare\" \"\")(\"q\\\"uote\" NIL \"q\" \"h\")"
-			"(NIL NIL \"a\" \"b\")) NIL NIL NIL NIL)");
+			"(\"Comment Name\" NIL \"a\" \"b\")) NIL NIL NIL NIL)");
 }
 
 Test(imap_mime, odd_addresses_8bit_name_is_literal)
@@ -430,6 +430,84 @@ Test(imap_mime, odd_addresses_8bit_name_is_literal)
 			      "(({5}\r\nJ\xc3\xb6rg NIL \"j\" \"x\")) "
 			      "NIL NIL NIL NIL NIL)");
 	free(env);
+}
+
+/* A trailing comment is the name when there is no phrase; a phrase
+ * wins; comments elsewhere in the address are no part of it. */
+Test(imap_mime, address_comments)
+{
+	assert_str_free(
+	    envelope_of("From: user@example.org (Real Name)\r\n"
+			"To: \"Phrase\" <p@x> (not this), a (c1) @ (c2) b.c "
+			"(Trailing \\) one), (only a comment)\r\n"
+			"Cc: x@y (), <q@r> (Angle Name)\r\n\r\n"),
+	    "(NIL NIL ((\"Real Name\" NIL \"user\" \"example.org\")) "
+	    "((\"Real Name\" NIL \"user\" \"example.org\")) "
+	    "((\"Real Name\" NIL \"user\" \"example.org\")) "
+	    "((\"Phrase\" NIL \"p\" \"x\")"
+	    "(\"Trailing ) one\" NIL \"a\" \"b.c\")) "
+	    "((NIL NIL \"x\" \"y\")(\"Angle Name\" NIL \"q\" \"r\")) NIL NIL "
+	    "NIL)");
+	struct strbuf sb;
+	strbuf_init(&sb, 4096);
+	cr_assert_eq(imap_addr_text("\"J. Doe\" <john(x)@(y)example.com>, "
+				    "ann @ b . org (Ann B), team: c@d;",
+				    &sb),
+		     0);
+	cr_assert_str_eq(strbuf_str(&sb), "J. Doe <john@example.com>, "
+					  "Ann B <ann@b.org>, c@d");
+	strbuf_free(&sb);
+}
+
+/* SEARCH FROM/TO/CC/BCC see the addresses without their comments. */
+Test(imap_mime, address_search_ignores_comments)
+{
+	const char *h = "From: john (the boss) @ example (corp) . com\r\n"
+			"To: Ann <ann(work)@b.org>\r\n"
+			"Subject: x (not an address)\r\n\r\n";
+	size_t n = strlen(h);
+	cr_assert(imap_hdr_has(h, n, "from", "john@example.com"));
+	cr_assert(imap_hdr_has(h, n, "from", "the boss")); /* as written */
+	cr_assert(imap_hdr_has(h, n, "to", "ann@b.org"));
+	cr_assert(imap_hdr_has(h, n, "to", "Ann <ann@b"));
+	cr_assert_not(imap_hdr_has(h, n, "subject", "x not"));
+	cr_assert_not(imap_hdr_has(h, n, "from", "john@example.org"));
+}
+
+/* BINARY: a part's content with its transfer encoding undone. */
+Test(imap_mime, binary_decodes_parts)
+{
+	const char *msg =
+	    "Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+	    "--b\r\nContent-Transfer-Encoding: base64\r\n\r\nAGEAYg==\r\n"
+	    "--b\r\nContent-Transfer-Encoding: Quoted-Printable\r\n\r\n"
+	    "a=3Db=\r\nc\r\n"
+	    "--b\r\nContent-Transfer-Encoding: x-odd\r\n\r\nraw\r\n"
+	    "--b--\r\n";
+	struct imap_mime *m = parse(msg);
+	char *out;
+	size_t len;
+	bool unknown;
+	uint32_t p1[] = {1}, p2[] = {2}, p3[] = {3}, p9[] = {9};
+	cr_assert_eq(imap_mime_binary(m, p1, 1, &out, &len, &unknown), 0);
+	cr_assert_eq(len, 4);
+	cr_assert_eq(memcmp(out, "\0a\0b", 4), 0);
+	cr_assert_not(unknown);
+	free(out);
+	cr_assert_eq(imap_mime_binary(m, p2, 1, &out, &len, &unknown), 0);
+	cr_assert_str_eq(out, "a=bc");
+	free(out);
+	cr_assert_eq(imap_mime_binary(m, p3, 1, &out, &len, &unknown), 0);
+	cr_assert_str_eq(out, "raw");
+	cr_assert(unknown);
+	free(out);
+	cr_assert_eq(imap_mime_binary(m, p9, 1, &out, &len, &unknown), 0);
+	cr_assert_eq(len, 0);
+	free(out);
+	cr_assert_eq(imap_mime_binary(m, NULL, 0, &out, &len, &unknown), 0);
+	cr_assert_eq(len, strlen(msg)); /* the whole message, as it is */
+	free(out);
+	imap_mime_free(m);
 }
 
 Test(imap_mime, missing_headers_are_nil)

@@ -432,17 +432,21 @@ Test(imap_seqset, too_many_ranges)
 Test(imap_flags, list)
 {
 	struct imap_cur c;
-	unsigned mask, kw;
-	CUR(&c, "(\\Seen \\answered \\FLAGGED \\Deleted \\Draft $Junk foo)");
+	unsigned mask;
+	static struct imap_kwlist kw;
+	CUR(&c, "(\\Seen \\answered \\FLAGGED \\Deleted \\Draft $Junk foo "
+		"$junk)");
 	cr_assert_eq(imap_flag_list(&c, false, &mask, &kw), 0);
 	cr_assert_eq(mask, IMAP_F_SEEN | IMAP_F_ANSWERED | IMAP_F_FLAGGED |
 			       IMAP_F_DELETED | IMAP_F_DRAFT);
-	cr_assert_eq(kw, 2);
+	cr_assert_eq(kw.n, 2); /* $junk is $Junk */
+	cr_assert_str_eq(kw.name[0], "$Junk");
+	cr_assert_str_eq(kw.name[1], "foo");
 	cr_assert(imap_at_end(&c));
 	CUR(&c, "()");
 	cr_assert_eq(imap_flag_list(&c, false, &mask, &kw), 0);
 	cr_assert_eq(mask, 0);
-	cr_assert_eq(kw, 0);
+	cr_assert_eq(kw.n, 0);
 	CUR(&c, "\\Seen \\Deleted");
 	cr_assert_eq(imap_flag_list(&c, false, &mask, &kw), -1);
 	CUR(&c, "\\Seen \\Deleted");
@@ -452,6 +456,18 @@ Test(imap_flags, list)
 	CUR(&c, "(\\Seen)");
 	cr_assert_eq(imap_flag_list(&c, true, &mask, &kw), 0);
 	cr_assert_eq(mask, IMAP_F_SEEN);
+	/* more keywords than a list holds; one longer than a store keeps */
+	char many[IMAP_KEYWORD_LIST_MAX * 8 + 8] = "(", *p = many + 1;
+	for (int i = 0; i <= IMAP_KEYWORD_LIST_MAX; i++)
+		p += sprintf(p, "%sk%d", i ? " " : "", i);
+	strcpy(p, ")");
+	CUR(&c, many);
+	cr_assert_eq(imap_flag_list(&c, false, &mask, &kw), -1);
+	char longkw[IMAP_KEYWORD_MAX + 4] = "(";
+	memset(longkw + 1, 'x', IMAP_KEYWORD_MAX + 1);
+	strcpy(longkw + IMAP_KEYWORD_MAX + 2, ")");
+	CUR(&c, longkw);
+	cr_assert_eq(imap_flag_list(&c, false, &mask, &kw), -1);
 	const char *bad[] = {"(\\Recent)",	  "(\\Bogus)", "(\\Seen",
 			     "(\\Seen  \\Draft)", "( )",       "(\\)",
 			     "(\\Seen\")",	  "((a))"};
@@ -480,11 +496,11 @@ Test(imap_flags, format_and_maildir)
 	cr_assert_eq(imap_flags_format(IMAP_F_SEEN, &sb), -1);
 	strbuf_free(&sb);
 
-	cr_assert_eq(imap_flags_from_maildir("STRFDPx"),
+	cr_assert_eq(imap_flags_from_maildir("STRFDP?"),
 		     IMAP_F_SEEN | IMAP_F_DELETED | IMAP_F_ANSWERED |
 			 IMAP_F_FLAGGED | IMAP_F_DRAFT);
 	cr_assert_eq(imap_flags_from_maildir(""), 0);
-	char out[8];
+	char out[IMAP_FLAG_LETTERS];
 	imap_flags_to_maildir(0x3f, out);
 	cr_assert_str_eq(out, "DFRST");
 	imap_flags_to_maildir(IMAP_F_SEEN | IMAP_F_ANSWERED, out);
@@ -495,6 +511,14 @@ Test(imap_flags, format_and_maildir)
 		imap_flags_to_maildir(m, out);
 		cr_assert_eq(imap_flags_from_maildir(out), m);
 	}
+	/* keywords: letters a-z after the system flags, as Dovecot names */
+	cr_assert_eq(imap_flags_from_maildir("RSaz"),
+		     IMAP_F_SEEN | IMAP_F_ANSWERED | IMAP_F_KW(0) |
+			 IMAP_F_KW(25));
+	imap_flags_to_maildir(~0u, out);
+	cr_assert_str_eq(out, "DFRSTabcdefghijklmnopqrstuvwxyz");
+	imap_flags_to_maildir(IMAP_F_SEEN | IMAP_F_KW(2), out);
+	cr_assert_str_eq(out, "Sc");
 }
 
 /* ---- dates ---- */
@@ -651,6 +675,35 @@ Test(imap_fetch, simple_items)
 		cr_assert_str_eq(names(&f), t[i].name);
 		cr_assert_eq(f.sets_seen, t[i].seen, "%s", t[i].in);
 		cr_assert_eq(f.needs_text, t[i].text, "%s", t[i].in);
+		imap_fetch_free(&f);
+	}
+}
+
+/* BINARY (RFC 3516): part numbers alone, partial but for .SIZE. */
+Test(imap_fetch, binary)
+{
+	struct imap_fetch f;
+	cr_assert_eq(
+	    fetch("(BINARY[] binary.peek[1.2]<5.10> BINARY.SIZE[3])", &f), 0);
+	cr_assert_eq(f.n, 3);
+	cr_assert_eq(f.item[0].kind, IMAP_FETCH_BINARY);
+	cr_assert_not(f.item[0].peek);
+	cr_assert(f.item[1].peek);
+	cr_assert_eq(f.item[1].nparts, 2);
+	cr_assert_eq(f.item[1].offset, 5);
+	cr_assert_eq(f.item[2].kind, IMAP_FETCH_BINARY_SIZE);
+	cr_assert(f.sets_seen);
+	cr_assert(f.needs_text);
+	cr_assert_str_eq(names(&f), "BINARY[] BINARY[1.2]<5> BINARY.SIZE[3]");
+	imap_fetch_free(&f);
+	cr_assert_eq(fetch("BINARY.PEEK[1]", &f), 0);
+	cr_assert_not(f.sets_seen);
+	imap_fetch_free(&f);
+	const char *bad[] = {
+	    "BINARY",	"BINARY[TEXT]", "BINARY[1.]",	      "BINARY[0]",
+	    "BINARY[1", "BINARY[.1]",	"BINARY.SIZE[1]<0.1>"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		cr_assert_eq(fetch(bad[i], &f), -1, "%s", bad[i]);
 		imap_fetch_free(&f);
 	}
 }

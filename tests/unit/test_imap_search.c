@@ -165,6 +165,16 @@ Test(imap_search, flag_keys)
 	cr_assert_eq(fk.calls, 0);
 }
 
+/* The mailbox of the keyword tests: $Junk is letter c, $Other d. */
+static unsigned
+kw_lookup(void *arg, const char *name)
+{
+	(void)arg;
+	return strcasecmp(name, "$Junk") == 0	 ? IMAP_F_KW(2)
+	       : strcasecmp(name, "$Other") == 0 ? IMAP_F_KW(3)
+						 : 0;
+}
+
 Test(imap_search, keywords)
 {
 	cr_assert_not(match("KEYWORD $Junk"));
@@ -175,6 +185,25 @@ Test(imap_search, keywords)
 	struct imap_search *s = parse("KEYWORD x");
 	cr_assert_not(imap_search_needs_text(s));
 	imap_search_free(s);
+	/* bound to the mailbox's letters: $Junk is keyword 2, set */
+	msg.flags |= IMAP_F_KW(2);
+	const char *t[] = {
+	    "KEYWORD $junk", "NOT UNKEYWORD $Junk", "UNKEYWORD nothere",
+	    "OR KEYWORD nothere KEYWORD $Junk", "(KEYWORD $Junk SEEN)"};
+	for (size_t i = 0; i < sizeof(t) / sizeof(*t); i++) {
+		s = parse(t[i]);
+		imap_search_keywords(s, kw_lookup, NULL);
+		cr_assert(imap_search_match(s, &msg, 10, 100), "%s", t[i]);
+		imap_search_free(s);
+	}
+	const char *f[] = {"UNKEYWORD $Junk", "KEYWORD nothere",
+			   "KEYWORD $Other"};
+	for (size_t i = 0; i < sizeof(f) / sizeof(*f); i++) {
+		s = parse(f[i]);
+		imap_search_keywords(s, kw_lookup, NULL);
+		cr_assert_not(imap_search_match(s, &msg, 10, 100), "%s", f[i]);
+		imap_search_free(s);
+	}
 }
 
 Test(imap_search, sizes)

@@ -156,9 +156,14 @@ Test(maildir_folder, folder_rename_with_children)
 
 Test(maildir_folder, inbox_rename)
 {
-	uint32_t u1 = append(user, "one\r\n", "S", 0);
+	uint32_t u1 = append(user, "one\r\n", "Sa", 0);
 	uint32_t u2 = append(user, "two\r\n", "", 0);
 	deliver_new(user, "300.three", "three\r\n");
+	char kwnames[1][MAILDIR_KEYWORD_MAX + 1] = {"$Junk"};
+	struct maildir_keywords kw;
+	uint32_t bits;
+	cr_assert_eq(maildir_keywords_add(user, kwnames, 1, &kw, &bits), 0);
+	cr_assert_eq(maildir_keywords_add(user, kwnames, 1, &kw, &bits), 0);
 	struct maildir_list l;
 	assign_all(user, &l);
 	uint32_t inbox_next = l.uidnext;
@@ -174,7 +179,10 @@ Test(maildir_folder, inbox_rename)
 	cr_assert_eq(l.n, 4);
 	for (size_t i = 0; i < l.n; i++)
 		cr_assert_eq(l.msg[i].uid, i + 1);
-	cr_assert_str_eq(l.msg[0].flags, "S");
+	cr_assert_str_eq(l.msg[0].flags, "Sa");
+	/* the keywords' letters mean the same in the new folder */
+	cr_assert_eq(maildir_keywords_read(old, &kw), 0);
+	cr_assert_eq(maildir_keyword_index(&kw, "$Junk"), 0);
 	/* in their old UID order: one, two, three, four */
 	char p[PATH_MAX];
 	snprintf(p, sizeof(p), "%s/cur/%s", old, l.msg[3].name);
