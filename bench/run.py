@@ -33,6 +33,10 @@ ctest times nothing.
   N1 mailnode vs Postfix: smtp-source into one mailnode and into a private
       Postfix instance, both fsyncing before 250 (messages/s accepted and
       delivered to Maildir)
+  N2 outbound through the queue: smtp-source relays 10 KiB messages for a
+      remote domain through the same mailnode (relay_networks, its queue,
+      relayhost) and the same Postfix (mynetworks, its queue, relayhost)
+      to one smtp-sink (messages/s end to end, CPU µs per message)
 plus each proxy's CPU time per unit of work, read from /proc.
 
 usage: bench/run.py [--reps N] [--duration S] [--idle N] [--idle-many N]
@@ -711,9 +715,10 @@ class Bench:
         self.mail_ports = {}
         # redis, on the load core: it is mailnode's directory, not its work
         rport = free_port()
-        self.spawn(["redis-server", "--port", str(rport), "--bind", "127.0.0.1",
-                    "--save", "", "--appendonly", "no", "--dir", base],
-                   self.load_cpu, "redis")
+        self.redis_pid = self.spawn(
+            ["redis-server", "--port", str(rport), "--bind", "127.0.0.1",
+             "--save", "", "--appendonly", "no", "--dir", base],
+            self.load_cpu, "redis").pid
         wait_port(rport)
         env = dict(os.environ, MAILCTL_REDIS="127.0.0.1:%d" % rport)
         mailctl = os.path.join(self.args.bin, "mailctl")
@@ -722,6 +727,12 @@ class Bench:
                           "bench\n")):
             subprocess.run([mailctl] + cmd, input=inp, env=env, text=True,
                            check=True, capture_output=True, timeout=20)
+        # N2's remote world: one smtp-sink both relay to, counting
+        self.relay_sink = free_port()
+        self.spawn(["smtp-sink", "-c", "-u", "postfix",
+                    "127.0.0.1:%d" % self.relay_sink, "1024"],
+                   self.load_cpu, "relay-sink")
+        wait_port(self.relay_sink)
         # mailnode
         store = os.path.join(base, "store")
         spool = os.path.join(base, "spool")
@@ -732,9 +743,12 @@ class Bench:
         with open(conf, "w") as f:
             f.write("[node]\nname = bench1\nhostname = bench1.example.test\n"
                     "redis = 127.0.0.1:%d\nstore = %s\nspool = %s\n"
-                    "[listen]\nsmtp = 127.0.0.1:%d\n" % (rport, store, spool, port))
-        self.spawn([os.path.join(self.args.bin, "mailnode"), "-c", conf],
-                   self.proxy_cpu, "mailnode")
+                    "relay_networks = 127.0.0.0/8\nrelayhost = 127.0.0.1:%d\n"
+                    "[listen]\nsmtp = 127.0.0.1:%d\n"
+                    % (rport, store, spool, self.relay_sink, port))
+        self.mailnode_pid = self.spawn(
+            [os.path.join(self.args.bin, "mailnode"), "-c", conf],
+            self.proxy_cpu, "mailnode").pid
         wait_port(port)
         log = os.path.join(self.tmp, "mailnode.log")
         end = time.monotonic() + 10
@@ -764,7 +778,7 @@ class Bench:
                     "mail_owner = postfix\nsetgid_group = postdrop\n"
                     "inet_interfaces = 127.0.0.1\ninet_protocols = ipv4\n"
                     "myhostname = bench-postfix.example.test\nmydestination =\n"
-                    "mynetworks = 127.0.0.0/8\nrelayhost =\n"
+                    "mynetworks = 127.0.0.0/8\nrelayhost = [127.0.0.1]:%d\n"
                     "smtpd_recipient_restrictions = permit_mynetworks, reject\n"
                     "virtual_mailbox_domains = example.test\n"
                     "virtual_mailbox_base = %s\n"
@@ -775,7 +789,8 @@ class Bench:
                     "smtpd_client_connection_rate_limit = 0\n"
                     "smtpd_client_message_rate_limit = 0\n"
                     "biff = no\n"
-                    % (qdir, ddir, mbox, cdir, pw.pw_uid, pw.pw_gid, ddir, ddir))
+                    % (qdir, ddir, self.relay_sink, mbox, cdir, pw.pw_uid,
+                       pw.pw_gid, ddir, ddir))
         services = [("127.0.0.1:%d" % port, "inet", "n", "-", "smtpd"),
                     ("pickup", "unix", "n", "60", "pickup"),
                     ("cleanup", "unix", "n", "-", "cleanup"),
@@ -814,6 +829,7 @@ class Bench:
         wait_port(port)
         self.mail_ports["postfix"] = port
         self.maildirs["postfix"] = mbox
+        self.postfix_queue = qdir
 
     def stop_mail(self):
         if getattr(self, "postfix_dir", None):
@@ -850,6 +866,62 @@ class Bench:
         return {"rate": n / accepted, "delivered_per_s": delivered_n / delivered,
                 "delivered": delivered_n}
 
+    def mail_cpu(self, target):
+        """CPU seconds so far of mailnode with its Redis (the queue's
+        claims go through it), or of the whole Postfix instance: its
+        master, the live daemons, and those the master has reaped."""
+        def stat(pid):
+            with open("/proc/%d/stat" % pid) as f:
+                return [int(x) for x in f.read().rsplit(")", 1)[1].split()[11:15]]
+        if target == "mailnode":
+            return sum(sum(stat(p)[:2]) for p in (self.mailnode_pid, self.redis_pid)) / CLK_TCK
+        with open(os.path.join(self.postfix_queue, "pid", "master.pid")) as f:
+            master = int(f.read().split()[0])
+        total = sum(stat(master))  # its own and its reaped children's
+        for d in os.listdir("/proc"):
+            if d.isdigit():
+                try:
+                    with open("/proc/%s/stat" % d) as f:
+                        fields = f.read().rsplit(")", 1)[1].split()
+                    if int(fields[1]) == master:
+                        total += int(fields[11]) + int(fields[12])
+                except (OSError, IndexError, ValueError):
+                    pass
+        return total / CLK_TCK
+
+    def sink_count(self):
+        """Messages smtp-sink -c has counted (its last counter line)."""
+        with open(os.path.join(self.tmp, "relay-sink.log"), "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 4096))
+            tail = f.read().decode("ascii", "replace")
+        # "sess=N quit=N mesg=N\r" after each event
+        counts = re.findall(r"mesg=(\d+)", tail)
+        return int(counts[-1]) if counts else 0
+
+    def N2(self, target):
+        if target not in ("mailnode", "postfix"):
+            return None
+        port = self.mail_ports[target]
+        n = self.args.queue_msgs
+        have = self.sink_count()
+        cpu0 = self.mail_cpu(target)
+        t0 = time.monotonic()
+        self.load(["smtp-source", "-s", "16", "-m", str(n), "-l",
+                   str(self.args.queue_size), "-f", "bench@example.test",
+                   "-t", "someone@remote.test", "127.0.0.1:%d" % port], 600)
+        accepted = time.monotonic() - t0
+        end = t0 + accepted + 120
+        while time.monotonic() < end and self.sink_count() - have < n:
+            time.sleep(0.02)
+        took = time.monotonic() - t0
+        sent = self.sink_count() - have
+        # the last deliveries' cleanup (queue files removed) is theirs too
+        time.sleep(0.5)
+        cpu = self.mail_cpu(target) - cpu0
+        return {"rate": sent / took, "accepted_per_s": n / accepted,
+                "delivered": sent, "cpu_us_per_msg": cpu * 1e6 / n}
+
     # the run ------------------------------------------------------------
     def run(self, workloads):
         rows = []
@@ -875,14 +947,15 @@ class Bench:
 UNITS = {"W1": "conn/s", "W1S": "conn/s", "W1R": "conn/s", "W2": "req/s",
          "W3": "Gbit/s", "W4": "sessions/s", "W5": "KiB/idle conn",
          "W5K": "KiB/idle conn", "N1": "msg/s accepted", "W1L": "conn/s",
-         "W4L": "sessions/s"}
-ORDER = ["W1", "W1S", "W1R", "W2", "W3", "W4", "W5", "W5K", "N1", "W1L", "W4L"]
+         "W4L": "sessions/s", "N2": "msg/s relayed"}
+ORDER = ["W1", "W1S", "W1R", "W2", "W3", "W4", "W5", "W5K", "N1", "W1L", "W4L", "N2"]
 # the targets of each workload; the others run through TARGETS
 WORKLOAD_TARGETS = {"W1S": ["haproxy", "haproxy2", "lbd", "lbd2"], "W5K": ["lbd"],
                     "N1": ["postfix", "mailnode"],
-                    "W1L": ["lbd", "lbdlim"], "W4L": ["lbd", "lbdlim"]}
+                    "W1L": ["lbd", "lbdlim"], "W4L": ["lbd", "lbdlim"],
+                    "N2": ["postfix", "mailnode"]}
 # the workloads run through their own targets only (no HAProxy, nginx)
-OWN_TARGETS = {"W1S", "W5", "W5K", "N1", "W1L", "W4L"}
+OWN_TARGETS = {"W1S", "W5", "W5K", "N1", "W1L", "W4L", "N2"}
 # a target's one-thread counterpart and its HAProxy (for lbdlim: lbd
 # without limits, what its cost is measured against)
 ONE_WORKER = {"haproxy2": "haproxy", "lbd2": "lbd"}
@@ -923,7 +996,8 @@ def summarize(rows):
                 return statistics.median(vals) if vals else None
             cpu_key = "cpu_s_per_10GB" if w == "W3" else (
                 "kernel_kib_per_conn" if w in ("W5", "W5K") else (
-                    "delivered_per_s" if w == "N1" else "cpu_us_per_unit"))
+                    "delivered_per_s" if w == "N1" else (
+                        "cpu_us_per_msg" if w == "N2" else "cpu_us_per_unit")))
             hap = HAPROXY_OF.get(t, "haproxy")
             out.append({"workload": w, "unit": UNITS[w], "target": t,
                         "median": med("rate"), "p50_ms": med("p50_ms"),
@@ -932,14 +1006,15 @@ def summarize(rows):
                         "cpu_unit": {"cpu_us_per_unit": "proxy CPU µs/unit",
                                      "cpu_s_per_10GB": "proxy CPU-s/10 GB",
                                      "kernel_kib_per_conn": "kernel buffer KiB/conn",
-                                     "delivered_per_s": "msg/s delivered"}[cpu_key],
+                                     "delivered_per_s": "msg/s delivered",
+                                     "cpu_us_per_msg": "CPU µs/msg"}[cpu_key],
                         "vs_haproxy": ratio(hap) if t != hap else 1.0,
                         "cost_vs_haproxy": (ratio(hap, key=cpu_key)
                                             if t not in (hap, "direct") and w != "N1"
                                             else None),
                         "vs_direct": (ratio(ONE_WORKER[t]) if t in ONE_WORKER
-                                      else (ratio("direct") if t != "direct" and w != "N1"
-                                            else None))})
+                                      else (ratio("direct") if t != "direct"
+                                            and w not in ("N1", "N2") else None))})
     return out
 
 
@@ -961,13 +1036,15 @@ def write_report(summary, rows, args, rate):
         w.writerows(rows)
     cmd = "bench/run.py" + ("" if args.argv == [] else " " + " ".join(args.argv))
     lines = ["Benchmark of %s on %s (%d CPUs, %s), `%s` (reps %d, %d s runs, "
-             "%d idle connections, W1R at %s conn/s, %d N1 messages); "
+             "%d idle connections, W1R at %s conn/s, %d N1 messages, "
+             "%d N2 messages of %d bytes); "
              "proxies pinned on CPU 0, load and backends on CPU 1 (W1S: the proxy on "
              "both). Medians of %d runs; ratios are medians of paired ratios "
              "within a repetition."
              % (datetime.date.today(), platform.node() or "this machine", os.cpu_count(),
                 platform.platform(), cmd, args.reps, args.duration, args.idle,
-                rate if rate else "-", args.node_msgs, args.reps),
+                rate if rate else "-", args.node_msgs, args.queue_msgs,
+                args.queue_size, args.reps),
              "",
              "| workload | target | median | p50 ms | p99 ms | p99.9 ms | cost | vs HAProxy | cost vs HAProxy | vs direct |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
@@ -975,7 +1052,7 @@ def write_report(summary, rows, args, rate):
         vs_h, vs_d = fmt(s["vs_haproxy"]), fmt(s["vs_direct"])
         if s["target"] in ONE_WORKER and s["vs_direct"] is not None:
             vs_d += " (vs 1 worker)"
-        if s["workload"] == "N1" and s["target"] == "mailnode":
+        if s["workload"] in ("N1", "N2") and s["target"] == "mailnode":
             vs_h += " (vs Postfix)"
         if s["target"] == "lbdlim":
             vs_h += " (vs lbd)"
@@ -1042,6 +1119,8 @@ def main():
                     help="W1R connections/s (default: half HAProxy's W1 rate)")
     ap.add_argument("--smtp-msgs", type=int, default=3000)
     ap.add_argument("--node-msgs", type=int, default=1500, help="N1 messages per run")
+    ap.add_argument("--queue-msgs", type=int, default=5000, help="N2 messages per run")
+    ap.add_argument("--queue-size", type=int, default=10240, help="N2 message bytes")
     ap.add_argument("--workloads", default=",".join(ORDER))
     ap.add_argument("--bin", default=os.path.join(TOP, "build", "bin"))
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
@@ -1053,12 +1132,19 @@ def main():
     if args.quick:
         args.reps, args.duration, args.idle, args.smtp_msgs, args.node_msgs = 1, 1, 1000, 300, 200
         args.idle_many, args.probes = 5000, 200
+        args.queue_msgs = 200
     workloads = args.workloads.split(",")
-    if "N1" in workloads and os.geteuid() != 0:
-        print("bench: N1 skipped: a private Postfix instance needs root", file=sys.stderr)
-        workloads.remove("N1")
-    tools = ["taskset", "wrk", "iperf3", "haproxy", "nginx", "smtp-source", "smtp-sink", "cc"]
-    if "N1" in workloads:
+    for w in ("N1", "N2"):
+        if w in workloads and os.geteuid() != 0:
+            print("bench: %s skipped: a private Postfix instance needs root" % w,
+                  file=sys.stderr)
+            workloads.remove(w)
+    mail = bool({"N1", "N2"} & set(workloads))
+    proxied = bool(set(workloads) - {"N1", "N2"})  # the web, bulk and SMTP backends
+    tools = ["taskset", "smtp-source", "smtp-sink"]
+    if proxied:
+        tools += ["wrk", "iperf3", "haproxy", "nginx", "cc"]
+    if mail:
         tools += ["redis-server", "postfix"]
     for tool in tools:
         if shutil.which(tool) is None:
@@ -1070,9 +1156,10 @@ def main():
         if w in workloads:
             proxies += [t for t in WORKLOAD_TARGETS[w] if t not in proxies]
     try:
-        b.start_backends()
-        b.start_proxies(proxies)
-        if "N1" in workloads:
+        if proxied:
+            b.start_backends()
+            b.start_proxies(proxies)
+        if mail:
             b.start_mail()
         if "W1R" in workloads:
             b.fixedrate_bin()

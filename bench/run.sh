@@ -2,8 +2,8 @@
 # The benchmark: installs what it needs (Debian packages, only when
 # missing), builds lbd, mailnode and mailctl, and runs bench/run.py (see
 # its --help; it compiles bench/fixedrate.c itself). Bounded: the default
-# run takes about 9 minutes on 2 cores. N1 (mailnode vs a private Postfix)
-# needs root: Postfix's master starts as root.
+# run takes about 9 minutes on 2 cores. N1 and N2 (mailnode vs a private Postfix)
+# need root: Postfix's master starts as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/install-deps.sh

@@ -24,6 +24,7 @@
 #include "queue_smtp.h"
 
 #define QRUN_SCAN_S 1.0 /* how often the shared queue is looked over */
+#define QRUN_HOP_MAX (QUEUE_ADDR_MAX + 8) /* "[HOST]:PORT" or a domain */
 
 struct qjob;
 struct qseen;
@@ -36,9 +37,11 @@ struct queue_runner {
 	struct directory *dir;
 	struct store *store;
 	struct queue_dns *dns;
-	SSL_CTX *tls;		  /* STARTTLS outbound */
+	SSL_CTX *tls;			/* STARTTLS outbound */
+	struct queue_smtp_cache *cache; /* idle connections by next hop */
 	char relay_password[256]; /* relayhost_password_file's first line */
 	ev_timer scan;
+	ev_timer pick; /* a next hop has a slot again: see qrun_pick_cb */
 	struct qjob *jobs;
 	int active;
 	bool draining;		   /* stopping: no new job */
@@ -60,8 +63,9 @@ struct qjob {
 	int msgfd;
 	size_t msgsize;
 	char *dkim; /* the DKIM-Signature: field for remote copies; or NULL */
-	/* the destination being delivered */
+	/* the destination being delivered, and its next hop ("": local) */
 	char domain[QUEUE_ADDR_MAX];
+	char nexthop[QRUN_HOP_MAX];
 	size_t *grp, ngrp;
 	const char **grcpts;
 	struct queue_dns_req *dns;
@@ -70,6 +74,8 @@ struct qjob {
 };
 
 static void qjob_next_group(struct qjob *j);
+static void qrun_kick(struct queue_runner *r);
+static void qrun_pick_soon(struct queue_runner *r);
 
 static struct qjob *
 qjob_find(struct queue_runner *r, const char *id)
@@ -80,28 +86,46 @@ qjob_find(struct queue_runner *r, const char *id)
 	return NULL;
 }
 
-/* Jobs of r (but except) whose current destination is domain: each has
- * at most one connection there. */
-static int
-qrun_dest_count(struct queue_runner *r, const char *domain,
-		const struct qjob *except)
+/* Where mail for domain goes next, the key connections are counted and
+ * reused by: "" for a local domain (the store), "[HOST]:PORT" for a
+ * [route] or the relayhost, else the domain itself (its MX hosts). */
+static void
+qrun_nexthop(const struct queue_runner *r, const char *domain, char *out,
+	     size_t len)
 {
-	int n = 0;
-	for (struct qjob *j = r->jobs; j; j = j->next)
-		if (j != except && strcasecmp(j->domain, domain) == 0)
-			n++;
-	return n;
+	const struct node_hostport *to = node_route_find(r->cfg, domain);
+	if (directory_domain_local(r->dir, domain))
+		snprintf(out, len, "%s", "");
+	else if (to || r->cfg->relayhost.host[0]) {
+		to = to ? to : &r->cfg->relayhost;
+		snprintf(out, len, "[%s]:%u", to->host, (unsigned)to->port);
+	} else
+		snprintf(out, len, "%s", domain);
 }
 
-/* True when a connection to domain may open now (queue_per_destination);
- * local domains need none. */
+/* True when a connection to next hop hop may be in use now by one more
+ * job (queue_per_destination: each job of r but except that is at that
+ * next hop has one, or waits for one); local domains ("") need none. */
+static bool
+qrun_hop_free(struct queue_runner *r, const char *hop,
+	      const struct qjob *except)
+{
+	int n = 0;
+	if (hop[0] == '\0')
+		return true;
+	for (struct qjob *j = r->jobs; j; j = j->next)
+		if (j != except && strcasecmp(j->nexthop, hop) == 0)
+			n++;
+	return n < r->cfg->queue_per_destination;
+}
+
 static bool
 qrun_dest_free(struct queue_runner *r, const char *domain,
 	       const struct qjob *except)
 {
-	return directory_domain_local(r->dir, domain) ||
-	       qrun_dest_count(r, domain, except) <
-		   r->cfg->queue_per_destination;
+	char hop[QRUN_HOP_MAX];
+	qrun_nexthop(r, domain, hop, sizeof(hop));
+	return qrun_hop_free(r, hop, except);
 }
 
 /* Everything of the job goes; the claim is given back. */
@@ -152,9 +176,11 @@ qjob_notices(struct qjob *j)
 				 r->cfg->hostname, j->msgfd, j->msgsize,
 				 id) < 0)
 			log_err("%s: bounce: %s", j->id, strerror(errno));
-		else
+		else {
 			log_info("%s: sender non-delivery notification: %s",
 				 j->id, id);
+			qrun_kick(r);
+		}
 	}
 	if (r->cfg->delay_warning_s > 0 && !j->env.warned &&
 	    age >= r->cfg->delay_warning_s && qrun_any(j->deferred_now, n)) {
@@ -166,9 +192,9 @@ qjob_notices(struct qjob *j)
 			log_info("%s: sender delay notification: %s", j->id,
 				 id);
 			j->env.warned = true;
+			qrun_kick(r);
 		}
 	}
-	queue_runner_kick(r);
 }
 
 static void
@@ -187,6 +213,9 @@ qjob_finish(struct qjob *j)
 				strerror(errno));
 	} else
 		log_warn("%s: claim lost: results not written", j->id);
+	/* The next message may take this destination's slot (and its idle
+	 * connection). */
+	qrun_pick_soon(j->r);
 	qjob_end(j);
 }
 
@@ -237,6 +266,8 @@ qjob_smtp_cb(const struct queue_smtp_result *res, const char *relay, void *arg)
 {
 	struct qjob *j = arg;
 	j->smtp = NULL;
+	if (j->r->draining) /* the connection just parked QUITs */
+		queue_smtp_cache_flush(j->r->cache);
 	for (size_t k = 0; k < j->ngrp; k++)
 		qjob_result(j, j->grp[k], res[k].code, res[k].reply, relay);
 	qjob_next_group(j);
@@ -249,18 +280,10 @@ qjob_may_commit(void *arg)
 	return !j->lost && queue_claim_valid(j->claim);
 }
 
+/* The SMTP client's job for the current destination's recipients. */
 static void
-qjob_dns_cb(const struct queue_dest *dest, void *arg)
+qjob_smtp_job(struct qjob *j, struct queue_smtp_job *out)
 {
-	struct qjob *j = arg;
-	j->dns = NULL;
-	if (dest->status != 0) {
-		for (size_t k = 0; k < j->ngrp; k++)
-			qjob_result(j, j->grp[k], dest->status * 100,
-				    dest->reply, "none");
-		qjob_next_group(j);
-		return;
-	}
 	struct queue_smtp_job sj = {
 	    .helo = j->r->cfg->hostname,
 	    .sender = j->env.sender,
@@ -277,7 +300,26 @@ qjob_dns_cb(const struct queue_dest *dest, void *arg)
 			     : NULL,
 	    .auth_password = j->r->relay_password,
 	    .may_commit = qjob_may_commit,
+	    .cache = j->r->cache,
+	    .nexthop = j->nexthop,
 	};
+	*out = sj;
+}
+
+static void
+qjob_dns_cb(const struct queue_dest *dest, void *arg)
+{
+	struct qjob *j = arg;
+	struct queue_smtp_job sj;
+	j->dns = NULL;
+	if (dest->status != 0) {
+		for (size_t k = 0; k < j->ngrp; k++)
+			qjob_result(j, j->grp[k], dest->status * 100,
+				    dest->reply, "none");
+		qjob_next_group(j);
+		return;
+	}
+	qjob_smtp_job(j, &sj);
 	j->smtp = queue_smtp_send(j->r->loop, dest, &sj, qjob_smtp_cb, j);
 	if (j->smtp == NULL) {
 		for (size_t k = 0; k < j->ngrp; k++)
@@ -356,7 +398,8 @@ qjob_next_group(struct qjob *j)
 				j->grcpts[j->ngrp] = j->env.rcpt[i].addr;
 				j->grp[j->ngrp++] = i;
 			}
-		if (!directory_domain_local(j->r->dir, j->domain)) {
+		qrun_nexthop(j->r, j->domain, j->nexthop, sizeof(j->nexthop));
+		if (j->nexthop[0]) {
 			if (qrun_dest_free(j->r, j->domain, j))
 				break;
 			/* Busy destination: these wait for a later scan,
@@ -379,6 +422,11 @@ qjob_next_group(struct qjob *j)
 	j->via_relayhost = to == NULL && cfg->relayhost.host[0];
 	if (j->via_relayhost)
 		to = &cfg->relayhost;
+	struct queue_smtp_job sj;
+	qjob_smtp_job(j, &sj);
+	if ((j->smtp = queue_smtp_reuse(j->r->cache, j->nexthop, &sj,
+					qjob_smtp_cb, j)) != NULL)
+		return; /* no lookup: the connection is there */
 	j->dns = to ? queue_dns_lookup(j->r->dns, to->host, false, to->port,
 				       qjob_dns_cb, j)
 		    : queue_dns_lookup(j->r->dns, j->domain, true, cfg->mx_port,
@@ -516,6 +564,7 @@ qrun_start(struct queue_runner *r, const char *id, const char *domain)
 	j->msgfd = -1;
 	snprintf(j->id, sizeof(j->id), "%s", id);
 	snprintf(j->domain, sizeof(j->domain), "%s", domain); /* reserved */
+	qrun_nexthop(r, domain, j->nexthop, sizeof(j->nexthop));
 	j->claim = queue_claim_take(r->q, r->redis, id, r->cfg->queue_lease_s,
 				    qjob_claim_cb, j, &st);
 	if (j->claim == NULL) {
@@ -532,13 +581,18 @@ qrun_start(struct queue_runner *r, const char *id, const char *domain)
 }
 
 /* What the last scan learned of a message: its envelope file (inode and
- * mtime: a rewrite is a rename, so either changes) and when it is next
- * due. A message whose file has not changed is not read again before. */
+ * mtime: a rewrite is a rename, so either changes), when it is next due,
+ * and, when it was due but waited for a busy next hop (every recipient
+ * due going there), that next hop. A message whose file has not changed
+ * is not read again before it is due, nor while that next hop stays
+ * busy: a long queue to one busy destination costs a stat per message
+ * and scan, not a read. */
 struct qseen {
 	char id[QUEUE_ID_MAX];
 	ino_t ino;
 	struct timespec mtime;
-	long long due; /* LLONG_MAX: held, or nothing left to try */
+	long long due;		 /* LLONG_MAX: held, or nothing left to try */
+	char busy[QRUN_HOP_MAX]; /* "": none */
 };
 
 static int
@@ -550,7 +604,7 @@ qseen_cmp(const void *a, const void *b)
 
 static void
 qrun_remember(struct queue_runner *r, const char *id, const struct stat *st,
-	      long long due)
+	      long long due, const char *busy)
 {
 	if (r->nnext == r->capnext) {
 		size_t cap = r->capnext ? r->capnext * 2 : 256;
@@ -565,6 +619,7 @@ qrun_remember(struct queue_runner *r, const char *id, const struct stat *st,
 	e->ino = st->st_ino;
 	e->mtime = st->st_mtim;
 	e->due = due;
+	snprintf(e->busy, sizeof(e->busy), "%s", busy);
 }
 
 /* When env next has something to try. */
@@ -609,30 +664,78 @@ qrun_consider(const char *id, void *arg)
 		      : NULL;
 	if (old && old->ino == st.st_ino &&
 	    old->mtime.tv_sec == st.st_mtim.tv_sec &&
-	    old->mtime.tv_nsec == st.st_mtim.tv_nsec && old->due > now) {
-		qrun_remember(r, id, &st, old->due);
+	    old->mtime.tv_nsec == st.st_mtim.tv_nsec &&
+	    (old->due > now ||
+	     (old->busy[0] && !qrun_hop_free(r, old->busy, NULL)))) {
+		qrun_remember(r, id, &st, old->due, old->busy);
 		return 0;
 	}
 	if (r->active >= r->cfg->queue_concurrency ||
 	    queue_env_read(r->q, id, &env) < 0)
 		return 0;
 	long long due = qrun_env_due(r, &env);
-	qrun_remember(r, id, &st, due);
 	bool expired = now - env.created >= r->cfg->queue_lifetime_s;
 	const char *domain = NULL;
+	char busy[QRUN_HOP_MAX] = "", hop[QRUN_HOP_MAX];
+	bool one_hop = true; /* every due recipient waits for busy */
 	for (size_t i = 0; i < env.nrcpt && !domain && due <= now; i++) {
-		bool d = qrun_rcpt_due(&env.rcpt[i], now) ||
-			 (expired && env.rcpt[i].state == QR_DEFERRED);
+		const char *dom = qrun_domain(env.rcpt[i].addr);
+		if (!qrun_rcpt_due(&env.rcpt[i], now) &&
+		    !(expired && env.rcpt[i].state == QR_DEFERRED))
+			continue;
 		/* the first due destination with a connection to spare */
-		if (d &&
-		    (expired ||
-		     qrun_dest_free(r, qrun_domain(env.rcpt[i].addr), NULL)))
-			domain = qrun_domain(env.rcpt[i].addr);
+		qrun_nexthop(r, dom, hop, sizeof(hop));
+		if (expired || qrun_hop_free(r, hop, NULL))
+			domain = dom;
+		else if (busy[0] == '\0')
+			snprintf(busy, sizeof(busy), "%s", hop);
+		else
+			one_hop &= strcasecmp(busy, hop) == 0;
 	}
+	qrun_remember(r, id, &st, due, domain || !one_hop ? "" : busy);
 	if (domain)
 		qrun_start(r, id, domain);
 	queue_env_free(&env);
 	return 0;
+}
+
+/* Messages the last scan saw waiting for a next hop that has a slot
+ * again are considered, without listing the directory (each once: the
+ * next scan sees the rest). From the loop, never inside a job's own
+ * callbacks. */
+static void
+qrun_pick_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct queue_runner *r = w->data;
+	const char *last = NULL; /* the last next hop asked about */
+	bool last_free = false;
+	(void)loop;
+	(void)revents;
+	for (size_t i = 0; i < r->nseen && !r->draining &&
+			   r->active < r->cfg->queue_concurrency;
+	     i++) {
+		struct qseen *e = &r->seen[i];
+		if (e->busy[0] == '\0')
+			continue;
+		/* A long queue waits mostly for one next hop: asked once
+		 * per run of it, not once per message. */
+		if (last == NULL || strcasecmp(last, e->busy) != 0) {
+			last = e->busy;
+			last_free = qrun_hop_free(r, e->busy, NULL);
+		}
+		if (!last_free)
+			continue;
+		e->busy[0] = '\0';
+		last = NULL; /* it was e's; and a job may start now */
+		qrun_consider(e->id, r);
+	}
+}
+
+static void
+qrun_pick_soon(struct queue_runner *r)
+{
+	if (!r->draining && !ev_is_active(&r->pick))
+		ev_timer_start(r->loop, &r->pick);
 }
 
 static void
@@ -656,6 +759,8 @@ qrun_scan_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	r->capseen = r->capnext;
 	r->next = t;
 	r->capnext = cap;
+	r->nnext = 0; /* what qrun_consider remembers until the next scan
+			 lands in this spare listing, and is dropped */
 }
 
 /* The first line of path (the relayhost's password). */
@@ -706,13 +811,18 @@ queue_runner_new(struct ev_loop *loop, const struct node_config *cfg,
 		return NULL;
 	}
 	r->tls = tls_client_ctx(cfg->smtp_tls_ca, true, err, errlen);
-	if (r->tls == NULL) {
+	if (r->tls == NULL || (r->cache = queue_smtp_cache_new()) == NULL) {
+		if (r->tls)
+			snprintf(err, errlen, "out of memory");
+		SSL_CTX_free(r->tls);
 		queue_dns_free(r->dns);
 		free(r);
 		return NULL;
 	}
 	ev_timer_init(&r->scan, qrun_scan_cb, 0.05, QRUN_SCAN_S);
 	r->scan.data = r;
+	ev_timer_init(&r->pick, qrun_pick_cb, 0., 0.);
+	r->pick.data = r;
 	ev_timer_start(loop, &r->scan);
 	return r;
 }
@@ -723,8 +833,10 @@ queue_runner_free(struct queue_runner *r)
 	if (r == NULL)
 		return;
 	ev_timer_stop(r->loop, &r->scan);
+	ev_timer_stop(r->loop, &r->pick);
 	while (r->jobs)
 		qjob_end(r->jobs);
+	queue_smtp_cache_free(r->cache);
 	queue_dns_free(r->dns);
 	free(r->seen);
 	free(r->next);
@@ -740,17 +852,32 @@ queue_runner_drain(struct queue_runner *r)
 		return 0;
 	r->draining = true;
 	ev_timer_stop(r->loop, &r->scan);
+	ev_timer_stop(r->loop, &r->pick);
+	queue_smtp_cache_flush(r->cache); /* deliveries that end QUIT */
 	return r->active;
 }
 
-void
-queue_runner_kick(struct queue_runner *r)
+/* A scan soon. */
+static void
+qrun_kick(struct queue_runner *r)
 {
-	if (r == NULL || r->draining)
+	if (r->draining)
+		return;
+	/* Already due this soon: kicks in a row do not push it back. */
+	if (ev_is_active(&r->scan) &&
+	    ev_timer_remaining(r->loop, &r->scan) <= 0.01)
 		return;
 	ev_timer_stop(r->loop, &r->scan);
 	ev_timer_set(&r->scan, 0.01, QRUN_SCAN_S);
 	ev_timer_start(r->loop, &r->scan);
+}
+
+void
+queue_runner_queued(struct queue_runner *r, const char *id)
+{
+	if (r == NULL || r->draining || !directory_loaded(r->dir))
+		return;
+	qrun_consider(id, r);
 }
 
 void

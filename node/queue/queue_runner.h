@@ -1,6 +1,7 @@
 /* The mta role: queue runners (Postfix's qmgr and smtp together). Every
- * second, and at once after a local enqueue, the runner looks over the
- * shared queue for messages whose recipients are due and not held (an
+ * second (a message queued here is looked at at once, and one that
+ * waits for a busy next hop as soon as that has a slot), the runner looks over
+ * the shared queue for messages whose recipients are due and not held (an
  * envelope unchanged since the last look and not due is not re-read), takes
  * each one's claim (queue_claim.h), re-reads its envelope under the
  * claim, and delivers its due recipients one destination domain after
@@ -13,10 +14,12 @@
  * (queue_bounce.h), and once delay_warning_s has passed, deferred ones a
  * delay notice (once per message). A message with nothing left to try is
  * removed. At most queue_concurrency messages at once, and at most
- * queue_per_destination of them (one connection each) per destination
- * domain: a message whose destinations are all busy waits for a later
- * scan. Each attempt is
- * logged as Postfix does:
+ * queue_per_destination of them (one connection each) per next hop (the
+ * MX domain, or a [route]'s or the relayhost's HOST:PORT): a message
+ * whose destinations are all busy waits for a later scan (and is not
+ * read again while they stay busy). A connection whose message is done
+ * idles for the next message to its next hop (queue_smtp.h). Each
+ * attempt is logged as Postfix does:
  *   ID: to=<rcpt>, relay=HOST[ADDR]:PORT, delay=S, status=sent (reply) */
 #ifndef NODE_QUEUE_RUNNER_H
 #define NODE_QUEUE_RUNNER_H
@@ -46,8 +49,9 @@ void queue_runner_free(struct queue_runner *r);
 /* Stopping: no new delivery starts; those in flight go on. Returns how
  * many are in flight (call again to see them end). */
 int queue_runner_drain(struct queue_runner *r);
-/* Looks at the queue soon (a message was just queued here). */
-void queue_runner_kick(struct queue_runner *r);
+/* id was just queued here: its delivery starts now when its next hop
+ * has a slot (otherwise a later scan takes it). */
+void queue_runner_queued(struct queue_runner *r, const char *id);
 void queue_runner_stats(const struct queue_runner *r,
 			struct queue_runner_stats *st);
 

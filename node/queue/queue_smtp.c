@@ -32,6 +32,11 @@
 #define QSMTP_LINE_MAX 2048
 #define QSMTP_OUTPUT_MAX (8 << 20)
 #define QSMTP_SLICE (256 << 10) /* body bytes queued per drain */
+/* Connection reuse: idle seconds (Postfix's
+ * smtp_connection_cache_time_limit) and messages per connection. */
+#define QSMTP_IDLE_S 2.0
+#define QSMTP_REUSE_MAX 100
+#define QSMTP_NEXTHOP_MAX 300
 
 enum qsmtp_state {
 	QS_CONNECT,  /* waiting for the TCP connect */
@@ -47,6 +52,8 @@ enum qsmtp_state {
 	QS_BODY, /* sending; then the final dot's reply */
 	QS_QUIT,
 	QS_DONE,
+	QS_IDLE, /* in the cache, between transactions */
+	QS_RSET, /* 250 to the RSET that begins a reused transaction */
 };
 
 static const char *const qsmtp_step[] = {
@@ -63,6 +70,12 @@ static const char *const qsmtp_step[] = {
     [QS_BODY] = "sending message body",
     [QS_QUIT] = "sending QUIT",
     [QS_DONE] = "done",
+    [QS_IDLE] = "idle",
+    [QS_RSET] = "sending RSET",
+};
+
+struct queue_smtp_cache {
+	struct queue_smtp *idle; /* QS_IDLE connections */
 };
 
 struct queue_smtp {
@@ -98,6 +111,14 @@ struct queue_smtp {
 	size_t off;	  /* body bytes queued */
 	char relay[300];
 	struct queue_smtp_result *res;
+
+	struct queue_smtp_cache *cache; /* where it idles; NULL: QUIT */
+	char nexthop[QSMTP_NEXTHOP_MAX];
+	unsigned txns;	   /* transactions begun on the connection */
+	bool rset_pending; /* a reused connection's RSET: not yet 250 */
+	bool tls_fallback; /* the handshake failed under may */
+	bool no_starttls;  /* after that: plain text on this address */
+	struct queue_smtp *idle_next, **idle_prevp; /* in cache->idle */
 };
 
 static void qsmtp_connect_next(struct queue_smtp *c);
@@ -136,24 +157,52 @@ qsmtp_settle(struct queue_smtp *c, int code, const char *reply)
 		}
 }
 
-/* The end: results to the caller, everything freed. */
+/* The transaction's results as the caller gets them: a recipient with
+ * no answer, or taken at RCPT but never completed, is deferred. */
 static void
-qsmtp_end(struct queue_smtp *c)
+qsmtp_results_final(struct queue_smtp *c)
 {
-	if (c->body)
-		munmap((void *)c->body, c->job.msgsize);
-	for (size_t i = 0; c->cb && i < c->job.nrcpt; i++) {
+	for (size_t i = 0; i < c->job.nrcpt; i++) {
 		struct queue_smtp_result *r = &c->res[i];
 		if (r->code == 0 || (r->code / 100 == 2 && !c->committed)) {
-			/* no answer, or taken at RCPT but never completed */
 			if (r->code != 0 || r->reply[0] == '\0')
 				snprintf(r->reply, sizeof(r->reply),
 					 "451 4.4.2 delivery not completed");
 			r->code = 451;
 		}
 	}
-	if (c->cb)
+}
+
+static void
+qsmtp_unmap(struct queue_smtp *c)
+{
+	if (c->body)
+		munmap((void *)c->body, c->job.msgsize);
+	c->body = NULL;
+}
+
+/* Out of the cache's idle list (when in it). */
+static void
+qsmtp_unidle(struct queue_smtp *c)
+{
+	if (c->idle_prevp == NULL)
+		return;
+	if ((*c->idle_prevp = c->idle_next) != NULL)
+		c->idle_next->idle_prevp = c->idle_prevp;
+	c->idle_prevp = NULL;
+	c->idle_next = NULL;
+}
+
+/* The end: results to the caller, everything freed. */
+static void
+qsmtp_end(struct queue_smtp *c)
+{
+	qsmtp_unmap(c);
+	qsmtp_unidle(c);
+	if (c->cb) {
+		qsmtp_results_final(c);
 		c->cb(c->res, c->relay[0] ? c->relay : "none", c->arg);
+	}
 	free(c->res);
 	free(c);
 }
@@ -199,8 +248,39 @@ qsmtp_line(struct queue_smtp *c, const char *fmt, ...)
 static void
 qsmtp_quit(struct queue_smtp *c)
 {
+	qsmtp_unidle(c);
 	qsmtp_send(c, QS_QUIT, qsmtp_limit(c, QSMTP_QUIT_TIMEOUT), "QUIT");
 	stream_close(c->st, "QUIT");
+}
+
+/* The transaction ended with every command answered: the results go to
+ * the caller, and the connection idles in the cache for the next
+ * message to its next hop, or QUITs. The connection joins the cache
+ * before the caller hears, so that its next message may take it. */
+static void
+qsmtp_txn_over(struct queue_smtp *c)
+{
+	if (c->cache == NULL || c->cb == NULL || c->txns >= QSMTP_REUSE_MAX) {
+		qsmtp_quit(c);
+		return;
+	}
+	char relay[sizeof(c->relay)];
+	struct queue_smtp_result *res = c->res;
+	queue_smtp_cb cb = c->cb;
+	void *arg = c->arg;
+	qsmtp_results_final(c);
+	qsmtp_unmap(c);
+	snprintf(relay, sizeof(relay), "%s", c->relay);
+	c->res = NULL;
+	c->cb = NULL;
+	c->state = QS_IDLE;
+	if ((c->idle_next = c->cache->idle) != NULL)
+		c->idle_next->idle_prevp = &c->idle_next;
+	c->cache->idle = c;
+	c->idle_prevp = &c->cache->idle;
+	stream_set_timeout(c->st, QSMTP_IDLE_S);
+	cb(res, relay, arg);
+	free(res);
 }
 
 /* The session failed before a transaction: this address is done with
@@ -264,7 +344,7 @@ qsmtp_next_rcpt(struct queue_smtp *c)
 		return;
 	}
 	if (c->accepted == 0) {
-		qsmtp_quit(c);
+		qsmtp_txn_over(c);
 		return;
 	}
 	qsmtp_send(c, QS_DATA, qsmtp_limit(c, QSMTP_DATA_TIMEOUT), "DATA");
@@ -309,7 +389,7 @@ qsmtp_mail(struct queue_smtp *c)
 			 size, c->relay, c->size_max);
 		c->transaction = true;
 		qsmtp_settle(c, 552, why);
-		qsmtp_quit(c);
+		qsmtp_txn_over(c);
 		return;
 	}
 	char params[64] = "";
@@ -422,7 +502,8 @@ qsmtp_reply(struct queue_smtp *c, int code)
 		}
 		if (cls != 2)
 			return qsmtp_host_failed(c, c->reply);
-		if (!c->tls_up && c->job.tls && c->offers_tls) {
+		if (!c->tls_up && c->job.tls && c->offers_tls &&
+		    !c->no_starttls) {
 			qsmtp_send(c, QS_STARTTLS,
 				   qsmtp_limit(c, QSMTP_HELO_TIMEOUT),
 				   "STARTTLS");
@@ -437,7 +518,13 @@ qsmtp_reply(struct queue_smtp *c, int code)
 		return;
 	case QS_STARTTLS:
 		if (code != 220) {
-			qsmtp_mail(c); /* refused: encrypt/verify stop there */
+			/* refused: may goes on in plain text (RFC 3207 4.1),
+			 * encrypt and verify stop there */
+			if (c->job.tls_policy == SMTP_TLS_MAY)
+				log_warn("qsmtp: %s refused STARTTLS (%s): "
+					 "going on in plain text",
+					 c->relay, c->reply);
+			qsmtp_mail(c);
 			return;
 		}
 		c->state = QS_TLS;
@@ -458,7 +545,7 @@ qsmtp_reply(struct queue_smtp *c, int code)
 			qsmtp_settle(c, code, c->reply);
 			c->mail_failed = true;
 			if (!c->pipelined) {
-				qsmtp_quit(c);
+				qsmtp_txn_over(c);
 				return;
 			}
 			c->state = QS_RCPT; /* their replies still come */
@@ -493,7 +580,7 @@ qsmtp_reply(struct queue_smtp *c, int code)
 		}
 		if (code != 354) {
 			qsmtp_accepted_get(c, code, c->reply);
-			qsmtp_quit(c);
+			qsmtp_txn_over(c);
 			return;
 		}
 		stream_set_timeout(c->st, qsmtp_limit(c, QSMTP_BODY_TIMEOUT));
@@ -506,7 +593,13 @@ qsmtp_reply(struct queue_smtp *c, int code)
 	case QS_BODY:
 		c->committed = cls == 2;
 		qsmtp_accepted_get(c, code, c->reply);
-		qsmtp_quit(c);
+		qsmtp_txn_over(c);
+		return;
+	case QS_RSET:
+		if (cls != 2) /* a new connection for this message */
+			return qsmtp_quit(c);
+		c->rset_pending = false;
+		qsmtp_mail(c);
 		return;
 	default:
 		return;
@@ -522,6 +615,12 @@ qsmtp_on_line(void *arg, char *line, size_t len, bool crlf, bool toolong)
 	log_debug("qsmtp %s: < %s", c->relay, line);
 	if (c->state == QS_QUIT || c->state == QS_DONE)
 		return;
+	if (c->state == QS_IDLE) { /* a 421 before closing, or noise */
+		qsmtp_unidle(c);
+		c->state = QS_DONE;
+		stream_close(c->st, "input while idle");
+		return;
+	}
 	if (len < 3 || line[0] < '2' || line[0] > '5' || line[1] < '0' ||
 	    line[1] > '9' || line[2] < '0' || line[2] > '9' ||
 	    (len > 3 && line[3] != ' ' && line[3] != '-')) {
@@ -569,8 +668,10 @@ static void
 qsmtp_broken(struct queue_smtp *c, const char *what)
 {
 	char why[QUEUE_REPLY_MAX];
-	if (c->state == QS_QUIT || c->state == QS_DONE)
+	if (c->state == QS_QUIT || c->state == QS_DONE || c->state == QS_IDLE)
 		return;
+	if (c->state == QS_TLS && c->job.tls_policy == SMTP_TLS_MAY)
+		c->tls_fallback = true;
 	snprintf(why, sizeof(why), "451 4.4.2 %s with %s while %s", what,
 		 c->relay, qsmtp_step[c->state]);
 	if (c->transaction)
@@ -588,6 +689,10 @@ static void
 qsmtp_on_timeout(void *arg)
 {
 	struct queue_smtp *c = arg;
+	if (c->state == QS_IDLE) {
+		qsmtp_quit(c);
+		return;
+	}
 	qsmtp_broken(c, "conversation timed out");
 	stream_close(c->st, "timeout");
 }
@@ -603,8 +708,27 @@ qsmtp_on_close(void *arg, const char *why)
 	}
 	qsmtp_broken(c, "lost connection");
 	log_debug("qsmtp %s: closed: %s", c->relay, why);
+	if (c->tls_fallback || c->rset_pending) {
+		/* Once: this address in plain text, or the message's own
+		 * connection from the first address. */
+		if (c->tls_fallback)
+			log_warn("qsmtp: TLS with %s failed (%s): trying "
+				 "again in plain text on a new connection",
+				 c->relay, why);
+		else
+			log_info("qsmtp: reused connection to %s failed "
+				 "(%s): a new connection",
+				 c->relay, why);
+		c->no_starttls |= c->tls_fallback;
+		if (c->rset_pending)
+			c->addr = 0;
+		c->tls_fallback = c->rset_pending = false;
+		qsmtp_connect_next(c);
+		return;
+	}
 	if (!c->transaction && c->addr + 1 < c->dest.n) {
 		c->addr++;
+		c->no_starttls = false;
 		qsmtp_connect_next(c);
 		return;
 	}
@@ -637,6 +761,7 @@ qsmtp_connect_failed(struct queue_smtp *c, const char *why)
 	}
 	if (c->addr + 1 < c->dest.n) {
 		c->addr++;
+		c->no_starttls = false;
 		qsmtp_connect_next(c);
 		return;
 	}
@@ -697,6 +822,8 @@ qsmtp_connect_next(struct queue_smtp *c)
 {
 	const struct queue_dest_addr *a = &c->dest.addr[c->addr];
 	c->state = QS_CONNECT;
+	c->tls_up = c->authed = false;
+	c->txns = 1;
 	qsmtp_relay_name(c);
 	c->fd = socket(a->ss.ss_family,
 		       SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -716,28 +843,31 @@ qsmtp_connect_next(struct queue_smtp *c)
 	ev_timer_start(c->loop, &c->ctimer);
 }
 
-struct queue_smtp *
-queue_smtp_send(struct ev_loop *loop, const struct queue_dest *dest,
-		const struct queue_smtp_job *job, queue_smtp_cb cb, void *arg)
+/* Takes job for c: its results, its message mapped, what it needs of
+ * the server's extensions. Returns -1 when out of memory (nothing
+ * kept). */
+static int
+qsmtp_job_begin(struct queue_smtp *c, const struct queue_smtp_job *job,
+		queue_smtp_cb cb, void *arg)
 {
-	struct queue_smtp *c = calloc(1, sizeof(*c));
-	if (c == NULL || dest->n == 0)
-		goto fail;
-	if ((c->res = calloc(job->nrcpt, sizeof(*c->res))) == NULL)
-		goto fail;
-	c->loop = loop;
-	c->dest = *dest;
+	struct queue_smtp_result *res = calloc(job->nrcpt, sizeof(*res));
+	void *m = NULL;
+	if (res == NULL)
+		return -1;
+	if (job->msgsize > 0 &&
+	    (m = mmap(NULL, job->msgsize, PROT_READ, MAP_PRIVATE, job->msgfd,
+		      0)) == MAP_FAILED) {
+		free(res);
+		return -1;
+	}
+	c->res = res;
+	c->body = m;
 	c->job = *job;
 	c->cb = cb;
 	c->arg = arg;
-	c->fd = -1;
-	if (job->msgsize > 0) {
-		void *m = mmap(NULL, job->msgsize, PROT_READ, MAP_PRIVATE,
-			       job->msgfd, 0);
-		if (m == MAP_FAILED)
-			goto fail;
-		c->body = m;
-	}
+	c->cur = c->accepted = c->off = 0;
+	c->transaction = c->pipelined = c->mail_failed = false;
+	c->committed = c->eightbit = c->utf8_addrs = false;
 	for (size_t i = 0; c->body && i < job->msgsize && !c->eightbit; i++)
 		c->eightbit = (unsigned char)c->body[i] >= 0x80;
 	for (size_t i = 0; i < job->nrcpt; i++)
@@ -745,16 +875,65 @@ queue_smtp_send(struct ev_loop *loop, const struct queue_dest *dest,
 			c->utf8_addrs |= (unsigned char)*p >= 0x80;
 	for (const char *p = job->sender; *p; p++)
 		c->utf8_addrs |= (unsigned char)*p >= 0x80;
+	return 0;
+}
+
+struct queue_smtp *
+queue_smtp_send(struct ev_loop *loop, const struct queue_dest *dest,
+		const struct queue_smtp_job *job, queue_smtp_cb cb, void *arg)
+{
+	struct queue_smtp *c = calloc(1, sizeof(*c));
+	if (c == NULL || dest->n == 0 || qsmtp_job_begin(c, job, cb, arg) < 0) {
+		free(c);
+		return NULL;
+	}
+	c->loop = loop;
+	c->dest = *dest;
+	c->fd = -1;
+	c->cache = job->cache;
+	if (job->nexthop)
+		snprintf(c->nexthop, sizeof(c->nexthop), "%s", job->nexthop);
 	ev_init(&c->cio, qsmtp_cio_cb);
 	ev_timer_init(&c->ctimer, qsmtp_ctimer_cb, 0., 0.);
 	c->ctimer.data = c;
 	ev_timer_start(loop, &c->ctimer); /* connects from the loop */
 	return c;
-fail:
-	if (c)
-		free(c->res);
-	free(c);
-	return NULL;
+}
+
+struct queue_smtp *
+queue_smtp_reuse(struct queue_smtp_cache *cache, const char *nexthop,
+		 const struct queue_smtp_job *job, queue_smtp_cb cb, void *arg)
+{
+	struct queue_smtp *c = cache->idle;
+	while (c && strcasecmp(c->nexthop, nexthop) != 0)
+		c = c->idle_next;
+	if (c == NULL || qsmtp_job_begin(c, job, cb, arg) < 0)
+		return NULL;
+	qsmtp_unidle(c);
+	c->txns++;
+	c->rset_pending = true;
+	qsmtp_send(c, QS_RSET, qsmtp_limit(c, QSMTP_CMD_TIMEOUT), "RSET");
+	return c;
+}
+
+struct queue_smtp_cache *
+queue_smtp_cache_new(void)
+{
+	return calloc(1, sizeof(struct queue_smtp_cache));
+}
+
+void
+queue_smtp_cache_flush(struct queue_smtp_cache *cache)
+{
+	while (cache && cache->idle)
+		qsmtp_quit(cache->idle); /* unlinks it */
+}
+
+void
+queue_smtp_cache_free(struct queue_smtp_cache *cache)
+{
+	queue_smtp_cache_flush(cache);
+	free(cache);
 }
 
 void

@@ -252,7 +252,10 @@ submit_queue_remote(struct mailnode *mn, const struct submit_rcpts *r,
 			goto fail;
 	}
 	snprintf(id, idlen, "%s", qid[0] ? qid : fid);
-	queue_runner_kick(mn->runner);
+	if (qid[0])
+		queue_runner_queued(mn->runner, qid);
+	if (fid[0])
+		queue_runner_queued(mn->runner, fid);
 	return 0;
 fail:;
 	int saved = errno;

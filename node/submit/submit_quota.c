@@ -63,7 +63,7 @@ submit_quota_bounce(struct mailnode *mn, const struct submit_rcpts *r,
 		log_info("%s: %zu mailbox(es) over quota: sender "
 			 "non-delivery notification %s",
 			 m->logid, env.nrcpt, id);
-		queue_runner_kick(mn->runner);
+		queue_runner_queued(mn->runner, id);
 	}
 out:
 	free(which);

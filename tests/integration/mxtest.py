@@ -10,7 +10,14 @@ tls=(cert, key) it offers STARTTLS; tls_delivered counts the messages
 that came inside TLS and sni the names clients sent. port picks the
 port (default: a free one); with on_delivered(mail_from, rcpts, data) a
 message is handed to it instead of kept (scripts/demo_remote.py, a
-long-running process, writes each to a file)."""
+long-running process, writes each to a file).
+
+For the client's fallbacks and connection reuse: starttls_reply answers
+STARTTLS with that line instead of 220; tls_garbage answers 220, then
+bytes that are no TLS record, and closes; rset_reply answers RSET;
+defer_mail_from is a sender whose MAIL gets 451. connections counts the
+connections ever accepted, and each delivered message's connection
+number is in delivered_on (same order as delivered)."""
 import base64
 import socket
 import socketserver
@@ -44,6 +51,12 @@ class ScriptedMX:
         self.delivered = []
         self.transactions = 0  # DATA bodies received in full
         self.sessions = self.max_sessions = 0  # connections open, most ever
+        self.connections = 0  # accepted, ever
+        self.delivered_on = []  # the connection number of each delivery
+        self.starttls_reply = None
+        self.tls_garbage = False
+        self.rset_reply = "250 2.0.0 ok"
+        self.defer_mail_from = None
         self.lock = threading.Lock()
         self.port = port or free_port()
         mx = self
@@ -53,8 +66,10 @@ class ScriptedMX:
                 with mx.lock:
                     mx.sessions += 1
                     mx.max_sessions = max(mx.max_sessions, mx.sessions)
+                    mx.connections += 1
+                    conn = mx.connections
                 try:
-                    mx._session(self.request, self.rfile, self.wfile)
+                    mx._session(self.request, self.rfile, self.wfile, conn)
                 finally:
                     with mx.lock:
                         mx.sessions -= 1
@@ -70,7 +85,7 @@ class ScriptedMX:
                                        daemon=True)
         self.thread.start()
 
-    def _session(self, sock, rfile, wfile):
+    def _session(self, sock, rfile, wfile, conn=0):
         in_tls = False
 
         def send(line):
@@ -96,7 +111,14 @@ class ScriptedMX:
                     send(("250 " if i == len(lines) - 1 else "250-") + e)
                 continue
             if verb == "STARTTLS" and self.tls and not in_tls:
+                if self.starttls_reply:
+                    send(self.starttls_reply)
+                    continue
                 send("220 2.0.0 go ahead")
+                if self.tls_garbage:
+                    wfile.write(b"this is no TLS record\r\n" * 4)
+                    wfile.flush()
+                    return
                 try:
                     sock = self.tls.wrap_socket(sock, server_side=True)
                 except (ssl.SSLError, OSError):
@@ -116,6 +138,10 @@ class ScriptedMX:
                 continue
             if verb == "MAIL" and self.auth and not self.authed:
                 send("530 5.7.0 Authentication required")
+                continue
+            if verb == "MAIL" and self.defer_mail_from and \
+                    self.defer_mail_from in cmd:
+                send("451 4.3.0 sender deferred here")
                 continue
             if verb == "MAIL":
                 path, _, params = cmd[10:].partition(" ")
@@ -173,6 +199,7 @@ class ScriptedMX:
                         self.on_delivered(sender, list(rcpts), data)
                     else:
                         self.delivered.append((sender, list(rcpts), data))
+                        self.delivered_on.append(conn)
                     self.tls_delivered += in_tls
                 send("250 2.0.0 queued here")
             elif verb == "QUIT":
@@ -180,7 +207,7 @@ class ScriptedMX:
                 return
             elif verb == "RSET":
                 sender, rcpts = None, []
-                send("250 ok")
+                send(self.rset_reply)
             else:
                 send("502 5.5.2 not here")
 
