@@ -17,7 +17,8 @@ STARTTLS with that line instead of 220; tls_garbage answers 220, then
 bytes that are no TLS record, and closes; rset_reply answers RSET;
 defer_mail_from is a sender whose MAIL gets 451. connections counts the
 connections ever accepted, and each delivered message's connection
-number is in delivered_on (same order as delivered)."""
+number is in delivered_on (same order as delivered). stop() also cuts
+the sessions still open, as an MX that dies does."""
 import base64
 import socket
 import socketserver
@@ -58,6 +59,7 @@ class ScriptedMX:
         self.rset_reply = "250 2.0.0 ok"
         self.defer_mail_from = None
         self.lock = threading.Lock()
+        self.open_socks = set()  # sessions stop() cuts, as a dead MX does
         self.port = port or free_port()
         mx = self
 
@@ -68,11 +70,15 @@ class ScriptedMX:
                     mx.max_sessions = max(mx.max_sessions, mx.sessions)
                     mx.connections += 1
                     conn = mx.connections
+                    mx.open_socks.add(self.request)
                 try:
                     mx._session(self.request, self.rfile, self.wfile, conn)
+                except OSError:
+                    pass  # cut by stop()
                 finally:
                     with mx.lock:
                         mx.sessions -= 1
+                        mx.open_socks.discard(self.request)
 
         class Server(socketserver.ThreadingTCPServer):
             allow_reuse_address = True
@@ -212,5 +218,14 @@ class ScriptedMX:
                 send("502 5.5.2 not here")
 
     def stop(self):
+        """Stops listening and cuts the sessions still open (a client's
+        idle reused connection included), as an MX that dies does."""
         self.server.shutdown()
         self.server.server_close()
+        with self.lock:
+            socks = list(self.open_socks)
+        for s in socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
