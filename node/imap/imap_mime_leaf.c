@@ -85,23 +85,9 @@ bool
 imap_mime_header_get(const struct imap_mime *m, const char *field, char *out,
 		     size_t outlen)
 {
-	struct imap_mime_field f;
-	out[0] = '\0';
-	if (outlen == 0 ||
-	    !imap_mime_find_field(m->root->hdr, m->root->hdrlen, field, &f))
-		return false;
-	char *v = malloc(3 * f.valuelen + 2);
-	if (v == NULL)
-		return false;
-	size_t n = imap_mime_unfold(f.value, f.valuelen, v);
-	char *d = v + n + 1;
-	size_t dn = imap_text_decode_header(v, n, d);
-	if (dn >= outlen)
-		dn = outlen - 1;
-	memcpy(out, d, dn);
-	out[dn] = '\0';
-	free(v);
-	return true;
+	if (outlen > 0)
+		out[0] = '\0';
+	return imap_hdr_text(m->root->hdr, m->root->hdrlen, field, out, outlen);
 }
 
 void

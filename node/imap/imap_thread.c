@@ -277,17 +277,7 @@ imap_thread_subject(struct imap_tree *tr, struct imap_sort_msg *msgs, size_t n)
 		imap_tree_adopt(tr, tr->root, c);
 	}
 	/* threads by date; children are in date order already */
-	size_t sorted = IMAP_NONE, k = tr->t[tr->root].child;
-	while (k != IMAP_NONE) {
-		size_t next = tr->t[k].next, *link = &sorted;
-		while (*link != IMAP_NONE &&
-		       imap_tree_date_cmp(tr, *link, k) <= 0)
-			link = &tr->t[*link].next;
-		tr->t[k].next = *link;
-		*link = k;
-		k = next;
-	}
-	tr->t[tr->root].child = sorted;
+	imap_tree_sort_kids(tr, tr->root);
 	return 0;
 }
 

@@ -261,6 +261,22 @@ class DemoTest(unittest.TestCase):
         token, over POP3 (STLS) and IMAP (STARTTLS, trusting exactly the
         demo's certificate)."""
         h = http.client.HTTPConnection("127.0.0.1", 8080, timeout=10)
+        # The webmail, through lbd, for alice and bob.
+        h.request("GET", "/")
+        r = h.getresponse()
+        page = r.read()
+        self.assertEqual(r.status, 200)
+        self.assertTrue(r.getheader("Content-Type").startswith("text/html"))
+        self.assertIn("default-src 'self'",
+                      r.getheader("Content-Security-Policy"))
+        self.assertIn(b'<form id="login-form"', page)
+        for user in ("alice@example.test", "bob@example.test"):
+            h.request("POST", "/api/login", body=json.dumps(
+                {"user": user, "password": "demo"}),
+                headers={"Content-Type": "application/json"})
+            r = h.getresponse()
+            r.read()
+            self.assertEqual(r.status, 200, user)
         h.request("GET", "/api/messages?mailbox=INBOX",
                   headers={"Authorization": "Bearer " + self.token})
         msgs = json.loads(h.getresponse().read())
