@@ -59,7 +59,7 @@ class ScriptedMX:
         self.rset_reply = "250 2.0.0 ok"
         self.defer_mail_from = None
         self.lock = threading.Lock()
-        self.open_socks = set()  # sessions stop() cuts, as a dead MX does
+        self.open_socks = {}  # conn -> its socket, for stop() to cut
         self.port = port or free_port()
         mx = self
 
@@ -70,7 +70,7 @@ class ScriptedMX:
                     mx.max_sessions = max(mx.max_sessions, mx.sessions)
                     mx.connections += 1
                     conn = mx.connections
-                    mx.open_socks.add(self.request)
+                    mx.open_socks[conn] = self.request
                 try:
                     mx._session(self.request, self.rfile, self.wfile, conn)
                 except OSError:
@@ -78,7 +78,7 @@ class ScriptedMX:
                 finally:
                     with mx.lock:
                         mx.sessions -= 1
-                        mx.open_socks.discard(self.request)
+                        mx.open_socks.pop(conn, None)
 
         class Server(socketserver.ThreadingTCPServer):
             allow_reuse_address = True
@@ -127,6 +127,8 @@ class ScriptedMX:
                     return
                 try:
                     sock = self.tls.wrap_socket(sock, server_side=True)
+                    with self.lock:  # the raw socket is detached now
+                        self.open_socks[conn] = sock
                 except (ssl.SSLError, OSError):
                     return
                 rfile, wfile = sock.makefile("rb"), sock.makefile("wb")
@@ -223,7 +225,7 @@ class ScriptedMX:
         self.server.shutdown()
         self.server.server_close()
         with self.lock:
-            socks = list(self.open_socks)
+            socks = list(self.open_socks.values())
         for s in socks:
             try:
                 s.shutdown(socket.SHUT_RDWR)
