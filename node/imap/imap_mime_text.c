@@ -283,6 +283,21 @@ imap_addr_has(const char *v, const char *needle)
 	return hit;
 }
 
+/* f's value unfolded into *v (NUL-terminated, malloc'ed: the caller
+ * frees *v) and, after it in the same buffer, decoded to UTF-8: that
+ * text is returned, *dn bytes. NULL when memory is short. */
+static const char *
+imap_field_decode(const struct imap_mime_field *f, char **v, size_t *dn)
+{
+	*v = malloc(3 * f->valuelen + 2);
+	if (*v == NULL)
+		return NULL;
+	size_t n = imap_mime_unfold(f->value, f->valuelen, *v);
+	char *d = *v + n + 1;
+	*dn = imap_text_decode_header(*v, n, d);
+	return d;
+}
+
 bool
 imap_hdr_has(const char *hdr, size_t hdrlen, const char *field,
 	     const char *needle)
@@ -295,12 +310,11 @@ imap_hdr_has(const char *hdr, size_t hdrlen, const char *field,
 			continue;
 		if (*needle == '\0')
 			return true;
-		char *v = malloc(3 * f.valuelen + 2);
-		if (v == NULL)
+		char *v;
+		size_t dn;
+		const char *d = imap_field_decode(&f, &v, &dn);
+		if (d == NULL)
 			return false;
-		size_t n = imap_mime_unfold(f.value, f.valuelen, v);
-		char *d = v + n + 1;
-		size_t dn = imap_text_decode_header(v, n, d);
 		bool hit = imap_text_contains(d, dn, needle) ||
 			   (imap_hdr_is_address(f.name, f.namelen) &&
 			    imap_addr_has(v, needle));
@@ -583,12 +597,11 @@ imap_hdr_text(const char *hdr, size_t hdrlen, const char *field, char *out,
 	struct imap_mime_field f;
 	if (outlen == 0 || !imap_mime_find_field(hdr, hdrlen, field, &f))
 		return false;
-	char *v = malloc(3 * f.valuelen + 2);
-	if (v == NULL)
+	char *v;
+	size_t dn;
+	const char *d = imap_field_decode(&f, &v, &dn);
+	if (d == NULL)
 		return false;
-	size_t n = imap_mime_unfold(f.value, f.valuelen, v);
-	char *d = v + n + 1;
-	size_t dn = imap_text_decode_header(v, n, d);
 	if (dn >= outlen)
 		dn = outlen - 1;
 	memcpy(out, d, dn);
