@@ -752,7 +752,9 @@ api_flags_json(struct strbuf *sb, const char *dir, const char *flags,
 	strbuf_appends(sb, "]");
 }
 
-void
+/* One message of a listing, after a comma unless first; its keywords
+ * named by kw (dir's, read once per listing). */
+static void
 api_message_entry(struct strbuf *sb, const char *dir,
 		  const struct maildir_msg *m,
 		  const struct maildir_keywords *kw, bool first)
@@ -780,8 +782,8 @@ api_message_entry(struct strbuf *sb, const char *dir,
 	strbuf_appends(sb, "}");
 }
 
-static void
-api_messages(struct http_session *s)
+void
+api_message_list(struct http_session *s, api_list_filter keep, void *arg)
 {
 	char name[MAILDIR_MBOX_MAX + 8], dir[API_PATH_MAX];
 	struct maildir_list l;
@@ -795,14 +797,25 @@ api_messages(struct http_session *s)
 		memset(&kw, 0, sizeof(kw)); /* flags without names then */
 	strbuf_init(&sb, HTTP_LIST_MAX);
 	strbuf_appends(&sb, "[");
-	for (size_t i = 0; i < l.n; i++)
-		api_message_entry(&sb, dir, &l.msg[i], &kw, i == 0);
+	bool first = true;
+	for (size_t i = 0; i < l.n; i++) {
+		if (keep != NULL && !keep(s, dir, &l.msg[i], arg))
+			continue;
+		api_message_entry(&sb, dir, &l.msg[i], &kw, first);
+		first = false;
+	}
 	if (strbuf_appends(&sb, "]") < 0 || sb.overflow)
 		http_respond_error(s, 500, "answer too large");
 	else
 		api_json(s, 200, NULL, &sb);
 	strbuf_free(&sb);
 	maildir_list_free(&l);
+}
+
+static void
+api_messages(struct http_session *s)
+{
+	api_message_list(s, NULL, NULL);
 }
 
 /* Sends the file as it is stored. Once the head is out its length is

@@ -53,11 +53,14 @@ struct uid_lease *api_lease_take(struct http_session *s, const char *mailbox,
 /* The counter of mailbox's lease when the route runs under it, or NULL. */
 struct maildir_counter *api_lease_of(struct http_session *s,
 				     const char *mailbox);
-/* One message of a listing, {"uid":..,"from":..,...}, after a comma
- * unless first; its keywords named by kw (dir's, read once per listing). */
-void api_message_entry(struct strbuf *sb, const char *dir,
-		       const struct maildir_msg *m,
-		       const struct maildir_keywords *kw, bool first);
+/* Which messages a listing shows: true to list m of dir. */
+typedef bool (*api_list_filter)(struct http_session *s, const char *dir,
+				const struct maildir_msg *m, void *arg);
+/* Answers the request's mailbox as a JSON array of
+ * {"uid":..,"from":..,"subject":..,"date":..,"size":..,"flags":[..]},
+ * every message when keep is NULL, else those keep(.., arg) takes. */
+void api_message_list(struct http_session *s, api_list_filter keep,
+		      void *arg);
 /* Answers 200 with the file fd (size bytes) as message/rfc822. */
 void api_send_file(struct http_session *s, int fd, size_t size);
 /* Maildir info letters as a JSON array of IMAP flag names and keywords

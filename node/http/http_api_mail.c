@@ -464,12 +464,14 @@ out:
 
 /* ---- search ---- */
 
-/* Whether the message m of dir holds q in From, To, Cc, Subject or a
- * text part. */
+/* Whether the message m of dir holds the query q (arg) in From, To, Cc,
+ * Subject or a text part; messages over twice msg_max are not read. */
 static bool
-api_search_match(const char *dir, const struct maildir_msg *m, const char *q,
-		 size_t max)
+api_search_match(struct http_session *s, const char *dir,
+		 const struct maildir_msg *m, void *arg)
 {
+	const char *q = arg;
+	size_t max = s->mn->cfg->msg_max * 2;
 	static const char *const fields[] = {"From", "To", "Cc", "Subject"};
 	struct maildir_msg at = *m;
 	struct stat st;
@@ -499,35 +501,11 @@ api_search_match(const char *dir, const struct maildir_msg *m, const char *q,
 void
 api_search(struct http_session *s)
 {
-	char name[MAILDIR_MBOX_MAX + 8], dir[API_PATH_MAX], q[API_QUERY_MAX];
-	struct maildir_list l;
-	struct maildir_keywords kw;
-	struct strbuf sb;
+	char q[API_QUERY_MAX];
 	if (http_query_get(s->rq.query, "q", q, sizeof(q)) != 1 ||
 	    q[0] == '\0') {
 		http_respond_error(s, 400, "a search text q is expected");
 		return;
 	}
-	if (api_mailbox_dir(s, name, sizeof(name), dir, sizeof(dir)) < 0)
-		return;
-	if (api_scan(s, dir, name, &l) != 0)
-		return;
-	if (maildir_keywords_read(dir, &kw) < 0)
-		memset(&kw, 0, sizeof(kw)); /* flags without names then */
-	strbuf_init(&sb, HTTP_LIST_MAX);
-	strbuf_appends(&sb, "[");
-	bool first = true;
-	for (size_t i = 0; i < l.n; i++) {
-		if (!api_search_match(dir, &l.msg[i], q,
-				      s->mn->cfg->msg_max * 2))
-			continue;
-		api_message_entry(&sb, dir, &l.msg[i], &kw, first);
-		first = false;
-	}
-	if (strbuf_appends(&sb, "]") < 0 || sb.overflow)
-		http_respond_error(s, 500, "answer too large");
-	else
-		api_json(s, 200, NULL, &sb);
-	strbuf_free(&sb);
-	maildir_list_free(&l);
+	api_message_list(s, api_search_match, q);
 }

@@ -96,7 +96,9 @@ int maildir_scan(const char *dir, struct maildir_list *out);
 /* Gives UIDs to what new/ holds (and to files in cur/ without one) under
  * the flock, as the caller holds the mailbox's lease (or runs without
  * one), from the floor in *ctr (NULL: none), then lists as maildir_scan
- * does (pending 0) and sets *ctr. Same returns. */
+ * does and sets *ctr. pending is 0 unless the UID space is spent (a
+ * message holds 4294967295): then what is new waits, unlisted. Same
+ * returns. */
 int maildir_assign(const char *dir, struct maildir_counter *ctr,
 		   struct maildir_list *out);
 void maildir_list_free(struct maildir_list *l);

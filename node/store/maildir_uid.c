@@ -353,12 +353,13 @@ maildir_max_uid(const char *dir, uint32_t *max)
 }
 
 /* The next UID: above the mark, the counter's floor (when it is of this
- * UIDVALIDITY) and maxuid. */
-static uint32_t
+ * UIDVALIDITY) and maxuid. UINT32_MAX + 1 once a message holds the
+ * highest UID: the mailbox can take no more, and nothing wraps to 1. */
+static uint64_t
 maildir_next_uid(uint32_t mark, uint32_t maxuid, uint32_t uidvalidity,
 		 const struct maildir_counter *ctr)
 {
-	uint32_t next = mark > maxuid ? mark : maxuid + 1;
+	uint64_t next = mark > maxuid ? mark : (uint64_t)maxuid + 1;
 	if (ctr && ctr->uidvalidity == uidvalidity && ctr->uidnext > next)
 		next = ctr->uidnext;
 	return next == 0 ? 1 : next;
@@ -389,17 +390,17 @@ maildir_uid_reserve(const char *dir, size_t want, struct maildir_counter *ctr,
 	 * lost mark needs cur/ read again. */
 	if (r == 0 && maildir_max_uid(dir, &maxuid) < 0)
 		return -1;
-	uint32_t next = maildir_next_uid(mark, maxuid, *uidvalidity, ctr);
-	if ((uint64_t)next + want > UINT32_MAX) {
+	uint64_t next = maildir_next_uid(mark, maxuid, *uidvalidity, ctr);
+	if (next + want > UINT32_MAX) {
 		errno = EOVERFLOW;
 		return -1;
 	}
 	if ((want > 0 || next != mark) &&
-	    maildir_write_number(dir, MAILDIR_UIDNEXT, next + (uint32_t)want) <
-		0)
+	    maildir_write_number(dir, MAILDIR_UIDNEXT,
+				 (uint32_t)(next + want)) < 0)
 		return -1;
-	*first = next;
-	maildir_counter_set(ctr, *uidvalidity, next + (uint32_t)want);
+	*first = (uint32_t)next;
+	maildir_counter_set(ctr, *uidvalidity, (uint32_t)(next + want));
 	return 0;
 }
 
@@ -429,33 +430,38 @@ maildir_assign_locked(const char *dir, bool assign, struct maildir_counter *ctr,
 	for (size_t i = 0; i < l->n; i++)
 		if (l->msg[i].uid == 0)
 			nolabel++;
-	uint32_t next = maildir_next_uid(mark, maxuid, l->uidvalidity, ctr);
+	uint64_t next = maildir_next_uid(mark, maxuid, l->uidvalidity, ctr);
 	size_t want = nnew + nolabel;
-	l->uidnext = next;
+	/* A full mailbox reports the highest UID as UIDNEXT: no better
+	 * 32-bit answer exists, and nothing new gets a UID. */
+	l->uidnext = next > UINT32_MAX ? UINT32_MAX : (uint32_t)next;
 	if (!assign) {
 		l->pending = want;
 		goto done;
 	}
 	if (want == 0) {
-		if (next != mark &&
-		    maildir_write_number(dir, MAILDIR_UIDNEXT, next) < 0)
+		if (next != mark && next <= UINT32_MAX &&
+		    maildir_write_number(dir, MAILDIR_UIDNEXT, l->uidnext) < 0)
 			goto fail;
-		maildir_counter_set(ctr, l->uidvalidity, next);
+		maildir_counter_set(ctr, l->uidvalidity, l->uidnext);
 		goto done;
 	}
-	if ((uint64_t)next + want > UINT32_MAX) {
-		errno = EOVERFLOW;
-		goto fail;
+	if (next + want > UINT32_MAX) {
+		/* The UID space is spent: what is new waits unlisted (RFC
+		 * 3501 2.3.1.1 would need a new UIDVALIDITY), the rest of
+		 * the mailbox stays usable, and no UID is given twice. */
+		l->pending = want;
+		goto done;
 	}
 	/* The mark goes up before any file shows its UID: after a crash a
 	 * UID may be skipped, never given twice. */
-	l->uidnext = next + (uint32_t)want;
+	l->uidnext = (uint32_t)(next + want);
 	if (maildir_write_number(dir, MAILDIR_UIDNEXT, l->uidnext) < 0)
 		goto fail;
 	maildir_counter_set(ctr, l->uidvalidity, l->uidnext);
 	for (size_t i = 0; i < nnew; i++) {
 		char name[MAILDIR_NAME_MAX + 1];
-		uint32_t uid = next++;
+		uint32_t uid = (uint32_t)next++;
 		if (maildir_give_uid(dir, "new", news[i].name, uid, name,
 				     sizeof(name)) < 0) {
 			if (errno == ENOENT)
@@ -478,7 +484,7 @@ maildir_assign_locked(const char *dir, bool assign, struct maildir_counter *ctr,
 		if (m->uid != 0)
 			continue;
 		char name[MAILDIR_NAME_MAX + 1];
-		uint32_t uid = next++;
+		uint32_t uid = (uint32_t)next++;
 		if (maildir_give_uid(dir, "cur", m->name, uid, name,
 				     sizeof(name)) < 0) {
 			if (errno == ENOENT) {

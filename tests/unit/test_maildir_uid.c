@@ -347,3 +347,28 @@ Test(maildir_uid, lost_mark_rebuilt_from_cur)
 	cr_assert_eq(append(user, "Subject: c\r\n\r\nx\r\n", "", 0), 5);
 	cr_assert_eq(read_mark(user), 6);
 }
+
+/* A message holding the highest UID: what arrives after it is not given
+ * UID 1 again (maxuid + 1 wrapped once); it waits unlisted and the rest
+ * of the mailbox stays listed. */
+
+Test(maildir_uid, highest_uid_does_not_wrap)
+{
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof(dir), "%s/box", root);
+	mkmaildir(dir);
+	deliver(dir, "cur", "1.a,U=1:2,S", "a");
+	deliver(dir, "cur", "2.b,U=4294967295:2,", "b");
+	deliver(dir, "new", "3.c", "c");
+	struct maildir_list l;
+	cr_assert_eq(maildir_assign(dir, NULL, &l), 0, "%s", strerror(errno));
+	cr_assert_eq(l.n, 2);
+	cr_assert_str_eq(l.msg[0].name, "1.a,U=1:2,S");
+	cr_assert_eq(l.msg[1].uid, 4294967295u);
+	cr_assert_eq(l.pending, 1);
+	cr_assert_eq(l.uidnext, 4294967295u);
+	maildir_list_free(&l);
+	char p[PATH_MAX];
+	snprintf(p, sizeof(p), "%s/new/3.c", dir);
+	cr_assert_eq(access(p, F_OK), 0, "the new message was renamed");
+}
