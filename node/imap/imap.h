@@ -78,7 +78,7 @@ struct imap_msg {
 
 struct imap_mailbox {
 	char name[MAILDIR_MBOX_MAX + 1]; /* "INBOX" or the folder name */
-	char dir[4096];
+	char *dir;     /* its Maildir (owned; imap_mailbox_close frees it) */
 	bool readonly; /* EXAMINE */
 	uint32_t uidvalidity, uidnext;
 	struct imap_msg *msg; /* sequence order: msg[0] is message 1 */
@@ -131,7 +131,7 @@ struct imap_session {
 	bool literal_drop;	    /* an oversize literal is being dropped */
 
 	char user[DIR_ADDR_MAX];
-	char userdir[4096];
+	char *userdir; /* the user's Maildir, from login on (owned) */
 
 	struct imap_mailbox box; /* valid in IMAP_SELECTED */
 	struct imap_loaded cache;

@@ -3,6 +3,7 @@
  * answers, login, timeouts and close. */
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -264,8 +265,9 @@ imap_login_done(void *arg, enum auth_login_result res, const char *user,
 		imap_login_not(s, &c, res, user);
 		goto out;
 	}
-	if (store_user_dir(&s->mn->store, user, s->userdir, sizeof(s->userdir),
-			   true) < 0) {
+	char dir[PATH_MAX];
+	if (store_user_dir(&s->mn->store, user, dir, sizeof(dir), true) < 0 ||
+	    (s->userdir = strdup(dir)) == NULL) {
 		log_err("imap %s: maildir of %s: %s", s->id, user,
 			strerror(errno));
 		imap_no(s, &c, "[UNAVAILABLE] Cannot open the mailbox now");
@@ -497,6 +499,7 @@ imap_on_close(void *arg, const char *why)
 	ev_timer_stop(s->mn->loop, &s->idle_poll);
 	imap_mailbox_close(s);
 	strbuf_free(&s->cmd);
+	free(s->userdir);
 	if (s->prev)
 		s->prev->next = s->next;
 	else

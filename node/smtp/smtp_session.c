@@ -262,7 +262,10 @@ smtp_data_done(struct smtp_session *s)
 
 /* One line of the message. End of data is a "." line ending in CRLF
  * right after a line that ended in CRLF: nothing else ends it, so a bare
- * LF cannot smuggle a second message in. */
+ * LF cannot smuggle a second message in. A line over SMTP_LINE_MAX (the
+ * stream hands it over once it ended, cut) refuses the message with 500
+ * 5.5.2 at the end of data (RFC 5321 4.5.3.1.6), rather than storing it
+ * cut; its CRLF still counts for the end. */
 static void
 smtp_data_line(struct smtp_session *s, char *line, size_t len, bool crlf,
 	       bool toolong)
@@ -271,7 +274,7 @@ smtp_data_line(struct smtp_session *s, char *line, size_t len, bool crlf,
 		smtp_data_end(s);
 		return;
 	}
-	s->prev_crlf = crlf && !toolong;
+	s->prev_crlf = crlf;
 	if (toolong)
 		s->data_toolong = true;
 	if (len > 0 && line[0] == '.') { /* dot-unstuffing */

@@ -11,7 +11,7 @@ import unittest
 
 from lbdtest import wait_for
 from nodetest import NodeTestCase, tls_context
-from wire import exchange
+from wire import Lines, exchange
 
 MSG = b"From: carol@remote.test\r\nTo: alice@example.test\r\nSubject: hi\r\n\r\nHello\r\n.leading dot\r\n"
 
@@ -178,6 +178,28 @@ class SmtpTest(NodeTestCase):
         m = self.messages("alice@example.test")[0]
         self.assertIn(b"MAIL FROM:<evil@remote.test>", m)
         self.assertIn(b"RCPT TO:<bob@example.test>", m)
+
+    def test_data_line_over_the_limit_is_refused_at_end_of_data(self):
+        # A 10,000-byte line (over the 4,096 the stream keeps) is told at
+        # its end, so the CRLF.CRLF right after it ends DATA at once (it
+        # used to be missed: the client waited for the 600 s timeout).
+        # After such a line ended by a bare LF, ".\r\n" is no end.
+        n = self.node()
+        c = Lines(n.ports["smtp"])
+        c.send(b"EHLO x\r\nMAIL FROM:<a@remote.test>\r\n"
+               b"RCPT TO:<alice@example.test>\r\nDATA\r\n")
+        while not c.line().startswith("354"):
+            pass
+        c.s.settimeout(1.0)
+        t0 = time.monotonic()
+        c.send(b"Subject: long\r\n\r\n" + b"z" * 10000 + b"\n.\r\n" +
+               b"y" * 10000 + b"\r\n.\r\n")
+        self.assertEqual(c.line(), "500 5.5.2 Line too long (max 4096)")
+        self.assertLess(time.monotonic() - t0, 1.0)
+        c.send(b"NOOP\r\n")
+        self.assertTrue(c.line().startswith("250 "))
+        c.close()
+        self.assertEqual(self.messages("alice@example.test"), [])
 
     def test_pipelining(self):
         n = self.node()

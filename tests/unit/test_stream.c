@@ -199,6 +199,48 @@ Test(stream, overlong_line_is_cut_and_the_next_survives)
 	ev_loop_destroy(loop);
 }
 
+/* A few loop turns, for what must not have happened. */
+static void
+turns(void)
+{
+	for (int i = 0; i < 20; i++) {
+		ev_run(loop, EVRUN_NOWAIT);
+		usleep(1000);
+	}
+}
+
+/* An overlong line arriving in pieces is told once, at its end, with its
+ * real terminator (its CR in one read, its LF in the next), so that the
+ * next line is seen as the next line: an SMTP "." after it ends DATA. */
+Test(stream, overlong_line_is_told_at_its_end_with_its_terminator)
+{
+	struct rec r = {0};
+	pair(&r, &opts);
+	say("0123456789abcdefXYZXYZ");
+	turns();
+	cr_expect_eq(r.nlines, 0, "not before its end");
+	say("XYZXYZXYZXYZ\r");
+	turns();
+	cr_expect_eq(r.nlines, 0, "not before its LF");
+	say("\n.\r\nfedcba9876543210fedcba\nok\r\n");
+	spin(&r, has_three);
+	turns();
+	cr_assert_eq(r.nlines, 4);
+	cr_expect_str_eq(r.lines[0], "0123456789abcdef");
+	cr_expect(r.toolong[0]);
+	cr_expect(r.crlf[0], "its CR came in an earlier read");
+	cr_expect_str_eq(r.lines[1], ".");
+	cr_expect(r.crlf[1]);
+	cr_expect_not(r.toolong[1]);
+	cr_expect_str_eq(r.lines[2], "fedcba9876543210");
+	cr_expect(r.toolong[2]);
+	cr_expect_not(r.crlf[2], "a bare LF");
+	cr_expect_str_eq(r.lines[3], "ok");
+	close(client_fd);
+	spin(&r, is_closed);
+	ev_loop_destroy(loop);
+}
+
 Test(stream, pause_holds_lines_until_resume)
 {
 	struct rec r = {.pause_after_first = true};
