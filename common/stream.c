@@ -42,7 +42,8 @@ struct stream {
 	SSL_CTX *upgrade; /* STARTTLS requested, waits for output to drain */
 	bool tls_client;  /* we are the TLS client (stream_starttls_client) */
 	bool tls_verify;
-	char tls_host[256]; /* SNI, and the name checked with tls_verify */
+	char *tls_host; /* SNI, and the name checked with tls_verify ("":
+			   none; owned, set by stream_starttls_client) */
 	bool ssl_want_write;
 
 	char *in;		   /* NULL while nothing is buffered */
@@ -184,6 +185,7 @@ stream_destroy(struct stream *s)
 	close(s->fd);
 	free(s->in);
 	free(s->longhead);
+	free(s->tls_host);
 	free(s->out);
 	free(s);
 }
@@ -892,9 +894,10 @@ stream_starttls_client(struct stream *s, SSL_CTX *ctx, const char *host,
 {
 	if (s->ssl || s->upgrade)
 		return -1;
+	if ((s->tls_host = strdup(host ? host : "")) == NULL)
+		return -1;
 	s->tls_client = true;
 	s->tls_verify = verify;
-	snprintf(s->tls_host, sizeof(s->tls_host), "%s", host ? host : "");
 	return stream_starttls(s, ctx);
 }
 

@@ -149,10 +149,10 @@ imap_auth_allowed(const struct imap_session *s)
 }
 
 const char *
-imap_capabilities(struct imap_session *s)
+imap_capabilities(const struct imap_session *s, char *buf)
 {
 	bool tls = stream_is_tls(s->st);
-	snprintf(s->capbuf, sizeof(s->capbuf),
+	snprintf(buf, IMAP_CAPS_MAX,
 		 "IMAP4rev1 LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS "
 		 "CONDSTORE QRESYNC SORT THREAD=REFERENCES "
 		 "THREAD=ORDEREDSUBJECT MOVE SPECIAL-USE CHILDREN ESEARCH "
@@ -162,7 +162,7 @@ imap_capabilities(struct imap_session *s)
 		 s->state != IMAP_NOT_AUTH ? ""
 		 : imap_auth_allowed(s)	   ? " AUTH=PLAIN"
 					   : " LOGINDISABLED");
-	return s->capbuf;
+	return buf;
 }
 
 void
@@ -280,7 +280,8 @@ imap_login_done(void *arg, enum auth_login_result res, const char *user,
 	stream_set_deadline(s->st, 0, false); /* logged in in time */
 	log_info("imap %s: %s logged in from %s", s->id, s->user,
 		 stream_peer_str(s->st));
-	imap_ok(s, &c, "[CAPABILITY %s] Logged in", imap_capabilities(s));
+	char caps[IMAP_CAPS_MAX];
+	imap_ok(s, &c, "[CAPABILITY %s] Logged in", imap_capabilities(s, caps));
 out:
 	imap_release(s);
 }
@@ -457,8 +458,9 @@ static void
 imap_on_ready(void *arg)
 {
 	struct imap_session *s = arg;
+	char caps[IMAP_CAPS_MAX];
 	imap_untagged(s, "OK [CAPABILITY %s] %s IMAP4rev1 mailnode ready",
-		      imap_capabilities(s), s->mn->cfg->hostname);
+		      imap_capabilities(s, caps), s->mn->cfg->hostname);
 }
 
 static void
