@@ -46,12 +46,13 @@ struct stream {
 			   none; owned, set by stream_starttls_client) */
 	bool ssl_want_write;
 
-	char *in;		   /* NULL while nothing is buffered */
+	char *in; /* NULL while nothing is buffered */
 	size_t instart, inlen, incap;
-	size_t inmax;		   /* the most it may hold: max_line + 2 */
-	char *longhead;		   /* an overlong line's first max_line
-				      bytes while its rest is dropped */
-	bool longcr;		   /* the last byte dropped was a CR */
+	size_t inmax;	   /* the most it may hold: max_line + 2 */
+	char *longhead;	   /* an overlong line's first max_line
+			      bytes while its rest is dropped */
+	bool longcr;	   /* the last byte dropped was a CR */
+	bool inpiece;	   /* in an overlong line handed in pieces */
 	size_t want_bytes; /* raw bytes still owed to on_bytes */
 	bool eof;
 
@@ -326,6 +327,7 @@ stream_start_tls(struct stream *s, SSL_CTX *ctx)
 	s->instart = s->inlen = 0;
 	free(s->longhead);
 	s->longhead = NULL;
+	s->inpiece = false;
 	s->want_bytes = 0;
 	return stream_handshake(s);
 }
@@ -486,10 +488,31 @@ stream_give_line(struct stream *s, char *line, size_t len, bool crlf,
 	s->depth--;
 }
 
+/* With on_piece: hands over what the buffer holds of an overlong line,
+ * up to its LF (a CR at the end of the buffer stays: it may be the
+ * start of the terminator). Returns 1 to go on, 0 to wait for input, -1
+ * when the turn's budget is spent. */
+static int
+stream_piece(struct stream *s, char *start, size_t avail, char *lf, int *budget)
+{
+	size_t len = lf ? (size_t)(lf - start) : avail;
+	bool cr = len > 0 && start[len - 1] == '\r';
+	s->instart += lf ? len + 1 : len - cr;
+	if (cr)
+		len--;
+	if (lf == NULL && len == 0)
+		return 0;
+	s->inpiece = lf == NULL;
+	s->depth++;
+	s->ops->on_piece(s->arg, start, len, lf != NULL, lf && cr);
+	s->depth--;
+	return stream_turn_take(s, budget) ? 1 : -1;
+}
+
 /* Hands complete lines to the session while it is not paused, at most
  * STREAM_TURN_MAX of them (and raw chunks) in this turn. An overlong line
- * goes over once its LF arrives, as its first max_line bytes with its
- * real terminator (an SMTP DATA line's CRLF counts for the end of data).
+ * goes over in pieces as it comes (on_piece), or else once its LF arrives,
+ * as its first max_line bytes with its real terminator.
  * Returns false when the budget ran out with input perhaps left. */
 static bool
 stream_lines(struct stream *s)
@@ -517,8 +540,18 @@ stream_lines(struct stream *s)
 		}
 		char *lf = memchr(start, '\n', avail);
 		size_t len = lf ? (size_t)(lf - start) : avail;
+		bool over = lf ? len - (len > 0 && start[len - 1] == '\r') >
+				     s->opts.max_line
+			       : avail > s->opts.max_line + 1;
+		if (s->ops->on_piece && (s->inpiece || over)) {
+			int r = stream_piece(s, start, avail, lf, &budget);
+			if (r <= 0)
+				return r == 0;
+			continue;
+		}
 		if (s->longhead) { /* the rest of an overlong line */
-			bool crlf = len > 0 ? start[len - 1] == '\r' : s->longcr;
+			bool crlf =
+			    len > 0 ? start[len - 1] == '\r' : s->longcr;
 			if (lf == NULL) {
 				s->longcr = crlf;
 				s->instart = s->inlen;

@@ -38,6 +38,14 @@ struct stream_ops {
 	 * stream_pause() from here. */
 	void (*on_line)(void *arg, char *line, size_t len, bool crlf,
 			bool toolong);
+	/* Optional: a line longer than max_line is handed over whole, in
+	 * pieces, instead of cut (on_line then never sees toolong): its
+	 * pieces in order, the first starting the line, the last with end
+	 * set and crlf telling its terminator (no piece holds the
+	 * terminator). SMTP keeps a long message line so. As on_line for
+	 * what the session may call. */
+	void (*on_piece)(void *arg, char *data, size_t len, bool end,
+			 bool crlf);
 	/* The connection is over (peer closed, reset, timeout, TLS error,
 	 * output overflow, or stream_close() done): the session frees what it
 	 * owns; the stream frees itself after this returns. */
