@@ -15,6 +15,12 @@
 #include "proxy.h"
 
 #define STREAM_MIN_IN 1024 /* room for the largest PROXY header we take */
+/* The input buffer is allocated at this size when input arrives, doubled
+ * while a read fills it (up to max_line + 2), and freed whenever every
+ * byte in it was handed over: a connection waiting for its next command
+ * (an IMAP IDLE) holds no input buffer, nor an output buffer once its
+ * answers went out. */
+#define STREAM_IN_FIRST 1024
 
 enum stream_phase { PHASE_PROXY, PHASE_HANDSHAKE, PHASE_READY };
 
@@ -36,12 +42,17 @@ struct stream {
 	SSL_CTX *upgrade; /* STARTTLS requested, waits for output to drain */
 	bool tls_client;  /* we are the TLS client (stream_starttls_client) */
 	bool tls_verify;
-	char tls_host[256]; /* SNI, and the name checked with tls_verify */
+	char *tls_host; /* SNI, and the name checked with tls_verify ("":
+			   none; owned, set by stream_starttls_client) */
 	bool ssl_want_write;
 
-	char *in;
+	char *in; /* NULL while nothing is buffered */
 	size_t instart, inlen, incap;
-	bool discarding;   /* dropping the rest of an overlong line */
+	size_t inmax;	   /* the most it may hold: max_line + 2 */
+	char *longhead;	   /* an overlong line's first max_line
+			      bytes while its rest is dropped */
+	bool longcr;	   /* the last byte dropped was a CR */
+	bool inpiece;	   /* in an overlong line handed in pieces */
 	size_t want_bytes; /* raw bytes still owed to on_bytes */
 	bool eof;
 
@@ -174,6 +185,8 @@ stream_destroy(struct stream *s)
 	SSL_CTX_free(s->upgrade);
 	close(s->fd);
 	free(s->in);
+	free(s->longhead);
+	free(s->tls_host);
 	free(s->out);
 	free(s);
 }
@@ -253,8 +266,9 @@ stream_flush(struct stream *s)
 		s->outoff += (size_t)n;
 	}
 	s->outoff = s->outlen = 0;
-	if (s->outcap > 4 * STREAM_DRAIN_LOW) {
-		/* A long answer is gone: do not keep its buffer. */
+	if (!s->want_drain) {
+		/* Answered: no buffer kept while the client thinks (a long
+		 * answer's next slice comes soon: its buffer stays). */
 		free(s->out);
 		s->out = NULL;
 		s->outcap = 0;
@@ -290,8 +304,11 @@ stream_start_tls(struct stream *s, SSL_CTX *ctx)
 	s->ssl = SSL_new(ctx);
 	if (s->ssl == NULL || SSL_set_fd(s->ssl, s->fd) != 1)
 		return -1;
+	/* RELEASE_BUFFERS: an idle TLS connection keeps no record buffers
+	 * (about 34 KiB) either. */
 	SSL_set_mode(s->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE |
-				 SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+				 SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+				 SSL_MODE_RELEASE_BUFFERS);
 	if (!s->tls_client)
 		SSL_set_accept_state(s->ssl);
 	else {
@@ -308,9 +325,47 @@ stream_start_tls(struct stream *s, SSL_CTX *ctx)
 	s->phase = PHASE_HANDSHAKE;
 	/* What the client sent before the upgrade does not count. */
 	s->instart = s->inlen = 0;
-	s->discarding = false;
+	free(s->longhead);
+	s->longhead = NULL;
+	s->inpiece = false;
 	s->want_bytes = 0;
 	return stream_handshake(s);
+}
+
+/* Makes room at the end of the full input buffer: moves what is left to
+ * the front, or allocates or doubles the buffer. Returns 1, 0 when it
+ * holds inmax bytes already, -1 out of memory (s->why says so). */
+static int
+stream_in_room(struct stream *s)
+{
+	if (s->instart > 0) {
+		memmove(s->in, s->in + s->instart, s->inlen - s->instart);
+		s->inlen -= s->instart;
+		s->instart = 0;
+		return 1;
+	}
+	if (s->incap == s->inmax)
+		return 0;
+	size_t cap = s->incap ? 2 * s->incap : STREAM_IN_FIRST;
+	if (cap > s->inmax)
+		cap = s->inmax;
+	char *in = realloc(s->in, cap + 1); /* + 1: a line's NUL */
+	if (in == NULL) {
+		s->why = "out of memory";
+		return -1;
+	}
+	s->in = in;
+	s->incap = cap;
+	return 1;
+}
+
+/* Everything in the input buffer was handed over: free it. */
+static void
+stream_in_release(struct stream *s)
+{
+	free(s->in);
+	s->in = NULL;
+	s->instart = s->inlen = s->incap = 0;
 }
 
 /* Reads what there is into the input buffer. Returns -1 on error, 0
@@ -320,12 +375,10 @@ stream_fill(struct stream *s)
 {
 	if (s->instart > 0 && s->instart == s->inlen)
 		s->instart = s->inlen = 0;
-	if (s->inlen == s->incap && s->instart > 0) {
-		memmove(s->in, s->in + s->instart, s->inlen - s->instart);
-		s->inlen -= s->instart;
-		s->instart = 0;
-	}
-	while (s->inlen < s->incap) {
+	for (;;) {
+		int r;
+		if (s->inlen == s->incap && (r = stream_in_room(s)) <= 0)
+			return r;
 		size_t room = s->incap - s->inlen;
 		ssize_t n;
 		if (s->ssl) {
@@ -379,7 +432,7 @@ stream_take_proxy(struct stream *s)
 	if (n < 0)
 		return -1;
 	if (n == 0)
-		return s->inlen == s->incap ? -1 : 0;
+		return s->inlen - s->instart == s->inmax ? -1 : 0;
 	s->instart += (size_t)n;
 	if (!pi.local) {
 		s->proxied = true;
@@ -410,9 +463,57 @@ stream_turn_take(struct stream *s, int *budget)
 	return false;
 }
 
+/* The input holds more than max_line bytes and no LF: the line's first
+ * max_line bytes are kept aside (the buffer itself: the next read gets a
+ * new one) and the rest is dropped until its LF. */
+static void
+stream_long_begin(struct stream *s)
+{
+	char *start = s->in + s->instart;
+	s->longcr = start[s->inlen - s->instart - 1] == '\r';
+	memmove(s->in, start, s->opts.max_line);
+	s->longhead = s->in;
+	s->in = NULL;
+	s->instart = s->inlen = s->incap = 0;
+}
+
+/* Hands one line (or its first max_line bytes) to the session. */
+static void
+stream_give_line(struct stream *s, char *line, size_t len, bool crlf,
+		 bool toolong)
+{
+	line[len] = '\0';
+	s->depth++;
+	s->ops->on_line(s->arg, line, len, crlf, toolong);
+	s->depth--;
+}
+
+/* With on_piece: hands over what the buffer holds of an overlong line,
+ * up to its LF (a CR at the end of the buffer stays: it may be the
+ * start of the terminator). Returns 1 to go on, 0 to wait for input, -1
+ * when the turn's budget is spent. */
+static int
+stream_piece(struct stream *s, char *start, size_t avail, char *lf, int *budget)
+{
+	size_t len = lf ? (size_t)(lf - start) : avail;
+	bool cr = len > 0 && start[len - 1] == '\r';
+	s->instart += lf ? len + 1 : len - cr;
+	if (cr)
+		len--;
+	if (lf == NULL && len == 0)
+		return 0;
+	s->inpiece = lf == NULL;
+	s->depth++;
+	s->ops->on_piece(s->arg, start, len, lf != NULL, lf && cr);
+	s->depth--;
+	return stream_turn_take(s, budget) ? 1 : -1;
+}
+
 /* Hands complete lines to the session while it is not paused, at most
- * STREAM_TURN_MAX of them (and raw chunks) in this turn. Returns false
- * when the budget ran out with input perhaps left. */
+ * STREAM_TURN_MAX of them (and raw chunks) in this turn. An overlong line
+ * goes over in pieces as it comes (on_piece), or else once its LF arrives,
+ * as its first max_line bytes with its real terminator.
+ * Returns false when the budget ran out with input perhaps left. */
 static bool
 stream_lines(struct stream *s)
 {
@@ -421,11 +522,11 @@ stream_lines(struct stream *s)
 		return false; /* the turn after next goes on */
 	while (!s->paused && !s->dead && !s->closing &&
 	       s->phase == PHASE_READY && s->upgrade == NULL) {
-		char *start = s->in + s->instart;
 		size_t avail = s->inlen - s->instart;
+		if (avail == 0)
+			return true;
+		char *start = s->in + s->instart;
 		if (s->want_bytes > 0) {
-			if (avail == 0)
-				return true;
 			size_t n =
 			    avail < s->want_bytes ? avail : s->want_bytes;
 			s->instart += n;
@@ -438,39 +539,46 @@ stream_lines(struct stream *s)
 			continue;
 		}
 		char *lf = memchr(start, '\n', avail);
-		if (lf == NULL) {
-			if (avail <= s->opts.max_line + 1 || s->discarding) {
-				if (s->discarding) /* drop what we have */
-					s->instart = s->inlen;
+		size_t len = lf ? (size_t)(lf - start) : avail;
+		bool over = lf ? len - (len > 0 && start[len - 1] == '\r') >
+				     s->opts.max_line
+			       : avail > s->opts.max_line + 1;
+		if (s->ops->on_piece && (s->inpiece || over)) {
+			int r = stream_piece(s, start, avail, lf, &budget);
+			if (r <= 0)
+				return r == 0;
+			continue;
+		}
+		if (s->longhead) { /* the rest of an overlong line */
+			bool crlf =
+			    len > 0 ? start[len - 1] == '\r' : s->longcr;
+			if (lf == NULL) {
+				s->longcr = crlf;
+				s->instart = s->inlen;
 				return true;
 			}
-			/* Overlong: deliver its head, drop the rest. */
-			s->discarding = true;
-			s->instart = s->inlen;
-			s->depth++;
-			s->ops->on_line(s->arg, start, s->opts.max_line, false,
-					true);
-			s->depth--;
+			s->instart += len + 1;
+			char *head = s->longhead;
+			s->longhead = NULL;
+			stream_give_line(s, head, s->opts.max_line, crlf, true);
+			free(head);
 			if (!stream_turn_take(s, &budget))
 				return false;
 			continue;
 		}
-		size_t len = (size_t)(lf - start);
-		s->instart += len + 1;
-		if (s->discarding) {
-			s->discarding = false;
-			continue;
+		if (lf == NULL) {
+			if (avail > s->opts.max_line + 1)
+				stream_long_begin(s);
+			return true;
 		}
+		s->instart += len + 1;
 		bool crlf = len > 0 && start[len - 1] == '\r';
 		if (crlf)
 			len--;
 		bool toolong = len > s->opts.max_line;
 		if (toolong)
 			len = s->opts.max_line;
-		start[len] = '\0';
-		s->depth++;
-		s->ops->on_line(s->arg, start, len, crlf, toolong);
-		s->depth--;
+		stream_give_line(s, start, len, crlf, toolong);
 		if (!stream_turn_take(s, &budget))
 			return false;
 	}
@@ -560,6 +668,8 @@ stream_process(struct stream *s)
 			s->why = "connection closed by peer";
 		}
 	}
+	if (s->in && s->instart == s->inlen)
+		stream_in_release(s);
 	stream_update(s);
 }
 
@@ -592,9 +702,9 @@ stream_update(struct stream *s)
 		pending = s->outlen > s->outoff;
 	}
 	int ev = 0;
+	size_t buffered = s->inlen - s->instart;
 	if (!s->eof && !s->closing && s->upgrade == NULL &&
-	    (s->inlen < s->incap || s->instart > 0) &&
-	    (!s->paused || s->inlen - s->instart < s->incap / 2))
+	    buffered < s->inmax && (!s->paused || buffered < s->inmax / 2))
 		ev |= EV_READ;
 	if (pending || s->ssl_want_write)
 		ev |= EV_WRITE;
@@ -683,8 +793,10 @@ stream_new(struct ev_loop *loop, int fd, const struct sockaddr *peer,
 	   const struct stream_ops *ops, void *arg)
 {
 	struct stream *s = calloc(1, sizeof(*s));
-	if (s == NULL)
-		goto fail;
+	if (s == NULL) {
+		close(fd);
+		return NULL;
+	}
 	s->loop = loop;
 	s->fd = fd;
 	s->ops = ops;
@@ -694,11 +806,8 @@ stream_new(struct ev_loop *loop, int fd, const struct sockaddr *peer,
 	 * reload) while this stream still waits for a PROXY header. */
 	if (s->opts.tls)
 		SSL_CTX_up_ref(s->opts.tls);
-	s->incap = opts->max_line + 2 > STREAM_MIN_IN ? opts->max_line + 2
+	s->inmax = opts->max_line + 2 > STREAM_MIN_IN ? opts->max_line + 2
 						      : STREAM_MIN_IN;
-	s->in = malloc(s->incap + 1);
-	if (s->in == NULL)
-		goto fail;
 	memcpy(&s->peer, peer, peerlen);
 	socklen_t llen = sizeof(s->local);
 	getsockname(fd, (struct sockaddr *)&s->local, &llen);
@@ -733,14 +842,6 @@ stream_new(struct ev_loop *loop, int fd, const struct sockaddr *peer,
 		ev_feed_event(loop, &s->io, EV_CUSTOM);
 	}
 	return s;
-fail:
-	if (s) {
-		SSL_CTX_free(s->opts.tls);
-		free(s->in);
-	}
-	free(s);
-	close(fd);
-	return NULL;
 }
 
 void
@@ -826,9 +927,10 @@ stream_starttls_client(struct stream *s, SSL_CTX *ctx, const char *host,
 {
 	if (s->ssl || s->upgrade)
 		return -1;
+	if ((s->tls_host = strdup(host ? host : "")) == NULL)
+		return -1;
 	s->tls_client = true;
 	s->tls_verify = verify;
-	snprintf(s->tls_host, sizeof(s->tls_host), "%s", host ? host : "");
 	return stream_starttls(s, ctx);
 }
 

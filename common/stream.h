@@ -2,7 +2,8 @@
  * (and the outbound SMTP client's, once connected):
  * non-blocking, an optional PROXY header first (from trusted peers only),
  * optional TLS (implicit, or upgraded by STARTTLS/STLS), a bounded input
- * line and a bounded output buffer, an idle timeout, an optional absolute
+ * line and a bounded output buffer (both freed while empty: an idle
+ * connection holds neither), an idle timeout, an optional absolute
  * deadline, and an optional cap on connections (connlimit.h). The
  * protocol sessions sit on top and see whole lines.
  *
@@ -31,10 +32,20 @@ struct stream_ops {
 	void (*on_ready)(void *arg);
 	/* One line, without its terminator. crlf: it ended in CRLF (false:
 	 * a bare LF). toolong: it was longer than max_line; line holds its
-	 * first max_line bytes and the rest was dropped. The session may call
-	 * stream_close() or stream_pause() from here. */
+	 * first max_line bytes and the rest was dropped; it comes once the
+	 * line ended (its terminator in crlf), so that the next line is
+	 * the next line. The session may call stream_close() or
+	 * stream_pause() from here. */
 	void (*on_line)(void *arg, char *line, size_t len, bool crlf,
 			bool toolong);
+	/* Optional: a line longer than max_line is handed over whole, in
+	 * pieces, instead of cut (on_line then never sees toolong): its
+	 * pieces in order, the first starting the line, the last with end
+	 * set and crlf telling its terminator (no piece holds the
+	 * terminator). SMTP keeps a long message line so. As on_line for
+	 * what the session may call. */
+	void (*on_piece)(void *arg, char *data, size_t len, bool end,
+			 bool crlf);
 	/* The connection is over (peer closed, reset, timeout, TLS error,
 	 * output overflow, or stream_close() done): the session frees what it
 	 * owns; the stream frees itself after this returns. */

@@ -78,7 +78,7 @@ struct imap_msg {
 
 struct imap_mailbox {
 	char name[MAILDIR_MBOX_MAX + 1]; /* "INBOX" or the folder name */
-	char dir[4096];
+	char *dir;     /* its Maildir (owned; imap_mailbox_close frees it) */
 	bool readonly; /* EXAMINE */
 	uint32_t uidvalidity, uidnext;
 	struct imap_msg *msg; /* sequence order: msg[0] is message 1 */
@@ -123,7 +123,6 @@ struct imap_session {
 	int errors;
 	int auth_fails;
 	uint64_t auth_job; /* the password check of a login; 0: none */
-	char capbuf[512];
 
 	/* the command being assembled */
 	struct strbuf cmd;
@@ -131,7 +130,7 @@ struct imap_session {
 	bool literal_drop;	    /* an oversize literal is being dropped */
 
 	char user[DIR_ADDR_MAX];
-	char userdir[4096];
+	char *userdir; /* the user's Maildir, from login on (owned) */
 
 	struct imap_mailbox box; /* valid in IMAP_SELECTED */
 	struct imap_loaded cache;
@@ -181,8 +180,10 @@ int imap_append_string(struct strbuf *sb, const char *str, size_t len);
 void imap_bye(struct imap_session *s, const char *why, const char *text);
 /* LOGIN and AUTHENTICATE: may run now (TLS on, or the config allows). */
 bool imap_auth_allowed(const struct imap_session *s);
-/* The CAPABILITY list for the session's state, in s->capbuf. */
-const char *imap_capabilities(struct imap_session *s);
+/* The CAPABILITY list for the session's state, in buf (of
+ * IMAP_CAPS_MAX bytes; not kept in the session: an idle one is small). */
+#define IMAP_CAPS_MAX 512
+const char *imap_capabilities(const struct imap_session *s, char *buf);
 /* Checks credentials off the loop (auth_pool.h), input held meanwhile;
  * then, on success, the session is AUTH, the user's Maildir exists with
  * its special-use folders, and the OK is sent (c's tag must be s->tag's). */

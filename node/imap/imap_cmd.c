@@ -105,7 +105,8 @@ imap_cmd_capability(struct imap_session *s, struct imap_cmd *c)
 {
 	if (!imap_no_args(s, c))
 		return;
-	imap_untagged(s, "CAPABILITY %s", imap_capabilities(s));
+	char caps[IMAP_CAPS_MAX];
+	imap_untagged(s, "CAPABILITY %s", imap_capabilities(s, caps));
 	imap_ok(s, c, "Capability completed");
 }
 

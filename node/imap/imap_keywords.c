@@ -3,6 +3,7 @@
  * FETCH FLAGS, read again when the file changes (another session, on any
  * node, added one) and told then as a new FLAGS (RFC 3501 7.2.6). */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,7 +103,7 @@ void
 imap_keywords_sync(struct imap_session *s, bool tell)
 {
 	struct imap_mailbox *b = &s->box;
-	char path[sizeof(b->dir) + 32];
+	char path[PATH_MAX + 32];
 	struct stat st;
 	struct maildir_keywords kw;
 	snprintf(path, sizeof(path), "%s/%s", b->dir, MAILDIR_KEYWORDS_FILE);

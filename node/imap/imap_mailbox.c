@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -217,7 +218,7 @@ imap_mailbox_waiting(struct imap_session *s)
 {
 	struct imap_mailbox *b = &s->box;
 	struct timespec new;
-	char path[sizeof(b->dir) + 8];
+	char path[PATH_MAX + 8];
 	if (b->pending > 0)
 		return true;
 	if (!imap_mtime(b->dir, "new", &new) || imap_ts_eq(new, b->new_mtime))
@@ -239,7 +240,7 @@ imap_mailbox_open(struct imap_session *s, const char *mailbox, bool readonly)
 {
 	struct imap_mailbox *b = &s->box;
 	struct maildir_list l = {0};
-	char dir[sizeof(b->dir)];
+	char dir[PATH_MAX];
 	struct stat st;
 	char cur[sizeof(dir) + 8];
 
@@ -252,7 +253,8 @@ imap_mailbox_open(struct imap_session *s, const char *mailbox, bool readonly)
 		return -1;
 	}
 	memset(b, 0, sizeof(*b));
-	snprintf(b->dir, sizeof(b->dir), "%s", dir);
+	if ((b->dir = strdup(dir)) == NULL)
+		goto fail;
 	snprintf(b->name, sizeof(b->name), "%s",
 		 maildir_mailbox_canon(mailbox));
 	b->readonly = readonly;
@@ -276,6 +278,7 @@ imap_mailbox_open(struct imap_session *s, const char *mailbox, bool readonly)
 fail:;
 	int e = errno;
 	maildir_list_free(&l);
+	free(b->dir);
 	free(b->kw);
 	free(b->msg);
 	free(b->names);
@@ -289,6 +292,7 @@ imap_mailbox_close(struct imap_session *s)
 {
 	imap_loaded_free(&s->cache);
 	imap_modseq_close(s);
+	free(s->box.dir);
 	free(s->box.kw);
 	free(s->box.msg);
 	free(s->box.names);

@@ -3,6 +3,7 @@
  * answers, login, timeouts and close. */
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -148,10 +149,10 @@ imap_auth_allowed(const struct imap_session *s)
 }
 
 const char *
-imap_capabilities(struct imap_session *s)
+imap_capabilities(const struct imap_session *s, char *buf)
 {
 	bool tls = stream_is_tls(s->st);
-	snprintf(s->capbuf, sizeof(s->capbuf),
+	snprintf(buf, IMAP_CAPS_MAX,
 		 "IMAP4rev1 LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS "
 		 "CONDSTORE QRESYNC SORT THREAD=REFERENCES "
 		 "THREAD=ORDEREDSUBJECT MOVE SPECIAL-USE CHILDREN ESEARCH "
@@ -161,7 +162,7 @@ imap_capabilities(struct imap_session *s)
 		 s->state != IMAP_NOT_AUTH ? ""
 		 : imap_auth_allowed(s)	   ? " AUTH=PLAIN"
 					   : " LOGINDISABLED");
-	return s->capbuf;
+	return buf;
 }
 
 void
@@ -264,8 +265,9 @@ imap_login_done(void *arg, enum auth_login_result res, const char *user,
 		imap_login_not(s, &c, res, user);
 		goto out;
 	}
-	if (store_user_dir(&s->mn->store, user, s->userdir, sizeof(s->userdir),
-			   true) < 0) {
+	char dir[PATH_MAX];
+	if (store_user_dir(&s->mn->store, user, dir, sizeof(dir), true) < 0 ||
+	    (s->userdir = strdup(dir)) == NULL) {
 		log_err("imap %s: maildir of %s: %s", s->id, user,
 			strerror(errno));
 		imap_no(s, &c, "[UNAVAILABLE] Cannot open the mailbox now");
@@ -278,7 +280,8 @@ imap_login_done(void *arg, enum auth_login_result res, const char *user,
 	stream_set_deadline(s->st, 0, false); /* logged in in time */
 	log_info("imap %s: %s logged in from %s", s->id, s->user,
 		 stream_peer_str(s->st));
-	imap_ok(s, &c, "[CAPABILITY %s] Logged in", imap_capabilities(s));
+	char caps[IMAP_CAPS_MAX];
+	imap_ok(s, &c, "[CAPABILITY %s] Logged in", imap_capabilities(s, caps));
 out:
 	imap_release(s);
 }
@@ -455,8 +458,9 @@ static void
 imap_on_ready(void *arg)
 {
 	struct imap_session *s = arg;
+	char caps[IMAP_CAPS_MAX];
 	imap_untagged(s, "OK [CAPABILITY %s] %s IMAP4rev1 mailnode ready",
-		      imap_capabilities(s), s->mn->cfg->hostname);
+		      imap_capabilities(s, caps), s->mn->cfg->hostname);
 }
 
 static void
@@ -497,6 +501,7 @@ imap_on_close(void *arg, const char *why)
 	ev_timer_stop(s->mn->loop, &s->idle_poll);
 	imap_mailbox_close(s);
 	strbuf_free(&s->cmd);
+	free(s->userdir);
 	if (s->prev)
 		s->prev->next = s->next;
 	else

@@ -14,7 +14,8 @@
 #include "../mailnode.h"
 #include "../submit/submit.h"
 
-#define SMTP_LINE_MAX 4096   /* longest line taken, command or data */
+/* The longest line taken whole; a longer message line comes in pieces. */
+#define SMTP_LINE_MAX 4096
 #define SMTP_CMD_MAX 512     /* RFC 5321 4.5.3.1.4, with extensions */
 #define SMTP_MAX_ERRORS 10   /* then 421 and close */
 #define SMTP_CMD_TIMEOUT 300 /* seconds, RFC 5321 4.5.3.2 */
@@ -62,7 +63,8 @@ struct smtp_session {
 	char *wbuf;
 	size_t wlen;
 	bool prev_crlf; /* the last data line ended in CRLF */
-	bool data_toolong, data_oversize, data_ioerr;
+	bool data_long; /* in a line over SMTP_LINE_MAX (its pieces) */
+	bool data_oversize, data_ioerr;
 
 	/* the milters (smtp_milter.c): NULL when none runs */
 	struct smtp_milter *milter;

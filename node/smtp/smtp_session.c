@@ -71,7 +71,7 @@ smtp_reset(struct smtp_session *s)
 	}
 	s->datasize = 0;
 	s->wlen = 0;
-	s->data_toolong = s->data_oversize = s->data_ioerr = false;
+	s->data_long = s->data_oversize = s->data_ioerr = false;
 	if (s->state == SMTP_MAIL || s->state == SMTP_RCPT ||
 	    s->state == SMTP_DATA || s->state == SMTP_MILTER)
 		s->state = SMTP_READY;
@@ -93,7 +93,7 @@ smtp_data_append(struct smtp_session *s, const char *p, size_t len)
 	s->datasize += len;
 	if (s->datasize > s->mn->cfg->msg_max)
 		s->data_oversize = true;
-	if (s->data_oversize || s->data_toolong || s->data_ioerr)
+	if (s->data_oversize || s->data_ioerr)
 		return;
 	while (len > 0) {
 		size_t room = SMTP_WBUF - s->wlen;
@@ -172,11 +172,6 @@ static void
 smtp_data_end(struct smtp_session *s)
 {
 	stream_set_timeout(s->st, SMTP_CMD_TIMEOUT);
-	if (s->data_toolong) {
-		smtp_error(s, "500 5.5.2 Line too long (max %d)",
-			   SMTP_LINE_MAX);
-		goto done;
-	}
 	if (s->data_oversize) {
 		smtp_reply(s, "552 5.3.4 Message too big (max %ld bytes)",
 			   s->mn->cfg->max_message_size);
@@ -260,50 +255,75 @@ smtp_data_done(struct smtp_session *s)
 		 ++smtp_seq & 0xffff);
 }
 
+/* A piece of a message line: dot-unstuffed at the line's start; the
+ * line's end adds CRLF and says how it ended. */
+static void
+smtp_data_piece(struct smtp_session *s, char *p, size_t len, bool end,
+		bool crlf)
+{
+	if (!s->data_long && len > 0 && p[0] == '.') { /* dot-unstuffing */
+		p++;
+		len--;
+	}
+	s->data_long = !end;
+	smtp_data_append(s, p, len);
+	if (end) {
+		smtp_data_append(s, "\r\n", 2);
+		s->prev_crlf = crlf;
+	}
+}
+
 /* One line of the message. End of data is a "." line ending in CRLF
  * right after a line that ended in CRLF: nothing else ends it, so a bare
  * LF cannot smuggle a second message in. */
 static void
-smtp_data_line(struct smtp_session *s, char *line, size_t len, bool crlf,
-	       bool toolong)
+smtp_data_line(struct smtp_session *s, char *line, size_t len, bool crlf)
 {
-	if (len == 1 && line[0] == '.' && crlf && s->prev_crlf && !toolong) {
+	if (len == 1 && line[0] == '.' && crlf && s->prev_crlf) {
 		smtp_data_end(s);
 		return;
 	}
-	s->prev_crlf = crlf && !toolong;
-	if (toolong)
-		s->data_toolong = true;
-	if (len > 0 && line[0] == '.') { /* dot-unstuffing */
-		line++;
-		len--;
-	}
-	smtp_data_append(s, line, len);
-	smtp_data_append(s, "\r\n", 2);
+	smtp_data_piece(s, line, len, true, crlf);
 }
 
+/* A line over SMTP_LINE_MAX, in pieces (stream.h): a message line is
+ * kept whole, as Postfix keeps it (RFC 5321 4.5.3.1.6 allows taking it
+ * or refusing the message); a command line that long is refused once it
+ * ended. */
+static void
+smtp_on_piece(void *arg, char *p, size_t len, bool end, bool crlf)
+{
+	struct smtp_session *s = arg;
+	if (s->state == SMTP_DATA) {
+		smtp_data_piece(s, p, len, end, crlf);
+		return;
+	}
+	if (!end || s->state == SMTP_QUIT)
+		return;
+	if (s->state == SMTP_AUTH)
+		s->state = s->sender[0] ? SMTP_MAIL : SMTP_READY;
+	smtp_error(s, "500 5.5.2 Line too long");
+}
+
+/* Lines up to SMTP_LINE_MAX (longer ones go to smtp_on_piece). */
 static void
 smtp_on_line(void *arg, char *line, size_t len, bool crlf, bool toolong)
 {
 	struct smtp_session *s = arg;
+	(void)toolong; /* never: smtp_on_piece takes those */
 	switch (s->state) {
 	case SMTP_DATA:
-		smtp_data_line(s, line, len, crlf, toolong);
+		smtp_data_line(s, line, len, crlf);
 		return;
 	case SMTP_QUIT:
 		return;
 	case SMTP_AUTH:
-		if (toolong) {
-			s->state = s->sender[0] ? SMTP_MAIL : SMTP_READY;
-			smtp_error(s, "500 5.5.2 Line too long");
-			return;
-		}
 		smtp_auth_continue(s, line);
 		return;
 	default:
 		break;
 	}
-	if (toolong || len > SMTP_CMD_MAX) {
+	if (len > SMTP_CMD_MAX) {
 		smtp_error(s, "500 5.5.2 Line too long");
 		return;
 	}
@@ -367,6 +387,7 @@ smtp_on_close(void *arg, const char *why)
 static const struct stream_ops smtp_stream_ops = {
     .on_ready = smtp_on_ready,
     .on_line = smtp_on_line,
+    .on_piece = smtp_on_piece,
     .on_close = smtp_on_close,
     .on_timeout = smtp_on_timeout,
     .on_deadline = smtp_on_deadline,

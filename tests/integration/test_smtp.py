@@ -11,7 +11,7 @@ import unittest
 
 from lbdtest import wait_for
 from nodetest import NodeTestCase, tls_context
-from wire import exchange
+from wire import Lines, exchange
 
 MSG = b"From: carol@remote.test\r\nTo: alice@example.test\r\nSubject: hi\r\n\r\nHello\r\n.leading dot\r\n"
 
@@ -178,6 +178,35 @@ class SmtpTest(NodeTestCase):
         m = self.messages("alice@example.test")[0]
         self.assertIn(b"MAIL FROM:<evil@remote.test>", m)
         self.assertIn(b"RCPT TO:<bob@example.test>", m)
+
+    def test_data_line_over_the_limit_is_kept_whole(self):
+        # A 10,000-byte message line (over the 4,096 a line is taken
+        # whole) comes in pieces and is stored whole, as Postfix does;
+        # the CRLF.CRLF right after it ends DATA at once (it used to be
+        # missed: the client waited for the 600 s timeout). After such a
+        # line ended by a bare LF, ".\r\n" is no end (it is content,
+        # dot-unstuffed), and a long line starting with "." is
+        # dot-unstuffed too.
+        n = self.node()
+        c = Lines(n.ports["smtp"])
+        c.send(b"EHLO x\r\nMAIL FROM:<a@remote.test>\r\n"
+               b"RCPT TO:<alice@example.test>\r\nDATA\r\n")
+        while not c.line().startswith("354"):
+            pass
+        c.s.settimeout(1.0)
+        z, y = b"z" * 10000, b"..y" + b"y" * 9997
+        t0 = time.monotonic()
+        c.send(b"Subject: long\r\n\r\n" + z + b"\n.\r\n" + y +
+               b"\r\n.\r\n")
+        self.assertTrue(c.line().startswith("250 2.0.0 Ok"))
+        self.assertLess(time.monotonic() - t0, 1.0)
+        c.send(b"NOOP " + b"n" * 5000 + b"\r\nNOOP\r\n")
+        self.assertEqual(c.line(), "500 5.5.2 Line too long")
+        self.assertTrue(c.line().startswith("250 "))
+        c.close()
+        m = self.messages("alice@example.test")[0]
+        self.assertTrue(m.endswith(b"Subject: long\r\n\r\n" + z +
+                                   b"\r\n\r\n" + y[1:] + b"\r\n"), m[-200:])
 
     def test_pipelining(self):
         n = self.node()

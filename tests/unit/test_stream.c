@@ -27,7 +27,9 @@ struct rec {
 	int drains;	 /* on_drain calls */
 	bool count_only; /* on_line only counts, in count */
 	int count;
-	bool refused; /* on_refused was called */
+	bool refused;	     /* on_refused was called */
+	int pieces;	     /* on_piece calls */
+	size_t piecelen[64]; /* the whole length of line i, from pieces */
 };
 
 #define SLICE (256 * 1024)
@@ -97,6 +99,35 @@ rec_refused(void *arg)
 	stream_printf(r->s, "busy\r\n");
 }
 
+/* An overlong line's pieces gather in bytes; its end records it as a
+ * line (its first 255 bytes) with toolong set. */
+static void
+rec_piece(void *arg, char *data, size_t len, bool end, bool crlf)
+{
+	struct rec *r = arg;
+	cr_assert_lt(r->nbytes + len, sizeof(r->bytes));
+	cr_assert_lt(r->nlines, 64);
+	memcpy(r->bytes + r->nbytes, data, len);
+	r->nbytes += len;
+	r->pieces++;
+	if (!end)
+		return;
+	snprintf(r->lines[r->nlines], sizeof(r->lines[0]), "%.*s",
+		 (int)r->nbytes, r->bytes);
+	r->piecelen[r->nlines] = r->nbytes;
+	r->crlf[r->nlines] = crlf;
+	r->toolong[r->nlines] = true;
+	r->nlines++;
+	r->nbytes = 0;
+}
+
+static const struct stream_ops rec_piece_ops = {
+    .on_ready = rec_ready,
+    .on_line = rec_line,
+    .on_piece = rec_piece,
+    .on_close = rec_close,
+};
+
 static const struct stream_ops rec_ops = {
     .on_refused = rec_refused,
     .on_drain = rec_drain,
@@ -111,7 +142,8 @@ static int client_fd;
 
 /* A connected pair on loopback: returns the server side's stream. */
 static struct stream *
-pair(struct rec *r, const struct stream_opts *o)
+pair_ops(struct rec *r, const struct stream_opts *o,
+	 const struct stream_ops *ops)
 {
 	struct sockaddr_in sin = {.sin_family = AF_INET};
 	socklen_t len = sizeof(sin);
@@ -128,10 +160,15 @@ pair(struct rec *r, const struct stream_opts *o)
 	cr_assert(fd >= 0);
 	close(lfd);
 	loop = ev_loop_new(EVFLAG_AUTO);
-	r->s = stream_new(loop, fd, (struct sockaddr *)&peer, plen, o, &rec_ops,
-			  r);
+	r->s = stream_new(loop, fd, (struct sockaddr *)&peer, plen, o, ops, r);
 	cr_assert_not_null(r->s);
 	return r->s;
+}
+
+static struct stream *
+pair(struct rec *r, const struct stream_opts *o)
+{
+	return pair_ops(r, o, &rec_ops);
 }
 
 static void
@@ -194,6 +231,85 @@ Test(stream, overlong_line_is_cut_and_the_next_survives)
 	cr_expect_str_eq(r.lines[0], "0123456789abcdef");
 	cr_expect_str_eq(r.lines[1], "ok");
 	cr_expect_not(r.toolong[1]);
+	close(client_fd);
+	spin(&r, is_closed);
+	ev_loop_destroy(loop);
+}
+
+/* A few loop turns, for what must not have happened. */
+static void
+turns(void)
+{
+	for (int i = 0; i < 20; i++) {
+		ev_run(loop, EVRUN_NOWAIT);
+		usleep(1000);
+	}
+}
+
+/* An overlong line arriving in pieces is told once, at its end, with its
+ * real terminator (its CR in one read, its LF in the next), so that the
+ * next line is seen as the next line: an SMTP "." after it ends DATA. */
+Test(stream, overlong_line_is_told_at_its_end_with_its_terminator)
+{
+	struct rec r = {0};
+	pair(&r, &opts);
+	say("0123456789abcdefXYZXYZ");
+	turns();
+	cr_expect_eq(r.nlines, 0, "not before its end");
+	say("XYZXYZXYZXYZ\r");
+	turns();
+	cr_expect_eq(r.nlines, 0, "not before its LF");
+	say("\n.\r\nfedcba9876543210fedcba\nok\r\n");
+	spin(&r, has_three);
+	turns();
+	cr_assert_eq(r.nlines, 4);
+	cr_expect_str_eq(r.lines[0], "0123456789abcdef");
+	cr_expect(r.toolong[0]);
+	cr_expect(r.crlf[0], "its CR came in an earlier read");
+	cr_expect_str_eq(r.lines[1], ".");
+	cr_expect(r.crlf[1]);
+	cr_expect_not(r.toolong[1]);
+	cr_expect_str_eq(r.lines[2], "fedcba9876543210");
+	cr_expect(r.toolong[2]);
+	cr_expect_not(r.crlf[2], "a bare LF");
+	cr_expect_str_eq(r.lines[3], "ok");
+	close(client_fd);
+	spin(&r, is_closed);
+	ev_loop_destroy(loop);
+}
+
+static int
+has_piece(struct rec *r)
+{
+	return r->pieces > 0;
+}
+
+/* With on_piece an overlong line comes whole, in pieces as it arrives
+ * (a CR at the end of a read held back: it may start the terminator),
+ * the last telling the terminator; short lines still go to on_line. */
+Test(stream, overlong_line_in_pieces_with_on_piece)
+{
+	struct rec r = {0};
+	pair_ops(&r, &opts, &rec_piece_ops);
+	say("0123456789abcdefXYZXYZ");
+	spin(&r, has_piece);
+	cr_expect_eq(r.pieces, 1, "the first piece once over max_line");
+	cr_expect_eq(r.nbytes, 22);
+	say("XYZ\r");
+	turns();
+	cr_expect_eq(r.pieces, 2);
+	cr_expect_eq(r.nbytes, 25, "the CR held back");
+	say("\nshort\r\nfedcba9876543210fedcba\n");
+	spin(&r, has_three);
+	cr_assert_eq(r.nlines, 3);
+	cr_expect_str_eq(r.lines[0], "0123456789abcdefXYZXYZXYZ");
+	cr_expect_eq(r.piecelen[0], 25);
+	cr_expect(r.crlf[0]);
+	cr_expect_str_eq(r.lines[1], "short");
+	cr_expect_not(r.toolong[1]);
+	cr_expect_str_eq(r.lines[2], "fedcba9876543210fedcba");
+	cr_expect(r.toolong[2]);
+	cr_expect_not(r.crlf[2], "a bare LF");
 	close(client_fd);
 	spin(&r, is_closed);
 	ev_loop_destroy(loop);
