@@ -30,6 +30,7 @@ struct qctl {
 	redisContext *c; /* NULL: Redis not reached, flock alone */
 	bool json;
 	const char *verb;
+	bool busy_ok; /* a message being delivered needs nothing (flush) */
 };
 
 /* The held claim: the flock fd and the lease's token. */
@@ -62,16 +63,32 @@ qctl_redis(struct qctl *x)
 	}
 }
 
-/* Takes id's claim. Returns 0, or -1 after saying why (busy, gone). */
+/* id is being delivered: done for a flush (it is being tried now), an
+ * error for the other changes. Returns 1 or -1 (said which). */
+static int
+qctl_busy(struct qctl *x, const char *id)
+{
+	if (x->busy_ok) {
+		printf("%s: being delivered now\n", id);
+		return 1;
+	}
+	fprintf(stderr, "mailctl: queue %s: %s: being delivered now, try again\n",
+		x->verb, id);
+	return -1;
+}
+
+/* Takes id's claim. Returns 0; 1 when it is being delivered and that is
+ * enough (qctl_busy); -1 after saying why (busy, gone). */
 static int
 qctl_claim(struct qctl *x, const char *id, struct qctl_claim *cl)
 {
 	unsigned char raw[16];
 	memset(cl, 0, sizeof(*cl));
 	if ((cl->fd = queue_lock(x->q, id)) < 0) {
-		fprintf(stderr, "mailctl: queue %s: %s: %s\n", x->verb, id,
-			errno == ENOENT ? "no such message"
-					: "being delivered now, try again");
+		if (errno != ENOENT)
+			return qctl_busy(x, id);
+		fprintf(stderr, "mailctl: queue %s: %s: no such message\n",
+			x->verb, id);
 		return -1;
 	}
 	if (x->c == NULL)
@@ -87,12 +104,8 @@ qctl_claim(struct qctl *x, const char *id, struct qctl_claim *cl)
 	bool busy = r && r->type == REDIS_REPLY_NIL;
 	freeReplyObject(r);
 	if (busy) {
-		fprintf(stderr,
-			"mailctl: queue %s: %s: being delivered now, try "
-			"again\n",
-			x->verb, id);
 		close(cl->fd);
-		return -1;
+		return qctl_busy(x, id);
 	}
 	cl->leased = ok;
 	return 0;
@@ -305,8 +318,9 @@ qctl_change(struct qctl *x, const char *id, qctl_change_fn fn)
 			x->verb, id);
 		return -1;
 	}
-	if (qctl_claim(x, id, &cl) < 0)
-		return -1;
+	int claimed = qctl_claim(x, id, &cl);
+	if (claimed != 0)
+		return claimed > 0 ? 0 : -1;
 	if (queue_env_read(x->q, id, &e) < 0) {
 		fprintf(stderr, "mailctl: queue %s: %s: %s\n", x->verb, id,
 			errno == ENOENT ? "no such message" : strerror(errno));
@@ -345,15 +359,16 @@ static const struct {
 	const char *verb;
 	int min, max;
 	qctl_change_fn change; /* NULL: a reading command */
+	bool busy_ok;	       /* see struct qctl */
 	int (*read)(struct qctl *x, int argc, char **argv);
 	const char *usage;
 } qctl_cmds[] = {
-    {"list", 0, 0, NULL, qctl_list, "queue list [--json]"},
-    {"show", 1, 1, NULL, qctl_show, "queue show ID"},
-    {"flush", 0, 1, qctl_do_flush, NULL, "queue flush [ID]"},
-    {"delete", 1, 1, qctl_do_delete, NULL, "queue delete ID"},
-    {"hold", 1, 1, qctl_do_hold, NULL, "queue hold ID"},
-    {"release", 1, 1, qctl_do_release, NULL, "queue release ID"},
+    {"list", 0, 0, NULL, false, qctl_list, "queue list [--json]"},
+    {"show", 1, 1, NULL, false, qctl_show, "queue show ID"},
+    {"flush", 0, 1, qctl_do_flush, true, NULL, "queue flush [ID]"},
+    {"delete", 1, 1, qctl_do_delete, false, NULL, "queue delete ID"},
+    {"hold", 1, 1, qctl_do_hold, false, NULL, "queue hold ID"},
+    {"release", 1, 1, qctl_do_release, false, NULL, "queue release ID"},
 };
 
 void
@@ -381,6 +396,7 @@ mailctl_queue(int argc, char **argv, const char *dir,
 		return 2;
 	}
 	x.verb = qctl_cmds[i].verb;
+	x.busy_ok = qctl_cmds[i].busy_ok;
 	for (int a = 1; a < argc; a++) {
 		if (strcmp(argv[a], "--json") == 0 && i == 0) {
 			x.json = true;

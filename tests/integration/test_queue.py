@@ -2,6 +2,7 @@
 the mta role's runners delivering to a scripted remote MX found through a
 test DNS server, retries, per-recipient results, claims across nodes."""
 import email
+import fcntl
 import glob
 import imaplib
 import json
@@ -432,6 +433,15 @@ class MailctlQueueTest(QueueTestCase):
         self.assertIn("recipient: <dave@remote.test> queued", shown)
         self.assertIn("Subject: one", shown)
         self.assertNotIn("line one", shown)  # headers only
+        # A message a runner is delivering (its file locked): a flush has
+        # nothing to add and succeeds, a change is refused.
+        with open(os.path.join(self.queue, ids[1] + ".msg"), "rb") as f:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            r = self.qctl("flush", ids[1])
+            self.assertEqual(r.stdout, ids[1] + ": being delivered now\n")
+            r = self.qctl("hold", ids[1], check=False)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("being delivered now, try again", r.stderr)
         self.qctl("hold", ids[0])
         self.qctl("delete", ids[2])
         self.assertEqual(self.qctl("show", ids[2], check=False).returncode, 1)
