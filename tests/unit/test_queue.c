@@ -281,6 +281,33 @@ Test(queue, written_then_committed_together_or_dropped)
 	queue_close(q);
 }
 
+Test(queue, commit_failure_removes_the_files)
+{
+	char qdir[128];
+	snprintf(qdir, sizeof(qdir), "%s/q", dir);
+	struct queue *q = queue_open(qdir);
+	cr_assert_not_null(q);
+	const char *rcpts[] = {"a@remote.test"};
+	int fd = message("Subject: x\r\n\r\nbody\r\n");
+	struct queue_pending p[2], *ps[2] = {&p[0], &p[1]};
+	for (int i = 0; i < 2; i++)
+		cr_assert_eq(queue_write(q, fd, 20, "", "s@x", rcpts, 1, &p[i]),
+			     0);
+	/* p[1]'s message file fails its fsync: a pipe answers EINVAL */
+	int pipefd[2];
+	cr_assert_eq(pipe(pipefd), 0);
+	close(pipefd[1]);
+	close(p[1].msgfd);
+	p[1].msgfd = pipefd[0];
+	cr_expect_eq(queue_commit(q, ps, 2), 1);
+	cr_expect_eq(p[0].err, 0);
+	cr_expect_eq(p[1].err, EINVAL);
+	cr_expect_eq(queue_each(q, NULL, NULL), 1);
+	cr_expect_eq(files_in(qdir), 2, "only p[0]'s .msg and .env are left");
+	close(fd);
+	queue_close(q);
+}
+
 static struct ev_loop *sync_loop;
 static int sync_pending;
 
