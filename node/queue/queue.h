@@ -120,9 +120,8 @@ bool queue_env_done(const struct queue_env *env);
 
 /* Removes ID.env, then ID.msg, then fsyncs the directory. */
 int queue_remove(struct queue *q, const char *id);
-/* The same without the fsync, for a message delivered (the runner's):
- * a removal a crash undoes only sends the message once more, so the
- * directory is fsynced later, off the loop (queue_sync_removed). */
+/* The same without the fsync (queue_sync_remove's, which fsyncs the
+ * directory later). */
 int queue_unlink(struct queue *q, const char *id);
 /* fsyncs the directory. */
 int queue_dir_sync(struct queue *q);

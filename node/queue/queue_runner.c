@@ -199,19 +199,38 @@ qjob_notices(struct qjob *j)
 	}
 }
 
+/* The message is done: removed off the loop, the claim's flock held
+ * until its files are gone (inline when that cannot be). */
+static void
+qjob_remove(struct qjob *j)
+{
+	int fds[2];
+	size_t n = 0;
+	if (j->msgfd >= 0)
+		fds[n++] = j->msgfd;
+	fds[n++] = queue_claim_hand_over(j->claim); /* the flock, last */
+	j->msgfd = -1;
+	j->claim = NULL;
+	if (queue_sync_remove(j->r->sync, j->id, fds, n) == 0) {
+		log_info("%s: removed", j->id);
+		return;
+	}
+	if (queue_remove(j->r->q, j->id) < 0)
+		log_err("queue %s: remove: %s", j->id, strerror(errno));
+	else
+		log_info("%s: removed", j->id);
+	for (size_t i = 0; i < n; i++)
+		close(fds[i]);
+}
+
 static void
 qjob_finish(struct qjob *j)
 {
 	if (!j->lost && queue_claim_valid(j->claim)) {
 		qjob_notices(j);
-		if (queue_env_done(&j->env)) {
-			if (queue_unlink(j->r->q, j->id) < 0)
-				log_err("queue %s: remove: %s", j->id,
-					strerror(errno));
-			else
-				log_info("%s: removed", j->id);
-			queue_sync_removed(j->r->sync);
-		} else if (queue_env_write(j->r->q, &j->env) < 0)
+		if (queue_env_done(&j->env))
+			qjob_remove(j);
+		else if (queue_env_write(j->r->q, &j->env) < 0)
 			log_err("queue %s: envelope: %s", j->id,
 				strerror(errno));
 	} else

@@ -1,16 +1,21 @@
-/* The syncing thread and its jobs (queue_sync.h). A job is on exactly one
- * list, all under s->mu: waiting (for the next batch), running (in the
- * batch being committed), done (waiting for the loop). The thread takes
- * every waiting job (up to QUEUE_SYNC_BATCH) as one batch; the loop's
+/* The syncing threads and their jobs (queue_sync.h). A job is on exactly
+ * one list, all under s->mu: waiting (for the next batch), one thread's
+ * running list (the batch it commits), done (waiting for the loop). A
+ * free thread takes every waiting job (up to QUEUE_SYNC_BATCH) as its
+ * batch, so while one batch is committed the next gathers, and is
+ * committed by the next free thread alongside: their fsyncs overlap and
+ * share the journal's commits and the disk's cache flushes. The loop's
  * ev_async takes done jobs one at a time, so a callback may cancel
  * another job still on the list. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/queue.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "../../common/log.h"
 #include "queue_sync.h"
@@ -28,25 +33,40 @@ struct queue_sync_job {
 
 TAILQ_HEAD(queue_sync_jobs, queue_sync_job);
 
+/* A delivered message to remove, with the fds that hold it (its claim's
+ * flock among them: closed once its files are gone). */
+struct queue_sync_rm {
+	STAILQ_ENTRY(queue_sync_rm) entry;
+	char id[QUEUE_ID_MAX];
+	int fds[QUEUE_SYNC_RM_FDS];
+	size_t nfds;
+};
+
+STAILQ_HEAD(queue_sync_rms, queue_sync_rm);
+
 struct queue_sync {
 	struct ev_loop *loop;
 	struct queue *q;
 	ev_async wake;
 	uint64_t next_id; /* the loop's alone */
-	pthread_t thread;
-	bool started;
+	struct queue_sync_worker {
+		struct queue_sync *s;
+		pthread_t thread;
+		struct queue_sync_jobs running; /* under mu */
+	} workers[QUEUE_SYNC_THREADS];
+	int nworkers;
 
-	/* shared with the thread, under mu */
+	/* shared with the threads, under mu */
 	pthread_mutex_t mu;
 	pthread_cond_t work;
-	struct queue_sync_jobs waiting, running, done;
-	size_t njobs; /* waiting or running */
-	bool removed; /* queue_sync_removed() since the last batch */
+	struct queue_sync_jobs waiting, done;
+	size_t njobs;			/* waiting or running */
+	struct queue_sync_rms removals; /* queue_sync_remove()'s, to do */
 	bool stop;
 };
 
-/* Commits the batch on s->running (off the lock: the loop leaves running
- * jobs' messages alone). */
+/* Commits batch, a thread's running list (off the lock: the loop leaves
+ * running jobs' messages alone). */
 static void
 queue_sync_commit(struct queue_sync *s, struct queue_sync_jobs *batch)
 {
@@ -57,7 +77,7 @@ queue_sync_commit(struct queue_sync *s, struct queue_sync_jobs *batch)
 	TAILQ_FOREACH(j, batch, entry)
 	for (size_t i = 0; i < j->n; i++)
 		ps[n++] = &j->p[i];
-	if (n == 0) { /* removals alone */
+	if (n == 0) { /* removals alone: made durable */
 		if (queue_dir_sync(s->q) < 0)
 			log_err("queue %s: fsync: %s", queue_path(s->q),
 				strerror(errno));
@@ -76,34 +96,55 @@ queue_sync_commit(struct queue_sync *s, struct queue_sync_jobs *batch)
 			queue_path(s->q), failed, n);
 }
 
-/* The syncing thread: commits batches until the queue_sync stops. */
+/* Removes the messages of list (off the lock) and frees it. */
+static void
+queue_sync_unlink(struct queue_sync *s, struct queue_sync_rms *list)
+{
+	struct queue_sync_rm *rm;
+
+	while ((rm = STAILQ_FIRST(list)) != NULL) {
+		STAILQ_REMOVE_HEAD(list, entry);
+		if (queue_unlink(s->q, rm->id) < 0)
+			log_err("queue %s: remove: %s", rm->id,
+				strerror(errno));
+		for (size_t i = 0; i < rm->nfds; i++)
+			close(rm->fds[i]); /* the flock goes last */
+		free(rm);
+	}
+}
+
+/* A syncing thread: commits batches until the queue_sync stops. */
 static void *
 queue_sync_worker(void *arg)
 {
-	struct queue_sync *s = arg;
+	struct queue_sync_worker *w = arg;
+	struct queue_sync *s = w->s;
 	struct queue_sync_job *j;
 
 	pthread_mutex_lock(&s->mu);
 	for (;;) {
-		while (!s->stop && TAILQ_EMPTY(&s->waiting) && !s->removed)
+		while (!s->stop && TAILQ_EMPTY(&s->waiting) &&
+		       STAILQ_EMPTY(&s->removals))
 			pthread_cond_wait(&s->work, &s->mu);
 		if (s->stop)
 			break;
-		s->removed =
-		    false; /* the batch's directory fsync covers them */
+		struct queue_sync_rms rms = STAILQ_HEAD_INITIALIZER(rms);
+		STAILQ_CONCAT(&rms, &s->removals);
 		for (size_t k = 0; k < QUEUE_SYNC_BATCH &&
 				   (j = TAILQ_FIRST(&s->waiting)) != NULL;
 		     k++) {
 			TAILQ_REMOVE(&s->waiting, j, entry);
-			TAILQ_INSERT_TAIL(&s->running, j, entry);
+			TAILQ_INSERT_TAIL(&w->running, j, entry);
 		}
 		pthread_mutex_unlock(&s->mu);
 
-		queue_sync_commit(s, &s->running);
+		/* before the batch: its directory fsyncs cover them too */
+		queue_sync_unlink(s, &rms);
+		queue_sync_commit(s, &w->running);
 
 		pthread_mutex_lock(&s->mu);
-		while ((j = TAILQ_FIRST(&s->running)) != NULL) {
-			TAILQ_REMOVE(&s->running, j, entry);
+		while ((j = TAILQ_FIRST(&w->running)) != NULL) {
+			TAILQ_REMOVE(&w->running, j, entry);
 			s->njobs--;
 			if (j->cancelled)
 				free(j); /* committed or not, nobody waits */
@@ -152,20 +193,29 @@ queue_sync_new(struct ev_loop *loop, struct queue *q)
 	s->q = q;
 	s->next_id = 1;
 	TAILQ_INIT(&s->waiting);
-	TAILQ_INIT(&s->running);
 	TAILQ_INIT(&s->done);
+	STAILQ_INIT(&s->removals);
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->work, NULL);
 	ev_async_init(&s->wake, queue_sync_wake_cb);
 	s->wake.data = s;
 	ev_async_start(loop, &s->wake);
-	if ((rc = pthread_create(&s->thread, NULL, queue_sync_worker, s)) !=
-	    0) {
-		log_warn("%s: pthread_create: %s", __func__, strerror(rc));
+	for (int i = 0; i < QUEUE_SYNC_THREADS; i++) {
+		struct queue_sync_worker *w = &s->workers[s->nworkers];
+		w->s = s;
+		TAILQ_INIT(&w->running);
+		if ((rc = pthread_create(&w->thread, NULL, queue_sync_worker,
+					 w)) != 0) {
+			log_warn("%s: pthread_create: %s", __func__,
+				 strerror(rc));
+			break;
+		}
+		s->nworkers++;
+	}
+	if (s->nworkers == 0) {
 		queue_sync_free(s);
 		return NULL;
 	}
-	s->started = true;
 	return s;
 }
 
@@ -178,11 +228,11 @@ queue_sync_free(struct queue_sync *s)
 		return;
 	pthread_mutex_lock(&s->mu);
 	s->stop = true;
-	pthread_cond_signal(&s->work);
+	pthread_cond_broadcast(&s->work);
 	pthread_mutex_unlock(&s->mu);
-	if (s->started)
-		pthread_join(s->thread, NULL);
-	/* The thread is gone: nothing is committed any more. */
+	for (int i = 0; i < s->nworkers; i++)
+		pthread_join(s->workers[i].thread, NULL);
+	/* The threads are gone: nothing is committed any more. */
 	ev_async_stop(s->loop, &s->wake);
 	while ((j = TAILQ_FIRST(&s->waiting)) != NULL) {
 		TAILQ_REMOVE(&s->waiting, j, entry);
@@ -194,6 +244,7 @@ queue_sync_free(struct queue_sync *s)
 		TAILQ_REMOVE(&s->done, j, entry);
 		free(j);
 	}
+	queue_sync_unlink(s, &s->removals);
 	pthread_cond_destroy(&s->work);
 	pthread_mutex_destroy(&s->mu);
 	free(s);
@@ -248,14 +299,16 @@ queue_sync_find(struct queue_sync_jobs *list, uint64_t id)
 void
 queue_sync_cancel(struct queue_sync *s, uint64_t id)
 {
-	struct queue_sync_job *j;
+	struct queue_sync_job *j = NULL;
 	bool drop = false;
 
 	if (id == 0)
 		return;
 	pthread_mutex_lock(&s->mu);
-	if ((j = queue_sync_find(&s->running, id)) != NULL) {
-		j->cancelled = true; /* the thread frees it */
+	for (int i = 0; i < s->nworkers && j == NULL; i++)
+		j = queue_sync_find(&s->workers[i].running, id);
+	if (j != NULL) {
+		j->cancelled = true; /* its thread frees it */
 		j = NULL;
 	} else if ((j = queue_sync_find(&s->done, id)) != NULL)
 		TAILQ_REMOVE(&s->done, j, entry);
@@ -272,11 +325,20 @@ queue_sync_cancel(struct queue_sync *s, uint64_t id)
 	free(j);
 }
 
-void
-queue_sync_removed(struct queue_sync *s)
+int
+queue_sync_remove(struct queue_sync *s, const char *id, const int *fds,
+		  size_t nfds)
 {
+	struct queue_sync_rm *rm;
+
+	if (nfds > QUEUE_SYNC_RM_FDS || (rm = calloc(1, sizeof(*rm))) == NULL)
+		return -1;
+	snprintf(rm->id, sizeof(rm->id), "%s", id);
+	memcpy(rm->fds, fds, nfds * sizeof(*fds));
+	rm->nfds = nfds;
 	pthread_mutex_lock(&s->mu);
-	s->removed = true;
+	STAILQ_INSERT_TAIL(&s->removals, rm, entry);
 	pthread_cond_signal(&s->work);
 	pthread_mutex_unlock(&s->mu);
+	return 0;
 }
