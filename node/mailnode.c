@@ -19,6 +19,7 @@
 #include "metrics/metrics.h"
 #include "queue/queue.h"
 #include "queue/queue_runner.h"
+#include "queue/queue_sync.h"
 #include "store/notice.h"
 
 /* How long READY=1 waits for a first config (mailnode_ready_when_configured). */
@@ -283,10 +284,16 @@ mailnode_run(struct node_config *cfg)
 		log_err("queue %s: %s", cfg->queue, strerror(errno));
 		goto out;
 	}
+	mn->queue_sync = queue_sync_new(mn->loop, mn->queue);
+	if (mn->queue_sync == NULL) {
+		log_err("cannot start the queue's syncing thread");
+		goto out;
+	}
 	if (cfg->roles & DUTY_MTA) {
 		mn->runner =
-		    queue_runner_new(mn->loop, cfg, mn->queue, mn->redis,
-				     mn->dir, &mn->store, err, sizeof(err));
+		    queue_runner_new(mn->loop, cfg, mn->queue, mn->queue_sync,
+				     mn->redis, mn->dir, &mn->store, err,
+				     sizeof(err));
 		if (mn->runner == NULL) {
 			log_err("queue runner: %s", err);
 			goto out;
@@ -339,6 +346,7 @@ out:
 	mailnode_metrics_stop(mn);
 	store_check_free(mn->store_check);
 	queue_runner_free(mn->runner);
+	queue_sync_free(mn->queue_sync);
 	queue_close(mn->queue);
 	imap_node_free(mn);
 	notice_free(mn->store.notice);

@@ -20,6 +20,7 @@
 struct imap_session;
 struct queue;	     /* queue/queue.h */
 struct queue_runner; /* queue/queue_runner.h */
+struct queue_sync;   /* queue/queue_sync.h */
 struct mailnode_metrics;
 
 /* What the node counts for GET /metrics: bumped on the loop, one line
@@ -69,8 +70,9 @@ struct mailnode {
 	struct store_check *store_check; /* /health's verdict on the store */
 	struct connlimit *limit;	 /* max_connections(_per_source) */
 	struct spool *spool;
-	struct queue *queue;	     /* the shared outbound queue */
-	struct queue_runner *runner; /* mta role only; else NULL */
+	struct queue *queue;	       /* the shared outbound queue */
+	struct queue_sync *queue_sync; /* its group commit, off the loop */
+	struct queue_runner *runner;   /* mta role only; else NULL */
 	struct mailnode_listener listeners[ROLE_COUNT];
 	ev_signal sigterm, sigint;
 	ev_signal sighup;	   /* mailnode_reload.h */

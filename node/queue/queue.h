@@ -16,8 +16,13 @@
  *     rcpt ADDRESS STATE ATTEMPTS NEXT-TRY LAST-REPLY   (one per recipient)
  *   STATE is queued, deferred, sent or failed; NEXT-TRY a Unix time (0:
  *   now); LAST-REPLY the rest of the line (may be empty).
- * ID.msg is fsynced, and the directory, before ID.env appears, so an
- * .env always names a whole message. ID is 8 hex digits of the creation
+ * ID.msg and the first ID.env (written as ID.env.tmp) are fsynced, and
+ * the directory, before ID.env.tmp is renamed to ID.env, so an .env
+ * always names a whole message; the directory is fsynced again after the
+ * rename. Messages are committed this way in batches (queue_commit; the
+ * SMTP sessions' through queue_sync.h, off the event loop), one set of
+ * directory fsyncs for every message of a batch; the files are the same
+ * whichever way they were written. ID is 8 hex digits of the creation
  * time, 5 of microseconds and 6 random ones ("65A1B2C3" "0F3A4" "1C2D9E"):
  * unique across nodes (the .msg is created O_EXCL), sorted by age, and
  * safe in file names and Redis keys.
@@ -75,6 +80,35 @@ int queue_enqueue(struct queue *q, int fd, size_t len, const char *prefix,
 		  const char *sender, const char *const *rcpts, size_t n,
 		  char id[QUEUE_ID_MAX]);
 
+/* queue_enqueue in two halves, for group commit: a message written but
+ * not yet durable, ID.msg and ID.env.tmp open and unsynced, no ID.env
+ * (no runner sees it yet). */
+struct queue_pending {
+	char id[QUEUE_ID_MAX];
+	int msgfd, envfd; /* open until committed or dropped */
+	int err;	  /* queue_commit's verdict: 0, or an errno */
+};
+
+/* Writes the message and its envelope as queue_enqueue does, without an
+ * fsync. Returns 0 with p filled (commit or drop it), or -1 with errno
+ * and nothing left. */
+int queue_write(struct queue *q, int fd, size_t len, const char *prefix,
+		const char *sender, const char *const *rcpts, size_t n,
+		struct queue_pending *p);
+/* Makes ps[0..n) durable and visible together: writeback started for
+ * every file first (so most of the fsyncs that follow find their file
+ * written and the journal committed), each file fsynced and closed, the
+ * directory fsynced, each ID.env.tmp renamed to ID.env, the directory
+ * fsynced once more for every rename. Sets each one's err: 0, durable
+ * and visible; otherwise its files are removed (an .env renamed whose
+ * directory fsync failed may have been seen by a runner already: sent,
+ * perhaps, as well as refused, never lost). Touches nothing of q but its
+ * directory fd, so it may run on a thread of its own. Returns how many
+ * failed. */
+size_t queue_commit(struct queue *q, struct queue_pending *const *ps, size_t n);
+/* A pending message given up: its files closed and removed. */
+void queue_drop(struct queue *q, struct queue_pending *p);
+
 /* Reads ID.env. Returns 0 (free with queue_env_free), or -1 with errno
  * (ENOENT: gone; EINVAL: does not parse). */
 int queue_env_read(struct queue *q, const char *id, struct queue_env *env);
@@ -86,6 +120,11 @@ bool queue_env_done(const struct queue_env *env);
 
 /* Removes ID.env, then ID.msg, then fsyncs the directory. */
 int queue_remove(struct queue *q, const char *id);
+/* The same without the fsync (queue_sync_remove's, which fsyncs the
+ * directory later). */
+int queue_unlink(struct queue *q, const char *id);
+/* fsyncs the directory. */
+int queue_dir_sync(struct queue *q);
 
 /* Calls fn with the ID of every queued message (an .env present), in no
  * particular order, until fn returns non-zero. Returns how many. */

@@ -83,3 +83,12 @@ queue_claim_release(struct queue_claim *c)
 	close(c->lockfd);
 	free(c);
 }
+
+int
+queue_claim_hand_over(struct queue_claim *c)
+{
+	int fd = c->lockfd;
+	lease_release(c->lease);
+	free(c);
+	return fd;
+}

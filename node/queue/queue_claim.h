@@ -37,5 +37,9 @@ struct queue_claim *queue_claim_take(struct queue *q, struct redis *r,
 bool queue_claim_valid(const struct queue_claim *c);
 /* Gives it back (lease deleted, flock closed); no callback after this. */
 void queue_claim_release(struct queue_claim *c);
+/* Gives it back but its flock: the lease is deleted and the flock's fd
+ * returned (closing it unlocks), for the removal of the message, which
+ * closes it once the files are gone; no callback after this. */
+int queue_claim_hand_over(struct queue_claim *c);
 
 #endif

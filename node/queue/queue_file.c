@@ -161,8 +161,8 @@ queue_copy_crlf(int in, int out, size_t len)
 }
 
 /* Creates ID.msg with a new ID (O_EXCL: an ID another node took is
- * skipped), writes prefix and the message, fsyncs it. Returns the fd's
- * close status: 0, or -1 with errno and no file left. */
+ * skipped) and writes prefix and the message into it, unsynced. Returns
+ * its open fd, or -1 with errno and no file left. */
 static int
 queue_msg_write(struct queue *q, int in, size_t len, const char *prefix,
 		char id[QUEUE_ID_MAX])
@@ -181,26 +181,55 @@ queue_msg_write(struct queue *q, int in, size_t len, const char *prefix,
 	if (out < 0)
 		return -1;
 	if (fd_write_all(out, prefix, strlen(prefix)) < 0 ||
-	    queue_copy_crlf(in, out, len) < 0 || fsync(out) < 0)
-		goto fail;
-	if (close(out) < 0) {
-		out = -1;
-		goto fail;
-	}
-	return 0;
-fail:
-	saved = errno;
-	if (out >= 0)
+	    queue_copy_crlf(in, out, len) < 0) {
+		saved = errno;
 		close(out);
-	unlinkat(q->fd, name, 0);
+		unlinkat(q->fd, name, 0);
+		errno = saved;
+		return -1;
+	}
+	return out;
+}
+
+static void queue_env_fill(FILE *f, void *arg);
+
+/* Writes ID.env.tmp, unsynced. Returns its open fd, or -1 with errno and
+ * no file left. */
+static int
+queue_env_tmp_write(struct queue *q, const struct queue_env *env)
+{
+	char tmp[QUEUE_NAME_MAX], *buf = NULL;
+	size_t len = 0;
+	int fd, saved;
+	FILE *f = open_memstream(&buf, &len);
+	if (f == NULL)
+		return -1;
+	queue_env_fill(f, (void *)env);
+	if (fclose(f) != 0) {
+		free(buf);
+		return -1;
+	}
+	snprintf(tmp, sizeof(tmp), "%s.env.tmp", env->id);
+	fd =
+	    openat(q->fd, tmp,
+		   O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd >= 0 && fd_write_all(fd, buf, len) < 0) {
+		saved = errno;
+		close(fd);
+		unlinkat(q->fd, tmp, 0);
+		errno = saved;
+		fd = -1;
+	}
+	saved = errno;
+	free(buf);
 	errno = saved;
-	return -1;
+	return fd;
 }
 
 int
-queue_enqueue(struct queue *q, int fd, size_t len, const char *prefix,
-	      const char *sender, const char *const *rcpts, size_t n,
-	      char id[QUEUE_ID_MAX])
+queue_write(struct queue *q, int fd, size_t len, const char *prefix,
+	    const char *sender, const char *const *rcpts, size_t n,
+	    struct queue_pending *p)
 {
 	struct queue_env env;
 	char name[QUEUE_NAME_MAX];
@@ -218,33 +247,126 @@ queue_enqueue(struct queue *q, int fd, size_t len, const char *prefix,
 	memset(&env, 0, sizeof(env));
 	if ((env.rcpt = calloc(n, sizeof(*env.rcpt))) == NULL)
 		return -1;
-	if (queue_msg_write(q, fd, len, prefix, id) < 0)
-		goto fail_nomsg;
-	if (fsync(q->fd) < 0)
+	p->err = 0;
+	p->envfd = -1;
+	if ((p->msgfd = queue_msg_write(q, fd, len, prefix, p->id)) < 0)
 		goto fail;
-	snprintf(env.id, sizeof(env.id), "%s", id);
-	env.created = queue_id_time(id);
+	snprintf(env.id, sizeof(env.id), "%s", p->id);
+	env.created = queue_id_time(p->id);
 	snprintf(env.sender, sizeof(env.sender), "%s", sender);
 	env.nrcpt = n;
 	for (size_t i = 0; i < n; i++)
 		snprintf(env.rcpt[i].addr, sizeof(env.rcpt[i].addr), "%s",
 			 rcpts[i]);
-	if (queue_env_write(q, &env) < 0)
+	if ((p->envfd = queue_env_tmp_write(q, &env)) < 0) {
+		saved = errno;
+		close(p->msgfd);
+		snprintf(name, sizeof(name), "%s.msg", p->id);
+		unlinkat(q->fd, name, 0);
+		errno = saved;
 		goto fail;
+	}
 	free(env.rcpt);
 	return 0;
 fail:
 	saved = errno;
-	snprintf(name, sizeof(name), "%s.env", id);
-	unlinkat(q->fd, name, 0);
-	snprintf(name, sizeof(name), "%s.msg", id);
-	unlinkat(q->fd, name, 0);
-	errno = saved;
-fail_nomsg:
-	saved = errno;
 	free(env.rcpt);
+	p->msgfd = p->envfd = -1;
 	errno = saved;
 	return -1;
+}
+
+/* Removes what a pending message left: ID.env, ID.env.tmp, ID.msg. */
+static void
+queue_pending_unlink(struct queue *q, const char *id)
+{
+	static const char *const ext[] = {".env", ".env.tmp", ".msg"};
+	char name[QUEUE_NAME_MAX];
+	for (size_t i = 0; i < sizeof(ext) / sizeof(*ext); i++) {
+		snprintf(name, sizeof(name), "%s%s", id, ext[i]);
+		unlinkat(q->fd, name, 0);
+	}
+}
+
+/* Closes p's files; a failure to (the last chance to hear of a write
+ * error) becomes its err. */
+static void
+queue_pending_close(struct queue_pending *p)
+{
+	if (p->msgfd >= 0 && close(p->msgfd) < 0 && p->err == 0)
+		p->err = errno;
+	if (p->envfd >= 0 && close(p->envfd) < 0 && p->err == 0)
+		p->err = errno;
+	p->msgfd = p->envfd = -1;
+}
+
+void
+queue_drop(struct queue *q, struct queue_pending *p)
+{
+	queue_pending_close(p);
+	queue_pending_unlink(q, p->id);
+}
+
+/* Every pending one not failed yet gets err (a directory fsync failed). */
+static void
+queue_commit_fail(struct queue_pending *const *ps, size_t n, int err)
+{
+	for (size_t i = 0; i < n; i++)
+		if (ps[i]->err == 0)
+			ps[i]->err = err;
+}
+
+size_t
+queue_commit(struct queue *q, struct queue_pending *const *ps, size_t n)
+{
+	char tmp[QUEUE_NAME_MAX], name[QUEUE_NAME_MAX];
+	size_t failed = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		ps[i]->err = 0;
+		sync_file_range(ps[i]->msgfd, 0, 0, SYNC_FILE_RANGE_WRITE);
+		sync_file_range(ps[i]->envfd, 0, 0, SYNC_FILE_RANGE_WRITE);
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (fsync(ps[i]->msgfd) < 0 || fsync(ps[i]->envfd) < 0)
+			ps[i]->err = errno;
+		queue_pending_close(ps[i]);
+	}
+	/* Every ID.msg is there before its .env can be */
+	if (fsync(q->fd) < 0)
+		queue_commit_fail(ps, n, errno);
+	for (size_t i = 0; i < n; i++) {
+		if (ps[i]->err)
+			continue;
+		snprintf(tmp, sizeof(tmp), "%s.env.tmp", ps[i]->id);
+		snprintf(name, sizeof(name), "%s.env", ps[i]->id);
+		if (renameat(q->fd, tmp, q->fd, name) < 0)
+			ps[i]->err = errno;
+	}
+	if (fsync(q->fd) < 0)
+		queue_commit_fail(ps, n, errno);
+	for (size_t i = 0; i < n; i++)
+		if (ps[i]->err) {
+			queue_pending_unlink(q, ps[i]->id);
+			failed++;
+		}
+	return failed;
+}
+
+int
+queue_enqueue(struct queue *q, int fd, size_t len, const char *prefix,
+	      const char *sender, const char *const *rcpts, size_t n,
+	      char id[QUEUE_ID_MAX])
+{
+	struct queue_pending p, *ps = &p;
+	if (queue_write(q, fd, len, prefix, sender, rcpts, n, &p) < 0)
+		return -1;
+	snprintf(id, QUEUE_ID_MAX, "%s", p.id);
+	if (queue_commit(q, &ps, 1) > 0) {
+		errno = p.err;
+		return -1;
+	}
+	return 0;
 }
 
 static void
@@ -393,7 +515,7 @@ fail:;
 }
 
 int
-queue_remove(struct queue *q, const char *id)
+queue_unlink(struct queue *q, const char *id)
 {
 	char name[QUEUE_NAME_MAX];
 	int rc = 0;
@@ -403,9 +525,22 @@ queue_remove(struct queue *q, const char *id)
 	snprintf(name, sizeof(name), "%s.msg", id);
 	if (unlinkat(q->fd, name, 0) < 0 && errno != ENOENT)
 		rc = -1;
+	return rc;
+}
+
+int
+queue_remove(struct queue *q, const char *id)
+{
+	int rc = queue_unlink(q, id);
 	if (fsync(q->fd) < 0)
 		rc = -1;
 	return rc;
+}
+
+int
+queue_dir_sync(struct queue *q)
+{
+	return fsync(q->fd);
 }
 
 size_t

@@ -18,6 +18,7 @@
 #include "../../common/log.h"
 #include "../../common/tls.h"
 #include "queue_bounce.h"
+#include "queue_sync.h"
 #include "queue_claim.h"
 #include "queue_dkim.h"
 #include "queue_dns.h"
@@ -33,6 +34,7 @@ struct queue_runner {
 	struct ev_loop *loop;
 	const struct node_config *cfg;
 	struct queue *q;
+	struct queue_sync *sync; /* makes removals durable, off the loop */
 	struct redis *redis;
 	struct directory *dir;
 	struct store *store;
@@ -197,18 +199,38 @@ qjob_notices(struct qjob *j)
 	}
 }
 
+/* The message is done: removed off the loop, the claim's flock held
+ * until its files are gone (inline when that cannot be). */
+static void
+qjob_remove(struct qjob *j)
+{
+	int fds[2];
+	size_t n = 0;
+	if (j->msgfd >= 0)
+		fds[n++] = j->msgfd;
+	fds[n++] = queue_claim_hand_over(j->claim); /* the flock, last */
+	j->msgfd = -1;
+	j->claim = NULL;
+	if (queue_sync_remove(j->r->sync, j->id, fds, n) == 0) {
+		log_info("%s: removed", j->id);
+		return;
+	}
+	if (queue_remove(j->r->q, j->id) < 0)
+		log_err("queue %s: remove: %s", j->id, strerror(errno));
+	else
+		log_info("%s: removed", j->id);
+	for (size_t i = 0; i < n; i++)
+		close(fds[i]);
+}
+
 static void
 qjob_finish(struct qjob *j)
 {
 	if (!j->lost && queue_claim_valid(j->claim)) {
 		qjob_notices(j);
-		if (queue_env_done(&j->env)) {
-			if (queue_remove(j->r->q, j->id) < 0)
-				log_err("queue %s: remove: %s", j->id,
-					strerror(errno));
-			else
-				log_info("%s: removed", j->id);
-		} else if (queue_env_write(j->r->q, &j->env) < 0)
+		if (queue_env_done(&j->env))
+			qjob_remove(j);
+		else if (queue_env_write(j->r->q, &j->env) < 0)
 			log_err("queue %s: envelope: %s", j->id,
 				strerror(errno));
 	} else
@@ -783,8 +805,9 @@ qrun_read_password(const char *path, char *out, size_t outlen, char *err,
 
 struct queue_runner *
 queue_runner_new(struct ev_loop *loop, const struct node_config *cfg,
-		 struct queue *q, struct redis *redis, struct directory *dir,
-		 struct store *store, char *err, size_t errlen)
+		 struct queue *q, struct queue_sync *sync, struct redis *redis,
+		 struct directory *dir, struct store *store, char *err,
+		 size_t errlen)
 {
 	struct queue_runner *r = calloc(1, sizeof(*r));
 	if (r == NULL) {
@@ -794,6 +817,7 @@ queue_runner_new(struct ev_loop *loop, const struct node_config *cfg,
 	r->loop = loop;
 	r->cfg = cfg;
 	r->q = q;
+	r->sync = sync;
 	r->redis = redis;
 	r->dir = dir;
 	r->store = store;

@@ -31,6 +31,7 @@
 #include "../config/directory.h"
 #include "../store/store.h"
 #include "queue.h"
+#include "queue_sync.h"
 
 struct queue_runner;
 
@@ -39,11 +40,13 @@ struct queue_runner_stats {
 };
 
 /* dir and store: recipients in local domains (bounces to local senders)
- * are delivered to the store. Returns NULL with a reason in err. */
+ * are delivered to the store; sync makes the removal of what was
+ * delivered durable, off the loop. Returns NULL with a reason in err. */
 struct queue_runner *
 queue_runner_new(struct ev_loop *loop, const struct node_config *cfg,
-		 struct queue *q, struct redis *redis, struct directory *dir,
-		 struct store *store, char *err, size_t errlen);
+		 struct queue *q, struct queue_sync *sync, struct redis *redis,
+		 struct directory *dir, struct store *store, char *err,
+		 size_t errlen);
 /* Stops every delivery in flight (claims given back) and frees r. */
 void queue_runner_free(struct queue_runner *r);
 /* Stopping: no new delivery starts; those in flight go on. Returns how

@@ -30,6 +30,7 @@ enum smtp_state {
 	SMTP_AUTH,	 /* reading an AUTH continuation */
 	SMTP_AUTH_CHECK, /* the password is being checked: input held */
 	SMTP_MILTER,	 /* the milters have the message: input held */
+	SMTP_DELIVER,	 /* the queued copies are made durable: input held */
 	SMTP_QUIT,
 };
 
@@ -52,8 +53,8 @@ struct smtp_session {
 
 	/* the transaction */
 	char sender[DIR_ADDR_MAX];
-	uint64_t mail_size;	/* MAIL's SIZE= (RFC 1870); 0: none */
-	struct submit_rcpts rc; /* RCPT commands accepted, where they go */
+	uint64_t mail_size;	    /* MAIL's SIZE= (RFC 1870); 0: none */
+	struct submit_rcpts rc;	    /* RCPT commands accepted, where they go */
 	char (*rcpt)[DIR_ADDR_MAX]; /* their addresses, for the milters */
 	size_t nrcptaddr, caprcpt;
 
@@ -68,6 +69,9 @@ struct smtp_session {
 
 	/* the milters (smtp_milter.c): NULL when none runs */
 	struct smtp_milter *milter;
+	/* the delivery waiting for the queue's fsyncs: NULL when none */
+	struct submit_job *deliver;
+	const char *deliver_folder; /* for its log line */
 };
 
 /* Writes a reply line (CRLF added). */
@@ -88,7 +92,9 @@ void smtp_command(struct smtp_session *s, char *line, size_t len);
 /* smtp_session.c: DATA starts reading the message. */
 void smtp_data_begin(struct smtp_session *s);
 /* The message is in and checked: queue and deliver it (local copies into
- * each mailbox's folder, NULL: INBOX), answer, end the transaction. */
+ * each mailbox's folder, NULL: INBOX), answer, end the transaction. When
+ * the queue has copies, input is held (SMTP_DELIVER) until they are
+ * durable; then the answer, and input resumes. */
 void smtp_data_deliver(struct smtp_session *s, const char *folder);
 /* Ends the transaction after the answer to DATA; a new session ID. */
 void smtp_data_done(struct smtp_session *s);

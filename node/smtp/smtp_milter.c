@@ -163,8 +163,8 @@ smtp_milter_done(void *arg, const struct milter_result *r)
 	smtp_milter_free(m);
 	s->milter = NULL;
 	stream_batch_end(s->st);
-	if (s->state != SMTP_QUIT)
-		stream_resume(s->st);
+	if (s->state != SMTP_QUIT && s->state != SMTP_DELIVER)
+		stream_resume(s->st); /* else held until the queue's answer */
 }
 
 void

@@ -73,7 +73,8 @@ smtp_reset(struct smtp_session *s)
 	s->wlen = 0;
 	s->data_long = s->data_oversize = s->data_ioerr = false;
 	if (s->state == SMTP_MAIL || s->state == SMTP_RCPT ||
-	    s->state == SMTP_DATA || s->state == SMTP_MILTER)
+	    s->state == SMTP_DATA || s->state == SMTP_MILTER ||
+	    s->state == SMTP_DELIVER)
 		s->state = SMTP_READY;
 }
 
@@ -192,13 +193,49 @@ done:
 	smtp_data_done(s);
 }
 
+/* The delivery's answer: at once (nothing queued, or a failure), or on
+ * the loop once the queued copies are durable, input held meanwhile. */
+static void
+smtp_data_delivered(void *arg, const char *how, const char *qid)
+{
+	struct smtp_session *s = arg;
+	const char *folder = s->deliver_folder;
+	bool held = s->deliver != NULL;
+
+	s->deliver = NULL;
+	if (held)
+		stream_batch_begin(s->st);
+	if (how) {
+		log_info("smtp %s: from=<%s> rcpts=%zu remote=%zu "
+			 "forwarded=%zu size=%zu client=%s user=%s %s%s%s%s%s",
+			 s->id, s->sender, s->rc.nmbox, s->rc.nremote,
+			 s->rc.nfwd, s->datasize, stream_peer_str(s->st),
+			 s->user[0] ? s->user : "-", how,
+			 folder ? " folder=" : "", folder ? folder : "",
+			 qid[0] ? " queue_id=" : "", qid);
+		if (s->rc.nmbox)
+			s->mn->counters.deliveries[strcmp(how, "spooled") == 0
+						       ? MAILNODE_SPOOLED
+						       : MAILNODE_STORED]++;
+		smtp_reply(s, "250 2.0.0 Ok: queued as %s",
+			   qid[0] ? qid : s->id);
+	} else
+		smtp_reply(s, "451 4.3.0 Temporary local failure, try again "
+			      "later");
+	smtp_data_done(s);
+	if (held) {
+		stream_batch_end(s->st);
+		stream_resume(s->st);
+	}
+}
+
 void
 smtp_data_deliver(struct smtp_session *s, const char *folder)
 {
 	char prefix[2048];
 
 	smtp_prefix(s, prefix, sizeof(prefix));
-	char added[512], qid[64], logid[40];
+	char added[512], logid[40];
 	if (smtp_is_submission(s))
 		submit_added_headers(s->mn, s->datafd, s->datasize, s->id,
 				     added, sizeof(added));
@@ -223,27 +260,14 @@ smtp_data_deliver(struct smtp_session *s, const char *folder)
 		smtp_data_done(s);
 		return;
 	}
-	const char *how =
-	    submit_deliver_to(s->mn, &s->rc, s->sender, s->datafd, s->datasize,
-			      prefix, folder, logid, qid, sizeof(qid));
-	if (how) {
-		log_info("smtp %s: from=<%s> rcpts=%zu remote=%zu "
-			 "forwarded=%zu size=%zu client=%s user=%s %s%s%s%s%s",
-			 s->id, s->sender, s->rc.nmbox, s->rc.nremote,
-			 s->rc.nfwd, s->datasize, stream_peer_str(s->st),
-			 s->user[0] ? s->user : "-", how,
-			 folder ? " folder=" : "", folder ? folder : "",
-			 qid[0] ? " queue_id=" : "", qid);
-		if (s->rc.nmbox)
-			s->mn->counters.deliveries[strcmp(how, "spooled") == 0
-						       ? MAILNODE_SPOOLED
-						       : MAILNODE_STORED]++;
-		smtp_reply(s, "250 2.0.0 Ok: queued as %s",
-			   qid[0] ? qid : s->id);
-	} else
-		smtp_reply(s, "451 4.3.0 Temporary local failure, try again "
-			      "later");
-	smtp_data_done(s);
+	s->deliver_folder = folder;
+	s->deliver = submit_deliver_start(s->mn, &s->rc, s->sender, s->datafd,
+					  s->datasize, prefix, folder, logid,
+					  smtp_data_delivered, s);
+	if (s->deliver) {
+		s->state = SMTP_DELIVER;
+		stream_pause(s->st);
+	}
 }
 
 void
@@ -375,6 +399,7 @@ smtp_on_close(void *arg, const char *why)
 	log_debug("smtp %s: closed: %s", s->id, why);
 	auth_login_cancel(s->mn->login, s->auth_job);
 	smtp_milter_cancel(s);
+	submit_deliver_cancel(s->deliver);
 	if (s->datafd >= 0)
 		close(s->datafd);
 	mailnode_session_closed(s->mn, s->role);

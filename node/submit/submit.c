@@ -13,6 +13,7 @@
 #include "../queue/queue.h"
 #include "../queue/queue_runner.h"
 #include "../queue/queue_srs.h"
+#include "../queue/queue_sync.h"
 #include "submit.h"
 
 #define SUBMIT_HEADER_SCAN_MAX (1 << 20) /* header bytes looked at */
@@ -206,37 +207,41 @@ submit_added_headers(struct mailnode *mn, int fd, size_t size, const char *id,
 	}
 }
 
-/* Queues the message for one list of recipients from sender. */
+/* Writes the message for one list of recipients from sender (not yet
+ * durable: queue_write). */
 static int
 submit_queue_list(struct mailnode *mn, int fd, size_t size, const char *prefix,
 		  char (*rcpts)[DIR_ADDR_MAX], size_t n, const char *sender,
-		  char qid[QUEUE_ID_MAX])
+		  struct queue_pending *p)
 {
 	const char **list = calloc(n, sizeof(*list));
 	if (list == NULL)
 		return -1;
 	for (size_t i = 0; i < n; i++)
 		list[i] = rcpts[i];
-	int rc =
-	    queue_enqueue(mn->queue, fd, size, prefix, sender, list, n, qid);
+	int rc = queue_write(mn->queue, fd, size, prefix, sender, list, n, p);
 	int saved = errno;
 	free(list);
 	errno = saved;
 	return rc;
 }
 
-/* The remote and forwarded recipients into the queue. Returns 0 with the
- * queue ID in id, or -1 with errno (nothing left queued). */
+/* Writes the remote recipients' copy, then the forwarded ones' (its
+ * sender made SRS), into p[0..*np) for queue_commit. Returns 0, or -1
+ * with errno and nothing left. */
 static int
-submit_queue_remote(struct mailnode *mn, const struct submit_rcpts *r,
-		    const char *sender, int fd, size_t size, const char *prefix,
-		    char *id, size_t idlen)
+submit_queue_write(struct mailnode *mn, const struct submit_rcpts *r,
+		   const char *sender, int fd, size_t size, const char *prefix,
+		   struct queue_pending p[QUEUE_SYNC_GROUP], size_t *np)
 {
-	char qid[QUEUE_ID_MAX] = "", fid[QUEUE_ID_MAX] = "";
 	char srs[DIR_ADDR_MAX * 2];
-	if (r->nremote > 0 && submit_queue_list(mn, fd, size, prefix, r->remote,
-						r->nremote, sender, qid) < 0)
-		return -1;
+	*np = 0;
+	if (r->nremote > 0) {
+		if (submit_queue_list(mn, fd, size, prefix, r->remote,
+				      r->nremote, sender, &p[0]) < 0)
+			return -1;
+		*np = 1;
+	}
 	if (r->nfwd > 0) {
 		/* Our own users' mail keeps its sender: SPF passes as it is. */
 		const char *at = strrchr(sender, '@');
@@ -248,20 +253,36 @@ submit_queue_remote(struct mailnode *mn, const struct submit_rcpts *r,
 			from = srs;
 		}
 		if (submit_queue_list(mn, fd, size, prefix, r->fwd, r->nfwd,
-				      from, fid) < 0)
+				      from, &p[*np]) < 0)
 			goto fail;
+		(*np)++;
 	}
-	snprintf(id, idlen, "%s", qid[0] ? qid : fid);
-	if (qid[0])
-		queue_runner_queued(mn->runner, qid);
-	if (fid[0])
-		queue_runner_queued(mn->runner, fid);
 	return 0;
 fail:;
 	int saved = errno;
-	if (qid[0])
-		queue_remove(mn->queue, qid);
+	if (*np)
+		queue_drop(mn->queue, &p[0]);
+	*np = 0;
 	errno = saved;
+	return -1;
+}
+
+/* After queue_commit: every copy durable, or none left (those committed
+ * are taken back). Returns 0, or -1 with errno. */
+static int
+submit_queue_committed(struct mailnode *mn, const struct queue_pending *p,
+		       size_t n)
+{
+	int err = 0;
+	for (size_t i = 0; i < n; i++)
+		if (p[i].err && err == 0)
+			err = p[i].err;
+	if (err == 0)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (p[i].err == 0)
+			queue_remove(mn->queue, p[i].id);
+	errno = err;
 	return -1;
 }
 
@@ -314,31 +335,163 @@ submit_deliver(struct mailnode *mn, const struct submit_rcpts *r,
 				 qid, qidlen);
 }
 
+/* The rest of a delivery once its queued copies p[0..n) are durable:
+ * the local copies, then the runner told; a local failure takes the
+ * queued copies back. Returns what submit_deliver_to returns, the queue
+ * ID in qid. */
+static const char *
+submit_finish(struct mailnode *mn, const struct submit_rcpts *r,
+	      const char *sender, int fd, size_t size, const char *prefix,
+	      const char *folder, const char *logid,
+	      const struct queue_pending *p, size_t n, char *qid, size_t qidlen)
+{
+	const char *how = r->nmbox
+			      ? submit_deliver_local(mn, r, sender, fd, size,
+						     prefix, folder, logid)
+			      : "queued";
+	for (size_t i = 0; i < n; i++)
+		if (how == NULL)
+			queue_remove(mn->queue, p[i].id);
+		else
+			queue_runner_queued(mn->runner, p[i].id);
+	snprintf(qid, qidlen, "%s", how && n ? p[0].id : "");
+	return how;
+}
+
+/* Outbound copies carry no Return-Path:, the final delivery adds it. */
+static const char *
+submit_queue_prefix(const char *prefix)
+{
+	const char *rest = strstr(prefix, "\r\n");
+	return rest ? rest + 2 : "";
+}
+
 const char *
 submit_deliver_to(struct mailnode *mn, const struct submit_rcpts *r,
 		  const char *sender, int fd, size_t size, const char *prefix,
 		  const char *folder, const char *logid, char *qid,
 		  size_t qidlen)
 {
-	qid[0] = '\0';
+	struct queue_pending p[QUEUE_SYNC_GROUP],
+	    *ps[QUEUE_SYNC_GROUP] = {&p[0], &p[1]};
+	size_t n = 0;
+
 	/* The queue first: a local failure then takes the queued copy back,
-	 * so a failure leaves nothing behind. Outbound copies carry no
-	 * Return-Path:, the final delivery adds it. */
-	const char *rest = strstr(prefix, "\r\n");
-	if (r->nremote + r->nfwd > 0 &&
-	    submit_queue_remote(mn, r, sender, fd, size, rest ? rest + 2 : "",
-				qid, qidlen) < 0) {
-		log_err("%s: queue %s: %s", logid, queue_path(mn->queue),
+	 * so a failure leaves nothing behind. */
+	qid[0] = '\0';
+	if (submit_queue_write(mn, r, sender, fd, size,
+			       submit_queue_prefix(prefix), p, &n) < 0)
+		goto fail;
+	if (n > 0) {
+		queue_commit(mn->queue, ps, n);
+		if (submit_queue_committed(mn, p, n) < 0)
+			goto fail;
+	}
+	return submit_finish(mn, r, sender, fd, size, prefix, folder, logid, p,
+			     n, qid, qidlen);
+fail:
+	log_err("%s: queue %s: %s", logid, queue_path(mn->queue),
+		strerror(errno));
+	return NULL;
+}
+
+/* A delivery waiting for its queued copies (submit_deliver_start). */
+struct submit_job {
+	struct mailnode *mn;
+	const struct submit_rcpts *r;
+	char sender[DIR_ADDR_MAX];
+	int fd;
+	size_t size;
+	char *prefix;
+	const char *folder;
+	char logid[64];
+	uint64_t sync; /* queue_sync's job */
+	submit_done_cb cb;
+	void *arg;
+};
+
+static void
+submit_job_free(struct submit_job *j)
+{
+	free(j->prefix);
+	free(j);
+}
+
+/* On the loop: the job's queued copies are durable, or gone. */
+static void
+submit_synced(void *arg, const struct queue_pending *p, size_t n)
+{
+	struct submit_job *j = arg;
+	const char *how = NULL;
+	char qid[QUEUE_ID_MAX] = "";
+
+	if (submit_queue_committed(j->mn, p, n) < 0)
+		log_err("%s: queue %s: %s", j->logid, queue_path(j->mn->queue),
 			strerror(errno));
+	else
+		how = submit_finish(j->mn, j->r, j->sender, j->fd, j->size,
+				    j->prefix, j->folder, j->logid, p, n, qid,
+				    sizeof(qid));
+	j->cb(j->arg, how, qid);
+	submit_job_free(j);
+}
+
+struct submit_job *
+submit_deliver_start(struct mailnode *mn, const struct submit_rcpts *r,
+		     const char *sender, int fd, size_t size,
+		     const char *prefix, const char *folder, const char *logid,
+		     submit_done_cb cb, void *arg)
+{
+	struct queue_pending p[QUEUE_SYNC_GROUP];
+	struct submit_job *j = NULL;
+	char qid[QUEUE_ID_MAX];
+	size_t n = 0;
+
+	if (r->nremote + r->nfwd == 0) {
+		const char *how =
+		    submit_deliver_to(mn, r, sender, fd, size, prefix, folder,
+				      logid, qid, sizeof(qid));
+		cb(arg, how, qid);
 		return NULL;
 	}
-	const char *how = r->nmbox
-			      ? submit_deliver_local(mn, r, sender, fd, size,
-						     prefix, folder, logid)
-			      : "queued";
-	if (how == NULL && qid[0]) {
-		queue_remove(mn->queue, qid);
-		qid[0] = '\0';
+	if (submit_queue_write(mn, r, sender, fd, size,
+			       submit_queue_prefix(prefix), p, &n) < 0) {
+		log_err("%s: queue %s: %s", logid, queue_path(mn->queue),
+			strerror(errno));
+		goto fail;
 	}
-	return how;
+	if ((j = calloc(1, sizeof(*j))) == NULL ||
+	    (j->prefix = strdup(prefix)) == NULL) {
+		log_err("%s: out of memory", logid);
+		goto fail;
+	}
+	j->mn = mn;
+	j->r = r;
+	snprintf(j->sender, sizeof(j->sender), "%s", sender);
+	j->fd = fd;
+	j->size = size;
+	j->folder = folder;
+	snprintf(j->logid, sizeof(j->logid), "%s", logid);
+	j->cb = cb;
+	j->arg = arg;
+	j->sync = queue_sync_start(mn->queue_sync, p, n, submit_synced, j);
+	if (j->sync == 0)
+		goto fail;
+	return j;
+fail:
+	for (size_t i = 0; i < n; i++)
+		queue_drop(mn->queue, &p[i]);
+	if (j)
+		submit_job_free(j);
+	cb(arg, NULL, "");
+	return NULL;
+}
+
+void
+submit_deliver_cancel(struct submit_job *j)
+{
+	if (j == NULL)
+		return;
+	queue_sync_cancel(j->mn->queue_sync, j->sync);
+	submit_job_free(j);
 }

@@ -104,4 +104,25 @@ const char *submit_deliver_to(struct mailnode *mn, const struct submit_rcpts *r,
 			      const char *prefix, const char *folder,
 			      const char *logid, char *qid, size_t qidlen);
 
+/* The same off the event loop for SMTP's sessions, where the queued
+ * copies' fsyncs would hold every other session: the copies are written,
+ * made durable by the queue's syncing thread together with every other
+ * session's (queue_sync.h), and then the local copies delivered; cb gets
+ * arg, what submit_deliver_to returns and the queue ID ("" when none).
+ * Returns the job, with r and fd to stay as they are until cb; or NULL
+ * once cb has been called already (nothing to queue, or a failure). */
+struct submit_job;
+typedef void (*submit_done_cb)(void *arg, const char *how, const char *qid);
+struct submit_job *submit_deliver_start(struct mailnode *mn,
+					const struct submit_rcpts *r,
+					const char *sender, int fd, size_t size,
+					const char *prefix, const char *folder,
+					const char *logid, submit_done_cb cb,
+					void *arg);
+/* The caller goes away: cb will not be called. Queued copies already
+ * being made durable stay queued (a runner's scan delivers them), the
+ * local copies are not delivered; the client, which saw no 250, sends
+ * again. NULL is ignored. */
+void submit_deliver_cancel(struct submit_job *j);
+
 #endif

@@ -17,7 +17,8 @@ import urllib.request
 
 from dnstest import ZoneServer
 from lbdtest import wait_for
-from wire import exchange
+import redistest
+from wire import Lines, exchange
 from mxtest import ScriptedMX
 from nodetest import NodeTestCase
 
@@ -578,6 +579,32 @@ class BounceTest(QueueTestCase):
         self.assertEqual(headers.get_content_type(), "text/rfc822-headers")
         self.assertIn("Subject: outbound", headers.get_payload())
         self.assertNotIn("line one", headers.get_payload())
+
+    def test_idle_hears_the_bounce_at_once(self):
+        """The runner stores a bounce through the store, which tells the
+        notice channel: IDLE on the sender's INBOX hears it within a
+        second, not at its next poll."""
+        n = self.node_with_imap()
+        self.deliver(n, b"Subject: first\r\n\r\nx\r\n")  # the Maildir
+        r = Lines(n.ports["imap"])
+        self.addCleanup(r.close)
+        r.cmd("a", "LOGIN alice@example.test demo")
+        self.assertIn("* 1 EXISTS", r.cmd("b", "SELECT INBOX"))
+        r.send("c IDLE\r\n")
+        self.assertTrue(r.line().startswith("+ "))
+        sub = redistest.Subscriber(self.redis.port, "ms:imap")
+        self.addCleanup(sub.close)
+        self.submit(n, ["reject-me@remote.test"])
+        wait_for(lambda: len(self.maildir("alice@example.test")) == 2, 15,
+                 step=0.005, what="the bounce in alice's INBOX")
+        stored = time.monotonic()
+        line = r.line()
+        took = time.monotonic() - stored
+        self.assertEqual(line, "* 2 EXISTS")
+        self.assertLess(took, 1.0, "IDLE heard it after %.2fs" % took)
+        self.assertEqual(sub.message(2.0), "alice@example.test\tINBOX")
+        r.send("DONE\r\n")
+        self.assertRegex(r.until("c")[-1], r"^c OK")
 
     def test_null_sender_never_bounced(self):
         n = self.outbound_node(extra="relay_networks = 127.0.0.0/8\n")

@@ -1,8 +1,11 @@
 /* The outbound queue's pieces without a network: the node config's roles,
  * routes and queue keys; queue files (enqueue, envelopes, listing,
- * removal, the flock claim); SRS addresses there and back. */
+ * removal, the flock claim); group commit, inline and on the syncing
+ * thread with a real libev loop; SRS addresses there and back. */
 #include <criterion/criterion.h>
 #include <ctype.h>
+#include <dirent.h>
+#include <ev.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -15,6 +18,7 @@
 #include "../../node/config/config.h"
 #include "../../node/queue/queue.h"
 #include "../../node/queue/queue_srs.h"
+#include "../../node/queue/queue_sync.h"
 #include "maildir_fixture.h"
 
 static char dir[64], ini[128];
@@ -229,6 +233,165 @@ Test(queue, refuses_bad_input)
 	cr_expect_eq(errno, EINVAL);
 	cr_expect(!queue_id_ok("../etc/passwd"));
 	cr_expect(!queue_id_ok("0000000000000000000a"));
+	close(fd);
+	queue_close(q);
+}
+
+/* How many files qdir holds. */
+static int
+files_in(const char *qdir)
+{
+	DIR *d = opendir(qdir);
+	struct dirent *de;
+	int n = 0;
+	cr_assert_not_null(d);
+	while ((de = readdir(d)) != NULL)
+		n += de->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+Test(queue, written_then_committed_together_or_dropped)
+{
+	char qdir[128];
+	snprintf(qdir, sizeof(qdir), "%s/q", dir);
+	struct queue *q = queue_open(qdir);
+	cr_assert_not_null(q);
+	const char *rcpts[] = {"a@remote.test"};
+	int fd = message("Subject: x\r\n\r\nbody\r\n");
+	struct queue_pending p[3], *ps[2] = {&p[0], &p[1]};
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(queue_write(q, fd, 20, "", "s@example.test", rcpts,
+					 1, &p[i]),
+			     0);
+	/* written, not visible: no .env yet, ID.msg and ID.env.tmp each */
+	cr_expect_eq(queue_each(q, NULL, NULL), 0);
+	cr_expect_eq(files_in(qdir), 6);
+	cr_expect_eq(queue_commit(q, ps, 2), 0);
+	cr_expect_eq(p[0].err, 0);
+	cr_expect_eq(p[1].err, 0);
+	cr_expect_eq(queue_each(q, NULL, NULL), 2);
+	struct queue_env e;
+	cr_assert_eq(queue_env_read(q, p[1].id, &e), 0);
+	cr_expect_str_eq(e.rcpt[0].addr, "a@remote.test");
+	queue_env_free(&e);
+	queue_drop(q, &p[2]);
+	cr_expect_eq(files_in(qdir), 4); /* two .msg, two .env */
+	close(fd);
+	queue_close(q);
+}
+
+Test(queue, commit_failure_removes_the_files)
+{
+	char qdir[128];
+	snprintf(qdir, sizeof(qdir), "%s/q", dir);
+	struct queue *q = queue_open(qdir);
+	cr_assert_not_null(q);
+	const char *rcpts[] = {"a@remote.test"};
+	int fd = message("Subject: x\r\n\r\nbody\r\n");
+	struct queue_pending p[2], *ps[2] = {&p[0], &p[1]};
+	for (int i = 0; i < 2; i++)
+		cr_assert_eq(queue_write(q, fd, 20, "", "s@x", rcpts, 1, &p[i]),
+			     0);
+	/* p[1]'s message file fails its fsync: a pipe answers EINVAL */
+	int pipefd[2];
+	cr_assert_eq(pipe(pipefd), 0);
+	close(pipefd[1]);
+	close(p[1].msgfd);
+	p[1].msgfd = pipefd[0];
+	cr_expect_eq(queue_commit(q, ps, 2), 1);
+	cr_expect_eq(p[0].err, 0);
+	cr_expect_eq(p[1].err, EINVAL);
+	cr_expect_eq(queue_each(q, NULL, NULL), 1);
+	cr_expect_eq(files_in(qdir), 2, "only p[0]'s .msg and .env are left");
+	close(fd);
+	queue_close(q);
+}
+
+static struct ev_loop *sync_loop;
+static int sync_pending;
+
+struct synced {
+	int calls, err;
+	size_t n;
+	char id[QUEUE_ID_MAX];
+};
+
+static void
+on_synced(void *arg, const struct queue_pending *p, size_t n)
+{
+	struct synced *r = arg;
+	r->calls++;
+	r->n = n;
+	r->err = p[0].err;
+	snprintf(r->id, sizeof(r->id), "%s", p[n - 1].id);
+	if (--sync_pending == 0)
+		ev_break(sync_loop, EVBREAK_ALL);
+}
+
+static void
+on_sync_deadline(struct ev_loop *l, ev_timer *t, int revents)
+{
+	(void)t;
+	(void)revents;
+	ev_break(l, EVBREAK_ALL);
+}
+
+Test(queue, sync_thread_commits_batches_and_cancels)
+{
+	char qdir[128];
+	snprintf(qdir, sizeof(qdir), "%s/q", dir);
+	struct queue *q = queue_open(qdir);
+	cr_assert_not_null(q);
+	sync_loop = ev_loop_new(EVFLAG_AUTO);
+	struct queue_sync *s = queue_sync_new(sync_loop, q);
+	cr_assert_not_null(s);
+	const char *rcpts[] = {"a@remote.test"};
+	int fd = message("Subject: x\r\n\r\nbody\r\n");
+	struct synced r[20];
+	struct queue_pending p[2];
+	memset(r, 0, sizeof(r));
+	/* 20 jobs, one of two messages, one cancelled at once */
+	for (int i = 0; i < 20; i++) {
+		size_t n = i == 7 ? 2 : 1;
+		for (size_t k = 0; k < n; k++)
+			cr_assert_eq(
+			    queue_write(q, fd, 20, "", "s@x", rcpts, 1, &p[k]),
+			    0);
+		uint64_t id = queue_sync_start(s, p, n, on_synced, &r[i]);
+		cr_assert(id > 0);
+		if (i == 3)
+			queue_sync_cancel(s, id);
+		else
+			sync_pending++;
+	}
+	ev_timer deadline;
+	ev_timer_init(&deadline, on_sync_deadline, 20., 0.);
+	ev_timer_start(sync_loop, &deadline);
+	ev_run(sync_loop, 0);
+	ev_timer_stop(sync_loop, &deadline);
+	cr_assert_eq(sync_pending, 0, "%d callbacks missing", sync_pending);
+	for (int i = 0; i < 20; i++) {
+		cr_expect_eq(r[i].calls, i == 3 ? 0 : 1, "job %d", i);
+		if (i == 3)
+			continue;
+		cr_expect_eq(r[i].err, 0);
+		cr_expect_eq(r[i].n, i == 7 ? 2u : 1u);
+		struct queue_env e;
+		cr_expect_eq(queue_env_read(q, r[i].id, &e), 0, "%s", r[i].id);
+		queue_env_free(&e);
+	}
+	/* the cancelled one: dropped before its batch, or committed and
+	 * left for a runner's scan; never half */
+	int n = queue_each(q, NULL, NULL);
+	cr_expect(n == 20 || n == 21, "%d", n);
+	cr_expect_eq(files_in(qdir), 2 * n);
+	/* freed with a job in flight: no callback, nothing leaked */
+	cr_assert_eq(queue_write(q, fd, 20, "", "s@x", rcpts, 1, &p[0]), 0);
+	cr_assert(queue_sync_start(s, p, 1, on_synced, &r[0]) > 0);
+	queue_sync_free(s);
+	cr_expect_eq(r[0].calls, 1);
+	ev_loop_destroy(sync_loop);
 	close(fd);
 	queue_close(q);
 }
