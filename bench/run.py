@@ -42,6 +42,7 @@ plus each proxy's CPU time per unit of work, read from /proc.
 usage: bench/run.py [--reps N] [--duration S] [--idle N] [--idle-many N]
                     [--rate R] [--quick] [--workloads W1,W1S,...] [--out DIR]
                     [--targets direct,haproxy,lbd] [--lbd-set KEY=VALUE]
+                    [--tuned-bin DIR]
 """
 import argparse
 import csv
@@ -116,9 +117,11 @@ class Bench:
         self.rate = None
         # lbdtuned: lbd with the --lbd-set settings, beside lbd's defaults
         self.tuned = getattr(args, "lbd_set", [])
+        self.tuned_bin = getattr(args, "tuned_bin", None) or args.bin
         want = getattr(args, "targets", "direct,haproxy,nginx,lbd").split(",")
         self.targets = [t for t in TARGETS if t in want or
-                        (t == "lbdtuned" and self.tuned and "lbd" in want)]
+                        (t == "lbdtuned" and "lbd" in want and
+                         (self.tuned or self.tuned_bin != args.bin))]
         ncpu = os.cpu_count() or 1
         self.proxy_cpu = "0"
         self.load_cpu = "1" if ncpu > 1 else "0"
@@ -191,7 +194,8 @@ class Bench:
         ports = {k: free_port() for k in ("web", "bulk", "smtp")}
         name = tag or target
         kw = ({"limits": True} if target == "lbdlim" else
-              {"tuned": self.tuned} if target == "lbdtuned" else {})
+              {"tuned": self.tuned, "bindir": self.tuned_bin}
+              if target == "lbdtuned" else {})
         p = getattr(self, "start_" + kind)(ports, name, threads, cpus, **kw)
         try:
             for port in ports.values():
@@ -223,9 +227,11 @@ class Bench:
             self.pids[t] = p.pid
         time.sleep(1)  # first health checks
 
-    def start_lbd(self, ports, name, threads, cpus, limits=False, tuned=()):
+    def start_lbd(self, ports, name, threads, cpus, limits=False, tuned=(),
+                  bindir=None):
         """lbd with its defaults (workers aside); tuned: [lbd] settings
-        (KEY=VALUE) added, for the lbdtuned target. limits: every service
+        (KEY=VALUE) added and bindir: where its binary is (default --bin),
+        for the lbdtuned target. limits: every service
         gets per-source limits no load here reaches (EDGE_LIMITS), so
         their bookkeeping runs on every accept and close and refuses no
         one."""
@@ -246,7 +252,7 @@ class Bench:
                        ports["web"], edge, ports["bulk"], edge,
                        ports["smtp"], edge, nodes(self.web), nodes([self.bulk]),
                        nodes(self.sink)))
-        lbd = os.path.join(self.args.bin, "lbd")
+        lbd = os.path.join(bindir or self.args.bin, "lbd")
         return self.spawn([lbd, "-c", conf], cpus, name)
 
     def start_haproxy(self, ports, name, threads, cpus):
@@ -1139,8 +1145,12 @@ def main():
     ap.add_argument("--lbd-set", action="append", default=[], metavar="KEY=VALUE",
                     help="an [lbd] setting of a second lbd, 'lbd tuned', run beside "
                     "lbd with its defaults (repeatable)")
+    ap.add_argument("--tuned-bin", metavar="DIR",
+                    help="lbd tuned's binary directory (default --bin): a "
+                    "before-and-after comparison")
     args = ap.parse_args()
-    LABEL["lbdtuned"] = "lbd tuned (%s)" % ", ".join(args.lbd_set)
+    LABEL["lbdtuned"] = "lbd tuned (%s)" % ", ".join(
+        args.lbd_set + (["bin " + args.tuned_bin] if args.tuned_bin else []))
     if args.hold:
         hold([int(p) for p in args.hold.split(",")])
     args.argv = sys.argv[1:]

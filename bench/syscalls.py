@@ -98,6 +98,7 @@ def main():
     ap.add_argument("--bin", default=os.path.join(run.TOP, "build", "bin"))
     ap.add_argument("--lbd-set", action="append", default=[], metavar="KEY=VALUE",
                     help="as run.py's: adds the target lbdtuned")
+    ap.add_argument("--tuned-bin", metavar="DIR", help="as run.py's")
     args = ap.parse_args()
     args.reps, args.idle, args.rate, args.node_msgs = 1, 0, 0, 0
     b = run.Bench(args)
