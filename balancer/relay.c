@@ -76,6 +76,7 @@ struct conn {
 	bool node_written; /* a write to sfd moved bytes */
 	bool node_nodelay; /* TCP_NODELAY is set on sfd */
 	bool pregreet; /* SMTP pregreet: no byte relayed to the client yet */
+	bool fin_hold; /* a FIN seen with the last bytes: pass it on a turn later */
 	uint32_t hash;
 	struct edge_ticket edge; /* its place in the service's source table */
 	struct dnsbl_query *dq;	 /* HOLDING: the DNSBL lookups pending */
@@ -374,6 +375,8 @@ relay_pump(struct conn *c, struct half *h, int from, int to)
 		relay_moved(c, from);
 		if (n == 0 || fin)
 			h->eof = true;
+		if (fin)
+			c->fin_hold = true;
 		if (n > 0)
 			relay_count(c, h, (size_t)n);
 		if (relay_flush(c, h, to) < 0)
@@ -423,8 +426,9 @@ relay_io_cb(struct wloop *loop, struct wio *io, uint32_t events)
 	if (events & (EPOLLERR | EPOLLHUP))
 		io->ready |= EPOLLIN | EPOLLOUT; /* the calls tell what */
 	uint32_t rev = io->ready & (io == &c->cio ? c->cwant : c->swant);
-	if (rev == 0)
+	if (rev == 0 && !c->fin_hold)
 		return;
+	c->fin_hold = false;
 	c->last = loop->mono;
 	if (io == &c->cio && (rev & EPOLLIN) && c->pregreet) {
 		int seen = relay_pregreet_peek(c);
@@ -505,6 +509,14 @@ relay_update(struct conn *c)
 	relay_kick(c, &c->sio, c->sfd, sev);
 	if (c->state == CONN_CONNECTING)
 		return;
+	if (c->fin_hold) {
+		/* A FIN that came with the last bytes (no read of its own):
+		 * the other side often closes as soon as it has them, and
+		 * then both close with no shutdown(), as they do when the FIN
+		 * is read a turn later. So the FIN waits that turn. */
+		wio_feed(&c->w->loop, &c->cio);
+		return;
+	}
 	relay_pass_fin(&c->up, c->sfd, &c->sio);
 	relay_pass_fin(&c->down, c->cfd, &c->cio);
 }
