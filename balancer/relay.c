@@ -31,12 +31,16 @@
 #include "worker.h"
 
 #define RELAY_BUF 16384
-#define RELAY_SPLICE_CHUNK 262144 /* and the pipe's size */
+/* and the pipe's size: the default fs.pipe-max-size, the most an
+ * unprivileged process may ask for */
+#define RELAY_SPLICE_CHUNK 1048576
 #define RELAY_PUMP_ROUNDS 4
 #define RELAY_MAX_TRIES 17 /* one try + at most 16 retries are tracked */
 #define RELAY_LINGER_S 2.0
 #define SPARE_BUFS 256
-#define SPARE_PIPES 64
+/* few: a user's pipes count against fs.pipe-user-pages-soft (64 MiB) by
+ * their size, full or empty, and past it new pipes get a page or two */
+#define SPARE_PIPES 16
 #define SPARE_CONNS 1024
 
 enum conn_state {
