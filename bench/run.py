@@ -42,7 +42,7 @@ plus each proxy's CPU time per unit of work, read from /proc.
 usage: bench/run.py [--reps N] [--duration S] [--idle N] [--idle-many N]
                     [--rate R] [--quick] [--workloads W1,W1S,...] [--out DIR]
                     [--targets direct,haproxy,lbd] [--lbd-set KEY=VALUE]
-                    [--tuned-bin DIR]
+                    [--tuned-bin DIR] [--tuned-label TEXT]
 """
 import argparse
 import csv
@@ -1148,8 +1148,9 @@ def main():
     ap.add_argument("--tuned-bin", metavar="DIR",
                     help="lbd tuned's binary directory (default --bin): a "
                     "before-and-after comparison")
+    ap.add_argument("--tuned-label", help="lbd tuned's name in the report")
     args = ap.parse_args()
-    LABEL["lbdtuned"] = "lbd tuned (%s)" % ", ".join(
+    LABEL["lbdtuned"] = args.tuned_label or "lbd tuned (%s)" % ", ".join(
         args.lbd_set + (["bin " + args.tuned_bin] if args.tuned_bin else []))
     if args.hold:
         hold([int(p) for p in args.hold.split(",")])
