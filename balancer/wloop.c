@@ -16,7 +16,9 @@
 /* io_collect_us: a poll that brings at least WLOOP_BUSY_EVENTS events
  * makes the loop busy; it stays busy while the events gathered over the
  * interval come at WLOOP_BUSY_RATE per second or more, so that traffic
- * below that rate is handled as soon as it comes. */
+ * below that rate is handled as soon as it comes. Events that say only
+ * "writable" do not count: every relay socket brings one when it is
+ * registered (libev, which the rates were set with, never saw those). */
 #define WLOOP_BUSY_EVENTS 3
 #define WLOOP_BUSY_RATE 50000.
 
@@ -285,10 +287,6 @@ wloop_run(struct wloop *l)
 		if (n < 0 && errno != EINTR)
 			fatal("%s: epoll_wait: %s", __func__, strerror(errno));
 		wloop_update(l);
-		if (l->collect > 0)
-			l->collecting =
-			    l->collecting ? n >= l->collect * WLOOP_BUSY_RATE
-					  : n >= WLOOP_BUSY_EVENTS;
 		/* what was fed runs first, then what this poll brought; every
 		 * io's ready bits are set before any callback runs, so that
 		 * a callback sees what its connection's other socket has */
@@ -298,11 +296,17 @@ wloop_run(struct wloop *l)
 			l->run->qprev = &l->run;
 		l->again = NULL;
 		l->againtail = &l->again;
+		int busy = 0;
 		for (int i = 0; i < n; i++) {
 			struct wio *io = evs[i].data.ptr;
 			io->ready |= evs[i].events;
 			wio_enqueue(io, &l->runtail);
+			busy += evs[i].events != EPOLLOUT;
 		}
+		if (l->collect > 0)
+			l->collecting =
+			    l->collecting ? busy >= l->collect * WLOOP_BUSY_RATE
+					  : busy >= WLOOP_BUSY_EVENTS;
 		while (l->run && !l->stop) {
 			struct wio *io = l->run;
 			uint32_t events = io->ready;
