@@ -780,6 +780,7 @@ config_load(const char *path, char *err, size_t errlen)
 		cfg->set.workers = 1;
 	cfg->set.log_level = LOG_LVL_INFO;
 	cfg->set.grace_s = 30;
+	cfg->set.io_collect_us = 100;
 	if (gethostname(cfg->set.name, sizeof(cfg->set.name) - 1) < 0 ||
 	    cfg->set.name[0] == '\0')
 		snprintf(cfg->set.name, sizeof(cfg->set.name), "lbd");

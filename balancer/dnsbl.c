@@ -1,7 +1,8 @@
-/* DNSBL lookups with c-ares on a worker's libev loop; see dnsbl.h. */
+/* DNSBL lookups with c-ares on a worker's loop; see dnsbl.h. */
 #include "dnsbl.h"
 
 #include <ares.h>
+#include <errno.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -17,8 +18,7 @@
 /* One of c-ares's sockets, watched on the loop. */
 struct dnsbl_sock {
 	struct dnsbl *d;
-	int fd;
-	ev_io io;
+	struct wio io;
 	struct dnsbl_sock *next;
 };
 
@@ -29,9 +29,9 @@ struct dnsbl_slot {
 };
 
 struct dnsbl {
-	struct ev_loop *loop;
+	struct wloop *loop;
 	ares_channel ch;
-	ev_timer timer; /* c-ares's next timeout */
+	struct wtimer timer; /* c-ares's next timeout */
 	struct dnsbl_sock *socks;
 	struct dnsbl_slot *cache; /* DNSBL_CACHE_SLOTS */
 	unsigned long sent;
@@ -49,7 +49,7 @@ struct dnsbl_lookup {
  * cancelled) and c-ares has called back for every lookup sent. */
 struct dnsbl_query {
 	struct dnsbl *d;
-	ev_timer deadline;
+	struct wtimer deadline;
 	dnsbl_done_fn *done;
 	void *arg;
 	int pending; /* lookups c-ares has not called back for */
@@ -72,31 +72,32 @@ static void
 dnsbl_schedule(struct dnsbl *d)
 {
 	struct timeval tv, *tvp = ares_timeout(d->ch, NULL, &tv);
-	ev_timer_stop(d->loop, &d->timer);
+	wtimer_stop(d->loop, &d->timer);
 	if (tvp == NULL)
 		return;
-	ev_timer_set(&d->timer, tv.tv_sec + tv.tv_usec / 1e6, 0.);
-	ev_timer_start(d->loop, &d->timer);
+	wtimer_start(d->loop, &d->timer, tv.tv_sec + tv.tv_usec / 1e6);
 }
 
 static void
-dnsbl_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
+dnsbl_timer_cb(struct wloop *loop, struct wtimer *t)
 {
 	struct dnsbl *d = t->data;
 	(void)loop;
-	(void)revents;
 	ares_process_fd(d->ch, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
 	dnsbl_schedule(d);
 }
 
 static void
-dnsbl_io_cb(struct ev_loop *loop, ev_io *io, int revents)
+dnsbl_io_cb(struct wloop *loop, struct wio *io, uint32_t events)
 {
 	struct dnsbl_sock *s = io->data;
 	struct dnsbl *d = s->d;
+	int fd = io->fd; /* c-ares may close it and free s */
 	(void)loop;
-	ares_process_fd(d->ch, (revents & EV_READ) ? s->fd : ARES_SOCKET_BAD,
-			(revents & EV_WRITE) ? s->fd : ARES_SOCKET_BAD);
+	if (events & (EPOLLERR | EPOLLHUP))
+		events |= EPOLLIN; /* the read tells what happened */
+	ares_process_fd(d->ch, (events & EPOLLIN) ? fd : ARES_SOCKET_BAD,
+			(events & EPOLLOUT) ? fd : ARES_SOCKET_BAD);
 	dnsbl_schedule(d);
 }
 
@@ -106,37 +107,41 @@ dnsbl_sock_state_cb(void *data, ares_socket_t fd, int readable, int writable)
 {
 	struct dnsbl *d = data;
 	struct dnsbl_sock **pp = &d->socks, *s;
-	while (*pp && (*pp)->fd != fd)
+	uint32_t events = (readable ? EPOLLIN : 0) | (writable ? EPOLLOUT : 0);
+	while (*pp && (*pp)->io.fd != fd)
 		pp = &(*pp)->next;
 	s = *pp;
-	if (!readable && !writable) {
+	if (events == 0) {
 		if (s) {
-			ev_io_stop(d->loop, &s->io);
+			wio_del(d->loop, &s->io);
 			*pp = s->next;
 			free(s);
 		}
 		return;
 	}
-	if (s == NULL) {
-		if ((s = calloc(1, sizeof(*s))) == NULL) {
-			log_err("dnsbl: out of memory");
-			return;
-		}
-		s->d = d;
-		s->fd = fd;
-		ev_init(&s->io, dnsbl_io_cb);
-		s->io.data = s;
-		s->next = d->socks;
-		d->socks = s;
+	if (s) {
+		if (wio_mod(d->loop, &s->io, events) < 0)
+			log_err("dnsbl: epoll_ctl: %s", strerror(errno));
+		return;
 	}
-	ev_io_stop(d->loop, &s->io);
-	ev_io_set(&s->io, fd,
-		  (readable ? EV_READ : 0) | (writable ? EV_WRITE : 0));
-	ev_io_start(d->loop, &s->io);
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
+		log_err("dnsbl: out of memory");
+		return;
+	}
+	s->d = d;
+	s->io.cb = dnsbl_io_cb;
+	s->io.data = s;
+	if (wio_add(d->loop, &s->io, fd, false, events) < 0) {
+		log_err("dnsbl: epoll_ctl: %s", strerror(errno));
+		free(s);
+		return;
+	}
+	s->next = d->socks;
+	d->socks = s;
 }
 
 struct dnsbl *
-dnsbl_new(struct ev_loop *loop, const char *resolver, char *err, size_t errlen)
+dnsbl_new(struct wloop *loop, const char *resolver, char *err, size_t errlen)
 {
 	struct ares_options o;
 	int rc;
@@ -154,7 +159,7 @@ dnsbl_new(struct ev_loop *loop, const char *resolver, char *err, size_t errlen)
 		return NULL;
 	}
 	d->loop = loop;
-	ev_init(&d->timer, dnsbl_timer_cb);
+	d->timer.cb = dnsbl_timer_cb;
 	d->timer.data = d;
 	memset(&o, 0, sizeof(o));
 	o.sock_state_cb = dnsbl_sock_state_cb;
@@ -184,11 +189,11 @@ dnsbl_free(struct dnsbl *d)
 	if (d == NULL)
 		return;
 	ares_destroy(d->ch); /* calls back every pending lookup */
-	ev_timer_stop(d->loop, &d->timer);
+	wtimer_stop(d->loop, &d->timer);
 	while (d->socks) {
 		struct dnsbl_sock *s = d->socks;
 		d->socks = s->next;
-		ev_io_stop(d->loop, &s->io);
+		wio_del(d->loop, &s->io);
 		free(s);
 	}
 	free(d->cache);
@@ -249,7 +254,7 @@ dnsbl_cache_put(struct dnsbl *d, const char *name, bool listed, long ttl)
 	struct dnsbl_slot *s = dnsbl_slot(d, name);
 	snprintf(s->name, sizeof(s->name), "%s", name);
 	s->listed = listed;
-	s->expires = ev_now(d->loop) + (double)ttl;
+	s->expires = d->loop->now + (double)ttl;
 }
 
 /* The cached verdict on name: 1 listed, 0 not, -1 unknown. */
@@ -257,7 +262,7 @@ static int
 dnsbl_cache_get(struct dnsbl *d, const char *name)
 {
 	struct dnsbl_slot *s = dnsbl_slot(d, name);
-	if (strcmp(s->name, name) != 0 || s->expires <= ev_now(d->loop))
+	if (strcmp(s->name, name) != 0 || s->expires <= d->loop->now)
 		return -1;
 	return s->listed;
 }
@@ -266,7 +271,7 @@ static void
 dnsbl_query_free_if_done(struct dnsbl_query *q)
 {
 	if (q->finished && q->pending == 0) {
-		ev_timer_stop(q->d->loop, &q->deadline);
+		wtimer_stop(q->d->loop, &q->deadline);
 		free(q);
 	}
 }
@@ -278,16 +283,15 @@ dnsbl_finish(struct dnsbl_query *q)
 	if (q->finished)
 		return;
 	q->finished = true;
-	ev_timer_stop(q->d->loop, &q->deadline);
+	wtimer_stop(q->d->loop, &q->deadline);
 	q->done(q->arg, q->score, q->zone, q->score >= q->threshold);
 	dnsbl_query_free_if_done(q);
 }
 
 static void
-dnsbl_deadline_cb(struct ev_loop *loop, ev_timer *t, int revents)
+dnsbl_deadline_cb(struct wloop *loop, struct wtimer *t)
 {
 	(void)loop;
-	(void)revents;
 	dnsbl_finish(t->data);
 }
 
@@ -360,7 +364,7 @@ dnsbl_check(struct dnsbl *d, const struct sockaddr *sa,
 	q->done = done;
 	q->arg = arg;
 	q->threshold = threshold;
-	ev_init(&q->deadline, dnsbl_deadline_cb);
+	q->deadline.cb = dnsbl_deadline_cb;
 	q->deadline.data = q;
 	/* the cache first: a listing there may decide with no lookup */
 	int nlk = 0;
@@ -396,8 +400,8 @@ dnsbl_check(struct dnsbl *d, const struct sockaddr *sa,
 	dnsbl_schedule(d);
 	/* decided already: tell at the next loop turn */
 	bool decided = q->pending == 0 || q->score >= threshold;
-	ev_timer_set(&q->deadline, decided ? 0. : timeout_ms / 1000.0, 0.);
-	ev_timer_start(d->loop, &q->deadline);
+	wtimer_start(d->loop, &q->deadline,
+		     decided ? 0. : timeout_ms / 1000.0);
 	return q;
 }
 
@@ -407,6 +411,6 @@ dnsbl_cancel(struct dnsbl_query *q)
 	if (q == NULL)
 		return;
 	q->finished = true;
-	ev_timer_stop(q->d->loop, &q->deadline);
+	wtimer_stop(q->d->loop, &q->deadline);
 	dnsbl_query_free_if_done(q);
 }

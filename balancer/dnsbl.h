@@ -1,6 +1,7 @@
 /* DNSBL lookups on a worker's loop: one c-ares channel per worker (no
  * lock: only that worker's thread touches it), its sockets and timeouts
- * watched by libev, and a small cache of answers per worker.
+ * watched by the worker's loop (wloop.h), and a small cache of answers per
+ * worker.
  *
  * A client address is looked up in each zone as the reversed address
  * under the zone (1.2.0.192.zen.example for 192.0.2.1; IPv6 by nibbles).
@@ -11,11 +12,11 @@
 #ifndef LBD_DNSBL_H
 #define LBD_DNSBL_H
 
-#include <ev.h>
 #include <stddef.h>
 #include <sys/socket.h>
 
 #include "edge.h"
+#include "wloop.h"
 
 #define DNSBL_NEG_TTL_S 60
 #define DNSBL_CACHE_SLOTS 1024	   /* direct-mapped, per worker */
@@ -32,7 +33,7 @@ typedef void dnsbl_done_fn(void *arg, int score, const char *zone, bool listed);
 
 /* resolver: "HOST:PORT" (numeric), or "" for /etc/resolv.conf. Returns
  * NULL with the reason in err. */
-struct dnsbl *dnsbl_new(struct ev_loop *loop, const char *resolver, char *err,
+struct dnsbl *dnsbl_new(struct wloop *loop, const char *resolver, char *err,
 			size_t errlen);
 /* Cancels what is pending (no callback runs) and frees. */
 void dnsbl_free(struct dnsbl *d);

@@ -7,7 +7,14 @@
  * "unavailable" answer, then a lingering close). Bytes move with splice()
  * through a pipe where the kernel allows it, through a buffer otherwise; pipes
  * and buffers are taken only while data is in flight, so an idle connection
- * holds neither. */
+ * holds neither.
+ *
+ * Both sockets are in the worker's epoll set once, edge-triggered for
+ * reading and writing (wloop.h): what each side waits for (cwant, swant)
+ * is the relay's own, and a socket's ready bits are used up only by a call
+ * that returns EAGAIN or a read that drains it. A side that is ready for
+ * what it now waits for runs again in the next loop iteration
+ * (relay_kick). */
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -24,12 +31,16 @@
 #include "worker.h"
 
 #define RELAY_BUF 16384
-#define RELAY_SPLICE_CHUNK 262144 /* and the pipe's size */
+/* and the pipe's size: the default fs.pipe-max-size, the most an
+ * unprivileged process may ask for */
+#define RELAY_SPLICE_CHUNK 1048576
 #define RELAY_PUMP_ROUNDS 4
 #define RELAY_MAX_TRIES 17 /* one try + at most 16 retries are tracked */
 #define RELAY_LINGER_S 2.0
 #define SPARE_BUFS 256
-#define SPARE_PIPES 64
+/* few: a user's pipes count against fs.pipe-user-pages-soft (64 MiB) by
+ * their size, full or empty, and past it new pipes get a page or two */
+#define SPARE_PIPES 16
 #define SPARE_CONNS 1024
 
 enum conn_state {
@@ -57,9 +68,10 @@ struct conn {
 	struct node *node;
 	enum conn_state state;
 	int cfd, sfd;
-	ev_io cio, sio;
-	ev_timer timer;
-	double last;	  /* last I/O, for the idle timeout */
+	struct wio cio, sio;
+	uint32_t cwant, swant; /* EPOLLIN, EPOLLOUT: what each side waits for */
+	struct wtimer timer;
+	double last;	  /* last I/O (monotonic), for the idle timeout */
 	struct half up;	  /* client to node */
 	struct half down; /* node to client */
 	struct node *tried[RELAY_MAX_TRIES];
@@ -68,6 +80,7 @@ struct conn {
 	bool node_written; /* a write to sfd moved bytes */
 	bool node_nodelay; /* TCP_NODELAY is set on sfd */
 	bool pregreet; /* SMTP pregreet: no byte relayed to the client yet */
+	bool fin_hold; /* a FIN seen with the last bytes: pass it on a turn later */
 	uint32_t hash;
 	struct edge_ticket edge; /* its place in the service's source table */
 	struct dnsbl_query *dq;	 /* HOLDING: the DNSBL lookups pending */
@@ -85,6 +98,20 @@ static inline size_t
 half_pending(const struct half *h)
 {
 	return (h->buf ? h->len - h->off : 0) + h->inpipe;
+}
+
+static inline struct wio *
+relay_io(struct conn *c, int fd)
+{
+	return fd == c->cfd ? &c->cio : &c->sio;
+}
+
+/* A call on fd returned EAGAIN, or a read drained it: fd's `bit` waits
+ * for its next edge. */
+static inline void
+relay_used_up(struct conn *c, int fd, uint32_t bit)
+{
+	relay_io(c, fd)->ready &= ~bit;
 }
 
 /* A call on fd moved bytes (or read the node's FIN): when fd is the node's
@@ -169,11 +196,12 @@ static void
 relay_free(struct conn *c)
 {
 	struct worker *w = c->w;
-	struct ev_loop *loop = w->loop;
+	struct wloop *loop = &w->loop;
 
-	ev_io_stop(loop, &c->cio);
-	ev_io_stop(loop, &c->sio);
-	ev_timer_stop(loop, &c->timer);
+	/* closing the sockets takes them out of the epoll set */
+	wio_forget(loop, &c->cio);
+	wio_forget(loop, &c->sio);
+	wtimer_stop(loop, &c->timer);
 	dnsbl_cancel(c->dq);
 	c->dq = NULL;
 	if (c->cfd >= 0)
@@ -202,18 +230,13 @@ relay_free(struct conn *c)
 		free(c);
 }
 
-/* Sets the events a watcher waits for, touching libev only on change. */
+/* A side that is ready for what it waits for runs again in the next
+ * iteration (its edge has come already and will not come again). */
 static void
-relay_watch(struct ev_loop *loop, ev_io *io, int fd, int events)
+relay_kick(struct conn *c, struct wio *io, int fd, uint32_t want)
 {
-	if (io->fd == fd && (io->events & (EV_READ | EV_WRITE)) == events &&
-	    ev_is_active(io) == (events != 0))
-		return;
-	ev_io_stop(loop, io);
-	if (fd < 0 || events == 0)
-		return;
-	ev_io_set(io, fd, events);
-	ev_io_start(loop, io);
+	if (fd >= 0 && (io->ready & want))
+		wio_feed(&c->w->loop, io);
 }
 
 /* Before a write to fd. Accepted sockets inherit TCP_NODELAY from the
@@ -251,6 +274,8 @@ relay_flush(struct conn *c, struct half *h, int fd)
 		relay_nodelay(c, fd);
 		ssize_t n = send(fd, h->buf + h->off, h->len - h->off,
 				 MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0 && errno == EAGAIN)
+			relay_used_up(c, fd, EPOLLOUT);
 		if (n < 0)
 			return errno == EAGAIN || errno == EINTR
 				   ? 0
@@ -263,6 +288,8 @@ relay_flush(struct conn *c, struct half *h, int fd)
 		relay_nodelay(c, fd);
 		ssize_t n = splice(h->pipe[0], NULL, fd, NULL, h->inpipe,
 				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		if (n < 0 && errno == EAGAIN)
+			relay_used_up(c, fd, EPOLLOUT);
 		if (n < 0)
 			return errno == EAGAIN || errno == EINTR
 				   ? 0
@@ -295,6 +322,9 @@ relay_count(struct conn *c, struct half *h, size_t n)
  * bulk and goes through a pipe with splice(), since splicing a few bytes
  * costs more than copying them. Pumps again while the other side keeps
  * up and the socket had more, up to RELAY_PUMP_ROUNDS times per wake-up.
+ * A recv that drains the socket after its peer's FIN was seen
+ * (EPOLLRDHUP) is the end of that direction: no read for the FIN itself
+ * (a splice may stop short with bytes left, so it does not tell).
  * Returns -1 when the connection must end. */
 static int
 relay_pump(struct conn *c, struct half *h, int from, int to)
@@ -304,7 +334,7 @@ relay_pump(struct conn *c, struct half *h, int from, int to)
 	for (int round = 0; round < RELAY_PUMP_ROUNDS; round++) {
 		ssize_t n = 0;
 		size_t want = RELAY_BUF;
-		bool spliced = false;
+		bool spliced = false, fin = false;
 		if (h->bulk && w->splice_ok) {
 			if (h->pipe[0] < 0 && relay_pipe_get(w, h) < 0)
 				w->splice_ok = 0;
@@ -333,15 +363,25 @@ relay_pump(struct conn *c, struct half *h, int from, int to)
 				if (n == RELAY_BUF)
 					h->bulk = true;
 			}
+			if (n > 0 && n < RELAY_BUF) {
+				struct wio *io = relay_io(c, from);
+				io->ready &= ~EPOLLIN;
+				fin = (io->ready & (EPOLLRDHUP | EPOLLERR)) ==
+				      EPOLLRDHUP;
+			}
 		}
+		if (n < 0 && errno == EAGAIN)
+			relay_used_up(c, from, EPOLLIN);
 		if (n < 0)
 			return errno == EAGAIN || errno == EINTR
 				   ? relay_flush(c, h, to)
 				   : relay_failed(c, from);
 		relay_moved(c, from);
-		if (n == 0)
+		if (n == 0 || fin)
 			h->eof = true;
-		else
+		if (fin)
+			c->fin_hold = true;
+		if (n > 0)
 			relay_count(c, h, (size_t)n);
 		if (relay_flush(c, h, to) < 0)
 			return -1;
@@ -377,16 +417,24 @@ relay_pregreet_peek(struct conn *c)
 {
 	char b;
 	ssize_t n = recv(c->cfd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+	if (n < 0 && errno == EAGAIN)
+		relay_used_up(c, c->cfd, EPOLLIN);
 	return n > 0 ? 1 : n == 0 ? 0 : -1;
 }
 
 static void
-relay_io_cb(struct ev_loop *loop, ev_io *io, int revents)
+relay_io_cb(struct wloop *loop, struct wio *io, uint32_t events)
 {
 	struct conn *c = io->data;
 	int rc = 0;
-	c->last = ev_now(loop);
-	if (io == &c->cio && (revents & EV_READ) && c->pregreet) {
+	if (events & (EPOLLERR | EPOLLHUP))
+		io->ready |= EPOLLIN | EPOLLOUT; /* the calls tell what */
+	uint32_t rev = io->ready & (io == &c->cio ? c->cwant : c->swant);
+	if (rev == 0 && !c->fin_hold)
+		return;
+	c->fin_hold = false;
+	c->last = loop->mono;
+	if (io == &c->cio && (rev & EPOLLIN) && c->pregreet) {
 		int seen = relay_pregreet_peek(c);
 		if (seen > 0) {
 			relay_pregreet(c);
@@ -399,21 +447,21 @@ relay_io_cb(struct ev_loop *loop, ev_io *io, int revents)
 		}
 		if (seen == 0) /* its FIN: read as usual once up is empty */
 			c->pregreet = false;
-		if (half_pending(&c->up) > 0)
-			revents &= ~EV_READ; /* up's buffer is taken */
+		if (seen < 0 || half_pending(&c->up) > 0)
+			rev &= ~EPOLLIN; /* nothing, or up's buffer is taken */
 	}
 	if (io == &c->cio) {
-		if (revents & EV_WRITE)
+		if (rev & EPOLLOUT)
 			rc = relay_flush(c, &c->down, c->cfd);
-		if (rc == 0 && (revents & EV_READ))
+		if (rc == 0 && (rev & EPOLLIN))
 			rc = relay_pump(c, &c->up, c->cfd, c->sfd);
 	} else {
-		if ((revents & EV_WRITE) && c->state == CONN_CONNECTING &&
+		if ((rev & EPOLLOUT) && c->state == CONN_CONNECTING &&
 		    half_pending(&c->up) == 0)
 			rc = relay_connect_check(c);
-		else if (revents & EV_WRITE)
+		else if (rev & EPOLLOUT)
 			rc = relay_flush(c, &c->up, c->sfd);
-		if (rc == 0 && (revents & EV_READ))
+		if (rc == 0 && (rev & EPOLLIN))
 			rc = relay_pump(c, &c->down, c->sfd, c->cfd);
 	}
 	if (rc < 0 && c->state == CONN_CONNECTING && c->node_err != 0)
@@ -425,14 +473,15 @@ relay_io_cb(struct ev_loop *loop, ev_io *io, int revents)
 }
 
 /* Passes h's FIN on to fd once h is flushed, unless the socket the other
- * direction reads from has an event pending in this loop iteration: that is
- * often its peer's FIN too, and then both sockets close with no shutdown()
- * (close() sends the FINs). `io` watches the socket the other direction
- * reads from; it must be re-armed already, so pending means it will run. */
+ * direction reads from is about to be read (ready, and queued to run):
+ * that is often its peer's FIN too, and then both sockets close with no
+ * shutdown() (close() sends the FINs). `io` is the socket the other
+ * direction reads from; it must be kicked already. */
 static void
-relay_pass_fin(struct half *h, int fd, ev_io *io)
+relay_pass_fin(struct half *h, int fd, const struct wio *io)
 {
-	if (h->shut || !h->eof || half_pending(h) > 0 || ev_is_pending(io))
+	if (h->shut || !h->eof || half_pending(h) > 0 ||
+	    (io->queued && (io->ready & EPOLLIN)))
 		return;
 
 	shutdown(fd, SHUT_WR);
@@ -444,39 +493,46 @@ relay_pass_fin(struct half *h, int fd, ev_io *io)
 static void
 relay_update(struct conn *c)
 {
-	struct ev_loop *loop = c->w->loop;
 	size_t up = half_pending(&c->up), down = half_pending(&c->down);
 	if (c->up.eof && c->down.eof && up == 0 && down == 0) {
 		relay_free(c);
 		return;
 	}
-	int cev = 0, sev = 0;
+	uint32_t cev = 0, sev = 0;
 	if (!c->up.eof && (up == 0 || c->pregreet))
-		cev |= EV_READ;
+		cev |= EPOLLIN;
 	if (up > 0 || (c->state == CONN_CONNECTING && c->up.eof))
-		sev |= EV_WRITE; /* (a FIN to pass on once connected) */
+		sev |= EPOLLOUT; /* (a FIN to pass on once connected) */
 	if (!c->down.eof && down == 0)
-		sev |= EV_READ;
+		sev |= EPOLLIN;
 	if (down > 0)
-		cev |= EV_WRITE;
-	relay_watch(loop, &c->cio, c->cfd, cev);
-	relay_watch(loop, &c->sio, c->sfd, sev);
+		cev |= EPOLLOUT;
+	c->cwant = cev;
+	c->swant = sev;
+	relay_kick(c, &c->cio, c->cfd, cev);
+	relay_kick(c, &c->sio, c->sfd, sev);
 	if (c->state == CONN_CONNECTING)
 		return;
+	if (c->fin_hold) {
+		/* A FIN that came with the last bytes (no read of its own):
+		 * the other side often closes as soon as it has them, and
+		 * then both close with no shutdown(), as they do when the FIN
+		 * is read a turn later. So the FIN waits that turn. */
+		wio_feed(&c->w->loop, &c->cio);
+		return;
+	}
 	relay_pass_fin(&c->up, c->sfd, &c->sio);
 	relay_pass_fin(&c->down, c->cfd, &c->cio);
 }
 
 static void
-relay_idle_cb(struct ev_loop *loop, ev_timer *t, int revents)
+relay_idle_cb(struct wloop *loop, struct wtimer *t)
 {
 	struct conn *c = t->data;
-	(void)revents;
 	double idle = atomic_load(&c->svc->idle_timeout_s);
-	double left = c->last + idle - ev_now(loop);
+	double left = c->last + idle - loop->mono;
 	if (left > 0.01) {
-		t->repeat = left;
-		ev_timer_again(loop, t);
+		wtimer_start(loop, t, left);
 		return;
 	}
 	log_debug("service %s: idle timeout, closing", c->svc->name);
@@ -538,14 +594,12 @@ relay_proxy_header(struct conn *c)
 static void
 relay_established(struct conn *c)
 {
-	struct ev_loop *loop = c->w->loop;
+	struct wloop *loop = &c->w->loop;
 	atomic_fetch_add_explicit(&c->node->total, 1, memory_order_relaxed);
-	ev_timer_stop(loop, &c->timer);
 	c->state = CONN_RELAYING;
-	c->last = ev_now(loop);
-	ev_set_cb(&c->timer, relay_idle_cb);
-	c->timer.repeat = atomic_load(&c->svc->idle_timeout_s);
-	ev_timer_again(loop, &c->timer);
+	c->last = loop->mono;
+	c->timer.cb = relay_idle_cb;
+	wtimer_start(loop, &c->timer, atomic_load(&c->svc->idle_timeout_s));
 	if (log_debug_enabled()) {
 		char from[ADDR_STRLEN];
 		addr_fmt((struct sockaddr *)&c->peer, from, sizeof(from));
@@ -561,9 +615,9 @@ relay_established(struct conn *c)
 static void
 relay_connect_failed(struct conn *c, int err)
 {
-	struct ev_loop *loop = c->w->loop;
-	ev_io_stop(loop, &c->sio);
-	ev_timer_stop(loop, &c->timer);
+	struct wloop *loop = &c->w->loop;
+	wio_forget(loop, &c->sio);
+	wtimer_stop(loop, &c->timer);
 	close(c->sfd);
 	c->sfd = -1;
 	c->node_err = 0;
@@ -577,13 +631,12 @@ relay_connect_failed(struct conn *c, int err)
  * connect may have completed all the same (a node that waits for the
  * client, a client that waits for the node): ask the kernel. */
 static void
-relay_connect_timeout_cb(struct ev_loop *loop, ev_timer *t, int revents)
+relay_connect_timeout_cb(struct wloop *loop, struct wtimer *t)
 {
 	struct conn *c = t->data;
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
 	(void)loop;
-	(void)revents;
 	if (getpeername(c->sfd, (struct sockaddr *)&ss, &len) == 0) {
 		relay_established(c);
 		relay_update(c);
@@ -592,37 +645,43 @@ relay_connect_timeout_cb(struct ev_loop *loop, ev_timer *t, int revents)
 }
 
 static void
-relay_linger_cb(struct ev_loop *loop, ev_timer *t, int revents)
+relay_linger_cb(struct wloop *loop, struct wtimer *t)
 {
 	(void)loop;
-	(void)revents;
 	relay_free(t->data);
 }
 
-/* Reads and drops what fd has (at most 16 reads a turn). Returns true
- * while more may come, false once the peer closed or failed. */
+/* Reads and drops what io's socket has (at most 16 reads a turn, then
+ * again in the next iteration). Returns true while more may come, false
+ * once the peer closed or failed. */
 static bool
-relay_sink(int fd)
+relay_sink(struct wloop *loop, struct wio *io)
 {
 	char sink[4096];
+	if (io->ready & (EPOLLERR | EPOLLHUP))
+		io->ready |= EPOLLIN;
+	if (!(io->ready & EPOLLIN))
+		return true;
 	for (int i = 0; i < 16; i++) {
-		ssize_t n = recv(fd, sink, sizeof(sink), MSG_DONTWAIT);
+		ssize_t n = recv(io->fd, sink, sizeof(sink), MSG_DONTWAIT);
 		if (n > 0)
 			continue;
+		if (n < 0 && errno == EAGAIN)
+			io->ready &= ~EPOLLIN;
 		return n < 0 && (errno == EAGAIN || errno == EINTR);
 	}
+	wio_feed(loop, io);
 	return true;
 }
 
 /* While lingering: read and drop what the client still sends, until it
  * closes or the linger timer fires, so our answer is not lost to a RST. */
 static void
-relay_drain_cb(struct ev_loop *loop, ev_io *io, int revents)
+relay_drain_cb(struct wloop *loop, struct wio *io, uint32_t events)
 {
 	struct conn *c = io->data;
-	(void)loop;
-	(void)revents;
-	if (!relay_sink(c->cfd))
+	(void)events;
+	if (!relay_sink(loop, io))
 		relay_free(c);
 }
 
@@ -631,7 +690,7 @@ relay_drain_cb(struct ev_loop *loop, ev_io *io, int revents)
 static void
 relay_reply(struct conn *c, const char *reply, size_t len)
 {
-	struct ev_loop *loop = c->w->loop;
+	struct wloop *loop = &c->w->loop;
 	c->state = CONN_REPLYING;
 	dnsbl_cancel(c->dq); /* no verdict matters now */
 	c->dq = NULL;
@@ -641,14 +700,11 @@ relay_reply(struct conn *c, const char *reply, size_t len)
 	}
 	(void)!send(c->cfd, reply, len, MSG_NOSIGNAL | MSG_DONTWAIT);
 	shutdown(c->cfd, SHUT_WR);
-	ev_io_stop(loop, &c->cio);
-	ev_set_cb(&c->cio, relay_drain_cb);
-	ev_io_set(&c->cio, c->cfd, EV_READ);
-	ev_io_start(loop, &c->cio);
-	ev_timer_stop(loop, &c->timer);
-	ev_set_cb(&c->timer, relay_linger_cb);
-	ev_timer_set(&c->timer, RELAY_LINGER_S, 0.);
-	ev_timer_start(loop, &c->timer);
+	c->cio.cb = relay_drain_cb;
+	if (c->cio.ready & EPOLLIN)
+		wio_feed(loop, &c->cio);
+	c->timer.cb = relay_linger_cb;
+	wtimer_start(loop, &c->timer, RELAY_LINGER_S);
 }
 
 /* No node can take the client: answer in the service's protocol. */
@@ -679,13 +735,13 @@ relay_refuse(struct conn *c, enum edge_reason r, const char *zone)
 /* While the node's session is ended: reads and drops its answer to QUIT
  * until it closes. */
 static void
-relay_node_drain_cb(struct ev_loop *loop, ev_io *io, int revents)
+relay_node_drain_cb(struct wloop *loop, struct wio *io, uint32_t events)
 {
 	struct conn *c = io->data;
-	(void)revents;
-	if (relay_sink(c->sfd))
+	(void)events;
+	if (relay_sink(loop, io))
 		return;
-	ev_io_stop(loop, io);
+	wio_forget(loop, io);
 	close(c->sfd);
 	c->sfd = -1;
 }
@@ -697,21 +753,21 @@ relay_node_drain_cb(struct ev_loop *loop, ev_io *io, int revents)
 static void
 relay_pregreet(struct conn *c)
 {
-	struct ev_loop *loop = c->w->loop;
-	ev_io_stop(loop, &c->sio);
+	struct wloop *loop = &c->w->loop;
 	if (c->sfd >= 0 && half_pending(&c->up) > 0)
 		(void)relay_flush(c, &c->up, c->sfd); /* what fails stays */
 	if (c->sfd >= 0 &&
 	    (half_pending(&c->up) > 0 ||
 	     send(c->sfd, "QUIT\r\n", 6, MSG_NOSIGNAL | MSG_DONTWAIT) != 6)) {
+		wio_forget(loop, &c->sio);
 		close(c->sfd);
 		c->sfd = -1;
 	}
 	if (c->sfd >= 0) {
 		shutdown(c->sfd, SHUT_WR);
-		ev_set_cb(&c->sio, relay_node_drain_cb);
-		ev_io_set(&c->sio, c->sfd, EV_READ);
-		ev_io_start(loop, &c->sio);
+		c->sio.cb = relay_node_drain_cb;
+		if (c->sio.ready & EPOLLIN)
+			wio_feed(loop, &c->sio);
 	}
 	c->pregreet = false;
 	relay_refuse(c, EDGE_PREGREET, NULL);
@@ -723,16 +779,15 @@ relay_hold_release(struct conn *c)
 {
 	if (--c->holds > 0)
 		return;
-	ev_io_stop(c->w->loop, &c->cio);
+	c->cwant = 0;
 	c->state = CONN_CONNECTING;
 	relay_connect_next(c);
 }
 
 static void
-relay_hold_cb(struct ev_loop *loop, ev_timer *t, int revents)
+relay_hold_cb(struct wloop *loop, struct wtimer *t)
 {
 	(void)loop;
-	(void)revents;
 	relay_hold_release(t->data);
 }
 
@@ -759,7 +814,7 @@ relay_dnsbl_start(struct conn *c)
 	int threshold, timeout_ms;
 	char err[256];
 	if (w->dnsbl == NULL && !w->dnsbl_failed &&
-	    (w->dnsbl = dnsbl_new(w->loop, w->l->cfg->set.resolver, err,
+	    (w->dnsbl = dnsbl_new(&w->loop, w->l->cfg->set.resolver, err,
 				  sizeof(err))) == NULL) {
 		log_err("worker %d: no DNSBL lookups: %s", w->id, err);
 		w->dnsbl_failed = true;
@@ -776,20 +831,19 @@ relay_dnsbl_start(struct conn *c)
 static void
 relay_hold(struct conn *c)
 {
-	struct ev_loop *loop = c->w->loop;
+	struct wloop *loop = &c->w->loop;
 	c->state = CONN_HOLDING;
 	c->holds = 1; /* this function's own, released at its end */
 	if (c->edge.greet_delay_ms > 0) {
 		c->holds++;
-		ev_set_cb(&c->timer, relay_hold_cb);
-		ev_timer_set(&c->timer, c->edge.greet_delay_ms / 1000.0, 0.);
-		ev_timer_start(loop, &c->timer);
+		c->timer.cb = relay_hold_cb;
+		wtimer_start(loop, &c->timer, c->edge.greet_delay_ms / 1000.0);
 	}
 	if (c->edge.dnsbl && (c->dq = relay_dnsbl_start(c)) != NULL)
 		c->holds++;
 	if (c->pregreet) {
-		ev_io_set(&c->cio, c->cfd, EV_READ);
-		ev_io_start(loop, &c->cio);
+		c->cwant = EPOLLIN;
+		relay_kick(c, &c->cio, c->cfd, c->cwant);
 	}
 	relay_hold_release(c);
 }
@@ -798,7 +852,7 @@ relay_hold(struct conn *c)
 static void
 relay_connect_next(struct conn *c)
 {
-	struct ev_loop *loop = c->w->loop;
+	struct wloop *loop = &c->w->loop;
 	int tries = 1 + atomic_load(&c->svc->retries);
 	if (tries > RELAY_MAX_TRIES)
 		tries = RELAY_MAX_TRIES;
@@ -812,9 +866,12 @@ relay_connect_next(struct conn *c)
 		c->node = n;
 		c->sfd = socket(n->addr.ss.ss_family,
 				SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		if (c->sfd < 0) {
+		if (c->sfd < 0 || wio_add(loop, &c->sio, c->sfd, true, 0) < 0) {
 			log_warn("service %s: socket: %s", c->svc->name,
 				 strerror(errno));
+			if (c->sfd >= 0)
+				close(c->sfd);
+			c->sfd = -1;
 			pool_release(n);
 			c->node = NULL;
 			break;
@@ -830,12 +887,10 @@ relay_connect_next(struct conn *c)
 			/* No wait for writability: the node's socket is
 			 * watched for what the relay needs, and the first
 			 * byte moved, an error, or the timeout tells. */
-			ev_set_cb(&c->timer, relay_connect_timeout_cb);
-			ev_timer_set(&c->timer,
+			c->timer.cb = relay_connect_timeout_cb;
+			wtimer_start(loop, &c->timer,
 				     atomic_load(&c->svc->connect_timeout_ms) /
-					 1000.0,
-				     0.);
-			ev_timer_start(loop, &c->timer);
+					 1000.0);
 		}
 		relay_update(c);
 		return;
@@ -865,12 +920,17 @@ relay_accept(struct worker *w, struct service *svc, int fd,
 	c->down.pipe[0] = c->down.pipe[1] = -1;
 	memcpy(&c->peer, peer, peerlen);
 	c->hash = addr_hash_host(peer);
-	ev_init(&c->cio, relay_io_cb);
-	c->cio.data = c;
-	ev_init(&c->sio, relay_io_cb);
-	c->sio.data = c;
-	ev_init(&c->timer, relay_idle_cb);
+	c->cio.cb = c->sio.cb = relay_io_cb;
+	c->cio.data = c->sio.data = c;
+	c->sio.fd = -1;
 	c->timer.data = c;
+	if (wio_add(&w->loop, &c->cio, fd, true, 0) < 0) {
+		log_warn("service %s: epoll_ctl: %s", svc->name,
+			 strerror(errno));
+		close(fd);
+		free(c);
+		return;
+	}
 	c->next = w->conns;
 	if (w->conns)
 		w->conns->prev = c;
@@ -888,7 +948,7 @@ relay_accept(struct worker *w, struct service *svc, int fd,
 		return;
 	}
 	enum edge_reason why =
-	    edge_admit(svc->edge, peer, ev_now(w->loop), &c->edge);
+	    edge_admit(svc->edge, peer, w->loop.now, &c->edge);
 	if (why != EDGE_OK) {
 		relay_refuse(c, why, NULL);
 		return;

@@ -20,12 +20,6 @@
  * this long (the clients wait in the backlog) instead of the loop
  * spinning on a socket that stays readable. */
 #define ACCEPT_PAUSE_S 0.1
-/* When io_collect_us delays a worker's polls: a poll that brings at
- * least WORKER_BUSY_EVENTS events starts it; it goes on while the events
- * gathered over the interval come at WORKER_BUSY_RATE per second or more,
- * so that traffic below that rate is handled as soon as it comes. */
-#define WORKER_BUSY_EVENTS 3
-#define WORKER_BUSY_RATE 50000.
 
 int
 service_open(struct lbd *l, struct service *svc, char *err, size_t len)
@@ -65,18 +59,34 @@ service_open(struct lbd *l, struct service *svc, char *err, size_t len)
 	return 0;
 }
 
+static void worker_accept_cb(struct wloop *loop, struct wio *io,
+			     uint32_t events);
+
+/* Watches the listener; returns 0, or -1 (logged). */
+static int
+worker_listen(struct wloop *loop, struct listener *ls)
+{
+	ls->io.cb = worker_accept_cb;
+	ls->io.data = ls;
+	if (wio_add(loop, &ls->io, ls->svc->fds[ls->w->id], false, EPOLLIN) ==
+	    0)
+		return 0;
+	log_err("service %s: epoll_ctl: %s", ls->svc->name, strerror(errno));
+	return -1;
+}
+
 static void
-worker_resume_cb(struct ev_loop *loop, ev_timer *t, int revents)
+worker_resume_cb(struct wloop *loop, struct wtimer *t)
 {
 	struct listener *ls = t->data;
-	(void)revents;
-	ev_io_start(loop, &ls->io);
+	if (worker_listen(loop, ls) < 0)
+		wtimer_start(loop, &ls->pause, ACCEPT_PAUSE_S);
 }
 
 /* Out of descriptors or memory: rests the listener for ACCEPT_PAUSE_S,
  * logging once per shortage (until an accept succeeds again). */
 static void
-worker_accept_pause(struct ev_loop *loop, struct listener *ls, int err)
+worker_accept_pause(struct wloop *loop, struct listener *ls, int err)
 {
 	if (!ls->told)
 		log_warn("service %s: accept: %s (open-file limit: see the log "
@@ -84,17 +94,16 @@ worker_accept_pause(struct ev_loop *loop, struct listener *ls, int err)
 			 "%.0f ms",
 			 ls->svc->name, strerror(err), ACCEPT_PAUSE_S * 1000);
 	ls->told = true;
-	ev_io_stop(loop, &ls->io);
-	ev_timer_set(&ls->pause, ACCEPT_PAUSE_S, 0.);
-	ev_timer_start(loop, &ls->pause);
+	wio_del(loop, &ls->io);
+	wtimer_start(loop, &ls->pause, ACCEPT_PAUSE_S);
 }
 
 static void
-worker_accept_cb(struct ev_loop *loop, ev_io *io, int revents)
+worker_accept_cb(struct wloop *loop, struct wio *io, uint32_t events)
 {
 	struct listener *ls = io->data;
-	struct worker *w = ev_userdata(loop);
-	(void)revents;
+	struct worker *w = ls->w;
+	(void)events;
 	for (int i = 0; i < ACCEPT_BATCH; i++) {
 		struct sockaddr_storage peer;
 		socklen_t plen = sizeof(peer);
@@ -114,9 +123,11 @@ worker_accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 static void
 worker_listener_close(struct worker *w, struct listener *ls)
 {
-	ev_io_stop(w->loop, &ls->io);
-	ev_timer_stop(w->loop, &ls->pause);
-	close(ls->io.fd);
+	/* out of the set first: a successor (lbd -x) may hold the socket */
+	if (!wtimer_active(&ls->pause))
+		wio_del(&w->loop, &ls->io);
+	wtimer_stop(&w->loop, &ls->pause);
+	close(ls->svc->fds[w->id]);
 	ls->svc->fds[w->id] = -1;
 	free(ls);
 }
@@ -149,11 +160,11 @@ worker_sync(struct worker *w)
 		if (ls == NULL)
 			fatal("%s: out of memory", __func__);
 		ls->svc = s;
-		ev_io_init(&ls->io, worker_accept_cb, s->fds[w->id], EV_READ);
-		ls->io.data = ls;
-		ev_init(&ls->pause, worker_resume_cb);
+		ls->w = w;
+		ls->pause.cb = worker_resume_cb;
 		ls->pause.data = ls;
-		ev_io_start(w->loop, &ls->io);
+		if (worker_listen(&w->loop, ls) < 0)
+			wtimer_start(&w->loop, &ls->pause, ACCEPT_PAUSE_S);
 		ls->next = w->listeners;
 		w->listeners = ls;
 	}
@@ -161,10 +172,9 @@ worker_sync(struct worker *w)
 }
 
 static void
-worker_wake_cb(struct ev_loop *loop, ev_async *a, int revents)
+worker_wake_cb(struct wloop *loop)
 {
-	struct worker *w = a->data;
-	(void)revents;
+	struct worker *w = loop->data;
 	int cmd = atomic_exchange(&w->cmd, 0);
 	if (cmd & WORKER_SYNC)
 		worker_sync(w);
@@ -177,25 +187,7 @@ worker_wake_cb(struct ev_loop *loop, ev_async *a, int revents)
 	}
 	if (cmd & WORKER_EXIT) {
 		relay_close_all(w);
-		ev_break(loop, EVBREAK_ALL);
-	}
-}
-
-/* After each poll, before its callbacks (highest priority): io_collect_us
- * applies to the next poll only while the worker is busy. Under load it
- * then takes more events per wake-up (less CPU per unit of work); at a
- * lighter rate every event is handled as soon as it comes. */
-static void
-worker_busy_cb(struct ev_loop *loop, ev_check *c, int revents)
-{
-	struct worker *w = c->data;
-	(void)revents;
-	double n = ev_pending_count(loop);
-	bool busy = w->collecting ? n >= w->collect * WORKER_BUSY_RATE
-				  : n >= WORKER_BUSY_EVENTS;
-	if (busy != w->collecting) {
-		w->collecting = busy;
-		ev_set_io_collect_interval(loop, busy ? w->collect : 0.);
+		wloop_break(loop);
 	}
 }
 
@@ -203,7 +195,7 @@ static void *
 worker_main(void *arg)
 {
 	struct worker *w = arg;
-	ev_run(w->loop, 0);
+	wloop_run(&w->loop);
 	relay_free_pools(w);
 	dnsbl_free(w->dnsbl);
 	w->dnsbl = NULL;
@@ -226,23 +218,13 @@ workers_start(struct lbd *l)
 		w->l = l;
 		w->id = i;
 		w->splice_ok = 1;
-		w->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
-		if (w->loop == NULL)
-			fatal("%s: cannot create an event loop", __func__);
-		ev_set_userdata(w->loop, w);
-		/* io_collect_us: while busy, libev sleeps what is left of it
-		 * after an iteration's callbacks before polling again */
-		w->collect = l->cfg->set.io_collect_us / 1e6;
-		if (w->collect > 0) {
-			ev_check_init(&w->busy, worker_busy_cb);
-			w->busy.data = w;
-			ev_set_priority(&w->busy, EV_MAXPRI);
-			ev_check_start(w->loop, &w->busy);
-			ev_unref(w->loop); /* it keeps no loop alive */
-		}
-		ev_async_init(&w->wake, worker_wake_cb);
-		w->wake.data = w;
-		ev_async_start(w->loop, &w->wake);
+		/* io_collect_us: while busy, the loop sleeps what is left of
+		 * it after an iteration's callbacks before polling again */
+		if (wloop_init(&w->loop, l->cfg->set.io_collect_us / 1e6) < 0)
+			fatal("%s: cannot create an event loop: %s", __func__,
+			      strerror(errno));
+		w->loop.data = w;
+		w->loop.on_wake = worker_wake_cb;
 		worker_sync(w);
 		if (pthread_create(&w->thread, NULL, worker_main, w) != 0)
 			fatal("%s: cannot start worker %d", __func__, i);
@@ -256,7 +238,7 @@ workers_post(struct lbd *l, int cmd)
 {
 	for (int i = 0; i < l->nworkers; i++) {
 		atomic_fetch_or(&l->workers[i].cmd, cmd);
-		ev_async_send(l->workers[i].loop, &l->workers[i].wake);
+		wloop_wake(&l->workers[i].loop);
 	}
 }
 
@@ -265,7 +247,7 @@ workers_join(struct lbd *l)
 {
 	for (int i = 0; i < l->nworkers; i++) {
 		pthread_join(l->workers[i].thread, NULL);
-		ev_loop_destroy(l->workers[i].loop);
+		wloop_close(&l->workers[i].loop);
 	}
 	free(l->workers);
 	l->workers = NULL;

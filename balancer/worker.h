@@ -1,22 +1,24 @@
-/* Worker threads: each runs its own libev loop with its own SO_REUSEPORT
- * listener per service, accepts, and relays its connections (relay.c). */
+/* Worker threads: each runs its own event loop (wloop.h) with its own
+ * SO_REUSEPORT listener per service, accepts, and relays its connections
+ * (relay.c). */
 #ifndef LBD_WORKER_H
 #define LBD_WORKER_H
 
-#include <ev.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 
 #include "lbd.h"
+#include "wloop.h"
 
 struct conn;
 struct dnsbl;
 
 struct listener {
 	struct service *svc;
-	ev_io io;
-	ev_timer pause; /* accept() out of descriptors or memory: a rest */
+	struct worker *w;
+	struct wio io;
+	struct wtimer pause; /* accept() out of descriptors or memory: a rest */
 	bool told;	/* this shortage is logged */
 	struct listener *next;
 };
@@ -25,8 +27,7 @@ struct worker {
 	struct lbd *l;
 	int id;
 	pthread_t thread;
-	struct ev_loop *loop;
-	ev_async wake;
+	struct wloop loop;
 	_Atomic int cmd; /* WORKER_* bits for the next wake */
 	struct listener *listeners;
 	struct conn *conns;	 /* live connections (doubly linked) */
@@ -37,9 +38,6 @@ struct worker {
 	int (*free_pipes)[2]; /* spare empty pipes */
 	size_t nfree_pipes;
 	int splice_ok;	     /* 0 once splice() proved unusable here */
-	ev_check busy;	     /* io_collect_us: whether the last poll was busy */
-	double collect;	     /* io_collect_us in seconds; 0: off */
-	bool collecting;     /* the collect interval is set for the next poll */
 	struct dnsbl *dnsbl; /* dnsbl.h: made at the first lookup */
 	bool dnsbl_failed;   /* it could not be made: no lookups */
 };

@@ -41,6 +41,8 @@ plus each proxy's CPU time per unit of work, read from /proc.
 
 usage: bench/run.py [--reps N] [--duration S] [--idle N] [--idle-many N]
                     [--rate R] [--quick] [--workloads W1,W1S,...] [--out DIR]
+                    [--targets direct,haproxy,lbd] [--lbd-set KEY=VALUE]
+                    [--tuned-bin DIR] [--tuned-label TEXT]
 """
 import argparse
 import csv
@@ -65,8 +67,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(HERE)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
-TARGETS = ["direct", "haproxy", "nginx", "lbd"]
-PROXIES = ["haproxy", "nginx", "lbd"]
+TARGETS = ["direct", "haproxy", "nginx", "lbd", "lbdtuned"]
+PROXIES = ["haproxy", "nginx", "lbd", "lbdtuned"]
 
 
 _issued_ports = set()
@@ -113,6 +115,13 @@ class Bench:
         os.chmod(self.tmp, 0o755)
         self.procs = []
         self.rate = None
+        # lbdtuned: lbd with the --lbd-set settings, beside lbd's defaults
+        self.tuned = getattr(args, "lbd_set", [])
+        self.tuned_bin = getattr(args, "tuned_bin", None) or args.bin
+        want = getattr(args, "targets", "direct,haproxy,nginx,lbd").split(",")
+        self.targets = [t for t in TARGETS if t in want or
+                        (t == "lbdtuned" and "lbd" in want and
+                         (self.tuned or self.tuned_bin != args.bin))]
         ncpu = os.cpu_count() or 1
         self.proxy_cpu = "0"
         self.load_cpu = "1" if ncpu > 1 else "0"
@@ -175,7 +184,8 @@ class Bench:
                 "lbd": ("lbd", 1, self.proxy_cpu),
                 "haproxy2": ("haproxy", 2, both),
                 "lbd2": ("lbd", 2, both),
-                "lbdlim": ("lbd", 1, self.proxy_cpu)}[target]
+                "lbdlim": ("lbd", 1, self.proxy_cpu),
+                "lbdtuned": ("lbd", 1, self.proxy_cpu)}[target]
 
     def start_proxy(self, target, tag=None):
         """Starts one proxy instance with fresh ports; returns (process,
@@ -183,7 +193,9 @@ class Bench:
         kind, threads, cpus = self.target_spec(target)
         ports = {k: free_port() for k in ("web", "bulk", "smtp")}
         name = tag or target
-        kw = {"limits": True} if target == "lbdlim" else {}
+        kw = ({"limits": True} if target == "lbdlim" else
+              {"tuned": self.tuned, "bindir": self.tuned_bin}
+              if target == "lbdtuned" else {})
         p = getattr(self, "start_" + kind)(ports, name, threads, cpus, **kw)
         try:
             for port in ports.values():
@@ -215,9 +227,11 @@ class Bench:
             self.pids[t] = p.pid
         time.sleep(1)  # first health checks
 
-    def start_lbd(self, ports, name, threads, cpus, limits=False):
-        """lbd with io_collect_us = 100 (off by default): its tuning here,
-        as HAProxy's settings above are its own. limits: every service
+    def start_lbd(self, ports, name, threads, cpus, limits=False, tuned=(),
+                  bindir=None):
+        """lbd with its defaults (workers aside); tuned: [lbd] settings
+        (KEY=VALUE) added and bindir: where its binary is (default --bin),
+        for the lbdtuned target. limits: every service
         gets per-source limits no load here reaches (EDGE_LIMITS), so
         their bookkeeping runs on every accept and close and refuses no
         one."""
@@ -226,18 +240,19 @@ class Bench:
         edge = EDGE_LIMITS if limits else ""
         conf = os.path.join(self.tmp, name + ".ini")
         with open(conf, "w") as f:
-            f.write("[lbd]\ncontrol = %s/%s.sock\nworkers = %d\nlog_level = warn\n"
-                    "io_collect_us = 100\n"
+            f.write("[lbd]\ncontrol = %s/%s.sock\nworkers = %d\nlog_level = warn\n%s"
                     "[service web]\nlisten = 127.0.0.1:%d\npool = web\n%s"
                     "[service bulk]\nlisten = 127.0.0.1:%d\npool = bulk\n%s"
                     "[service smtp]\nlisten = 127.0.0.1:%d\nprotocol = smtp\npool = mx\n%s"
                     "[pool web]\ncheck = tcp\n%s"
                     "[pool bulk]\ncheck = tcp\n%s"
                     "[pool mx]\ncheck = tcp\n%s"
-                    % (self.tmp, name, threads, ports["web"], edge, ports["bulk"], edge,
+                    % (self.tmp, name, threads,
+                       "".join(x + "\n" for x in tuned),
+                       ports["web"], edge, ports["bulk"], edge,
                        ports["smtp"], edge, nodes(self.web), nodes([self.bulk]),
                        nodes(self.sink)))
-        lbd = os.path.join(self.args.bin, "lbd")
+        lbd = os.path.join(bindir or self.args.bin, "lbd")
         return self.spawn([lbd, "-c", conf], cpus, name)
 
     def start_haproxy(self, ports, name, threads, cpus):
@@ -930,7 +945,7 @@ class Bench:
             for w in workloads:
                 if w == "W1R":
                     self.w1r_rate(rows)
-                targets = WORKLOAD_TARGETS.get(w, TARGETS)
+                targets = WORKLOAD_TARGETS.get(w, self.targets)
                 k = rep % len(targets)
                 for t in targets[k:] + targets[:k]:
                     r = getattr(self, w)(t)
@@ -1125,7 +1140,18 @@ def main():
     ap.add_argument("--bin", default=os.path.join(TOP, "build", "bin"))
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
     ap.add_argument("--quick", action="store_true", help="1 rep, 1 s runs: a smoke test")
+    ap.add_argument("--targets", default=",".join(TARGETS),
+                    help="of direct,haproxy,nginx,lbd: those W1-W4 and W1R run through")
+    ap.add_argument("--lbd-set", action="append", default=[], metavar="KEY=VALUE",
+                    help="an [lbd] setting of a second lbd, 'lbd tuned', run beside "
+                    "lbd with its defaults (repeatable)")
+    ap.add_argument("--tuned-bin", metavar="DIR",
+                    help="lbd tuned's binary directory (default --bin): a "
+                    "before-and-after comparison")
+    ap.add_argument("--tuned-label", help="lbd tuned's name in the report")
     args = ap.parse_args()
+    LABEL["lbdtuned"] = args.tuned_label or "lbd tuned (%s)" % ", ".join(
+        args.lbd_set + (["bin " + args.tuned_bin] if args.tuned_bin else []))
     if args.hold:
         hold([int(p) for p in args.hold.split(",")])
     args.argv = sys.argv[1:]
@@ -1151,7 +1177,8 @@ def main():
             sys.exit("bench: %s is missing (bench/run.sh installs it)" % tool)
     b = Bench(args)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
-    proxies = list(PROXIES) if set(workloads) - OWN_TARGETS else []
+    proxies = ([t for t in PROXIES if t in b.targets]
+               if set(workloads) - OWN_TARGETS else [])
     for w in ("W1S", "W1L", "W4L"):
         if w in workloads:
             proxies += [t for t in WORKLOAD_TARGETS[w] if t not in proxies]

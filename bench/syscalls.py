@@ -4,8 +4,11 @@ proxy) under run.py's W1, W2 and W4 loads, counted with `strace -c -f`
 attached to the proxy for one bounded load run each, divided by the units
 the load generator completed (connections, requests, SMTP sessions).
 strace slows the proxy down, so the rates are meaningless; the counts per
-unit are what this is for. Same backends, proxy configs and pinning as
-run.py (it imports them).
+unit are what this is for. Before it, the same load runs untraced and
+gives the proxy's sleeps per unit (its threads' voluntary context
+switches: each is a wait in epoll_wait or a collect interval, and a
+wake-up after it) and CPU µs per unit. Same backends, proxy configs and
+pinning as run.py (it imports them).
 
 usage: bench/syscalls.py [--duration S] [--workloads W1,W2,W4]
                          [--targets haproxy,lbd] [--bin DIR]
@@ -50,7 +53,26 @@ def units(b, w, target):
     return b.wrk_parse(out)[3]
 
 
+def switches(b, target):
+    """Voluntary context switches of all the proxy's threads so far."""
+    n = 0
+    for pid in b.proxy_pids(target):
+        for tid in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+                n += int(re.search(r"voluntary_ctxt_switches:\s+(\d+)",
+                                   f.read()).group(1))
+    return n
+
+
+def untraced(b, w, target):
+    """(sleeps, CPU µs) per unit of one untraced load run."""
+    s0, c0 = switches(b, target), b.cpu(target)
+    n = units(b, w, target)
+    return ((switches(b, target) - s0) / n, (b.cpu(target) - c0) * 1e6 / n)
+
+
 def measure(b, w, target):
+    plain = untraced(b, w, target)
     log = os.path.join(b.tmp, "strace-%s-%s.txt" % (w, target))
     pids = b.proxy_pids(target)
     cmd = ["strace", "-c", "-f", "-o", log]
@@ -64,7 +86,7 @@ def measure(b, w, target):
         st.send_signal(signal.SIGINT)
         st.wait(30)
     with open(log) as f:
-        return n, strace_counts(f.read())
+        return n, strace_counts(f.read()), plain
 
 
 def main():
@@ -74,18 +96,21 @@ def main():
     ap.add_argument("--workloads", default="W1,W2,W4")
     ap.add_argument("--targets", default="haproxy,lbd")
     ap.add_argument("--bin", default=os.path.join(run.TOP, "build", "bin"))
+    ap.add_argument("--lbd-set", action="append", default=[], metavar="KEY=VALUE",
+                    help="as run.py's: adds the target lbdtuned")
+    ap.add_argument("--tuned-bin", metavar="DIR", help="as run.py's")
     args = ap.parse_args()
     args.reps, args.idle, args.rate, args.node_msgs = 1, 0, 0, 0
-    targets = args.targets.split(",")
     b = run.Bench(args)
+    targets = b.targets
     try:
         b.start_backends()
         b.start_proxies(targets)
         for w in args.workloads.split(","):
             res = {t: measure(b, w, t) for t in targets}
-            names = sorted({s for _, c in res.values() for s in c},
+            names = sorted({s for _, c, _ in res.values() for s in c},
                            key=lambda s: -max(c.get(s, (0, 0))[0] / n
-                                              for n, c in res.values()))
+                                              for n, c, _ in res.values()))
             print("\n%s, system calls per %s (errors in brackets)" % (
                 w, {"W1": "connection", "W2": "request", "W4": "session"}[w]))
             print("| call | " + " | ".join(targets) + " |")
@@ -93,7 +118,7 @@ def main():
             for s in names:
                 cells = []
                 for t in targets:
-                    n, c = res[t]
+                    n, c, _ = res[t]
                     calls, errs = c.get(s, (0, 0))
                     cells.append("%.2f" % (calls / n) +
                                  (" (%.2f)" % (errs / n) if errs else ""))
@@ -102,8 +127,11 @@ def main():
             print("| total | " + " | ".join(
                 "%.2f" % (sum(x[0] for x in res[t][1].values()) / res[t][0])
                 for t in targets) + " |")
-            print("| units | " + " | ".join(str(res[t][0]) for t in targets) + " |",
-                  flush=True)
+            print("| units | " + " | ".join(str(res[t][0]) for t in targets) + " |")
+            print("| sleeps (untraced) | " + " | ".join(
+                "%.3f" % res[t][2][0] for t in targets) + " |")
+            print("| CPU µs (untraced) | " + " | ".join(
+                "%.1f" % res[t][2][1] for t in targets) + " |", flush=True)
     finally:
         b.stop_all()
 

@@ -220,6 +220,30 @@ print(r.status, r.getheader('Retry-After'))
         self.assertEqual(hashlib.sha256(got).digest(),
                          hashlib.sha256(payload).digest())
 
+    def test_a_client_that_pauses_reading_gets_every_byte(self):
+        # The echo node sends 8 MiB back while the client reads nothing
+        # for a while: the buffers on the way fill, lbd's sends to the
+        # client end in EAGAIN and it stops reading the node (whose
+        # readiness it keeps). Once the client reads, the client socket's
+        # next writable edge must restart both, down to the last byte.
+        n = self.node("e1", "echo")
+        port = free_port()
+        self.lbd(config(port, [n], proto="tcp", check="tcp"))
+        payload = os.urandom(8 * 1024 * 1024)
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
+            self.assertTrue(recv_line(s).startswith("e1 "))
+            s.sendall(payload)
+            s.shutdown(socket.SHUT_WR)
+            time.sleep(0.5)  # the echo fills every buffer on its way
+            got = bytearray()
+            while True:
+                chunk = s.recv(1 << 20)
+                if not chunk:
+                    break
+                got += chunk
+        self.assertEqual(hashlib.sha256(got).digest(),
+                         hashlib.sha256(payload).digest())
+
     def smtp_through_lbd(self, nconns, lbd_extra):
         """nconns connections through lbd to a stand-in SMTP node, their
         greetings read."""
