@@ -132,6 +132,12 @@ size_t queue_each(struct queue *q, int (*fn)(const char *id, void *arg),
 		  void *arg);
 /* Messages queued and the age in seconds of the oldest (0: none). */
 void queue_stats(struct queue *q, size_t *depth, long long *oldest_s);
+/* Removes what a node that died between writing a message and its
+ * commit left behind: ID.msg or ID.env.tmp with no ID.env, of an ID made
+ * more than older_s seconds ago (a commit takes seconds, so none is under
+ * way). fn (may be NULL) hears each ID removed. Returns how many. */
+size_t queue_sweep(struct queue *q, long long older_s,
+		   void (*fn)(const char *id, void *arg), void *arg);
 
 bool queue_id_ok(const char *id);
 /* The creation time an ID carries. */

@@ -596,6 +596,56 @@ queue_stats(struct queue *q, size_t *depth, long long *oldest_s)
 	*oldest_s = a.oldest && now > a.oldest ? now - a.oldest : 0;
 }
 
+/* Whether name (of the queue's directory) exists. */
+static bool
+queue_has(struct queue *q, const char *id, const char *suffix)
+{
+	char name[QUEUE_NAME_MAX];
+	snprintf(name, sizeof(name), "%s%s", id, suffix);
+	return faccessat(q->fd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0 ||
+	       errno != ENOENT;
+}
+
+size_t
+queue_sweep(struct queue *q, long long older_s,
+	    void (*fn)(const char *id, void *arg), void *arg)
+{
+	long long before = (long long)time(NULL) - older_s;
+	size_t n = 0;
+	DIR *d = fd_opendir(q->fd);
+	struct dirent *de;
+
+	if (d == NULL)
+		return 0;
+	while ((de = readdir(d)) != NULL) {
+		char id[QUEUE_ID_MAX], name[QUEUE_NAME_MAX];
+		const char *suffix = de->d_name + QUEUE_ID_LEN;
+		if (strlen(de->d_name) < QUEUE_ID_LEN ||
+		    (strcmp(suffix, ".msg") != 0 &&
+		     strcmp(suffix, ".env.tmp") != 0))
+			continue;
+		memcpy(id, de->d_name, QUEUE_ID_LEN);
+		id[QUEUE_ID_LEN] = '\0';
+		if (!queue_id_ok(id) || queue_id_time(id) >= before ||
+		    queue_has(q, id, ".env"))
+			continue;
+		bool gone = false;
+		snprintf(name, sizeof(name), "%s.env.tmp", id);
+		gone |= unlinkat(q->fd, name, 0) == 0;
+		snprintf(name, sizeof(name), "%s.msg", id);
+		gone |= unlinkat(q->fd, name, 0) == 0;
+		if (!gone)
+			continue; /* its other file's entry came first */
+		n++;
+		if (fn)
+			fn(id, arg);
+	}
+	closedir(d);
+	if (n > 0)
+		fsync(q->fd);
+	return n;
+}
+
 int
 queue_lock(struct queue *q, const char *id)
 {

@@ -25,6 +25,10 @@
 #include "queue_smtp.h"
 
 #define QRUN_SCAN_S 1.0 /* how often the shared queue is looked over */
+/* Every this many scans (and at the first) the queue is swept of what a
+ * node that died while accepting left, once a day old (queue_sweep). */
+#define QRUN_SWEEP_SCANS 3600
+#define QRUN_ORPHAN_S 86400
 #define QRUN_HOP_MAX (QUEUE_ADDR_MAX + 8) /* "[HOST]:PORT" or a domain */
 
 struct qjob;
@@ -49,6 +53,7 @@ struct queue_runner {
 	bool draining;		   /* stopping: no new job */
 	struct qseen *seen, *next; /* the last scan's listing, the next's */
 	size_t nseen, capseen, nnext, capnext;
+	unsigned long scans;
 	struct queue_runner_stats stats;
 };
 
@@ -761,6 +766,15 @@ qrun_pick_soon(struct queue_runner *r)
 }
 
 static void
+qrun_swept(const char *id, void *arg)
+{
+	(void)arg;
+	log_info("%s: removed: never committed (a node died while accepting "
+		 "it; its client had no 250)",
+		 id);
+}
+
+static void
 qrun_scan_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct queue_runner *r = w->data;
@@ -770,6 +784,8 @@ qrun_scan_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	 * claimed before the config is known. */
 	if (!directory_loaded(r->dir))
 		return;
+	if (r->scans++ % QRUN_SWEEP_SCANS == 0)
+		queue_sweep(r->q, QRUN_ORPHAN_S, qrun_swept, r);
 	r->nnext = 0;
 	queue_each(r->q, qrun_consider, r);
 	if (r->nnext > 1)

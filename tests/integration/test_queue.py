@@ -330,6 +330,28 @@ class RolesTest(QueueTestCase):
         self.assertEqual(len(ids), 30)
         self.assertEqual(len(set(ids)), 30)
 
+    def test_mta_sweeps_what_a_dead_node_left_uncommitted(self):
+        """ID.msg and ID.env.tmp with no ID.env, a day old: a node died
+        between writing and committing (its client never had a 250). An
+        mta node removes them and says so; a young pair (perhaps being
+        committed elsewhere) stays."""
+        os.makedirs(self.queue, exist_ok=True)
+        now = int(time.time())
+        old = "%08X%05X%06X" % (now - 2 * 86400, 1, 0xABCDEF)
+        young = "%08X%05X%06X" % (now - 5, 2, 0xABCDEF)
+        for qid in (old, young):
+            for suffix in (".msg", ".env.tmp"):
+                with open(os.path.join(self.queue, qid + suffix), "w") as f:
+                    f.write("Subject: x\r\n\r\nx\r\n")
+        n = self.outbound_node(roles="mta, web", listen=("http",))
+        wait_for(lambda: old + ": removed: never committed" in n.log(), 10,
+                 what="the sweep's log line")
+        left = sorted(os.listdir(self.queue))
+        self.assertNotIn(old + ".msg", left)
+        self.assertNotIn(old + ".env.tmp", left)
+        self.assertIn(young + ".msg", left)
+        self.assertIn(young + ".env.tmp", left)
+
     def test_many_messages_one_mta_killed_nothing_lost(self):
         """500 queued messages, a slow remote, two mta nodes, one SIGKILLed
         while delivering: the other finishes, nothing is lost, and only

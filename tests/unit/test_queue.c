@@ -8,6 +8,7 @@
 #include <ev.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -209,6 +210,65 @@ Test(queue, enqueue_read_rewrite_list_remove)
 	cr_expect_eq(queue_lock(q, id), -1);
 	cr_expect_eq(errno, ENOENT);
 	close(fd);
+	queue_close(q);
+}
+
+/* What a node that died between writing and committing left: removed
+ * once its ID is older than the bound, never a committed message, never
+ * one that may still be committing. */
+static void
+touch_at(const char *qdir, const char *id, const char *suffix)
+{
+	char p[256];
+	snprintf(p, sizeof(p), "%s/%s%s", qdir, id, suffix);
+	FILE *f = fopen(p, "w");
+	cr_assert_not_null(f, "%s", p);
+	fputs("x\n", f);
+	fclose(f);
+}
+
+static bool
+exists_at(const char *qdir, const char *id, const char *suffix)
+{
+	char p[256];
+	snprintf(p, sizeof(p), "%s/%s%s", qdir, id, suffix);
+	return access(p, F_OK) == 0;
+}
+
+Test(queue, sweep_removes_only_old_uncommitted)
+{
+	char qdir[128], old[5][QUEUE_ID_MAX], young[QUEUE_ID_MAX];
+	snprintf(qdir, sizeof(qdir), "%s/q", dir);
+	struct queue *q = queue_open(qdir);
+	cr_assert_not_null(q);
+	unsigned long long t = (unsigned long long)time(NULL);
+	for (int i = 0; i < 5; i++)
+		snprintf(old[i], sizeof(old[i]), "%08llX%05X%06X",
+			 t - 2 * 86400, i, 0xABCDEF);
+	snprintf(young, sizeof(young), "%08llX%05X%06X", t - 60, 0, 0x123456);
+	touch_at(qdir, old[0], ".msg"); /* written, never committed */
+	touch_at(qdir, old[0], ".env.tmp");
+	touch_at(qdir, old[1], ".msg");
+	touch_at(qdir, old[2], ".env.tmp");
+	touch_at(qdir, old[3], ".msg"); /* committed: queued for days */
+	touch_at(qdir, old[3], ".env");
+	touch_at(qdir, old[4], ".msg"); /* committed, a rewrite cut short */
+	touch_at(qdir, old[4], ".env");
+	touch_at(qdir, old[4], ".env.tmp");
+	touch_at(qdir, young, ".msg"); /* may be committing right now */
+	touch_at(qdir, young, ".env.tmp");
+	cr_assert_eq(queue_sweep(q, 86400, NULL, NULL), 3);
+	for (int i = 0; i < 3; i++)
+		cr_expect(!exists_at(qdir, old[i], ".msg") &&
+			      !exists_at(qdir, old[i], ".env.tmp"),
+			  "%s", old[i]);
+	cr_expect(exists_at(qdir, old[3], ".msg") &&
+		  exists_at(qdir, old[3], ".env"));
+	cr_expect(exists_at(qdir, old[4], ".msg") &&
+		  exists_at(qdir, old[4], ".env.tmp"));
+	cr_expect(exists_at(qdir, young, ".msg") &&
+		  exists_at(qdir, young, ".env.tmp"));
+	cr_assert_eq(queue_sweep(q, 86400, NULL, NULL), 0);
 	queue_close(q);
 }
 
