@@ -543,31 +543,52 @@ queue_dir_sync(struct queue *q)
 	return fsync(q->fd);
 }
 
-size_t
-queue_each(struct queue *q, int (*fn)(const char *id, void *arg), void *arg)
+/* Calls fn(id, suffix, arg) for every file of the queue named by a
+ * valid ID and a suffix (".env", ".msg", ".env.tmp", ...), in no
+ * particular order, until fn returns non-zero. */
+static void
+queue_walk(struct queue *q,
+	   int (*fn)(const char *id, const char *suffix, void *arg), void *arg)
 {
-	size_t n = 0;
 	DIR *d = fd_opendir(q->fd);
 	struct dirent *de;
 
 	if (d == NULL)
-		return 0;
+		return;
 	while ((de = readdir(d)) != NULL) {
 		char id[QUEUE_ID_MAX];
-		size_t l = strlen(de->d_name);
-		if (l != QUEUE_ID_LEN + 4 ||
-		    strcmp(de->d_name + QUEUE_ID_LEN, ".env") != 0)
+		if (strlen(de->d_name) <= QUEUE_ID_LEN)
 			continue;
 		memcpy(id, de->d_name, QUEUE_ID_LEN);
 		id[QUEUE_ID_LEN] = '\0';
-		if (!queue_id_ok(id))
-			continue;
-		n++;
-		if (fn && fn(id, arg) != 0)
+		if (queue_id_ok(id) && fn(id, de->d_name + QUEUE_ID_LEN, arg))
 			break;
 	}
 	closedir(d);
-	return n;
+}
+
+struct queue_each_acc {
+	int (*fn)(const char *id, void *arg);
+	void *arg;
+	size_t n;
+};
+
+static int
+queue_each_one(const char *id, const char *suffix, void *arg)
+{
+	struct queue_each_acc *a = arg;
+	if (strcmp(suffix, ".env") != 0)
+		return 0;
+	a->n++;
+	return a->fn ? a->fn(id, a->arg) : 0;
+}
+
+size_t
+queue_each(struct queue *q, int (*fn)(const char *id, void *arg), void *arg)
+{
+	struct queue_each_acc a = {fn, arg, 0};
+	queue_walk(q, queue_each_one, &a);
+	return a.n;
 }
 
 struct queue_stats_acc {
@@ -606,44 +627,45 @@ queue_has(struct queue *q, const char *id, const char *suffix)
 	       errno != ENOENT;
 }
 
+struct queue_sweep_acc {
+	struct queue *q;
+	long long before; /* IDs made before this are old enough */
+	void (*fn)(const char *id, void *arg);
+	void *arg;
+	size_t n;
+};
+
+static int
+queue_sweep_one(const char *id, const char *suffix, void *arg)
+{
+	struct queue_sweep_acc *a = arg;
+	char name[QUEUE_NAME_MAX];
+	if ((strcmp(suffix, ".msg") != 0 && strcmp(suffix, ".env.tmp") != 0) ||
+	    queue_id_time(id) >= a->before || queue_has(a->q, id, ".env"))
+		return 0;
+	bool gone = false;
+	snprintf(name, sizeof(name), "%s.env.tmp", id);
+	gone |= unlinkat(a->q->fd, name, 0) == 0;
+	snprintf(name, sizeof(name), "%s.msg", id);
+	gone |= unlinkat(a->q->fd, name, 0) == 0;
+	if (!gone)
+		return 0; /* its other file's entry came first */
+	a->n++;
+	if (a->fn)
+		a->fn(id, a->arg);
+	return 0;
+}
+
 size_t
 queue_sweep(struct queue *q, long long older_s,
 	    void (*fn)(const char *id, void *arg), void *arg)
 {
-	long long before = (long long)time(NULL) - older_s;
-	size_t n = 0;
-	DIR *d = fd_opendir(q->fd);
-	struct dirent *de;
-
-	if (d == NULL)
-		return 0;
-	while ((de = readdir(d)) != NULL) {
-		char id[QUEUE_ID_MAX], name[QUEUE_NAME_MAX];
-		const char *suffix = de->d_name + QUEUE_ID_LEN;
-		if (strlen(de->d_name) < QUEUE_ID_LEN ||
-		    (strcmp(suffix, ".msg") != 0 &&
-		     strcmp(suffix, ".env.tmp") != 0))
-			continue;
-		memcpy(id, de->d_name, QUEUE_ID_LEN);
-		id[QUEUE_ID_LEN] = '\0';
-		if (!queue_id_ok(id) || queue_id_time(id) >= before ||
-		    queue_has(q, id, ".env"))
-			continue;
-		bool gone = false;
-		snprintf(name, sizeof(name), "%s.env.tmp", id);
-		gone |= unlinkat(q->fd, name, 0) == 0;
-		snprintf(name, sizeof(name), "%s.msg", id);
-		gone |= unlinkat(q->fd, name, 0) == 0;
-		if (!gone)
-			continue; /* its other file's entry came first */
-		n++;
-		if (fn)
-			fn(id, arg);
-	}
-	closedir(d);
-	if (n > 0)
+	struct queue_sweep_acc a = {q, (long long)time(NULL) - older_s, fn, arg,
+				    0};
+	queue_walk(q, queue_sweep_one, &a);
+	if (a.n > 0)
 		fsync(q->fd);
-	return n;
+	return a.n;
 }
 
 int
