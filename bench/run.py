@@ -306,13 +306,55 @@ class Bench:
             pass
         return [pid] + kids
 
-    def cpu(self, target):
-        total = 0
+    def cpu_split(self, target):
+        """The proxy's user and system CPU seconds so far."""
+        user = system = 0
         for pid in self.proxy_pids(target):
             with open("/proc/%d/stat" % pid) as f:
                 fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-        return total / CLK_TCK
+            user += int(fields[11])
+            system += int(fields[12])
+        return user / CLK_TCK, system / CLK_TCK
+
+    def cpu(self, target):
+        return sum(self.cpu_split(target))
+
+    def core_ticks(self):
+        """(busy, all) ticks of the proxy's and the load's CPU so far,
+        from /proc/stat (busy: all but idle and iowait; softirq work done
+        on a CPU counts on it, whoever it was done for)."""
+        out = {}
+        with open("/proc/stat") as f:
+            for line in f:
+                name, _, rest = line.partition(" ")
+                if name in ("cpu" + self.proxy_cpu, "cpu" + self.load_cpu):
+                    v = [int(x) for x in rest.split()]
+                    out[name[3:]] = (sum(v[:8]) - v[3] - v[4], sum(v[:8]))
+        return out
+
+    def measured(self, w, target):
+        """Runs workload w through target, adding where the time went:
+        how busy the load's CPU and the proxy's were (fractions of the
+        run) and the proxy's share of its CPU spent in user space."""
+        proxy = target not in ("direct",) and target in self.pids
+        t0, u0 = self.core_ticks(), self.cpu_split(target) if proxy else None
+        r = getattr(self, w)(target)
+        t1 = self.core_ticks()
+        if r is None:
+            return None
+
+        def busy(cpu):
+            b0, a0 = t0[cpu]
+            b1, a1 = t1[cpu]
+            return (b1 - b0) / (a1 - a0) if a1 > a0 else None
+        if self.load_cpu != self.proxy_cpu:
+            r["load_core_busy"] = busy(self.load_cpu)
+            r["proxy_core_busy"] = busy(self.proxy_cpu)
+        if proxy:
+            u1 = self.cpu_split(target)
+            du, ds = u1[0] - u0[0], u1[1] - u0[1]
+            r["proxy_user_share"] = du / (du + ds) if du + ds > 0 else None
+        return r
 
     def rss_kib(self, target):
         total = 0
@@ -948,7 +990,7 @@ class Bench:
                 targets = WORKLOAD_TARGETS.get(w, self.targets)
                 k = rep % len(targets)
                 for t in targets[k:] + targets[:k]:
-                    r = getattr(self, w)(t)
+                    r = self.measured(w, t)
                     if r is None:
                         continue
                     r.update({"workload": w, "target": t, "rep": rep})
@@ -1018,6 +1060,9 @@ def summarize(rows):
                         "median": med("rate"), "p50_ms": med("p50_ms"),
                         "p99_ms": med("p99_ms"), "p999_ms": med("p999_ms"),
                         "errors": med("errors"), "cpu": med(cpu_key),
+                        "load_busy": med("load_core_busy"),
+                        "proxy_busy": med("proxy_core_busy"),
+                        "user_share": med("proxy_user_share"),
                         "cpu_unit": {"cpu_us_per_unit": "proxy CPU µs/unit",
                                      "cpu_s_per_10GB": "proxy CPU-s/10 GB",
                                      "kernel_kib_per_conn": "kernel buffer KiB/conn",
@@ -1079,6 +1124,19 @@ def write_report(summary, rows, args, rate):
             fmt(s["p50_ms"]), fmt(s["p99_ms"]), fmt(s["p999_ms"]), fmt(s["cpu"]),
             s["cpu_unit"] if s["cpu"] is not None else "", vs_h,
             fmt(s["cost_vs_haproxy"]), vs_d))
+    split = [s for s in summary if s["load_busy"] is not None]
+    if split:
+        lines += ["", "Where the time went (medians): how busy the load's CPU "
+                  "and the proxy's were during each run, and the share of "
+                  "the proxy's CPU time spent in user space (the rest is the "
+                  "kernel's, loopback's receive processing of the peer "
+                  "included).", "",
+                  "| workload | target | load CPU busy | proxy CPU busy | proxy user share |",
+                  "| --- | --- | --- | --- | --- |"]
+        for s in split:
+            lines.append("| %s | %s | %s | %s | %s |" % (
+                s["workload"], LABEL.get(s["target"], s["target"]),
+                fmt(s["load_busy"]), fmt(s["proxy_busy"]), fmt(s["user_share"])))
     text = "\n".join(lines) + "\n"
     with open(os.path.join(args.out, "bench-%s.md" % stamp), "w") as f:
         f.write(text)
