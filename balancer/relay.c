@@ -754,13 +754,14 @@ relay_pregreet(struct conn *c)
 		(void)relay_flush(c, &c->up, c->sfd); /* what fails stays */
 	if (c->sfd >= 0 &&
 	    (half_pending(&c->up) > 0 ||
-	     send(c->sfd, "QUIT\r\n", 6, MSG_NOSIGNAL | MSG_DONTWAIT) != 6)) {
+	     send(c->sfd, "QUIT\r\n", 6,
+		  MSG_NOSIGNAL | MSG_DONTWAIT | MSG_MORE) != 6)) {
 		wio_forget(loop, &c->sio);
 		close(c->sfd);
 		c->sfd = -1;
 	}
 	if (c->sfd >= 0) {
-		shutdown(c->sfd, SHUT_WR);
+		shutdown(c->sfd, SHUT_WR); /* with the QUIT, one segment */
 		c->sio.cb = relay_node_drain_cb;
 		if (c->sio.ready & EPOLLIN)
 			wio_feed(loop, &c->sio);
