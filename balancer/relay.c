@@ -291,7 +291,7 @@ relay_flush(struct conn *c, struct half *h, int fd)
 		relay_nodelay(c, fd);
 		ssize_t n = splice(h->pipe[0], NULL, fd, NULL, h->inpipe,
 				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK |
-					   (h->eof ? SPLICE_F_MORE : 0));
+				       (h->eof ? SPLICE_F_MORE : 0));
 		if (n < 0 && errno == EAGAIN)
 			relay_used_up(c, fd, EPOLLOUT);
 		if (n < 0)
