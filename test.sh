@@ -24,7 +24,9 @@ run_suite() {
   fi
   ms_build "$dir" -DMS_WERROR=ON "$@"
   rm -rf "$dir/Testing/skipped"
-  (cd "$dir" && ctest --output-on-failure --timeout 300 -j 2)
+  # -j 4 on 2 cores: most integration modules wait; the CPU-heavy and
+  # latency-bound ones take 2 slots each (tests/CMakeLists.txt).
+  (cd "$dir" && ctest --output-on-failure --timeout 300 -j 4)
   local f
   for f in "$dir"/Testing/skipped/*.txt; do
     [ -e "$f" ] || continue

@@ -19,14 +19,31 @@ MAILNODE = os.path.join(BIN, "mailnode")
 MAILCTL = os.path.join(BIN, "mailctl")
 
 
+_CERT = {}  # the one key and certificate of this test process, by name
+
+
 def make_cert(tmp):
-    """A self-signed certificate for localhost, made with openssl."""
+    """A self-signed certificate for localhost in tmp. openssl makes it
+    once per test process (an RSA key is about half a second of CPU, and
+    every test of a module would pay it again); each test gets its own
+    copy."""
     cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
     if not os.path.exists(cert):
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048",
-                        "-nodes", "-keyout", key, "-out", cert, "-days", "30",
-                        "-subj", "/CN=localhost"], check=True,
-                       capture_output=True, timeout=60)
+        if not _CERT:
+            with tempfile.TemporaryDirectory(prefix="nodetest-cert-") as d:
+                c, k = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+                subprocess.run(["openssl", "req", "-x509", "-newkey",
+                                "rsa:2048", "-nodes", "-keyout", k, "-out", c,
+                                "-days", "30", "-subj", "/CN=localhost"],
+                               check=True, capture_output=True, timeout=60)
+                for name, path in (("cert", c), ("key", k)):
+                    with open(path, "rb") as f:
+                        _CERT[name] = (f.read(), os.stat(path).st_mode & 0o777)
+        for name, path in (("cert", cert), ("key", key)):
+            data, mode = _CERT[name]
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
     return cert, key
 
 

@@ -34,7 +34,7 @@ import unittest
 from browser import Browser
 from lbdtest import can_connect, wait_for
 from mailclients import run_in_pty
-from test_queue import import_dkim
+from queuetest import import_dkim
 
 SRC = os.environ.get("MS_SRC", os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN = os.environ.get("MS_BIN", os.path.join(SRC, "build", "bin"))

@@ -4,60 +4,15 @@ import base64
 import os
 import poplib
 import socket
-import time
 import unittest
 
 from lbdtest import wait_for
-from nodetest import NodeTestCase, tls_context
+from nodetest import tls_context
 from wire import exchange
-
-LISTEN = ("smtp", "pop3", "pop3s")
-
-
-def as_sent(msg):
-    """A message as POP3 sends it: every line ending in CRLF."""
-    out = msg.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
-    if out and not out.endswith(b"\r\n"):
-        out += b"\r\n"
-    return out
+from pop3test import LISTEN, Pop3TestCase, as_sent
 
 
-class Pop3Test(NodeTestCase):
-    def pop(self, node, user="alice@example.test", password="demo",
-            how="user"):
-        p = poplib.POP3("127.0.0.1", node.ports["pop3"], timeout=10)
-        try:
-            p.stls(context=tls_context())
-            if how == "user":
-                p.user(user)
-                p.pass_(password)
-            else:
-                auth = base64.b64encode(b"\0" + user.encode() + b"\0" +
-                                        password.encode()).decode()
-                p._shortcmd("AUTH PLAIN " + auth)
-        except BaseException:
-            p.close()
-            raise
-        return p
-
-    def quit(self, p):
-        try:
-            return p.quit()
-        finally:
-            p.close()
-
-    def stored(self, address):
-        """The stored messages by name order is not UID order: read them
-        through the file names' ,U= instead."""
-        out = {}
-        for path in self.maildir(address):
-            name = os.path.basename(path)
-            uid = int(name.split(",U=")[1].split(":")[0].split(",")[0]) \
-                if ",U=" in name else 0
-            with open(path, "rb") as f:
-                out[uid] = f.read()
-        return [out[k] for k in sorted(out)]
-
+class Pop3Test(Pop3TestCase):
     def test_capa_stls_user_pass_and_retr_byte_exact(self):
         n = self.node(listen=LISTEN)
         body1 = (b"From: carol@remote.test\r\nSubject: one\r\n\r\n"
@@ -233,78 +188,6 @@ class Pop3Test(NodeTestCase):
         p.dele(2)
         self.assertIn(b"2 messages deleted", self.quit(p))
         self.assertEqual(self.maildir("alice@example.test"), [])
-
-    def released(self, user):
-        """The lease goes back at QUIT; the DEL may reach Redis a moment
-        after the client read +OK."""
-        wait_for(lambda: int(self.redis.cli("EXISTS", "ms:pop3lock:" + user)) == 0,
-                 5, what="lease of %s released" % user)
-
-    def try_pop(self, n, **kw):
-        try:
-            return self.pop(n, **kw)
-        except poplib.error_proto:
-            return None
-
-    def test_uidl_equal_on_two_nodes_and_lock_across_nodes(self):
-        n1 = self.node("mail1", listen=LISTEN)
-        n2 = self.node("mail2", listen=LISTEN)
-        for i in range(3):
-            self.deliver(n1 if i % 2 else n2, rcpt="bob@example.test", body=
-                         b"Subject: %d\r\n\r\nbody\r\n" % i)
-        p = self.pop(n1, user="bob@example.test")
-        u1 = p.uidl()[1]
-        self.assertEqual(len(set(u1)), 3)
-        with self.assertRaises(poplib.error_proto) as e:
-            self.pop(n2, user="bob@example.test")
-        self.assertIn(b"-ERR [IN-USE]", e.exception.args[0])
-        # Another user is not locked out.
-        self.quit(self.pop(n2, user="alice@example.test"))
-        self.assertEqual(int(self.redis.cli("EXISTS",
-                                            "ms:pop3lock:bob@example.test")), 1)
-        self.quit(p)
-        self.released("bob@example.test")
-        p = self.pop(n2, user="bob@example.test")
-        self.assertEqual(p.uidl()[1], u1)
-        self.assertEqual(p.uidl(2), b"+OK " + u1[1])
-        self.quit(p)
-        self.released("bob@example.test")
-        # A message arriving later gets a new UIDL; the old ones stay.
-        self.deliver(n2, rcpt="bob@example.test", body=b"Subject: later\r\n\r\nx\r\n")
-        p = self.pop(n1, user="bob@example.test")
-        u2 = p.uidl()[1]
-        self.assertEqual(u2[:3], u1)
-        self.assertNotIn(u2[3].split()[1], [u.split()[1] for u in u1])
-        self.quit(p)
-
-    def test_lock_freed_when_holder_node_is_killed(self):
-        n1 = self.node("mail1", listen=LISTEN)
-        n2 = self.node("mail2", listen=LISTEN)
-        self.deliver(n1, rcpt="alice@example.test", body=b"Subject: a\r\n\r\nx\r\n")
-        p = self.pop(n1)
-        p.dele(1)
-        time.sleep(11)  # past the TTL: renewals keep the lease
-        with self.assertRaises(poplib.error_proto) as e:
-            self.pop(n2)
-        self.assertIn(b"-ERR [IN-USE]", e.exception.args[0])
-        self.assertEqual(p.stat()[0], 0)  # the session goes on
-        n1.kill()
-        p.close()
-        killed = time.monotonic()
-        p = wait_for(lambda: self.try_pop(n2), 15, step=0.25,
-                     what="lock expired")
-        # Within the TTL (10 s), plus a login's time.
-        self.assertLess(time.monotonic() - killed, 12)
-        self.assertEqual(p.stat()[0], 1)  # the killed session deleted nothing
-        self.quit(p)
-
-    def test_redis_away_refuses_login(self):
-        n = self.node(listen=LISTEN)
-        self.redis.kill()
-        wait_for(lambda: self.try_pop(n) is None, 10, what="refused")
-        with self.assertRaises(poplib.error_proto) as e:
-            self.pop(n)
-        self.assertIn(b"-ERR [SYS/TEMP]", e.exception.args[0])
 
     def test_implicit_tls_on_pop3s(self):
         n = self.node(listen=LISTEN)

@@ -11,7 +11,7 @@ import time
 import unittest
 
 from lbdtest import wait_for
-from test_queue import BODY, QueueTestCase
+from queuetest import BODY, QueueTestCase
 
 
 def message_id(data):

@@ -11,7 +11,7 @@ import unittest
 
 from lbdtest import wait_for
 from mxtest import ScriptedMX
-from test_queue import BODY, QueueTestCase
+from queuetest import BODY, QueueTestCase
 
 
 def message_id(data):
