@@ -80,6 +80,7 @@ struct conn {
 	bool node_written; /* a write to sfd moved bytes */
 	bool node_nodelay; /* TCP_NODELAY is set on sfd */
 	bool pregreet; /* SMTP pregreet: no byte relayed to the client yet */
+	bool fin_hold; /* a FIN seen with the last bytes: pass it on a turn later */
 	uint32_t hash;
 	struct edge_ticket edge; /* its place in the service's source table */
 	struct dnsbl_query *dq;	 /* HOLDING: the DNSBL lookups pending */
@@ -265,18 +266,14 @@ relay_sent(struct conn *c, int fd)
 }
 
 /* Moves pending bytes of h to fd. Returns 0, or -1 when the connection
- * must end (the peer reset it). The last bytes of a direction whose FIN
- * came go with MSG_MORE (SPLICE_F_MORE): they wait in the socket for the
- * shutdown() or close() that follows, which sends them and the FIN in one
- * segment, a packet and its ACK fewer than a FIN of its own. */
+ * must end (the peer reset it). */
 static int
 relay_flush(struct conn *c, struct half *h, int fd)
 {
 	while (h->buf && h->off < h->len) {
 		relay_nodelay(c, fd);
-		int more = h->eof && h->inpipe == 0 ? MSG_MORE : 0;
 		ssize_t n = send(fd, h->buf + h->off, h->len - h->off,
-				 MSG_NOSIGNAL | MSG_DONTWAIT | more);
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0 && errno == EAGAIN)
 			relay_used_up(c, fd, EPOLLOUT);
 		if (n < 0)
@@ -290,8 +287,7 @@ relay_flush(struct conn *c, struct half *h, int fd)
 	while (h->inpipe > 0) {
 		relay_nodelay(c, fd);
 		ssize_t n = splice(h->pipe[0], NULL, fd, NULL, h->inpipe,
-				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK |
-				       (h->eof ? SPLICE_F_MORE : 0));
+				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 		if (n < 0 && errno == EAGAIN)
 			relay_used_up(c, fd, EPOLLOUT);
 		if (n < 0)
@@ -383,6 +379,8 @@ relay_pump(struct conn *c, struct half *h, int from, int to)
 		relay_moved(c, from);
 		if (n == 0 || fin)
 			h->eof = true;
+		if (fin)
+			c->fin_hold = true;
 		if (n > 0)
 			relay_count(c, h, (size_t)n);
 		if (relay_flush(c, h, to) < 0)
@@ -432,8 +430,9 @@ relay_io_cb(struct wloop *loop, struct wio *io, uint32_t events)
 	if (events & (EPOLLERR | EPOLLHUP))
 		io->ready |= EPOLLIN | EPOLLOUT; /* the calls tell what */
 	uint32_t rev = io->ready & (io == &c->cio ? c->cwant : c->swant);
-	if (rev == 0)
+	if (rev == 0 && !c->fin_hold)
 		return;
+	c->fin_hold = false;
 	c->last = loop->mono;
 	if (io == &c->cio && (rev & EPOLLIN) && c->pregreet) {
 		int seen = relay_pregreet_peek(c);
@@ -474,17 +473,15 @@ relay_io_cb(struct wloop *loop, struct wio *io, uint32_t events)
 }
 
 /* Passes h's FIN on to fd once h is flushed, unless the socket the other
- * direction reads from is about to be read (ready, waited for, and queued
- * to run, so this runs again after): that is often its peer's FIN too,
- * and then both sockets close with no shutdown() (close() sends the FINs
- * and the bytes MSG_MORE held back). `io` is the socket the other
- * direction reads from, `want` what it waits for; it must be kicked
- * already. */
+ * direction reads from is about to be read (ready, and queued to run):
+ * that is often its peer's FIN too, and then both sockets close with no
+ * shutdown() (close() sends the FINs). `io` is the socket the other
+ * direction reads from; it must be kicked already. */
 static void
-relay_pass_fin(struct half *h, int fd, const struct wio *io, uint32_t want)
+relay_pass_fin(struct half *h, int fd, const struct wio *io)
 {
 	if (h->shut || !h->eof || half_pending(h) > 0 ||
-	    (io->queued && (io->ready & want & EPOLLIN)))
+	    (io->queued && (io->ready & EPOLLIN)))
 		return;
 
 	shutdown(fd, SHUT_WR);
@@ -516,8 +513,16 @@ relay_update(struct conn *c)
 	relay_kick(c, &c->sio, c->sfd, sev);
 	if (c->state == CONN_CONNECTING)
 		return;
-	relay_pass_fin(&c->up, c->sfd, &c->sio, sev);
-	relay_pass_fin(&c->down, c->cfd, &c->cio, cev);
+	if (c->fin_hold) {
+		/* A FIN that came with the last bytes (no read of its own):
+		 * the other side often closes as soon as it has them, and
+		 * then both close with no shutdown(), as they do when the FIN
+		 * is read a turn later. So the FIN waits that turn. */
+		wio_feed(&c->w->loop, &c->cio);
+		return;
+	}
+	relay_pass_fin(&c->up, c->sfd, &c->sio);
+	relay_pass_fin(&c->down, c->cfd, &c->cio);
 }
 
 static void
@@ -693,8 +698,7 @@ relay_reply(struct conn *c, const char *reply, size_t len)
 		relay_free(c);
 		return;
 	}
-	/* MSG_MORE: the answer waits for the FIN, one segment for both */
-	(void)!send(c->cfd, reply, len, MSG_NOSIGNAL | MSG_DONTWAIT | MSG_MORE);
+	(void)!send(c->cfd, reply, len, MSG_NOSIGNAL | MSG_DONTWAIT);
 	shutdown(c->cfd, SHUT_WR);
 	c->cio.cb = relay_drain_cb;
 	if (c->cio.ready & EPOLLIN)
@@ -754,14 +758,13 @@ relay_pregreet(struct conn *c)
 		(void)relay_flush(c, &c->up, c->sfd); /* what fails stays */
 	if (c->sfd >= 0 &&
 	    (half_pending(&c->up) > 0 ||
-	     send(c->sfd, "QUIT\r\n", 6,
-		  MSG_NOSIGNAL | MSG_DONTWAIT | MSG_MORE) != 6)) {
+	     send(c->sfd, "QUIT\r\n", 6, MSG_NOSIGNAL | MSG_DONTWAIT) != 6)) {
 		wio_forget(loop, &c->sio);
 		close(c->sfd);
 		c->sfd = -1;
 	}
 	if (c->sfd >= 0) {
-		shutdown(c->sfd, SHUT_WR); /* with the QUIT, one segment */
+		shutdown(c->sfd, SHUT_WR);
 		c->sio.cb = relay_node_drain_cb;
 		if (c->sio.ready & EPOLLIN)
 			wio_feed(loop, &c->sio);

@@ -174,18 +174,8 @@ def serve_finfirst(conn, args, peer):
           flush=True)
 
 
-def serve_finwith(conn, args, peer):
-    """The greeting and the FIN in one segment (MSG_MORE holds the bytes
-    for the shutdown), then reads until the client's FIN."""
-    conn.send(("%s peer=%s\n" % (args.name, peer)).encode(), socket.MSG_MORE)
-    conn.shutdown(socket.SHUT_WR)
-    while conn.recv(65536):
-        pass
-
-
 SERVERS = {"smtp": serve_smtp, "imap": serve_imap, "pop3": serve_pop3,
-           "http": serve_http, "echo": serve_echo, "finfirst": serve_finfirst,
-           "finwith": serve_finwith}
+           "http": serve_http, "echo": serve_echo, "finfirst": serve_finfirst}
 
 
 def handle(conn, args):
