@@ -4,12 +4,10 @@ self-signed certificate, and real mailnode processes on one store."""
 import os
 import signal
 import smtplib
-import socket
 import ssl
 import subprocess
 import sys
 import tempfile
-import time
 import unittest
 
 from lbdtest import BIN, can_connect, free_port, sanitizer_report, wait_for

@@ -17,7 +17,6 @@ import json
 import os
 import signal
 import smtplib
-import ssl
 import subprocess
 import time
 

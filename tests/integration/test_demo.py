@@ -99,9 +99,6 @@ class DemoTest(unittest.TestCase):
         if "--auth-user" in line:
             self.assertRegex(out, r"<~ +235 ", line)
 
-    def run_curl(self, line):
-        self.token = json.loads(self.shell(line))["token"]
-
     def run_mutt(self, line):
         # What a reader does in mutt: open the first message, leave.
         argv = shlex.split(line, comments=True) + [

@@ -7,7 +7,6 @@ import re
 import time
 import unittest
 
-from lbdtest import wait_for
 from nodetest import NodeTestCase, tls_context
 from wire import Lines
 

@@ -11,7 +11,6 @@ import base64
 import json
 import selectors
 import socket
-import threading
 import time
 import unittest
 

@@ -9,7 +9,6 @@ test_probes. It drives <build>/tests/probe_check."""
 import os
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 import time

@@ -7,7 +7,6 @@ test_queue.py."""
 import smtplib
 import sys
 import threading
-import time
 import unittest
 
 from lbdtest import wait_for

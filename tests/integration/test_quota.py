@@ -8,7 +8,6 @@ import http.client
 import imaplib
 import json
 import os
-import re
 import smtplib
 
 from lbdtest import wait_for

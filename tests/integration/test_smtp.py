@@ -3,7 +3,6 @@ redis-server and the shared config made by mailctl."""
 import os
 import random
 import shutil
-import signal
 import smtplib
 import threading
 import time
