@@ -72,11 +72,22 @@ def switches(b, target):
     return n
 
 
+def user_cpu(b, target):
+    """User CPU seconds of the proxy's processes so far (b.cpu() is user
+    and system)."""
+    total = 0
+    for pid in b.proxy_pids(target):
+        with open("/proc/%d/stat" % pid) as f:
+            total += int(f.read().rsplit(")", 1)[1].split()[11])
+    return total / run.CLK_TCK
+
+
 def untraced(b, w, target):
-    """(sleeps, CPU µs) per unit of one untraced load run."""
-    s0, c0 = switches(b, target), b.cpu(target)
+    """(sleeps, CPU µs, user CPU µs) per unit of one untraced load run."""
+    s0, c0, u0 = switches(b, target), b.cpu(target), user_cpu(b, target)
     n = units(b, w, target)
-    return ((switches(b, target) - s0) / n, (b.cpu(target) - c0) * 1e6 / n)
+    return ((switches(b, target) - s0) / n, (b.cpu(target) - c0) * 1e6 / n,
+            (user_cpu(b, target) - u0) * 1e6 / n)
 
 
 def measure(b, w, target):
@@ -140,7 +151,9 @@ def main():
             print("| sleeps (untraced) | " + " | ".join(
                 "%.3f" % res[t][2][0] for t in targets) + " |")
             print("| CPU µs (untraced) | " + " | ".join(
-                "%.1f" % res[t][2][1] for t in targets) + " |", flush=True)
+                "%.1f" % res[t][2][1] for t in targets) + " |")
+            print("| of which user µs | " + " | ".join(
+                "%.1f" % res[t][2][2] for t in targets) + " |", flush=True)
     finally:
         b.stop_all()
 
