@@ -6,6 +6,7 @@
  *
  *   relay_engines --engine epoll|uring --route PORT=HOST:PORT [--route ...]
  *                 [--splice on|off] [--max-conns N] [--bufs N]
+ *                 [--collect-us N]
  *
  * epoll: what lbd's worker loop does (balancer/wloop.c, relay.c): every
  *   relay socket registered once, edge-triggered, EPOLLIN | EPOLLOUT |
@@ -30,8 +31,10 @@
  *   system calls in both engines (IORING_OP_SHUTDOWN is always punted to
  *   an io-wq thread too).
  *
- * Both: the listener has TCP_NODELAY (accepted sockets inherit it), the
- * node's socket gets it before its second write (as lbd); a fixed table of
+ * Both: --collect-us N does what lbd's io_collect_us does (off by default,
+ * lbd's default is 100); the listener has TCP_NODELAY (accepted sockets inherit
+ * it), the node's socket gets it before its second write (as lbd); a fixed
+ * table of
  * --max-conns connections (a client past it is closed at once); half-close
  * kept (each FIN passed on with shutdown() once its direction is flushed;
  * both sockets closed once both directions are); a reset or a failed
@@ -56,6 +59,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -72,6 +76,7 @@ static const char usage[] =
     "usage: relay_engines --engine epoll|uring --route PORT=HOST:PORT "
     "[--route ...]\n"
     "                     [--splice on|off] [--max-conns N] [--bufs N]\n"
+    "                     [--collect-us N]\n"
     "A minimal layer-4 relay from 127.0.0.1:PORT to HOST:PORT (IPv4) with\n"
     "the event engine chosen by --engine (a benchmark instrument; see the\n"
     "comment at the top of bench/relay_engines.c).\n"
@@ -81,6 +86,8 @@ static const char usage[] =
     "                   buffers, connect, send, close\n"
     "  --splice on|off  bulk directions through a pipe (default on)\n"
     "  --max-conns N    connection table size (default 16384)\n"
+    "  --collect-us N   while busy, wait N µs between polls (lbd's\n"
+    "                   io_collect_us; default 0: off)\n"
     "  --bufs N         uring: provided 16 KiB buffers, a power of two\n"
     "                   (default 4096)\n";
 
@@ -88,14 +95,10 @@ static struct {
 	unsigned long accepted, closed, refused, connect_failed, errors;
 } st;
 
-static volatile sig_atomic_t stopping;
-
-static void
-on_signal(int sig)
-{
-	(void)sig;
-	stopping = 1;
-}
+/* SIGTERM and SIGINT are blocked and come through sigfd, which each
+ * engine watches like a socket (no race between a check and a wait) */
+static int sigfd = -1;
+static bool stopping;
 
 static void
 die(const char *what, int err)
@@ -113,6 +116,49 @@ static struct route {
 } routes[MAX_ROUTES];
 static int nroutes;
 static int max_conns = 16384;
+
+/* --collect-us, lbd's io_collect_us: while busy, the loop sleeps what is
+ * left of the interval since its last wait returned before it waits again.
+ * Busy: a wait that brought COLLECT_BUSY_EVENTS events (CQEs) or more, then
+ * COLLECT_BUSY_RATE a second or more (balancer/wloop.c's rule). */
+#define COLLECT_BUSY_EVENTS 3
+#define COLLECT_BUSY_RATE 50000.
+static double collect_s;
+static bool collecting;
+static struct timespec last_wait;
+
+static double
+elapsed_since(const struct timespec *t)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - t->tv_sec) +
+	       (double)(now.tv_nsec - t->tv_nsec) / 1e9;
+}
+
+/* Before a wait: the collect interval's nap, when busy. */
+static void
+collect_nap(void)
+{
+	if (!collecting)
+		return;
+	double left = collect_s - elapsed_since(&last_wait);
+	if (left > 0) {
+		struct timespec ts = {0, (long)(left * 1e9)};
+		nanosleep(&ts, NULL);
+	}
+}
+
+/* After a wait that brought n events. */
+static void
+collect_update(int n)
+{
+	if (collect_s <= 0)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &last_wait);
+	collecting = collecting ? n >= collect_s * COLLECT_BUSY_RATE
+				: n >= COLLECT_BUSY_EVENTS;
+}
 
 static int
 listen_on(int port, bool nonblock)
@@ -147,8 +193,8 @@ struct ep_conn;
 struct ep_io {
 	int fd;
 	uint32_t ready;	     /* EPOLL* bits seen and not used up */
-	struct ep_conn *c;   /* NULL: a listener */
-	struct route *route; /* a listener's */
+	struct ep_conn *c;   /* NULL: a listener, or sigfd */
+	struct route *route; /* a listener's; NULL: sigfd */
 };
 
 /* One direction: bytes read from one socket, pending for the other. */
@@ -476,7 +522,7 @@ static void
 ep_main(void)
 {
 	struct epoll_event evs[EP_EVENTS];
-	static struct ep_io lio[MAX_ROUTES];
+	static struct ep_io lio[MAX_ROUTES], sio = {.fd = -1};
 	ep.conns = calloc((size_t)max_conns, sizeof(*ep.conns));
 	ep.spare_bufs = calloc(2 * (size_t)max_conns, sizeof(char *));
 	if ((ep.epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 || !ep.conns ||
@@ -495,10 +541,19 @@ ep_main(void)
 		if (epoll_ctl(ep.epfd, EPOLL_CTL_ADD, lio[i].fd, &le) < 0)
 			die("epoll_ctl", errno);
 	}
+	struct epoll_event se = {.events = EPOLLIN, .data.ptr = &sio};
+	if (epoll_ctl(ep.epfd, EPOLL_CTL_ADD, sigfd, &se) < 0)
+		die("epoll_ctl", errno);
 	while (!stopping) {
+		if (!ep.again)
+			collect_nap();
 		int n = epoll_wait(ep.epfd, evs, EP_EVENTS, ep.again ? 0 : -1);
 		if (n < 0 && errno != EINTR)
 			die("epoll_wait", errno);
+		int busy = 0; /* (writable alone does not count, as in lbd) */
+		for (int i = 0; i < n; i++)
+			busy += evs[i].events != EPOLLOUT;
+		collect_update(busy);
 		/* what was left to run first, then what this poll brought;
 		 * every socket's bits are set before any connection runs */
 		struct ep_conn *again = ep.again;
@@ -516,7 +571,9 @@ ep_main(void)
 		}
 		for (int i = 0; i < n; i++) {
 			struct ep_io *io = evs[i].data.ptr;
-			if (io->c == NULL)
+			if (io == &sio)
+				stopping = true;
+			else if (io->c == NULL)
 				ep_accept(io->route);
 			else if (io->c->used) /* not closed earlier */
 				ep_run(io->c);
@@ -548,7 +605,8 @@ enum ur_op {
 	OP_CLOSE,
 	OP_CANCEL,
 	OP_SPLICE_IN,
-	OP_SPLICE_OUT
+	OP_SPLICE_OUT,
+	OP_SIGNAL
 };
 
 /* One direction: buffers received from `from`, queued for `to`. */
@@ -1022,7 +1080,9 @@ ur_on_cqe(struct io_uring_cqe *cqe)
 		ur_on_accept(cqe);
 		return;
 	}
-	if (op == OP_CLOSE)
+	if (op == OP_SIGNAL)
+		stopping = true;
+	if (op == OP_CLOSE || op == OP_SIGNAL)
 		return;
 	struct ur_conn *c = &ur.conns[cqe->user_data >> 8];
 	int half = (int)(cqe->user_data >> 4 & 1);
@@ -1123,7 +1183,15 @@ ur_main(unsigned nbufs)
 		routes[i].lfd = listen_on(routes[i].port, false);
 		ur_arm_accept(i);
 	}
+	static struct signalfd_siginfo si;
+	struct io_uring_sqe *sqe = ur_sqe();
+	io_uring_prep_read(sqe, sigfd, &si, sizeof(si), 0);
+	sqe->user_data = OP_SIGNAL;
 	while (!stopping) {
+		if (collecting) { /* what was queued goes now, not after */
+			io_uring_submit(&ur.ring);
+			collect_nap();
+		}
 		rc = io_uring_submit_and_wait(&ur.ring, 1);
 		if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY &&
 		    rc != -ETIME)
@@ -1136,6 +1204,7 @@ ur_main(unsigned nbufs)
 			n++;
 		}
 		io_uring_cq_advance(&ur.ring, n);
+		collect_update((int)n);
 		if (ur.recycled && ur.nstarved > 0)
 			ur_feed_starved();
 		ur.recycled = false;
@@ -1218,6 +1287,8 @@ main(int argc, char **argv)
 			parse_route(v);
 		else if (!strcmp(o, "--max-conns"))
 			max_conns = (int)parse_num(o, v, 1, 1 << 20);
+		else if (!strcmp(o, "--collect-us"))
+			collect_s = parse_num(o, v, 0, 10000) / 1e6;
 		else if (!strcmp(o, "--bufs"))
 			nbufs = parse_num(o, v, 2, 32768);
 		else if (!strcmp(o, "--splice") &&
@@ -1239,9 +1310,13 @@ main(int argc, char **argv)
 			usage);
 		return 2;
 	}
-	struct sigaction sa = {.sa_handler = on_signal};
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
+	sigset_t stop;
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGTERM);
+	sigaddset(&stop, SIGINT);
+	if (sigprocmask(SIG_BLOCK, &stop, NULL) < 0 ||
+	    (sigfd = signalfd(-1, &stop, SFD_CLOEXEC)) < 0)
+		die("signalfd", errno);
 	signal(SIGPIPE, SIG_IGN);
 	ep.splice = ur.splice = splice_on;
 	if (!strcmp(engine, "epoll"))

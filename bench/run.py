@@ -280,8 +280,10 @@ class Bench:
         for kind, back in (("web", self.web[0]), ("bulk", self.bulk),
                            ("smtp", self.sink[0])):
             routes += ["--route", "%d=127.0.0.1:%d" % (ports[kind], back)]
+        collect = getattr(self.args, "relay_collect_us", 0)
         return self.spawn([self.relay_bin(), "--engine", engine[0],
-                           "--splice", engine[1]] + routes, cpus, name)
+                           "--splice", engine[1], "--collect-us", str(collect)]
+                          + routes, cpus, name)
 
     def relay_bin(self):
         """bench/relay_engines.c, compiled once per run into the temporary
@@ -1201,6 +1203,9 @@ def main():
     ap.add_argument("--lbd-set", action="append", default=[], metavar="KEY=VALUE",
                     help="an [lbd] setting of a second lbd, 'lbd tuned', run beside "
                     "lbd with its defaults (repeatable)")
+    ap.add_argument("--relay-collect-us", type=int, default=0, metavar="N",
+                    help="the relay-* targets' --collect-us (lbd's io_collect_us; "
+                    "default 0: off)")
     ap.add_argument("--tuned-bin", metavar="DIR",
                     help="lbd tuned's binary directory (default --bin): a "
                     "before-and-after comparison")
