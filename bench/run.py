@@ -67,8 +67,17 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(HERE)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
-TARGETS = ["direct", "haproxy", "nginx", "lbd", "lbdtuned"]
-PROXIES = ["haproxy", "nginx", "lbd", "lbdtuned"]
+# relay-*: bench/relay_engines.c, the engine comparison's instrument, one
+# process pinned as the proxies are: (engine, data path for bulk)
+RELAYS = {"relay-epoll": ("epoll", "on"),          # lbd's: splice
+          "relay-epoll-copy": ("epoll", "off"),    # 16 KiB buffers only
+          "relay-uring": ("uring", "off"),         # provided buffers only
+          "relay-uring-splice": ("uring", "on")}   # IORING_OP_SPLICE
+TARGETS = ["direct", "haproxy", "nginx", "lbd", "lbdtuned"] + list(RELAYS)
+PROXIES = ["haproxy", "nginx", "lbd", "lbdtuned"] + list(RELAYS)
+# what runs when --targets is not given (the relay-* targets are asked
+# for by name)
+DEFAULT_TARGETS = ["direct", "haproxy", "nginx", "lbd", "lbdtuned"]
 
 
 _issued_ports = set()
@@ -119,6 +128,10 @@ class Bench:
         self.tuned = getattr(args, "lbd_set", [])
         self.tuned_bin = getattr(args, "tuned_bin", None) or args.bin
         want = getattr(args, "targets", "direct,haproxy,nginx,lbd").split(",")
+        unknown = set(want) - set(TARGETS)
+        if unknown:
+            sys.exit("bench: unknown target %s (of %s)" % (
+                ",".join(sorted(unknown)), ",".join(TARGETS)))
         self.targets = [t for t in TARGETS if t in want or
                         (t == "lbdtuned" and "lbd" in want and
                          (self.tuned or self.tuned_bin != args.bin))]
@@ -167,7 +180,9 @@ class Bench:
                     "http { access_log off; client_header_timeout 300s;\n"
                     "keepalive_timeout 300s; %s }\n" % (self.tmp, self.tmp, servers))
         self.spawn(["nginx", "-c", conf, "-p", self.tmp], self.load_cpu, "backend-nginx")
-        self.spawn(["iperf3", "-s", "-p", str(self.bulk)], self.load_cpu, "iperf3")
+        # -B: its own address only (a wildcard bind fails while other
+        # tests leave TIME_WAIT sockets on the port from 127.x addresses)
+        self.spawn(["iperf3", "-s", "-B", "127.0.0.1", "-p", str(self.bulk)], self.load_cpu, "iperf3")
         for i, p in enumerate(self.sink):
             self.spawn(["smtp-sink", "-u", "postfix", "127.0.0.1:%d" % p, "1024"],
                        self.load_cpu, "sink%d" % i)
@@ -185,7 +200,8 @@ class Bench:
                 "haproxy2": ("haproxy", 2, both),
                 "lbd2": ("lbd", 2, both),
                 "lbdlim": ("lbd", 1, self.proxy_cpu),
-                "lbdtuned": ("lbd", 1, self.proxy_cpu)}[target]
+                "lbdtuned": ("lbd", 1, self.proxy_cpu),
+                **{r: ("relay", 1, self.proxy_cpu) for r in RELAYS}}[target]
 
     def start_proxy(self, target, tag=None):
         """Starts one proxy instance with fresh ports; returns (process,
@@ -195,7 +211,8 @@ class Bench:
         name = tag or target
         kw = ({"limits": True} if target == "lbdlim" else
               {"tuned": self.tuned, "bindir": self.tuned_bin}
-              if target == "lbdtuned" else {})
+              if target == "lbdtuned" else
+              {"engine": RELAYS[target]} if kind == "relay" else {})
         p = getattr(self, "start_" + kind)(ports, name, threads, cpus, **kw)
         try:
             for port in ports.values():
@@ -254,6 +271,30 @@ class Bench:
                        nodes(self.sink)))
         lbd = os.path.join(bindir or self.args.bin, "lbd")
         return self.spawn([lbd, "-c", conf], cpus, name)
+
+    def start_relay(self, ports, name, threads, cpus, engine):
+        """bench/relay_engines.c with one engine and data path (RELAYS):
+        each port to the first backend of its pool (the web backends are
+        one nginx process, so one port serves as well as three)."""
+        routes = []
+        for kind, back in (("web", self.web[0]), ("bulk", self.bulk),
+                           ("smtp", self.sink[0])):
+            routes += ["--route", "%d=127.0.0.1:%d" % (ports[kind], back)]
+        collect = getattr(self.args, "relay_collect_us", 0)
+        return self.spawn([self.relay_bin(), "--engine", engine[0],
+                           "--splice", engine[1], "--collect-us", str(collect)]
+                          + routes, cpus, name)
+
+    def relay_bin(self):
+        """bench/relay_engines.c, compiled once per run into the temporary
+        directory (with liburing-dev: bench/run.sh installs it)."""
+        if getattr(self, "_relay", None) is None:
+            exe = os.path.join(self.tmp, "relay_engines")
+            subprocess.run(["cc", "-O2", "-Wall", "-o", exe,
+                            os.path.join(HERE, "relay_engines.c"), "-luring"],
+                           check=True)
+            self._relay = exe
+        return self._relay
 
     def start_haproxy(self, ports, name, threads, cpus):
         def backend(bname, backs):
@@ -1072,6 +1113,14 @@ def summarize(rows):
                         "cost_vs_haproxy": (ratio(hap, key=cpu_key)
                                             if t not in (hap, "direct") and w != "N1"
                                             else None),
+                        # the engine comparison: paired with relay-epoll
+                        "vs_relay_epoll": (ratio("relay-epoll")
+                                           if t not in ("relay-epoll", "direct")
+                                           else None),
+                        "cost_vs_relay_epoll": (ratio("relay-epoll", key=cpu_key)
+                                                if t not in ("relay-epoll", "direct")
+                                                and w not in ("N1", "N2")
+                                                else None),
                         "vs_direct": (ratio(ONE_WORKER[t]) if t in ONE_WORKER
                                       else (ratio("direct") if t != "direct"
                                             and w not in ("N1", "N2") else None))})
@@ -1108,6 +1157,11 @@ def write_report(summary, rows, args, rate):
              "",
              "| workload | target | median | p50 ms | p99 ms | p99.9 ms | cost | vs HAProxy | cost vs HAProxy | vs direct |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    # with relay-epoll in the run: two more columns, paired with it
+    relay = any(s["target"] == "relay-epoll" for s in summary)
+    if relay:
+        lines[-2] += " vs relay-epoll | cost vs relay-epoll |"
+        lines[-1] += " --- | --- |"
     for s in summary:
         vs_h, vs_d = fmt(s["vs_haproxy"]), fmt(s["vs_direct"])
         if s["target"] in ONE_WORKER and s["vs_direct"] is not None:
@@ -1123,7 +1177,9 @@ def write_report(summary, rows, args, rate):
             s["workload"], s["unit"], LABEL.get(s["target"], s["target"]), med,
             fmt(s["p50_ms"]), fmt(s["p99_ms"]), fmt(s["p999_ms"]), fmt(s["cpu"]),
             s["cpu_unit"] if s["cpu"] is not None else "", vs_h,
-            fmt(s["cost_vs_haproxy"]), vs_d))
+            fmt(s["cost_vs_haproxy"]), vs_d) + (
+                " %s | %s |" % (fmt(s["vs_relay_epoll"]),
+                                fmt(s["cost_vs_relay_epoll"])) if relay else ""))
     split = [s for s in summary if s["load_busy"] is not None]
     if split:
         lines += ["", "Where the time went (medians): how busy the load's CPU "
@@ -1198,11 +1254,16 @@ def main():
     ap.add_argument("--bin", default=os.path.join(TOP, "build", "bin"))
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
     ap.add_argument("--quick", action="store_true", help="1 rep, 1 s runs: a smoke test")
-    ap.add_argument("--targets", default=",".join(TARGETS),
-                    help="of direct,haproxy,nginx,lbd: those W1-W4 and W1R run through")
+    ap.add_argument("--targets", default=",".join(DEFAULT_TARGETS),
+                    help="of %s: those W1-W4 and W1R run through (relay-*: "
+                    "bench/relay_engines.c, the epoll and io_uring engines)"
+                    % ",".join(t for t in TARGETS if t != "lbdtuned"))
     ap.add_argument("--lbd-set", action="append", default=[], metavar="KEY=VALUE",
                     help="an [lbd] setting of a second lbd, 'lbd tuned', run beside "
                     "lbd with its defaults (repeatable)")
+    ap.add_argument("--relay-collect-us", type=int, default=0, metavar="N",
+                    help="the relay-* targets' --collect-us (lbd's io_collect_us; "
+                    "default 0: off)")
     ap.add_argument("--tuned-bin", metavar="DIR",
                     help="lbd tuned's binary directory (default --bin): a "
                     "before-and-after comparison")

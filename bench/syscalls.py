@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """System calls per unit of work: HAProxy and lbd (and nginx's stream
-proxy) under run.py's W1, W2 and W4 loads, counted with `strace -c -f`
-attached to the proxy for one bounded load run each, divided by the units
-the load generator completed (connections, requests, SMTP sessions).
+proxy, and run.py's relay-* targets) under run.py's W1, W2, W3 and W4
+loads, counted with `strace -c -f` attached to the proxy for one bounded
+load run each, divided by the units the load generator completed
+(connections, requests, 64 KiB of W3's iperf3 stream, SMTP sessions). An
+io_uring_enter counts as one call however many requests it carries.
 strace slows the proxy down, so the rates are meaningless; the counts per
 unit are what this is for. Before it, the same load runs untraced and
 gives the proxy's sleeps per unit (its threads' voluntary context
@@ -10,10 +12,11 @@ switches: each is a wait in epoll_wait or a collect interval, and a
 wake-up after it) and CPU µs per unit. Same backends, proxy configs and
 pinning as run.py (it imports them).
 
-usage: bench/syscalls.py [--duration S] [--workloads W1,W2,W4]
+usage: bench/syscalls.py [--duration S] [--workloads W1,W2,W3,W4]
                          [--targets haproxy,lbd] [--bin DIR]
 """
 import argparse
+import json
 import os
 import re
 import signal
@@ -39,7 +42,12 @@ def strace_counts(text):
 
 def units(b, w, target):
     """Runs one load of workload w against target; returns its units."""
-    port = b.ports[target]["web" if w != "W4" else "smtp"]
+    port = b.ports[target][{"W3": "bulk", "W4": "smtp"}.get(w, "web")]
+    if w == "W3":
+        out = json.loads(b.load(["iperf3", "-c", "127.0.0.1", "-p", str(port),
+                                 "-t", str(b.args.duration), "-J"],
+                                b.args.duration + 30))
+        return max(1, out["end"]["sum_received"]["bytes"] // 65536)
     if w == "W4":
         n = b.args.smtp_msgs
         b.load(["smtp-source", "-s", "16", "-m", str(n), "-l", "1024",
@@ -65,10 +73,12 @@ def switches(b, target):
 
 
 def untraced(b, w, target):
-    """(sleeps, CPU µs) per unit of one untraced load run."""
-    s0, c0 = switches(b, target), b.cpu(target)
+    """(sleeps, CPU µs, user CPU µs) per unit of one untraced load run."""
+    s0, (u0, k0) = switches(b, target), b.cpu_split(target)
     n = units(b, w, target)
-    return ((switches(b, target) - s0) / n, (b.cpu(target) - c0) * 1e6 / n)
+    u1, k1 = b.cpu_split(target)
+    return ((switches(b, target) - s0) / n, (u1 + k1 - u0 - k0) * 1e6 / n,
+            (u1 - u0) * 1e6 / n)
 
 
 def measure(b, w, target):
@@ -112,7 +122,8 @@ def main():
                            key=lambda s: -max(c.get(s, (0, 0))[0] / n
                                               for n, c, _ in res.values()))
             print("\n%s, system calls per %s (errors in brackets)" % (
-                w, {"W1": "connection", "W2": "request", "W4": "session"}[w]))
+                w, {"W1": "connection", "W2": "request", "W3": "64 KiB",
+                    "W4": "session"}[w]))
             print("| call | " + " | ".join(targets) + " |")
             print("| --- |" + " --- |" * len(targets))
             for s in names:
@@ -131,7 +142,9 @@ def main():
             print("| sleeps (untraced) | " + " | ".join(
                 "%.3f" % res[t][2][0] for t in targets) + " |")
             print("| CPU µs (untraced) | " + " | ".join(
-                "%.1f" % res[t][2][1] for t in targets) + " |", flush=True)
+                "%.1f" % res[t][2][1] for t in targets) + " |")
+            print("| of which user µs | " + " | ".join(
+                "%.1f" % res[t][2][2] for t in targets) + " |", flush=True)
     finally:
         b.stop_all()
 
