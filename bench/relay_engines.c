@@ -215,12 +215,53 @@ struct ep_conn {
 	struct ep_conn *next_closed; /* on ep.closed */
 };
 
+/* Spare pipes for bulk directions, one pool per engine (the epoll
+ * engine's are non-blocking, the ring's blocking: its splices run in
+ * io-wq threads). */
+struct pipes {
+	int spare[SPARE_PIPES][2];
+	int n;
+	int flags; /* for pipe2() */
+};
+
+/* A pipe into fd[2]: a spare one, or a new one of SPLICE_CHUNK. */
+static int
+pipes_get(struct pipes *p, int fd[2])
+{
+	if (p->n > 0) {
+		p->n--;
+		fd[0] = p->spare[p->n][0];
+		fd[1] = p->spare[p->n][1];
+		return 0;
+	}
+	if (pipe2(fd, p->flags | O_CLOEXEC) < 0)
+		return -1;
+	(void)fcntl(fd[1], F_SETPIPE_SZ, SPLICE_CHUNK);
+	return 0;
+}
+
+/* Gives fd[2] back (kept while empty and the pool has room, else
+ * closed); fd[] becomes -1. */
+static void
+pipes_put(struct pipes *p, int fd[2], bool empty)
+{
+	if (fd[0] < 0)
+		return;
+	if (empty && p->n < SPARE_PIPES) {
+		p->spare[p->n][0] = fd[0];
+		p->spare[p->n++][1] = fd[1];
+	} else {
+		close(fd[0]);
+		close(fd[1]);
+	}
+	fd[0] = fd[1] = -1;
+}
+
 static struct {
 	int epfd;
 	bool splice;
 	struct ep_conn *conns, *free, *again, *closed;
-	int spare_pipes[SPARE_PIPES][2];
-	int nspare;
+	struct pipes pipes;
 	char **spare_bufs;
 	int nbufs;
 } ep;
@@ -243,32 +284,8 @@ ep_buf_put(struct ep_half *h)
 static void
 ep_pipe_put(struct ep_half *h)
 {
-	if (h->pipe[0] < 0)
-		return;
-	if (h->inpipe == 0 && ep.nspare < SPARE_PIPES) {
-		ep.spare_pipes[ep.nspare][0] = h->pipe[0];
-		ep.spare_pipes[ep.nspare++][1] = h->pipe[1];
-	} else {
-		close(h->pipe[0]);
-		close(h->pipe[1]);
-	}
-	h->pipe[0] = h->pipe[1] = -1;
+	pipes_put(&ep.pipes, h->pipe, h->inpipe == 0);
 	h->inpipe = 0;
-}
-
-static int
-ep_pipe_get(struct ep_half *h)
-{
-	if (ep.nspare > 0) {
-		ep.nspare--;
-		h->pipe[0] = ep.spare_pipes[ep.nspare][0];
-		h->pipe[1] = ep.spare_pipes[ep.nspare][1];
-		return 0;
-	}
-	if (pipe2(h->pipe, O_NONBLOCK | O_CLOEXEC) < 0)
-		return -1;
-	(void)fcntl(h->pipe[1], F_SETPIPE_SZ, SPLICE_CHUNK);
-	return 0;
 }
 
 /* Ends c: closes both sockets (which takes them out of the set); the slot
@@ -358,7 +375,8 @@ ep_pump(struct ep_conn *c, struct ep_half *h, struct ep_io *from,
 		ssize_t n;
 		size_t want = RELAY_BUF;
 		bool fin = false;
-		if (h->bulk && (h->pipe[0] >= 0 || ep_pipe_get(h) == 0)) {
+		if (h->bulk &&
+		    (h->pipe[0] >= 0 || pipes_get(&ep.pipes, h->pipe) == 0)) {
 			want = SPLICE_CHUNK;
 			n = splice(from->fd, NULL, h->pipe[1], NULL, want,
 				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
@@ -525,6 +543,7 @@ ep_main(void)
 	static struct ep_io lio[MAX_ROUTES], sio = {.fd = -1};
 	ep.conns = calloc((size_t)max_conns, sizeof(*ep.conns));
 	ep.spare_bufs = calloc(2 * (size_t)max_conns, sizeof(char *));
+	ep.pipes.flags = O_NONBLOCK;
 	if ((ep.epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 || !ep.conns ||
 	    !ep.spare_bufs)
 		die("epoll", errno ? errno : ENOMEM);
@@ -642,8 +661,7 @@ static struct {
 	int *len, *next; /* per buffer id */
 	struct ur_conn *conns, *free;
 	bool splice;
-	int spare_pipes[SPARE_PIPES][2];
-	int nspare;
+	struct pipes pipes;
 	uint32_t *starved; /* conn index << 1 | half */
 	int nstarved;
 	bool recycled;
@@ -733,35 +751,10 @@ ur_free_queue(struct ur_half *h)
 	h->queued = 0;
 }
 
-/* The pipe of a bulk direction (blocking: its splices run in io-wq). */
-static int
-ur_pipe_get(struct ur_half *h)
-{
-	if (ur.nspare > 0) {
-		ur.nspare--;
-		h->pipe[0] = ur.spare_pipes[ur.nspare][0];
-		h->pipe[1] = ur.spare_pipes[ur.nspare][1];
-		return 0;
-	}
-	if (pipe2(h->pipe, O_CLOEXEC) < 0)
-		return -1;
-	(void)fcntl(h->pipe[1], F_SETPIPE_SZ, SPLICE_CHUNK);
-	return 0;
-}
-
 static void
 ur_pipe_put(struct ur_half *h)
 {
-	if (h->pipe[0] < 0)
-		return;
-	if (h->inpipe == 0 && ur.nspare < SPARE_PIPES) {
-		ur.spare_pipes[ur.nspare][0] = h->pipe[0];
-		ur.spare_pipes[ur.nspare++][1] = h->pipe[1];
-	} else {
-		close(h->pipe[0]);
-		close(h->pipe[1]);
-	}
-	h->pipe[0] = h->pipe[1] = -1;
+	pipes_put(&ur.pipes, h->pipe, h->inpipe == 0);
 	h->inpipe = 0;
 }
 
@@ -893,7 +886,7 @@ ur_splice_pump(struct ur_conn *c, int half)
 	struct ur_half *h = &c->h[half];
 	if (h->armed || c->failing || c->done)
 		return;
-	if (h->pipe[0] < 0 && ur_pipe_get(h) < 0) {
+	if (h->pipe[0] < 0 && pipes_get(&ur.pipes, h->pipe) < 0) {
 		st.errors++;
 		ur_fail(c);
 		return;
