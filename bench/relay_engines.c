@@ -914,6 +914,26 @@ ur_splice_pump(struct ur_conn *c, int half)
 	}
 }
 
+/* A completion of c's came: one fewer in flight. Returns false when c is
+ * ending (what is left of it is let go) or when res, the result, is a
+ * failure (counted in *failures; c fails); true to go on. A caller that
+ * reads its own failures passes res 0. */
+static bool
+ur_settled(struct ur_conn *c, int res, unsigned long *failures)
+{
+	c->inflight--;
+	if (c->failing || c->done) {
+		ur_maybe_release(c);
+		return false;
+	}
+	if (res < 0) {
+		(*failures)++;
+		ur_fail(c);
+		return false;
+	}
+	return true;
+}
+
 static void
 ur_on_recv(struct ur_conn *c, int half, struct io_uring_cqe *cqe)
 {
@@ -949,11 +969,8 @@ ur_on_recv(struct ur_conn *c, int half, struct io_uring_cqe *cqe)
 	if (more)
 		return;
 	h->armed = false;
-	c->inflight--;
-	if (c->failing || c->done) {
-		ur_maybe_release(c);
+	if (!ur_settled(c, 0, NULL))
 		return;
-	}
 	if (cqe->res == 0)
 		h->eof = true;
 	else if (h->bulk && (cqe->res > 0 || cqe->res == -ECANCELED ||
@@ -983,16 +1000,8 @@ ur_on_send(struct ur_conn *c, int half, struct io_uring_cqe *cqe)
 {
 	struct ur_half *h = &c->h[half];
 	h->sending = false;
-	c->inflight--;
-	if (c->failing || c->done) {
-		ur_maybe_release(c);
+	if (!ur_settled(c, cqe->res, &st.errors))
 		return;
-	}
-	if (cqe->res < 0) {
-		st.errors++;
-		ur_fail(c);
-		return;
-	}
 	if (h->to == c->sfd)
 		c->node_written = true;
 	h->off += (unsigned)cqe->res;
@@ -1023,16 +1032,8 @@ ur_on_splice(struct ur_conn *c, int half, bool in, struct io_uring_cqe *cqe)
 		h->spl_in = false;
 	else
 		h->sending = false;
-	c->inflight--;
-	if (c->failing || c->done) {
-		ur_maybe_release(c);
+	if (!ur_settled(c, cqe->res, &st.errors))
 		return;
-	}
-	if (cqe->res < 0) {
-		st.errors++;
-		ur_fail(c);
-		return;
-	}
 	if (in && cqe->res == 0)
 		h->eof = true;
 	else if (in)
@@ -1049,16 +1050,8 @@ ur_on_splice(struct ur_conn *c, int half, bool in, struct io_uring_cqe *cqe)
 static void
 ur_on_connect(struct ur_conn *c, struct io_uring_cqe *cqe)
 {
-	c->inflight--;
-	if (c->failing || c->done) {
-		ur_maybe_release(c);
+	if (!ur_settled(c, cqe->res, &st.connect_failed))
 		return;
-	}
-	if (cqe->res < 0) {
-		st.connect_failed++;
-		ur_fail(c);
-		return;
-	}
 	c->connected = true;
 	ur_arm_recv(c, 1);
 	ur_send_next(c, 0);
