@@ -281,20 +281,10 @@ class Bench:
                            ("smtp", self.sink[0])):
             routes += ["--route", "%d=127.0.0.1:%d" % (ports[kind], back)]
         collect = getattr(self.args, "relay_collect_us", 0)
-        return self.spawn([self.relay_bin(), "--engine", engine[0],
+        return self.spawn([self.compiled("relay_engines", "-luring"),
+                           "--engine", engine[0],
                            "--splice", engine[1], "--collect-us", str(collect)]
                           + routes, cpus, name)
-
-    def relay_bin(self):
-        """bench/relay_engines.c, compiled once per run into the temporary
-        directory (with liburing-dev: bench/run.sh installs it)."""
-        if getattr(self, "_relay", None) is None:
-            exe = os.path.join(self.tmp, "relay_engines")
-            subprocess.run(["cc", "-O2", "-Wall", "-o", exe,
-                            os.path.join(HERE, "relay_engines.c"), "-luring"],
-                           check=True)
-            self._relay = exe
-        return self._relay
 
     def start_haproxy(self, ports, name, threads, cpus):
         def backend(bname, backs):
@@ -377,7 +367,7 @@ class Bench:
         """Runs workload w through target, adding where the time went:
         how busy the load's CPU and the proxy's were (fractions of the
         run) and the proxy's share of its CPU spent in user space."""
-        proxy = target not in ("direct",) and target in self.pids
+        proxy = target in self.pids
         t0, u0 = self.core_ticks(), self.cpu_split(target) if proxy else None
         r = getattr(self, w)(target)
         t1 = self.core_ticks()
@@ -488,15 +478,17 @@ class Bench:
     def both_cpus(self):
         return "0,1" if self.load_cpu != self.proxy_cpu else "0"
 
-    def fixedrate_bin(self):
-        """bench/fixedrate.c, compiled once per run into the temporary
-        directory (cc is there wherever lbd builds)."""
-        if getattr(self, "_fixedrate", None) is None:
-            exe = os.path.join(self.tmp, "fixedrate")
+    def compiled(self, name, *libs):
+        """bench/NAME.c (fixedrate, relay_engines), compiled once per run
+        into the temporary directory (cc is there wherever lbd builds;
+        relay_engines links liburing: bench/run.sh installs it)."""
+        self._compiled = getattr(self, "_compiled", {})
+        if name not in self._compiled:
+            exe = os.path.join(self.tmp, name)
             subprocess.run(["cc", "-O2", "-Wall", "-o", exe,
-                            os.path.join(HERE, "fixedrate.c")], check=True)
-            self._fixedrate = exe
-        return self._fixedrate
+                            os.path.join(HERE, name + ".c"), *libs], check=True)
+            self._compiled[name] = exe
+        return self._compiled[name]
 
     def w1r_rate(self, rows):
         """--rate, or half HAProxy's W1 rate in this run's first
@@ -514,7 +506,7 @@ class Bench:
         port = self.ports[target]["web"]
         d = self.args.duration
         c0 = self.cpu(target)
-        out = self.load([self.fixedrate_bin(), "127.0.0.1", str(port), "/1k",
+        out = self.load([self.compiled("fixedrate"), "127.0.0.1", str(port), "/1k",
                          str(self.rate), str(d)], d + 30)
         c1 = self.cpu(target)
         v = dict(zip(out.split()[0::2], out.split()[1::2]))
@@ -1308,7 +1300,7 @@ def main():
         if mail:
             b.start_mail()
         if "W1R" in workloads:
-            b.fixedrate_bin()
+            b.compiled("fixedrate")
         rows = b.run(workloads)
     finally:
         b.stop_mail()
