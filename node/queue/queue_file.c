@@ -591,30 +591,23 @@ queue_each(struct queue *q, int (*fn)(const char *id, void *arg), void *arg)
 	return a.n;
 }
 
-struct queue_stats_acc {
-	size_t depth;
-	long long oldest;
-};
-
+/* Keeps the oldest ID's time in *arg (0: none yet). */
 static int
 queue_stats_one(const char *id, void *arg)
 {
-	struct queue_stats_acc *a = arg;
-	long long t = queue_id_time(id);
-	a->depth++;
-	if (a->oldest == 0 || t < a->oldest)
-		a->oldest = t;
+	long long *oldest = arg, t = queue_id_time(id);
+	if (*oldest == 0 || t < *oldest)
+		*oldest = t;
 	return 0;
 }
 
 void
 queue_stats(struct queue *q, size_t *depth, long long *oldest_s)
 {
-	struct queue_stats_acc a = {0, 0};
-	queue_each(q, queue_stats_one, &a);
-	*depth = a.depth;
+	long long oldest = 0;
+	*depth = queue_each(q, queue_stats_one, &oldest);
 	long long now = (long long)time(NULL);
-	*oldest_s = a.oldest && now > a.oldest ? now - a.oldest : 0;
+	*oldest_s = oldest && now > oldest ? now - oldest : 0;
 }
 
 /* Whether name (of the queue's directory) exists. */
