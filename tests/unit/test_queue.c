@@ -136,9 +136,20 @@ message(const char *text)
 	return fd;
 }
 
+/* The test's queue in dir/q, its path in qdir (QDIR_MAX bytes). */
+#define QDIR_MAX 128
+static struct queue *
+open_queue(char *qdir)
+{
+	snprintf(qdir, QDIR_MAX, "%s/q", dir);
+	struct queue *q = queue_open(qdir);
+	cr_assert_not_null(q);
+	return q;
+}
+
 Test(queue, enqueue_read_rewrite_list_remove)
 {
-	char qdir[128], id[QUEUE_ID_MAX], name[256], buf[256];
+	char qdir[QDIR_MAX], id[QUEUE_ID_MAX], name[256], buf[256];
 	snprintf(qdir, sizeof(qdir), "%s/q/deep", dir);
 	struct queue *q = queue_open(qdir);
 	cr_assert_not_null(q);
@@ -237,10 +248,8 @@ exists_at(const char *qdir, const char *id, const char *suffix)
 
 Test(queue, sweep_removes_only_old_uncommitted)
 {
-	char qdir[128], old[5][QUEUE_ID_MAX], young[QUEUE_ID_MAX];
-	snprintf(qdir, sizeof(qdir), "%s/q", dir);
-	struct queue *q = queue_open(qdir);
-	cr_assert_not_null(q);
+	char qdir[QDIR_MAX], old[5][QUEUE_ID_MAX], young[QUEUE_ID_MAX];
+	struct queue *q = open_queue(qdir);
 	unsigned long long t = (unsigned long long)time(NULL);
 	for (int i = 0; i < 5; i++)
 		snprintf(old[i], sizeof(old[i]), "%08llX%05X%06X",
@@ -274,10 +283,8 @@ Test(queue, sweep_removes_only_old_uncommitted)
 
 Test(queue, refuses_bad_input)
 {
-	char qdir[128], id[QUEUE_ID_MAX], name[256];
-	snprintf(qdir, sizeof(qdir), "%s/q", dir);
-	struct queue *q = queue_open(qdir);
-	cr_assert_not_null(q);
+	char qdir[QDIR_MAX], id[QUEUE_ID_MAX], name[256];
+	struct queue *q = open_queue(qdir);
 	int fd = message("x\r\n");
 	const char *bad[] = {"a b@remote.test"};
 	cr_expect_eq(queue_enqueue(q, fd, 3, "", "s@x", bad, 1, id), -1);
@@ -313,10 +320,8 @@ files_in(const char *qdir)
 
 Test(queue, written_then_committed_together_or_dropped)
 {
-	char qdir[128];
-	snprintf(qdir, sizeof(qdir), "%s/q", dir);
-	struct queue *q = queue_open(qdir);
-	cr_assert_not_null(q);
+	char qdir[QDIR_MAX];
+	struct queue *q = open_queue(qdir);
 	const char *rcpts[] = {"a@remote.test"};
 	int fd = message("Subject: x\r\n\r\nbody\r\n");
 	struct queue_pending p[3], *ps[2] = {&p[0], &p[1]};
@@ -343,10 +348,8 @@ Test(queue, written_then_committed_together_or_dropped)
 
 Test(queue, commit_failure_removes_the_files)
 {
-	char qdir[128];
-	snprintf(qdir, sizeof(qdir), "%s/q", dir);
-	struct queue *q = queue_open(qdir);
-	cr_assert_not_null(q);
+	char qdir[QDIR_MAX];
+	struct queue *q = open_queue(qdir);
 	const char *rcpts[] = {"a@remote.test"};
 	int fd = message("Subject: x\r\n\r\nbody\r\n");
 	struct queue_pending p[2], *ps[2] = {&p[0], &p[1]};
@@ -399,10 +402,8 @@ on_sync_deadline(struct ev_loop *l, ev_timer *t, int revents)
 
 Test(queue, sync_thread_commits_batches_and_cancels)
 {
-	char qdir[128];
-	snprintf(qdir, sizeof(qdir), "%s/q", dir);
-	struct queue *q = queue_open(qdir);
-	cr_assert_not_null(q);
+	char qdir[QDIR_MAX];
+	struct queue *q = open_queue(qdir);
 	sync_loop = ev_loop_new(EVFLAG_AUTO);
 	struct queue_sync *s = queue_sync_new(sync_loop, q);
 	cr_assert_not_null(s);
@@ -458,10 +459,8 @@ Test(queue, sync_thread_commits_batches_and_cancels)
 
 Test(queue, srs_there_and_back)
 {
-	char qdir[128], srs[512], back[512];
-	snprintf(qdir, sizeof(qdir), "%s/q", dir);
-	struct queue *q = queue_open(qdir);
-	cr_assert_not_null(q);
+	char qdir[QDIR_MAX], srs[512], back[512];
+	struct queue *q = open_queue(qdir);
 	cr_assert_eq(queue_srs_forward(q, "Dan.X@elsewhere.test",
 				       "example.test", srs, sizeof(srs)),
 		     0);
