@@ -151,6 +151,22 @@ lbd_io_collect_us(struct conf *c, void *o, const char *k, const char *v)
 }
 
 static int
+lbd_io_engine(struct conf *c, void *o, const char *k, const char *v)
+{
+	struct lbd_settings *s = o;
+	if (strcmp(v, "uring") == 0)
+		s->io_uring = true;
+	else if (strcmp(v, "epoll") == 0)
+		s->io_uring = false;
+	else {
+		conf_error(c, c->line, "%s: \"%s\" is not one of uring, epoll",
+			   k, v);
+		return -1;
+	}
+	return 0;
+}
+
+static int
 lbd_resolver(struct conf *c, void *o, const char *k, const char *v)
 {
 	struct lbd_settings *s = o;
@@ -555,6 +571,7 @@ static const struct conf_key lbd_keys[] = {
     {"log_level", lbd_log_level},
     {"grace_s", lbd_grace_s},
     {"io_collect_us", lbd_io_collect_us},
+    {"io_engine", lbd_io_engine},
     {"resolver", lbd_resolver},
     {NULL, NULL},
 };
@@ -781,6 +798,7 @@ config_load(const char *path, char *err, size_t errlen)
 	cfg->set.log_level = LOG_LVL_INFO;
 	cfg->set.grace_s = 30;
 	cfg->set.io_collect_us = 100;
+	cfg->set.io_uring = true;
 	if (gethostname(cfg->set.name, sizeof(cfg->set.name) - 1) < 0 ||
 	    cfg->set.name[0] == '\0')
 		snprintf(cfg->set.name, sizeof(cfg->set.name), "lbd");

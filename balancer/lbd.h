@@ -95,6 +95,7 @@ struct lbd_settings {
 	int log_level;
 	int grace_s;
 	int io_collect_us; /* workers gather events this long per poll */
+	bool io_uring;	   /* io_engine = uring (the default), not epoll */
 	char resolver[ADDR_STRLEN]; /* DNSBL's DNS server; "": resolv.conf */
 };
 

@@ -14,7 +14,11 @@
  * is the relay's own, and a socket's ready bits are used up only by a call
  * that returns EAGAIN or a read that drains it. A side that is ready for
  * what it now waits for runs again in the next loop iteration
- * (relay_kick). */
+ * (relay_kick).
+ *
+ * With io_engine = uring, a connection the SMTP edge does not hold is
+ * relayed by relay_uring.c instead, on the worker's ring; both share
+ * relay.h. */
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -27,72 +31,17 @@
 
 #include "../common/log.h"
 #include "../common/proxy.h"
-#include "dnsbl.h"
-#include "worker.h"
+#include "relay.h"
 
-#define RELAY_BUF 16384
-/* and the pipe's size: the default fs.pipe-max-size, the most an
- * unprivileged process may ask for */
-#define RELAY_SPLICE_CHUNK 1048576
-#define RELAY_PUMP_ROUNDS 4
-#define RELAY_MAX_TRIES 17 /* one try + at most 16 retries are tracked */
-#define RELAY_LINGER_S 2.0
 #define SPARE_BUFS 256
 /* few: a user's pipes count against fs.pipe-user-pages-soft (64 MiB) by
  * their size, full or empty, and past it new pipes get a page or two */
 #define SPARE_PIPES 16
 #define SPARE_CONNS 1024
 
-enum conn_state {
-	CONN_CONNECTING, /* 0: what a cleared conn starts in */
-	CONN_RELAYING,
-	CONN_REPLYING,
-	CONN_HOLDING
-};
-
-/* One direction: bytes read from one socket, pending for the other. */
-struct half {
-	int pipe[2]; /* -1: none held */
-	size_t inpipe;
-	char *buf; /* pending bytes buf[off..len); NULL: none held */
-	size_t off, len;
-	bool eof;  /* the reading side sent FIN */
-	bool shut; /* FIN passed on to the writing side by shutdown() */
-	bool bulk; /* a read filled the buffer: splice from now on */
-};
-
-struct conn {
-	struct worker *w;
-	struct service *svc;
-	struct pool *pool;
-	struct node *node;
-	enum conn_state state;
-	int cfd, sfd;
-	struct wio cio, sio;
-	uint32_t cwant, swant; /* EPOLLIN, EPOLLOUT: what each side waits for */
-	struct wtimer timer;
-	double last;	  /* last I/O (monotonic), for the idle timeout */
-	struct half up;	  /* client to node */
-	struct half down; /* node to client */
-	struct node *tried[RELAY_MAX_TRIES];
-	int ntried;
-	int node_err;	   /* errno of the last failed call on sfd, or 0 */
-	bool node_written; /* a write to sfd moved bytes */
-	bool node_nodelay; /* TCP_NODELAY is set on sfd */
-	bool pregreet; /* SMTP pregreet: no byte relayed to the client yet */
-	bool fin_hold; /* a FIN seen with the last bytes: pass it on a turn later */
-	uint32_t hash;
-	struct edge_ticket edge; /* its place in the service's source table */
-	struct dnsbl_query *dq;	 /* HOLDING: the DNSBL lookups pending */
-	int holds;		 /* HOLDING: the greet delay, the lookups */
-	struct sockaddr_storage peer;
-	struct conn *prev, *next;
-};
-
 static void relay_connect_next(struct conn *c);
 static void relay_connect_failed(struct conn *c, int err);
 static void relay_update(struct conn *c);
-static void relay_established(struct conn *c);
 
 static inline size_t
 half_pending(const struct half *h)
@@ -133,7 +82,7 @@ relay_failed(struct conn *c, int fd)
 	return -1;
 }
 
-static char *
+char *
 relay_buf_get(struct worker *w)
 {
 	if (w->nfree_bufs > 0)
@@ -141,7 +90,7 @@ relay_buf_get(struct worker *w)
 	return malloc(RELAY_BUF);
 }
 
-static void
+void
 relay_buf_put(struct worker *w, struct half *h)
 {
 	if (h->buf == NULL)
@@ -156,7 +105,7 @@ relay_buf_put(struct worker *w, struct half *h)
 	h->off = h->len = 0;
 }
 
-static int
+int
 relay_pipe_get(struct worker *w, struct half *h)
 {
 	if (w->nfree_pipes > 0) {
@@ -173,7 +122,7 @@ relay_pipe_get(struct worker *w, struct half *h)
 }
 
 /* Keeps an empty pipe for reuse; closes one that still holds bytes. */
-static void
+void
 relay_pipe_put(struct worker *w, struct half *h)
 {
 	if (h->pipe[0] < 0)
@@ -192,22 +141,13 @@ relay_pipe_put(struct worker *w, struct half *h)
 	h->inpipe = 0;
 }
 
-static void
-relay_free(struct conn *c)
+void
+relay_release(struct conn *c)
 {
 	struct worker *w = c->w;
-	struct wloop *loop = &w->loop;
-
-	/* closing the sockets takes them out of the epoll set */
-	wio_forget(loop, &c->cio);
-	wio_forget(loop, &c->sio);
-	wtimer_stop(loop, &c->timer);
+	wtimer_stop(&w->loop, &c->timer);
 	dnsbl_cancel(c->dq);
 	c->dq = NULL;
-	if (c->cfd >= 0)
-		close(c->cfd);
-	if (c->sfd >= 0)
-		close(c->sfd);
 	relay_buf_put(w, &c->up);
 	relay_buf_put(w, &c->down);
 	relay_pipe_put(w, &c->up);
@@ -230,6 +170,29 @@ relay_free(struct conn *c)
 		free(c);
 }
 
+static void
+relay_free(struct conn *c)
+{
+	struct wloop *loop = &c->w->loop;
+	/* closing the sockets takes them out of the epoll set */
+	wio_forget(loop, &c->cio);
+	wio_forget(loop, &c->sio);
+	if (c->cfd >= 0)
+		close(c->cfd);
+	if (c->sfd >= 0)
+		close(c->sfd);
+	relay_release(c);
+}
+
+void
+relay_end(struct conn *c)
+{
+	if (c->ur)
+		ur_fail(c);
+	else
+		relay_free(c);
+}
+
 /* A side that is ready for what it waits for runs again in the next
  * iteration (its edge has come already and will not come again). */
 static void
@@ -237,21 +200,6 @@ relay_kick(struct conn *c, struct wio *io, int fd, uint32_t want)
 {
 	if (fd >= 0 && (io->ready & want))
 		wio_feed(&c->w->loop, io);
-}
-
-/* Before a write to fd. Accepted sockets inherit TCP_NODELAY from the
- * listener; the node's socket gets it just before its second write.
- * Linux's Nagle (Minshall's form) holds a small segment back only while an
- * earlier small one is unacknowledged, so a connection's first write never
- * waits for it, and a connection with one request (W1) saves the call. */
-static inline void
-relay_nodelay(struct conn *c, int fd)
-{
-	if (fd == c->sfd && c->node_written && !c->node_nodelay) {
-		int one = 1;
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		c->node_nodelay = true;
-	}
 }
 
 /* A write to fd moved bytes. */
@@ -301,7 +249,7 @@ relay_flush(struct conn *c, struct half *h, int fd)
 	return 0;
 }
 
-static void
+void
 relay_count(struct conn *c, struct half *h, size_t n)
 {
 	if (h == &c->up) {
@@ -536,7 +484,7 @@ relay_idle_cb(struct wloop *loop, struct wtimer *t)
 		return;
 	}
 	log_debug("service %s: idle timeout, closing", c->svc->name);
-	relay_free(c);
+	relay_end(c);
 }
 
 /* The address the client connected to: the service's listen address,
@@ -591,7 +539,7 @@ relay_proxy_header(struct conn *c)
 /* The node's socket moved a byte either way (or a silent connect proved
  * complete at the connect timeout): the connect is done, the timer is the
  * idle one from now on. */
-static void
+void
 relay_established(struct conn *c)
 {
 	struct wloop *loop = &c->w->loop;
@@ -612,18 +560,23 @@ relay_established(struct conn *c)
 /* The node refused, timed out or reset before any byte moved: count it
  * against the node, and give the client to the next one. What the client
  * sent meanwhile is still in c->up, unsent. */
-static void
-relay_connect_failed(struct conn *c, int err)
+void
+relay_node_failed(struct conn *c, int err)
 {
-	struct wloop *loop = &c->w->loop;
-	wio_forget(loop, &c->sio);
-	wtimer_stop(loop, &c->timer);
-	close(c->sfd);
-	c->sfd = -1;
+	wtimer_stop(&c->w->loop, &c->timer);
 	c->node_err = 0;
 	checker_report_connect_failure(c->w->l, c->pool, c->node, err);
 	pool_release(c->node);
 	c->node = NULL;
+}
+
+static void
+relay_connect_failed(struct conn *c, int err)
+{
+	wio_forget(&c->w->loop, &c->sio);
+	close(c->sfd);
+	c->sfd = -1;
+	relay_node_failed(c, err);
 	relay_connect_next(c);
 }
 
@@ -648,7 +601,7 @@ static void
 relay_linger_cb(struct wloop *loop, struct wtimer *t)
 {
 	(void)loop;
-	relay_free(t->data);
+	relay_end(t->data);
 }
 
 /* Reads and drops what io's socket has (at most 16 reads a turn, then
@@ -708,11 +661,17 @@ relay_reply(struct conn *c, const char *reply, size_t len)
 }
 
 /* No node can take the client: answer in the service's protocol. */
+const char *
+relay_unavailable(struct conn *c)
+{
+	atomic_fetch_add_explicit(&c->svc->refused, 1, memory_order_relaxed);
+	return service_empty_reply(c->svc->protocol);
+}
+
 static void
 relay_reply_unavailable(struct conn *c)
 {
-	const char *reply = service_empty_reply(c->svc->protocol);
-	atomic_fetch_add_explicit(&c->svc->refused, 1, memory_order_relaxed);
+	const char *reply = relay_unavailable(c);
 	relay_reply(c, reply, strlen(reply));
 }
 
@@ -848,54 +807,65 @@ relay_hold(struct conn *c)
 	relay_hold_release(c);
 }
 
+bool
+relay_pick(struct conn *c)
+{
+	int tries = 1 + atomic_load(&c->svc->retries);
+	if (tries > RELAY_MAX_TRIES)
+		tries = RELAY_MAX_TRIES;
+	if (c->ntried >= tries)
+		return false;
+	struct node *n =
+	    pool_pick(c->pool, c->hash, c->tried, (size_t)c->ntried);
+	if (n == NULL)
+		return false;
+	c->tried[c->ntried++] = n;
+	c->node = n;
+	c->node_written = c->node_nodelay = false;
+	c->sfd = socket(n->addr.ss.ss_family,
+			SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (c->sfd >= 0)
+		return true;
+	log_warn("service %s: socket: %s", c->svc->name, strerror(errno));
+	pool_release(n);
+	c->node = NULL;
+	return false;
+}
+
 /* Picks the next node not tried yet and starts connecting to it. */
 static void
 relay_connect_next(struct conn *c)
 {
 	struct wloop *loop = &c->w->loop;
-	int tries = 1 + atomic_load(&c->svc->retries);
-	if (tries > RELAY_MAX_TRIES)
-		tries = RELAY_MAX_TRIES;
-
-	while (c->ntried < tries) {
-		struct node *n =
-		    pool_pick(c->pool, c->hash, c->tried, (size_t)c->ntried);
-		if (n == NULL)
-			break;
-		c->tried[c->ntried++] = n;
-		c->node = n;
-		c->sfd = socket(n->addr.ss.ss_family,
-				SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		if (c->sfd < 0 || wio_add(loop, &c->sio, c->sfd, true, 0) < 0) {
-			log_warn("service %s: socket: %s", c->svc->name,
-				 strerror(errno));
-			if (c->sfd >= 0)
-				close(c->sfd);
-			c->sfd = -1;
-			pool_release(n);
-			c->node = NULL;
-			break;
-		}
-		c->node_written = c->node_nodelay = false;
-		if (connect(c->sfd, (struct sockaddr *)&n->addr.ss,
-			    n->addr.len) == 0)
-			relay_established(c);
-		else if (errno != EINPROGRESS) {
-			relay_connect_failed(c, errno);
-			return;
-		} else {
-			/* No wait for writability: the node's socket is
-			 * watched for what the relay needs, and the first
-			 * byte moved, an error, or the timeout tells. */
-			c->timer.cb = relay_connect_timeout_cb;
-			wtimer_start(loop, &c->timer,
-				     atomic_load(&c->svc->connect_timeout_ms) /
-					 1000.0);
-		}
-		relay_update(c);
+	if (!relay_pick(c)) {
+		relay_reply_unavailable(c);
 		return;
 	}
-	relay_reply_unavailable(c);
+	if (wio_add(loop, &c->sio, c->sfd, true, 0) < 0) {
+		log_warn("service %s: epoll_ctl: %s", c->svc->name,
+			 strerror(errno));
+		close(c->sfd);
+		c->sfd = -1;
+		pool_release(c->node);
+		c->node = NULL;
+		relay_reply_unavailable(c);
+		return;
+	}
+	struct node *n = c->node;
+	if (connect(c->sfd, (struct sockaddr *)&n->addr.ss, n->addr.len) == 0)
+		relay_established(c);
+	else if (errno != EINPROGRESS) {
+		relay_connect_failed(c, errno);
+		return;
+	} else {
+		/* No wait for writability: the node's socket is watched for
+		 * what the relay needs, and the first byte moved, an error,
+		 * or the timeout tells. */
+		c->timer.cb = relay_connect_timeout_cb;
+		wtimer_start(loop, &c->timer,
+			     atomic_load(&c->svc->connect_timeout_ms) / 1000.0);
+	}
+	relay_update(c);
 }
 
 void
@@ -924,13 +894,6 @@ relay_accept(struct worker *w, struct service *svc, int fd,
 	c->cio.data = c->sio.data = c;
 	c->sio.fd = -1;
 	c->timer.data = c;
-	if (wio_add(&w->loop, &c->cio, fd, true, 0) < 0) {
-		log_warn("service %s: epoll_ctl: %s", svc->name,
-			 strerror(errno));
-		close(fd);
-		free(c);
-		return;
-	}
 	c->next = w->conns;
 	if (w->conns)
 		w->conns->prev = c;
@@ -941,24 +904,36 @@ relay_accept(struct worker *w, struct service *svc, int fd,
 	long active =
 	    atomic_fetch_add_explicit(&svc->active, 1, memory_order_relaxed);
 	int max = atomic_load(&svc->max_connections);
-	if (max > 0 && active >= max) {
+	enum edge_reason why = EDGE_OK;
+	if (max > 0 && active >= max)
 		log_debug("service %s: max_connections %d reached", svc->name,
 			  max);
-		relay_reply_unavailable(c);
+	else
+		why = edge_admit(svc->edge, peer, w->loop.now, &c->edge);
+	c->pregreet = c->edge.pregreet;
+	bool held = c->edge.greet_delay_ms > 0 || c->edge.dnsbl || c->pregreet;
+	if (w->loop.ring && why == EDGE_OK && !held &&
+	    !(max > 0 && active >= max)) {
+		if (relay_proxy_header(c) < 0) {
+			close(fd);
+			relay_release(c);
+		} else
+			ur_start(c); /* the ring's path */
 		return;
 	}
-	enum edge_reason why =
-	    edge_admit(svc->edge, peer, w->loop.now, &c->edge);
-	if (why != EDGE_OK) {
-		relay_refuse(c, why, NULL);
-		return;
-	}
-	if (relay_proxy_header(c) < 0) {
+	if (wio_add(&w->loop, &c->cio, fd, true, 0) < 0) {
+		log_warn("service %s: epoll_ctl: %s", svc->name,
+			 strerror(errno));
 		relay_free(c);
 		return;
 	}
-	c->pregreet = c->edge.pregreet;
-	if (c->edge.greet_delay_ms > 0 || c->edge.dnsbl)
+	if (max > 0 && active >= max)
+		relay_reply_unavailable(c);
+	else if (why != EDGE_OK)
+		relay_refuse(c, why, NULL);
+	else if (relay_proxy_header(c) < 0)
+		relay_free(c);
+	else if (c->edge.greet_delay_ms > 0 || c->edge.dnsbl)
 		relay_hold(c);
 	else
 		relay_connect_next(c);
@@ -967,8 +942,12 @@ relay_accept(struct worker *w, struct service *svc, int fd,
 void
 relay_close_all(struct worker *w)
 {
-	while (w->conns)
-		relay_free(w->conns);
+	while (w->conns) {
+		if (w->conns->ur)
+			ur_abort(w->conns);
+		else
+			relay_free(w->conns);
+	}
 }
 
 void

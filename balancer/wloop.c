@@ -2,7 +2,9 @@
 #include "wloop.h"
 
 #include <errno.h>
+#include <liburing.h>
 #include <math.h>
+#include <poll.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +15,10 @@
 #include "../common/log.h"
 
 #define WLOOP_EVENTS 256
+/* The ring: requests queued per wait, and completions it can hold (a
+ * relay keeps a few requests per connection in flight) */
+#define WLOOP_RING_SQ 1024
+#define WLOOP_RING_CQ 16384
 /* io_collect_us: a poll that brings at least WLOOP_BUSY_EVENTS events
  * makes the loop busy; it stays busy while the events gathered over the
  * interval come at WLOOP_BUSY_RATE per second or more, so that traffic
@@ -260,12 +266,14 @@ wloop_timeout(struct wloop *l)
 	if (l->nheap > 0)
 		wait = l->heap[0]->at > l->mono ? l->heap[0]->at - l->mono : 0;
 	if (l->collecting) {
-		double sleep = l->collect -
-			       (wloop_clock(CLOCK_MONOTONIC) - l->mono);
+		double sleep =
+		    l->collect - (wloop_clock(CLOCK_MONOTONIC) - l->mono);
 		if (wait >= 0 && sleep > wait)
 			sleep = wait;
 		if (sleep > 0) {
 			struct timespec ts = {0, (long)(sleep * 1e9)};
+			if (l->ring) /* what is queued goes now, not after */
+				io_uring_submit(l->ring);
 			nanosleep(&ts, NULL);
 			if (wait >= 0)
 				wait -= sleep;
@@ -276,45 +284,157 @@ wloop_timeout(struct wloop *l)
 	return (int)ceil(wait * 1000);
 }
 
+/* Dispatches what was fed, then the n events of a poll (busy: the
+ * completions that came with them). */
+static void
+wloop_dispatch(struct wloop *l, const struct epoll_event *evs, int n, int busy)
+{
+	/* what was fed runs first, then what this poll brought; every io's
+	 * ready bits are set before any callback runs, so that a callback
+	 * sees what its connection's other socket has */
+	l->run = l->again;
+	l->runtail = l->again ? l->againtail : &l->run;
+	if (l->run)
+		l->run->qprev = &l->run;
+	l->again = NULL;
+	l->againtail = &l->again;
+	for (int i = 0; i < n; i++) {
+		struct wio *io = evs[i].data.ptr;
+		io->ready |= evs[i].events;
+		wio_enqueue(io, &l->runtail);
+		busy += evs[i].events != EPOLLOUT;
+	}
+	if (l->collect > 0)
+		l->collecting = l->collecting
+				    ? busy >= l->collect * WLOOP_BUSY_RATE
+				    : busy >= WLOOP_BUSY_EVENTS;
+	while (l->run && !l->stop) {
+		struct wio *io = l->run;
+		uint32_t events = io->ready;
+		wio_dequeue(l, io);
+		if (!io->et)
+			io->ready = 0;
+		io->cb(l, io, events);
+	}
+	wloop_timers(l);
+}
+
+int
+wloop_ring_open(struct wloop *l)
+{
+	static const unsigned flags[] = {IORING_SETUP_SINGLE_ISSUER |
+					     IORING_SETUP_DEFER_TASKRUN,
+					 IORING_SETUP_COOP_TASKRUN, 0};
+	struct io_uring *ring = calloc(1, sizeof(*ring));
+	int rc = -ENOMEM;
+	if (ring == NULL)
+		return rc;
+	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
+		struct io_uring_params p = {.flags =
+						flags[i] | IORING_SETUP_CQSIZE,
+					    .cq_entries = WLOOP_RING_CQ};
+		rc = io_uring_queue_init_params(WLOOP_RING_SQ, ring, &p);
+		if (rc != -EINVAL)
+			break; /* (EINVAL: a kernel without these flags) */
+	}
+	if (rc < 0) {
+		free(ring);
+		return rc;
+	}
+	(void)io_uring_register_ring_fd(ring);
+	l->ring = ring;
+	l->epoll_armed = false;
+	return 0;
+}
+
+void
+wloop_ring_close(struct wloop *l)
+{
+	if (l->ring == NULL)
+		return;
+	io_uring_queue_exit(l->ring);
+	free(l->ring);
+	l->ring = NULL;
+}
+
+struct io_uring_sqe *
+wloop_sqe(struct wloop *l)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(l->ring);
+	if (sqe == NULL) {
+		io_uring_submit(l->ring);
+		sqe = io_uring_get_sqe(l->ring);
+	}
+	if (sqe == NULL)
+		fatal("%s: the ring's queue stays full", __func__);
+	return sqe;
+}
+
+/* One iteration with the ring: submit and wait, the completions, then
+ * the epoll set when its poll fired. */
+static void
+wloop_ring_iterate(struct wloop *l, struct epoll_event *evs)
+{
+	if (!l->epoll_armed) {
+		struct io_uring_sqe *sqe = wloop_sqe(l);
+		io_uring_prep_poll_add(sqe, l->epfd, POLLIN);
+		sqe->user_data = WLOOP_UD_EPOLL;
+		l->epoll_armed = true;
+	}
+	int ms = wloop_timeout(l);
+	struct __kernel_timespec ts = {.tv_sec = ms / 1000,
+				       .tv_nsec = (ms % 1000) * 1000000L};
+	struct io_uring_cqe *cqe;
+	int rc = io_uring_submit_and_wait_timeout(l->ring, &cqe, 1,
+						  ms >= 0 ? &ts : NULL, NULL);
+	if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN &&
+	    rc != -EBUSY)
+		fatal("%s: io_uring_enter: %s", __func__, strerror(-rc));
+	wloop_update(l);
+	bool epoll_ready = false;
+	int busy = 0;
+	unsigned head, seen = 0;
+	io_uring_for_each_cqe(l->ring, head, cqe)
+	{
+		seen++;
+		if (cqe->user_data == WLOOP_UD_EPOLL) {
+			epoll_ready = true;
+			l->epoll_armed = false;
+		} else if (cqe->user_data != WLOOP_UD_NONE) {
+			busy++;
+			l->on_cqe(l, cqe);
+			if (l->stop)
+				break;
+		}
+	}
+	io_uring_cq_advance(l->ring, seen);
+	if (l->stop)
+		return;
+	int n = 0;
+	if (epoll_ready &&
+	    (n = epoll_wait(l->epfd, evs, WLOOP_EVENTS, 0)) < 0) {
+		if (errno != EINTR)
+			fatal("%s: epoll_wait: %s", __func__, strerror(errno));
+		n = 0;
+	}
+	wloop_dispatch(l, evs, n, busy);
+}
+
 void
 wloop_run(struct wloop *l)
 {
 	struct epoll_event evs[WLOOP_EVENTS];
 	l->stop = false;
 	while (!l->stop) {
-		int n = epoll_wait(l->epfd, evs, WLOOP_EVENTS,
-				   wloop_timeout(l));
+		if (l->ring) {
+			wloop_ring_iterate(l, evs);
+			continue;
+		}
+		int n =
+		    epoll_wait(l->epfd, evs, WLOOP_EVENTS, wloop_timeout(l));
 		if (n < 0 && errno != EINTR)
 			fatal("%s: epoll_wait: %s", __func__, strerror(errno));
 		wloop_update(l);
-		/* what was fed runs first, then what this poll brought; every
-		 * io's ready bits are set before any callback runs, so that
-		 * a callback sees what its connection's other socket has */
-		l->run = l->again;
-		l->runtail = l->again ? l->againtail : &l->run;
-		if (l->run)
-			l->run->qprev = &l->run;
-		l->again = NULL;
-		l->againtail = &l->again;
-		int busy = 0;
-		for (int i = 0; i < n; i++) {
-			struct wio *io = evs[i].data.ptr;
-			io->ready |= evs[i].events;
-			wio_enqueue(io, &l->runtail);
-			busy += evs[i].events != EPOLLOUT;
-		}
-		if (l->collect > 0)
-			l->collecting =
-			    l->collecting ? busy >= l->collect * WLOOP_BUSY_RATE
-					  : busy >= WLOOP_BUSY_EVENTS;
-		while (l->run && !l->stop) {
-			struct wio *io = l->run;
-			uint32_t events = io->ready;
-			wio_dequeue(l, io);
-			if (!io->et)
-				io->ready = 0;
-			io->cb(l, io, events);
-		}
-		wloop_timers(l);
+		wloop_dispatch(l, evs, n < 0 ? 0 : n, 0);
 	}
 }

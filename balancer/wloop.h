@@ -6,6 +6,12 @@
  * Listeners, the wake-up and the DNSBL resolver's sockets are
  * level-triggered and may change.
  *
+ * With a ring (wloop_ring_open(), io_engine = uring), the loop waits in
+ * io_uring_enter instead of epoll_wait: the epoll set is one request on
+ * the ring (a poll of its descriptor, read with a non-waiting epoll_wait
+ * when it fires), and the owner's own requests complete through on_cqe.
+ * A poll, the requests queued meanwhile and the wait are one system call.
+ *
  * One thread owns a loop; only wloop_wake() may be called from others. */
 #ifndef LBD_WLOOP_H
 #define LBD_WLOOP_H
@@ -19,6 +25,9 @@
 struct wloop;
 struct wio;
 struct wtimer;
+struct io_uring;
+struct io_uring_cqe;
+struct io_uring_sqe;
 
 /* Called with the EPOLL* bits seen. For an edge-triggered io they are
  * io->ready, and stay set until its owner clears them (on EAGAIN, or a
@@ -28,6 +37,12 @@ struct wtimer;
  * callback may free io. */
 typedef void wio_fn(struct wloop *l, struct wio *io, uint32_t events);
 typedef void wtimer_fn(struct wloop *l, struct wtimer *t);
+/* A completion of a request the owner queued with wloop_sqe(): every
+ * user_data but WLOOP_UD_NONE and WLOOP_UD_EPOLL. */
+typedef void wcqe_fn(struct wloop *l, const struct io_uring_cqe *cqe);
+
+#define WLOOP_UD_NONE 0	 /* a request whose completion nobody reads */
+#define WLOOP_UD_EPOLL 1 /* the loop's poll of its epoll set */
 
 struct wio {
 	int fd;
@@ -48,18 +63,21 @@ struct wtimer {
 
 struct wloop {
 	int epfd;
-	int wakefd;		/* eventfd: wloop_wake() */
-	struct wio wake;	/* watches wakefd */
-	_Atomic bool woken;	/* a wake-up is posted and not read yet */
-	double now;		/* wall clock (as ev_now), per poll */
-	double mono;		/* monotonic, per poll: the timers' clock */
-	struct wtimer **heap;	/* timers, earliest first */
+	int wakefd;	      /* eventfd: wloop_wake() */
+	struct wio wake;      /* watches wakefd */
+	_Atomic bool woken;   /* a wake-up is posted and not read yet */
+	double now;	      /* wall clock (as ev_now), per poll */
+	double mono;	      /* monotonic, per poll: the timers' clock */
+	struct wtimer **heap; /* timers, earliest first */
 	size_t nheap, heapcap;
-	struct wio *run, **runtail;   /* to dispatch in this iteration */
+	struct wio *run, **runtail;	/* to dispatch in this iteration */
 	struct wio *again, **againtail; /* fed: dispatch in the next one */
-	double collect;		/* io_collect_us in seconds; 0: off */
-	bool collecting;	/* the interval applies to the next poll */
+	double collect;			/* io_collect_us in seconds; 0: off */
+	bool collecting; /* the interval applies to the next poll */
 	bool stop;
+	struct io_uring *ring; /* NULL: the loop waits in epoll_wait */
+	bool epoll_armed;      /* the ring polls the epoll set */
+	wcqe_fn *on_cqe;
 	void (*on_wake)(struct wloop *l); /* after a wloop_wake() */
 	void *data;
 };
@@ -68,6 +86,15 @@ struct wloop {
 int wloop_init(struct wloop *l, double collect);
 /* Closes the loop's descriptors; every io must be gone. */
 void wloop_close(struct wloop *l);
+/* In the thread that will run the loop: gives it an io_uring ring to
+ * wait in. Returns 0, or a negative errno (no io_uring here, or not
+ * allowed: the loop stays on epoll). */
+int wloop_ring_open(struct wloop *l);
+/* Ends the ring's requests and frees it (before what they point at). */
+void wloop_ring_close(struct wloop *l);
+/* A request to fill in, for the next wait to submit (submits what is
+ * queued first when the ring's queue is full). Never NULL. */
+struct io_uring_sqe *wloop_sqe(struct wloop *l);
 /* Polls and dispatches until wloop_break(). */
 void wloop_run(struct wloop *l);
 void wloop_break(struct wloop *l);

@@ -14,6 +14,7 @@
 #include "../common/net.h"
 #include "dnsbl.h"
 #include "handover.h"
+#include "relay.h"
 
 #define ACCEPT_BATCH 64
 /* accept() failed for want of descriptors or memory: the listener rests
@@ -195,7 +196,12 @@ static void *
 worker_main(void *arg)
 {
 	struct worker *w = arg;
+	/* the ring is the thread's own (IORING_SETUP_SINGLE_ISSUER) */
+	if (w->l->cfg->set.io_uring)
+		(void)ur_open(w);
 	wloop_run(&w->loop);
+	wloop_ring_close(&w->loop);
+	ur_close(w);
 	relay_free_pools(w);
 	dnsbl_free(w->dnsbl);
 	w->dnsbl = NULL;

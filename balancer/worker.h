@@ -13,13 +13,14 @@
 
 struct conn;
 struct dnsbl;
+struct relay_ring;
 
 struct listener {
 	struct service *svc;
 	struct worker *w;
 	struct wio io;
 	struct wtimer pause; /* accept() out of descriptors or memory: a rest */
-	bool told;	/* this shortage is logged */
+	bool told;	     /* this shortage is logged */
 	struct listener *next;
 };
 
@@ -37,9 +38,10 @@ struct worker {
 	size_t nfree_bufs;
 	int (*free_pipes)[2]; /* spare empty pipes */
 	size_t nfree_pipes;
-	int splice_ok;	     /* 0 once splice() proved unusable here */
-	struct dnsbl *dnsbl; /* dnsbl.h: made at the first lookup */
-	bool dnsbl_failed;   /* it could not be made: no lookups */
+	int splice_ok;		 /* 0 once splice() proved unusable here */
+	struct relay_ring *ring; /* io_engine = uring: relay_uring.c's */
+	struct dnsbl *dnsbl;	 /* dnsbl.h: made at the first lookup */
+	bool dnsbl_failed;	 /* it could not be made: no lookups */
 };
 
 enum {

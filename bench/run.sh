@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/install-deps.sh
 install_missing haproxy nginx-light libnginx-mod-stream wrk iperf3 postfix util-linux \
-  strace liburing-dev # (bench only: syscalls.py, relay_engines.c)
+  strace # (bench only: syscalls.py)
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j "$(nproc)" --target lbd mailnode mailctl >/dev/null
 exec timeout 900 python3 bench/run.py "$@"

@@ -13,6 +13,7 @@
 # shows (swaks needs Net::SSLeay for --tls; PLAIN and LOGIN need no more).
 PACKAGES=(build-essential cmake pkg-config python3 openssl
   libev-dev libssl-dev libhiredis-dev libinih-dev libcrypt-dev libc-ares-dev libjansson-dev
+  liburing-dev
   redis-server
   curl swaks libnet-ssleay-perl mutt isync)
 
