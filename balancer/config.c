@@ -167,6 +167,20 @@ lbd_io_engine(struct conf *c, void *o, const char *k, const char *v)
 }
 
 static int
+lbd_io_uring_buffers(struct conf *c, void *o, const char *k, const char *v)
+{
+	struct lbd_settings *s = o;
+	if (conf_int(c, k, v, 16, 32768, &s->io_uring_buffers) < 0)
+		return -1;
+	if ((s->io_uring_buffers & (s->io_uring_buffers - 1)) != 0) {
+		conf_error(c, c->line, "%s: %d is not a power of two", k,
+			   s->io_uring_buffers);
+		return -1;
+	}
+	return 0;
+}
+
+static int
 lbd_resolver(struct conf *c, void *o, const char *k, const char *v)
 {
 	struct lbd_settings *s = o;
@@ -572,6 +586,7 @@ static const struct conf_key lbd_keys[] = {
     {"grace_s", lbd_grace_s},
     {"io_collect_us", lbd_io_collect_us},
     {"io_engine", lbd_io_engine},
+    {"io_uring_buffers", lbd_io_uring_buffers},
     {"resolver", lbd_resolver},
     {NULL, NULL},
 };
@@ -799,6 +814,7 @@ config_load(const char *path, char *err, size_t errlen)
 	cfg->set.grace_s = 30;
 	cfg->set.io_collect_us = 100;
 	cfg->set.io_uring = true;
+	cfg->set.io_uring_buffers = 512;
 	if (gethostname(cfg->set.name, sizeof(cfg->set.name) - 1) < 0 ||
 	    cfg->set.name[0] == '\0')
 		snprintf(cfg->set.name, sizeof(cfg->set.name), "lbd");

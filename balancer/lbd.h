@@ -94,8 +94,9 @@ struct lbd_settings {
 	char metrics_str[ADDR_STRLEN];
 	int log_level;
 	int grace_s;
-	int io_collect_us; /* workers gather events this long per poll */
-	bool io_uring;	   /* io_engine = uring (the default), not epoll */
+	int io_collect_us;    /* workers gather events this long per poll */
+	bool io_uring;	      /* io_engine = uring (the default), not epoll */
+	int io_uring_buffers; /* per worker, RELAY_BUF bytes each */
 	char resolver[ADDR_STRLEN]; /* DNSBL's DNS server; "": resolv.conf */
 };
 

@@ -133,7 +133,7 @@ void ur_fail(struct conn *c);
  * is closed next, which ends its requests). */
 void ur_abort(struct conn *c);
 /* The loop's completions of the relay's requests (wloop.h's on_cqe). */
-void ur_on_cqe(struct wloop *loop, const struct io_uring_cqe *cqe);
+bool ur_on_cqe(struct wloop *loop, const struct io_uring_cqe *cqe);
 /* Opens the worker's ring and its buffers; false: it stays on epoll. */
 bool ur_open(struct worker *w);
 /* After wloop_ring_close(): frees the buffers. */

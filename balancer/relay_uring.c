@@ -37,7 +37,6 @@
 #include "../common/log.h"
 #include "relay.h"
 
-#define UR_BUFS 512    /* provided buffers per worker, RELAY_BUF bytes each */
 #define UR_HALF_MAX 16 /* a direction's buffers before its receive pauses */
 #define UR_BUF_GROUP 0
 
@@ -58,10 +57,10 @@ enum ur_op {
 struct relay_ring {
 	struct io_uring_buf_ring *br;
 	char *bufs;
-	unsigned mask;
-	int len[UR_BUFS], next[UR_BUFS]; /* per buffer id */
-	struct conn *starved;		 /* directions that wait for a buffer */
-	bool recycled; /* a buffer came back since the last feed */
+	unsigned nbufs, mask; /* io_uring_buffers */
+	int *len, *next;      /* per buffer id */
+	struct conn *starved; /* directions that wait for a buffer */
+	bool recycled;	      /* a buffer came back since the last feed */
 };
 
 static inline struct half *
@@ -557,7 +556,7 @@ ur_feed_starved(struct relay_ring *rr)
 	}
 }
 
-void
+bool
 ur_on_cqe(struct wloop *loop, const struct io_uring_cqe *cqe)
 {
 	struct worker *w = loop->data;
@@ -616,13 +615,13 @@ ur_on_cqe(struct wloop *loop, const struct io_uring_cqe *cqe)
 		relay_release(c);
 	if (w->ring->recycled && w->ring->starved)
 		ur_feed_starved(w->ring);
+	return op == UR_RECV || op == UR_CONNECT || op == UR_POLLIN;
 }
 
 bool
 ur_open(struct worker *w)
 {
 	struct relay_ring *rr = calloc(1, sizeof(*rr));
-	size_t brsz = UR_BUFS * sizeof(struct io_uring_buf);
 	int rc = rr ? wloop_ring_open(&w->loop) : -ENOMEM;
 	if (rc < 0) {
 		log_warn("worker %d: io_engine uring: no ring (%s): epoll "
@@ -631,15 +630,21 @@ ur_open(struct worker *w)
 		free(rr);
 		return false;
 	}
-	rr->br = mmap(NULL, brsz, PROT_READ | PROT_WRITE,
-		      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	w->ring = rr;
+	rr->nbufs = (unsigned)w->l->cfg->set.io_uring_buffers;
+	rr->br =
+	    mmap(NULL, rr->nbufs * sizeof(struct io_uring_buf),
+		 PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	rr->bufs =
-	    mmap(NULL, (size_t)UR_BUFS * RELAY_BUF, PROT_READ | PROT_WRITE,
+	    mmap(NULL, (size_t)rr->nbufs * RELAY_BUF, PROT_READ | PROT_WRITE,
 		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	rr->len = calloc(rr->nbufs, sizeof(*rr->len));
+	rr->next = calloc(rr->nbufs, sizeof(*rr->next));
 	struct io_uring_buf_reg reg = {.ring_addr = (uint64_t)(uintptr_t)rr->br,
-				       .ring_entries = UR_BUFS,
+				       .ring_entries = rr->nbufs,
 				       .bgid = UR_BUF_GROUP};
-	if (rr->br == MAP_FAILED || rr->bufs == MAP_FAILED)
+	if (rr->br == MAP_FAILED || rr->bufs == MAP_FAILED || !rr->len ||
+	    !rr->next)
 		rc = -ENOMEM;
 	else
 		rc = io_uring_register_buf_ring(w->loop.ring, &reg, 0);
@@ -648,20 +653,17 @@ ur_open(struct worker *w)
 			 "epoll instead",
 			 w->id, strerror(-rc));
 		wloop_ring_close(&w->loop);
-		w->ring = rr;
 		ur_close(w);
 		return false;
 	}
-	rr->mask = (unsigned)io_uring_buf_ring_mask(UR_BUFS);
+	rr->mask = (unsigned)io_uring_buf_ring_mask(rr->nbufs);
 	io_uring_buf_ring_init(rr->br);
-	for (int i = 0; i < UR_BUFS; i++)
+	for (unsigned i = 0; i < rr->nbufs; i++)
 		io_uring_buf_ring_add(rr->br, rr->bufs + (size_t)i * RELAY_BUF,
 				      RELAY_BUF, (unsigned short)i,
-				      (int)rr->mask, i);
-	io_uring_buf_ring_advance(rr->br, UR_BUFS);
-	w->ring = rr;
+				      (int)rr->mask, (int)i);
+	io_uring_buf_ring_advance(rr->br, (int)rr->nbufs);
 	w->loop.on_cqe = ur_on_cqe;
-	log_info("worker %d: io_engine uring", w->id);
 	return true;
 }
 
@@ -672,9 +674,11 @@ ur_close(struct worker *w)
 	if (rr == NULL)
 		return;
 	if (rr->br && rr->br != MAP_FAILED)
-		munmap(rr->br, UR_BUFS * sizeof(struct io_uring_buf));
+		munmap(rr->br, rr->nbufs * sizeof(struct io_uring_buf));
 	if (rr->bufs && rr->bufs != MAP_FAILED)
-		munmap(rr->bufs, (size_t)UR_BUFS * RELAY_BUF);
+		munmap(rr->bufs, (size_t)rr->nbufs * RELAY_BUF);
+	free(rr->len);
+	free(rr->next);
 	free(rr);
 	w->ring = NULL;
 }

@@ -27,8 +27,10 @@ reload_settings(struct lbd *l, const struct lbd_settings *n)
 		log_warn("reload: resolver changes need a restart");
 	if (s->io_collect_us != n->io_collect_us)
 		log_warn("reload: io_collect_us changes need a restart");
-	if (s->io_uring != n->io_uring)
-		log_warn("reload: io_engine changes need a restart");
+	if (s->io_uring != n->io_uring ||
+	    s->io_uring_buffers != n->io_uring_buffers)
+		log_warn("reload: io_engine and io_uring_buffers changes need "
+			 "a restart");
 	if (s->has_metrics != n->has_metrics ||
 	    strcmp(s->metrics_str, n->metrics_str) != 0)
 		log_warn("reload: metrics changes need a restart");

@@ -401,8 +401,7 @@ wloop_ring_iterate(struct wloop *l, struct epoll_event *evs)
 			epoll_ready = true;
 			l->epoll_armed = false;
 		} else if (cqe->user_data != WLOOP_UD_NONE) {
-			busy++;
-			l->on_cqe(l, cqe);
+			busy += l->on_cqe(l, cqe);
 			if (l->stop)
 				break;
 		}

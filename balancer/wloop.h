@@ -38,8 +38,11 @@ struct io_uring_sqe;
 typedef void wio_fn(struct wloop *l, struct wio *io, uint32_t events);
 typedef void wtimer_fn(struct wloop *l, struct wtimer *t);
 /* A completion of a request the owner queued with wloop_sqe(): every
- * user_data but WLOOP_UD_NONE and WLOOP_UD_EPOLL. */
-typedef void wcqe_fn(struct wloop *l, const struct io_uring_cqe *cqe);
+ * user_data but WLOOP_UD_NONE and WLOOP_UD_EPOLL. Returns whether it
+ * brought work from outside (bytes, a peer's FIN, a connect), which
+ * counts towards io_collect_us's busy rate as a readable event does; a
+ * send's completion does not, as "writable" does not. */
+typedef bool wcqe_fn(struct wloop *l, const struct io_uring_cqe *cqe);
 
 #define WLOOP_UD_NONE 0	 /* a request whose completion nobody reads */
 #define WLOOP_UD_EPOLL 1 /* the loop's poll of its epoll set */

@@ -197,8 +197,8 @@ worker_main(void *arg)
 {
 	struct worker *w = arg;
 	/* the ring is the thread's own (IORING_SETUP_SINGLE_ISSUER) */
-	if (w->l->cfg->set.io_uring)
-		(void)ur_open(w);
+	bool ring = w->l->cfg->set.io_uring && ur_open(w);
+	log_info("worker %d: io_engine %s", w->id, ring ? "uring" : "epoll");
 	wloop_run(&w->loop);
 	wloop_ring_close(&w->loop);
 	ur_close(w);

@@ -95,8 +95,10 @@ class Lbd:
     """A real lbd from a config string. `{control}` and `{state}` in the
     string are filled in with paths in the test's temporary directory."""
 
-    def __init__(self, tmp, config, name="lbd", args=(), nofile=None):
+    def __init__(self, tmp, config, name="lbd", args=(), nofile=None,
+                 io_engine=None):
         self.tmp = tmp
+        self.io_engine = io_engine  # set in [lbd] unless the config does
         self.nofile = nofile  # (soft, hard) RLIMIT_NOFILE to start with
         self.control = os.path.join(tmp, name + ".sock")
         self.state = os.path.join(tmp, name + ".state")
@@ -107,6 +109,9 @@ class Lbd:
         self.proc = None
 
     def write_config(self, config):
+        if self.io_engine and "io_engine" not in config:
+            config = config.replace("[lbd]\n", "[lbd]\nio_engine = %s\n"
+                                    % self.io_engine, 1)
         with open(self.path, "w") as f:
             f.write(config.replace("{control}", self.control)
                     .replace("{state}", self.state))
@@ -220,7 +225,10 @@ def greeting(port, host="127.0.0.1", timeout=3):
 
 class LbdTestCase(unittest.TestCase):
     """Gives each test a temporary directory and stops every node and lbd
-    it started, by PID."""
+    it started, by PID. A subclass may set IO_ENGINE: its lbds run with
+    that io_engine."""
+
+    IO_ENGINE = None
 
     def setUp(self):
         self._tmp = tempfile.TemporaryDirectory(prefix="lbdtest-")
@@ -250,6 +258,7 @@ class LbdTestCase(unittest.TestCase):
         return n
 
     def lbd(self, config, start=True, **kw):
+        kw.setdefault("io_engine", self.IO_ENGINE)
         l = Lbd(self.tmp, config, **kw)
         self.lbds.append(l)
         if start:

@@ -99,6 +99,18 @@ class ConfigTest(LbdTestCase):
         self.assert_bad(GOOD.replace("workers = 2", "workers = 2\nio_collect_us = 10001"),
                         5, ["io_collect_us"])
 
+    def test_io_engine_and_buffers(self):
+        for ok in ("io_engine = epoll", "io_engine = uring",
+                   "io_uring_buffers = 16", "io_uring_buffers = 32768"):
+            r, _ = self.check(GOOD.replace("workers = 2", "workers = 2\n" + ok))
+            self.assertEqual(r.returncode, 0, r.stderr)
+        self.assert_bad(GOOD.replace("workers = 2", "workers = 2\nio_engine = poll"),
+                        5, ['io_engine: "poll" is not one of uring, epoll'])
+        self.assert_bad(GOOD.replace("workers = 2", "workers = 2\nio_uring_buffers = 1000"),
+                        5, ["io_uring_buffers: 1000 is not a power of two"])
+        self.assert_bad(GOOD.replace("workers = 2", "workers = 2\nio_uring_buffers = 8"),
+                        5, ["io_uring_buffers"])
+
     def test_duplicate_node_and_section(self):
         self.assert_bad(GOOD.replace("node = mx2", "node = mx1"), 25,
                         ['"mx1" already in pool mx'])

@@ -244,6 +244,50 @@ print(r.status, r.getheader('Retry-After'))
         self.assertEqual(hashlib.sha256(got).digest(),
                          hashlib.sha256(payload).digest())
 
+    def test_few_buffers_many_connections_every_byte(self):
+        # io_uring_buffers = 16 for eight connections that echo 512 KiB
+        # each in 1 KiB writes, read only after a pause: the directions
+        # hold buffers while the clients do not read, pause their
+        # receives, and run out of buffers (the starved list), then go on
+        # as buffers come back. With io_engine = epoll the key is unused.
+        n = self.node("e1", "echo")
+        port = free_port()
+        self.lbd(config(port, [n], proto="tcp", check="tcp",
+                        lbd_extra="io_uring_buffers = 16\n"))
+        payloads = [os.urandom(512 * 1024) for _ in range(8)]
+        got = [bytearray() for _ in payloads]
+
+        def one(i):
+            with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                self.assertTrue(recv_line(s).startswith("e1 "))
+                def send():
+                    for k in range(0, len(payloads[i]), 1024):
+                        s.sendall(payloads[i][k:k + 1024])
+                    s.shutdown(socket.SHUT_WR)
+                t = threading.Thread(target=send)
+                t.start()
+                time.sleep(0.5)
+                while True:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    got[i] += chunk
+                t.join()
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        for i, p in enumerate(payloads):
+            self.assertEqual(hashlib.sha256(got[i]).digest(),
+                             hashlib.sha256(p).digest(), "connection %d" % i)
+
+    def test_io_engine_named_in_log(self):
+        nodes, port, l = self.three_smtp()
+        self.assertIn("worker 0: io_engine %s" % (self.IO_ENGINE or "uring"),
+                      l.log())
+
     def smtp_through_lbd(self, nconns, lbd_extra):
         """nconns connections through lbd to a stand-in SMTP node, their
         greetings read."""
