@@ -60,6 +60,7 @@ struct relay_ring {
 	unsigned nbufs, mask; /* io_uring_buffers */
 	int *len, *next;      /* per buffer id */
 	struct conn *starved; /* directions that wait for a buffer */
+	bool told;	      /* a shortage is logged */
 	bool recycled;	      /* a buffer came back since the last feed */
 };
 
@@ -127,6 +128,12 @@ ur_unstarve(struct conn *c)
 static void
 ur_starve(struct relay_ring *rr, struct conn *c, struct half *h)
 {
+	if (!rr->told)
+		log_info("worker %d: all %u receive buffers in use "
+			 "(io_uring_buffers): receives wait for one (logged "
+			 "once)",
+			 c->w->id, rr->nbufs);
+	rr->told = true;
 	h->starved = true;
 	if (c->sprev)
 		return;

@@ -126,6 +126,43 @@ class RelayTest(LbdTestCase):
         st = l.status()
         self.assertEqual(st["services"][0]["total"], 1)
 
+    def test_connect_timeout_hands_the_client_to_the_next_node(self):
+        # A node whose accept queue is full drops the SYN: the connect
+        # neither completes nor fails until connect_timeout_ms (500 ms)
+        # ends it, and the client, whose request waited meanwhile, is
+        # answered by the next node.
+        hole = socket.socket()
+        self.addCleanup(hole.close)
+        hole.bind(("127.0.0.1", 0))
+        hole.listen(0)
+        for _ in range(2):  # backlog 0 holds one: the next SYNs are dropped
+            f = socket.socket()
+            self.addCleanup(f.close)
+            f.setblocking(False)
+            f.connect_ex(hole.getsockname())
+        probe = socket.socket()
+        self.addCleanup(probe.close)
+        probe.settimeout(0.3)
+        self.assertRaises(socket.timeout, probe.connect, hole.getsockname())
+
+        class Hole:
+            name = "bh"
+            addr = "127.0.0.1:%d" % hole.getsockname()[1]
+        n = self.node("h1", "http")
+        port = free_port()
+        l = self.lbd(config(port, [Hole, n], proto="http", check="none"))
+        times = []
+        for _ in range(2):  # round robin: one of the two tries the hole first
+            t0 = time.monotonic()
+            answer = self.http_get(port)
+            times.append(time.monotonic() - t0)
+            self.assertTrue(answer.startswith("HTTP/1.1 200 OK"), answer)
+            self.assertIn("h1 peer=", answer)
+        self.assertGreater(max(times), 0.45, times)
+        self.assertLess(min(times), 0.4, times)
+        self.assertEqual(l.node("p", "bh")["connect_failures"], 1)
+        self.assertEqual(l.node("p", "h1")["total"], 2)
+
     def test_client_fin_while_connecting_reaches_node(self):
         # The client hangs up before the connect is known to be done and
         # before any byte moved: its FIN still reaches the node at once
@@ -252,8 +289,8 @@ print(r.status, r.getheader('Retry-After'))
         # as buffers come back. With io_engine = epoll the key is unused.
         n = self.node("e1", "echo")
         port = free_port()
-        self.lbd(config(port, [n], proto="tcp", check="tcp",
-                        lbd_extra="io_uring_buffers = 16\n"))
+        l = self.lbd(config(port, [n], proto="tcp", check="tcp",
+                            lbd_extra="io_uring_buffers = 16\n"))
         payloads = [os.urandom(512 * 1024) for _ in range(8)]
         got = [bytearray() for _ in payloads]
 
@@ -282,6 +319,8 @@ print(r.status, r.getheader('Retry-After'))
         for i, p in enumerate(payloads):
             self.assertEqual(hashlib.sha256(got[i]).digest(),
                              hashlib.sha256(p).digest(), "connection %d" % i)
+        if self.IO_ENGINE != "epoll":
+            self.assertIn("worker 0: all 16 receive buffers in use", l.log())
 
     def test_io_engine_named_in_log(self):
         nodes, port, l = self.three_smtp()
