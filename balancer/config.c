@@ -814,7 +814,7 @@ config_load(const char *path, char *err, size_t errlen)
 	cfg->set.grace_s = 30;
 	cfg->set.io_collect_us = 100;
 	cfg->set.io_uring = true;
-	cfg->set.io_uring_buffers = 512;
+	cfg->set.io_uring_buffers = 256;
 	if (gethostname(cfg->set.name, sizeof(cfg->set.name) - 1) < 0 ||
 	    cfg->set.name[0] == '\0')
 		snprintf(cfg->set.name, sizeof(cfg->set.name), "lbd");

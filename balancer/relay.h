@@ -48,7 +48,6 @@ struct half {
 	unsigned queued;      /* how many */
 	bool armed;	      /* the multishot receive is on */
 	bool paused;	      /* it was cancelled: too many buffers queued */
-	bool starved;	      /* it ended for want of buffers: waits for some */
 	bool sending;	      /* a send is on */
 	bool pollin, pollout; /* bulk: a poll of the socket is on */
 };
@@ -80,7 +79,6 @@ struct conn {
 	bool done;	/* its sockets are closed: let go once nothing is on */
 	bool timed_out; /* the connect was cancelled by its timer */
 	int inflight;	/* requests whose last completion has not come */
-	struct conn *snext, **sprev; /* on the ring's starved list */
 	uint32_t hash;
 	struct edge_ticket edge; /* its place in the service's source table */
 	struct dnsbl_query *dq;	 /* HOLDING: the DNSBL lookups pending */

@@ -6,8 +6,10 @@
  * provided buffers (a buffer is taken only when bytes come, so an idle
  * connection holds none), and one send at a time of the buffers it
  * received, in order. A direction that holds UR_HALF_MAX buffers pauses
- * its receive (cancelled, armed again once half are sent); one that finds
- * no buffer free waits on the starved list until a send gives one back.
+ * its receive (cancelled, armed again once half are sent), so a peer that
+ * does not read pins few; one that finds no buffer free moves its bytes
+ * as a bulk direction does, with no buffer at all (below), so a worker
+ * whose buffers are all taken still relays every connection.
  * The client's receive starts at accept, so its first bytes wait in
  * buffers while the node's connect (a request too) runs; a failed or
  * timed-out connect gives the client to the next node, as relay.c does.
@@ -37,7 +39,7 @@
 #include "../common/log.h"
 #include "relay.h"
 
-#define UR_HALF_MAX 16 /* a direction's buffers before its receive pauses */
+#define UR_HALF_MAX 4 /* a direction's buffers before its receive pauses */
 #define UR_BUF_GROUP 0
 
 /* user_data: the connection's address | direction << 3 | kind (a conn is
@@ -59,9 +61,7 @@ struct relay_ring {
 	char *bufs;
 	unsigned nbufs, mask; /* io_uring_buffers */
 	int *len, *next;      /* per buffer id */
-	struct conn *starved; /* directions that wait for a buffer */
 	bool told;	      /* a shortage is logged */
-	bool recycled;	      /* a buffer came back since the last feed */
 };
 
 static inline struct half *
@@ -97,7 +97,6 @@ ur_recycle(struct relay_ring *rr, int bid)
 	io_uring_buf_ring_add(rr->br, rr->bufs + (size_t)bid * RELAY_BUF,
 			      RELAY_BUF, (unsigned short)bid, (int)rr->mask, 0);
 	io_uring_buf_ring_advance(rr->br, 1);
-	rr->recycled = true;
 }
 
 static void
@@ -113,35 +112,16 @@ ur_free_queue(struct relay_ring *rr, struct half *h)
 	h->qoff = 0;
 }
 
+/* No buffer was free for direction h's receive. */
 static void
-ur_unstarve(struct conn *c)
-{
-	if (c->sprev == NULL)
-		return;
-	*c->sprev = c->snext;
-	if (c->snext)
-		c->snext->sprev = c->sprev;
-	c->snext = NULL;
-	c->sprev = NULL;
-}
-
-static void
-ur_starve(struct relay_ring *rr, struct conn *c, struct half *h)
+ur_short(struct relay_ring *rr, struct conn *c)
 {
 	if (!rr->told)
 		log_info("worker %d: all %u receive buffers in use "
-			 "(io_uring_buffers): receives wait for one (logged "
-			 "once)",
+			 "(io_uring_buffers): receives splice meanwhile "
+			 "(logged once)",
 			 c->w->id, rr->nbufs);
 	rr->told = true;
-	h->starved = true;
-	if (c->sprev)
-		return;
-	c->snext = rr->starved;
-	c->sprev = &rr->starved;
-	if (rr->starved)
-		rr->starved->sprev = &c->snext;
-	rr->starved = c;
 }
 
 static void
@@ -218,7 +198,6 @@ ur_finish(struct conn *c)
 	if (c->done)
 		return;
 	c->done = true;
-	ur_unstarve(c);
 	ur_free_queue(rr, &c->up);
 	ur_free_queue(rr, &c->down);
 	wtimer_stop(&c->w->loop, &c->timer);
@@ -236,13 +215,10 @@ ur_finish(struct conn *c)
 void
 ur_fail(struct conn *c)
 {
-	struct relay_ring *rr = c->w->ring;
 	if (c->failing || c->done)
 		return;
 	c->failing = true;
-	ur_unstarve(c);
-	ur_free_queue(rr, &c->up);
-	ur_free_queue(rr, &c->down);
+	/* the buffers queued stay until ur_finish(): a send may be on */
 	wtimer_stop(&c->w->loop, &c->timer);
 	int fds[2] = {c->cfd, c->sfd};
 	for (int i = 0; i < 2; i++) {
@@ -257,7 +233,6 @@ ur_fail(struct conn *c)
 void
 ur_abort(struct conn *c)
 {
-	ur_unstarve(c);
 	ur_free_queue(c->w->ring, &c->up);
 	ur_free_queue(c->w->ring, &c->down);
 	if (c->cfd >= 0)
@@ -369,9 +344,8 @@ ur_pump(struct conn *c, int half)
 	if (h->armed || c->failing || c->done)
 		return;
 	if (h->pipe[0] < 0 && relay_pipe_get(w, h) < 0) {
-		h->bulk = false; /* no pipe: buffers it is */
-		if (!h->eof)
-			ur_arm_recv(c, half);
+		log_warn("service %s: pipe: %s", c->svc->name, strerror(errno));
+		ur_fail(c);
 		return;
 	}
 	for (int round = 0; round < RELAY_PUMP_ROUNDS; round++) {
@@ -449,7 +423,7 @@ ur_on_recv(struct conn *c, int half, const struct io_uring_cqe *cqe, int bid)
 		if (bid >= 0)
 			ur_recycle(rr, bid);
 		if (!more && res == -ENOBUFS)
-			ur_starve(rr, c, h);
+			ur_poll(c, half, true);	     /* ur_sink() reads */
 		else if (!more && res == -ECANCELED) /* a pause */
 			ur_arm_recv(c, half);
 		else if (!more)
@@ -489,9 +463,11 @@ ur_on_recv(struct conn *c, int half, const struct io_uring_cqe *cqe, int bid)
 		h->eof = true;
 	else if (h->bulk && (res > 0 || res == -ECANCELED || res == -ENOBUFS))
 		ur_pump(c, half);
-	else if (res == -ENOBUFS)
-		ur_starve(rr, c, h);
-	else if (res == -ECANCELED) {
+	else if (res == -ENOBUFS) {
+		ur_short(rr, c);
+		h->bulk = true;
+		ur_pump(c, half);
+	} else if (res == -ECANCELED) {
 		if (h->queued <= UR_HALF_MAX / 2)
 			ur_arm_recv(c, half); /* sent meanwhile */
 	} else if (res < 0) {
@@ -539,28 +515,23 @@ ur_on_send(struct conn *c, int half, int res)
 	ur_check_fin(c, half);
 }
 
-/* Buffers came back: the directions that ran out of them receive again. */
+/* While lingering with no buffer free: reads and drops what the client
+ * sends (at most 16 reads a turn), then polls again; ends c once the
+ * client closed or failed. */
 static void
-ur_feed_starved(struct relay_ring *rr)
+ur_sink(struct conn *c)
 {
-	struct conn *list = rr->starved;
-	rr->starved = NULL;
-	rr->recycled = false;
-	while (list) {
-		struct conn *c = list;
-		list = c->snext;
-		c->snext = NULL;
-		c->sprev = NULL;
-		for (int half = 0; half < 2; half++) {
-			struct half *h = ur_half(c, half);
-			if (!h->starved)
-				continue;
-			h->starved = false;
-			if (!h->armed && !h->eof && !c->failing && !c->done &&
-			    (half == 0 || c->state == CONN_RELAYING))
-				ur_arm_recv(c, half);
-		}
+	char sink[4096];
+	for (int i = 0; i < 16; i++) {
+		ssize_t n = recv(c->cfd, sink, sizeof(sink), MSG_DONTWAIT);
+		if (n > 0)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			break;
+		ur_fail(c);
+		return;
 	}
+	ur_poll(c, 0, true);
 }
 
 bool
@@ -610,6 +581,10 @@ ur_on_cqe(struct wloop *loop, const struct io_uring_cqe *cqe)
 			break;
 		case UR_POLLIN:
 		case UR_POLLOUT:
+			if (c->state == CONN_REPLYING) {
+				ur_sink(c);
+				break;
+			}
 			ur_pump(c, half);
 			ur_check_fin(c, half);
 			break;
@@ -620,8 +595,6 @@ ur_on_cqe(struct wloop *loop, const struct io_uring_cqe *cqe)
 		ur_finish(c);
 	if (c->done && c->inflight == 0)
 		relay_release(c);
-	if (w->ring->recycled && w->ring->starved)
-		ur_feed_starved(w->ring);
 	return op == UR_RECV || op == UR_CONNECT || op == UR_POLLIN;
 }
 

@@ -3,6 +3,7 @@ nodes (standin_node.py, real processes a test can SIGKILL), a real lbd
 started from a config string, and lbctl."""
 import json
 import os
+import random
 import resource
 import signal
 import socket
@@ -20,21 +21,43 @@ STANDIN = os.path.join(HERE, "standin_node.py")
 
 
 _issued_ports = set()
+# Listening ports come from below the kernel's ephemeral range
+# (ip_local_port_range, 32768 up by default) and from above the demo's
+# fixed ports (up to 26379 when it runs beside the tests): no test's
+# outgoing connection can be holding one as its local port by the time a
+# server binds it, as could happen with a port the kernel handed out
+# from that range.
+_PORTS = (27000, 32768)
+
+
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
 
 
 def free_port(host="127.0.0.1"):
-    """A port nothing listens on now. The kernel may hand the same
-    ephemeral port to two bind-and-close calls in a row, so a port is
-    never given out twice in one test process."""
+    """A port nothing listens on now, outside the ephemeral range, never
+    given out twice in one test process, picked at random so that test
+    processes running side by side rarely pick the same one."""
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
-    for _ in range(100):
+    lo, hi = _PORTS[0], min(_PORTS[1], _ephemeral_low())
+    for _ in range(200):
+        port = random.randrange(lo, hi) if hi - lo > 500 else 0
+        if port in _issued_ports:
+            continue
         with socket.socket(fam, socket.SOCK_STREAM) as s:
-            s.bind((host, 0))
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
             port = s.getsockname()[1]
         if port not in _issued_ports:
             _issued_ports.add(port)
             return port
-    raise AssertionError("no fresh free port after 100 tries")
+    raise AssertionError("no fresh free port after 200 tries")
 
 
 def wait_for(pred, timeout=10.0, step=0.02, what="condition"):

@@ -284,9 +284,10 @@ print(r.status, r.getheader('Retry-After'))
     def test_few_buffers_many_connections_every_byte(self):
         # io_uring_buffers = 16 for eight connections that echo 512 KiB
         # each in 1 KiB writes, read only after a pause: the directions
-        # hold buffers while the clients do not read, pause their
-        # receives, and run out of buffers (the starved list), then go on
-        # as buffers come back. With io_engine = epoll the key is unused.
+        # hold buffers while the clients do not read and pause their
+        # receives; the worker runs out of buffers, and the directions
+        # that find none splice instead. Every byte arrives. With
+        # io_engine = epoll the key is unused.
         n = self.node("e1", "echo")
         port = free_port()
         l = self.lbd(config(port, [n], proto="tcp", check="tcp",
