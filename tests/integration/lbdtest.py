@@ -1,6 +1,7 @@
 """Shared pieces of lbd's integration tests: free loopback ports, stand-in
 nodes (standin_node.py, real processes a test can SIGKILL), a real lbd
 started from a config string, and lbctl."""
+import ctypes
 import json
 import os
 import random
@@ -58,6 +59,19 @@ def free_port(host="127.0.0.1"):
             _issued_ports.add(port)
             return port
     raise AssertionError("no fresh free port after 200 tries")
+
+
+def io_uring_allowed():
+    """Whether this process may make an io_uring ring (the kernel has
+    io_uring, and neither a seccomp filter nor kernel.io_uring_disabled
+    forbids it): lbd's io_engine = uring falls back to epoll where not."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    params = ctypes.create_string_buffer(120)  # struct io_uring_params
+    fd = libc.syscall(425, 1, params)  # io_uring_setup
+    if fd < 0:
+        return False
+    os.close(fd)
+    return True
 
 
 def wait_for(pred, timeout=10.0, step=0.02, what="condition"):
