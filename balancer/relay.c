@@ -597,7 +597,7 @@ relay_connect_timeout_cb(struct wloop *loop, struct wtimer *t)
 		relay_connect_failed(c, ETIMEDOUT);
 }
 
-static void
+void
 relay_linger_cb(struct wloop *loop, struct wtimer *t)
 {
 	(void)loop;

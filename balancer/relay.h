@@ -106,6 +106,8 @@ const char *relay_unavailable(struct conn *c);
 void relay_release(struct conn *c);
 /* Ends c, on either path. */
 void relay_end(struct conn *c);
+/* The linger after an answer with no node is over: ends the connection. */
+void relay_linger_cb(struct wloop *loop, struct wtimer *t);
 
 /* Before a write to fd. Accepted sockets inherit TCP_NODELAY from the
  * listener; the node's socket gets it just before its second write.

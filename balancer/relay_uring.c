@@ -190,6 +190,27 @@ ur_drained(const struct half *h)
 	       !(h->buf && h->off < h->len);
 }
 
+/* Queues, for each of c's open sockets, its close (no completion read)
+ * or the cancel of every request on it. */
+static void
+ur_sockets(struct conn *c, bool close)
+{
+	int fds[2] = {c->cfd, c->sfd};
+	for (int i = 0; i < 2; i++) {
+		if (fds[i] < 0)
+			continue;
+		struct io_uring_sqe *sqe = wloop_sqe(&c->w->loop);
+		if (close) {
+			io_uring_prep_close(sqe, fds[i]);
+			sqe->user_data = WLOOP_UD_NONE;
+		} else {
+			io_uring_prep_cancel_fd(sqe, fds[i],
+						IORING_ASYNC_CANCEL_ALL);
+			ur_tag(sqe, c, 0, UR_CANCEL);
+		}
+	}
+}
+
 /* Closes c's sockets on the ring; c is let go once nothing is on. */
 static void
 ur_finish(struct conn *c)
@@ -201,14 +222,7 @@ ur_finish(struct conn *c)
 	ur_free_queue(rr, &c->up);
 	ur_free_queue(rr, &c->down);
 	wtimer_stop(&c->w->loop, &c->timer);
-	int fds[2] = {c->cfd, c->sfd};
-	for (int i = 0; i < 2; i++) {
-		if (fds[i] < 0)
-			continue;
-		struct io_uring_sqe *sqe = wloop_sqe(&c->w->loop);
-		io_uring_prep_close(sqe, fds[i]);
-		sqe->user_data = WLOOP_UD_NONE;
-	}
+	ur_sockets(c, true);
 	c->cfd = c->sfd = -1;
 }
 
@@ -220,14 +234,7 @@ ur_fail(struct conn *c)
 	c->failing = true;
 	/* the buffers queued stay until ur_finish(): a send may be on */
 	wtimer_stop(&c->w->loop, &c->timer);
-	int fds[2] = {c->cfd, c->sfd};
-	for (int i = 0; i < 2; i++) {
-		if (fds[i] < 0)
-			continue;
-		struct io_uring_sqe *sqe = wloop_sqe(&c->w->loop);
-		io_uring_prep_cancel_fd(sqe, fds[i], IORING_ASYNC_CANCEL_ALL);
-		ur_tag(sqe, c, 0, UR_CANCEL);
-	}
+	ur_sockets(c, false);
 }
 
 void
@@ -261,13 +268,6 @@ ur_check_fin(struct conn *c, int half)
 	h->shut = true;
 }
 
-static void
-ur_linger_cb(struct wloop *loop, struct wtimer *t)
-{
-	(void)loop;
-	ur_fail(t->data);
-}
-
 /* Answers the client (no node could take it), then reads and drops what
  * it still sends until it closes or the linger ends. */
 static void
@@ -287,7 +287,7 @@ ur_reply(struct conn *c, const char *reply)
 	shutdown(c->cfd, SHUT_WR);
 	if (!c->up.armed)
 		ur_arm_recv(c, 0);
-	c->timer.cb = ur_linger_cb;
+	c->timer.cb = relay_linger_cb;
 	wtimer_start(&c->w->loop, &c->timer, RELAY_LINGER_S);
 }
 
