@@ -312,8 +312,12 @@ relay_pump(struct conn *c, struct half *h, int from, int to)
 					h->bulk = true;
 			}
 			if (n > 0 && n < RELAY_BUF) {
+				/* drained, unless an error or hang-up came
+				 * with the bytes: a read after them tells
+				 * which (its edge will not come again) */
 				struct wio *io = relay_io(c, from);
-				io->ready &= ~EPOLLIN;
+				if (!(io->ready & (EPOLLERR | EPOLLHUP)))
+					io->ready &= ~EPOLLIN;
 				fin = (io->ready & (EPOLLRDHUP | EPOLLERR)) ==
 				      EPOLLRDHUP;
 			}
