@@ -19,12 +19,16 @@
  * relay keeps a few requests per connection in flight) */
 #define WLOOP_RING_SQ 1024
 #define WLOOP_RING_CQ 16384
-/* io_collect_us: a poll that brings at least WLOOP_BUSY_EVENTS events
- * makes the loop busy; it stays busy while the events gathered over the
- * interval come at WLOOP_BUSY_RATE per second or more, so that traffic
- * below that rate is handled as soon as it comes. Events that say only
- * "writable" do not count: every relay socket brings one when it is
- * registered (libev, which the rates were set with, never saw those). */
+/* io_collect_us: a poll that brings at least WLOOP_BUSY_EVENTS events,
+ * and at WLOOP_BUSY_RATE per second or more since the poll before, makes
+ * the loop busy; it stays busy while the events gathered over the
+ * interval come at that rate, so that traffic below it is handled as
+ * soon as it comes. (The rate on the first poll too: a few events after
+ * a long wait are a burst, not load; with the ring, whose completions
+ * split what epoll reports as one event, such bursts made a half-loaded
+ * worker nap every other poll.) Events that say only "writable" do not
+ * count: every relay socket brings one when it is registered (libev,
+ * which the rates were set with, never saw those). */
 #define WLOOP_BUSY_EVENTS 3
 #define WLOOP_BUSY_RATE 50000.
 
@@ -285,9 +289,10 @@ wloop_timeout(struct wloop *l)
 }
 
 /* Dispatches what was fed, then the n events of a poll (busy: the
- * completions that came with them). */
+ * completions that came with them; prev: when the poll before returned). */
 static void
-wloop_dispatch(struct wloop *l, const struct epoll_event *evs, int n, int busy)
+wloop_dispatch(struct wloop *l, const struct epoll_event *evs, int n, int busy,
+	       double prev)
 {
 	/* what was fed runs first, then what this poll brought; every io's
 	 * ready bits are set before any callback runs, so that a callback
@@ -305,9 +310,11 @@ wloop_dispatch(struct wloop *l, const struct epoll_event *evs, int n, int busy)
 		busy += evs[i].events != EPOLLOUT;
 	}
 	if (l->collect > 0)
-		l->collecting = l->collecting
-				    ? busy >= l->collect * WLOOP_BUSY_RATE
-				    : busy >= WLOOP_BUSY_EVENTS;
+		l->collecting =
+		    l->collecting
+			? busy >= l->collect * WLOOP_BUSY_RATE
+			: busy >= WLOOP_BUSY_EVENTS &&
+			      busy >= (l->mono - prev) * WLOOP_BUSY_RATE;
 	while (l->run && !l->stop) {
 		struct wio *io = l->run;
 		uint32_t events = io->ready;
@@ -390,6 +397,7 @@ wloop_ring_iterate(struct wloop *l, struct epoll_event *evs)
 	if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN &&
 	    rc != -EBUSY)
 		fatal("%s: io_uring_enter: %s", __func__, strerror(-rc));
+	double prev = l->mono;
 	wloop_update(l);
 	bool epoll_ready = false;
 	int busy = 0;
@@ -416,7 +424,7 @@ wloop_ring_iterate(struct wloop *l, struct epoll_event *evs)
 			fatal("%s: epoll_wait: %s", __func__, strerror(errno));
 		n = 0;
 	}
-	wloop_dispatch(l, evs, n, busy);
+	wloop_dispatch(l, evs, n, busy, prev);
 }
 
 void
@@ -433,7 +441,8 @@ wloop_run(struct wloop *l)
 		    epoll_wait(l->epfd, evs, WLOOP_EVENTS, wloop_timeout(l));
 		if (n < 0 && errno != EINTR)
 			fatal("%s: epoll_wait: %s", __func__, strerror(errno));
+		double prev = l->mono;
 		wloop_update(l);
-		wloop_dispatch(l, evs, n < 0 ? 0 : n, 0);
+		wloop_dispatch(l, evs, n < 0 ? 0 : n, 0, prev);
 	}
 }

@@ -1,10 +1,14 @@
-/* balancer/wloop: the workers' event loop on its own: timers fire in order
- * and a stopped one never does, an edge-triggered socket reports once per
- * edge and keeps its ready bits until they are used up, wio_feed runs a
- * callback again with no new edge, a forgotten io is not called, and a
- * wake-up from another thread reaches on_wake. */
+/* balancer/wloop: the workers' event loop on its own, waiting in
+ * epoll_wait and (the *_ring tests) in an io_uring ring that polls the
+ * epoll set: timers fire in order and a stopped one never does, an
+ * edge-triggered socket reports once per edge and keeps its ready bits
+ * until they are used up, wio_feed runs a callback again with no new
+ * edge, a forgotten io is not called, a wake-up from another thread
+ * reaches on_wake, and the owner's completions reach on_cqe. */
 #include <criterion/criterion.h>
+#include <liburing.h>
 #include <pthread.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -20,11 +24,31 @@ record_cb(struct wloop *l, struct wtimer *t)
 		wloop_break(l);
 }
 
-Test(wloop, timers_fire_in_order_and_stopped_ones_never)
+/* A loop, on a ring if `ring` (io_engine = uring). */
+static void
+open_loop(struct wloop *l, bool ring)
+{
+	cr_assert_eq(wloop_init(l, 0), 0);
+	if (!ring)
+		return;
+	int rc = wloop_ring_open(l);
+	if (rc < 0)
+		cr_skip_test("no io_uring here: %s", strerror(-rc));
+}
+
+static void
+close_loop(struct wloop *l)
+{
+	wloop_ring_close(l);
+	wloop_close(l);
+}
+
+static void
+timers_case(bool ring)
 {
 	struct wloop l;
 	struct wtimer t[4];
-	cr_assert_eq(wloop_init(&l, 0), 0);
+	open_loop(&l, ring);
 	double after[4] = {0.03, 0.01, 0.02, 0.015};
 	for (int i = 0; i < 4; i++) {
 		t[i] = (struct wtimer){.cb = record_cb, .data = (void *)(intptr_t)i};
@@ -38,7 +62,17 @@ Test(wloop, timers_fire_in_order_and_stopped_ones_never)
 	cr_assert_eq(order[0], 1);
 	cr_assert_eq(order[1], 2);
 	cr_assert_eq(order[2], 0);
-	wloop_close(&l);
+	close_loop(&l);
+}
+
+Test(wloop, timers_fire_in_order_and_stopped_ones_never)
+{
+	timers_case(false);
+}
+
+Test(wloop, timers_fire_in_order_and_stopped_ones_never_ring)
+{
+	timers_case(true);
 }
 
 struct probe {
@@ -77,11 +111,12 @@ run_briefly(struct wloop *l)
 	wtimer_stop(l, &t);
 }
 
-Test(wloop, edge_triggered_ready_bits_stay_until_used_up)
+static void
+edge_case(bool ring)
 {
 	struct wloop l;
 	int sv[2];
-	cr_assert_eq(wloop_init(&l, 0), 0);
+	open_loop(&l, ring);
 	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
 	struct probe p = {.io = {.cb = probe_cb}};
 	p.io.data = &p;
@@ -121,7 +156,17 @@ Test(wloop, edge_triggered_ready_bits_stay_until_used_up)
 	run_briefly(&l);
 	cr_assert_eq(p.calls, 6);
 	close(sv[1]);
-	wloop_close(&l);
+	close_loop(&l);
+}
+
+Test(wloop, edge_triggered_ready_bits_stay_until_used_up)
+{
+	edge_case(false);
+}
+
+Test(wloop, edge_triggered_ready_bits_stay_until_used_up_ring)
+{
+	edge_case(true);
 }
 
 static void
@@ -139,17 +184,59 @@ waker(void *arg)
 	return NULL;
 }
 
-Test(wloop, a_wake_up_from_another_thread)
+static void
+wake_case(bool ring)
 {
 	struct wloop l;
 	int n = 0;
 	pthread_t th;
-	cr_assert_eq(wloop_init(&l, 0), 0);
+	open_loop(&l, ring);
 	l.data = &n;
 	l.on_wake = woken;
 	cr_assert_eq(pthread_create(&th, NULL, waker, &l), 0);
 	wloop_run(&l); /* no timer: waits for the wake-up alone */
 	pthread_join(th, NULL);
 	cr_assert_eq(n, 1);
-	wloop_close(&l);
+	close_loop(&l);
+}
+
+Test(wloop, a_wake_up_from_another_thread)
+{
+	wake_case(false);
+}
+
+Test(wloop, a_wake_up_from_another_thread_ring)
+{
+	wake_case(true);
+}
+
+static uint64_t seen[4];
+static int nseen;
+
+static bool
+record_cqe(struct wloop *l, const struct io_uring_cqe *cqe)
+{
+	seen[nseen++] = cqe->user_data;
+	if (nseen == 2)
+		wloop_break(l);
+	return true;
+}
+
+Test(wloop, completions_reach_on_cqe_but_the_loops_own_ring)
+{
+	struct wloop l;
+	open_loop(&l, true);
+	l.on_cqe = record_cqe;
+	uint64_t tags[3] = {7, WLOOP_UD_NONE, 9};
+	for (int i = 0; i < 3; i++) {
+		struct io_uring_sqe *sqe = wloop_sqe(&l);
+		io_uring_prep_nop(sqe);
+		sqe->user_data = tags[i];
+	}
+	nseen = 0;
+	wloop_run(&l);
+	cr_assert_eq(nseen, 2);
+	cr_assert_eq(seen[0], 7);
+	cr_assert_eq(seen[1], 9);
+	close_loop(&l);
 }
