@@ -219,8 +219,11 @@ class UidLeaseTest(NodeTestCase):
                 break
             time.sleep(0.1)
         self.assertGreater(u4, u3)
-        self.assertEqual(self.redis.cli("GET", NEXT),
-                         "%d %d" % (v1, u4 + 1))
+        # The counter is written before the lease's release on the node's
+        # Redis connection, which is after the APPEND's answer.
+        want = "%d %d" % (v1, u4 + 1)
+        wait_for(lambda: self.redis.cli("GET", NEXT) == want, 5,
+                 what="%s = %s" % (NEXT, want))
         u5 = self.append(m, "five")  # the config went with Redis
         self.assertEqual(u5, u4 + 1)
         self.assertEqual(self.status(m)["UIDVALIDITY"], v1)
