@@ -400,7 +400,8 @@ dnsbl_check(struct dnsbl *d, const struct sockaddr *sa,
 	dnsbl_schedule(d);
 	/* decided already: tell at the next loop turn */
 	bool decided = q->pending == 0 || q->score >= threshold;
-	wtimer_start(d->loop, &q->deadline, decided ? 0. : timeout_ms / 1000.0);
+	wtimer_start(d->loop, &q->deadline,
+		     decided ? 0. : timeout_ms / 1000.0);
 	return q;
 }
 

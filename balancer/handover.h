@@ -37,7 +37,8 @@ void handover_give(struct lbd *l, struct serve_client *c);
 /* New side: takes the listening sockets of the lbd whose control socket
  * is at path and waits until it has closed it. Returns 0, or -1 with
  * err (nothing taken). */
-int handover_take(const char *path, struct handover *h, char *err, size_t len);
+int handover_take(const char *path, struct handover *h, char *err,
+		  size_t len);
 /* A taken socket listening on a (now the caller's), or -1. */
 int handover_claim(struct handover *h, const struct addr *a);
 /* Closes the sockets no service claimed (logged: a service gone from the

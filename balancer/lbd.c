@@ -137,8 +137,7 @@ lbd_ready_deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)loop;
 	(void)revents;
 	log_warn("ready without %d first probe results: probes outlived "
-		 "their timeout",
-		 l->first_probes);
+		 "their timeout", l->first_probes);
 	lbd_ready(l);
 }
 

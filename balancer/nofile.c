@@ -38,7 +38,8 @@ nofile_nr_open(void)
 }
 
 long
-nofile_raise(const struct lbd_config *cfg, int workers, char *err, size_t len)
+nofile_raise(const struct lbd_config *cfg, int workers, char *err,
+	     size_t len)
 {
 	long listeners = 0;
 	for (const struct service *s = cfg->services; s; s = s->next)
@@ -61,16 +62,15 @@ nofile_raise(const struct lbd_config *cfg, int workers, char *err, size_t len)
 		    setrlimit(RLIMIT_NOFILE, &up) == 0)
 			rl = up;
 		else {
-			snprintf(
-			    err, len,
-			    "the services' max_connections need %ld open "
-			    "files (2 per connection, %ld listeners, %d "
-			    "spare) but the open-file limit RLIMIT_NOFILE "
-			    "is %lu hard (fs.nr_open %ld) and lbd may not "
-			    "raise it: raise it (LimitNOFILE= in the unit, "
-			    "ulimit -Hn) or lower max_connections",
-			    need, listeners, NOFILE_MARGIN,
-			    (unsigned long)rl.rlim_max, nr_open);
+			snprintf(err, len,
+				 "the services' max_connections need %ld open "
+				 "files (2 per connection, %ld listeners, %d "
+				 "spare) but the open-file limit RLIMIT_NOFILE "
+				 "is %lu hard (fs.nr_open %ld) and lbd may not "
+				 "raise it: raise it (LimitNOFILE= in the unit, "
+				 "ulimit -Hn) or lower max_connections",
+				 need, listeners, NOFILE_MARGIN,
+				 (unsigned long)rl.rlim_max, nr_open);
 			return -1;
 		}
 	}
@@ -83,10 +83,9 @@ nofile_raise(const struct lbd_config *cfg, int workers, char *err, size_t len)
 	}
 	long got = rl.rlim_cur == RLIM_INFINITY ? nr_open : (long)rl.rlim_cur;
 	long room = (got - listeners - NOFILE_MARGIN) / 2;
-	log_info(
-	    "open files: limit %ld (was %lu, hard %lu): room for about %ld "
-	    "connections",
-	    got, (unsigned long)was, (unsigned long)rl.rlim_max,
-	    room > 0 ? room : 0);
+	log_info("open files: limit %ld (was %lu, hard %lu): room for about %ld "
+		 "connections",
+		 got, (unsigned long)was, (unsigned long)rl.rlim_max,
+		 room > 0 ? room : 0);
 	return got;
 }
