@@ -153,16 +153,11 @@ lbd_io_collect_us(struct conf *c, void *o, const char *k, const char *v)
 static int
 lbd_io_engine(struct conf *c, void *o, const char *k, const char *v)
 {
-	struct lbd_settings *s = o;
-	if (strcmp(v, "uring") == 0)
-		s->io_uring = true;
-	else if (strcmp(v, "epoll") == 0)
-		s->io_uring = false;
-	else {
-		conf_error(c, c->line, "%s: \"%s\" is not one of uring, epoll",
-			   k, v);
+	static const char *const names[] = {"uring", "epoll"};
+	int i;
+	if (conf_choice(c, k, v, names, 2, &i) < 0)
 		return -1;
-	}
+	((struct lbd_settings *)o)->io_uring = i == 0;
 	return 0;
 }
 
@@ -224,18 +219,11 @@ svc_pool(struct conf *c, void *o, const char *k, const char *v)
 static int
 svc_proxy_protocol(struct conf *c, void *o, const char *k, const char *v)
 {
-	struct service *s = o;
-	if (strcmp(v, "off") == 0)
-		s->proxy_protocol = 0;
-	else if (strcmp(v, "v1") == 0)
-		s->proxy_protocol = 1;
-	else if (strcmp(v, "v2") == 0)
-		s->proxy_protocol = 2;
-	else {
-		conf_error(c, c->line, "%s: \"%s\" is not one of off, v1, v2",
-			   k, v);
+	static const char *const names[] = {"off", "v1", "v2"};
+	int i;
+	if (conf_choice(c, k, v, names, 3, &i) < 0)
 		return -1;
-	}
+	((struct service *)o)->proxy_protocol = i;
 	return 0;
 }
 
@@ -529,20 +517,12 @@ pool_fall(struct conf *c, void *o, const char *k, const char *v)
 static int
 pool_check_proxy(struct conf *c, void *o, const char *k, const char *v)
 {
-	static const char *const names[] = {"off", "v1", "v2"};
-	struct pool *p = o;
-	if (strcmp(v, "auto") == 0) {
-		p->check_proxy = -1;
-		return 0;
-	}
-	for (int i = 0; i < 3; i++)
-		if (strcmp(v, names[i]) == 0) {
-			p->check_proxy = i;
-			return 0;
-		}
-	conf_error(c, c->line, "%s: \"%s\" is not one of auto, off, v1, v2", k,
-		   v);
-	return -1;
+	static const char *const names[] = {"auto", "off", "v1", "v2"};
+	int i;
+	if (conf_choice(c, k, v, names, 4, &i) < 0)
+		return -1;
+	((struct pool *)o)->check_proxy = i - 1; /* auto: -1 */
+	return 0;
 }
 
 static int

@@ -88,6 +88,26 @@ conf_log_level(struct conf *c, const char *key, const char *val, int *out)
 }
 
 int
+conf_choice(struct conf *c, const char *key, const char *val,
+	    const char *const *names, int n, int *out)
+{
+	char list[256] = "";
+	size_t len = 0;
+	for (int i = 0; i < n; i++) {
+		if (strcmp(val, names[i]) == 0) {
+			*out = i;
+			return 0;
+		}
+		int w = snprintf(list + len, sizeof(list) - len, "%s%s",
+				 i ? ", " : "", names[i]);
+		if (w > 0 && (size_t)w < sizeof(list) - len)
+			len += (size_t)w;
+	}
+	conf_error(c, c->line, "%s: \"%s\" is not one of %s", key, val, list);
+	return -1;
+}
+
+int
 conf_bool(struct conf *c, const char *key, const char *val, bool *out)
 {
 	static const char *const yes[] = {"yes", "on", "true", "1"};

@@ -66,6 +66,10 @@ int conf_addr(struct conf *c, const char *key, const char *val, struct addr *a,
 	      char *str, size_t strlen_);
 /* err, warn, info, debug: an enum log_level as int. */
 int conf_log_level(struct conf *c, const char *key, const char *val, int *out);
+/* One of the n names: its index into *out; else "KEY: "VAL" is not one
+ * of A, B, C". */
+int conf_choice(struct conf *c, const char *key, const char *val,
+		const char *const *names, int n, int *out);
 /* yes/no, on/off, true/false, 1/0. */
 int conf_bool(struct conf *c, const char *key, const char *val, bool *out);
 

@@ -437,16 +437,13 @@ static int
 node_milter_default_action(struct conf *c, void *o, const char *k,
 			   const char *v)
 {
-	struct node_config *n = o;
-	if (strcmp(v, "tempfail") == 0)
-		n->milter_default_action = MILTER_DEFAULT_TEMPFAIL;
-	else if (strcmp(v, "accept") == 0)
-		n->milter_default_action = MILTER_DEFAULT_ACCEPT;
-	else {
-		conf_error(c, c->line, "%s: \"%s\" is not tempfail or accept",
-			   k, v);
+	/* in enum node_milter_default's order */
+	static const char *const names[] = {"tempfail", "accept"};
+	int i;
+	if (conf_choice(c, k, v, names, 2, &i) < 0)
 		return -1;
-	}
+	((struct node_config *)o)->milter_default_action =
+	    (enum node_milter_default)i;
 	return 0;
 }
 

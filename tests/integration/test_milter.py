@@ -269,7 +269,7 @@ class ScriptedMilterTest(MilterCase):
                 ("milters = inet:example.test:11332", "milters:"),
                 ("milters = " + ",".join(["inet:127.0.0.1:1"] * 9),
                  "more than 8 milters"),
-                ("milter_default_action = reject", "not tempfail or accept"),
+                ("milter_default_action = reject", '"reject" is not one of tempfail, accept'),
                 ("milter_timeout_s = 0", "milter_timeout_s"),
                 ("spam_to_junk = maybe", "spam_to_junk")):
             text = good.replace("[node]\n", "[node]\n%s\n" % value, 1)

@@ -118,6 +118,36 @@ Test(config, errors_name_file_and_line)
 	expect_error("[lbd]\nworkers = 2\n", 1, "control = PATH is required");
 }
 
+/* The keys with a choice of names (conf_choice): each name's value, and
+ * the list of names when none matches. */
+Test(config, choices_and_their_names)
+{
+	char err[1024];
+	struct lbd_config *c =
+	    load(HEAD "io_engine = epoll\n"
+		      "[service s]\nlisten = 127.0.0.1:2525\npool = p\n"
+		      "proxy_protocol = v2\n"
+		      "[pool p]\ncheck = smtp\ncheck_proxy = off\n",
+		 err, sizeof(err));
+	cr_assert_not_null(c, "%s", err);
+	cr_expect(!c->set.io_uring);
+	cr_expect_eq(atomic_load(&config_service(c, "s")->proxy_protocol), 2);
+	cr_expect_eq(config_pool(c, "p")->check_proxy, 0);
+	config_free(c);
+	c = load(HEAD "[pool p]\ncheck_proxy = auto\n", err, sizeof(err));
+	cr_assert_not_null(c, "%s", err);
+	cr_expect(c->set.io_uring); /* the default */
+	cr_expect_eq(config_pool(c, "p")->check_proxy, -1);
+	config_free(c);
+	expect_error(HEAD "io_engine = kqueue\n", 3,
+		     "io_engine: \"kqueue\" is not one of uring, epoll");
+	expect_error(HEAD "[pool p]\ncheck_proxy = v3\n", 4,
+		     "check_proxy: \"v3\" is not one of auto, off, v1, v2");
+	expect_error(HEAD "[service s]\nlisten = 1.2.3.4:25\npool = p\n"
+			  "proxy_protocol = on\n[pool p]\n",
+		     6, "proxy_protocol: \"on\" is not one of off, v1, v2");
+}
+
 Test(config, garbage_never_crashes)
 {
 	char err[4096], buf[2048];
