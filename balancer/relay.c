@@ -611,24 +611,34 @@ relay_linger_cb(struct wloop *loop, struct wtimer *t)
 /* Reads and drops what io's socket has (at most 16 reads a turn, then
  * again in the next iteration). Returns true while more may come, false
  * once the peer closed or failed. */
+int
+relay_drop(int fd)
+{
+	char sink[4096];
+	for (int i = 0; i < 16; i++) {
+		ssize_t n = recv(fd, sink, sizeof(sink), MSG_DONTWAIT);
+		if (n > 0)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return 0;
+		return n < 0 && errno == EINTR ? 1 : -1;
+	}
+	return 1;
+}
+
 static bool
 relay_sink(struct wloop *loop, struct wio *io)
 {
-	char sink[4096];
 	if (io->ready & (EPOLLERR | EPOLLHUP))
 		io->ready |= EPOLLIN;
 	if (!(io->ready & EPOLLIN))
 		return true;
-	for (int i = 0; i < 16; i++) {
-		ssize_t n = recv(io->fd, sink, sizeof(sink), MSG_DONTWAIT);
-		if (n > 0)
-			continue;
-		if (n < 0 && errno == EAGAIN)
-			io->ready &= ~EPOLLIN;
-		return n < 0 && (errno == EAGAIN || errno == EINTR);
-	}
-	wio_feed(loop, io);
-	return true;
+	int r = relay_drop(io->fd);
+	if (r == 0)
+		io->ready &= ~EPOLLIN;
+	else if (r > 0)
+		wio_feed(loop, io);
+	return r >= 0;
 }
 
 /* While lingering: read and drop what the client still sends, until it
@@ -908,16 +918,16 @@ relay_accept(struct worker *w, struct service *svc, int fd,
 	long active =
 	    atomic_fetch_add_explicit(&svc->active, 1, memory_order_relaxed);
 	int max = atomic_load(&svc->max_connections);
+	bool full = max > 0 && active >= max;
 	enum edge_reason why = EDGE_OK;
-	if (max > 0 && active >= max)
+	if (full)
 		log_debug("service %s: max_connections %d reached", svc->name,
 			  max);
 	else
 		why = edge_admit(svc->edge, peer, w->loop.now, &c->edge);
 	c->pregreet = c->edge.pregreet;
 	bool held = c->edge.greet_delay_ms > 0 || c->edge.dnsbl || c->pregreet;
-	if (w->loop.ring && why == EDGE_OK && !held &&
-	    !(max > 0 && active >= max)) {
+	if (w->loop.ring && !full && why == EDGE_OK && !held) {
 		if (relay_proxy_header(c) < 0) {
 			close(fd);
 			relay_release(c);
@@ -931,7 +941,7 @@ relay_accept(struct worker *w, struct service *svc, int fd,
 		relay_free(c);
 		return;
 	}
-	if (max > 0 && active >= max)
+	if (full)
 		relay_reply_unavailable(c);
 	else if (why != EDGE_OK)
 		relay_refuse(c, why, NULL);

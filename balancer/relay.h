@@ -104,6 +104,10 @@ void relay_node_failed(struct conn *c, int err);
 const char *relay_unavailable(struct conn *c);
 /* Lets go of what c holds but its sockets, and of c. */
 void relay_release(struct conn *c);
+/* Reads and drops what fd has, at most 16 reads a call. Returns 0 once
+ * it is drained, 1 while more may be there, -1 once the peer closed or
+ * failed. */
+int relay_drop(int fd);
 /* Ends c, on either path. */
 void relay_end(struct conn *c);
 /* The linger after an answer with no node is over: ends the connection. */

@@ -82,12 +82,17 @@ ur_to(const struct conn *c, int half)
 	return half ? c->cfd : c->sfd;
 }
 
+static inline uint64_t
+ur_data(const struct conn *c, int half, enum ur_op op)
+{
+	return (uint64_t)(uintptr_t)c | (half ? UR_HALF_BIT : 0) | (uint64_t)op;
+}
+
 /* Tags sqe as c's request of kind op on direction half. */
 static void
 ur_tag(struct io_uring_sqe *sqe, struct conn *c, int half, enum ur_op op)
 {
-	sqe->user_data =
-	    (uint64_t)(uintptr_t)c | (half ? UR_HALF_BIT : 0) | (uint64_t)op;
+	sqe->user_data = ur_data(c, half, op);
 	c->inflight++;
 }
 
@@ -276,14 +281,12 @@ ur_reply(struct conn *c, const char *reply)
 	size_t len = strlen(reply);
 	c->state = CONN_REPLYING;
 	ur_free_queue(c->w->ring, &c->up);
-	if (len == 0 || c->up.eof) {
-		if (len > 0)
-			(void)!send(c->cfd, reply, len,
-				    MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (len > 0)
+		(void)!send(c->cfd, reply, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (len == 0 || c->up.eof) { /* nothing to linger for */
 		ur_fail(c);
 		return;
 	}
-	(void)!send(c->cfd, reply, len, MSG_NOSIGNAL | MSG_DONTWAIT);
 	shutdown(c->cfd, SHUT_WR);
 	if (!c->up.armed)
 		ur_arm_recv(c, 0);
@@ -297,8 +300,7 @@ ur_connect_timeout_cb(struct wloop *loop, struct wtimer *t)
 	struct conn *c = t->data;
 	struct io_uring_sqe *sqe = wloop_sqe(loop);
 	c->timed_out = true;
-	io_uring_prep_cancel64(
-	    sqe, (uint64_t)(uintptr_t)c | (uint64_t)UR_CONNECT, 0);
+	io_uring_prep_cancel64(sqe, ur_data(c, 0, UR_CONNECT), 0);
 	ur_tag(sqe, c, 0, UR_CANCEL);
 }
 
@@ -447,10 +449,7 @@ ur_on_recv(struct conn *c, int half, const struct io_uring_cqe *cqe, int bid)
 		if (more && !h->paused &&
 		    (h->queued >= UR_HALF_MAX || h->bulk)) {
 			struct io_uring_sqe *sqe = wloop_sqe(&c->w->loop);
-			io_uring_prep_cancel64(sqe,
-					       (uint64_t)(uintptr_t)c |
-						   (half ? UR_HALF_BIT : 0) |
-						   (uint64_t)UR_RECV,
+			io_uring_prep_cancel64(sqe, ur_data(c, half, UR_RECV),
 					       0);
 			ur_tag(sqe, c, half, UR_CANCEL);
 			h->paused = true;
@@ -521,17 +520,10 @@ ur_on_send(struct conn *c, int half, int res)
 static void
 ur_sink(struct conn *c)
 {
-	char sink[4096];
-	for (int i = 0; i < 16; i++) {
-		ssize_t n = recv(c->cfd, sink, sizeof(sink), MSG_DONTWAIT);
-		if (n > 0)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EINTR))
-			break;
+	if (relay_drop(c->cfd) < 0)
 		ur_fail(c);
-		return;
-	}
-	ur_poll(c, 0, true);
+	else
+		ur_poll(c, 0, true);
 }
 
 bool
